@@ -1,0 +1,241 @@
+"""The moebench command line: thin commands that parse, load, make one library call, render."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from moebench import __version__
+from moebench.errors import InputError
+from moebench.report import OutputFormat, Report, emit
+
+app = typer.Typer(
+    help="What does it cost, and how long does it take, to train this MoE model on these chips?",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+profiles_app = typer.Typer(help="Hardware profiles: list, show and check them.",
+                           no_args_is_help=True)
+models_app = typer.Typer(help="Model profiles: list them and show their counts.",
+                         no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(models_app, name="models")
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(soft_wrap=False)
+err = Console(stderr=True)
+
+FormatOpt = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="Output: table, json, csv or markdown.", case_sensitive=False)]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write to this file (whole or not at all) instead of stdout.",
+    dir_okay=False)]
+
+
+def cli_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and exit code 2; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            err.print(f"error: {exc.one_line()}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence at the edge
+            if os.environ.get("MOEBENCH_DEBUG"):
+                raise
+            err.print(f"error: internal error, please report: {type(exc).__name__}: {exc}",
+                      markup=False, highlight=False)
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def show(report: Report, fmt: OutputFormat, output: Path | None = None) -> None:
+    emit(report, fmt, output, out)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"moebench {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """moebench: analytic cost and speed of Mixture-of-Experts training, chip by chip.
+
+    Example: moebench compare
+    """
+
+
+# --- profiles -------------------------------------------------------------------------------
+
+
+@profiles_app.command("list")
+@cli_errors
+def profiles_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -> None:
+    """List the shipped hardware profiles.
+
+    Example: moebench profiles list --format csv
+    """
+    from moebench.inspect_profiles import hardware_list
+
+    show(hardware_list(), fmt, output)
+
+
+@profiles_app.command("show")
+@cli_errors
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Catalog name (h800) or hardware YAML path.")],
+    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Show every figure of one hardware profile with its kind and source.
+
+    Example: moebench profiles show ascend-910b
+    """
+    from moebench.inspect_profiles import hardware_show
+
+    show(hardware_show(name), fmt, output)
+
+
+@profiles_app.command("check")
+@cli_errors
+def profiles_check(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Profile files (hardware, model or scenario YAML, or config.json); "
+             "all shipped profiles when none given.")] = None,
+) -> None:
+    """Validate profile files: exit 0 when all are valid, 2 otherwise (one line per problem).
+
+    Example: moebench profiles check my-chip.yaml
+    """
+    from moebench.inspect_profiles import check_files, shipped_profile_files
+
+    files = list(paths) if paths else shipped_profile_files()
+    problems = check_files(files)
+    for line in problems:
+        err.print(f"error: {line}", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    print(f"ok: {len(files)} profile file(s) valid")
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+@cli_errors
+def models_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -> None:
+    """List the shipped model profiles with their parameter counts.
+
+    Example: moebench models list
+    """
+    from moebench.catalog import catalog_names
+    from moebench.inspect_profiles import models_list as build
+    from moebench.model import load_model
+
+    show(build([load_model(n) for n in catalog_names("models")]), fmt, output)
+
+
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")]
+
+
+@models_app.command("show")
+@cli_errors
+def models_show(
+    model: Annotated[str, typer.Argument(
+        help="Catalog name, model YAML path, or Hugging Face config.json path.")],
+    seq_len: SeqLenOpt = 4096,
+    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Parameter counts and forward FLOPs per token by component.
+
+    Example: moebench models show deepseek-v3 --seq-len 4096 --format json
+    """
+    from moebench.inspect_profiles import model_show
+    from moebench.model import load_model
+
+    if seq_len <= 0:
+        raise InputError("--seq-len", None, f"must be a positive whole number, got {seq_len}")
+    show(model_show(load_model(model), seq_len), fmt, output)
+
+
+# --- estimate -------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def estimate(
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalog name or path.")],
+    chip: Annotated[str, typer.Option("--chip", "-c", help="Catalog name or hardware YAML.")],
+    num_chips: Annotated[int, typer.Option("--num-chips", "-n", help="Chips in the cluster.")],
+    tp: Annotated[int | None, typer.Option(help="Tensor parallel size (searched if omitted).")]
+    = None,
+    pp: Annotated[int | None, typer.Option(help="Pipeline stages.")] = None,
+    vpp: Annotated[int | None, typer.Option(help="Virtual stages per pipeline rank.")] = None,
+    ep: Annotated[int | None, typer.Option(help="Expert parallel size.")] = None,
+    cp: Annotated[int | None, typer.Option(help="Context parallel size.")] = None,
+    micro_batch: Annotated[int | None, typer.Option(help="Sequences per micro-batch.")] = None,
+    recompute: Annotated[str | None, typer.Option(help="none, selective or full.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="1f1b or dualpipe.")] = None,
+    seq_len: SeqLenOpt = 4096,
+    global_batch: Annotated[int, typer.Option(help="Sequences per optimizer step.")] = 4096,
+    precision: Annotated[str, typer.Option(help="bf16, fp8 or auto.")] = "bf16",
+    ep_overlap: Annotated[bool, typer.Option(
+        help="Overlap MoE all-to-all with compute under 1F1B.")] = False,
+    expert_imbalance: Annotated[float, typer.Option(
+        help="Busiest expert-parallel rank's load over the mean.")] = 1.0,
+    allow_oom: Annotated[bool, typer.Option(help="Show a plan even if it does not fit.")]
+    = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a hardware figure, e.g. scale_out.bandwidth_gb_per_s=100.")]
+    = None,
+    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Predict step time, throughput, MFU and memory for one model, chip and cluster.
+
+    Plan flags given are honoured exactly; the rest are searched.
+
+    Example: moebench estimate --model deepseek-v3 --chip h800 --num-chips 2048
+    --pp 16 --ep 64 --tp 1 --precision fp8 --global-batch 15360 --schedule dualpipe
+    """
+    from moebench.estimate import estimate as run_estimate
+    from moebench.estimate_report import estimate_report
+    from moebench.hardware import load_chip, parse_overrides
+    from moebench.model import load_model
+    from moebench.plan import PlanRequest
+    from moebench.run import RunConfig, resolve_precision
+
+    overrides = parse_overrides(set_ or [])
+    arch, hw = load_model(model), load_chip(chip, overrides)
+    run = RunConfig(seq_len=seq_len, global_batch=global_batch,
+                    precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
+                    expert_imbalance=expert_imbalance)
+    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, micro_batch=micro_batch,
+                      recompute=recompute, schedule=schedule)
+    est, _ = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
+    show(estimate_report(est, overrides), fmt, output)
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m moebench`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
+
+_ = pd  # pandas is imported for its side effect of failing early when missing

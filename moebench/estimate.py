@@ -1,0 +1,98 @@
+"""One model on one chip and cluster: the estimate record (what ``moebench estimate`` prints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from moebench.errors import InputError
+from moebench.hardware import Chip
+from moebench.model import ModelArch
+from moebench.plan import PlanRequest
+from moebench.run import RunConfig
+from moebench.search import SearchResult, search
+from moebench.units import GIB, HOUR, TERA
+from moebench.workload import model_flops_per_token
+
+TRILLION = 1e12
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    """Predicted speed and memory of one plan; seconds, tokens and GiB as named."""
+
+    model: str
+    chip: str
+    num_chips: int
+    precision: str
+    seq_len: int
+    global_batch: int
+    plan: dict[str, Any]
+    step_time_s: float
+    tokens_per_s: float
+    tokens_per_s_per_chip: float
+    model_flops_per_token: float
+    model_tflops_per_chip: float
+    mfu: float
+    memory_gib_per_chip: float
+    memory_capacity_gib: float
+    fits_memory: bool
+    chip_hours_per_1e12_tokens: float
+    breakdown_s: dict[str, float]
+    memory_gib: dict[str, float]
+    plans_evaluated: int
+    search_seconds: float
+    counting: str = field(default=(
+        "model FLOPs = 3 x forward incl. causal attention and MTP, no recompute; "
+        "MFU against the dense BF16 peak"
+    ))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
+    """The estimate record of one evaluated plan (the chosen one by default)."""
+    i = result.shown if index is None else index
+    st, run, chip = result.steps, result.run, result.chip
+    step = float(st.step_time[i])
+    tokens_per_s = run.tokens_per_step / step
+    per_chip = tokens_per_s / result.num_chips
+    flops_tok = model_flops_per_token(result.arch, run.seq_len).total
+    model_flops_chip = per_chip * flops_tok
+    breakdown = {f"compute_{k}": float(v[i]) for k, v in st.compute.items()}
+    breakdown.update({f"comm_{k}": float(v[i]) for k, v in st.comm_exposed.items()})
+    breakdown["pipeline_bubble"] = float(st.bubble[i])
+    breakdown["optimizer_step"] = float(st.optimizer[i])
+    return Estimate(
+        model=result.arch.name, chip=chip.name, num_chips=result.num_chips,
+        precision=run.precision, seq_len=run.seq_len, global_batch=run.global_batch,
+        plan=result.plans.describe(i, int(round(float(st.num_micro[i])))),
+        step_time_s=step, tokens_per_s=tokens_per_s, tokens_per_s_per_chip=per_chip,
+        model_flops_per_token=flops_tok, model_tflops_per_chip=model_flops_chip / TERA,
+        mfu=float(model_flops_chip / chip.bf16_flops),
+        memory_gib_per_chip=float(st.memory.total[i]) / GIB,
+        memory_capacity_gib=float(chip.hbm_bytes) / GIB,
+        fits_memory=bool(st.fits[i]),
+        chip_hours_per_1e12_tokens=TRILLION / per_chip / HOUR,
+        breakdown_s=breakdown,
+        memory_gib={k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},
+        plans_evaluated=len(result.plans), search_seconds=result.search_seconds,
+    )
+
+
+def estimate(
+    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
+    request: PlanRequest | None = None, allow_oom: bool = False,
+) -> tuple[Estimate, SearchResult]:
+    """Search (or evaluate the fixed plan) and return the chosen plan's estimate."""
+    result = search(arch, chip, run, num_chips, request)
+    if not result.fits and not allow_oom:
+        est = estimate_from(result)
+        raise InputError(
+            "plan", None,
+            f"no plan fits in memory for {arch.name} on {num_chips} x {chip.name}: the fastest "
+            f"needs {est.memory_gib_per_chip:.1f} GiB of {est.memory_capacity_gib:.1f} GiB; "
+            "use more chips, a smaller --micro-batch, --recompute full, or --allow-oom",
+        )
+    return estimate_from(result), result

@@ -1,0 +1,42 @@
+"""The estimate record as a Report: a key/value table for people, the record itself as JSON."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from moebench.estimate import Estimate
+from moebench.report import Report
+
+
+def _plan_text(plan: dict[str, object]) -> str:
+    return (f"TP{plan['tp']} PP{plan['pp']} VPP{plan['vpp']} EP{plan['ep']} CP{plan['cp']} "
+            f"DP{plan['dp']} mb{plan['micro_batch']} x{plan['num_micro_batches']} "
+            f"{plan['recompute']} {plan['schedule']}")
+
+
+def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> Report:
+    rows = [
+        ("plan", _plan_text(est.plan)),
+        ("step time (s)", est.step_time_s),
+        ("tokens/s", est.tokens_per_s),
+        ("tokens/s per chip", est.tokens_per_s_per_chip),
+        ("model TFLOPS per chip", est.model_tflops_per_chip),
+        ("MFU (vs BF16 dense peak)", est.mfu),
+        ("memory per chip (GiB)", f"{est.memory_gib_per_chip:.1f} of "
+                                  f"{est.memory_capacity_gib:.1f}"),
+        ("fits memory", est.fits_memory),
+        ("chip-hours per 1e12 tokens", est.chip_hours_per_1e12_tokens),
+        ("model FLOPs per token", est.model_flops_per_token),
+        ("plans evaluated", est.plans_evaluated),
+    ]
+    rows += [(f"  {k} (s/step)", v) for k, v in est.breakdown_s.items() if v > 0]
+    df = pd.DataFrame({"figure": [r[0] for r in rows],
+                       "value": [r[1] if isinstance(r[1], str) else r[1] for r in rows]})
+    df["value"] = df["value"].astype(object)
+    payload = est.as_dict()
+    payload["overrides"] = overrides or {}
+    footer = [f"{est.precision}, seq {est.seq_len}, global batch {est.global_batch} sequences",
+              est.counting]
+    if overrides:
+        footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    return Report(f"{est.model} on {est.num_chips} x {est.chip}", df, payload, footer)

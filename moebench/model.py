@@ -1,0 +1,282 @@
+"""Model profiles: the MoE architecture record and its parameter counts.
+
+A model comes from ``profiles/models/<name>.yaml`` (validated into :class:`ModelSpec`) or from a
+Hugging Face ``config.json`` (see :mod:`moebench.hf_config`). Dense models are the special case
+with no ``moe`` section. Parameter counts are exact sums over the weight matrices (norm weights
+and biases included), split by component.
+
+Counting conventions, stated in every output:
+
+* ``total_params`` and ``active_params`` include the input embedding and the LM head (counted
+  once when tied) and exclude MTP modules, which are reported separately as ``mtp_params``.
+* ``active_params`` counts only ``top_k`` routed experts per MoE layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from moebench import catalog
+from moebench.errors import InputError
+from moebench.schema import Record, validate
+from moebench.yamlio import load_mapping
+
+PosInt = Annotated[int, Field(gt=0, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+
+
+class MhaAttention(Record):
+    """Multi-head attention; GQA when ``num_kv_heads`` < ``num_heads``."""
+
+    kind: Literal["mha", "gqa"]
+    num_heads: PosInt
+    num_kv_heads: PosInt
+    head_dim: PosInt
+    qkv_bias: bool = False
+    qk_norm: bool = False
+
+    @model_validator(mode="after")
+    def _kv(self) -> MhaAttention:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}"
+            )
+        if self.kind == "mha" and self.num_kv_heads != self.num_heads:
+            raise ValueError("kind mha needs num_kv_heads == num_heads; use kind gqa otherwise")
+        return self
+
+
+class MlaAttention(Record):
+    """Multi-head latent attention (DeepSeek-V2/V3): low-rank q and kv paths, decoupled RoPE."""
+
+    kind: Literal["mla"]
+    num_heads: PosInt
+    q_lora_rank: NonNegInt = Field(description="0 when queries are not compressed (V2-Lite)")
+    kv_lora_rank: PosInt
+    qk_nope_head_dim: PosInt
+    qk_rope_head_dim: PosInt
+    v_head_dim: PosInt
+
+
+class DenseLayers(Record):
+    count: NonNegInt = Field(description="the first `count` layers have a dense FFN")
+    ffn_width: NonNegInt
+
+
+class MoeLayers(Record):
+    num_experts: PosInt
+    top_k: PosInt
+    expert_width: PosInt
+    num_shared_experts: NonNegInt
+    shared_expert_width: NonNegInt = Field(description="width of each shared expert")
+    max_nodes_per_token: PosInt | None = Field(
+        description="node- or device-limited routing: at most this many EP nodes per token"
+    )
+
+    @model_validator(mode="after")
+    def _k(self) -> MoeLayers:
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k {self.top_k} exceeds num_experts {self.num_experts}")
+        return self
+
+
+class Published(Record):
+    total_params_b: float = Field(gt=0, allow_inf_nan=False)
+    active_params_b: float = Field(gt=0, allow_inf_nan=False)
+    counts_input_embedding: bool = Field(
+        description="whether the published active count includes the input embedding"
+    )
+    source: str = Field(min_length=3)
+
+
+class ModelSpec(Record):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    display_name: str
+    source: str = Field(min_length=3, description="where the architecture comes from")
+    notes: str | None = None
+    num_layers: PosInt
+    hidden_size: PosInt
+    vocab_size: PosInt
+    tied_embeddings: bool
+    ffn_activation: Literal["swiglu", "gelu"]
+    attention: MhaAttention | MlaAttention = Field(discriminator="kind")
+    dense_layers: DenseLayers
+    moe: MoeLayers | None
+    mtp_depth: NonNegInt
+    published: Published | None = None
+
+    @model_validator(mode="after")
+    def _layers(self) -> ModelSpec:
+        if self.dense_layers.count > self.num_layers:
+            raise ValueError(
+                f"dense_layers.count {self.dense_layers.count} exceeds num_layers {self.num_layers}"
+            )
+        if self.moe is None and self.dense_layers.count != self.num_layers:
+            raise ValueError("a model without moe needs dense_layers.count == num_layers")
+        if self.dense_layers.count and not self.dense_layers.ffn_width:
+            raise ValueError("dense_layers.ffn_width must be > 0 when there are dense layers")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter counts: small pure functions, one per component.
+
+
+def ffn_params(hidden: int, width: int, gated: bool) -> int:
+    """Weights of one FFN: gated (SwiGLU) has gate, up and down (3hw); GeLU has up, down (2hw)."""
+    return (3 if gated else 2) * hidden * width
+
+
+def attention_params(att: MhaAttention | MlaAttention, hidden: int) -> int:
+    """Attention weights of one layer, projections and their internal norms.
+
+    MHA/GQA: Wq (h x n_h d), Wk, Wv (h x n_kv d each), Wo (n_h d x h).
+    MLA (DeepSeek-V2 report, sec. 2.1): W_DQ (h x d'_c), q norm, W_UQ (d'_c x n_h (d_nope +
+    d_rope)), W_DKV+W_KR (h x (d_c + d_rope)), kv norm, W_UK+W_UV (d_c x n_h (d_nope + d_v)),
+    Wo (n_h d_v x h).
+    """
+    if isinstance(att, MlaAttention):
+        qk = att.qk_nope_head_dim + att.qk_rope_head_dim
+        if att.q_lora_rank:
+            q = hidden * att.q_lora_rank + att.q_lora_rank + att.q_lora_rank * att.num_heads * qk
+        else:
+            q = hidden * att.num_heads * qk
+        kv = (
+            hidden * (att.kv_lora_rank + att.qk_rope_head_dim)
+            + att.kv_lora_rank
+            + att.kv_lora_rank * att.num_heads * (att.qk_nope_head_dim + att.v_head_dim)
+        )
+        return q + kv + att.num_heads * att.v_head_dim * hidden
+    q_dim = att.num_heads * att.head_dim
+    kv_dim = att.num_kv_heads * att.head_dim
+    params = hidden * (q_dim + 2 * kv_dim) + q_dim * hidden
+    if att.qkv_bias:
+        params += q_dim + 2 * kv_dim
+    if att.qk_norm:
+        params += 2 * att.head_dim
+    return params
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParamCounts:
+    """Parameter counts by component (whole model, not per chip)."""
+
+    embedding: int
+    lm_head: int
+    attention: int
+    norms: int
+    dense_ffn: int
+    router: int
+    routed_experts: int
+    routed_experts_active: int
+    shared_experts: int
+    mtp: int
+
+    @property
+    def total(self) -> int:
+        return (
+            self.embedding + self.lm_head + self.attention + self.norms + self.dense_ffn
+            + self.router + self.routed_experts + self.shared_experts
+        )
+
+    @property
+    def active(self) -> int:
+        return self.total - self.routed_experts + self.routed_experts_active
+
+    @property
+    def expert(self) -> int:
+        """Parameters sharded over expert parallelism (routed experts)."""
+        return self.routed_experts
+
+    @property
+    def dense(self) -> int:
+        """Parameters replicated across expert-parallel ranks (everything but routed experts)."""
+        return self.total - self.routed_experts
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelArch:
+    """A validated architecture with its counts, ready for the workload equations."""
+
+    spec: ModelSpec
+    params: ParamCounts
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def gated(self) -> bool:
+        return self.spec.ffn_activation == "swiglu"
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.spec.num_layers - self.spec.dense_layers.count if self.spec.moe else 0
+
+    @property
+    def is_moe(self) -> bool:
+        return self.spec.moe is not None
+
+
+def moe_layer_params(spec: ModelSpec, gated: bool) -> tuple[int, int, int, int]:
+    """(router, routed experts, routed active, shared experts) weights of one MoE layer."""
+    moe = spec.moe
+    if moe is None:
+        return 0, 0, 0, 0
+    h = spec.hidden_size
+    expert = ffn_params(h, moe.expert_width, gated)
+    shared = moe.num_shared_experts * ffn_params(h, moe.shared_expert_width, gated)
+    return h * moe.num_experts, moe.num_experts * expert, moe.top_k * expert, shared
+
+
+def count_params(spec: ModelSpec) -> ParamCounts:
+    """Exact parameter counts of the main model, plus the MTP modules apart."""
+    h = spec.hidden_size
+    gated = spec.ffn_activation == "swiglu"
+    att = attention_params(spec.attention, h)
+    n_moe = spec.num_layers - spec.dense_layers.count if spec.moe else 0
+    router, routed, routed_active, shared = moe_layer_params(spec, gated)
+    layer_norms = 2 * h
+    # MTP module (DeepSeek-V3 sec. 2.2): projection M (2h x h), two RMSNorms, one MoE layer;
+    # embedding and output head are shared with the main model.
+    mtp_layer = att + layer_norms + router + routed + shared + 2 * h * h + 2 * h
+    return ParamCounts(
+        embedding=spec.vocab_size * h,
+        lm_head=0 if spec.tied_embeddings else spec.vocab_size * h,
+        attention=spec.num_layers * att,
+        norms=spec.num_layers * layer_norms + h,
+        dense_ffn=spec.dense_layers.count * ffn_params(h, spec.dense_layers.ffn_width, gated),
+        router=n_moe * router,
+        routed_experts=n_moe * routed,
+        routed_experts_active=n_moe * routed_active,
+        shared_experts=n_moe * shared,
+        mtp=spec.mtp_depth * mtp_layer,
+    )
+
+
+def arch_from_spec(spec: ModelSpec) -> ModelArch:
+    return ModelArch(spec=spec, params=count_params(spec))
+
+
+def load_model(name_or_path: str) -> ModelArch:
+    """A model from a catalog name, a model YAML path, or a Hugging Face config.json path."""
+    from moebench.hf_config import spec_from_hf_config
+
+    path = catalog.resolve("models", name_or_path, "--model")
+    data = load_mapping(path)
+    if path.suffix == ".json" or "model_type" in data:
+        spec = spec_from_hf_config(data, str(path))
+    else:
+        spec = validate(ModelSpec, data, str(path))
+    return arch_from_spec(spec)
+
+
+def load_models(names: str) -> list[ModelArch]:
+    """Comma-separated model names or paths."""
+    items = [n.strip() for n in names.split(",") if n.strip()]
+    if not items:
+        raise InputError("--model", None, "give at least one model name or path")
+    return [load_model(n) for n in items]

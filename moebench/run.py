@@ -1,0 +1,80 @@
+"""The run: what is trained and with which software settings (not the chip, not the model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from moebench.errors import InputError
+from moebench.hardware import Chip
+
+Precision = Literal["bf16", "fp8"]
+RECOMPUTE = ("none", "selective", "full")
+SCHEDULES = ("1f1b", "dualpipe")
+
+# Mixed-precision training state per parameter, Megatron-Core distributed optimizer defaults
+# (Korthikanti et al. 2022; Megatron-LM docs): BF16 weights (2 B) and FP32 main gradients (4 B)
+# on every rank holding the parameter; FP32 master weight + Adam m and v (12 B) sharded over the
+# data-parallel group (ZeRO-1).
+WEIGHT_BYTES = 2.0
+GRAD_BYTES = 4.0
+OPTIMIZER_BYTES = 12.0
+# Gradients are reduce-scattered in FP32 and parameters all-gathered in BF16 (Megatron defaults).
+GRAD_REDUCE_BYTES = 4.0
+PARAM_GATHER_BYTES = 2.0
+# The optimizer step reads FP32 master, m, v and the gradient and writes master, m, v and the
+# BF16 weight: 4*4 + 3*4 + 2 = 30 bytes of HBM traffic per locally owned parameter.
+OPTIMIZER_STEP_BYTES = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Settings of one training run that are neither chip nor model."""
+
+    seq_len: int
+    """Tokens per sequence."""
+    global_batch: int
+    """Sequences per optimizer step."""
+    precision: Precision = "bf16"
+    """GEMM precision: fp8 runs GEMMs (and MoE dispatch) in FP8, the rest in BF16."""
+    ep_overlap: bool = False
+    """Overlap MoE all-to-all with another micro-batch's compute under 1F1B (DualPipe always
+    overlaps)."""
+    expert_imbalance: float = 1.0
+    """Busiest EP rank's token load over the mean (1.0 = balanced, as benchmark runs force)."""
+    tp_across_domains: bool = False
+    """Allow tensor parallelism to span scale-up domains (off, as frameworks advise)."""
+
+    def __post_init__(self) -> None:
+        if self.seq_len <= 0:
+            raise InputError(
+                "--seq-len", None, f"must be a positive whole number, got {self.seq_len}"
+            )
+        if self.global_batch <= 0:
+            raise InputError(
+                "--global-batch", None, f"must be a positive whole number, got {self.global_batch}"
+            )
+        if self.precision not in ("bf16", "fp8"):
+            raise InputError("--precision", None, f"expected bf16 or fp8, got {self.precision!r}")
+        if not (1.0 <= self.expert_imbalance < 100.0):
+            raise InputError(
+                "--expert-imbalance", None, f"must be >= 1.0, got {self.expert_imbalance}"
+            )
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.seq_len * self.global_batch
+
+
+def resolve_precision(requested: str, chip: Chip) -> Precision:
+    """``auto`` picks FP8 where the chip has it; FP8 on a chip without it is an input error."""
+    if requested == "auto":
+        return "fp8" if chip.supports_fp8 else "bf16"
+    if requested == "fp8" and not chip.supports_fp8:
+        raise InputError(
+            "--precision", None,
+            f"{chip.name} has no FP8 tensor path; use bf16 or auto",
+        )
+    if requested not in ("bf16", "fp8"):
+        raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {requested!r}")
+    return requested  # type: ignore[return-value]

@@ -1,0 +1,171 @@
+"""Shared pieces of the typed input records: sourced figures and validation errors.
+
+Every number in a hardware profile is a :class:`Figure`: its value, whether it is a datasheet
+value, a measurement or an estimate, and where it comes from. Estimates carry a low-high range,
+which the Monte Carlo uncertainty mode samples.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from moebench.errors import InputError
+
+Kind = Literal["datasheet", "measured", "estimate"]
+Currency = Literal["USD", "CNY"]
+
+
+class Record(BaseModel):
+    """Base of every input record: frozen, unknown keys rejected, no type coercion from str."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _finite_positive(v: float | None, what: str = "value") -> float | None:
+    if v is None:
+        return v
+    if isinstance(v, bool):
+        raise ValueError(f"{what} must be a number, not a boolean")
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number, got {v}")
+    if v <= 0:
+        raise ValueError(f"{what} must be greater than zero, got {v}")
+    return v
+
+
+class Figure(Record):
+    """A sourced number: ``{value, kind, source}``; estimates add ``low`` and ``high``."""
+
+    value: float
+    kind: Kind
+    source: str = Field(min_length=3)
+    low: float | None = None
+    high: float | None = None
+    note: str | None = None
+
+    @field_validator("value", "low", "high", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        if isinstance(v, str | bool):
+            raise ValueError(f"expected a number, got {v!r}")
+        return v
+
+    @field_validator("value", "low", "high")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        return _finite_positive(v)
+
+    @model_validator(mode="after")
+    def _range(self) -> Figure:
+        if self.kind == "estimate" and (self.low is None or self.high is None):
+            raise ValueError("an estimate needs a range: add low and high")
+        if (self.low is None) != (self.high is None):
+            raise ValueError("give both low and high, or neither")
+        if self.low is not None and self.high is not None and not (
+            self.low <= self.value <= self.high
+        ):
+            raise ValueError(
+                f"need low <= value <= high, got {self.low}, {self.value}, {self.high}"
+            )
+        return self
+
+
+class FractionFigure(Figure):
+    """A sourced fraction in (0, 1], such as an efficiency."""
+
+    @model_validator(mode="after")
+    def _fraction(self) -> FractionFigure:
+        for v in (self.value, self.low, self.high):
+            if v is not None and v > 1.0:
+                raise ValueError(f"a fraction must be at most 1, got {v}")
+        return self
+
+
+class ShareFigure(Record):
+    """A sourced share in [0, 1) that may be zero (a loss, an overhead)."""
+
+    value: float = Field(ge=0.0, lt=1.0, allow_inf_nan=False)
+    kind: Kind
+    source: str = Field(min_length=3)
+    low: float | None = Field(default=None, ge=0.0, lt=1.0, allow_inf_nan=False)
+    high: float | None = Field(default=None, ge=0.0, lt=1.0, allow_inf_nan=False)
+    note: str | None = None
+
+    _number = field_validator("value", "low", "high", mode="before")(Figure._number.__func__)
+    _range = model_validator(mode="after")(Figure._range)
+
+
+class CountFigure(Figure):
+    """A sourced whole number (a domain size, a core count)."""
+
+    @model_validator(mode="after")
+    def _whole(self) -> CountFigure:
+        if self.value != int(self.value):
+            raise ValueError(f"expected a whole number, got {self.value}")
+        return self
+
+
+class MoneyFigure(Figure):
+    """A sourced price in a stated currency."""
+
+    currency: Currency
+
+
+R = TypeVar("R", bound=BaseModel)
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field (check the spelling against the documented fields)",
+    "missing": "required field is missing",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected text",
+    "model_type": "expected a mapping of fields",
+    "dict_type": "expected a mapping of fields",
+}
+
+
+def problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(field path, message) for each problem pydantic found, in plain words."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        kind = err["type"]
+        if kind in ("literal_error", "enum"):
+            expected = err.get("ctx", {}).get("expected", "")
+            msg = f"got {err.get('input')!r}; expected one of {expected}"
+        elif kind == "value_error":
+            msg = str(err.get("ctx", {}).get("error", err["msg"]))
+        elif kind in _FRIENDLY:
+            msg = _FRIENDLY[kind]
+            if kind not in ("missing", "extra_forbidden"):
+                msg += f", got {err.get('input')!r}"
+        else:
+            msg = err["msg"]
+        out.append((loc or "(top level)", msg))
+    return out
+
+
+def validate(cls: type[R], data: dict[str, Any], where: str) -> R:
+    """``cls`` validated from ``data``, or an InputError naming the first bad field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        field, msg = problems(exc)[0]
+        raise InputError(where, field, msg) from None
+
+
+def validation_problems(cls: type[BaseModel], data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with ``data`` as a ``cls``; empty when valid."""
+    try:
+        cls.model_validate(data)
+    except ValidationError as exc:
+        return problems(exc)
+    return []

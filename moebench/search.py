@@ -1,0 +1,68 @@
+"""Best plan per chip: evaluate every candidate plan in one vectorised pass, keep the fastest
+that fits in memory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from moebench.errors import InputError
+from moebench.hardware import Chip
+from moebench.model import ModelArch
+from moebench.plan import PlanArrays, PlanRequest, candidate_plans, first_violation
+from moebench.run import RunConfig
+from moebench.step import StepArrays, evaluate
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """All evaluated plans, their results and the chosen one (index into them)."""
+
+    arch: ModelArch
+    chip: Chip
+    run: RunConfig
+    num_chips: int
+    plans: PlanArrays
+    steps: StepArrays
+    best: int | None
+    """Index of the fastest plan that fits; None when no plan fits."""
+    shown: int
+    """The plan to report: ``best``, or the fastest overall when nothing fits."""
+    search_seconds: float
+
+    @property
+    def fits(self) -> bool:
+        return self.best is not None
+
+    def ranked(self, limit: int = 5) -> np.ndarray:
+        """Indices of the fastest plans, fitting ones first."""
+        order = np.lexsort((self.steps.step_time, ~self.steps.fits))
+        return order[:limit]
+
+
+def search(
+    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
+    request: PlanRequest | None = None,
+) -> SearchResult:
+    """Evaluate every valid plan (the fixed fields of ``request`` honoured exactly)."""
+    request = request or PlanRequest()
+    if run.precision == "fp8" and not chip.supports_fp8:
+        raise InputError("--precision", None, f"{chip.name} has no FP8 tensor path; use bf16")
+    start = time.perf_counter()
+    plans, removed = candidate_plans(arch, chip, run, num_chips, request)
+    if len(plans) == 0:
+        what = "the requested plan is invalid" if request.is_complete() else "no valid plan"
+        raise InputError(
+            "plan", None,
+            f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
+        )
+    steps = evaluate(arch, chip, run, plans)
+    fitting = np.flatnonzero(steps.fits)
+    best = int(fitting[np.argmin(steps.step_time[fitting])]) if fitting.size else None
+    shown = best if best is not None else int(np.argmin(steps.step_time))
+    return SearchResult(
+        arch=arch, chip=chip, run=run, num_chips=num_chips, plans=plans, steps=steps,
+        best=best, shown=shown, search_seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,187 @@
+"""Work per token, by component: FLOPs, weights touched and activations stored.
+
+Everything here depends on the model (and the sequence length) only, not on the chip or the
+parallel plan. Counts are *forward* and *per token*; :mod:`moebench.step` scales them by the
+tokens each chip handles and by the backward and recompute multipliers.
+
+Notation (as in the scaling book): h hidden size, s sequence length, n_h query heads,
+d_qk / d_v per-head query-key and value widths, E routed experts, k experts per token,
+w expert width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moebench.model import MlaAttention, ModelArch, attention_params, ffn_params
+
+# FlashAttention backward runs five matmuls against the forward's two (Dao et al., FlashAttention,
+# arXiv 2205.14135, sec. 3.1 and appendix B): 2.5x the forward FLOPs, not the 2x of a plain GEMM.
+ATTENTION_BWD_FACTOR = 2.5
+GEMM_BWD_FACTOR = 2.0  # activation gradient + weight gradient
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerShapes:
+    """Per-token forward counts of one transformer layer of each kind."""
+
+    attn_proj_params: int
+    """Weights of the attention projections (FLOPs per token = 2x this)."""
+    attn_up_proj_params: int
+    """MLA up-projection weights (recomputed under selective recompute); 0 for MHA/GQA."""
+    kv_width: int
+    """Width of K plus V per token over all heads (what context parallelism passes around)."""
+    dense_ffn_params: int
+    router_params: int
+    expert_params: int
+    """Weights of one routed expert."""
+    shared_params: int
+    """Weights of all shared experts of one layer together."""
+    expert_width: int
+    shared_width: int
+    dense_width: int
+    top_k: int
+    num_experts: int
+    # Activation elements stored per token for the backward pass, by kind of tensor.
+    attn_act_gemm_in: int
+    """Attention tensors that are GEMM inputs (stored in FP8 under FP8 training)."""
+    attn_act_other: int
+    """Other attention tensors kept for backward (Q, K, V for the attention kernel, norms)."""
+    attn_act_recomputable: int
+    """Attention tensors dropped by selective recompute (norm outputs, MLA up-projections)."""
+
+
+def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
+    """Causal attention FLOPs per token, forward: 2 n_h (d_qk + d_v) s / 2.
+
+    Each query attends on average to s/2 keys under a causal mask; QK^T costs 2 n_h d_qk per
+    key and AV 2 n_h d_v per key. (Matches the ~2.49e11 FLOP/token that Megatron-style counting
+    gives DeepSeek-V3 at s = 4096 without MTP once multiplied by 3 for training.)
+    """
+    att = arch.spec.attention
+    if isinstance(att, MlaAttention):
+        d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
+    else:
+        d_qk = d_v = att.head_dim
+    return 2.0 * att.num_heads * (d_qk + d_v) * seq_len / 2.0
+
+
+def layer_shapes(arch: ModelArch) -> LayerShapes:
+    """Plan-independent per-token counts of the model's layers (sequence length aside)."""
+    spec = arch.spec
+    h, att = spec.hidden_size, spec.attention
+    gated = arch.gated
+    moe = spec.moe
+    if isinstance(att, MlaAttention):
+        n, qk, v = att.num_heads, att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
+        q_in = att.q_lora_rank
+        up = (q_in * n * qk if q_in else 0) + att.kv_lora_rank * n * (att.qk_nope_head_dim + v)
+        latents = (2 * q_in if q_in else 0) + (att.kv_lora_rank + att.qk_rope_head_dim) \
+            + att.kv_lora_rank
+        q_full, k_full, v_full, o = n * qk, n * qk, n * v, n * v
+        gemm_in = h + o + latents  # norm output, o-proj input, latent inputs of up-projections
+        other = h + q_full + k_full + v_full  # residual input; Q, K, V for the kernel
+        recomputable = h + q_full + k_full + v_full  # norm out and up-projections (latents kept)
+        kv_width = k_full + v_full
+    else:
+        q = att.num_heads * att.head_dim
+        kv = att.num_kv_heads * att.head_dim
+        up = 0
+        gemm_in = h + q  # norm output (QKV input) and attention output (o-proj input)
+        other = h + q + 2 * kv
+        recomputable = h  # the norm output
+        kv_width = 2 * kv
+    expert_w = moe.expert_width if moe else 0
+    shared_w = moe.num_shared_experts * moe.shared_expert_width if moe else 0
+    return LayerShapes(
+        attn_proj_params=attention_params(att, h),
+        attn_up_proj_params=up,
+        kv_width=kv_width,
+        dense_ffn_params=ffn_params(h, spec.dense_layers.ffn_width, gated),
+        router_params=h * moe.num_experts if moe else 0,
+        expert_params=ffn_params(h, expert_w, gated) if moe else 0,
+        shared_params=ffn_params(h, shared_w, gated) if moe else 0,
+        expert_width=expert_w,
+        shared_width=shared_w,
+        dense_width=spec.dense_layers.ffn_width,
+        top_k=moe.top_k if moe else 0,
+        num_experts=moe.num_experts if moe else 0,
+        attn_act_gemm_in=gemm_in,
+        attn_act_other=other,
+        attn_act_recomputable=recomputable,
+    )
+
+
+def ffn_act_elements(width: int, gated: bool, hidden: int) -> tuple[int, int, int]:
+    """(GEMM inputs, other, recomputable) activation elements of one FFN per token it processes.
+
+    Stored for backward: the FFN input (h), the gate/up outputs (2w gated, w otherwise) for the
+    activation's backward, and the activation output (w), the down-projection's input. Selective
+    recompute drops the activation output.
+    """
+    if width == 0:
+        return 0, 0, 0
+    return hidden + width, (2 if gated else 1) * width, width
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelFlops:
+    """Model FLOPs per token for training (3x forward, no recompute), by component."""
+
+    attention_proj: float
+    attention_core: float
+    dense_ffn: float
+    router: float
+    routed_experts: float
+    shared_experts: float
+    lm_head: float
+    mtp: float
+
+    @property
+    def total(self) -> float:
+        return (
+            self.attention_proj + self.attention_core + self.dense_ffn + self.router
+            + self.routed_experts + self.shared_experts + self.lm_head + self.mtp
+        )
+
+    def forward(self) -> dict[str, float]:
+        """Forward FLOPs per token by component (a third of the training figure)."""
+        return {k: v / 3.0 for k, v in self.as_dict().items()}
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "attention_proj": self.attention_proj, "attention_core": self.attention_core,
+            "dense_ffn": self.dense_ffn, "router": self.router,
+            "routed_experts": self.routed_experts, "shared_experts": self.shared_experts,
+            "lm_head": self.lm_head, "mtp": self.mtp,
+        }
+
+
+def model_flops_per_token(arch: ModelArch, seq_len: int, include_mtp: bool = True) -> ModelFlops:
+    """Training FLOPs per token: 3 x forward (backward = 2 x forward), no recomputation.
+
+    Every weight multiplies each token once in the forward pass (2 FLOPs per weight); only the
+    top-k routed experts count. Attention scores and context add the causal term of
+    :func:`attention_core_flops`. The input embedding is a lookup and costs nothing. MTP depth D
+    adds D x (one MoE layer + the 2h x h projection + the LM head) (DeepSeek-V3 sec. 2.2).
+    """
+    spec, sh = arch.spec, layer_shapes(arch)
+    n_layers, n_moe = spec.num_layers, arch.num_moe_layers
+    n_dense = spec.dense_layers.count
+    h, vocab = spec.hidden_size, spec.vocab_size
+    core = attention_core_flops(arch, seq_len)
+    mtp_layers = spec.mtp_depth if include_mtp else 0
+    moe_fwd = 2.0 * (sh.router_params + sh.top_k * sh.expert_params + sh.shared_params)
+    mtp_fwd = mtp_layers * (
+        2.0 * sh.attn_proj_params + core + moe_fwd + 2.0 * (2 * h * h) + 2.0 * h * vocab
+    )
+    return ModelFlops(
+        attention_proj=3 * 2.0 * n_layers * sh.attn_proj_params,
+        attention_core=3 * n_layers * core,
+        dense_ffn=3 * 2.0 * n_dense * sh.dense_ffn_params,
+        router=3 * 2.0 * n_moe * sh.router_params,
+        routed_experts=3 * 2.0 * n_moe * sh.top_k * sh.expert_params,
+        shared_experts=3 * 2.0 * n_moe * sh.shared_params,
+        lm_head=3 * 2.0 * h * vocab,
+        mtp=3 * mtp_fwd,
+    )

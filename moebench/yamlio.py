@@ -1,0 +1,77 @@
+"""Safe reading of YAML and JSON input files, refusing hostile content with one clear line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from moebench.errors import InputError
+
+MAX_INPUT_BYTES = 1_000_000  # profiles are a few KB; a larger file is a mistake or an attack
+
+
+class _NoAliasSafeLoader(yaml.SafeLoader):
+    """SafeLoader that also refuses anchors/aliases (no "billion laughs" expansion)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(
+                f"line {event.start_mark.line + 1}: YAML aliases (*name) are not accepted "
+                "in profiles; write the value out"
+            )
+        return super().compose_node(parent, index)
+
+
+def read_text(path: Path) -> str:
+    """The file's text, or an InputError saying why it cannot be read."""
+    where = str(path)
+    if not path.exists():
+        raise InputError(where, None, "file does not exist")
+    if path.is_dir():
+        raise InputError(where, None, "is a directory; expected a file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise InputError(
+                where, None, f"file is {size:,} bytes; input files are limited to "
+                f"{MAX_INPUT_BYTES:,} bytes"
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(where, None, f"cannot be read ({exc.strerror})") from None
+    if b"\x00" in raw:
+        raise InputError(where, None, "is binary, not a text file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(where, None, f"is not UTF-8 text (byte {exc.start})") from None
+
+
+def load_mapping(path: Path) -> dict[str, Any]:
+    """Parse a YAML (or JSON) file whose top level must be a mapping."""
+    text = read_text(path)
+    where = str(path)
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_NoAliasSafeLoader)  # noqa: S506 - safe loader subclass
+    except yaml.constructor.ConstructorError as exc:
+        tag = getattr(exc, "problem", "") or "unsupported tag"
+        raise InputError(
+            where, None, f"YAML tag refused ({tag}); profiles hold plain data only"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(where, None, f"malformed YAML: {at}{problem}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(where, None, f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(where, None, "expected a mapping of fields at the top level")
+    return data
