@@ -53,6 +53,11 @@ BF16 = 2.0  # bytes
 # Elementwise traffic per token and layer, in units of h elements: RMSNorm reads and writes h,
 # each residual add reads 2h and writes h; two of each per layer = 2*2 + 2*3 = 10.
 ELEMENTWISE_H_PER_LAYER = 10.0
+# FP8 GEMMs need their BF16 inputs quantized (read 2 B, write 1 B per element) in forward, and
+# the output gradient quantized plus transposed FP8 copies for the weight gradient in backward
+# (Transformer Engine's FP8 recipe; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
+# element of each GEMM's input and output width, per row.
+FP8_CAST_BYTES = 4.0
 # Cross-entropy over the vocabulary: FP32 logits written, read for softmax, gradient written.
 LOGIT_PASSES_FP32_BYTES = 3 * 4.0
 
@@ -99,6 +104,7 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     num_micro = run.global_batch / (dp * mb)
     links = Links.of(chip)
     gemm_rate, w_bytes, a_bytes = _rates(chip, run)
+    fp8 = run.precision == "fp8"
     overlap_ep = (dualpipe | run.ep_overlap) & (ep > 1) & arch.is_moe
     # Communication kernels running alongside compute take a share of the chip.
     slow = np.where(overlap_ep, 1.0 / (1.0 - chip.overlap_compute_loss), 1.0)
@@ -115,7 +121,11 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
         """Forward time of a weight GEMM: 2*rows*params/shards FLOPs; weights + activations."""
         flops = 2.0 * rows * params / shards
         bytes_ = params / shards * w_bytes + rows * in_out * a_bytes
-        return roofline(flops, bytes_, gemm_rate, mem_bw)
+        return roofline(flops, bytes_, gemm_rate, mem_bw) + cast(rows, in_out)
+
+    def cast(rows: np.ndarray, in_out: float) -> np.ndarray:
+        """FP8 quantization traffic of one GEMM's rows (zero under BF16)."""
+        return rows * in_out * (FP8_CAST_BYTES if fp8 else 0.0) / mem_bw
 
     # --- Forward time per layer, by component ---------------------------------------------
     t_attn_proj = gemm(sh.attn_proj_params, tok_gemm, tp, 2 * h)
@@ -129,14 +139,17 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     expert_bytes = local_experts * sh.expert_params * w_bytes \
         + received * 2 * (h + sh.expert_width) * a_bytes
     t_experts = roofline(expert_flops, expert_bytes, gemm_rate, mem_bw) + \
-        3 * sh.expert_width * BF16 * received / mem_bw
+        3 * sh.expert_width * BF16 * received / mem_bw + \
+        cast(received, 2 * (h + sh.expert_width))
     t_shared = gemm(sh.shared_params, tok_gemm, tp, 2 * h) + \
         3 * sh.shared_width * BF16 * tok_sp / mem_bw if sh.shared_params else 0.0 * tp
     # Router GEMM, softmax/top-k over E in FP32, and permute + unpermute copies of k*h.
     t_router = gemm(sh.router_params, tok_sp, np.ones_like(tp), h) + (
         2 * 4.0 * sh.num_experts * tok_sp + 4 * BF16 * h * received
     ) / mem_bw if arch.is_moe else 0.0 * tp
-    t_head = gemm(h * vocab, tok_gemm, tp, h) + LOGIT_PASSES_FP32_BYTES * vocab * tok_sp / mem_bw
+    # The LM head stays in BF16 under FP8 recipes, so its cast traffic is taken back out.
+    t_head = gemm(h * vocab, tok_gemm, tp, h) - cast(tok_gemm, h) \
+        + LOGIT_PASSES_FP32_BYTES * vocab * tok_sp / mem_bw
     t_up_proj = gemm(sh.attn_up_proj_params, tok_gemm, tp, 0) if sh.attn_up_proj_params \
         else 0.0 * tp
 
