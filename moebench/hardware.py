@@ -8,6 +8,7 @@ fields may also be numpy arrays of samples (uncertainty mode); the equations bro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,9 @@ class ComputeSpec(Record):
     attention_efficiency: FractionFigure
     overlap_compute_loss: ShareFigure = Field(
         description="share of compute lost while communication kernels run alongside it"
+    )
+    kernel_launch_us: Figure = Field(
+        description="fixed cost of launching one kernel; a kernel never takes less"
     )
 
 
@@ -114,6 +118,8 @@ class Chip:
     fp8_gemm_eff: Num | None
     attention_eff: Num
     overlap_compute_loss: Num
+    kernel_launch: Num
+    """Minimum time of one kernel (launch and dispatch), s."""
     hbm_bytes: Num
     hbm_bw: Num
     """HBM bandwidth, byte/s."""
@@ -149,41 +155,50 @@ class Chip:
         return self.tdp_w + self.host_w
 
 
-def _v(spec: Record, field: str) -> float:
-    fig = getattr(spec, field)
-    return to_base(field, fig.value) if not field.endswith("efficiency") else fig.value
+def nominal(fig: Any) -> Num:
+    """A figure's stated value (the default reading of a profile)."""
+    return fig.value
 
 
-def chip_from_spec(spec: HardwareSpec) -> Chip:
-    """Convert a validated spec to base units, once."""
+def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) -> Chip:
+    """Convert a validated spec to base units, once.
+
+    ``value`` reads each figure: its stated value by default, or an array of samples from its
+    range in uncertainty mode.
+    """
     c, m, up, out = spec.compute, spec.memory, spec.scale_up, spec.scale_out
     fp8 = c.fp8_dense_tflops
+
+    def _v(section: Record, field: str) -> Num:
+        return to_base(field, value(getattr(section, field)))
+
     return Chip(
         name=spec.name,
         display_name=spec.display_name,
         vendor=spec.vendor,
         bf16_flops=_v(c, "bf16_dense_tflops"),
-        fp8_flops=None if fp8 is None else to_base("fp8_dense_tflops", fp8.value),
-        bf16_gemm_eff=c.bf16_gemm_efficiency.value,
-        fp8_gemm_eff=None if c.fp8_gemm_efficiency is None else c.fp8_gemm_efficiency.value,
-        attention_eff=c.attention_efficiency.value,
-        overlap_compute_loss=c.overlap_compute_loss.value,
+        fp8_flops=None if fp8 is None else to_base("fp8_dense_tflops", value(fp8)),
+        bf16_gemm_eff=value(c.bf16_gemm_efficiency),
+        fp8_gemm_eff=None if c.fp8_gemm_efficiency is None else value(c.fp8_gemm_efficiency),
+        attention_eff=value(c.attention_efficiency),
+        overlap_compute_loss=value(c.overlap_compute_loss),
+        kernel_launch=_v(c, "kernel_launch_us"),
         hbm_bytes=_v(m, "hbm_capacity_gb"),
         hbm_bw=_v(m, "hbm_bandwidth_tb_per_s"),
-        hbm_eff=m.hbm_efficiency.value,
+        hbm_eff=value(m.hbm_efficiency),
         reserve_bytes=_v(m, "reserve_gb"),
         up_domain=int(up.domain_size.value),
         up_bw=_v(up, "bandwidth_gb_per_s"),
-        up_eff=up.efficiency.value,
+        up_eff=value(up.efficiency),
         up_latency=_v(up, "latency_us"),
         out_bw=_v(out, "bandwidth_gb_per_s"),
-        out_eff=out.efficiency.value,
+        out_eff=value(out.efficiency),
         out_latency=_v(out, "latency_us"),
-        tdp_w=spec.power.chip_tdp_w.value,
-        host_w=spec.power.host_share_w.value,
-        rental_per_hour=spec.price.rental_per_chip_hour.value,
+        tdp_w=value(spec.power.chip_tdp_w),
+        host_w=value(spec.power.host_share_w),
+        rental_per_hour=value(spec.price.rental_per_chip_hour),
         rental_currency=spec.price.rental_per_chip_hour.currency,
-        purchase=spec.price.purchase_per_chip.value,
+        purchase=value(spec.price.purchase_per_chip),
         purchase_currency=spec.price.purchase_per_chip.currency,
         mtbf_s=_v(spec.reliability, "mtbf_hours"),
         ling_device=spec.ling_device.device if spec.ling_device else None,

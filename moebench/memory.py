@@ -138,5 +138,5 @@ def memory_per_chip(
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer,
         activations=acts, logits=logits_on_max,
-        reserve=np.broadcast_to(np.asarray(chip.reserve_bytes, dtype=float), weights.shape),
+        reserve=np.zeros_like(weights) + chip.reserve_bytes,
     )

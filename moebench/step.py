@@ -58,6 +58,18 @@ ELEMENTWISE_H_PER_LAYER = 10.0
 # (Transformer Engine's FP8 recipe; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
 # element of each GEMM's input and output width, per row.
 FP8_CAST_BYTES = 4.0
+# Kernels per layer and forward pass that are small enough for the launch cost to bound them:
+# norms, residual adds, RoPE, activation, bias-free elementwise ops and, for MoE layers, the
+# router's softmax/top-k/aux-loss, permute, unpermute and the all-to-all's pack/unpack
+# (counted from Megatron-Core's TransformerLayer and MoELayer). Backward launches twice as many.
+SMALL_KERNELS_DENSE_LAYER = 8
+SMALL_KERNELS_MOE_LAYER = 20
+# MoE token shuffling, in passes over the k*h routed copies of each token (read or write):
+# permute and unpermute read and write each (4); the all-to-all packs its send buffer and
+# unpacks its receive buffer for dispatch and for combine (8) (Megatron-Core token dispatcher,
+# DeepEP buffers).
+PERMUTE_PASSES = 4.0
+A2A_COPY_PASSES = 8.0
 # Cross-entropy over the vocabulary: FP32 logits written, read for softmax, gradient written.
 LOGIT_PASSES_FP32_BYTES = 3 * 4.0
 
@@ -131,6 +143,10 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     t_attn_proj = gemm(sh.attn_proj_params, tok_gemm, tp, 2 * h)
     t_attn_core = attention_core_flops(arch, s) * tok_sp / attn_rate
     t_elem = ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / mem_bw
+    # Small kernels take at least their launch time: elementwise work is bounded below by it.
+    small_kernels = (SMALL_KERNELS_MOE_LAYER * arch.num_moe_layers
+                     + SMALL_KERNELS_DENSE_LAYER * spec.dense_layers.count) / spec.num_layers
+    t_elem = np.maximum(t_elem, small_kernels * chip.kernel_launch)
     t_dense = gemm(sh.dense_ffn_params, tok_gemm, tp, 2 * h) + \
         3 * sh.dense_width * BF16 * tok_sp / mem_bw
     received = tok_sp * sh.top_k * imb  # expert-token pairs on the busiest EP rank
@@ -143,9 +159,12 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
         cast(received, 2 * (h + sh.expert_width))
     t_shared = gemm(sh.shared_params, tok_gemm, tp, 2 * h) + \
         3 * sh.shared_width * BF16 * tok_sp / mem_bw if sh.shared_params else 0.0 * tp
-    # Router GEMM, softmax/top-k over E in FP32, and permute + unpermute copies of k*h.
+    # Router GEMM, softmax/top-k over E in FP32, permute + unpermute copies of k*h (read and
+    # write each), and the all-to-all's pack and unpack copies into and out of its send and
+    # receive buffers, for dispatch and combine (read and write each: 8 passes of k*h).
     t_router = gemm(sh.router_params, tok_sp, np.ones_like(tp), h) + (
-        2 * 4.0 * sh.num_experts * tok_sp + 4 * BF16 * h * received
+        2 * 4.0 * sh.num_experts * tok_sp
+        + (PERMUTE_PASSES + np.where(ep > 1, A2A_COPY_PASSES, 0.0)) * BF16 * h * received
     ) / mem_bw if arch.is_moe else 0.0 * tp
     # The LM head stays in BF16 under FP8 recipes, so its cast traffic is taken back out.
     t_head = gemm(h * vocab, tok_gemm, tp, h) - cast(tok_gemm, h) \

@@ -1,0 +1,74 @@
+"""Scenarios: a named comparison (model, chips, tokens, run, prices), as YAML in
+``profiles/scenarios``. Command-line options override any field."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from moebench import catalog
+from moebench.schema import Currency, Figure, MoneyFigure, Record, validate
+from moebench.yamlio import load_mapping
+
+
+class PlanFields(Record):
+    tp: int | None = Field(default=None, gt=0)
+    pp: int | None = Field(default=None, gt=0)
+    vpp: int | None = Field(default=None, gt=0)
+    ep: int | None = Field(default=None, gt=0)
+    cp: int | None = Field(default=None, gt=0)
+    micro_batch: int | None = Field(default=None, gt=0)
+    recompute: Literal["none", "selective", "full"] | None = None
+    schedule: Literal["1f1b", "dualpipe"] | None = None
+
+
+class Pricing(Record):
+    mode: Literal["rental", "ownership"]
+    currency: Currency
+    cny_per_usd: Figure
+    use_ling_fair_cost: bool = Field(
+        description="price chips matched to a Ling device at the Ling report's fair cost")
+    prices: dict[str, MoneyFigure] = Field(
+        default_factory=dict, description="explicit rental prices per chip, with sources")
+    pue: Figure
+    electricity_per_kwh: MoneyFigure
+    amortisation_years: Figure
+    utilisation: Figure
+    carbon_kg_per_kwh: Figure
+
+
+class GoodputSpec(Record):
+    checkpoint_write_gb_per_s: Figure = Field(description="per chip, to the checkpoint store")
+    restart_minutes: Figure
+
+
+class ScenarioSpec(Record):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    source: str = Field(min_length=3)
+    models: list[str] = Field(min_length=1)
+    chips: list[str] = Field(min_length=1)
+    baseline: str
+    tokens: float = Field(gt=0, allow_inf_nan=False)
+    seq_len: int = Field(gt=0)
+    global_batch: int = Field(gt=0)
+    num_chips: int = Field(gt=0)
+    precision: Literal["bf16", "fp8", "auto"]
+    ep_overlap: bool
+    expert_imbalance: Figure
+    plan: PlanFields = Field(default_factory=PlanFields)
+    pricing: Pricing
+    goodput: GoodputSpec
+
+    @field_validator("baseline")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("baseline must name a chip")
+        return v
+
+
+def load_scenario(name_or_path: str) -> ScenarioSpec:
+    path = catalog.resolve("scenarios", name_or_path, "--scenario")
+    return validate(ScenarioSpec, load_mapping(path), str(path))
