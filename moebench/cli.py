@@ -30,7 +30,6 @@ app.add_typer(models_app, name="models")
 F = TypeVar("F", bound=Callable[..., Any])
 # A terminal sets its own width; piped output gets room for the widest table.
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
 
 FormatOpt = Annotated[OutputFormat, typer.Option(
     "--format", "-f", help="Output: table, json, csv or markdown.", case_sensitive=False)]
@@ -47,15 +46,15 @@ def cli_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            err.print(f"error: {exc.one_line()}", markup=False, highlight=False)
+            typer.echo(f"error: {exc.one_line()}", err=True)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence at the edge
             if os.environ.get("MOEBENCH_DEBUG"):
                 raise
-            err.print(f"error: internal error, please report: {type(exc).__name__}: {exc}",
-                      markup=False, highlight=False)
+            typer.echo(f"error: internal error, please report: {type(exc).__name__}: {exc}",
+                       err=True)
             raise typer.Exit(3) from None
 
     return wrapper  # type: ignore[return-value]
@@ -128,7 +127,7 @@ def profiles_check(
     files = list(paths) if paths else shipped_profile_files()
     problems = check_files(files)
     for line in problems:
-        err.print(f"error: {line}", markup=False, highlight=False)
+        typer.echo(f"error: {line}", err=True)
     if problems:
         raise typer.Exit(2)
     print(f"ok: {len(files)} profile file(s) valid")
@@ -350,7 +349,7 @@ def compare(
     tripped = check_guards(result, fail_if or [])
     show(comparison_report(result, uncertainty > 0), fmt, output)
     for line in tripped:
-        err.print(f"guard tripped: {line}", markup=False, highlight=False)
+        typer.echo(f"guard tripped: {line}", err=True)
     if tripped:
         raise typer.Exit(1)
 

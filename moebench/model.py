@@ -257,7 +257,23 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     )
 
 
+def dense_twin(spec: ModelSpec) -> ModelSpec:
+    """A one-expert, top-1 MoE without shared experts is a dense FFN (its router's softmax over
+    one expert is the constant 1), so it is modelled as one; anything else is returned as is."""
+    moe = spec.moe
+    if moe is None or moe.num_experts != 1 or moe.num_shared_experts:
+        return spec
+    dense = spec.dense_layers
+    if dense.count and dense.ffn_width != moe.expert_width:
+        return spec
+    return spec.model_copy(update={
+        "moe": None,
+        "dense_layers": DenseLayers(count=spec.num_layers, ffn_width=moe.expert_width),
+    })
+
+
 def arch_from_spec(spec: ModelSpec) -> ModelArch:
+    spec = dense_twin(spec)
     return ModelArch(spec=spec, params=count_params(spec))
 
 

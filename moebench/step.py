@@ -266,7 +266,10 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
         gather_time(expert_local * GRAD_REDUCE_BYTES, dp_expert, de_in, links)
     t_ag = gather_time(dense_local * PARAM_GATHER_BYTES, dp_dense, dd_in, links) + \
         gather_time(expert_local * PARAM_GATHER_BYTES, dp_expert, de_in, links)
-    dp_exposed = np.maximum(0.0, t_rs - bwd) + np.maximum(0.0, t_ag - fwd)
+    # Hidden behind the wall time (compute and exposed communication) of the last micro-batch's
+    # backward and the first one's forward.
+    dp_exposed = np.maximum(0.0, t_rs - t_mb * (1 - fwd_share)) + \
+        np.maximum(0.0, t_ag - t_mb * fwd_share)
     owned = dense_local / dp_dense + expert_local / dp_expert
     t_opt = owned * OPTIMIZER_STEP_BYTES / mem_bw
 

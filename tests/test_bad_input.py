@@ -1,0 +1,116 @@
+"""Bad input: one clear line naming file, field and fix; exit code 2; never a traceback."""
+
+import pytest
+
+from moebench.catalog import catalog_dir
+
+H800 = (catalog_dir("hardware") / "h800.yaml").read_text()
+
+
+def _bad_profile(tmp_path, text, name="bad.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _assert_one_line_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+CASES = {
+    "malformed yaml": (H800.replace("name: h800", "name: [h800"), ["malformed YAML"]),
+    "missing field": (H800.replace("  hbm_bandwidth_tb_per_s:", "  hbm_bw_unused:"),
+                      ["memory.hbm_bandwidth_tb_per_s", "missing"]),
+    "unknown field": (H800.replace("vendor: NVIDIA", "vendor: NVIDIA\ncolour: green"),
+                      ["colour", "unknown field"]),
+    "wrong unit": (H800.replace("hbm_capacity_gb:", "hbm_capacity_tb:"),
+                   ["hbm_capacity_tb", "unknown field"]),
+    "negative": (H800.replace("{value: 989.4,", "{value: -989.4,"),
+                 ["compute.bf16_dense_tflops.value", "greater than zero"]),
+    "zero": (H800.replace("hbm_capacity_gb: {value: 80,", "hbm_capacity_gb: {value: 0,"),
+             ["hbm_capacity_gb.value", "greater than zero"]),
+    "nan": (H800.replace("{value: 989.4,", "{value: .nan,"), ["finite"]),
+    "string": (H800.replace("{value: 989.4,", "{value: lots,"),
+               ["bf16_dense_tflops.value", "expected a number"]),
+    "estimate without range": (H800.replace("reserve_gb: {value: 6, kind: estimate, low: 3, "
+                                            "high: 10,", "reserve_gb: {value: 6, kind: estimate,"),
+                               ["reserve_gb", "low and high"]),
+    "bad kind": (H800.replace("{value: 989.4, kind: datasheet", "{value: 989.4, kind: rumour"),
+                 ["bf16_dense_tflops.kind", "rumour"]),
+    "object tag": ("!!python/object/apply:os.system ['echo pwned']\n", ["tag"]),
+    "alias": ("a: &x [1, 2]\nb: *x\n", ["aliases"]),
+    "not a mapping": ("- 1\n- 2\n", ["mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_profiles_check_bad_hardware(tmp_path, cli, case):
+    text, needles = CASES[case]
+    path = _bad_profile(tmp_path, text)
+    result = cli("profiles", "check", path)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    for needle in [path, *needles]:
+        assert needle in result.output, result.output
+
+
+@pytest.mark.parametrize("case", ["negative", "unknown field", "object tag", "string"])
+def test_estimate_with_bad_chip_file(tmp_path, cli, case):
+    text, needles = CASES[case]
+    path = _bad_profile(tmp_path, text)
+    result = cli("estimate", "--model", "ling-lite", "--chip", path, "--num-chips", "8")
+    _assert_one_line_error(result, path, *needles)
+
+
+def test_missing_file(cli, tmp_path):
+    missing = str(tmp_path / "nope.yaml")
+    _assert_one_line_error(cli("profiles", "show", missing), missing, "does not exist")
+
+
+def test_directory_instead_of_file(cli, tmp_path):
+    d = tmp_path / "dir.yaml"
+    d.mkdir()
+    _assert_one_line_error(cli("profiles", "show", str(d)), "directory")
+
+
+def test_binary_junk(cli, tmp_path):
+    path = tmp_path / "junk.yaml"
+    path.write_bytes(b"\x00\x01\xff" * 100)
+    _assert_one_line_error(cli("profiles", "show", str(path)), "binary")
+
+
+def test_wrong_encoding(cli, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    _assert_one_line_error(cli("profiles", "show", str(path)), "UTF-8")
+
+
+def test_huge_file_refused_quickly(cli, tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"# " + b"x" * 50_000_000 + b"\n")
+    _assert_one_line_error(cli("profiles", "show", str(path)), "limited")
+
+
+def test_unknown_catalog_name_lists_known(cli):
+    _assert_one_line_error(cli("estimate", "--model", "ling-lite", "--chip", "h900",
+                               "--num-chips", "8"), "unknown hardware profile", "h800")
+
+
+def test_bad_model_profile(cli, tmp_path):
+    text = (catalog_dir("models") / "ling-lite.yaml").read_text().replace(
+        "num_layers: 28", "num_layers: -28")
+    path = _bad_profile(tmp_path, text)
+    _assert_one_line_error(cli("models", "show", path), "num_layers")
+
+
+def test_bad_numbers_on_the_command_line(cli):
+    _assert_one_line_error(cli("estimate", "--model", "ling-lite", "--chip", "h800",
+                               "--num-chips", "0"), "--num-chips")
+    _assert_one_line_error(cli("estimate", "--model", "ling-lite", "--chip", "a100",
+                               "--num-chips", "8", "--precision", "fp8"), "no FP8")
+    _assert_one_line_error(cli("models", "show", "ling-lite", "--seq-len", "0"), "--seq-len")

@@ -1,0 +1,86 @@
+"""Parameter and FLOP counts: hand-computed cases and published figures."""
+
+import pytest
+
+from moebench.model import load_model
+from moebench.workload import attention_core_flops, model_flops_per_token
+
+# (model, published total, published active, does the published active count include the
+# input embedding?) -- sources in each profile's `published` block.
+PUBLISHED = [
+    ("deepseek-v3", 671e9, 36.6e9, False),  # README_WEIGHTS.md: 36.6B without input embedding
+    ("deepseek-v2", 236e9, 21e9, False),
+    ("ling-plus", 290e9, 28.8e9, True),
+    ("ling-lite", 16.8e9, 2.75e9, True),
+    ("mixtral-8x7b", 46.7e9, 12.9e9, True),
+    ("qwen3-235b-a22b", 235e9, 22e9, True),
+    ("mixtral-8x22b", 141e9, 39e9, True),
+    ("llama-3-70b", 70.6e9, 70.6e9, True),
+]
+
+
+@pytest.mark.parametrize(("name", "total", "active", "with_embedding"), PUBLISHED)
+def test_counts_match_published_within_one_percent(name, total, active, with_embedding):
+    p = load_model(name).params
+    ours_active = p.active if with_embedding else p.active - p.embedding
+    assert p.total == pytest.approx(total, rel=0.01)
+    assert ours_active == pytest.approx(active, rel=0.01)
+
+
+def test_deepseek_v3_headline_and_mtp():
+    p = load_model("deepseek-v3").params
+    # The abstract's "37B activated" is 36.6B rounded: within 1.1% counting the LM head only.
+    assert p.active - p.embedding == pytest.approx(37e9, rel=0.011)
+    # README_WEIGHTS.md: the MTP module adds 11.5B unique parameters (14B with embedding+head).
+    assert p.mtp == pytest.approx(11.5e9, rel=0.015)
+
+
+def test_tiny_model_counts_by_hand(tiny):
+    p = tiny.params
+    assert p.attention == 4 * (64 * (64 + 2 * 16) + 64 * 64)  # 4 x 10,240
+    assert p.norms == 4 * 2 * 64 + 64
+    assert p.dense_ffn == 3 * 64 * 256
+    assert p.router == 3 * 64 * 8
+    assert p.routed_experts == 3 * 8 * 3 * 64 * 32
+    assert p.routed_experts_active == 3 * 2 * 3 * 64 * 32
+    assert p.shared_experts == 3 * 3 * 64 * 32
+    assert p.total == 386_112
+    assert p.active == 275_520
+
+
+def test_tiny_model_flops_by_hand(tiny):
+    # forward: 2 x (attention 40,960 + dense 49,152 + MoE 3 x 18,944 + head 64,000)
+    #          + causal attention 4 x 2 x 8 x (8 + 8) x 128 / 2
+    assert attention_core_flops(tiny, 128) == 16_384
+    assert model_flops_per_token(tiny, 128).total == 3 * (2 * 210_944 + 4 * 16_384)
+
+
+def test_deepseek_v3_flops_per_token_match_megatron_counting():
+    arch = load_model("deepseek-v3")
+    # ../reference: ~2.49e11 FLOP/token without MTP, ~2.60e11 with, at seq 4096.
+    assert model_flops_per_token(arch, 4096, include_mtp=False).total == pytest.approx(
+        2.49e11, rel=0.01)
+    assert model_flops_per_token(arch, 4096).total == pytest.approx(2.60e11, rel=0.01)
+
+
+def test_dense_model_is_six_n_plus_attention():
+    arch = load_model("llama-3-70b")
+    p = arch.params
+    non_embedding = p.total - p.embedding
+    attn = 3 * 80 * 2 * 64 * 256 * 4096 / 2
+    assert model_flops_per_token(arch, 4096).total == pytest.approx(
+        6 * non_embedding + attn, rel=1e-3)
+
+
+def test_models_show_json(cli):
+    import json
+
+    out = json.loads(cli("models", "show", "deepseek-v3", "--format", "json").output)
+    assert out["total_params"] == load_model("deepseek-v3").params.total
+    assert out["active_params"] > out["active_params_without_input_embedding"]
+    assert "exclude MTP" in out["counting"]
+    listing = json.loads(cli("models", "list", "--format", "json").output)["models"]
+    names = {m["name"] for m in listing}
+    assert {"deepseek-v3", "deepseek-v2", "deepseek-v2-lite", "ling-plus", "ling-lite",
+            "mixtral-8x7b", "mixtral-8x22b", "qwen3-235b-a22b", "qwen3-30b-a3b",
+            "llama-3-70b", "deepseek-llm-67b"} <= names

@@ -1,0 +1,144 @@
+"""The step model: hand-checked memory, schedule bubbles, and invariants that can fail."""
+
+import numpy as np
+import pytest
+
+from moebench.hardware import chip_with, load_chip
+from moebench.model import arch_from_spec, load_model
+from moebench.plan import PlanRequest, candidate_plans
+from moebench.run import RunConfig
+from moebench.search import search
+from moebench.step import evaluate
+from tests.conftest import tiny_spec
+
+RUN = RunConfig(seq_len=4096, global_batch=512)
+
+
+def _plans(arch, chip, run, n, **fixed):
+    plans, _ = candidate_plans(arch, chip, run, n, PlanRequest(**fixed))
+    return plans
+
+
+def test_memory_of_a_single_chip_plan_by_hand(tiny):
+    chip = load_chip("h100")
+    run = RunConfig(seq_len=128, global_batch=4)
+    plans = _plans(tiny, chip, run, 1, tp=1, pp=1, vpp=1, ep=1, cp=1, micro_batch=1,
+                   recompute="none", schedule="1f1b")
+    st = evaluate(tiny, chip, run, plans)
+    total = tiny.params.total
+    assert float(st.memory.weights[0]) == 2 * total
+    assert float(st.memory.gradients[0]) == 4 * total
+    assert float(st.memory.optimizer[0]) == 12 * total
+    assert float(st.memory.reserve[0]) == pytest.approx(6e9)
+    assert float(st.memory.logits[0]) == 128 * 1000 * 4.0
+
+
+def test_optimizer_states_shard_over_data_parallel(tiny):
+    chip = load_chip("h100")
+    run = RunConfig(seq_len=128, global_batch=64)
+    one = _plans(tiny, chip, run, 1, tp=1, pp=1, vpp=1, ep=1, cp=1, micro_batch=1,
+                 recompute="none", schedule="1f1b")
+    eight = _plans(tiny, chip, run, 8, tp=1, pp=1, vpp=1, ep=1, cp=1, micro_batch=1,
+                   recompute="none", schedule="1f1b")
+    m1 = evaluate(tiny, chip, run, one).memory
+    m8 = evaluate(tiny, chip, run, eight).memory
+    assert float(m8.optimizer[0]) == pytest.approx(float(m1.optimizer[0]) / 8)
+    assert float(m8.weights[0]) == float(m1.weights[0])
+
+
+def test_recompute_trades_memory_for_time():
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    st = {}
+    for rc in ("none", "selective", "full"):
+        plans = _plans(arch, chip, RUN, 64, tp=2, pp=4, vpp=1, ep=8, cp=1, micro_batch=1,
+                       recompute=rc, schedule="1f1b")
+        st[rc] = evaluate(arch, chip, RUN, plans)
+    acts = {k: float(v.memory.activations[0]) for k, v in st.items()}
+    times = {k: float(v.step_time[0]) for k, v in st.items()}
+    assert acts["none"] > acts["selective"] > acts["full"]
+    assert times["none"] <= times["selective"] < times["full"]
+
+
+def test_1f1b_bubble_is_p_minus_1_over_vpp_micro_batches():
+    arch, chip = load_model("ling-lite"), load_chip("h100")
+    for vpp in (1, 2):
+        plans = _plans(arch, chip, RUN, 32, tp=1, pp=4, vpp=vpp, ep=8, cp=1, micro_batch=1,
+                       recompute="none", schedule="1f1b")
+        st = evaluate(arch, chip, RUN, plans)
+        t_mb = (st.step_time - st.bubble - st.comm_exposed["dp"] - st.optimizer) / st.num_micro
+        assert float(st.bubble[0]) == pytest.approx(3 / vpp * float(t_mb[0]))
+
+
+def test_dualpipe_bubble_is_smaller_but_memory_larger():
+    arch, chip = load_model("deepseek-v3"), load_chip("h800")
+    run = RunConfig(seq_len=4096, global_batch=15360, precision="fp8", ep_overlap=True)
+    res = {}
+    for sched in ("1f1b", "dualpipe"):
+        plans = _plans(arch, chip, run, 2048, tp=1, pp=16, vpp=1, ep=64, cp=1, micro_batch=1,
+                       recompute="full", schedule=sched)
+        res[sched] = evaluate(arch, chip, run, plans)
+    assert float(res["dualpipe"].bubble[0]) < float(res["1f1b"].bubble[0]) / 2
+    assert float(res["dualpipe"].memory.weights[0]) == 2 * float(res["1f1b"].memory.weights[0])
+
+
+@pytest.mark.parametrize(
+    ("field", "factor"),
+    [("bf16_flops", 1.5), ("bf16_gemm_eff", 1.1), ("attention_eff", 1.3), ("hbm_bw", 1.5),
+     ("up_bw", 2.0), ("out_bw", 2.0), ("up_latency", 0.5), ("out_latency", 0.5),
+     ("kernel_launch", 0.5)],
+)
+def test_a_better_chip_is_never_slower_for_any_plan(field, factor):
+    arch, chip = load_model("qwen3-30b-a3b"), load_chip("h800")
+    run = RunConfig(seq_len=4096, global_batch=1024)
+    plans = _plans(arch, chip, run, 64)
+    better = chip_with(chip, **{field: getattr(chip, field) * factor})
+    old = evaluate(arch, chip, run, plans).step_time
+    new = evaluate(arch, better, run, plans).step_time
+    assert len(plans) > 100
+    assert np.all(new <= old * (1 + 1e-12))
+    assert np.any(new < old * (1 - 1e-6)), f"{field} changed nothing"
+
+
+def test_more_memory_never_makes_the_best_plan_slower():
+    arch, chip = load_model("mixtral-8x22b"), load_chip("a100")
+    base = search(arch, chip, RUN, 64)
+    bigger = search(arch, chip_with(chip, hbm_bytes=chip.hbm_bytes * 2), RUN, 64)
+    assert bigger.fits
+    assert not base.fits or float(bigger.steps.step_time[bigger.best]) <= float(
+        base.steps.step_time[base.best])
+
+
+def test_fp8_is_faster_than_bf16_on_hopper():
+    arch, chip = load_model("deepseek-v3"), load_chip("h800")
+    fixed = dict(tp=1, pp=16, vpp=1, ep=64, cp=1, micro_batch=1, recompute="full",
+                 schedule="dualpipe")
+    times = {}
+    for prec in ("bf16", "fp8"):
+        run = RunConfig(seq_len=4096, global_batch=15360, precision=prec)
+        times[prec] = float(evaluate(arch, chip, run, _plans(arch, chip, run, 2048, **fixed))
+                            .step_time[0])
+    assert times["fp8"] < times["bf16"]
+
+
+def test_one_expert_top1_moe_equals_its_dense_twin():
+    moe = tiny_spec(moe={"num_experts": 1, "top_k": 1, "expert_width": 256,
+                         "num_shared_experts": 0, "shared_expert_width": 0,
+                         "max_nodes_per_token": None})
+    dense = tiny_spec(moe=None, dense_layers={"count": 4, "ffn_width": 256})
+    a, b = arch_from_spec(moe), arch_from_spec(dense)
+    assert a.params.total == b.params.total
+    chip, run = load_chip("h100"), RunConfig(seq_len=128, global_batch=64)
+    ra, rb = search(a, chip, run, 8), search(b, chip, run, 8)
+    assert np.array_equal(ra.steps.step_time, rb.steps.step_time)
+    assert np.array_equal(ra.steps.memory.total, rb.steps.memory.total)
+
+
+def test_vectorised_evaluation_equals_one_plan_at_a_time():
+    arch, chip = load_model("ling-lite"), load_chip("ascend-910b")
+    run = RunConfig(seq_len=4096, global_batch=256)
+    plans = _plans(arch, chip, run, 32)
+    together = evaluate(arch, chip, run, plans)
+    for i in range(0, len(plans), max(1, len(plans) // 40)):
+        alone = evaluate(arch, chip, run, plans.take(i))
+        assert float(alone.step_time[0]) == pytest.approx(float(together.step_time[i]))
+        assert float(alone.memory.total[0]) == pytest.approx(float(together.memory.total[i]))
