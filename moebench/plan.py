@@ -139,8 +139,11 @@ def candidate_plans(
     keep = np.ones(tp.shape, dtype=bool)
     removed: dict[str, int] = {}
     for name, mask in rules.items():
-        removed[name] = int((keep & ~mask).sum())
+        before = int(keep.sum())
         keep &= mask
+        removed[name] = before - int(keep.sum())
+        if before and not keep.any():
+            removed["_last"] = name  # type: ignore[assignment]
     plans = PlanArrays(
         tp=tp[keep], pp=pp[keep], vpp=vpp[keep], ep=ep[keep], cp=cp[keep], dp=dp[keep],
         mb=mb[keep], recompute=rc[keep], schedule=sched[keep],
@@ -149,6 +152,5 @@ def candidate_plans(
 
 
 def first_violation(removed: dict[str, int]) -> str:
-    """The rule that removed a user-fixed plan, for a one-line error."""
-    reasons = [name for name, count in removed.items() if count]
-    return reasons[0] if reasons else "no plan satisfies the constraints"
+    """The rule that removed the last candidates, for a one-line error."""
+    return str(removed.get("_last", "no plan satisfies the constraints"))

@@ -1,0 +1,78 @@
+"""Plan enumeration rules, fixed plans honoured, and the search against brute force."""
+
+import numpy as np
+import pytest
+
+from moebench.errors import InputError
+from moebench.hardware import load_chip
+from moebench.model import load_model
+from moebench.plan import PlanRequest, candidate_plans
+from moebench.run import RunConfig
+from moebench.search import search
+from moebench.step import evaluate
+
+RUN = RunConfig(seq_len=4096, global_batch=256)
+
+
+def test_every_candidate_satisfies_the_framework_rules():
+    arch, chip = load_model("deepseek-v2-lite"), load_chip("h100")
+    plans, removed = candidate_plans(arch, chip, RUN, 64, PlanRequest())
+    assert len(plans) > 1000
+    assert np.all(plans.tp * plans.pp * plans.cp * plans.dp == 64)
+    assert np.all(plans.tp <= chip.up_domain)
+    assert np.all(64 % plans.ep == 0)  # V2-Lite has 64 experts
+    assert np.all((plans.tp * plans.cp * plans.dp) % plans.ep == 0)
+    assert np.all(RUN.global_batch % (plans.dp * plans.mb) == 0)
+    assert np.all(16 % plans.tp == 0)  # 16 heads
+    dual = plans.schedule == 1
+    assert np.all(plans.pp[dual] % 2 == 0) and np.all(plans.vpp[dual] == 1)
+    assert removed["tp beyond the scale-up domain"] > 0
+
+
+def test_fixed_plan_is_honoured_exactly(cli):
+    import json
+
+    out = json.loads(cli(
+        "estimate", "--model", "mixtral-8x7b", "--chip", "h100", "--num-chips", "64",
+        "--tp", "2", "--pp", "4", "--vpp", "2", "--ep", "8", "--cp", "1", "--micro-batch", "2",
+        "--recompute", "selective", "--schedule", "1f1b", "--global-batch", "512",
+        "--format", "json").output)
+    plan = out["plan"]
+    assert (plan["tp"], plan["pp"], plan["vpp"], plan["ep"], plan["cp"], plan["dp"]) == \
+        (2, 4, 2, 8, 1, 8)
+    assert (plan["micro_batch"], plan["recompute"], plan["schedule"]) == (2, "selective", "1f1b")
+    assert out["plans_evaluated"] == 1
+
+
+def test_invalid_fixed_plan_names_the_rule():
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    with pytest.raises(InputError, match="ep must divide the experts"):
+        search(arch, chip, RUN, 64, PlanRequest(tp=1, pp=1, ep=16))
+    with pytest.raises(InputError, match="not divisible by tp"):
+        search(arch, chip, RUN, 64, PlanRequest(tp=1, pp=3))
+
+
+@pytest.mark.parametrize(("model", "chip", "n"), [("ling-lite", "h800", 16),
+                                                   ("mixtral-8x7b", "a100", 32),
+                                                   ("deepseek-v2-lite", "ascend-910b", 8)])
+def test_search_best_is_never_beaten_by_brute_force(model, chip, n):
+    arch, hw = load_model(model), load_chip(chip)
+    res = search(arch, hw, RUN, n)
+    best_time = float(res.steps.step_time[res.best])
+    # Brute force: every plan evaluated on its own.
+    for i in range(len(res.plans)):
+        alone = evaluate(arch, hw, RUN, res.plans.take(i))
+        if alone.fits[0]:
+            assert float(alone.step_time[0]) >= best_time * (1 - 1e-9)
+
+
+def test_no_plan_fits_is_reported_not_hidden(cli):
+    result = cli("estimate", "--model", "deepseek-v3", "--chip", "a100", "--num-chips", "8")
+    assert result.exit_code == 2
+    assert "no plan fits in memory" in result.output and "--allow-oom" in result.output
+    shown = cli("estimate", "--model", "deepseek-v3", "--chip", "a100", "--num-chips", "8",
+                "--allow-oom", "--format", "json")
+    assert shown.exit_code == 0
+    import json
+
+    assert json.loads(shown.output)["fits_memory"] is False
