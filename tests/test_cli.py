@@ -35,7 +35,7 @@ def test_estimate_json_shape(cli):
                  "--global-batch", "15360", "--schedule", "dualpipe", "--format", "json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert ESTIMATE_KEYS <= set(out)
+    assert set(out) >= ESTIMATE_KEYS
     assert set(out["plan"]) >= {"tp", "pp", "vpp", "ep", "cp", "dp", "micro_batch", "recompute"}
     assert out["tokens_per_s"] == pytest.approx(out["tokens_per_s_per_chip"] * 2048)
     assert out["step_time_s"] == pytest.approx(15360 * 4096 / out["tokens_per_s"])
@@ -57,7 +57,7 @@ def test_compare_default_in_every_format(cli, fmt):
         rows = out["rows"]
         assert [r["chip"] for r in rows] == ["h800", "ascend-910b", "mi300x", "t-head-ppu",
                                              "h20", "a100"]
-        assert all(ROW_KEYS <= set(r) for r in rows)
+        assert all(set(r) >= ROW_KEYS for r in rows)
         assert rows[0]["cost_ratio"] == 1.0
     elif fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(text)))

@@ -1,0 +1,54 @@
+"""Benchmark of the plan search (speed and memory targets live here, not in timed tests).
+
+Targets (issue 3): at least 1,000,000 plans evaluated per second on one core, and the wall time
+of a full search for DeepSeek-V3 on 2,048 H800s. Run:  python scripts/bench.py
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target says
+
+from moebench.hardware import load_chip  # noqa: E402
+from moebench.model import load_model  # noqa: E402
+from moebench.plan import PlanRequest, candidate_plans  # noqa: E402
+from moebench.run import RunConfig  # noqa: E402
+from moebench.search import search  # noqa: E402
+from moebench.step import evaluate  # noqa: E402
+
+
+def best_of(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    arch, chip = load_model("deepseek-v3"), load_chip("h800")
+    run = RunConfig(seq_len=4096, global_batch=15360, precision="fp8")
+    plans, _ = candidate_plans(arch, chip, run, 2048, PlanRequest())
+    t_eval = best_of(lambda: evaluate(arch, chip, run, plans))
+    t_full = best_of(lambda: search(arch, chip, run, 2048))
+    rate = len(plans) / t_eval
+    print(f"plans evaluated per full search (DeepSeek-V3, 2048 x H800): {len(plans):,}")
+    print(f"evaluation: {t_eval * 1e3:.1f} ms -> {rate:,.0f} plans/s "
+          f"({'meets' if rate >= 1e6 else 'MISSES'} the 1,000,000 plans/s target)")
+    print(f"full search incl. enumeration: {t_full * 1e3:.1f} ms")
+    from moebench.compare import run_comparison
+    from moebench.scenario import load_scenario
+
+    sc = load_scenario("ling-plus-1t")
+    t_cmp = best_of(lambda: run_comparison(sc), repeats=3)
+    print(f"moebench compare default scenario (library call, 6 chips): {t_cmp * 1e3:.0f} ms")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory: {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
