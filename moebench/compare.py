@@ -164,17 +164,17 @@ def _row(
     arch: ModelArch, chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, run: RunConfig,
     n: int, res: SearchResult, samples: int, seed: int,
 ) -> CompareRow:
-    base = {"model": arch.name, "chip": chip.name, "num_chips": n, "precision": run.precision,
-            "currency": sc.pricing.currency}
-    if not res.fits:
-        est = estimate_from(res)
+    base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "num_chips": n,
+                            "precision": run.precision, "currency": sc.pricing.currency}
+    if res.best is None:
+        oom = estimate_from(res)
         return CompareRow(
             **base, plan=None, step_time_s=None, tokens_per_s_per_chip=None, mfu=None,
-            memory_gib_per_chip=est.memory_gib_per_chip, fits_memory=False, days=None,
+            memory_gib_per_chip=oom.memory_gib_per_chip, fits_memory=False, days=None,
             chip_hours=None, goodput=None, price_per_chip_hour=None, price_source="",
             cost=None, cost_ratio=None, energy_mwh=None, co2_tonnes=None,
-            status=(f"no plan fits: the fastest needs {est.memory_gib_per_chip:.0f} GiB of "
-                    f"{est.memory_capacity_gib:.0f} GiB per chip"),
+            status=(f"no plan fits: the fastest needs {oom.memory_gib_per_chip:.0f} GiB of "
+                    f"{oom.memory_capacity_gib:.0f} GiB per chip"),
         )
     est: Estimate = estimate_from(res)
     i = res.best
@@ -206,6 +206,8 @@ def _sampled(
     rng = np.random.default_rng([seed, _stable_hash(spec.name)])
     value = sampler(rng, samples)
     chip = chip_from_spec(spec, value)
+    if res.best is None:
+        raise ValueError("sampling needs a plan that fits")
     plan = res.plans.take(res.best)
     st = evaluate(arch, chip, run, plan)
     ckpt = st.memory.weights + st.memory.optimizer

@@ -22,7 +22,7 @@ class _Config:
         self.data = data
         self.where = where
 
-    def int(self, key: str, default: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None) -> int:
         value = self.data.get(key, default)
         if value is None:
             raise InputError(self.where, key, "required config key is missing")
@@ -30,10 +30,10 @@ class _Config:
             raise InputError(self.where, key, f"expected a whole number, got {value!r}")
         return value
 
-    def opt_int(self, key: str) -> int | None:
-        return None if self.data.get(key) is None else self.int(key)
+    def opt_integer(self, key: str) -> int | None:
+        return None if self.data.get(key) is None else self.integer(key)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
             raise InputError(self.where, key, f"expected true or false, got {value!r}")
@@ -47,19 +47,19 @@ def _base(c: _Config, source: str) -> dict[str, Any]:
         "name": safe or "hf-model",
         "display_name": f"{name} (from {c.where})",
         "source": source,
-        "num_layers": c.int("num_hidden_layers"),
-        "hidden_size": c.int("hidden_size"),
-        "vocab_size": c.int("vocab_size"),
-        "tied_embeddings": c.bool("tie_word_embeddings", False),
+        "num_layers": c.integer("num_hidden_layers"),
+        "hidden_size": c.integer("hidden_size"),
+        "vocab_size": c.integer("vocab_size"),
+        "tied_embeddings": c.flag("tie_word_embeddings", False),
         "ffn_activation": "swiglu",
         "mtp_depth": 0,
     }
 
 
 def _gqa(c: _Config, qkv_bias: bool = False, qk_norm: bool = False) -> dict[str, Any]:
-    heads = c.int("num_attention_heads")
-    kv = c.int("num_key_value_heads", heads)
-    head_dim = c.int("head_dim", c.int("hidden_size") // heads)
+    heads = c.integer("num_attention_heads")
+    kv = c.integer("num_key_value_heads", heads)
+    head_dim = c.integer("head_dim", c.integer("hidden_size") // heads)
     return {
         "kind": "mha" if kv == heads else "gqa", "num_heads": heads, "num_kv_heads": kv,
         "head_dim": head_dim, "qkv_bias": qkv_bias, "qk_norm": qk_norm,
@@ -69,28 +69,30 @@ def _gqa(c: _Config, qkv_bias: bool = False, qk_norm: bool = False) -> dict[str,
 def _moe(c: _Config, experts: str, width: str, shared: int, shared_width: int,
          node_limit: int | None = None) -> dict[str, Any]:
     return {
-        "num_experts": c.int(experts), "top_k": c.int("num_experts_per_tok"),
-        "expert_width": c.int(width), "num_shared_experts": shared,
+        "num_experts": c.integer(experts), "top_k": c.integer("num_experts_per_tok"),
+        "expert_width": c.integer(width), "num_shared_experts": shared,
         "shared_expert_width": shared_width, "max_nodes_per_token": node_limit,
     }
 
 
 def _deepseek(c: _Config) -> dict[str, Any]:
     d = _base(c, "Hugging Face config.json (DeepSeek-V2/V3 family)")
-    width = c.int("moe_intermediate_size")
-    n_group, topk_group = c.opt_int("n_group"), c.opt_int("topk_group")
+    width = c.integer("moe_intermediate_size")
+    n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
     node_limit = topk_group if n_group and n_group > 1 and topk_group else None
     d["attention"] = {
-        "kind": "mla", "num_heads": c.int("num_attention_heads"),
-        "q_lora_rank": c.int("q_lora_rank", 0) if c.data.get("q_lora_rank") is not None else 0,
-        "kv_lora_rank": c.int("kv_lora_rank"), "qk_nope_head_dim": c.int("qk_nope_head_dim"),
-        "qk_rope_head_dim": c.int("qk_rope_head_dim"), "v_head_dim": c.int("v_head_dim"),
+        "kind": "mla", "num_heads": c.integer("num_attention_heads"),
+        # V2-Lite's config has q_lora_rank null: queries are not compressed.
+        "q_lora_rank": c.opt_integer("q_lora_rank") or 0,
+        "kv_lora_rank": c.integer("kv_lora_rank"),
+        "qk_nope_head_dim": c.integer("qk_nope_head_dim"),
+        "qk_rope_head_dim": c.integer("qk_rope_head_dim"), "v_head_dim": c.integer("v_head_dim"),
     }
-    first_dense = c.int("first_k_dense_replace", 0)
-    d["dense_layers"] = {"count": first_dense, "ffn_width": c.int("intermediate_size")}
+    first_dense = c.integer("first_k_dense_replace", 0)
+    d["dense_layers"] = {"count": first_dense, "ffn_width": c.integer("intermediate_size")}
     d["moe"] = _moe(c, "n_routed_experts", "moe_intermediate_size",
-                    c.int("n_shared_experts", 0), width, node_limit)
-    d["mtp_depth"] = c.int("num_nextn_predict_layers", 0)
+                    c.integer("n_shared_experts", 0), width, node_limit)
+    d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
     return d
 
 
@@ -98,11 +100,11 @@ def _qwen_moe(c: _Config, qwen3: bool) -> dict[str, Any]:
     d = _base(c, f"Hugging Face config.json ({'qwen3_moe' if qwen3 else 'qwen2_moe'})")
     d["attention"] = _gqa(c, qkv_bias=not qwen3, qk_norm=qwen3)
     mlp_only = c.data.get("mlp_only_layers") or []
-    if c.int("decoder_sparse_step", 1) != 1 or mlp_only:
+    if c.integer("decoder_sparse_step", 1) != 1 or mlp_only:
         raise InputError(c.where, "decoder_sparse_step",
                          "interleaved dense/MoE layers are not supported; use a model YAML")
-    d["dense_layers"] = {"count": 0, "ffn_width": c.int("intermediate_size", 0)}
-    shared_width = 0 if qwen3 else c.int("shared_expert_intermediate_size")
+    d["dense_layers"] = {"count": 0, "ffn_width": c.integer("intermediate_size", 0)}
+    shared_width = 0 if qwen3 else c.integer("shared_expert_intermediate_size")
     d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
                     0 if qwen3 or not shared_width else 1, shared_width)
     return d
@@ -127,18 +129,18 @@ def _gpt_oss(c: _Config) -> dict[str, Any]:
 def _bailing(c: _Config) -> dict[str, Any]:
     d = _base(c, "Hugging Face config.json (bailing_moe, Ling)")
     d["attention"] = _gqa(c)
-    width = c.int("moe_intermediate_size")
-    d["dense_layers"] = {"count": c.int("first_k_dense_replace", 0),
-                         "ffn_width": c.int("intermediate_size")}
+    width = c.integer("moe_intermediate_size")
+    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 0),
+                         "ffn_width": c.integer("intermediate_size")}
     d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
-                    c.int("num_shared_experts", 0), width)
+                    c.integer("num_shared_experts", 0), width)
     return d
 
 
 def _llama(c: _Config) -> dict[str, Any]:
     d = _base(c, "Hugging Face config.json (llama)")
-    d["attention"] = _gqa(c, qkv_bias=c.bool("attention_bias", False))
-    d["dense_layers"] = {"count": d["num_layers"], "ffn_width": c.int("intermediate_size")}
+    d["attention"] = _gqa(c, qkv_bias=c.flag("attention_bias", False))
+    d["dense_layers"] = {"count": d["num_layers"], "ffn_width": c.integer("intermediate_size")}
     d["moe"] = None
     return d
 

@@ -97,8 +97,9 @@ def check_files(paths: list[Path]) -> list[str]:
             if kind == "models" and "model_type" in data:
                 spec_from_hf_config(data, str(path))
                 continue
-            cls: type[BaseModel] = {"hardware": HardwareSpec, "models": ModelSpec,
-                                    "scenarios": ScenarioSpec}[kind]
+            classes: dict[str, type[BaseModel]] = {
+                "hardware": HardwareSpec, "models": ModelSpec, "scenarios": ScenarioSpec}
+            cls = classes[kind]
             found = validation_problems(cls, data)
             problems += [f"{path}: {field}: {msg}" for field, msg in found]
             if not found and kind == "hardware":
@@ -148,7 +149,8 @@ def model_show(arch: ModelArch, seq_len: int) -> Report:
             for k, v in components.items()]
     rows.append({"component": "attention_core (s-dependent)", "params": 0, "active_params": 0,
                  "forward_gflop_per_token": fwd["attention_core"] / 1e9})
-    published = s.published.model_dump() if s.published else None
+    pub = s.published
+    published = pub.model_dump() if pub else None
     payload = {
         "name": s.name, "display_name": s.display_name, "source": s.source,
         "total_params": p.total, "active_params": p.active,
@@ -165,7 +167,7 @@ def model_show(arch: ModelArch, seq_len: int) -> Report:
         f"training FLOPs per token at seq {seq_len}: {fl.total:.4g} (3 x forward, MTP included)",
         COUNTING_NOTE,
     ]
-    if published:
-        footer.append(f"published: {s.published.total_params_b}B total, "
-                      f"{s.published.active_params_b}B active ({s.published.source})")
+    if pub:
+        footer.append(f"published: {pub.total_params_b}B total, "
+                      f"{pub.active_params_b}B active ({pub.source})")
     return Report(f"Model {s.name}", pd.DataFrame(rows), payload, footer)

@@ -84,18 +84,15 @@ class FractionFigure(Figure):
         return self
 
 
-class ShareFigure(Record):
+class ShareFigure(Figure):
     """A sourced share in [0, 1) that may be zero (a loss, an overhead)."""
 
-    value: float = Field(ge=0.0, lt=1.0, allow_inf_nan=False)
-    kind: Kind
-    source: str = Field(min_length=3)
-    low: float | None = Field(default=None, ge=0.0, lt=1.0, allow_inf_nan=False)
-    high: float | None = Field(default=None, ge=0.0, lt=1.0, allow_inf_nan=False)
-    note: str | None = None
-
-    _number = field_validator("value", "low", "high", mode="before")(Figure._number.__func__)
-    _range = model_validator(mode="after")(Figure._range)
+    @field_validator("value", "low", "high")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:  # overrides Figure's: zero allowed
+        if v is not None and not (math.isfinite(v) and 0.0 <= v < 1.0):
+            raise ValueError(f"a share must be at least 0 and below 1, got {v}")
+        return v
 
 
 class CountFigure(Figure):

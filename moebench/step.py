@@ -22,6 +22,7 @@ Overlap policy (named, not a hidden max or sum):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -97,8 +98,11 @@ class StepArrays:
     fits: np.ndarray
 
 
-def _rates(chip: Chip, run: RunConfig) -> tuple[object, object, float]:
+def _rates(chip: Chip, run: RunConfig) -> tuple[Any, float, float]:
+    """Achievable GEMM FLOP/s, weight bytes and GEMM-input activation bytes per element."""
     if run.precision == "fp8":
+        if chip.fp8_flops is None or chip.fp8_gemm_eff is None:
+            raise ValueError(f"{chip.name} has no FP8 path")
         return chip.fp8_flops * chip.fp8_gemm_eff, 1.0, 1.0
     return chip.bf16_flops * chip.bf16_gemm_eff, BF16, BF16
 
@@ -179,7 +183,8 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     n_layers = spec.num_layers
     mtp_fwd = spec.mtp_depth * (fwd_moe_layer + gemm(2 * h * h, tok_gemm, tp, 3 * h) + t_head)
 
-    def train(fwd_gemm: np.ndarray, fwd_core: np.ndarray, fwd_elem: np.ndarray) -> np.ndarray:
+    def train(fwd_gemm: Any, fwd_core: Any, fwd_elem: Any) -> Any:
+        """Forward + backward time from forward times: GEMMs and elementwise x3, attention x3.5."""
         return fwd_gemm * (1 + GEMM_BWD_FACTOR) + fwd_core * (1 + ATTENTION_BWD_FACTOR) \
             + fwd_elem * (1 + GEMM_BWD_FACTOR)
 
