@@ -176,34 +176,58 @@ def models_show(
 # --- estimate -------------------------------------------------------------------------------
 
 
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog name or path.")]
+ChipOpt = Annotated[str, typer.Option("--chip", "-c", help="Catalog name or hardware YAML.")]
+ChipsOpt = Annotated[int, typer.Option("--num-chips", "-n", help="Chips in the cluster.")]
+TpOpt = Annotated[int | None, typer.Option(
+    "--tp", help="Tensor parallel size (searched if omitted).")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline stages.")]
+VppOpt = Annotated[int | None, typer.Option("--vpp", help="Virtual stages per pipeline rank.")]
+EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert parallel size.")]
+CpOpt = Annotated[int | None, typer.Option("--cp", help="Context parallel size.")]
+MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
+RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
+SchedOpt = Annotated[str | None, typer.Option("--schedule", help="1f1b or dualpipe.")]
+GbOpt = Annotated[int, typer.Option("--global-batch", help="Sequences per optimizer step.")]
+PrecOpt = Annotated[str, typer.Option("--precision", help="bf16, fp8 or auto.")]
+OverlapOpt = Annotated[bool, typer.Option(
+    "--ep-overlap/--no-ep-overlap", help="Overlap MoE all-to-all with compute under 1F1B.")]
+ImbOpt = Annotated[float, typer.Option(
+    "--expert-imbalance", help="Busiest expert-parallel rank's load over the mean.")]
+OomOpt = Annotated[bool, typer.Option("--allow-oom", help="Show a plan even if it does not fit.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a hardware or run figure: scale_out.bandwidth_gb_per_s=100, "
+                  "run.expert_imbalance=1.2.")]
+
+
+def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: str,
+            ep_overlap: bool, expert_imbalance: float, set_: list[str] | None) -> tuple:
+    """Load model and chip, build the run, applying --set overrides (hardware and run.*)."""
+    from moebench.hardware import load_chip, parse_overrides
+    from moebench.model import load_model
+    from moebench.run import RunConfig, resolve_precision, split_run_overrides
+
+    overrides = parse_overrides(set_ or [])
+    hw_overrides, run_changes = split_run_overrides(overrides)
+    arch, hw = load_model(model), load_chip(chip, hw_overrides)
+    settings = {"seq_len": seq_len, "global_batch": global_batch,
+                "expert_imbalance": expert_imbalance, **run_changes}
+    run = RunConfig(seq_len=int(settings["seq_len"]),
+                    global_batch=int(settings["global_batch"]),
+                    precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
+                    expert_imbalance=float(settings["expert_imbalance"]))
+    return arch, hw, run, overrides, hw_overrides
+
+
 @app.command()
 @cli_errors
 def estimate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Catalog name or path.")],
-    chip: Annotated[str, typer.Option("--chip", "-c", help="Catalog name or hardware YAML.")],
-    num_chips: Annotated[int, typer.Option("--num-chips", "-n", help="Chips in the cluster.")],
-    tp: Annotated[int | None, typer.Option(help="Tensor parallel size (searched if omitted).")]
-    = None,
-    pp: Annotated[int | None, typer.Option(help="Pipeline stages.")] = None,
-    vpp: Annotated[int | None, typer.Option(help="Virtual stages per pipeline rank.")] = None,
-    ep: Annotated[int | None, typer.Option(help="Expert parallel size.")] = None,
-    cp: Annotated[int | None, typer.Option(help="Context parallel size.")] = None,
-    micro_batch: Annotated[int | None, typer.Option(help="Sequences per micro-batch.")] = None,
-    recompute: Annotated[str | None, typer.Option(help="none, selective or full.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="1f1b or dualpipe.")] = None,
-    seq_len: SeqLenOpt = 4096,
-    global_batch: Annotated[int, typer.Option(help="Sequences per optimizer step.")] = 4096,
-    precision: Annotated[str, typer.Option(help="bf16, fp8 or auto.")] = "bf16",
-    ep_overlap: Annotated[bool, typer.Option(
-        help="Overlap MoE all-to-all with compute under 1F1B.")] = False,
-    expert_imbalance: Annotated[float, typer.Option(
-        help="Busiest expert-parallel rank's load over the mean.")] = 1.0,
-    allow_oom: Annotated[bool, typer.Option(help="Show a plan even if it does not fit.")]
-    = False,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a hardware figure, e.g. scale_out.bandwidth_gb_per_s=100.")]
-    = None,
-    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
+    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None, cp: CpOpt = None,
+    micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
+    seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
+    ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
 ) -> None:
     """Predict step time, throughput, MFU and memory for one model, chip and cluster.
 
@@ -214,20 +238,51 @@ def estimate(
     """
     from moebench.estimate import estimate as run_estimate
     from moebench.estimate_report import estimate_report
-    from moebench.hardware import load_chip, parse_overrides
-    from moebench.model import load_model
     from moebench.plan import PlanRequest
-    from moebench.run import RunConfig, resolve_precision
 
-    overrides = parse_overrides(set_ or [])
-    arch, hw = load_model(model), load_chip(chip, overrides)
-    run = RunConfig(seq_len=seq_len, global_batch=global_batch,
-                    precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
-                    expert_imbalance=expert_imbalance)
+    arch, hw, run, overrides, _ = _inputs(model, chip, seq_len, global_batch, precision,
+                                          ep_overlap, expert_imbalance, set_)
     req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, micro_batch=micro_batch,
                       recompute=recompute, schedule=schedule)
     est, _ = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
     show(estimate_report(est, overrides), fmt, output)
+
+
+@app.command()
+@cli_errors
+def explain(
+    model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
+    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None, cp: CpOpt = None,
+    micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
+    seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
+    ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Why the chosen plan wins and where its time and memory go, with sensitivities.
+
+    Shows the step time split into compute, exposed communication by kind and link level,
+    bubble and overhead; memory against capacity; the runners-up and why they lost; and how
+    much a 10% better figure (FLOP/s, HBM, links, capacity) would speed the step up.
+
+    Example: moebench explain --model ling-plus --chip h800 --num-chips 1024
+    --set scale_out.bandwidth_gb_per_s=100
+    """
+    from moebench.estimate import estimate as run_estimate
+    from moebench.explain import explain as build
+    from moebench.explain_report import explanation_report, rich_view
+    from moebench.plan import PlanRequest
+
+    arch, hw, run, overrides, hw_overrides = _inputs(
+        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_)
+    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, micro_batch=micro_batch,
+                      recompute=recompute, schedule=schedule)
+    _, result = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
+    ex = build(result, chip, req, hw_overrides)
+    ex = type(ex)(**{**ex.__dict__, "overrides": overrides})
+    if fmt is OutputFormat.table and output is None:
+        out.print(rich_view(ex))
+    else:
+        show(explanation_report(ex), fmt, output)
 
 
 # --- validate -------------------------------------------------------------------------------
@@ -296,6 +351,8 @@ def compare(
     fail_if: Annotated[list[str] | None, typer.Option(
         "--fail-if", help="CI guard, e.g. 't-head-ppu.cost_ratio > 1.0'; exit 1 if it trips.")]
     = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write cost and days per chip as bars: FILE.png or FILE.svg.")] = None,
     fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
 ) -> None:
     """Cost and speed of training on each chip, each on its own best plan.
@@ -347,11 +404,103 @@ def compare(
     result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
                             overrides=split_overrides(set_ or []))
     tripped = check_guards(result, fail_if or [])
-    show(comparison_report(result, uncertainty > 0), fmt, output)
+    report = comparison_report(result, uncertainty > 0)
+    if plot is not None:
+        from moebench.plots import plot_comparison
+
+        plot_comparison(report.payload["rows"], sc.baseline, sc.pricing.currency,
+                        report.title, plot)
+    show(report, fmt, output)
     for line in tripped:
         typer.echo(f"guard tripped: {line}", err=True)
     if tripped:
         raise typer.Exit(1)
+
+
+# --- sweep ----------------------------------------------------------------------------------
+
+
+@app.command()
+@cli_errors
+def sweep(
+    vary: Annotated[list[str], typer.Option(
+        "--vary", help="FIELD=v1,v2,... (repeatable): num_chips, seq_len, global_batch, tokens, "
+                       "precision, expert_imbalance, or a hardware section.field.")],
+    scenario: Annotated[str, typer.Option(help="Scenario for everything not varied.")]
+    = "ling-plus-1t",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Models, comma-separated.")]
+    = None,
+    chips: Annotated[str | None, typer.Option(help="Chips, comma-separated.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    dask_scheduler: Annotated[str | None, typer.Option(
+        help="Run the points on an existing Dask cluster (moebench[dask]).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a plot: FILE.png or FILE.svg.")]
+    = None,
+    plot_metric: Annotated[str, typer.Option(
+        help="cost_per_1e12_tokens, mfu, tokens_per_s_per_chip or days.")]
+    = "cost_per_1e12_tokens",
+    fmt: FormatOpt = OutputFormat.table,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the results: .csv or .parquet as data, else --format.",
+        dir_okay=False)] = None,
+) -> None:
+    """Best plan at every point of a grid, over chips and models.
+
+    Example: moebench sweep --chips h800,ascend-910b --vary num_chips=256,512,1024,2048
+    --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
+    """
+    from moebench.compare_report import apply_options
+    from moebench.report import Report
+    from moebench.scenario import load_scenario
+    from moebench.sweep import parse_vary, run_sweep
+
+    if workers < 1 or workers > 256:
+        raise InputError("--workers", None, f"must be 1..256, got {workers}")
+    if plot_metric not in ("cost_per_1e12_tokens", "mfu", "tokens_per_s_per_chip", "days"):
+        raise InputError("--plot-metric", None, f"unknown metric {plot_metric!r}")
+    grid = parse_vary(vary)
+    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
+    sc = apply_options(
+        load_scenario(scenario), chips=chip_list,
+        baseline=chip_list[0] if chip_list else None,
+        models=None if model is None else [m.strip() for m in model.split(",") if m.strip()])
+    total = len(sc.models) * len(sc.chips)
+    for values in grid.values():
+        total *= len(values)
+    progress_cb = None
+    progress = None
+    if total >= 20 and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        progress = Progress(console=Console(stderr=True), transient=True)
+        task = progress.add_task("sweep", total=total)
+        progress.start()
+
+        def progress_cb(done: int, total: int) -> None:
+            progress.update(task, completed=done)
+
+    try:
+        df = run_sweep(sc, grid, workers=workers, dask_address=dask_scheduler,
+                       progress=progress_cb)
+    finally:
+        if progress is not None:
+            progress.stop()
+    df.attrs["varied"] = list(grid)
+    title = f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}"
+    if plot is not None:
+        from moebench.plots import plot_sweep
+
+        plot_sweep(df, next(iter(grid)), plot_metric, title, plot)
+    report = Report(f"Sweep: {title}", df, {"scenario": sc.name, "varied": grid,
+                                           "rows": df.to_dict("records")},
+                    [f"{len(df)} points; best plan per point; costs in {sc.pricing.currency}"])
+    if output is not None and output.suffix.lower() in (".csv", ".parquet"):
+        from moebench.report import write_dataframe
+
+        write_dataframe(df, output)
+        show(report, fmt, None)
+    else:
+        show(report, fmt, output)
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m moebench`

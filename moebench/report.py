@@ -115,6 +115,14 @@ def render(report: Report, fmt: OutputFormat) -> str:
     }[fmt](report)
 
 
+def publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the usual permissions, then rename it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (temporary file, then rename)."""
     folder = path.parent if str(path.parent) else Path(".")
@@ -126,7 +134,30 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_dataframe(df: pd.DataFrame, path: Path) -> None:
+    """A DataFrame as CSV or Parquet (by extension), written whole or not at all."""
+    if path.suffix.lower() == ".csv":
+        write_atomic(path, df.to_csv(index=False, lineterminator="\n"))
+        return
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise InputError("--output", None,
+                         "Parquet needs pyarrow: pip install 'moebench[parquet]'") from None
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError("--output", None, f"folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -78,3 +78,24 @@ def resolve_precision(requested: str, chip: Chip) -> Precision:
     if requested not in ("bf16", "fp8"):
         raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {requested!r}")
     return requested  # type: ignore[return-value]
+
+
+RUN_SET_FIELDS = {"seq_len": int, "global_batch": int, "expert_imbalance": float}
+
+
+def split_run_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, float]]:
+    """Separate ``run.FIELD=VALUE`` overrides from hardware ones, parsing the run values."""
+    hardware, run = {}, {}
+    for key, raw in overrides.items():
+        if not key.startswith("run."):
+            hardware[key] = raw
+            continue
+        name = key.removeprefix("run.")
+        if name not in RUN_SET_FIELDS:
+            raise InputError("--set", key,
+                             f"unknown run field; one of {', '.join(sorted(RUN_SET_FIELDS))}")
+        try:
+            run[name] = RUN_SET_FIELDS[name](raw)
+        except ValueError:
+            raise InputError("--set", key, f"expected a number, got {raw!r}") from None
+    return hardware, run

@@ -7,7 +7,8 @@ import json
 import pytest
 
 COMMANDS = [["profiles", "list"], ["profiles", "show"], ["profiles", "check"],
-            ["models", "list"], ["models", "show"], ["estimate"], ["validate"], ["compare"]]
+            ["models", "list"], ["models", "show"], ["estimate"], ["validate"], ["compare"],
+            ["explain"], ["sweep"]]
 
 ESTIMATE_KEYS = {"model", "chip", "num_chips", "plan", "step_time_s", "tokens_per_s",
                  "tokens_per_s_per_chip", "model_flops_per_token", "model_tflops_per_chip",

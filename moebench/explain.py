@@ -1,0 +1,129 @@
+"""Why a plan wins and where its time and memory go: ``moebench explain``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moebench import catalog
+from moebench.estimate import Estimate, estimate_from
+from moebench.hardware import chip_from_spec, load_spec
+from moebench.model import ModelArch
+from moebench.plan import PlanRequest
+from moebench.run import RunConfig
+from moebench.search import SearchResult, search
+
+# Hardware figures whose 10% improvement is tried, by profile field name.
+SENSITIVITY_FIELDS = {
+    "peak FLOP/s": "compute.bf16_dense_tflops",
+    "HBM bandwidth": "memory.hbm_bandwidth_tb_per_s",
+    "scale-up bandwidth": "scale_up.bandwidth_gb_per_s",
+    "scale-out bandwidth": "scale_out.bandwidth_gb_per_s",
+    "HBM capacity": "memory.hbm_capacity_gb",
+}
+ALTERNATIVES = 5
+
+LABELS = {
+    "compute_attention_gemm": "attention projections (GEMM)",
+    "compute_attention_core": "attention scores and context",
+    "compute_elementwise": "norms, residuals, small kernels",
+    "compute_dense_ffn": "dense FFN (GEMM)",
+    "compute_moe_experts": "routed and shared experts (GEMM)",
+    "compute_router_permute": "router, permutation, all-to-all buffers",
+    "compute_lm_head_mtp": "LM head, loss and MTP",
+    "comm_tp_scale_up": "TP collectives, scale-up",
+    "comm_tp_scale_out": "TP collectives, scale-out",
+    "comm_ep_scale_up": "EP all-to-all, scale-up",
+    "comm_ep_scale_out": "EP all-to-all, scale-out",
+    "comm_cp": "CP KV ring",
+    "comm_pp": "PP send/receive",
+    "comm_dp": "DP gradients and parameters",
+    "pipeline_bubble": "pipeline bubble",
+    "optimizer_step": "optimizer step",
+}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    estimate: Estimate
+    time_split: list[dict[str, Any]]
+    memory_split: list[dict[str, Any]]
+    alternatives: list[dict[str, Any]]
+    bottleneck: str
+    sensitivities: list[dict[str, Any]]
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
+def _why_slower(best: Estimate, other: Estimate) -> str:
+    if not other.fits_memory:
+        return (f"does not fit: needs {other.memory_gib_per_chip:.1f} of "
+                f"{other.memory_capacity_gib:.1f} GiB")
+    slower = other.step_time_s / best.step_time_s - 1
+    diffs = {k: other.breakdown_s.get(k, 0.0) - best.breakdown_s.get(k, 0.0)
+             for k in set(best.breakdown_s) | set(other.breakdown_s)}
+    worst = max(diffs, key=lambda k: diffs[k])
+    return f"slower by {100 * slower:.1f}%: more {LABELS.get(worst, worst)} (+{diffs[worst]:.2f} s)"
+
+
+def bottleneck_words(est: Estimate) -> str:
+    """The largest share of the step, in plain words."""
+    total = est.step_time_s
+    comp = sum(v for k, v in est.breakdown_s.items() if k.startswith("compute_"))
+    comm = sum(v for k, v in est.breakdown_s.items() if k.startswith("comm_"))
+    top = max(est.breakdown_s, key=lambda k: est.breakdown_s[k])
+    share = est.breakdown_s[top] / total
+    kind = ("compute-bound" if comp >= max(comm, est.breakdown_s["pipeline_bubble"])
+            else "communication-bound" if comm >= est.breakdown_s["pipeline_bubble"]
+            else "bubble-bound")
+    return (f"{kind}: compute {100 * comp / total:.0f}%, exposed communication "
+            f"{100 * comm / total:.0f}%, pipeline bubble "
+            f"{100 * est.breakdown_s['pipeline_bubble'] / total:.0f}% of the step; the largest "
+            f"single item is {LABELS.get(top, top)} at {100 * share:.0f}%")
+
+
+def sensitivities(
+    arch: ModelArch, chip_ref: str, run: RunConfig, num_chips: int, request: PlanRequest,
+    overrides: dict[str, str], base_step: float,
+) -> list[dict[str, Any]]:
+    """Step-time change when each hardware figure improves by 10% (best plan re-searched)."""
+    path = catalog.resolve("hardware", chip_ref, "--chip")
+    spec = load_spec(path, overrides)
+    out = []
+    for label, dotted in SENSITIVITY_FIELDS.items():
+        if label == "peak FLOP/s" and run.precision == "fp8":
+            dotted = "compute.fp8_dense_tflops"
+        section, name = dotted.split(".")
+        current = getattr(getattr(spec, section), name).value
+        trial = dict(overrides, **{dotted: repr(current * 1.1)})
+        res = search(arch, chip_from_spec(load_spec(path, trial)), run, num_chips, request)
+        step = float(res.steps.step_time[res.best]) if res.best is not None else float("nan")
+        change = step / base_step - 1 if np.isfinite(step) else None
+        out.append({"figure": label, "field": dotted, "step_time_change": change})
+    return out
+
+
+def explain(
+    result: SearchResult, chip_ref: str, request: PlanRequest, overrides: dict[str, str],
+) -> Explanation:
+    """Break the chosen plan down and compare it with the runners-up."""
+    best = estimate_from(result)
+    total = best.step_time_s
+    split = [{"item": k, "label": LABELS.get(k, k), "seconds": v, "share": v / total}
+             for k, v in sorted(best.breakdown_s.items(), key=lambda kv: -kv[1]) if v > 0]
+    cap = best.memory_capacity_gib
+    mem = [{"item": k, "gib": v, "share_of_capacity": v / cap}
+           for k, v in sorted(best.memory_gib.items(), key=lambda kv: -kv[1])]
+    alternatives = []
+    for i in result.ranked(ALTERNATIVES + 1):
+        if int(i) == result.shown:
+            continue
+        other = estimate_from(result, int(i))
+        alternatives.append({"plan": other.plan, "step_time_s": other.step_time_s,
+                             "fits_memory": other.fits_memory,
+                             "why_not": _why_slower(best, other)})
+    sens = sensitivities(result.arch, chip_ref, result.run, result.num_chips, request,
+                         overrides, total)
+    return Explanation(best, split, mem, alternatives[:ALTERNATIVES], bottleneck_words(best),
+                       sens, overrides)

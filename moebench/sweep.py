@@ -1,0 +1,164 @@
+"""``moebench sweep``: the best plan at every point of a grid of run and hardware figures.
+
+Each point is one (model, chip, varied values) evaluation with its own best plan. Points are
+independent, so they spread over local worker processes (``workers``) or an existing Dask
+cluster (``dask_address``); within a point the plan search stays vectorised.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from moebench.errors import InputError
+from moebench.scenario import ScenarioSpec
+
+# Scenario fields a sweep may vary, with their parsers; hardware fields are section.field.
+SCENARIO_FIELDS: dict[str, Callable[[str], Any]] = {
+    "num_chips": int, "seq_len": int, "global_batch": int, "tokens": float,
+    "precision": str, "expert_imbalance": float,
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point, small and picklable so that it can travel to a worker."""
+
+    scenario: dict[str, Any]
+    model: str
+    chip: str
+    values: tuple[tuple[str, str], ...]
+
+
+def parse_vary(items: list[str]) -> dict[str, list[str]]:
+    """``FIELD=v1,v2`` strings as {field: [values]}; hardware fields keep their dotted name."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in raw.split(",") if v.strip()]
+        if not sep or not key or not values:
+            raise InputError("--vary", None, f"expected FIELD=v1,v2,..., got {item!r}")
+        if key not in SCENARIO_FIELDS and "." not in key:
+            known = ", ".join(SCENARIO_FIELDS)
+            raise InputError("--vary", key,
+                             f"unknown field; one of {known}, or a hardware section.field")
+        for v in values:
+            try:
+                (SCENARIO_FIELDS.get(key) or float)(v)
+            except ValueError:
+                raise InputError("--vary", key, f"cannot read value {v!r}") from None
+        out[key] = values
+    if not out:
+        raise InputError("--vary", None, "give at least one --vary FIELD=v1,v2")
+    return out
+
+
+def points(sc: ScenarioSpec, vary: dict[str, list[str]]) -> Iterator[Point]:
+    keys = list(vary)
+    base = sc.model_dump()
+    for model in sc.models:
+        for chip in sc.chips:
+            for combo in itertools.product(*(vary[k] for k in keys)):
+                yield Point(base, model, chip, tuple(zip(keys, combo, strict=True)))
+
+
+@lru_cache(maxsize=256)
+def _scenario(data_key: str) -> ScenarioSpec:
+    import json
+
+    from moebench.schema import validate
+
+    return validate(ScenarioSpec, json.loads(data_key), "sweep point")
+
+
+def evaluate_point(point: Point) -> dict[str, Any]:
+    """The best plan, time and cost at one point (runs in a worker)."""
+    import json
+
+    from moebench.compare import run_comparison
+
+    data = dict(point.scenario)
+    data.update(models=[point.model], chips=[point.chip], baseline=point.chip)
+    hardware: dict[str, str] = {}
+    for key, raw in point.values:
+        if key in SCENARIO_FIELDS:
+            parsed = SCENARIO_FIELDS[key](raw)
+            if key == "expert_imbalance":
+                parsed = {**data["expert_imbalance"], "value": parsed, "low": parsed,
+                          "high": parsed, "source": "sweep"}
+            data[key] = parsed
+        else:
+            hardware[key] = raw
+    sc = _scenario(json.dumps(data, sort_keys=True, default=str))
+    row: dict[str, Any] = {"model": point.model, "chip": point.chip}
+    row.update({k: v for k, v in point.values})
+    try:
+        cmp = run_comparison(sc, overrides={"*": hardware} if hardware else None)
+    except InputError as exc:
+        row.update(status=exc.message, fits_memory=False)
+        return row
+    r = cmp.rows[0]
+    from moebench.compare_report import plan_text
+
+    row.update(
+        num_chips=r.num_chips, plan=plan_text(r.plan) if r.plan else r.status,
+        step_time_s=r.step_time_s, tokens_per_s_per_chip=r.tokens_per_s_per_chip, mfu=r.mfu,
+        memory_gib_per_chip=r.memory_gib_per_chip, fits_memory=r.fits_memory, days=r.days,
+        chip_hours=r.chip_hours, goodput=r.goodput, cost=r.cost, currency=r.currency,
+        cost_per_1e12_tokens=None if r.cost is None else r.cost / sc.tokens * 1e12,
+        status=r.status,
+    )
+    return row
+
+
+def run_sweep(
+    sc: ScenarioSpec, vary: dict[str, list[str]], workers: int = 1,
+    dask_address: str | None = None, progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Evaluate every point; rows come back in grid order whatever ran them."""
+    todo = list(points(sc, vary))
+    results: list[dict[str, Any] | None] = [None] * len(todo)
+
+    def done(i: int, row: dict[str, Any]) -> None:
+        results[i] = row
+        if progress:
+            progress(sum(r is not None for r in results), len(todo))
+
+    if dask_address:
+        _run_dask(todo, dask_address, done)
+    elif workers > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(evaluate_point, p): i for i, p in enumerate(todo)}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    else:
+        for i, p in enumerate(todo):
+            done(i, evaluate_point(p))
+    return pd.DataFrame([r for r in results if r is not None])
+
+
+def _run_dask(todo: list[Point], address: str, done: Callable[[int, dict[str, Any]], None]) -> None:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError:
+        raise InputError("--dask-scheduler", None,
+                         "needs the dask extra: pip install 'moebench[dask]'") from None
+    try:
+        client = Client(address, timeout=10)
+    except OSError as exc:
+        raise InputError("--dask-scheduler", None, f"cannot reach {address}: {exc}") from None
+    try:
+        futures = client.map(evaluate_point, todo, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in as_completed(futures):
+            done(index[fut.key], fut.result())
+    finally:
+        client.close()
