@@ -20,9 +20,11 @@ app = typer.Typer(
     help="What does it cost, and how long does it take, to train this MoE model on these chips?",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-profiles_app = typer.Typer(help="Hardware profiles: list, show and check them.",
+profiles_app = typer.Typer(help="Hardware profiles: list, show and check them. "
+                                "Example: moebench profiles show h800",
                            no_args_is_help=True)
-models_app = typer.Typer(help="Model profiles: list them and show their counts.",
+models_app = typer.Typer(help="Model profiles: list them and show their counts. "
+                              "Example: moebench models show deepseek-v3",
                          no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
@@ -392,6 +394,12 @@ def compare(
     chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
     if chip_list is not None and not chip_list:
         raise InputError("--chips", None, "give at least one chip")
+    from moebench.run import split_run_overrides
+
+    per_chip = split_overrides(set_ or [])
+    everywhere, run_changes = split_run_overrides(per_chip.pop("*", {}))
+    if everywhere:
+        per_chip["*"] = everywhere
     sc = apply_options(
         load_scenario(scenario),
         models=None if model is None else [m.strip() for m in model.split(",") if m.strip()],
@@ -399,10 +407,10 @@ def compare(
         num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
-        mode=pricing,
+        mode=pricing, run_changes=run_changes,
     )
     result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
-                            overrides=split_overrides(set_ or []))
+                            overrides=per_chip)
     tripped = check_guards(result, fail_if or [])
     report = comparison_report(result, uncertainty > 0)
     if plot is not None:

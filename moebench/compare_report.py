@@ -61,7 +61,8 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         row: dict[str, Any] = {
             "model": r.model, "chip": r.chip, "chips": r.num_chips,
             "plan": plan_text(r.plan) if r.plan else r.status,
-            "tok/s/chip": r.tokens_per_s_per_chip, "MFU": r.mfu, "GiB": r.memory_gib_per_chip,
+            "step s": r.step_time_s, "tok/s/chip": r.tokens_per_s_per_chip, "MFU": r.mfu,
+            "GiB": r.memory_gib_per_chip,
             "days": r.days, "chip-hours": r.chip_hours, "goodput": r.goodput,
             f"cost {cur}": r.cost, "ratio": r.cost_ratio, "MWh": r.energy_mwh,
         }
@@ -154,6 +155,13 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
             data["pricing"][key] = value
         elif key == "plan":
             data["plan"].update({k: v for k, v in value.items() if v is not None})
+        elif key == "run_changes":
+            for name, v in value.items():
+                if name == "expert_imbalance":
+                    data[name] = {**data[name], "value": v, "low": v, "high": v,
+                                  "source": f"command line --set run.{name}"}
+                else:
+                    data[name] = v
         else:
             data[key] = value
     from moebench.schema import validate

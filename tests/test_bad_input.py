@@ -114,3 +114,8 @@ def test_bad_numbers_on_the_command_line(cli):
     _assert_one_line_error(cli("estimate", "--model", "ling-lite", "--chip", "a100",
                                "--num-chips", "8", "--precision", "fp8"), "no FP8")
     _assert_one_line_error(cli("models", "show", "ling-lite", "--seq-len", "0"), "--seq-len")
+
+
+def test_a_file_that_cannot_be_read(cli):
+    # /proc/self/mem exists but reading it fails with an I/O error, even for root.
+    _assert_one_line_error(cli("profiles", "show", "/proc/self/mem"), "cannot be read")

@@ -178,3 +178,30 @@ def test_no_fitting_plan_keeps_its_row(cli):
         assert row["fits_memory"] is False and row["cost"] is None
         assert "no plan fits" in row["status"]
 
+
+
+def test_compare_precision_and_sequence_length(cli):
+    bf16 = json.loads(cli("compare", "--chips", "h800", "--precision", "bf16", "-f",
+                          "json").output)["rows"][0]
+    fp8 = json.loads(cli("compare", "--chips", "h800", "--precision", "fp8", "-f",
+                         "json").output)["rows"][0]
+    auto = json.loads(cli("compare", "--chips", "h800,a100", "--precision", "auto", "-f",
+                          "json").output)["rows"]
+    assert fp8["precision"] == "fp8" and fp8["step_time_s"] < bf16["step_time_s"]
+    assert [r["precision"] for r in auto] == ["fp8", "bf16"]
+    long = json.loads(cli("compare", "--chips", "h800", "--seq-len", "8192", "--global-batch",
+                          "4480", "-f", "json").output)["rows"][0]
+    assert long["tokens_per_s_per_chip"] < bf16["tokens_per_s_per_chip"]
+
+
+def test_compare_run_overrides(cli):
+    base = json.loads(cli("compare", "--chips", "h800", "-f", "json").output)
+    worse = json.loads(cli("compare", "--chips", "h800", "-f", "json",
+                           "--set", "run.expert_imbalance=1.5").output)
+    assert worse["assumptions"]["expert_imbalance"] == 1.5
+    assert worse["rows"][0]["cost"] > base["rows"][0]["cost"]
+
+
+@pytest.mark.parametrize("group", ["profiles", "models"])
+def test_groups_have_help_with_an_example(cli, group):
+    assert "Example" in cli(group, "--help").output

@@ -142,3 +142,28 @@ def test_vectorised_evaluation_equals_one_plan_at_a_time():
         alone = evaluate(arch, chip, run, plans.take(i))
         assert float(alone.step_time[0]) == pytest.approx(float(together.step_time[i]))
         assert float(alone.memory.total[0]) == pytest.approx(float(together.memory.total[i]))
+
+
+def test_roofline_picks_the_slower_bound():
+    from moebench.step import roofline
+
+    assert float(roofline(np.array(1e12), np.array(1e9), 1e12, 1e12)) == 1.0
+    assert float(roofline(np.array(1e9), np.array(1e12), 1e12, 1e12)) == 1.0
+    assert float(roofline(np.array(2e12), np.array(1e12), 1e12, 1e12)) == 2.0
+
+
+def test_dense_ffn_time_by_hand():
+    """Dense FFN seconds per step on one H100, from the roofline and activation traffic."""
+    arch = arch_from_spec(tiny_spec(moe=None, dense_layers={"count": 4, "ffn_width": 256}))
+    chip = load_chip("h100")
+    run = RunConfig(seq_len=128, global_batch=2)
+    plans = _plans(arch, chip, run, 1, tp=1, pp=1, vpp=1, ep=1, cp=1, micro_batch=1,
+                   recompute="none", schedule="1f1b")
+    st = evaluate(arch, chip, run, plans)
+    tokens, params, h, w = 128, 3 * 64 * 256, 64, 256
+    rate = 989.4e12 * 0.803
+    bw = 3.35e12 * 0.85
+    gemm = max(2 * tokens * params / rate, (params * 2 + tokens * 2 * h * 2) / bw)
+    act = 3 * w * 2 * tokens / bw
+    per_micro = 4 * 3 * (gemm + act)  # 4 layers, forward + backward (x3)
+    assert float(st.compute["dense_ffn"][0]) == pytest.approx(2 * per_micro)  # 2 micro-batches
