@@ -90,7 +90,9 @@ class ShareFigure(Figure):
     @field_validator("value", "low", "high")
     @classmethod
     def _positive(cls, v: float | None) -> float | None:  # overrides Figure's: zero allowed
-        if v is not None and not (math.isfinite(v) and 0.0 <= v < 1.0):
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"value must be a finite number, got {v}")
+        if v is not None and not 0.0 <= v < 1.0:
             raise ValueError(f"a share must be at least 0 and below 1, got {v}")
         return v
 

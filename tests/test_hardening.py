@@ -15,7 +15,8 @@ from moebench.catalog import catalog_dir
 
 H800 = yaml.safe_load((catalog_dir("hardware") / "h800.yaml").read_text())
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = settings(max_examples=25, deadline=None,
+# Derandomised so that CI runs the same examples every time (reproducible failures).
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -90,6 +91,8 @@ BAD_VALUES = st.sampled_from([-1.0, 0.0, float("nan"), float("inf"), "fast", Non
 def test_invalid_hardware_always_exits_2_naming_the_field(cli, tmp_path, index, bad):
     data = copy.deepcopy(H800)
     path = FIGURES[index]
+    if path[-1] == "overlap_compute_loss" and bad == 0.0:
+        bad = 1.0  # a zero loss is valid; a loss of all compute is not
     _set(data, (*path, "value"), bad)
     file = _write(tmp_path, data, "bad.yaml")
     for args in (("profiles", "check", file),
