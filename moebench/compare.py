@@ -132,10 +132,6 @@ def _economics(
     }
 
 
-def _best(arch: ModelArch, chip: Chip, run: RunConfig, n: int, req: PlanRequest) -> SearchResult:
-    return search(arch, chip, run, n, req)
-
-
 def _deadline_search(
     arch: ModelArch, chip: Chip, spec: HardwareSpec, run: RunConfig, sc: ScenarioSpec,
     req: PlanRequest, deadline_days: float,
@@ -145,7 +141,7 @@ def _deadline_search(
     for k in range(DEADLINE_DOUBLINGS):
         n = chip.up_domain * 2**k
         try:
-            res = _best(arch, chip, run, n, req)
+            res = search(arch, chip, run, n, req)
         except InputError:
             continue
         last = (n, res)
@@ -162,7 +158,7 @@ def _deadline_search(
 
 def _row(
     arch: ModelArch, chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, run: RunConfig,
-    n: int, res: SearchResult, samples: int, seed: int,
+    n: int, res: SearchResult,
 ) -> CompareRow:
     base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "num_chips": n,
                             "precision": run.precision, "currency": sc.pricing.currency}
@@ -181,9 +177,6 @@ def _row(
     mem = res.steps.memory
     ckpt = float(mem.weights[i] + mem.optimizer[i])
     econ = _economics(chip, spec, sc, n, est.step_time_s, ckpt, nominal)
-    intervals: dict[str, tuple[float, float]] = {}
-    if samples:
-        intervals = _sampled(arch, spec, sc, run, res, samples, seed, econ_keys=True)
     return CompareRow(
         **base, plan=est.plan, step_time_s=est.step_time_s,
         tokens_per_s_per_chip=est.tokens_per_s_per_chip, mfu=est.mfu,
@@ -192,13 +185,13 @@ def _row(
         goodput=float(econ["goodput"]), price_per_chip_hour=float(econ["price"]),
         price_source=econ["price_source"], cost=float(econ["cost"]), cost_ratio=None,
         energy_mwh=float(econ["energy_mwh"]), co2_tonnes=float(econ["co2_tonnes"]),
-        status="ok", intervals=intervals,
+        status="ok",
     )
 
 
 def _sampled(
     arch: ModelArch, spec: HardwareSpec, sc: ScenarioSpec, run: RunConfig, res: SearchResult,
-    samples: int, seed: int, econ_keys: bool,
+    samples: int, seed: int,
 ) -> dict[str, Any]:
     """Sample arrays of the chosen plan's figures over the profile and scenario ranges."""
     from moebench.step import evaluate
@@ -253,11 +246,11 @@ def run_comparison(
             if deadline_days is not None:
                 n, res = _deadline_search(arch, chip, spec, run, sc, req, deadline_days)
             else:
-                n, res = sc.num_chips, _best(arch, chip, run, sc.num_chips, req)
-            row = _row(arch, chip, spec, sc, run, n, res, 0, seed)
+                n, res = sc.num_chips, search(arch, chip, run, sc.num_chips, req)
+            row = _row(arch, chip, spec, sc, run, n, res)
             if samples and row.fits_memory:
                 sample_arrays[(arch.name, chip.name)] = _sampled(
-                    arch, spec, sc, run, res, samples, seed, econ_keys=True)
+                    arch, spec, sc, run, res, samples, seed)
             rows.append(row)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
     return Comparison(scenario=sc, assumptions=_assumptions(sc, overrides), rows=rows)

@@ -30,9 +30,8 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
         ("plans evaluated", est.plans_evaluated),
     ]
     rows += [(f"  {k} (s/step)", v) for k, v in est.breakdown_s.items() if v > 0]
-    df = pd.DataFrame({"figure": [r[0] for r in rows],
-                       "value": [r[1] if isinstance(r[1], str) else r[1] for r in rows]})
-    df["value"] = df["value"].astype(object)
+    df = pd.DataFrame({"figure": [r[0] for r in rows], "value": [r[1] for r in rows]},
+                      dtype=object)
     payload = est.as_dict()
     payload["overrides"] = overrides or {}
     footer = [f"{est.precision}, seq {est.seq_len}, global batch {est.global_batch} sequences",

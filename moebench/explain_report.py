@@ -68,6 +68,8 @@ def rich_view(ex: Explanation) -> Group:
     alt.add_column("why not")
     for a in ex.alternatives:
         alt.add_row(plan_text(a["plan"]), f"{a['step_time_s']:.3g}", a["why_not"])
+    if not ex.alternatives:
+        alt.add_row("-", "-", "every plan field was fixed: no other plan was evaluated")
     sens = Table(title="Step time if one hardware figure improves by 10%", show_edge=False)
     sens.add_column("figure")
     sens.add_column("profile field")

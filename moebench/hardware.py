@@ -13,7 +13,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from moebench import catalog
@@ -286,6 +285,3 @@ def chip_with(chip: Chip, **changes: Any) -> Chip:
         raise KeyError(f"unknown Chip fields: {sorted(unknown)}")
     return replace(chip, **changes)
 
-
-def as_array(x: Num) -> np.ndarray:
-    return np.asarray(x, dtype=float)

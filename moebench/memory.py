@@ -131,12 +131,11 @@ def memory_per_chip(
     tok_sp = plans.mb * run.seq_len / (tp * cp)
     logits = (1 + spec.mtp_depth) * tok_sp * spec.vocab_size * 4.0  # FP32, vocab-parallel
     last_stage_acts = layers_per_stage * stored + working
-    acts = np.where(pp > 1, np.maximum(first_stage_acts, last_stage_acts + logits) - logits,
-                    first_stage_acts)
-    logits_on_max = np.where(pp > 1, np.where(first_stage_acts >= last_stage_acts + logits,
-                                               0.0, logits), logits)
+    # With one stage it holds everything; otherwise report the heavier of first and last.
+    first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits)
+    acts = np.where(first_heavier | (pp == 1), first_stage_acts, last_stage_acts)
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer,
-        activations=acts, logits=logits_on_max,
+        activations=acts, logits=np.where(first_heavier, 0.0, logits),
         reserve=np.zeros_like(weights) + chip.reserve_bytes,
     )

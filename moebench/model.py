@@ -20,7 +20,6 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from moebench import catalog
-from moebench.errors import InputError
 from moebench.schema import Record, validate
 from moebench.yamlio import load_mapping
 
@@ -289,10 +288,3 @@ def load_model(name_or_path: str) -> ModelArch:
         spec = validate(ModelSpec, data, str(path))
     return arch_from_spec(spec)
 
-
-def load_models(names: str) -> list[ModelArch]:
-    """Comma-separated model names or paths."""
-    items = [n.strip() for n in names.split(",") if n.strip()]
-    if not items:
-        raise InputError("--model", None, "give at least one model name or path")
-    return [load_model(n) for n in items]

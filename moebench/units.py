@@ -25,8 +25,6 @@ SUFFIX_TO_BASE: dict[str, float] = {
     "_minutes": 60.0,  # second
     "_hours": HOUR,  # second
     "_w": 1.0,  # watt
-    "_fraction": 1.0,  # dimensionless, 0..1
-    "_count": 1.0,
 }
 
 

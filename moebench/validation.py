@@ -30,7 +30,7 @@ FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True
 
 
 @dataclass(frozen=True, kw_only=True)
-class Comparison:
+class RunComparison:
     id: str
     model: str
     chip: str
@@ -79,14 +79,14 @@ def predict(row: dict[str, Any]) -> tuple[Estimate, float]:
     return est, float(getattr(est, metric))
 
 
-def compare_runs(runs: pd.DataFrame) -> list[Comparison]:
+def compare_runs(runs: pd.DataFrame) -> list[RunComparison]:
     out = []
     for row in runs.to_dict("records"):
         est, predicted = predict(row)
         measured = float(row["measured"])
         ratio = predicted / measured
         speed = ratio if FASTER_IS_LARGER[row["metric"]] else 1.0 / ratio
-        out.append(Comparison(
+        out.append(RunComparison(
             id=row["id"], model=row["model"], chip=row["chip"], num_chips=int(row["num_chips"]),
             metric=row["metric"], measured=measured, predicted=predicted,
             speed_error=speed - 1.0, fits_memory=est.fits_memory, plan=est.plan,
@@ -95,11 +95,11 @@ def compare_runs(runs: pd.DataFrame) -> list[Comparison]:
     return out
 
 
-def mean_abs_error(comparisons: list[Comparison]) -> float:
+def mean_abs_error(comparisons: list[RunComparison]) -> float:
     return sum(abs(c.speed_error) for c in comparisons) / len(comparisons)
 
 
-def validation_report(comparisons: list[Comparison]) -> Report:
+def validation_report(comparisons: list[RunComparison]) -> Report:
     rows = [{
         "run": c.id, "chips": f"{c.num_chips} x {c.chip}", "metric": c.metric,
         "measured": c.measured, "predicted": c.predicted,
