@@ -186,6 +186,8 @@ TpOpt = Annotated[int | None, typer.Option(
 PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline stages.")]
 VppOpt = Annotated[int | None, typer.Option("--vpp", help="Virtual stages per pipeline rank.")]
 EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert parallel size.")]
+EtpOpt = Annotated[int | None, typer.Option(
+    "--etp", help="Tensor parallel size inside experts: 1 or the --tp size.")]
 CpOpt = Annotated[int | None, typer.Option("--cp", help="Context parallel size.")]
 MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
 RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
@@ -225,7 +227,8 @@ def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: s
 @cli_errors
 def estimate(
     model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
-    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None, cp: CpOpt = None,
+    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
+    etp: EtpOpt = None, cp: CpOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
     seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
     ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
@@ -244,7 +247,7 @@ def estimate(
 
     arch, hw, run, overrides, _ = _inputs(model, chip, seq_len, global_batch, precision,
                                           ep_overlap, expert_imbalance, set_)
-    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, micro_batch=micro_batch,
+    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
                       recompute=recompute, schedule=schedule)
     est, _ = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
     show(estimate_report(est, overrides), fmt, output)
@@ -254,7 +257,8 @@ def estimate(
 @cli_errors
 def explain(
     model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
-    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None, cp: CpOpt = None,
+    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
+    etp: EtpOpt = None, cp: CpOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
     seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
     ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
@@ -276,7 +280,7 @@ def explain(
 
     arch, hw, run, overrides, hw_overrides = _inputs(
         model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_)
-    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, cp=cp, micro_batch=micro_batch,
+    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
                       recompute=recompute, schedule=schedule)
     _, result = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
     ex = build(result, chip, req, hw_overrides)

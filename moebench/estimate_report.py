@@ -9,7 +9,8 @@ from moebench.report import Report
 
 
 def _plan_text(plan: dict[str, object]) -> str:
-    return (f"TP{plan['tp']} PP{plan['pp']} VPP{plan['vpp']} EP{plan['ep']} CP{plan['cp']} "
+    return (f"TP{plan['tp']} PP{plan['pp']} VPP{plan['vpp']} EP{plan['ep']} ETP{plan['etp']} "
+            f"CP{plan['cp']} "
             f"DP{plan['dp']} mb{plan['micro_batch']} x{plan['num_micro_batches']} "
             f"{plan['recompute']} {plan['schedule']}")
 

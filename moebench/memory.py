@@ -11,6 +11,7 @@ pp + 1 under DualPipe, DeepSeek-V3 Table 2); the last holds the LM head, MTP and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,11 +51,11 @@ def stage_params(arch: ModelArch, plans: PlanArrays) -> tuple[np.ndarray, np.nda
 
     Layer weights spread over pp stages of ceil(L/(pp*vpp))*vpp layers; the input embedding
     sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1).
-    Replicated weights are split over tp, routed experts over ep.
+    Replicated weights are split over tp, routed experts over ep x etp.
     """
     p, spec = arch.params, arch.spec
-    tp, pp, vpp, ep = (plans.tp.astype(float), plans.pp.astype(float),
-                       plans.vpp.astype(float), plans.ep.astype(float))
+    tp, pp, vpp = plans.tp.astype(float), plans.pp.astype(float), plans.vpp.astype(float)
+    ep = plans.ep.astype(float) * plans.etp.astype(float)
     sh = layer_shapes(arch)
     mtp_expert = spec.mtp_depth * sh.num_experts * sh.expert_params
     mtp_dense = p.mtp - mtp_expert
@@ -85,7 +86,7 @@ def activation_bytes_per_layer(
     tok_sp = mb * run.seq_len / (tp * cp)
     received = tok_sp * sh.top_k * run.expert_imbalance
 
-    def block(gemm_in: float, other: float, recomputable: float) -> np.ndarray:
+    def block(gemm_in: Any, other: float, recomputable: float) -> np.ndarray:
         full = gemm_in * gemm_in_bytes + other * BF16
         return np.where(rc == 1, np.maximum(full - recomputable * BF16, 0.0), full)
 
@@ -97,7 +98,9 @@ def activation_bytes_per_layer(
         e_in, e_other, e_recomp = ffn_act_elements(sh.expert_width, arch.gated, h)
         s_in, s_other, s_recomp = ffn_act_elements(sh.shared_width, arch.gated, h)
         per_token = block(h + s_in, h + 2 * sh.num_experts + s_other, h + s_recomp)
-        per_pair = block(e_in, e_other + h, e_recomp)
+        # Under expert TP each rank keeps etp gathered rows of h per pair, 1/etp of the width.
+        etp = plans.etp.astype(float)
+        per_pair = block(e_in + h * (etp - 1), e_other + h, e_recomp)
         moe = per_token * tok_sp + per_pair * received
     n_moe, n_dense = arch.num_moe_layers, spec.dense_layers.count
     avg = attn + (n_moe * moe + n_dense * dense) / spec.num_layers
@@ -118,7 +121,7 @@ def memory_per_chip(
     copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two pipeline stages per rank
     weights = (dense + expert) * WEIGHT_BYTES * copies
     grads = (dense + expert) * GRAD_BYTES * copies
-    edp = tp * cp * dp / ep
+    edp = tp * cp * dp / (ep * plans.etp)
     optimizer = (dense / (dp * cp) + expert / edp) * OPTIMIZER_BYTES * copies
 
     stored, working = activation_bytes_per_layer(arch, run, plans)

@@ -1,6 +1,8 @@
 """Parallel plans: their constraints and their vectorised enumeration.
 
-A plan is (TP, PP, VPP, EP, CP, DP, micro-batch, recompute, schedule). The search builds every
+A plan is (TP, PP, VPP, EP, ETP, CP, DP, micro-batch, recompute, schedule). ETP, the tensor
+parallelism inside experts, is 1 (experts whole, the choice for fine-grained MoE) or TP
+(Megatron-Core's default, experts split like dense FFNs). The search builds every
 combination of the candidate values as flat numpy arrays and keeps those that real frameworks
 accept (Megatron-Core's rules, noted per mask), in one pass with no Python loop per plan.
 """
@@ -30,6 +32,7 @@ class PlanArrays:
     pp: np.ndarray
     vpp: np.ndarray
     ep: np.ndarray
+    etp: np.ndarray
     cp: np.ndarray
     dp: np.ndarray
     mb: np.ndarray
@@ -49,7 +52,8 @@ class PlanArrays:
         """Plan ``i`` as a plain mapping (the JSON ``plan`` object)."""
         return {
             "tp": int(self.tp[i]), "pp": int(self.pp[i]), "vpp": int(self.vpp[i]),
-            "ep": int(self.ep[i]), "cp": int(self.cp[i]), "dp": int(self.dp[i]),
+            "ep": int(self.ep[i]), "etp": int(self.etp[i]), "cp": int(self.cp[i]),
+            "dp": int(self.dp[i]),
             "micro_batch": int(self.mb[i]), "num_micro_batches": num_micro,
             "recompute": RECOMPUTE[int(self.recompute[i])],
             "schedule": SCHEDULES[int(self.schedule[i])],
@@ -64,6 +68,7 @@ class PlanRequest:
     pp: int | None = None
     vpp: int | None = None
     ep: int | None = None
+    etp: int | None = None
     cp: int | None = None
     micro_batch: int | None = None
     recompute: str | None = None
@@ -93,6 +98,30 @@ def _divisors(n: int) -> tuple[int, ...]:
     return tuple(d for d in range(1, n + 1) if n % d == 0)
 
 
+class _Grid:
+    """Candidate plans built one dimension at a time, each rule applied as soon as the
+    dimensions it needs exist, so that invalid combinations never multiply."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, np.ndarray] = {"_": np.zeros(1, dtype=np.int64)}
+        self.removed: dict[str, int] = {}
+
+    def expand(self, name: str, values: np.ndarray) -> None:
+        n, k = len(next(iter(self.cols.values()))), len(values)
+        self.cols = {c: np.repeat(v, k) for c, v in self.cols.items()}
+        self.cols[name] = np.tile(np.asarray(values, dtype=np.int64), n)
+
+    def rule(self, name: str, mask: np.ndarray) -> None:
+        before = len(mask)
+        self.cols = {c: v[mask] for c, v in self.cols.items()}
+        self.removed[name] = before - int(mask.sum())
+        if before and not mask.any():
+            self.removed.setdefault("_last", name)  # type: ignore[arg-type]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name]
+
+
 def candidate_plans(
     arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int, req: PlanRequest
 ) -> tuple[PlanArrays, dict[str, int]]:
@@ -101,54 +130,47 @@ def candidate_plans(
         raise InputError("--num-chips", None, f"must be a positive whole number, got {num_chips}")
     spec = arch.spec
     experts = spec.moe.num_experts if spec.moe else 1
-    grids = np.meshgrid(
-        _choices(req.tp, POW2, "--tp"),
-        _choices(req.pp, _divisors(num_chips) if num_chips <= 4096 else POW2, "--pp"),
-        _choices(req.vpp, VPP_CHOICES, "--vpp"),
-        _choices(req.ep, POW2 if spec.moe else (1,), "--ep"),
-        _choices(req.cp, CP_CHOICES, "--cp"),
-        _choices(req.micro_batch, MICRO_BATCHES, "--micro-batch"),
-        _named(req.recompute, RECOMPUTE, "--recompute"),
-        _named(req.schedule, SCHEDULES, "--schedule"),
-        indexing="ij",
-    )
-    tp, pp, vpp, ep, cp, mb, rc, sched = (g.ravel() for g in grids)
-    model_par = tp * pp * cp
-    dp = np.where(num_chips % model_par == 0, num_chips // np.maximum(model_par, 1), 0)
-    seqs_per_micro_round = np.maximum(dp * mb, 1)
-    m = np.where(run.global_batch % seqs_per_micro_round == 0,
-                 run.global_batch // seqs_per_micro_round, 0)
     att = spec.attention
     kv_heads = att.num_heads if isinstance(att, MlaAttention) else att.num_kv_heads
-    rules = {
-        "chips not divisible by tp*pp*cp": dp > 0,
-        "global batch not divisible by dp*micro_batch": m > 0,
-        "tp must divide attention heads and KV heads": (att.num_heads % tp == 0)
-        & (kv_heads % tp == 0),
-        "tp beyond the scale-up domain": (tp <= chip.up_domain) | run.tp_across_domains,
-        "more pipeline stages than layers": pp * vpp <= spec.num_layers,
-        "vpp needs pp > 1 and micro-batches divisible by pp": (vpp == 1)
-        | ((pp > 1) & (m % np.maximum(pp, 1) == 0)),
-        "ep must divide the experts": experts % ep == 0,
-        "ep must divide tp*cp*dp (ranks per stage)": (dp > 0)
-        & ((tp * cp * dp) % ep == 0),
-        "cp needs seq_len divisible by 2*cp": (cp == 1) | (run.seq_len % (2 * cp) == 0),
-        "dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp": (sched == 0)
-        | ((pp >= 2) & (pp % 2 == 0) & (vpp == 1) & (m >= pp) & (m % 2 == 0)),
-    }
-    keep = np.ones(tp.shape, dtype=bool)
-    removed: dict[str, int] = {}
-    for name, mask in rules.items():
-        before = int(keep.sum())
-        keep &= mask
-        removed[name] = before - int(keep.sum())
-        if before and not keep.any():
-            removed["_last"] = name  # type: ignore[assignment]
+    g = _Grid()
+    g.expand("tp", _choices(req.tp, POW2, "--tp"))
+    g.rule("tp must divide attention heads and KV heads",
+           (att.num_heads % g["tp"] == 0) & (kv_heads % g["tp"] == 0))
+    g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
+    g.expand("cp", _choices(req.cp, CP_CHOICES, "--cp"))
+    g.rule("cp needs seq_len divisible by 2*cp",
+           (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
+    g.expand("pp", _choices(req.pp, _divisors(num_chips) if num_chips <= 4096 else POW2, "--pp"))
+    model_par = g["tp"] * g["pp"] * g["cp"]
+    g.rule("chips not divisible by tp*pp*cp", num_chips % model_par == 0)
+    g.cols["dp"] = num_chips // (g["tp"] * g["pp"] * g["cp"])
+    g.expand("mb", _choices(req.micro_batch, MICRO_BATCHES, "--micro-batch"))
+    g.rule("global batch not divisible by dp*micro_batch",
+           run.global_batch % (g["dp"] * g["mb"]) == 0)
+    g.cols["m"] = run.global_batch // (g["dp"] * g["mb"])
+    g.expand("vpp", _choices(req.vpp, VPP_CHOICES, "--vpp"))
+    g.rule("more pipeline stages than layers", g["pp"] * g["vpp"] <= spec.num_layers)
+    g.rule("vpp needs pp > 1 and micro-batches divisible by pp",
+           (g["vpp"] == 1) | ((g["pp"] > 1) & (g["m"] % g["pp"] == 0)))
+    g.expand("ep", _choices(req.ep, POW2 if spec.moe else (1,), "--ep"))
+    g.rule("ep must divide the experts", experts % g["ep"] == 0)
+    g.expand("etp_raw", _choices(req.etp, (1, 0) if spec.moe else (1,), "--etp"))
+    g.cols["etp"] = np.where(g["etp_raw"] == 0, g["tp"], g["etp_raw"])  # 0 stands for "= tp"
+    g.rule("etp must be 1 or tp", (g["etp"] == 1) | (g["etp"] == g["tp"]))
+    g.rule("etp = tp repeats etp 1 when tp is 1", ~((g["tp"] == 1) & (g["etp_raw"] == 0)))
+    g.rule("ep*etp must divide tp*cp*dp (ranks per stage)",
+           (g["tp"] * g["cp"] * g["dp"]) % (g["ep"] * g["etp"]) == 0)
+    g.expand("recompute", _named(req.recompute, RECOMPUTE, "--recompute"))
+    g.expand("schedule", _named(req.schedule, SCHEDULES, "--schedule"))
+    pp, m = g["pp"], g["m"]
+    g.rule("dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp",
+           (g["schedule"] == 0)
+           | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
     plans = PlanArrays(
-        tp=tp[keep], pp=pp[keep], vpp=vpp[keep], ep=ep[keep], cp=cp[keep], dp=dp[keep],
-        mb=mb[keep], recompute=rc[keep], schedule=sched[keep],
+        tp=g["tp"], pp=g["pp"], vpp=g["vpp"], ep=g["ep"], etp=g["etp"], cp=g["cp"],
+        dp=g["dp"], mb=g["mb"], recompute=g["recompute"], schedule=g["schedule"],
     )
-    return plans, removed
+    return plans, g.removed
 
 
 def first_violation(removed: dict[str, int]) -> str:

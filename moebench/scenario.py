@@ -17,6 +17,7 @@ class PlanFields(Record):
     pp: int | None = Field(default=None, gt=0)
     vpp: int | None = Field(default=None, gt=0)
     ep: int | None = Field(default=None, gt=0)
+    etp: int | None = Field(default=None, gt=0)
     cp: int | None = Field(default=None, gt=0)
     micro_batch: int | None = Field(default=None, gt=0)
     recompute: Literal["none", "selective", "full"] | None = None

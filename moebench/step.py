@@ -111,10 +111,10 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     """Step time, its breakdown and memory per chip for every plan in ``plans``."""
     spec, sh = arch.spec, layer_shapes(arch)
     h, vocab, s = spec.hidden_size, spec.vocab_size, run.seq_len
-    tp, pp, vpp, ep, cp, dp, mb = (
+    tp, pp, vpp, ep, etp, cp, dp, mb = (
         plans.tp.astype(float), plans.pp.astype(float), plans.vpp.astype(float),
-        plans.ep.astype(float), plans.cp.astype(float), plans.dp.astype(float),
-        plans.mb.astype(float),
+        plans.ep.astype(float), plans.etp.astype(float), plans.cp.astype(float),
+        plans.dp.astype(float), plans.mb.astype(float),
     )
     rc, dualpipe = plans.recompute, plans.schedule == 1
     num_micro = run.global_batch / (dp * mb)
@@ -139,7 +139,7 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
         bytes_ = params / shards * w_bytes + rows * in_out * a_bytes
         return roofline(flops, bytes_, gemm_rate, mem_bw) + cast(rows, in_out)
 
-    def cast(rows: np.ndarray, in_out: float) -> np.ndarray:
+    def cast(rows: np.ndarray, in_out: Any) -> np.ndarray:
         """FP8 quantization traffic of one GEMM's rows (zero under BF16)."""
         return rows * in_out * (FP8_CAST_BYTES if fp8 else 0.0) / mem_bw
 
@@ -154,13 +154,16 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     t_dense = gemm(sh.dense_ffn_params, tok_gemm, tp, 2 * h) + \
         3 * sh.dense_width * BF16 * tok_sp / mem_bw
     received = tok_sp * sh.top_k * imb  # expert-token pairs on the busiest EP rank
+    # With expert TP, the ETP group all-gathers its pairs and each rank applies 1/etp of every
+    # local expert to all of them: etp times the rows, 1/etp of the width.
+    rows = received * etp
+    width = sh.expert_width / etp
     local_experts = max(sh.num_experts, 1) / ep
     expert_flops = 2.0 * received * sh.expert_params
-    expert_bytes = local_experts * sh.expert_params * w_bytes \
-        + received * 2 * (h + sh.expert_width) * a_bytes
+    expert_bytes = local_experts * sh.expert_params / etp * w_bytes \
+        + rows * 2 * (h + width) * a_bytes
     t_experts = roofline(expert_flops, expert_bytes, gemm_rate, mem_bw) + \
-        3 * sh.expert_width * BF16 * received / mem_bw + \
-        cast(received, 2 * (h + sh.expert_width))
+        3 * width * BF16 * rows / mem_bw + cast(rows, 2 * (h + width))
     t_shared = gemm(sh.shared_params, tok_gemm, tp, 2 * h) + \
         3 * sh.shared_width * BF16 * tok_sp / mem_bw if sh.shared_params else 0.0 * tp
     # Router GEMM, softmax/top-k over E in FP32, permute + unpermute copies of k*h (read and
@@ -223,6 +226,10 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     tp_msg = tokens / cp * h * BF16
     ffn_tp = (1.0 - moe_frac) + moe_frac * (1.0 if sh.shared_params else 0.0)
     t_tp = stage_layers * passes * 2 * (1 + ffn_tp) * gather_time(tp_msg, tp, tp_in, links)
+    # Expert TP: all-gather the routed pairs before the experts, reduce-scatter after.
+    etp_in = ranks_per_domain(etp, 1, chip.up_domain)
+    t_tp = t_tp + stage_layers * moe_frac * passes * 2 * gather_time(
+        rows * h * BF16, etp, etp_in, links)
     # EP all-to-all: dispatch (FP8 under FP8 training) and combine (BF16) per MoE layer, each in
     # forward and backward; the busiest rank receives imb times the mean.
     ep_in = ranks_per_domain(ep, 1, chip.up_domain)
@@ -264,9 +271,9 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     # --- Data-parallel gradient and parameter traffic, once per step ------------------------
     dense_local, expert_local = stage_params(arch, plans)
     dp_dense = dp * cp
-    dp_expert = tp * cp * dp / ep
+    dp_expert = tp * cp * dp / (ep * etp)
     dd_in = ranks_per_domain(dp_dense, tp, chip.up_domain)
-    de_in = ranks_per_domain(dp_expert, ep, chip.up_domain)
+    de_in = ranks_per_domain(dp_expert, ep * etp, chip.up_domain)
     t_rs = gather_time(dense_local * GRAD_REDUCE_BYTES, dp_dense, dd_in, links) + \
         gather_time(expert_local * GRAD_REDUCE_BYTES, dp_expert, de_in, links)
     t_ag = gather_time(dense_local * PARAM_GATHER_BYTES, dp_dense, dd_in, links) + \

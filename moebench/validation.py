@@ -69,7 +69,8 @@ def predict(row: dict[str, Any]) -> tuple[Estimate, float]:
     )
     req = PlanRequest(
         tp=_opt_int(row["tp"]), pp=_opt_int(row["pp"]), vpp=_opt_int(row["vpp"]),
-        ep=_opt_int(row["ep"]), cp=_opt_int(row["cp"]), micro_batch=_opt_int(row["micro_batch"]),
+        ep=_opt_int(row["ep"]), etp=_opt_int(row.get("etp")), cp=_opt_int(row["cp"]),
+        micro_batch=_opt_int(row["micro_batch"]),
         recompute=_opt_str(row["recompute"]), schedule=_opt_str(row["schedule"]),
     )
     est, _ = estimate(arch, chip, run, int(row["num_chips"]), req, allow_oom=True)

@@ -34,12 +34,13 @@ def test_fixed_plan_is_honoured_exactly(cli):
 
     out = json.loads(cli(
         "estimate", "--model", "mixtral-8x7b", "--chip", "h100", "--num-chips", "64",
-        "--tp", "2", "--pp", "4", "--vpp", "2", "--ep", "8", "--cp", "1", "--micro-batch", "2",
+        "--tp", "2", "--pp", "4", "--vpp", "2", "--ep", "8", "--etp", "1", "--cp", "1",
+        "--micro-batch", "2",
         "--recompute", "selective", "--schedule", "1f1b", "--global-batch", "512",
         "--format", "json").output)
     plan = out["plan"]
-    assert (plan["tp"], plan["pp"], plan["vpp"], plan["ep"], plan["cp"], plan["dp"]) == \
-        (2, 4, 2, 8, 1, 8)
+    assert (plan["tp"], plan["pp"], plan["vpp"], plan["ep"], plan["etp"], plan["cp"],
+            plan["dp"]) == (2, 4, 2, 8, 1, 1, 8)
     assert (plan["micro_batch"], plan["recompute"], plan["schedule"]) == (2, "selective", "1f1b")
     assert out["plans_evaluated"] == 1
 
