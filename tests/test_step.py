@@ -167,3 +167,19 @@ def test_dense_ffn_time_by_hand():
     act = 3 * w * 2 * tokens / bw
     per_micro = 4 * 3 * (gemm + act)  # 4 layers, forward + backward (x3)
     assert float(st.compute["dense_ffn"][0]) == pytest.approx(2 * per_micro)  # 2 micro-batches
+
+
+def test_expert_tensor_parallelism_splits_expert_weights_and_adds_tp_traffic():
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    fixed = dict(tp=2, pp=1, vpp=1, ep=2, cp=1, micro_batch=1, recompute="full",
+                 schedule="1f1b")
+    whole = evaluate(arch, chip, RUN, _plans(arch, chip, RUN, 16, etp=1, **fixed))
+    split = evaluate(arch, chip, RUN, _plans(arch, chip, RUN, 16, etp=2, **fixed))
+    p = arch.params
+    expert_bytes = p.expert / 2 * (2 + 4)  # ep 2: weights + gradients, BF16 and FP32
+    assert float(whole.memory.weights[0] + whole.memory.gradients[0]) - float(
+        split.memory.weights[0] + split.memory.gradients[0]) == pytest.approx(expert_bytes / 2)
+    assert float(split.comm_total["tp"][0]) > float(whole.comm_total["tp"][0])
+    # The same expert FLOPs are done either way.
+    assert float(split.compute["moe_experts"][0]) == pytest.approx(
+        float(whole.compute["moe_experts"][0]), rel=0.3)
