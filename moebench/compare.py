@@ -156,22 +156,33 @@ def _deadline_search(
     return last
 
 
+def _empty_row(
+    arch: ModelArch, chip: Chip, sc: ScenarioSpec, run: RunConfig, n: int, status: str,
+    memory_gib: float | None,
+) -> CompareRow:
+    """The row of a chip with no usable plan: the reason instead of figures."""
+    return CompareRow(
+        model=arch.name, chip=chip.name, num_chips=n, precision=run.precision, plan=None,
+        step_time_s=None, tokens_per_s_per_chip=None, mfu=None,
+        memory_gib_per_chip=memory_gib, fits_memory=False, days=None, chip_hours=None,
+        goodput=None, price_per_chip_hour=None, price_source="", cost=None,
+        currency=sc.pricing.currency, cost_ratio=None, energy_mwh=None, co2_tonnes=None,
+        status=status,
+    )
+
+
 def _row(
     arch: ModelArch, chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, run: RunConfig,
     n: int, res: SearchResult,
 ) -> CompareRow:
-    base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "num_chips": n,
-                            "precision": run.precision, "currency": sc.pricing.currency}
     if res.best is None:
         oom = estimate_from(res)
-        return CompareRow(
-            **base, plan=None, step_time_s=None, tokens_per_s_per_chip=None, mfu=None,
-            memory_gib_per_chip=oom.memory_gib_per_chip, fits_memory=False, days=None,
-            chip_hours=None, goodput=None, price_per_chip_hour=None, price_source="",
-            cost=None, cost_ratio=None, energy_mwh=None, co2_tonnes=None,
-            status=(f"no plan fits: the fastest needs {oom.memory_gib_per_chip:.0f} GiB of "
-                    f"{oom.memory_capacity_gib:.0f} GiB per chip"),
-        )
+        return _empty_row(
+            arch, chip, sc, run, n,
+            f"no plan fits: the fastest needs {oom.memory_gib_per_chip:.0f} GiB of "
+            f"{oom.memory_capacity_gib:.0f} GiB per chip", oom.memory_gib_per_chip)
+    base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "num_chips": n,
+                            "precision": run.precision, "currency": sc.pricing.currency}
     est: Estimate = estimate_from(res)
     i = res.best
     mem = res.steps.memory
@@ -236,17 +247,25 @@ def run_comparison(
         arch = load_model(model_name)
         for chip_name in sorted(set(sc.chips), key=sc.chips.index):
             spec = load_spec(catalog.resolve("hardware", chip_name, "--chips"),
-                             overrides.get(chip_name) or overrides.get("*"))
+                             {**overrides.get("*", {}), **overrides.get(chip_name, {})})
             chip = chip_from_spec(spec)
             run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
                             precision=resolve_precision(sc.precision, chip),
                             ep_overlap=sc.ep_overlap,
                             expert_imbalance=sc.expert_imbalance.value)
             req = PlanRequest(**sc.plan.model_dump())
-            if deadline_days is not None:
-                n, res = _deadline_search(arch, chip, spec, run, sc, req, deadline_days)
-            else:
-                n, res = sc.num_chips, search(arch, chip, run, sc.num_chips, req)
+            try:
+                if deadline_days is not None:
+                    n, res = _deadline_search(arch, chip, spec, run, sc, req, deadline_days)
+                else:
+                    n, res = sc.num_chips, search(arch, chip, run, sc.num_chips, req)
+            except InputError as exc:
+                if exc.where != "plan":
+                    raise
+                # No valid plan on this chip (the cluster or batch does not divide): say so in
+                # its row rather than dropping it or failing the whole comparison.
+                rows.append(_empty_row(arch, chip, sc, run, sc.num_chips, exc.message, None))
+                continue
             row = _row(arch, chip, spec, sc, run, n, res)
             if samples and row.fits_memory:
                 sample_arrays[(arch.name, chip.name)] = _sampled(

@@ -69,7 +69,7 @@ def format_cell(value: Any) -> str:
         if abs(v) >= 10:
             return f"{v:.1f}"
         return f"{v:.3g}"
-    return "" if value is None else str(value)
+    return "-" if value is None else str(value)
 
 
 def to_json(report: Report) -> str:

@@ -205,3 +205,12 @@ def test_compare_run_overrides(cli):
 @pytest.mark.parametrize("group", ["profiles", "models"])
 def test_groups_have_help_with_an_example(cli, group):
     assert "Example" in cli(group, "--help").output
+
+
+def test_a_chip_without_a_valid_plan_keeps_its_row(cli):
+    # 997 chips (a prime) cannot split 8,960 sequences or 88 layers on any valid plan.
+    out = json.loads(cli("compare", "--chips", "h800,h20", "--num-chips", "997",
+                         "--global-batch", "8960", "-f", "json").output)
+    assert [r["chip"] for r in out["rows"]] == ["h800", "h20"]
+    for row in out["rows"]:
+        assert row["cost"] is None and row["status"].startswith(("no valid plan", "no plan"))
