@@ -205,10 +205,13 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 
 
 def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: str,
-            ep_overlap: bool, expert_imbalance: float, set_: list[str] | None) -> tuple:
-    """Load model and chip, build the run, applying --set overrides (hardware and run.*)."""
+            ep_overlap: bool, expert_imbalance: float, set_: list[str] | None,
+            **plan: Any) -> tuple:
+    """Load model and chip, build the run and the plan request, applying --set overrides
+    (hardware and run.*); shared by estimate and explain."""
     from moebench.hardware import load_chip, parse_overrides
     from moebench.model import load_model
+    from moebench.plan import PlanRequest
     from moebench.run import RunConfig, resolve_precision, split_run_overrides
 
     overrides = parse_overrides(set_ or [])
@@ -220,7 +223,7 @@ def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: s
                     global_batch=int(settings["global_batch"]),
                     precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
                     expert_imbalance=float(settings["expert_imbalance"]))
-    return arch, hw, run, overrides, hw_overrides
+    return arch, hw, run, PlanRequest(**plan), overrides, hw_overrides
 
 
 @app.command()
@@ -243,12 +246,11 @@ def estimate(
     """
     from moebench.estimate import estimate as run_estimate
     from moebench.estimate_report import estimate_report
-    from moebench.plan import PlanRequest
 
-    arch, hw, run, overrides, _ = _inputs(model, chip, seq_len, global_batch, precision,
-                                          ep_overlap, expert_imbalance, set_)
-    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
-                      recompute=recompute, schedule=schedule)
+    arch, hw, run, req, overrides, _ = _inputs(
+        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
+        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
+        recompute=recompute, schedule=schedule)
     est, _ = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
     show(estimate_report(est, overrides), fmt, output)
 
@@ -276,12 +278,11 @@ def explain(
     from moebench.estimate import estimate as run_estimate
     from moebench.explain import explain as build
     from moebench.explain_report import explanation_report, rich_view
-    from moebench.plan import PlanRequest
 
-    arch, hw, run, overrides, hw_overrides = _inputs(
-        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_)
-    req = PlanRequest(tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
-                      recompute=recompute, schedule=schedule)
+    arch, hw, run, req, overrides, hw_overrides = _inputs(
+        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
+        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
+        recompute=recompute, schedule=schedule)
     _, result = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
     ex = build(result, chip, req, hw_overrides)
     ex = type(ex)(**{**ex.__dict__, "overrides": overrides})

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from moebench.errors import InputError
-from moebench.report import publish
+from moebench.report import atomic_target
 
 FORMATS = (".png", ".svg")
 
@@ -29,17 +27,8 @@ def _figure_module() -> Any:
 def _save(fig: Any, path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise InputError("--plot", None, f"expected a .png or .svg file name, got {path.name}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError("--plot", None, f"folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=folder)
-    os.close(fd)
-    try:
+    with atomic_target(path, "--plot", suffix=path.suffix) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_comparison(rows: list[dict[str, Any]], baseline: str, currency: str, title: str,

@@ -11,6 +11,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -115,29 +117,32 @@ def render(report: Report, fmt: OutputFormat) -> str:
     }[fmt](report)
 
 
-def publish(tmp: str, path: Path) -> None:
-    """Give a finished temporary file the usual permissions, then rename it into place."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (temporary file, then rename)."""
+@contextmanager
+def atomic_target(path: Path, option: str, suffix: str = ".tmp") -> Iterator[str]:
+    """A temporary file beside ``path`` to write into; renamed onto ``path`` only if the block
+    finishes, removed otherwise, so ``path`` is written whole or not at all."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise InputError("--output", None, f"folder {folder} does not exist")
+        raise InputError(option, None, f"folder {folder} does not exist")
     if path.is_dir():
-        raise InputError("--output", None, f"{path} is a directory; give a file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        raise InputError(option, None, f"{path} is a directory; give a file name")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        publish(tmp, path)
+        yield tmp
+        umask = os.umask(0)  # give the file the permissions a plain open() would
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all."""
+    with atomic_target(path, "--output") as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def write_dataframe(df: pd.DataFrame, path: Path) -> None:
@@ -150,17 +155,8 @@ def write_dataframe(df: pd.DataFrame, path: Path) -> None:
     except ImportError:
         raise InputError("--output", None,
                          "Parquet needs pyarrow: pip install 'moebench[parquet]'") from None
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError("--output", None, f"folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_target(path, "--output") as tmp:
         df.to_parquet(tmp, index=False)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def emit(report: Report, fmt: OutputFormat, output: Path | None, console: Console) -> None:
