@@ -284,8 +284,7 @@ def explain(
         tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
         recompute=recompute, schedule=schedule)
     _, result = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
-    ex = build(result, chip, req, hw_overrides)
-    ex = type(ex)(**{**ex.__dict__, "overrides": overrides})
+    ex = build(result, chip, req, hw_overrides, overrides)
     if fmt is OutputFormat.table and output is None:
         out.print(rich_view(ex))
     else:

@@ -105,9 +105,14 @@ def sensitivities(
 
 
 def explain(
-    result: SearchResult, chip_ref: str, request: PlanRequest, overrides: dict[str, str],
+    result: SearchResult, chip_ref: str, request: PlanRequest, hardware_overrides: dict[str, str],
+    shown_overrides: dict[str, str],
 ) -> Explanation:
-    """Break the chosen plan down and compare it with the runners-up."""
+    """Break the chosen plan down and compare it with the runners-up.
+
+    ``hardware_overrides`` are re-applied when each figure is improved by 10%;
+    ``shown_overrides`` (hardware and run) are what the output says was changed.
+    """
     best = estimate_from(result)
     total = best.step_time_s
     split = [{"item": k, "label": LABELS.get(k, k), "seconds": v, "share": v / total}
@@ -124,6 +129,6 @@ def explain(
                              "fits_memory": other.fits_memory,
                              "why_not": _why_slower(best, other)})
     sens = sensitivities(result.arch, chip_ref, result.run, result.num_chips, request,
-                         overrides, total)
+                         hardware_overrides, total)
     return Explanation(best, split, mem, alternatives[:ALTERNATIVES], bottleneck_words(best),
-                       sens, overrides)
+                       sens, shown_overrides)
