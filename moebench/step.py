@@ -145,7 +145,10 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
 
     # --- Forward time per layer, by component ---------------------------------------------
     t_attn_proj = gemm(sh.attn_proj_params, tok_gemm, tp, 2 * h)
-    t_attn_core = attention_core_flops(arch, s) * tok_sp / attn_rate
+    # Context parallelism runs attention as a ring of cp steps, each its own kernel (plus the
+    # KV send), so the attention of a micro-batch takes at least cp launches.
+    t_attn_core = np.maximum(attention_core_flops(arch, s) * tok_sp / attn_rate,
+                             cp * chip.kernel_launch)
     t_elem = ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / mem_bw
     # Small kernels take at least their launch time: elementwise work is bounded below by it.
     small_kernels = (SMALL_KERNELS_MOE_LAYER * arch.num_moe_layers
