@@ -43,6 +43,8 @@ class RunComparison:
     fits_memory: bool
     plan: dict[str, Any]
     source: str
+    production: bool
+    """A whole training run's average (restarts, ramp-up) rather than a steady-state figure."""
 
 
 def _opt_int(v: Any) -> int | None:
@@ -91,7 +93,7 @@ def compare_runs(runs: pd.DataFrame) -> list[RunComparison]:
             id=row["id"], model=row["model"], chip=row["chip"], num_chips=int(row["num_chips"]),
             metric=row["metric"], measured=measured, predicted=predicted,
             speed_error=speed - 1.0, fits_memory=est.fits_memory, plan=est.plan,
-            source=row["source"],
+            source=row["source"], production=str(row["production"]).lower() == "true",
         ))
     return out
 
@@ -120,5 +122,9 @@ def validation_report(comparisons: list[RunComparison]) -> Report:
         "speed error = predicted speed / measured speed - 1 (positive: moebench is optimistic)",
         "each run uses its published plan; empty plan fields are searched; no per-run constants",
     ]
+    production = [c.id for c in comparisons if c.production]
+    if production:
+        footer.append(f"{', '.join(production)}: a whole run's average, with restarts and batch "
+                      "ramp-up that the steady-state prediction leaves out")
     return Report("moebench predictions against published measured runs",
                   pd.DataFrame(rows), payload, footer)
