@@ -147,7 +147,7 @@ def _deadline_search(
         last = (n, res)
         if res.fits:
             est = estimate_from(res)
-            ck = float(res.steps.memory.weights[res.best] + res.steps.memory.optimizer[res.best])
+            ck = float(res.steps.memory.checkpoint[res.best])
             econ = _economics(chip, spec, sc, n, est.step_time_s, ck, nominal)
             if econ["days"] <= deadline_days:
                 return n, res
@@ -186,7 +186,7 @@ def _row(
     est: Estimate = estimate_from(res)
     i = res.best
     mem = res.steps.memory
-    ckpt = float(mem.weights[i] + mem.optimizer[i])
+    ckpt = float(mem.checkpoint[i])
     econ = _economics(chip, spec, sc, n, est.step_time_s, ckpt, nominal)
     return CompareRow(
         **base, plan=est.plan, step_time_s=est.step_time_s,
@@ -214,7 +214,7 @@ def _sampled(
         raise ValueError("sampling needs a plan that fits")
     plan = res.plans.take(res.best)
     st = evaluate(arch, chip, run, plan)
-    ckpt = st.memory.weights + st.memory.optimizer
+    ckpt = st.memory.checkpoint
     econ = _economics(chip, spec, sc, res.num_chips, st.step_time, ckpt, value)
     return {"step_time_s": st.step_time, **{k: v for k, v in econ.items()
                                              if k != "price_source"}}

@@ -36,6 +36,11 @@ class MemoryBreakdown:
     reserve: np.ndarray
 
     @property
+    def checkpoint(self) -> np.ndarray:
+        """Bytes each chip writes to a checkpoint: its weights and its optimizer-state shard."""
+        return self.weights + self.optimizer
+
+    @property
     def total(self) -> np.ndarray:
         return (self.weights + self.gradients + self.optimizer + self.activations
                 + self.logits + self.reserve)
@@ -54,13 +59,12 @@ def stage_params(arch: ModelArch, plans: PlanArrays) -> tuple[np.ndarray, np.nda
     Replicated weights are split over tp, routed experts over ep x etp.
     """
     p, spec = arch.params, arch.spec
-    tp, pp, vpp = plans.tp.astype(float), plans.pp.astype(float), plans.vpp.astype(float)
+    tp, pp = plans.tp.astype(float), plans.pp.astype(float)
     ep = plans.ep.astype(float) * plans.etp.astype(float)
     sh = layer_shapes(arch)
     mtp_expert = spec.mtp_depth * sh.num_experts * sh.expert_params
     mtp_dense = p.mtp - mtp_expert
-    layers_per_stage = np.minimum(np.ceil(spec.num_layers / (pp * vpp)) * vpp, spec.num_layers)
-    frac = layers_per_stage / spec.num_layers
+    frac = plans.layers_per_stage(spec.num_layers) / spec.num_layers
     layer_dense = p.dense - p.embedding - p.lm_head
     first = layer_dense * frac + p.embedding
     last = layer_dense * frac + p.lm_head + mtp_dense
@@ -113,19 +117,18 @@ def memory_per_chip(
 ) -> MemoryBreakdown:
     """Bytes per chip on the most loaded stage for every plan."""
     spec = arch.spec
-    tp, pp, vpp, ep, cp, dp = (plans.tp.astype(float), plans.pp.astype(float),
-                               plans.vpp.astype(float), plans.ep.astype(float),
-                               plans.cp.astype(float), plans.dp.astype(float))
+    tp, pp, vpp, cp, dp = (plans.tp.astype(float), plans.pp.astype(float),
+                           plans.vpp.astype(float), plans.cp.astype(float),
+                           plans.dp.astype(float))
     dualpipe = plans.schedule == 1
     dense, expert = stage_params(arch, plans)
     copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two pipeline stages per rank
     weights = (dense + expert) * WEIGHT_BYTES * copies
     grads = (dense + expert) * GRAD_BYTES * copies
-    edp = tp * cp * dp / (ep * plans.etp)
-    optimizer = (dense / (dp * cp) + expert / edp) * OPTIMIZER_BYTES * copies
+    optimizer = (dense / (dp * cp) + expert / plans.expert_dp) * OPTIMIZER_BYTES * copies
 
     stored, working = activation_bytes_per_layer(arch, run, plans)
-    layers_per_stage = np.minimum(np.ceil(spec.num_layers / (pp * vpp)) * vpp, spec.num_layers)
+    layers_per_stage = plans.layers_per_stage(spec.num_layers)
     in_flight = np.where(
         dualpipe, pp + 1,
         np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0),

@@ -44,6 +44,17 @@ class PlanArrays:
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
+    def layers_per_stage(self, num_layers: int) -> np.ndarray:
+        """Layers on the fullest pipeline rank: ceil(L / (pp * vpp)) layers in each of vpp chunks
+        (never more than L)."""
+        pp, vpp = self.pp.astype(float), self.vpp.astype(float)
+        return np.minimum(np.ceil(num_layers / (pp * vpp)) * vpp, num_layers)
+
+    @property
+    def expert_dp(self) -> np.ndarray:
+        """Expert-data-parallel size: the ranks of a stage (tp*cp*dp) over ep*etp."""
+        return (self.tp * self.cp * self.dp / (self.ep * self.etp)).astype(float)
+
     def take(self, idx: np.ndarray | int) -> PlanArrays:
         idx = np.atleast_1d(idx)
         return PlanArrays(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})

@@ -133,11 +133,14 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     tok_sp = tokens / (tp * cp)  # per chip in sequence-parallel regions
     tok_gemm = tokens / cp  # rows of each TP-sharded GEMM
 
-    def gemm(params: float, rows: np.ndarray, shards: np.ndarray, in_out: float) -> np.ndarray:
-        """Forward time of a weight GEMM: 2*rows*params/shards FLOPs; weights + activations."""
+    def gemm(params: float, rows: np.ndarray, shards: np.ndarray, in_out: float,
+             fp8_cast: bool = True) -> np.ndarray:
+        """Forward time of a weight GEMM: 2*rows*params/shards FLOPs; weights + activations;
+        plus FP8 cast traffic unless the GEMM stays in BF16 (``fp8_cast`` False)."""
         flops = 2.0 * rows * params / shards
         bytes_ = params / shards * w_bytes + rows * in_out * a_bytes
-        return roofline(flops, bytes_, gemm_rate, mem_bw) + cast(rows, in_out)
+        return roofline(flops, bytes_, gemm_rate, mem_bw) + (
+            cast(rows, in_out) if fp8_cast else 0.0)
 
     def cast(rows: np.ndarray, in_out: Any) -> np.ndarray:
         """FP8 quantization traffic of one GEMM's rows (zero under BF16)."""
@@ -176,8 +179,8 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
         2 * 4.0 * sh.num_experts * tok_sp
         + (PERMUTE_PASSES + np.where(ep > 1, A2A_COPY_PASSES, 0.0)) * BF16 * h * received
     ) / mem_bw if arch.is_moe else 0.0 * tp
-    # The LM head stays in BF16 under FP8 recipes, so its cast traffic is taken back out.
-    t_head = gemm(h * vocab, tok_gemm, tp, h) - cast(tok_gemm, h) \
+    # The LM head stays in BF16 under FP8 recipes: no cast traffic.
+    t_head = gemm(h * vocab, tok_gemm, tp, h, fp8_cast=False) \
         + LOGIT_PASSES_FP32_BYTES * vocab * tok_sp / mem_bw
     t_up_proj = gemm(sh.attn_up_proj_params, tok_gemm, tp, 0) if sh.attn_up_proj_params \
         else 0.0 * tp
@@ -212,7 +215,7 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     work = sum(comp.values())
     layer_work = work - comp["lm_head_mtp"]
     per_layer = layer_work / n_layers
-    layers_per_stage = np.ceil(n_layers / (pp * vpp)) * vpp
+    layers_per_stage = plans.layers_per_stage(n_layers)
     # The slowest stage: whole layers cannot be split, and the head must sit somewhere.
     stage_time = np.maximum(layers_per_stage * per_layer, work / pp)
     stage_share = stage_time / work
@@ -220,7 +223,7 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     fwd_share = 1.0 / 3.0  # forward is ~1/3 of a training pass (backward = 2x forward)
 
     # --- Communication per micro-batch on the slowest stage ---------------------------------
-    stage_layers = np.minimum(layers_per_stage, n_layers)
+    stage_layers = layers_per_stage
     moe_frac = n_moe / n_layers
     passes = 2.0 + recompute_layer  # forward, backward, and forward again under full recompute
     # TP with sequence parallelism: all-gather + reduce-scatter around attention and each
@@ -274,7 +277,7 @@ def evaluate(arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays) -> 
     # --- Data-parallel gradient and parameter traffic, once per step ------------------------
     dense_local, expert_local = stage_params(arch, plans)
     dp_dense = dp * cp
-    dp_expert = tp * cp * dp / (ep * etp)
+    dp_expert = plans.expert_dp
     dd_in = ranks_per_domain(dp_dense, tp, chip.up_domain)
     de_in = ranks_per_domain(dp_expert, ep * etp, chip.up_domain)
     t_rs = gather_time(dense_local * GRAD_REDUCE_BYTES, dp_dense, dd_in, links) + \
