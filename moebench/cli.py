@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from moebench import __version__
+from moebench.commands.report import OutputFormat, Report, emit
 from moebench.errors import InputError
-from moebench.report import OutputFormat, Report, emit
 
 app = typer.Typer(
     help="What does it cost, and how long does it take, to train this MoE model on these chips?",
@@ -93,7 +93,7 @@ def profiles_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None)
 
     Example: moebench profiles list --format csv
     """
-    from moebench.inspect_profiles import hardware_list
+    from moebench.commands.inspect_profiles import hardware_list
 
     show(hardware_list(), fmt, output)
 
@@ -108,7 +108,7 @@ def profiles_show(
 
     Example: moebench profiles show ascend-910b
     """
-    from moebench.inspect_profiles import hardware_show
+    from moebench.commands.inspect_profiles import hardware_show
 
     show(hardware_show(name), fmt, output)
 
@@ -124,7 +124,7 @@ def profiles_check(
 
     Example: moebench profiles check my-chip.yaml
     """
-    from moebench.inspect_profiles import check_files, shipped_profile_files
+    from moebench.commands.inspect_profiles import check_files, shipped_profile_files
 
     files = list(paths) if paths else shipped_profile_files()
     problems = check_files(files)
@@ -145,9 +145,9 @@ def models_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -
 
     Example: moebench models list
     """
-    from moebench.catalog import catalog_names
-    from moebench.inspect_profiles import models_list as build
-    from moebench.model import load_model
+    from moebench.commands.inspect_profiles import models_list as build
+    from moebench.inputs.catalog import catalog_names
+    from moebench.inputs.model import load_model
 
     show(build([load_model(n) for n in catalog_names("models")]), fmt, output)
 
@@ -167,8 +167,8 @@ def models_show(
 
     Example: moebench models show deepseek-v3 --seq-len 4096 --format json
     """
-    from moebench.inspect_profiles import model_show
-    from moebench.model import load_model
+    from moebench.commands.inspect_profiles import model_show
+    from moebench.inputs.model import load_model
 
     if seq_len <= 0:
         raise InputError("--seq-len", None, f"must be a positive whole number, got {seq_len}")
@@ -209,10 +209,10 @@ def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: s
             **plan: Any) -> tuple:
     """Load model and chip, build the run and the plan request, applying --set overrides
     (hardware and run.*); shared by estimate and explain."""
-    from moebench.hardware import load_chip, parse_overrides
-    from moebench.model import load_model
-    from moebench.plan import PlanRequest
-    from moebench.run import RunConfig, resolve_precision, split_run_overrides
+    from moebench.engine.plan import PlanRequest
+    from moebench.inputs.hardware import load_chip, parse_overrides
+    from moebench.inputs.model import load_model
+    from moebench.inputs.run import RunConfig, resolve_precision, split_run_overrides
 
     overrides = parse_overrides(set_ or [])
     hw_overrides, run_changes = split_run_overrides(overrides)
@@ -244,8 +244,8 @@ def estimate(
     Example: moebench estimate --model deepseek-v3 --chip h800 --num-chips 2048
     --pp 16 --ep 64 --tp 1 --precision fp8 --global-batch 15360 --schedule dualpipe
     """
-    from moebench.estimate import estimate as run_estimate
-    from moebench.estimate_report import estimate_report
+    from moebench.commands.estimate import estimate as run_estimate
+    from moebench.commands.estimate_report import estimate_report
 
     arch, hw, run, req, overrides, _ = _inputs(
         model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
@@ -275,9 +275,9 @@ def explain(
     Example: moebench explain --model ling-plus --chip h800 --num-chips 1024
     --set scale_out.bandwidth_gb_per_s=100
     """
-    from moebench.estimate import estimate as run_estimate
-    from moebench.explain import explain as build
-    from moebench.explain_report import explanation_report, rich_view
+    from moebench.commands.estimate import estimate as run_estimate
+    from moebench.commands.explain import explain as build
+    from moebench.commands.explain_report import explanation_report, rich_view
 
     arch, hw, run, req, overrides, hw_overrides = _inputs(
         model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
@@ -305,7 +305,7 @@ def validate(
 
     Example: moebench validate --format markdown
     """
-    from moebench.validation import compare_runs, load_runs, validation_report
+    from moebench.commands.validation import compare_runs, load_runs, validation_report
 
     show(validation_report(compare_runs(load_runs(data))), fmt, output)
 
@@ -315,7 +315,7 @@ def validate(
 
 def split_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
     """``CHIP:FIELD=VALUE`` (one chip) or ``FIELD=VALUE`` (every chip, key '*')."""
-    from moebench.hardware import parse_overrides
+    from moebench.inputs.hardware import parse_overrides
 
     out: dict[str, dict[str, str]] = {}
     for pair in pairs:
@@ -370,14 +370,14 @@ def compare(
     Example: moebench compare --chips h800,ascend-910b --tokens 500B --fail-if
     "ascend-910b.cost_ratio > 1.0"
     """
-    from moebench.compare import run_comparison
-    from moebench.compare_report import (
+    from moebench.commands.compare import run_comparison
+    from moebench.commands.compare_report import (
         apply_options,
         check_guards,
         comparison_report,
         parse_tokens,
     )
-    from moebench.scenario import load_scenario
+    from moebench.inputs.scenario import load_scenario
 
     if uncertainty < 0 or uncertainty > 100_000:
         raise InputError("--uncertainty", None, f"must be 0..100000 samples, got {uncertainty}")
@@ -398,7 +398,7 @@ def compare(
     chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
     if chip_list is not None and not chip_list:
         raise InputError("--chips", None, "give at least one chip")
-    from moebench.run import split_run_overrides
+    from moebench.inputs.run import split_run_overrides
 
     per_chip = split_overrides(set_ or [])
     everywhere, run_changes = split_run_overrides(per_chip.pop("*", {}))
@@ -418,7 +418,7 @@ def compare(
     tripped = check_guards(result, fail_if or [])
     report = comparison_report(result, uncertainty > 0)
     if plot is not None:
-        from moebench.plots import plot_comparison
+        from moebench.commands.plots import plot_comparison
 
         plot_comparison(report.payload["rows"], sc.baseline, sc.pricing.currency,
                         report.title, plot)
@@ -461,10 +461,10 @@ def sweep(
     Example: moebench sweep --chips h800,ascend-910b --vary num_chips=256,512,1024,2048
     --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
     """
-    from moebench.compare_report import apply_options
-    from moebench.report import Report
-    from moebench.scenario import load_scenario
-    from moebench.sweep import parse_vary, run_sweep
+    from moebench.commands.compare_report import apply_options
+    from moebench.commands.report import Report
+    from moebench.commands.sweep import parse_vary, run_sweep
+    from moebench.inputs.scenario import load_scenario
 
     if workers < 1 or workers > 256:
         raise InputError("--workers", None, f"must be 1..256, got {workers}")
@@ -500,14 +500,14 @@ def sweep(
     df.attrs["varied"] = list(grid)
     title = f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}"
     if plot is not None:
-        from moebench.plots import plot_sweep
+        from moebench.commands.plots import plot_sweep
 
         plot_sweep(df, next(iter(grid)), plot_metric, title, plot)
     report = Report(f"Sweep: {title}", df, {"scenario": sc.name, "varied": grid,
                                            "rows": df.to_dict("records")},
                     [f"{len(df)} points; best plan per point; costs in {sc.pricing.currency}"])
     if output is not None and output.suffix.lower() in (".csv", ".parquet"):
-        from moebench.report import write_dataframe
+        from moebench.commands.report import write_dataframe
 
         write_dataframe(df, output)
         show(report, fmt, None)

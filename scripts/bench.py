@@ -12,12 +12,12 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target says
 
-from moebench.hardware import load_chip  # noqa: E402
-from moebench.model import load_model  # noqa: E402
-from moebench.plan import PlanRequest, candidate_plans  # noqa: E402
-from moebench.run import RunConfig  # noqa: E402
-from moebench.search import search  # noqa: E402
-from moebench.step import evaluate  # noqa: E402
+from moebench.engine.plan import PlanRequest, candidate_plans  # noqa: E402
+from moebench.engine.search import search  # noqa: E402
+from moebench.engine.step import evaluate  # noqa: E402
+from moebench.inputs.hardware import load_chip  # noqa: E402
+from moebench.inputs.model import load_model  # noqa: E402
+from moebench.inputs.run import RunConfig  # noqa: E402
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -40,8 +40,8 @@ def main() -> None:
     print(f"evaluation: {t_eval * 1e3:.1f} ms -> {rate:,.0f} plans/s "
           f"({'meets' if rate >= 1e6 else 'MISSES'} the 1,000,000 plans/s target)")
     print(f"full search incl. enumeration: {t_full * 1e3:.1f} ms")
-    from moebench.compare import run_comparison
-    from moebench.scenario import load_scenario
+    from moebench.commands.compare import run_comparison
+    from moebench.inputs.scenario import load_scenario
 
     sc = load_scenario("ling-plus-1t")
     t_cmp = best_of(lambda: run_comparison(sc), repeats=3)

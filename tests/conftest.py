@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from moebench.cli import app
-from moebench.model import ModelSpec, arch_from_spec
+from moebench.inputs.model import ModelSpec, arch_from_spec
 
 
 @pytest.fixture

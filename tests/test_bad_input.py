@@ -2,7 +2,7 @@
 
 import pytest
 
-from moebench.catalog import catalog_dir
+from moebench.inputs.catalog import catalog_dir
 
 H800 = (catalog_dir("hardware") / "h800.yaml").read_text()
 

@@ -81,7 +81,7 @@ def test_compare_tokens_scale_cost_linearly(cli):
 @pytest.mark.parametrize(("text", "value"), [("1T", 1e12), ("500B", 5e11), ("1.5e12", 1.5e12),
                                              ("800m", 8e8)])
 def test_token_counts(text, value):
-    from moebench.compare_report import parse_tokens
+    from moebench.commands.compare_report import parse_tokens
 
     assert parse_tokens(text) == value
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from moebench.collectives import (
+from moebench.engine.collectives import (
     Links,
     allreduce_time,
     alltoall_time,

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moebench.catalog import catalog_dir
+from moebench.inputs.catalog import catalog_dir
 
 H800 = yaml.safe_load((catalog_dir("hardware") / "h800.yaml").read_text())
 ROOT = Path(__file__).resolve().parent.parent

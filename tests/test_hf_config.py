@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from moebench.model import load_model
+from moebench.inputs.model import load_model
 
 DSV3 = {
     "model_type": "deepseek_v3", "_name_or_path": "deepseek-ai/DeepSeek-V3",

@@ -2,8 +2,8 @@
 
 import pytest
 
-from moebench.model import load_model
-from moebench.workload import attention_core_flops, model_flops_per_token
+from moebench.engine.workload import attention_core_flops, model_flops_per_token
+from moebench.inputs.model import load_model
 
 # (model, published total, published active, does the published active count include the
 # input embedding?) -- sources in each profile's `published` block.

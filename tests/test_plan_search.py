@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.search import search
+from moebench.engine.step import evaluate
 from moebench.errors import InputError
-from moebench.hardware import load_chip
-from moebench.model import load_model
-from moebench.plan import PlanRequest, candidate_plans
-from moebench.run import RunConfig
-from moebench.search import search
-from moebench.step import evaluate
+from moebench.inputs.hardware import load_chip
+from moebench.inputs.model import load_model
+from moebench.inputs.run import RunConfig
 
 RUN = RunConfig(seq_len=4096, global_batch=256)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moebench.catalog import catalog_dir, catalog_names
-from moebench.hardware import load_chip, load_spec
+from moebench.inputs.catalog import catalog_dir, catalog_names
+from moebench.inputs.hardware import load_chip, load_spec
 
 REQUIRED = ["h800", "h100", "h200", "h20", "a100", "a800", "b200", "gb200", "gb300",
             "ascend-910b", "ascend-910c", "mi300x", "mi325x", "mi355x", "t-head-ppu"]

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from moebench.hardware import chip_with, load_chip
-from moebench.model import arch_from_spec, load_model
-from moebench.plan import PlanRequest, candidate_plans
-from moebench.run import RunConfig
-from moebench.search import search
-from moebench.step import evaluate
+from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.search import search
+from moebench.engine.step import evaluate
+from moebench.inputs.hardware import chip_with, load_chip
+from moebench.inputs.model import arch_from_spec, load_model
+from moebench.inputs.run import RunConfig
 from tests.conftest import tiny_spec
 
 RUN = RunConfig(seq_len=4096, global_batch=512)
@@ -145,7 +145,7 @@ def test_vectorised_evaluation_equals_one_plan_at_a_time():
 
 
 def test_roofline_picks_the_slower_bound():
-    from moebench.step import roofline
+    from moebench.engine.step import roofline
 
     assert float(roofline(np.array(1e12), np.array(1e9), 1e12, 1e12)) == 1.0
     assert float(roofline(np.array(1e9), np.array(1e12), 1e12, 1e12)) == 1.0

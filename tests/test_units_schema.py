@@ -3,7 +3,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from moebench.schema import Figure, FractionFigure, ShareFigure
+from moebench.inputs.schema import Figure, FractionFigure, ShareFigure
 from moebench.units import GIB, to_base, unit_factor
 
 

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from moebench.compare import run_comparison
-from moebench.model import load_model
-from moebench.scenario import load_scenario
-from moebench.validation import compare_runs, load_runs, mean_abs_error
+from moebench.commands.compare import run_comparison
+from moebench.commands.validation import compare_runs, load_runs, mean_abs_error
+from moebench.inputs.model import load_model
+from moebench.inputs.scenario import load_scenario
 
 # Stated bounds on |predicted speed / measured speed - 1| over the 27 runs shipped (11 from
 # papers and model zoos, 16 from the Megatron-Bridge 25.11 performance summary). With the first

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moebench.hardware import Chip, Num
+from moebench.inputs.hardware import Chip, Num
 
 
 @dataclass(frozen=True)

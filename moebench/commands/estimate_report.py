@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from moebench.estimate import Estimate
-from moebench.report import Report
+from moebench.commands.estimate import Estimate
+from moebench.commands.report import Report
 
 
 def _plan_text(plan: dict[str, object]) -> str:

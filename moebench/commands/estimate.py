@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from moebench.engine.plan import PlanRequest
+from moebench.engine.search import SearchResult, search
+from moebench.engine.workload import model_flops_per_token
 from moebench.errors import InputError
-from moebench.hardware import Chip
-from moebench.model import ModelArch
-from moebench.plan import PlanRequest
-from moebench.run import RunConfig
-from moebench.search import SearchResult, search
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import ModelArch
+from moebench.inputs.run import RunConfig
 from moebench.units import GIB, HOUR, TERA
-from moebench.workload import model_flops_per_token
 
 TRILLION = 1e12
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from moebench import catalog
-from moebench.estimate import Estimate, estimate_from
-from moebench.hardware import chip_from_spec, load_spec
-from moebench.model import ModelArch
-from moebench.plan import PlanRequest
-from moebench.run import RunConfig
-from moebench.search import SearchResult, search
+from moebench.commands.estimate import Estimate, estimate_from
+from moebench.engine.plan import PlanRequest
+from moebench.engine.search import SearchResult, search
+from moebench.inputs import catalog
+from moebench.inputs.hardware import chip_from_spec, load_spec
+from moebench.inputs.model import ModelArch
+from moebench.inputs.run import RunConfig
 
 # Hardware figures whose 10% improvement is tried, by profile field name.
 SENSITIVITY_FIELDS = {

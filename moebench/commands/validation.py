@@ -15,14 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from moebench import catalog
+from moebench.commands.estimate import Estimate, estimate
+from moebench.commands.report import Report
+from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
-from moebench.estimate import Estimate, estimate
-from moebench.hardware import load_chip
-from moebench.model import load_model
-from moebench.plan import PlanRequest
-from moebench.report import Report
-from moebench.run import RunConfig
+from moebench.inputs import catalog
+from moebench.inputs.hardware import load_chip
+from moebench.inputs.model import load_model
+from moebench.inputs.run import RunConfig
 
 # Metrics where a larger value means faster training; the others (times, chip-hours) invert.
 FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True, "mfu": True,

@@ -1,7 +1,7 @@
 """Work per token, by component: FLOPs, weights touched and activations stored.
 
 Everything here depends on the model (and the sequence length) only, not on the chip or the
-parallel plan. Counts are *forward* and *per token*; :mod:`moebench.step` scales them by the
+parallel plan. Counts are *forward* and *per token*; :mod:`moebench.engine.step` scales them by the
 tokens each chip handles and by the backward and recompute multipliers.
 
 Notation (as in the scaling book): h hidden size, s sequence length, n_h query heads,
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from moebench.model import MlaAttention, ModelArch, attention_params, ffn_params
+from moebench.inputs.model import MlaAttention, ModelArch, attention_params, ffn_params
 
 # FlashAttention backward runs five matmuls against the forward's two (Dao et al., FlashAttention,
 # arXiv 2205.14135, sec. 3.1 and appendix B): 2.5x the forward FLOPs, not the 2x of a plain GEMM.

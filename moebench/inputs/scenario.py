@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from moebench import catalog
-from moebench.schema import Currency, Figure, MoneyFigure, Record, validate
-from moebench.yamlio import load_mapping
+from moebench.inputs import catalog
+from moebench.inputs.schema import Currency, Figure, MoneyFigure, Record, validate
+from moebench.inputs.yamlio import load_mapping
 
 
 class PlanFields(Record):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moebench.hardware import Num
+from moebench.inputs.hardware import Num
 from moebench.units import HOUR
 
 DAY = 86400.0

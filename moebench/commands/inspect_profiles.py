@@ -8,14 +8,14 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
-from moebench import catalog
+from moebench.commands.report import Report
+from moebench.engine.workload import model_flops_per_token
 from moebench.errors import InputError
-from moebench.hardware import HardwareSpec, fp8_consistent, load_spec
-from moebench.model import ModelArch, ModelSpec
-from moebench.report import Report
-from moebench.schema import Figure, ShareFigure, validation_problems
-from moebench.workload import model_flops_per_token
-from moebench.yamlio import load_mapping
+from moebench.inputs import catalog
+from moebench.inputs.hardware import HardwareSpec, fp8_consistent, load_spec
+from moebench.inputs.model import ModelArch, ModelSpec
+from moebench.inputs.schema import Figure, ShareFigure, validation_problems
+from moebench.inputs.yamlio import load_mapping
 
 
 def _val(fig: Any) -> float | None:
@@ -86,8 +86,8 @@ def _kind_of(path: Path, data: dict[str, Any]) -> str:
 
 def check_files(paths: list[Path]) -> list[str]:
     """One line per problem in the given profile files (empty when all are valid)."""
-    from moebench.hf_config import spec_from_hf_config
-    from moebench.scenario import ScenarioSpec
+    from moebench.inputs.hf_config import spec_from_hf_config
+    from moebench.inputs.scenario import ScenarioSpec
 
     problems: list[str] = []
     for path in paths:

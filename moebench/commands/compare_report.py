@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from moebench.compare import CompareRow, Comparison
+from moebench.commands.compare import CompareRow, Comparison
+from moebench.commands.report import Report
 from moebench.errors import InputError
-from moebench.report import Report
-from moebench.scenario import ScenarioSpec
+from moebench.inputs.scenario import ScenarioSpec
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
 
@@ -165,6 +165,6 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
                     data[name] = v
         else:
             data[key] = value
-    from moebench.schema import validate
+    from moebench.inputs.schema import validate
 
     return validate(ScenarioSpec, data, "command line")

@@ -7,9 +7,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from moebench.compare_report import plan_text
-from moebench.explain import Explanation
-from moebench.report import Report
+from moebench.commands.compare_report import plan_text
+from moebench.commands.explain import Explanation
+from moebench.commands.report import Report
 
 BAR = 40
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from moebench.errors import InputError
-from moebench.hardware import Chip
-from moebench.model import MlaAttention, ModelArch
-from moebench.run import RECOMPUTE, SCHEDULES, RunConfig
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import MlaAttention, ModelArch
+from moebench.inputs.run import RECOMPUTE, SCHEDULES, RunConfig
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)

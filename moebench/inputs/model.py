@@ -1,9 +1,9 @@
 """Model profiles: the MoE architecture record and its parameter counts.
 
 A model comes from ``profiles/models/<name>.yaml`` (validated into :class:`ModelSpec`) or from a
-Hugging Face ``config.json`` (see :mod:`moebench.hf_config`). Dense models are the special case
-with no ``moe`` section. Parameter counts are exact sums over the weight matrices (norm weights
-and biases included), split by component.
+Hugging Face ``config.json`` (see :mod:`moebench.inputs.hf_config`). Dense models are the
+special case with no ``moe`` section. Parameter counts are exact sums over the weight matrices
+(norm weights and biases included), split by component.
 
 Counting conventions, stated in every output:
 
@@ -19,9 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from moebench import catalog
-from moebench.schema import Record, validate
-from moebench.yamlio import load_mapping
+from moebench.inputs import catalog
+from moebench.inputs.schema import Record, validate
+from moebench.inputs.yamlio import load_mapping
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
@@ -278,7 +278,7 @@ def arch_from_spec(spec: ModelSpec) -> ModelArch:
 
 def load_model(name_or_path: str) -> ModelArch:
     """A model from a catalog name, a model YAML path, or a Hugging Face config.json path."""
-    from moebench.hf_config import spec_from_hf_config
+    from moebench.inputs.hf_config import spec_from_hf_config
 
     path = catalog.resolve("models", name_or_path, "--model")
     data = load_mapping(path)

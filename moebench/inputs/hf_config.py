@@ -1,8 +1,8 @@
 """Hugging Face ``config.json`` files turned into moebench model records.
 
-Each supported ``model_type`` maps its own key names onto :class:`moebench.model.ModelSpec`; the
-result is validated like a YAML profile, so a missing or malformed key gets the same one-line
-error, naming the config key.
+Each supported ``model_type`` maps its own key names onto
+:class:`moebench.inputs.model.ModelSpec`; the result is validated like a YAML profile, so a
+missing or malformed key gets the same one-line error, naming the config key.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.model import ModelSpec
-from moebench.schema import validate
+from moebench.inputs.model import ModelSpec
+from moebench.inputs.schema import validate
 
 
 class _Config:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from moebench.engine.plan import PlanArrays, PlanRequest, candidate_plans, first_violation
+from moebench.engine.step import StepArrays, evaluate
 from moebench.errors import InputError
-from moebench.hardware import Chip
-from moebench.model import ModelArch
-from moebench.plan import PlanArrays, PlanRequest, candidate_plans, first_violation
-from moebench.run import RunConfig
-from moebench.step import StepArrays, evaluate
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import ModelArch
+from moebench.inputs.run import RunConfig
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from moebench.cost import (
+from moebench.commands.cost import (
     DAY,
     checkpoint_seconds,
     convert,
@@ -17,15 +17,15 @@ from moebench.cost import (
     ownership_per_chip_hour,
     young_daly,
 )
+from moebench.commands.estimate import Estimate, estimate_from
+from moebench.commands.uncertainty import interval, sampler
+from moebench.engine.plan import PlanRequest
+from moebench.engine.search import SearchResult, search
 from moebench.errors import InputError
-from moebench.estimate import Estimate, estimate_from
-from moebench.hardware import Chip, HardwareSpec, chip_from_spec, load_spec, nominal
-from moebench.model import ModelArch, load_model
-from moebench.plan import PlanRequest
-from moebench.run import RunConfig, resolve_precision
-from moebench.scenario import ScenarioSpec
-from moebench.search import SearchResult, search
-from moebench.uncertainty import interval, sampler
+from moebench.inputs.hardware import Chip, HardwareSpec, chip_from_spec, load_spec, nominal
+from moebench.inputs.model import ModelArch, load_model
+from moebench.inputs.run import RunConfig, resolve_precision
+from moebench.inputs.scenario import ScenarioSpec
 from moebench.units import GIGA, HOUR
 
 DEADLINE_DOUBLINGS = 13  # chip counts tried in deadline mode: domain x 1, 2, 4, ... 4096
@@ -205,7 +205,7 @@ def _sampled(
     samples: int, seed: int,
 ) -> dict[str, Any]:
     """Sample arrays of the chosen plan's figures over the profile and scenario ranges."""
-    from moebench.step import evaluate
+    from moebench.engine.step import evaluate
 
     rng = np.random.default_rng([seed, _stable_hash(spec.name)])
     value = sampler(rng, samples)
@@ -238,7 +238,7 @@ def run_comparison(
                          f"{sc.baseline!r} is not among the chips ({', '.join(sc.chips)})")
     if deadline_days is not None and not (deadline_days > 0 and math.isfinite(deadline_days)):
         raise InputError("--deadline-days", None, f"must be a positive number, got {deadline_days}")
-    from moebench import catalog
+    from moebench.inputs import catalog
 
     overrides = overrides or {}
     rows: list[CompareRow] = []

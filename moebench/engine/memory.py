@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from moebench.hardware import Chip
-from moebench.model import ModelArch
-from moebench.plan import PlanArrays
-from moebench.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES, RunConfig
-from moebench.workload import ffn_act_elements, layer_shapes
+from moebench.engine.plan import PlanArrays
+from moebench.engine.workload import ffn_act_elements, layer_shapes
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import ModelArch
+from moebench.inputs.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES, RunConfig
 
 BF16 = 2.0
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from moebench import catalog
 from moebench.errors import InputError
-from moebench.schema import (
+from moebench.inputs import catalog
+from moebench.inputs.schema import (
     CountFigure,
     Figure,
     FractionFigure,
@@ -26,8 +26,8 @@ from moebench.schema import (
     ShareFigure,
     validate,
 )
+from moebench.inputs.yamlio import load_mapping
 from moebench.units import to_base
-from moebench.yamlio import load_mapping
 
 
 class ComputeSpec(Record):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from moebench.errors import InputError
-from moebench.hardware import Chip
+from moebench.inputs.hardware import Chip
 
 Precision = Literal["bf16", "fp8"]
 RECOMPUTE = ("none", "selective", "full")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from moebench.hardware import Num
+from moebench.inputs.hardware import Num
 
 INTERVAL = (5.0, 95.0)  # percentiles shown: a 90% interval
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from moebench.errors import InputError
-from moebench.scenario import ScenarioSpec
+from moebench.inputs.scenario import ScenarioSpec
 
 # Scenario fields a sweep may vary, with their parsers; hardware fields are section.field.
 SCENARIO_FIELDS: dict[str, Callable[[str], Any]] = {
@@ -72,7 +72,7 @@ def points(sc: ScenarioSpec, vary: dict[str, list[str]]) -> Iterator[Point]:
 def _scenario(data_key: str) -> ScenarioSpec:
     import json
 
-    from moebench.schema import validate
+    from moebench.inputs.schema import validate
 
     return validate(ScenarioSpec, json.loads(data_key), "sweep point")
 
@@ -81,7 +81,7 @@ def evaluate_point(point: Point) -> dict[str, Any]:
     """The best plan, time and cost at one point (runs in a worker)."""
     import json
 
-    from moebench.compare import run_comparison
+    from moebench.commands.compare import run_comparison
 
     data = dict(point.scenario)
     data.update(models=[point.model], chips=[point.chip], baseline=point.chip)
@@ -104,7 +104,7 @@ def evaluate_point(point: Point) -> dict[str, Any]:
         row.update(status=exc.message, fits_memory=False)
         return row
     r = cmp.rows[0]
-    from moebench.compare_report import plan_text
+    from moebench.commands.compare_report import plan_text
 
     row.update(
         num_chips=r.num_chips, plan=plan_text(r.plan) if r.plan else r.status,

@@ -26,28 +26,28 @@ from typing import Any
 
 import numpy as np
 
-from moebench.collectives import (
+from moebench.engine.collectives import (
     Links,
     alltoall_time,
     gather_time,
     p2p_time,
     ranks_per_domain,
 )
-from moebench.hardware import Chip
-from moebench.memory import MemoryBreakdown, memory_per_chip, stage_params
-from moebench.model import ModelArch
-from moebench.plan import PlanArrays
-from moebench.run import (
-    GRAD_REDUCE_BYTES,
-    OPTIMIZER_STEP_BYTES,
-    PARAM_GATHER_BYTES,
-    RunConfig,
-)
-from moebench.workload import (
+from moebench.engine.memory import MemoryBreakdown, memory_per_chip, stage_params
+from moebench.engine.plan import PlanArrays
+from moebench.engine.workload import (
     ATTENTION_BWD_FACTOR,
     GEMM_BWD_FACTOR,
     attention_core_flops,
     layer_shapes,
+)
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import ModelArch
+from moebench.inputs.run import (
+    GRAD_REDUCE_BYTES,
+    OPTIMIZER_STEP_BYTES,
+    PARAM_GATHER_BYTES,
+    RunConfig,
 )
 
 BF16 = 2.0  # bytes

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from moebench.commands.report import atomic_target
 from moebench.errors import InputError
-from moebench.report import atomic_target
 
 FORMATS = (".png", ".svg")
 

@@ -13,8 +13,8 @@ def profiles_root() -> Path:
     env = os.environ.get("MOEBENCH_PROFILES")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "profiles", here.parent / "profiles"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "profiles", package.parent / "profiles"):
         if candidate.is_dir():
             return candidate
     raise InputError("moebench", None, "cannot find the profiles folder; set MOEBENCH_PROFILES")

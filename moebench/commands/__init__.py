@@ -1,0 +1,3 @@
+"""What each command computes (estimate, compare, explain, sweep, validate, calibrate) and how
+its result is reported: records -> one DataFrame -> one rendering.
+"""
