@@ -1,0 +1,101 @@
+"""What every command shares: output options, one-line errors, rendering."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from moebench.commands.report import OutputFormat, Report, emit
+from moebench.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+# A terminal sets its own width; piped output gets room for the widest table.
+out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+
+FormatOpt = Annotated[OutputFormat, typer.Option(
+    "--format", "-f", help="Output: table, json, csv or markdown.", case_sensitive=False)]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write to this file (whole or not at all) instead of stdout.",
+    dir_okay=False)]
+
+
+def cli_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and exit code 2; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            typer.echo(f"error: {exc.one_line()}", err=True)
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence at the edge
+            if os.environ.get("MOEBENCH_DEBUG"):
+                raise
+            typer.echo(f"error: internal error, please report: {type(exc).__name__}: {exc}",
+                       err=True)
+            raise typer.Exit(3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def show(report: Report, fmt: OutputFormat, output: Path | None = None) -> None:
+    emit(report, fmt, output, out)
+
+
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog name or path.")]
+ChipOpt = Annotated[str, typer.Option("--chip", "-c", help="Catalog name or hardware YAML.")]
+ChipsOpt = Annotated[int, typer.Option("--num-chips", "-n", help="Chips in the cluster.")]
+TpOpt = Annotated[int | None, typer.Option(
+    "--tp", help="Tensor parallel size (searched if omitted).")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline stages.")]
+VppOpt = Annotated[int | None, typer.Option("--vpp", help="Virtual stages per pipeline rank.")]
+EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert parallel size.")]
+EtpOpt = Annotated[int | None, typer.Option(
+    "--etp", help="Tensor parallel size inside experts: 1 or the --tp size.")]
+CpOpt = Annotated[int | None, typer.Option("--cp", help="Context parallel size.")]
+MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
+RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
+SchedOpt = Annotated[str | None, typer.Option("--schedule", help="1f1b or dualpipe.")]
+GbOpt = Annotated[int, typer.Option("--global-batch", help="Sequences per optimizer step.")]
+PrecOpt = Annotated[str, typer.Option("--precision", help="bf16, fp8 or auto.")]
+OverlapOpt = Annotated[bool, typer.Option(
+    "--ep-overlap/--no-ep-overlap", help="Overlap MoE all-to-all with compute under 1F1B.")]
+ImbOpt = Annotated[float, typer.Option(
+    "--expert-imbalance", help="Busiest expert-parallel rank's load over the mean.")]
+OomOpt = Annotated[bool, typer.Option("--allow-oom", help="Show a plan even if it does not fit.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a hardware or run figure: scale_out.bandwidth_gb_per_s=100, "
+                  "run.expert_imbalance=1.2.")]
+
+
+def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: str,
+            ep_overlap: bool, expert_imbalance: float, set_: list[str] | None,
+            **plan: Any) -> tuple:
+    """Load model and chip, build the run and the plan request, applying --set overrides
+    (hardware and run.*); shared by estimate and explain."""
+    from moebench.engine.plan import PlanRequest
+    from moebench.inputs.hardware import load_chip, parse_overrides
+    from moebench.inputs.model import load_model
+    from moebench.inputs.run import RunConfig, resolve_precision, split_run_overrides
+
+    overrides = parse_overrides(set_ or [])
+    hw_overrides, run_changes = split_run_overrides(overrides)
+    arch, hw = load_model(model), load_chip(chip, hw_overrides)
+    settings = {"seq_len": seq_len, "global_batch": global_batch,
+                "expert_imbalance": expert_imbalance, **run_changes}
+    run = RunConfig(seq_len=int(settings["seq_len"]),
+                    global_batch=int(settings["global_batch"]),
+                    precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
+                    expert_imbalance=float(settings["expert_imbalance"]))
+    return arch, hw, run, PlanRequest(**plan), overrides, hw_overrides

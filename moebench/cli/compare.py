@@ -1,0 +1,130 @@
+"""``moebench compare``: cost and speed per chip against a baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moebench.cli.app import app
+from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
+from moebench.commands.report import OutputFormat
+from moebench.errors import InputError
+
+
+def split_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``CHIP:FIELD=VALUE`` (one chip) or ``FIELD=VALUE`` (every chip, key '*')."""
+    from moebench.inputs.hardware import parse_overrides
+
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, _, _ = pair.partition("=")
+        chip, sep, _ = key.partition(":")
+        target, item = (chip, pair.split(":", 1)[1]) if sep else ("*", pair)
+        out.setdefault(target, {}).update(parse_overrides([item]))
+    return out
+
+
+@app.command()
+@cli_errors
+def compare(
+    scenario: Annotated[str, typer.Option(
+        help="Scenario name or YAML path.")] = "ling-plus-1t",
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Model(s), comma-separated: one table answers MoE vs dense.")]
+    = None,
+    chips: Annotated[str | None, typer.Option(help="Chips, comma-separated.")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Tokens to train: 1T, 500B, 1.5e12.")]
+    = None,
+    num_chips: Annotated[int | None, typer.Option(help="Chips of each type.")] = None,
+    deadline_days: Annotated[float | None, typer.Option(
+        help="Instead of --num-chips: the fewest chips of each type that finish in time.")]
+    = None,
+    seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
+    global_batch: Annotated[int | None, typer.Option(help="Sequences per step.")] = None,
+    precision: Annotated[str | None, typer.Option(help="bf16, fp8 or auto.")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Chip the cost ratio divides by.")]
+    = None,
+    currency: Annotated[str | None, typer.Option(help="CNY or USD.")] = None,
+    fx_rate: Annotated[float | None, typer.Option(help="CNY per USD.")] = None,
+    pricing: Annotated[str | None, typer.Option(help="rental or ownership.")] = None,
+    uncertainty: Annotated[int, typer.Option(
+        help="Monte Carlo samples over estimated figures' ranges (0 = off).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for --uncertainty.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a hardware figure: [CHIP:]section.field=VALUE.")] = None,
+    fail_if: Annotated[list[str] | None, typer.Option(
+        "--fail-if", help="CI guard, e.g. 't-head-ppu.cost_ratio > 1.0'; exit 1 if it trips.")]
+    = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write cost and days per chip as bars: FILE.png or FILE.svg.")] = None,
+    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Cost and speed of training on each chip, each on its own best plan.
+
+    With no options, runs the embedded Ling-Plus scenario (1T tokens, H800 against Ascend 910B,
+    MI300X, T-Head PPU, H20 and A100). Exit codes: 0 ok, 1 a --fail-if guard tripped, 2 bad
+    input.
+
+    Example: moebench compare --chips h800,ascend-910b --tokens 500B --fail-if
+    "ascend-910b.cost_ratio > 1.0"
+    """
+    from moebench.commands.compare import run_comparison
+    from moebench.commands.compare_report import (
+        apply_options,
+        check_guards,
+        comparison_report,
+        parse_tokens,
+    )
+    from moebench.inputs.scenario import load_scenario
+
+    if uncertainty < 0 or uncertainty > 100_000:
+        raise InputError("--uncertainty", None, f"must be 0..100000 samples, got {uncertainty}")
+    for name, value in (("--num-chips", num_chips), ("--seq-len", seq_len),
+                        ("--global-batch", global_batch)):
+        if value is not None and value <= 0:
+            raise InputError(name, None, f"must be a positive whole number, got {value}")
+    if deadline_days is not None and num_chips is not None:
+        raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
+    if currency is not None and currency.upper() not in ("CNY", "USD"):
+        raise InputError("--currency", None, f"expected CNY or USD, got {currency!r}")
+    if pricing is not None and pricing not in ("rental", "ownership"):
+        raise InputError("--pricing", None, f"expected rental or ownership, got {pricing!r}")
+    if precision is not None and precision not in ("bf16", "fp8", "auto"):
+        raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
+    if fx_rate is not None and not fx_rate > 0:
+        raise InputError("--fx-rate", None, f"must be a positive number, got {fx_rate}")
+    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
+    if chip_list is not None and not chip_list:
+        raise InputError("--chips", None, "give at least one chip")
+    from moebench.inputs.run import split_run_overrides
+
+    per_chip = split_overrides(set_ or [])
+    everywhere, run_changes = split_run_overrides(per_chip.pop("*", {}))
+    if everywhere:
+        per_chip["*"] = everywhere
+    sc = apply_options(
+        load_scenario(scenario),
+        models=None if model is None else [m.strip() for m in model.split(",") if m.strip()],
+        chips=chip_list, tokens=None if tokens is None else parse_tokens(tokens),
+        num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
+        baseline=baseline or (chip_list[0] if chip_list else None),
+        currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
+        mode=pricing, run_changes=run_changes,
+    )
+    result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
+                            overrides=per_chip)
+    tripped = check_guards(result, fail_if or [])
+    report = comparison_report(result, uncertainty > 0)
+    if plot is not None:
+        from moebench.commands.plots import plot_comparison
+
+        plot_comparison(report.payload["rows"], sc.baseline, sc.pricing.currency,
+                        report.title, plot)
+    show(report, fmt, output)
+    for line in tripped:
+        typer.echo(f"guard tripped: {line}", err=True)
+    if tripped:
+        raise typer.Exit(1)
+

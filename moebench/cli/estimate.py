@@ -1,0 +1,99 @@
+"""``moebench estimate`` and ``moebench explain``: one model, chip and cluster."""
+
+from __future__ import annotations
+
+from moebench.cli.app import app
+from moebench.cli.common import (
+    ChipOpt,
+    ChipsOpt,
+    CpOpt,
+    EpOpt,
+    EtpOpt,
+    FormatOpt,
+    GbOpt,
+    ImbOpt,
+    MbOpt,
+    ModelOpt,
+    OomOpt,
+    OutputOpt,
+    OverlapOpt,
+    PpOpt,
+    PrecOpt,
+    RcOpt,
+    SchedOpt,
+    SeqLenOpt,
+    SetOpt,
+    TpOpt,
+    VppOpt,
+    _inputs,
+    cli_errors,
+    out,
+    show,
+)
+from moebench.commands.report import OutputFormat
+
+
+@app.command()
+@cli_errors
+def estimate(
+    model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
+    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
+    etp: EtpOpt = None, cp: CpOpt = None,
+    micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
+    seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
+    ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Predict step time, throughput, MFU and memory for one model, chip and cluster.
+
+    Plan flags given are honoured exactly; the rest are searched.
+
+    Example: moebench estimate --model deepseek-v3 --chip h800 --num-chips 2048
+    --pp 16 --ep 64 --tp 1 --precision fp8 --global-batch 15360 --schedule dualpipe
+    """
+    from moebench.commands.estimate import estimate as run_estimate
+    from moebench.commands.estimate_report import estimate_report
+
+    arch, hw, run, req, overrides, _ = _inputs(
+        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
+        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
+        recompute=recompute, schedule=schedule)
+    est, _ = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
+    show(estimate_report(est, overrides), fmt, output)
+
+
+@app.command()
+@cli_errors
+def explain(
+    model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
+    tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
+    etp: EtpOpt = None, cp: CpOpt = None,
+    micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
+    seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
+    ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Why the chosen plan wins and where its time and memory go, with sensitivities.
+
+    Shows the step time split into compute, exposed communication by kind and link level,
+    bubble and overhead; memory against capacity; the runners-up and why they lost; and how
+    much a 10% better figure (FLOP/s, HBM, links, capacity) would speed the step up.
+
+    Example: moebench explain --model ling-plus --chip h800 --num-chips 1024
+    --set scale_out.bandwidth_gb_per_s=100
+    """
+    from moebench.commands.estimate import estimate as run_estimate
+    from moebench.commands.explain import explain as build
+    from moebench.commands.explain_report import explanation_report, rich_view
+
+    arch, hw, run, req, overrides, hw_overrides = _inputs(
+        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
+        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
+        recompute=recompute, schedule=schedule)
+    _, result = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
+    ex = build(result, chip, req, hw_overrides, overrides)
+    if fmt is OutputFormat.table and output is None:
+        out.print(rich_view(ex))
+    else:
+        show(explanation_report(ex), fmt, output)
+

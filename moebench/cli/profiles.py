@@ -1,0 +1,100 @@
+"""``moebench profiles`` and ``moebench models``: inspect and check profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moebench.cli.app import models_app, profiles_app
+from moebench.cli.common import FormatOpt, OutputOpt, SeqLenOpt, cli_errors, show
+from moebench.commands.report import OutputFormat
+from moebench.errors import InputError
+
+
+@profiles_app.command("list")
+@cli_errors
+def profiles_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -> None:
+    """List the shipped hardware profiles.
+
+    Example: moebench profiles list --format csv
+    """
+    from moebench.commands.inspect_profiles import hardware_list
+
+    show(hardware_list(), fmt, output)
+
+
+@profiles_app.command("show")
+@cli_errors
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Catalog name (h800) or hardware YAML path.")],
+    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Show every figure of one hardware profile with its kind and source.
+
+    Example: moebench profiles show ascend-910b
+    """
+    from moebench.commands.inspect_profiles import hardware_show
+
+    show(hardware_show(name), fmt, output)
+
+
+@profiles_app.command("check")
+@cli_errors
+def profiles_check(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Profile files (hardware, model or scenario YAML, or config.json); "
+             "all shipped profiles when none given.")] = None,
+) -> None:
+    """Validate profile files: exit 0 when all are valid, 2 otherwise (one line per problem).
+
+    Example: moebench profiles check my-chip.yaml
+    """
+    from moebench.commands.inspect_profiles import check_files, shipped_profile_files
+
+    files = list(paths) if paths else shipped_profile_files()
+    problems = check_files(files)
+    for line in problems:
+        typer.echo(f"error: {line}", err=True)
+    if problems:
+        raise typer.Exit(2)
+    print(f"ok: {len(files)} profile file(s) valid")
+
+
+
+@models_app.command("list")
+@cli_errors
+def models_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -> None:
+    """List the shipped model profiles with their parameter counts.
+
+    Example: moebench models list
+    """
+    from moebench.commands.inspect_profiles import models_list as build
+    from moebench.inputs.catalog import catalog_names
+    from moebench.inputs.model import load_model
+
+    show(build([load_model(n) for n in catalog_names("models")]), fmt, output)
+
+
+
+
+@models_app.command("show")
+@cli_errors
+def models_show(
+    model: Annotated[str, typer.Argument(
+        help="Catalog name, model YAML path, or Hugging Face config.json path.")],
+    seq_len: SeqLenOpt = 4096,
+    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+) -> None:
+    """Parameter counts and forward FLOPs per token by component.
+
+    Example: moebench models show deepseek-v3 --seq-len 4096 --format json
+    """
+    from moebench.commands.inspect_profiles import model_show
+    from moebench.inputs.model import load_model
+
+    if seq_len <= 0:
+        raise InputError("--seq-len", None, f"must be a positive whole number, got {seq_len}")
+    show(model_show(load_model(model), seq_len), fmt, output)
+

@@ -1,0 +1,100 @@
+"""``moebench sweep``: the best plan at every point of a grid."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from moebench.cli.app import app
+from moebench.cli.common import FormatOpt, cli_errors, show
+from moebench.commands.report import OutputFormat
+from moebench.errors import InputError
+
+
+@app.command()
+@cli_errors
+def sweep(
+    vary: Annotated[list[str], typer.Option(
+        "--vary", help="FIELD=v1,v2,... (repeatable): num_chips, seq_len, global_batch, tokens, "
+                       "precision, expert_imbalance, or a hardware section.field.")],
+    scenario: Annotated[str, typer.Option(help="Scenario for everything not varied.")]
+    = "ling-plus-1t",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Models, comma-separated.")]
+    = None,
+    chips: Annotated[str | None, typer.Option(help="Chips, comma-separated.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    dask_scheduler: Annotated[str | None, typer.Option(
+        help="Run the points on an existing Dask cluster (moebench[dask]).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a plot: FILE.png or FILE.svg.")]
+    = None,
+    plot_metric: Annotated[str, typer.Option(
+        help="cost_per_1e12_tokens, mfu, tokens_per_s_per_chip or days.")]
+    = "cost_per_1e12_tokens",
+    fmt: FormatOpt = OutputFormat.table,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the results: .csv or .parquet as data, else --format.",
+        dir_okay=False)] = None,
+) -> None:
+    """Best plan at every point of a grid, over chips and models.
+
+    Example: moebench sweep --chips h800,ascend-910b --vary num_chips=256,512,1024,2048
+    --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
+    """
+    from moebench.commands.compare_report import apply_options
+    from moebench.commands.report import Report
+    from moebench.commands.sweep import parse_vary, run_sweep
+    from moebench.inputs.scenario import load_scenario
+
+    if workers < 1 or workers > 256:
+        raise InputError("--workers", None, f"must be 1..256, got {workers}")
+    if plot_metric not in ("cost_per_1e12_tokens", "mfu", "tokens_per_s_per_chip", "days"):
+        raise InputError("--plot-metric", None, f"unknown metric {plot_metric!r}")
+    grid = parse_vary(vary)
+    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
+    sc = apply_options(
+        load_scenario(scenario), chips=chip_list,
+        baseline=chip_list[0] if chip_list else None,
+        models=None if model is None else [m.strip() for m in model.split(",") if m.strip()])
+    total = len(sc.models) * len(sc.chips)
+    for values in grid.values():
+        total *= len(values)
+    progress_cb = None
+    progress = None
+    if total >= 20 and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        progress = Progress(console=Console(stderr=True), transient=True)
+        task = progress.add_task("sweep", total=total)
+        progress.start()
+
+        def progress_cb(done: int, total: int) -> None:
+            progress.update(task, completed=done)
+
+    try:
+        df = run_sweep(sc, grid, workers=workers, dask_address=dask_scheduler,
+                       progress=progress_cb)
+    finally:
+        if progress is not None:
+            progress.stop()
+    df.attrs["varied"] = list(grid)
+    title = f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}"
+    if plot is not None:
+        from moebench.commands.plots import plot_sweep
+
+        plot_sweep(df, next(iter(grid)), plot_metric, title, plot)
+    report = Report(f"Sweep: {title}", df, {"scenario": sc.name, "varied": grid,
+                                           "rows": df.to_dict("records")},
+                    [f"{len(df)} points; best plan per point; costs in {sc.pricing.currency}"])
+    if output is not None and output.suffix.lower() in (".csv", ".parquet"):
+        from moebench.commands.report import write_dataframe
+
+        write_dataframe(df, output)
+        show(report, fmt, None)
+    else:
+        show(report, fmt, output)
+
+
