@@ -18,6 +18,7 @@ from moebench.engine.step import evaluate  # noqa: E402
 from moebench.inputs.hardware import load_chip  # noqa: E402
 from moebench.inputs.model import load_model  # noqa: E402
 from moebench.inputs.run import RunConfig  # noqa: E402
+from moebench.inputs.stack import load_stack  # noqa: E402
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -31,10 +32,11 @@ def best_of(fn, repeats: int = 5) -> float:
 
 def main() -> None:
     arch, chip = load_model("deepseek-v3"), load_chip("h800")
+    stack = load_stack(None, chip.vendor, chip.name, chip.default_stack)
     run = RunConfig(seq_len=4096, global_batch=15360, precision="fp8")
     plans, _ = candidate_plans(arch, chip, run, 2048, PlanRequest())
-    t_eval = best_of(lambda: evaluate(arch, chip, run, plans))
-    t_full = best_of(lambda: search(arch, chip, run, 2048))
+    t_eval = best_of(lambda: evaluate(arch, chip, stack, run, plans))
+    t_full = best_of(lambda: search(arch, chip, stack, run, 2048))
     rate = len(plans) / t_eval
     print(f"plans evaluated per full search (DeepSeek-V3, 2048 x H800): {len(plans):,}")
     print(f"evaluation: {t_eval * 1e3:.1f} ms -> {rate:,.0f} plans/s "

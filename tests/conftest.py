@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from typer.testing import CliRunner
 
@@ -38,3 +40,15 @@ def tiny_spec(**changes) -> ModelSpec:
 @pytest.fixture
 def tiny():
     return arch_from_spec(tiny_spec())
+
+
+def stack_of(chip, name=None, **options):
+    """The stack a chip runs by default (or ``name``), as the engine takes it."""
+    return _stack(chip.vendor, chip.name, chip.default_stack, name, tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _stack(vendor, chip_name, default, name, options):
+    from moebench.inputs.stack import StackOptions, load_stack
+
+    return load_stack(name, vendor, chip_name, default, StackOptions(**dict(options)))

@@ -37,9 +37,10 @@ CASES = {
     "nan": (H800.replace("{value: 989.4,", "{value: .nan,"), ["finite"]),
     "string": (H800.replace("{value: 989.4,", "{value: lots,"),
                ["bf16_dense_tflops.value", "expected a number"]),
-    "estimate without range": (H800.replace("reserve_gb: {value: 6, kind: estimate, low: 3, "
-                                            "high: 10,", "reserve_gb: {value: 6, kind: estimate,"),
-                               ["reserve_gb", "low and high"]),
+    "estimate without range": (H800.replace("min_kernel_us: {value: 2.5, kind: estimate, "
+                                            "low: 1.5, high: 4,",
+                                            "min_kernel_us: {value: 2.5, kind: estimate,"),
+                               ["min_kernel_us", "low and high"]),
     "bad kind": (H800.replace("{value: 989.4, kind: datasheet", "{value: 989.4, kind: rumour"),
                  ["bf16_dense_tflops.kind", "rumour"]),
     "object tag": ("!!python/object/apply:os.system ['echo pwned']\n", ["tag"]),

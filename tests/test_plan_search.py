@@ -10,6 +10,7 @@ from moebench.errors import InputError
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import load_model
 from moebench.inputs.run import RunConfig
+from tests.conftest import stack_of
 
 RUN = RunConfig(seq_len=4096, global_batch=256)
 
@@ -48,9 +49,9 @@ def test_fixed_plan_is_honoured_exactly(cli):
 def test_invalid_fixed_plan_names_the_rule():
     arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
     with pytest.raises(InputError, match="ep must divide the experts"):
-        search(arch, chip, RUN, 64, PlanRequest(tp=1, pp=1, ep=16))
+        search(arch, chip, stack_of(chip), RUN, 64, PlanRequest(tp=1, pp=1, ep=16))
     with pytest.raises(InputError, match="not divisible by tp"):
-        search(arch, chip, RUN, 64, PlanRequest(tp=1, pp=3))
+        search(arch, chip, stack_of(chip), RUN, 64, PlanRequest(tp=1, pp=3))
 
 
 @pytest.mark.parametrize(("model", "chip", "n"), [("ling-lite", "h800", 16),
@@ -58,11 +59,11 @@ def test_invalid_fixed_plan_names_the_rule():
                                                    ("deepseek-v2-lite", "ascend-910b", 8)])
 def test_search_best_is_never_beaten_by_brute_force(model, chip, n):
     arch, hw = load_model(model), load_chip(chip)
-    res = search(arch, hw, RUN, n)
+    res = search(arch, hw, stack_of(hw), RUN, n)
     best_time = float(res.steps.step_time[res.best])
     # Brute force: every plan evaluated on its own.
     for i in range(len(res.plans)):
-        alone = evaluate(arch, hw, RUN, res.plans.take(i))
+        alone = evaluate(arch, hw, stack_of(hw), RUN, res.plans.take(i))
         if alone.fits[0]:
             assert float(alone.step_time[0]) >= best_time * (1 - 1e-9)
 

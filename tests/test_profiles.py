@@ -29,7 +29,7 @@ def _figures(node, path=""):
 def test_every_figure_has_a_source_and_kind(name):
     data = yaml.safe_load(Path(catalog_dir("hardware") / f"{name}.yaml").read_text())
     figures = list(_figures(data))
-    assert len(figures) >= 20
+    assert len(figures) >= 17  # software figures live in stack profiles
     for path, fig in figures:
         assert fig["kind"] in ("datasheet", "measured", "estimate"), path
         assert len(fig["source"]) > 10, path

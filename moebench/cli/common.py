@@ -75,27 +75,33 @@ ImbOpt = Annotated[float, typer.Option(
     "--expert-imbalance", help="Busiest expert-parallel rank's load over the mean.")]
 OomOpt = Annotated[bool, typer.Option("--allow-oom", help="Show a plan even if it does not fit.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a hardware or run figure: scale_out.bandwidth_gb_per_s=100, "
-                  "run.expert_imbalance=1.2.")]
+    "--set", help="Override a hardware, stack or run figure: scale_out.bandwidth_gb_per_s=100, "
+                  "stack.host.op_us=10, run.expert_imbalance=1.2.")]
+
+
+StackOpt = Annotated[str | None, typer.Option(
+    "--stack", help="Software stack: catalog name or YAML (default: the chip's own).")]
+DispatcherOpt = Annotated[str | None, typer.Option(
+    "--dispatcher", help="MoE token dispatcher: alltoall, allgather, deepep or hybridep "
+                         "(default: the stack's).")]
+GraphsOpt = Annotated[str | None, typer.Option(
+    "--graphs", help="Graph capture: none, partial or full (default: the stack's).")]
+CapacityOpt = Annotated[float | None, typer.Option(
+    "--capacity-factor", help="Drop-and-pad routing at this capacity (default: dropless).")]
 
 
 def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: str,
             ep_overlap: bool, expert_imbalance: float, set_: list[str] | None,
-            **plan: Any) -> tuple:
-    """Load model and chip, build the run and the plan request, applying --set overrides
-    (hardware and run.*); shared by estimate and explain."""
-    from moebench.engine.plan import PlanRequest
-    from moebench.inputs.hardware import load_chip, parse_overrides
-    from moebench.inputs.model import load_model
-    from moebench.inputs.run import RunConfig, resolve_precision, split_run_overrides
+            stack: str | None = None, dispatcher: str | None = None, graphs: str | None = None,
+            capacity_factor: float | None = None, **plan: Any) -> Any:
+    """Load model, chip and stack and build the run and plan request, applying --set
+    overrides (hardware, stack.* and run.*); shared by estimate and explain."""
+    from moebench.commands.setup import job_inputs
+    from moebench.inputs.overrides import parse_overrides
+    from moebench.inputs.stack import StackOptions
 
-    overrides = parse_overrides(set_ or [])
-    hw_overrides, run_changes = split_run_overrides(overrides)
-    arch, hw = load_model(model), load_chip(chip, hw_overrides)
-    settings = {"seq_len": seq_len, "global_batch": global_batch,
-                "expert_imbalance": expert_imbalance, **run_changes}
-    run = RunConfig(seq_len=int(settings["seq_len"]),
-                    global_batch=int(settings["global_batch"]),
-                    precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
-                    expert_imbalance=float(settings["expert_imbalance"]))
-    return arch, hw, run, PlanRequest(**plan), overrides, hw_overrides
+    return job_inputs(
+        model, chip, stack=stack, options=StackOptions(dispatcher=dispatcher, graphs=graphs),
+        overrides=parse_overrides(set_ or []), seq_len=seq_len, global_batch=global_batch,
+        precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
+        capacity_factor=capacity_factor, plan=plan)

@@ -15,7 +15,7 @@ from moebench.errors import InputError
 
 def split_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
     """``CHIP:FIELD=VALUE`` (one chip) or ``FIELD=VALUE`` (every chip, key '*')."""
-    from moebench.inputs.hardware import parse_overrides
+    from moebench.inputs.overrides import parse_overrides
 
     out: dict[str, dict[str, str]] = {}
     for pair in pairs:
@@ -98,12 +98,14 @@ def compare(
     chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
     if chip_list is not None and not chip_list:
         raise InputError("--chips", None, "give at least one chip")
-    from moebench.inputs.run import split_run_overrides
+    from moebench.commands.setup import split_overrides as by_input
 
     per_chip = split_overrides(set_ or [])
-    everywhere, run_changes = split_run_overrides(per_chip.pop("*", {}))
-    if everywhere:
-        per_chip["*"] = everywhere
+    everywhere = by_input(per_chip.pop("*", {}))
+    run_changes = everywhere.run
+    hw_and_stack = {**everywhere.hardware, **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
+    if hw_and_stack:
+        per_chip["*"] = hw_and_stack
     sc = apply_options(
         load_scenario(scenario),
         models=None if model is None else [m.strip() for m in model.split(",") if m.strip()],

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from moebench.cli.app import app
 from moebench.cli.common import (
+    CapacityOpt,
     ChipOpt,
     ChipsOpt,
     CpOpt,
+    DispatcherOpt,
     EpOpt,
     EtpOpt,
     FormatOpt,
     GbOpt,
+    GraphsOpt,
     ImbOpt,
     MbOpt,
     ModelOpt,
@@ -23,6 +26,7 @@ from moebench.cli.common import (
     SchedOpt,
     SeqLenOpt,
     SetOpt,
+    StackOpt,
     TpOpt,
     VppOpt,
     _inputs,
@@ -42,6 +46,8 @@ def estimate(
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
     seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
     ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
+    capacity_factor: CapacityOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
 ) -> None:
     """Predict step time, throughput, MFU and memory for one model, chip and cluster.
@@ -54,12 +60,14 @@ def estimate(
     from moebench.commands.estimate import estimate as run_estimate
     from moebench.commands.estimate_report import estimate_report
 
-    arch, hw, run, req, overrides, _ = _inputs(
+    job = _inputs(
         model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
+        stack, dispatcher, graphs, capacity_factor,
         tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
         recompute=recompute, schedule=schedule)
-    est, _ = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
-    show(estimate_report(est, overrides), fmt, output)
+    est, _ = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
+                          allow_oom=allow_oom)
+    show(estimate_report(est, job.overrides.shown), fmt, output)
 
 
 @app.command()
@@ -71,6 +79,8 @@ def explain(
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
     seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
     ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
+    capacity_factor: CapacityOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -86,12 +96,14 @@ def explain(
     from moebench.commands.explain import explain as build
     from moebench.commands.explain_report import explanation_report, rich_view
 
-    arch, hw, run, req, overrides, hw_overrides = _inputs(
+    job = _inputs(
         model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
+        stack, dispatcher, graphs, capacity_factor,
         tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
         recompute=recompute, schedule=schedule)
-    _, result = run_estimate(arch, hw, run, num_chips, req, allow_oom=allow_oom)
-    ex = build(result, chip, req, hw_overrides, overrides)
+    _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
+                             allow_oom=allow_oom)
+    ex = build(result, job)
     if fmt is OutputFormat.table and output is None:
         out.print(rich_view(ex))
     else:

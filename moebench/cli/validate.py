@@ -1,4 +1,4 @@
-"""``moebench validate``: predictions against published measured runs."""
+"""``moebench validate`` and ``moebench calibrate``: the model against measured runs."""
 
 from __future__ import annotations
 
@@ -10,20 +10,79 @@ import typer
 from moebench.cli.app import app
 from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
 from moebench.commands.report import OutputFormat
+from moebench.errors import InputError
+
+DataOpt = Annotated[Path | None, typer.Option(
+    "--data", help="Measured-runs CSV (default: the shipped profiles/validation file).")]
 
 
 @app.command()
 @cli_errors
 def validate(
-    data: Annotated[Path | None, typer.Option(
-        help="Measured-runs CSV (default: the shipped profiles/validation file).")] = None,
+    data: DataOpt = None,
+    max_error: Annotated[float | None, typer.Option(
+        "--max-error", help="Exit 1 if the leave-one-out mean absolute speed error over all "
+                            "runs exceeds this many percent.")] = None,
+    max_run_error: Annotated[float | None, typer.Option(
+        "--max-run-error", help="Exit 1 if any run's leave-one-out speed error exceeds this "
+                                "many percent.")] = None,
     fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
 ) -> None:
-    """Compare predictions with published measured training runs and report the error.
+    """Predict measured training runs three ways (physics only, calibrated, leave-one-out)
+    and report the error per run, per vendor and per dense/MoE group.
 
-    Example: moebench validate --format markdown
+    Exit codes: 0 ok, 1 an error bound was exceeded, 2 bad input.
+
+    Example: moebench validate --data my-runs.csv --max-error 25
     """
-    from moebench.commands.validation import compare_runs, load_runs, validation_report
+    from moebench.commands.validation import mean_abs, validate, validation_report
 
-    show(validation_report(compare_runs(load_runs(data))), fmt, output)
+    for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error)):
+        if bound is not None and not bound > 0:
+            raise InputError(name, None, f"must be a positive percentage, got {bound}")
+    comparisons = validate(data)
+    show(validation_report(comparisons, data), fmt, output)
+    failed = []
+    overall = mean_abs([c.loo_error for c in comparisons])
+    if max_error is not None and 100 * overall > max_error:
+        failed.append(f"leave-one-out mean absolute error {100 * overall:.1f}% > {max_error}%")
+    if max_run_error is not None:
+        failed += [f"{c.id}: leave-one-out error {100 * c.loo_error:+.1f}% beyond "
+                   f"{max_run_error}%" for c in comparisons
+                   if 100 * abs(c.loo_error) > max_run_error]
+    for line in failed:
+        typer.echo(f"bound exceeded: {line}", err=True)
+    if failed:
+        raise typer.Exit(1)
 
+
+@app.command()
+@cli_errors
+def calibrate(
+    runs: Annotated[Path, typer.Argument(help="Measured-runs CSV (validation format).")],
+    stack: Annotated[str, typer.Option(help="Stack to start from: catalog name or YAML.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Stack YAML to write.",
+                                         dir_okay=False)],
+    fit_names: Annotated[str, typer.Option(
+        "--fit", help="Parameters to fit, comma-separated: gemm_fraction, gemm_half_rows, "
+                      "attention_fraction, host_op_us, collective_fraction.")]
+    = "gemm_fraction,host_op_us",
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Fit named, bounded stack parameters to measured runs and write the fitted stack.
+
+    Prints each fitted value with its 90% interval and every run's error in sample and
+    leave-one-out; writes a stack YAML whose fitted figures have kind calibrated, sourced to
+    the runs file and the date. Needs three runs per fitted parameter, all on the stack's
+    vendor's chips.
+
+    Example: moebench calibrate my-runs.csv --stack megatron-core-nvidia --output my-stack.yaml
+    """
+    from moebench.commands.calibrate import calibrate as fit_stack
+    from moebench.commands.calibrate_report import calibration_report, write_stack
+    from moebench.commands.measured_runs import load_runs
+
+    names = tuple(n.strip() for n in fit_names.split(",") if n.strip())
+    spec, result = fit_stack(load_runs(runs), stack, names, str(runs))
+    write_stack(spec, result, runs, output)
+    show(calibration_report(result, runs, output), fmt, None)

@@ -18,6 +18,7 @@ from moebench.commands.cost import (
     young_daly,
 )
 from moebench.commands.estimate import Estimate, estimate_from
+from moebench.commands.setup import split_overrides
 from moebench.commands.uncertainty import interval, sampler
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import SearchResult, search
@@ -26,6 +27,13 @@ from moebench.inputs.hardware import Chip, HardwareSpec, chip_from_spec, load_sp
 from moebench.inputs.model import ModelArch, load_model
 from moebench.inputs.run import RunConfig, resolve_precision
 from moebench.inputs.scenario import ScenarioSpec
+from moebench.inputs.stack import (
+    Stack,
+    StackSpec,
+    check_vendor,
+    load_stack_spec,
+    stack_from_spec,
+)
 from moebench.units import GIGA, HOUR
 
 DEADLINE_DOUBLINGS = 13  # chip counts tried in deadline mode: domain x 1, 2, 4, ... 4096
@@ -58,6 +66,7 @@ class Assumptions:
 class CompareRow:
     model: str
     chip: str
+    stack: str
     num_chips: int
     precision: str
     plan: dict[str, Any] | None
@@ -77,6 +86,8 @@ class CompareRow:
     energy_mwh: float | None
     co2_tonnes: float | None
     status: str
+    entry: str = ""
+    """The chip entry this row answers: CHIP, or CHIP:STACK when a stack was named."""
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -133,15 +144,15 @@ def _economics(
 
 
 def _deadline_search(
-    arch: ModelArch, chip: Chip, spec: HardwareSpec, run: RunConfig, sc: ScenarioSpec,
-    req: PlanRequest, deadline_days: float,
+    arch: ModelArch, chip: Chip, stack: Stack, spec: HardwareSpec, run: RunConfig,
+    sc: ScenarioSpec, req: PlanRequest, deadline_days: float,
 ) -> tuple[int, SearchResult]:
     """The fewest chips (domain x 2^k) whose best plan trains within the deadline."""
     last: tuple[int, SearchResult] | None = None
     for k in range(DEADLINE_DOUBLINGS):
         n = chip.up_domain * 2**k
         try:
-            res = search(arch, chip, run, n, req)
+            res = search(arch, chip, stack, run, n, req)
         except InputError:
             continue
         last = (n, res)
@@ -157,12 +168,13 @@ def _deadline_search(
 
 
 def _empty_row(
-    arch: ModelArch, chip: Chip, sc: ScenarioSpec, run: RunConfig, n: int, status: str,
-    memory_gib: float | None,
+    arch: ModelArch, chip: Chip, stack: Stack, sc: ScenarioSpec, run: RunConfig, n: int,
+    status: str, memory_gib: float | None,
 ) -> CompareRow:
     """The row of a chip with no usable plan: the reason instead of figures."""
     return CompareRow(
-        model=arch.name, chip=chip.name, num_chips=n, precision=run.precision, plan=None,
+        model=arch.name, chip=chip.name, stack=stack.name, num_chips=n, precision=run.precision,
+        plan=None,
         step_time_s=None, tokens_per_s_per_chip=None, mfu=None,
         memory_gib_per_chip=memory_gib, fits_memory=False, days=None, chip_hours=None,
         goodput=None, price_per_chip_hour=None, price_source="", cost=None,
@@ -178,10 +190,11 @@ def _row(
     if res.best is None:
         oom = estimate_from(res)
         return _empty_row(
-            arch, chip, sc, run, n,
+            arch, chip, res.stack, sc, run, n,
             f"no plan fits: the fastest needs {oom.memory_gib_per_chip:.0f} GiB of "
             f"{oom.memory_capacity_gib:.0f} GiB per chip", oom.memory_gib_per_chip)
-    base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "num_chips": n,
+    base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "stack": res.stack.name,
+                            "num_chips": n,
                             "precision": run.precision, "currency": sc.pricing.currency}
     est: Estimate = estimate_from(res)
     i = res.best
@@ -201,19 +214,21 @@ def _row(
 
 
 def _sampled(
-    arch: ModelArch, spec: HardwareSpec, sc: ScenarioSpec, run: RunConfig, res: SearchResult,
-    samples: int, seed: int,
+    arch: ModelArch, spec: HardwareSpec, stack_spec: StackSpec, sc: ScenarioSpec,
+    run: RunConfig, res: SearchResult, samples: int, seed: int,
 ) -> dict[str, Any]:
-    """Sample arrays of the chosen plan's figures over the profile and scenario ranges."""
+    """Sample arrays of the chosen plan's figures over the ranges of the hardware, stack
+    (calibration intervals included) and scenario figures."""
     from moebench.engine.step import evaluate
 
-    rng = np.random.default_rng([seed, _stable_hash(spec.name)])
+    rng = np.random.default_rng([seed, _stable_hash(spec.name), _stable_hash(stack_spec.name)])
     value = sampler(rng, samples)
     chip = chip_from_spec(spec, value)
+    stack = stack_from_spec(stack_spec, value=value)
     if res.best is None:
         raise ValueError("sampling needs a plan that fits")
     plan = res.plans.take(res.best)
-    st = evaluate(arch, chip, run, plan)
+    st = evaluate(arch, chip, stack, run, plan)
     ckpt = st.memory.checkpoint
     econ = _economics(chip, spec, sc, res.num_chips, st.step_time, ckpt, value)
     return {"step_time_s": st.step_time, **{k: v for k, v in econ.items()
@@ -228,11 +243,21 @@ def _stable_hash(text: str) -> int:
     return h
 
 
+def parse_entry(entry: str) -> tuple[str, str | None]:
+    """A compare entry ``CHIP`` or ``CHIP:STACK`` as (chip, stack or None for the default)."""
+    chip, sep, stack = entry.partition(":")
+    if not chip or (sep and not stack):
+        raise InputError("--chips", None, f"expected CHIP or CHIP:STACK, got {entry!r}")
+    return chip, stack or None
+
+
 def run_comparison(
     sc: ScenarioSpec, deadline_days: float | None = None, samples: int = 0, seed: int = 0,
     overrides: dict[str, dict[str, str]] | None = None,
 ) -> Comparison:
-    """Every (model, chip) of the scenario on its best plan, with costs relative to baseline."""
+    """Every (model, chip entry) of the scenario on its best plan, with costs relative to the
+    baseline. An entry is a chip on its default stack, or ``CHIP:STACK`` for another stack, so
+    one table can show a chip under two stacks."""
     if sc.baseline not in sc.chips:
         raise InputError("--baseline", None,
                          f"{sc.baseline!r} is not among the chips ({', '.join(sc.chips)})")
@@ -245,10 +270,15 @@ def run_comparison(
     sample_arrays: dict[tuple[str, str], dict[str, Any]] = {}
     for model_name in sc.models:
         arch = load_model(model_name)
-        for chip_name in sorted(set(sc.chips), key=sc.chips.index):
-            spec = load_spec(catalog.resolve("hardware", chip_name, "--chips"),
-                             {**overrides.get("*", {}), **overrides.get(chip_name, {})})
+        for entry in sorted(set(sc.chips), key=sc.chips.index):
+            chip_name, stack_name = parse_entry(entry)
+            split = split_overrides({**overrides.get("*", {}), **overrides.get(chip_name, {}),
+                                     **overrides.get(entry, {})})
+            spec = load_spec(catalog.resolve("hardware", chip_name, "--chips"), split.hardware)
             chip = chip_from_spec(spec)
+            stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
+            check_vendor(stack_spec, chip.vendor, chip.name)
+            stack = stack_from_spec(stack_spec)
             run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
                             precision=resolve_precision(sc.precision, chip),
                             ep_overlap=sc.ep_overlap,
@@ -256,20 +286,22 @@ def run_comparison(
             req = PlanRequest(**sc.plan.model_dump())
             try:
                 if deadline_days is not None:
-                    n, res = _deadline_search(arch, chip, spec, run, sc, req, deadline_days)
+                    n, res = _deadline_search(arch, chip, stack, spec, run, sc, req,
+                                              deadline_days)
                 else:
-                    n, res = sc.num_chips, search(arch, chip, run, sc.num_chips, req)
+                    n, res = sc.num_chips, search(arch, chip, stack, run, sc.num_chips, req)
             except InputError as exc:
                 if exc.where != "plan":
                     raise
                 # No valid plan on this chip (the cluster or batch does not divide): say so in
                 # its row rather than dropping it or failing the whole comparison.
-                rows.append(_empty_row(arch, chip, sc, run, sc.num_chips, exc.message, None))
+                rows.append(replace(_empty_row(arch, chip, stack, sc, run, sc.num_chips,
+                                               exc.message, None), entry=entry))
                 continue
-            row = _row(arch, chip, spec, sc, run, n, res)
+            row = replace(_row(arch, chip, spec, sc, run, n, res), entry=entry)
             if samples and row.fits_memory:
-                sample_arrays[(arch.name, chip.name)] = _sampled(
-                    arch, spec, sc, run, res, samples, seed)
+                sample_arrays[(arch.name, entry)] = _sampled(
+                    arch, spec, stack_spec, sc, run, res, samples, seed)
             rows.append(row)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
     return Comparison(scenario=sc, assumptions=_assumptions(sc, overrides), rows=rows)
@@ -279,12 +311,12 @@ def _with_ratios(rows: list[CompareRow], baseline: str,
                  samples: dict[tuple[str, str], dict[str, Any]]) -> list[CompareRow]:
     out = []
     for row in rows:
-        base = next((r for r in rows if r.model == row.model and r.chip == baseline), None)
+        base = next((r for r in rows if r.model == row.model and r.entry == baseline), None)
         ratio = None
         intervals = dict(row.intervals)
         if base is not None and base.cost and row.cost is not None:
             ratio = row.cost / base.cost
-        s, sb = samples.get((row.model, row.chip)), samples.get((row.model, baseline))
+        s, sb = samples.get((row.model, row.entry)), samples.get((row.model, baseline))
         if s is not None:
             for key in ("days", "cost", "chip_hours", "tokens_per_s_per_chip"):
                 if key in s:

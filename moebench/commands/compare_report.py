@@ -60,7 +60,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     rows = []
     for r in cmp.rows:
         row: dict[str, Any] = {
-            "model": r.model, "chip": r.chip, "chips": r.num_chips,
+            "model": r.model, "chip": r.entry or r.chip, "chips": r.num_chips,
             "plan": plan_text(r.plan) if r.plan else r.status,
             "step s": r.step_time_s, "tok/s/chip": r.tokens_per_s_per_chip, "MFU": r.mfu,
             "GiB": r.memory_gib_per_chip,
@@ -117,7 +117,7 @@ def check_guards(cmp: Comparison, guards: list[str]) -> list[str]:
     """Guards like ``t-head-ppu.cost_ratio > 1.0``; returns the ones that tripped."""
     tripped = []
     for guard in guards:
-        m = re.fullmatch(r"\s*([A-Za-z0-9._-]+?)\.([a-z_0-9]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
+        m = re.fullmatch(r"\s*([A-Za-z0-9._:-]+?)\.([a-z_0-9]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
                          guard)
         if not m:
             raise InputError(
@@ -131,7 +131,7 @@ def check_guards(cmp: Comparison, guards: list[str]) -> list[str]:
             limit = float(raw)
         except ValueError:
             raise InputError("--fail-if", None, f"expected a number, got {raw!r}") from None
-        rows = [r for r in cmp.rows if r.chip == chip]
+        rows = [r for r in cmp.rows if (r.entry or r.chip) == chip]
         if not rows:
             raise InputError("--fail-if", None, f"chip {chip!r} is not in the comparison")
         for r in rows:

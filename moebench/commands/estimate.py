@@ -12,6 +12,7 @@ from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
 from moebench.inputs.run import RunConfig
+from moebench.inputs.stack import Stack
 from moebench.units import GIB, HOUR, TERA
 
 TRILLION = 1e12
@@ -23,6 +24,7 @@ class Estimate:
 
     model: str
     chip: str
+    stack: str
     num_chips: int
     precision: str
     seq_len: int
@@ -51,30 +53,44 @@ class Estimate:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def speed_metrics(arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
+                  step_time: Any) -> dict[str, Any]:
+    """Throughput figures of a step time (scalar or array): tokens/s per chip, model TFLOPS per
+    chip, MFU against the dense BF16 peak, chip-hours per 1e12 tokens, and the step itself."""
+    per_chip = run.tokens_per_step / step_time / num_chips
+    model_flops_chip = per_chip * model_flops_per_token(arch, run.seq_len).total
+    return {
+        "step_time_s": step_time, "tokens_per_s_per_chip": per_chip,
+        "model_tflops_per_chip": model_flops_chip / TERA,
+        "mfu": model_flops_chip / chip.bf16_flops,
+        "chip_hours_per_1e12_tokens": TRILLION / per_chip / HOUR,
+    }
+
+
 def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
     """The estimate record of one evaluated plan (the chosen one by default)."""
     i = result.shown if index is None else index
     st, run, chip = result.steps, result.run, result.chip
     step = float(st.step_time[i])
-    tokens_per_s = run.tokens_per_step / step
-    per_chip = tokens_per_s / result.num_chips
-    flops_tok = model_flops_per_token(result.arch, run.seq_len).total
-    model_flops_chip = per_chip * flops_tok
+    speed = speed_metrics(result.arch, chip, run, result.num_chips, step)
     breakdown = {f"compute_{k}": float(v[i]) for k, v in st.compute.items()}
     breakdown.update({f"comm_{k}": float(v[i]) for k, v in st.comm_exposed.items()})
+    breakdown["host_overhead"] = float(st.host[i])
     breakdown["pipeline_bubble"] = float(st.bubble[i])
     breakdown["optimizer_step"] = float(st.optimizer[i])
     return Estimate(
-        model=result.arch.name, chip=chip.name, num_chips=result.num_chips,
+        model=result.arch.name, chip=chip.name, stack=result.stack.name,
+        num_chips=result.num_chips,
         precision=run.precision, seq_len=run.seq_len, global_batch=run.global_batch,
         plan=result.plans.describe(i, int(round(float(st.num_micro[i])))),
-        step_time_s=step, tokens_per_s=tokens_per_s, tokens_per_s_per_chip=per_chip,
-        model_flops_per_token=flops_tok, model_tflops_per_chip=model_flops_chip / TERA,
-        mfu=float(model_flops_chip / chip.bf16_flops),
+        step_time_s=step, tokens_per_s=run.tokens_per_step / step,
+        tokens_per_s_per_chip=speed["tokens_per_s_per_chip"],
+        model_flops_per_token=model_flops_per_token(result.arch, run.seq_len).total,
+        model_tflops_per_chip=speed["model_tflops_per_chip"], mfu=float(speed["mfu"]),
         memory_gib_per_chip=float(st.memory.total[i]) / GIB,
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
         fits_memory=bool(st.fits[i]),
-        chip_hours_per_1e12_tokens=TRILLION / per_chip / HOUR,
+        chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},
         plans_evaluated=len(result.plans), search_seconds=result.search_seconds,
@@ -82,11 +98,11 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
 
 
 def estimate(
-    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
+    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_chips: int,
     request: PlanRequest | None = None, allow_oom: bool = False,
 ) -> tuple[Estimate, SearchResult]:
     """Search (or evaluate the fixed plan) and return the chosen plan's estimate."""
-    result = search(arch, chip, run, num_chips, request)
+    result = search(arch, chip, stack, run, num_chips, request)
     if not result.fits and not allow_oom:
         est = estimate_from(result)
         raise InputError(

@@ -8,12 +8,10 @@ from typing import Any
 import numpy as np
 
 from moebench.commands.estimate import Estimate, estimate_from
-from moebench.engine.plan import PlanRequest
+from moebench.commands.setup import JobInputs, Overrides, load_chip_and_stack
 from moebench.engine.search import SearchResult, search
 from moebench.inputs import catalog
-from moebench.inputs.hardware import chip_from_spec, load_spec
-from moebench.inputs.model import ModelArch
-from moebench.inputs.run import RunConfig
+from moebench.inputs.hardware import load_spec
 
 # Hardware figures whose 10% improvement is tried, by profile field name.
 SENSITIVITY_FIELDS = {
@@ -40,6 +38,7 @@ LABELS = {
     "comm_cp": "CP KV ring",
     "comm_pp": "PP send/receive",
     "comm_dp": "DP gradients and parameters",
+    "host_overhead": "host dispatch and syncs (device waits)",
     "pipeline_bubble": "pipeline bubble",
     "optimizer_step": "optimizer step",
 }
@@ -83,36 +82,28 @@ def bottleneck_words(est: Estimate) -> str:
             f"single item is {LABELS.get(top, top)} at {100 * share:.0f}%")
 
 
-def sensitivities(
-    arch: ModelArch, chip_ref: str, run: RunConfig, num_chips: int, request: PlanRequest,
-    overrides: dict[str, str], base_step: float,
-) -> list[dict[str, Any]]:
+def sensitivities(job: JobInputs, num_chips: int, base_step: float) -> list[dict[str, Any]]:
     """Step-time change when each hardware figure improves by 10% (best plan re-searched)."""
-    path = catalog.resolve("hardware", chip_ref, "--chip")
-    spec = load_spec(path, overrides)
+    spec = load_spec(catalog.resolve("hardware", job.chip_ref, "--chip"), job.overrides.hardware)
     out = []
     for label, dotted in SENSITIVITY_FIELDS.items():
-        if label == "peak FLOP/s" and run.precision == "fp8":
+        if label == "peak FLOP/s" and job.run.precision == "fp8":
             dotted = "compute.fp8_dense_tflops"
         section, name = dotted.split(".")
         current = getattr(getattr(spec, section), name).value
-        trial = dict(overrides, **{dotted: repr(current * 1.1)})
-        res = search(arch, chip_from_spec(load_spec(path, trial)), run, num_chips, request)
+        trial = Overrides({**job.overrides.hardware, dotted: repr(current * 1.1)},
+                          job.overrides.stack, job.overrides.run)
+        chip, stack = load_chip_and_stack(job.chip_ref, job.stack_ref, job.options, trial)
+        res = search(job.arch, chip, stack, job.run, num_chips, job.request)
         step = float(res.steps.step_time[res.best]) if res.best is not None else float("nan")
         change = step / base_step - 1 if np.isfinite(step) else None
         out.append({"figure": label, "field": dotted, "step_time_change": change})
     return out
 
 
-def explain(
-    result: SearchResult, chip_ref: str, request: PlanRequest, hardware_overrides: dict[str, str],
-    shown_overrides: dict[str, str],
-) -> Explanation:
-    """Break the chosen plan down and compare it with the runners-up.
-
-    ``hardware_overrides`` are re-applied when each figure is improved by 10%;
-    ``shown_overrides`` (hardware and run) are what the output says was changed.
-    """
+def explain(result: SearchResult, job: JobInputs) -> Explanation:
+    """Break the chosen plan down and compare it with the runners-up; the job's overrides are
+    re-applied when each hardware figure is improved by 10%."""
     best = estimate_from(result)
     total = best.step_time_s
     split = [{"item": k, "label": LABELS.get(k, k), "seconds": v, "share": v / total}
@@ -128,7 +119,6 @@ def explain(
         alternatives.append({"plan": other.plan, "step_time_s": other.step_time_s,
                              "fits_memory": other.fits_memory,
                              "why_not": _why_slower(best, other)})
-    sens = sensitivities(result.arch, chip_ref, result.run, result.num_chips, request,
-                         hardware_overrides, total)
+    sens = sensitivities(job, result.num_chips, total)
     return Explanation(best, split, mem, alternatives[:ALTERNATIVES], bottleneck_words(best),
-                       sens, shown_overrides)
+                       sens, job.overrides.shown)

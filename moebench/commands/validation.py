@@ -1,32 +1,39 @@
-"""Predictions against published measured training runs.
+"""Predictions against measured training runs: physics only, calibrated, and leave-one-out.
 
-``profiles/validation/measured-runs.csv`` lists runs with their plans, one measured figure each
-and its source. Each run is predicted with its published plan (fields left empty are searched)
-and no per-run constants: the same profiles and equations as every other command. Memory is
-not enforced (the run happened), but a run the memory model thinks cannot fit is flagged.
+Each run is predicted with its published plan (open fields searched) and no per-run constant,
+three ways:
+
+* ``physics``: the ``hardware-limit`` stack, what the chip allows with ideal software;
+* ``calibrated``: the run's own stack as shipped (its calibrated figures fitted on all runs);
+* ``loo``: the run's stack refitted without that run (the figures of kind ``calibrated``, on
+  the other runs of the file that use the stack), then the run predicted: the honest error.
+
+Errors are speed errors, predicted speed / measured speed - 1, summarised as mean absolute error
+per vendor and per dense/MoE group.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from moebench.commands.estimate import Estimate, estimate
+from moebench.commands.calibrate import (
+    PARAMETERS,
+    Prepared,
+    fit,
+    prepare,
+    stack_with,
+)
+from moebench.commands.measured_runs import MeasuredRun, load_runs, shipped_runs_path
 from moebench.commands.report import Report
-from moebench.engine.plan import PlanRequest
-from moebench.errors import InputError
-from moebench.inputs import catalog
-from moebench.inputs.hardware import load_chip
-from moebench.inputs.model import load_model
-from moebench.inputs.run import RunConfig
+from moebench.inputs.stack import StackSpec, load_stack_spec, stack_from_spec
 
-# Metrics where a larger value means faster training; the others (times, chip-hours) invert.
-FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True, "mfu": True,
-                    "step_time_s": False, "chip_hours_per_1e12_tokens": False}
+PHYSICS_STACK = "hardware-limit"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,97 +41,136 @@ class RunComparison:
     id: str
     model: str
     chip: str
+    vendor: str
+    moe: bool
     num_chips: int
+    stack: str
     metric: str
     measured: float
-    predicted: float
-    speed_error: float
-    """Predicted speed / measured speed - 1: positive means the model is optimistic."""
+    physics_error: float
+    """Speed error with the hardware-limit stack (positive: the prediction is faster)."""
+    calibrated_error: float
+    loo_error: float
     fits_memory: bool
-    plan: dict[str, Any]
-    source: str
     production: bool
-    """A whole training run's average (restarts, ramp-up) rather than a steady-state figure."""
+    source: str
 
 
-def _opt_int(v: Any) -> int | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else int(v)
+def calibrated_names(spec: StackSpec) -> tuple[str, ...]:
+    """The parameters of a stack that a calibration fitted (figures of kind calibrated)."""
+    return tuple(n for n, p in PARAMETERS.items() if p.figure(spec).kind == "calibrated")
 
 
-def _opt_str(v: Any) -> str | None:
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v)
+def _error(p: Prepared, spec: StackSpec) -> tuple[float, bool]:
+    stack = stack_from_spec(spec, p.run.options)
+    from moebench.engine.step import evaluate
+
+    fits = bool(evaluate(p.arch, p.chip, stack, p.config, p.plan).fits[0])
+    return float(np.expm1(p.speed_error(stack))[0]), fits
 
 
-def load_runs(path: Path | None = None) -> pd.DataFrame:
-    path = path or catalog.catalog_dir("validation") / "measured-runs.csv"
-    if not path.is_file():
-        raise InputError(str(path), None, "validation data file does not exist")
-    return pd.read_csv(path, dtype={"recompute": "string", "schedule": "string"})
-
-
-def predict(row: dict[str, Any]) -> tuple[Estimate, float]:
-    """The estimate for one published run and the predicted value of its metric."""
-    arch, chip = load_model(row["model"]), load_chip(row["chip"])
-    run = RunConfig(
-        seq_len=int(row["seq_len"]), global_batch=int(row["global_batch"]),
-        precision=row["precision"], ep_overlap=str(row["ep_overlap"]).lower() == "true",
-    )
-    req = PlanRequest(
-        tp=_opt_int(row["tp"]), pp=_opt_int(row["pp"]), vpp=_opt_int(row["vpp"]),
-        ep=_opt_int(row["ep"]), etp=_opt_int(row.get("etp")), cp=_opt_int(row["cp"]),
-        micro_batch=_opt_int(row["micro_batch"]),
-        recompute=_opt_str(row["recompute"]), schedule=_opt_str(row["schedule"]),
-    )
-    est, _ = estimate(arch, chip, run, int(row["num_chips"]), req, allow_oom=True)
-    metric = row["metric"]
-    if metric not in FASTER_IS_LARGER:
-        raise InputError("measured-runs.csv", f"{row['id']}.metric", f"unknown metric {metric!r}")
-    return est, float(getattr(est, metric))
-
-
-def compare_runs(runs: pd.DataFrame) -> list[RunComparison]:
+def _loo(group: list[Prepared], spec: StackSpec) -> list[float]:
+    """Leave-one-out speed errors of the runs of one stack."""
+    names = calibrated_names(spec)
+    if not names or len(group) < 2:
+        return [_error(p, spec)[0] for p in group]
+    start = {n: float(PARAMETERS[n].figure(spec).value) for n in names}
     out = []
-    for row in runs.to_dict("records"):
-        est, predicted = predict(row)
-        measured = float(row["measured"])
-        ratio = predicted / measured
-        speed = ratio if FASTER_IS_LARGER[row["metric"]] else 1.0 / ratio
+    for i, p in enumerate(group):
+        sub = fit(group[:i] + group[i + 1:], spec, names, start)
+        stack = stack_with(spec, names, [sub.values[n] for n in names], p.run.options)
+        out.append(float(np.expm1(p.speed_error(stack))[0]))
+    return out
+
+
+def compare_runs(runs: list[MeasuredRun], where: str,
+                 progress: Callable[[int, int], None] | None = None) -> list[RunComparison]:
+    """Every run predicted three ways (see the module docstring)."""
+    own = [prepare(r, where) for r in runs]
+    physics_spec = load_stack_spec(PHYSICS_STACK)
+    physics = [_error(prepare(r, where, PHYSICS_STACK), physics_spec)[0] for r in runs]
+    specs: dict[str, StackSpec] = {}
+    by_stack: dict[str, list[int]] = {}
+    for i, p in enumerate(own):
+        name = p.run.stack or p.chip.default_stack
+        specs.setdefault(name, load_stack_spec(name))
+        by_stack.setdefault(name, []).append(i)
+    loo: dict[int, float] = {}
+    for done, (name, idx) in enumerate(by_stack.items(), start=1):
+        loo.update(zip(idx, _loo([own[i] for i in idx], specs[name]), strict=True))
+        if progress:
+            progress(done, len(by_stack))
+    out = []
+    for i, p in enumerate(own):
+        name = p.run.stack or p.chip.default_stack
+        cal, fits = _error(p, specs[name])
+        r = p.run
         out.append(RunComparison(
-            id=row["id"], model=row["model"], chip=row["chip"], num_chips=int(row["num_chips"]),
-            metric=row["metric"], measured=measured, predicted=predicted,
-            speed_error=speed - 1.0, fits_memory=est.fits_memory, plan=est.plan,
-            source=row["source"], production=str(row["production"]).lower() == "true",
+            id=r.id, model=r.model, chip=p.chip.name, vendor=p.vendor, moe=p.is_moe,
+            num_chips=r.num_chips, stack=name, metric=r.metric, measured=r.measured,
+            physics_error=physics[i], calibrated_error=cal, loo_error=loo[i], fits_memory=fits,
+            production=r.production, source=r.source,
         ))
     return out
 
 
-def mean_abs_error(comparisons: list[RunComparison]) -> float:
-    return sum(abs(c.speed_error) for c in comparisons) / len(comparisons)
+def mean_abs(values: list[float]) -> float:
+    return float(np.mean(np.abs(values))) if values else float("nan")
 
 
-def validation_report(comparisons: list[RunComparison]) -> Report:
+def groups(comparisons: list[RunComparison]) -> dict[str, list[RunComparison]]:
+    """Runs by vendor and by dense/MoE, and all together."""
+    out: dict[str, list[RunComparison]] = {"all": list(comparisons)}
+    for c in comparisons:
+        out.setdefault(f"vendor {c.vendor}", []).append(c)
+        out.setdefault("MoE" if c.moe else "dense", []).append(c)
+    return out
+
+
+def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
+    """Mean absolute speed error per group, three ways, and the worst leave-one-out run."""
+    rows = []
+    for name, group in groups(comparisons).items():
+        worst = max(group, key=lambda c: abs(c.loo_error))
+        rows.append({
+            "group": name, "runs": len(group),
+            "physics_mae": mean_abs([c.physics_error for c in group]),
+            "calibrated_mae": mean_abs([c.calibrated_error for c in group]),
+            "loo_mae": mean_abs([c.loo_error for c in group]),
+            "worst_loo": worst.id, "worst_loo_error": worst.loo_error,
+        })
+    return rows
+
+
+def validation_report(comparisons: list[RunComparison], path: Path | None = None) -> Report:
     rows = [{
-        "run": c.id, "chips": f"{c.num_chips} x {c.chip}", "metric": c.metric,
-        "measured": c.measured, "predicted": c.predicted,
-        "speed_error_pct": 100 * c.speed_error,
-        "plan_fits_model_memory": c.fits_memory,
+        "run": c.id, "chips": f"{c.num_chips} x {c.chip}", "stack": c.stack,
+        "metric": c.metric, "measured": c.measured,
+        "physics_%": 100 * c.physics_error, "calibrated_%": 100 * c.calibrated_error,
+        "loo_%": 100 * c.loo_error,
     } for c in comparisons]
-    mape = mean_abs_error(comparisons)
-    worst = max(comparisons, key=lambda c: abs(c.speed_error))
-    payload = {
-        "runs": [c.__dict__ for c in comparisons],
-        "mean_abs_speed_error": mape,
-        "worst": {"id": worst.id, "speed_error": worst.speed_error},
-    }
+    summ = summary(comparisons)
+    payload = {"runs": [c.__dict__ for c in comparisons], "summary": summ,
+               "data": str(path or shipped_runs_path())}
     footer = [
-        f"mean absolute speed error {100 * mape:.1f}% over {len(comparisons)} runs; "
-        f"worst {worst.id} at {100 * worst.speed_error:+.1f}%",
+        f"{s['group']}: {s['runs']} runs, mean absolute speed error physics "
+        f"{100 * s['physics_mae']:.1f}%, calibrated {100 * s['calibrated_mae']:.1f}%, "
+        f"leave-one-out {100 * s['loo_mae']:.1f}% (worst {s['worst_loo']} "
+        f"{100 * s['worst_loo_error']:+.1f}%)" for s in summ]
+    footer += [
         "speed error = predicted speed / measured speed - 1 (positive: moebench is optimistic)",
-        "each run uses its published plan; empty plan fields are searched; no per-run constants",
+        "physics: hardware-limit stack; calibrated: the run's stack as shipped; loo: the stack "
+        "refitted without the run",
     ]
     production = [c.id for c in comparisons if c.production]
     if production:
         footer.append(f"{', '.join(production)}: a whole run's average, with restarts and batch "
                       "ramp-up that the steady-state prediction leaves out")
-    return Report("moebench predictions against published measured runs",
-                  pd.DataFrame(rows), payload, footer)
+    return Report("moebench predictions against measured runs", pd.DataFrame(rows), payload,
+                  footer)
+
+
+def validate(path: Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[RunComparison]:
+    runs = load_runs(path)
+    return compare_runs(runs, str(path or shipped_runs_path()), progress)

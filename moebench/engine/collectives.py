@@ -1,9 +1,17 @@
-"""Time of collective operations: alpha-beta cost per link level.
+"""Time of collective operations: alpha-beta cost per link level, with links as they are wired.
 
 A group of ``n`` ranks has ``n_in`` ranks inside each scale-up domain (NVLink, HCCS, Infinity
 Fabric) and ``n / n_in`` domains joined by the scale-out network (InfiniBand, RoCE), one NIC per
-chip. Bandwidths are achievable ones: link rate x measured bus efficiency. All functions take
-numpy arrays or scalars and broadcast, so one call evaluates every candidate plan.
+chip. Bandwidths are achievable ones: link rate x measured bus efficiency x the stack's share of
+it. All functions take numpy arrays or scalars and broadcast, so one call evaluates every
+candidate plan.
+
+A switched scale-up domain (NVSwitch, a UB Clos) gives any pair of chips the chip's whole
+bandwidth. A full mesh (Ascend 910B HCCS, AMD Infinity Fabric, Gaudi's RoCE mesh) wires one
+direct link to each peer: a group of g chips inside the domain reaches its g-1 peers over g-1 of
+the L links, so it gets (g-1)/L of the chip's bandwidth, and a point-to-point transfer 1/L
+(measured on 910B: 2-NPU all-gather at one link's rate, 8 NPUs at seven; MI300X all-reduce
+47.7 GB/s on 2 GPUs against 312.9 on 8, stas00/ml-engineering network/README.md).
 
 Sources: ring algorithms' bus-bandwidth factors as in nccl-tests' PERFORMANCE.md
 (all-reduce 2(n-1)/n, all-gather and reduce-scatter (n-1)/n); hierarchical (intra-domain
@@ -29,13 +37,29 @@ class Links:
     out_bw: Num
     out_lat: Num
     domain: int
+    mesh_links: int | None = None
+    """Direct links per chip when the scale-up domain is a full mesh; None when switched."""
 
     @classmethod
-    def of(cls, chip: Chip) -> Links:
+    def of(cls, chip: Chip, share: Num = 1.0) -> Links:
+        """The chip's links at ``share`` of their measured efficiency (the stack's)."""
         return cls(
-            up_bw=chip.up_bw * chip.up_eff, up_lat=chip.up_latency,
-            out_bw=chip.out_bw * chip.out_eff, out_lat=chip.out_latency, domain=chip.up_domain,
+            up_bw=chip.up_bw * chip.up_eff * share, up_lat=chip.up_latency,
+            out_bw=chip.out_bw * chip.out_eff * share, out_lat=chip.out_latency,
+            domain=chip.up_domain, mesh_links=chip.up_mesh_links,
         )
+
+    def up_group_bw(self, n_in: Num) -> np.ndarray:
+        """Scale-up bandwidth one rank gets in a collective among ``n_in`` ranks of a domain."""
+        n_in = np.asarray(n_in, dtype=float)
+        if self.mesh_links is None:
+            return self.up_bw * np.ones_like(n_in)
+        used = np.clip(n_in - 1.0, 1.0, self.mesh_links)
+        return self.up_bw * used / self.mesh_links
+
+    def up_pair_bw(self) -> Num:
+        """Scale-up bandwidth of one point-to-point transfer between two chips of a domain."""
+        return self.up_bw if self.mesh_links is None else self.up_bw / self.mesh_links
 
 
 def ranks_per_domain(group: Num, stride: Num, domain: int) -> np.ndarray:
@@ -52,14 +76,15 @@ def ranks_per_domain(group: Num, stride: Num, domain: int) -> np.ndarray:
 def gather_time(bytes_total: Num, n: Num, n_in: Num, links: Links) -> np.ndarray:
     """All-gather or reduce-scatter of a ``bytes_total`` buffer over ``n`` ranks.
 
-    Hierarchical: each rank moves (n_in-1)/n_in of the buffer's share over scale-up and the
-    inter-domain part, (n_out-1)/n_out of its 1/n_in shard, over its own NIC:
-    t = (n_in-1)/n_in * M / B_up + (n_out-1)/n_out * M / (n_in B_out) + latency terms.
+    Hierarchical: each rank moves (n_in-1)/n_in of the buffer over scale-up and the inter-domain
+    part, (n_out-1)/n_out of its 1/n_in shard, over its own NIC:
+    t = (n_in-1)/n_in * M / B_up(n_in) + (n_out-1)/n_out * M / (n_in B_out) + latency terms.
     """
     n = np.asarray(n, dtype=float)
     n_in = np.asarray(n_in, dtype=float)
     n_out = n / n_in
-    intra = (n_in - 1) / n_in * bytes_total / links.up_bw + (n_in - 1) * links.up_lat
+    up = links.up_group_bw(n_in)
+    intra = (n_in - 1) / n_in * bytes_total / up + (n_in - 1) * links.up_lat
     inter = (n_out - 1) / n_out * bytes_total / (n_in * links.out_bw) + (n_out - 1) * links.out_lat
     return np.where(n > 1, intra + inter, 0.0)
 
@@ -70,11 +95,11 @@ def allreduce_time(bytes_total: Num, n: Num, n_in: Num, links: Links) -> np.ndar
 
 
 def p2p_time(bytes_msg: Num, cross_domain: Num, links: Links) -> np.ndarray:
-    """One point-to-point transfer, over scale-out when ``cross_domain`` else scale-up."""
+    """One point-to-point transfer, over scale-out when ``cross_domain`` else one scale-up link."""
     return np.where(
         cross_domain,
         bytes_msg / links.out_bw + links.out_lat,
-        bytes_msg / links.up_bw + links.up_lat,
+        bytes_msg / links.up_pair_bw() + links.up_lat,
     )
 
 
@@ -94,20 +119,29 @@ def distinct_remote_domains(n_domains: Num, top_k: int, node_limit: int | None) 
 
 def alltoall_time(
     token_bytes: Num, tokens: Num, top_k: int, ep: Num, ep_in: Num,
-    node_limit: int | None, links: Links,
+    node_limit: int | None, links: Links, deduplicate: bool = True,
 ) -> np.ndarray:
     """One MoE dispatch (or combine) all-to-all for ``tokens`` tokens sent by each rank.
 
-    Intra-domain: every copy not kept locally crosses scale-up once, directly or when forwarded
-    inside the destination domain: k (ep-1)/ep copies per token. Cross-domain: one copy per
-    distinct remote domain (DeepEP-style deduplication, then NVLink forwarding). The two levels
-    run at once, so the slower sets the time: t = max(intra / B_up, inter / B_out) + latency.
+    Of a token's k copies, (ep-1)/ep go to other ranks. A deduplicating dispatcher (DeepEP,
+    HybridEP) sends one copy per distinct remote domain over scale-out and forwards it inside
+    that domain over scale-up, so every remote copy crosses scale-up once:
+    intra = k (ep-1)/ep copies, inter = distinct remote domains. A plain all-to-all (NCCL,
+    HCCL) sends every copy straight to its rank: the copies for ranks in other domains,
+    k (ep - ep_in)/ep, cross scale-out, and those inside the domain, k (ep_in - 1)/ep, scale-up.
+    The two levels run at once, so the slower sets the time: max(intra/B_up, inter/B_out) + lat.
     """
     ep = np.asarray(ep, dtype=float)
-    n_domains = ep / np.asarray(ep_in, dtype=float)
-    intra_copies = top_k * (ep - 1.0) / ep
-    remote = np.where(n_domains > 1, distinct_remote_domains(n_domains, top_k, node_limit), 0.0)
-    t_intra = tokens * intra_copies * token_bytes / links.up_bw
+    ep_in = np.asarray(ep_in, dtype=float)
+    n_domains = ep / ep_in
+    if deduplicate:
+        intra_copies = top_k * (ep - 1.0) / ep
+        remote = np.where(n_domains > 1, distinct_remote_domains(n_domains, top_k, node_limit),
+                          0.0)
+    else:
+        intra_copies = top_k * (ep_in - 1.0) / ep
+        remote = top_k * (ep - ep_in) / ep
+    t_intra = tokens * intra_copies * token_bytes / links.up_group_bw(ep_in)
     t_inter = tokens * remote * token_bytes / links.out_bw
     lat = np.where(n_domains > 1, links.out_lat, links.up_lat)
     return np.where(ep > 1, np.maximum(t_intra, t_inter) + lat, 0.0)

@@ -17,9 +17,9 @@ import numpy as np
 
 from moebench.engine.plan import PlanArrays
 from moebench.engine.workload import ffn_act_elements, layer_shapes
-from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
 from moebench.inputs.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES, RunConfig
+from moebench.inputs.stack import Stack
 
 BF16 = 2.0
 
@@ -88,7 +88,8 @@ def activation_bytes_per_layer(
     tp, cp, mb = plans.tp.astype(float), plans.cp.astype(float), plans.mb.astype(float)
     rc = plans.recompute
     tok_sp = mb * run.seq_len / (tp * cp)
-    received = tok_sp * sh.top_k * run.expert_imbalance
+    load = run.capacity_factor if run.capacity_factor is not None else run.expert_imbalance
+    received = tok_sp * sh.top_k * load
 
     def block(gemm_in: Any, other: float, recomputable: float) -> np.ndarray:
         full = gemm_in * gemm_in_bytes + other * BF16
@@ -113,7 +114,7 @@ def activation_bytes_per_layer(
 
 
 def memory_per_chip(
-    arch: ModelArch, chip: Chip, run: RunConfig, plans: PlanArrays, num_micro: np.ndarray
+    arch: ModelArch, stack: Stack, run: RunConfig, plans: PlanArrays, num_micro: np.ndarray
 ) -> MemoryBreakdown:
     """Bytes per chip on the most loaded stage for every plan."""
     spec = arch.spec
@@ -143,5 +144,5 @@ def memory_per_chip(
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer,
         activations=acts, logits=np.where(first_heavier, 0.0, logits),
-        reserve=np.zeros_like(weights) + chip.reserve_bytes,
+        reserve=np.zeros_like(weights) + stack.reserve_bytes,
     )

@@ -14,6 +14,7 @@ from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
 from moebench.inputs.run import RunConfig
+from moebench.inputs.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class SearchResult:
 
     arch: ModelArch
     chip: Chip
+    stack: Stack
     run: RunConfig
     num_chips: int
     plans: PlanArrays
@@ -43,7 +45,7 @@ class SearchResult:
 
 
 def search(
-    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
+    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_chips: int,
     request: PlanRequest | None = None,
 ) -> SearchResult:
     """Evaluate every valid plan (the fixed fields of ``request`` honoured exactly)."""
@@ -58,11 +60,11 @@ def search(
             "plan", None,
             f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
         )
-    steps = evaluate(arch, chip, run, plans)
+    steps = evaluate(arch, chip, stack, run, plans)
     fitting = np.flatnonzero(steps.fits)
     best = int(fitting[np.argmin(steps.step_time[fitting])]) if fitting.size else None
     shown = best if best is not None else int(np.argmin(steps.step_time))
     return SearchResult(
-        arch=arch, chip=chip, run=run, num_chips=num_chips, plans=plans, steps=steps,
+        arch=arch, chip=chip, stack=stack, run=run, num_chips=num_chips, plans=plans, steps=steps,
         best=best, shown=shown, search_seconds=time.perf_counter() - start,
     )

@@ -13,17 +13,17 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from moebench.errors import InputError
 from moebench.inputs import catalog
+from moebench.inputs.overrides import apply_overrides
 from moebench.inputs.schema import (
     CountFigure,
     Figure,
     FractionFigure,
     MoneyFigure,
     Record,
-    ShareFigure,
     validate,
 )
 from moebench.inputs.yamlio import load_mapping
@@ -35,22 +35,18 @@ class ComputeSpec(Record):
     fp8_dense_tflops: Figure | None = Field(
         description="null when the chip has no FP8 tensor path"
     )
-    bf16_gemm_efficiency: FractionFigure
+    bf16_gemm_efficiency: FractionFigure = Field(
+        description="max-achievable matmul (best shape, vendor BLAS) over the BF16 peak: what the "
+                    "silicon sustains under load (clocks, power)")
     fp8_gemm_efficiency: FractionFigure | None
-    attention_efficiency: FractionFigure
-    overlap_compute_loss: ShareFigure = Field(
-        description="share of compute lost while communication kernels run alongside it"
-    )
-    kernel_launch_us: Figure = Field(
-        description="fixed cost of launching one kernel; a kernel never takes less"
-    )
+    min_kernel_us: Figure = Field(
+        description="device-side floor of one kernel (start, tail, gap to the next)")
 
 
 class MemorySpec(Record):
     hbm_capacity_gb: Figure
     hbm_bandwidth_tb_per_s: Figure
     hbm_efficiency: FractionFigure
-    reserve_gb: Figure
 
 
 class LinkSpec(Record):
@@ -62,6 +58,17 @@ class LinkSpec(Record):
 
 class ScaleUpSpec(LinkSpec):
     domain_size: CountFigure
+    topology: Literal["switched", "full_mesh"] = Field(
+        description="switched: any pair gets the full bandwidth; full_mesh: one direct link per "
+                    "peer, so a group of g chips uses g-1 of the links")
+    links: CountFigure | None = Field(
+        default=None, description="direct links per chip in a full mesh (bandwidth / links each)")
+
+    @model_validator(mode="after")
+    def _mesh_links(self) -> ScaleUpSpec:
+        if self.topology == "full_mesh" and self.links is None:
+            raise ValueError("a full_mesh scale-up needs links: the direct links per chip")
+        return self
 
 
 class PowerSpec(Record):
@@ -97,6 +104,8 @@ class HardwareSpec(Record):
     price: PriceSpec
     reliability: ReliabilitySpec
     ling_device: LingDevice | None = None
+    default_stack: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                               description="software stack used unless --stack says otherwise")
 
 
 Num = Any  # float, or a numpy array of samples in uncertainty mode
@@ -114,17 +123,17 @@ class Chip:
     fp8_flops: Num | None
     """Dense FP8 tensor peak, FLOP/s; None when unsupported."""
     bf16_gemm_eff: Num
+    """Max-achievable BF16 matmul rate over the peak."""
     fp8_gemm_eff: Num | None
-    attention_eff: Num
-    overlap_compute_loss: Num
-    kernel_launch: Num
-    """Minimum time of one kernel (launch and dispatch), s."""
+    min_kernel: Num
+    """Device-side floor of one kernel, s."""
     hbm_bytes: Num
     hbm_bw: Num
     """HBM bandwidth, byte/s."""
     hbm_eff: Num
-    reserve_bytes: Num
     up_domain: int
+    up_mesh_links: int | None
+    """Direct links per chip when the scale-up domain is a full mesh; None when switched."""
     up_bw: Num
     """Scale-up bandwidth per chip, one direction, byte/s."""
     up_eff: Num
@@ -143,6 +152,7 @@ class Chip:
     ling_device: str | None
     ling_cost_per_hour: float | None
     ling_currency: str | None
+    default_stack: str
 
     @property
     def supports_fp8(self) -> bool:
@@ -179,14 +189,12 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         fp8_flops=None if fp8 is None else to_base("fp8_dense_tflops", value(fp8)),
         bf16_gemm_eff=value(c.bf16_gemm_efficiency),
         fp8_gemm_eff=None if c.fp8_gemm_efficiency is None else value(c.fp8_gemm_efficiency),
-        attention_eff=value(c.attention_efficiency),
-        overlap_compute_loss=value(c.overlap_compute_loss),
-        kernel_launch=_v(c, "kernel_launch_us"),
+        min_kernel=_v(c, "min_kernel_us"),
         hbm_bytes=_v(m, "hbm_capacity_gb"),
         hbm_bw=_v(m, "hbm_bandwidth_tb_per_s"),
         hbm_eff=value(m.hbm_efficiency),
-        reserve_bytes=_v(m, "reserve_gb"),
         up_domain=int(up.domain_size.value),
+        up_mesh_links=int(up.links.value) if up.topology == "full_mesh" and up.links else None,
         up_bw=_v(up, "bandwidth_gb_per_s"),
         up_eff=value(up.efficiency),
         up_latency=_v(up, "latency_us"),
@@ -203,6 +211,7 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         ling_device=spec.ling_device.device if spec.ling_device else None,
         ling_cost_per_hour=spec.ling_device.fair_cost_per_hour.value if spec.ling_device else None,
         ling_currency=spec.ling_device.fair_cost_per_hour.currency if spec.ling_device else None,
+        default_stack=spec.default_stack,
     )
 
 
@@ -215,57 +224,11 @@ def fp8_consistent(spec: HardwareSpec, where: str) -> None:
         )
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """``FIELD=VALUE`` strings as a mapping; an InputError for a malformed one."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise InputError("--set", None, f"expected FIELD=VALUE, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def apply_overrides(data: dict[str, Any], overrides: dict[str, str], where: str) -> dict[str, Any]:
-    """A copy of a raw hardware mapping with ``section.field=value`` overrides applied.
-
-    An override replaces the figure's value (and marks it ``kind: estimate`` with a zero-width
-    range, sourced to the command line) so that the output can say what was changed.
-    """
-    import copy
-
-    data = copy.deepcopy(data)
-    for key, raw in overrides.items():
-        parts = key.split(".")
-        node: Any = data
-        for p in parts[:-1]:
-            if not isinstance(node, dict) or p not in node:
-                raise InputError("--set", key, f"no such hardware field in {where}")
-            node = node[p]
-        leaf = parts[-1]
-        if not isinstance(node, dict) or leaf not in node:
-            raise InputError("--set", key, f"no such hardware field in {where}")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise InputError("--set", key, f"expected a number, got {raw!r}") from None
-        old = node[leaf]
-        if isinstance(old, dict) and "value" in old:
-            node[leaf] = {
-                **{k: v for k, v in old.items() if k not in ("low", "high", "note")},
-                "value": value, "kind": "estimate", "low": value, "high": value,
-                "source": f"override on the command line: --set {key}={raw}",
-            }
-        else:
-            raise InputError("--set", key, "is not a numeric figure")
-    return data
-
-
 def load_spec(path: Path, overrides: dict[str, str] | None = None) -> HardwareSpec:
     where = str(path)
     data = load_mapping(path)
     if overrides:
-        data = apply_overrides(data, overrides, where)
+        data = apply_overrides(data, overrides, where, "hardware")
     spec = validate(HardwareSpec, data, where)
     fp8_consistent(spec, where)
     return spec

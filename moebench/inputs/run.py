@@ -19,8 +19,8 @@ SCHEDULES = ("1f1b", "dualpipe")
 WEIGHT_BYTES = 2.0
 GRAD_BYTES = 4.0
 OPTIMIZER_BYTES = 12.0
-# Gradients are reduce-scattered in FP32 and parameters all-gathered in BF16 (Megatron defaults).
-GRAD_REDUCE_BYTES = 4.0
+# Parameters are all-gathered in BF16 (Megatron default); the gradient reduction's precision is
+# the stack's (collectives.grad_reduce).
 PARAM_GATHER_BYTES = 2.0
 # The optimizer step reads FP32 master, m, v and the gradient and writes master, m, v and the
 # BF16 weight: 4*4 + 3*4 + 2 = 30 bytes of HBM traffic per locally owned parameter.
@@ -44,6 +44,10 @@ class RunConfig:
     """Busiest EP rank's token load over the mean (1.0 = balanced, as benchmark runs force)."""
     tp_across_domains: bool = False
     """Allow tensor parallelism to span scale-up domains (off, as frameworks advise)."""
+    capacity_factor: float | None = None
+    """Drop-and-pad routing: every expert takes exactly this many times its mean load (tokens
+    beyond it are dropped, slots below it padded), so the dispatcher needs no host sync.
+    None: dropless routing (the load imbalance applies)."""
 
     def __post_init__(self) -> None:
         if self.seq_len <= 0:
@@ -58,8 +62,12 @@ class RunConfig:
             raise InputError("--precision", None, f"expected bf16 or fp8, got {self.precision!r}")
         if not (1.0 <= self.expert_imbalance < 100.0):
             raise InputError(
-                "--expert-imbalance", None, f"must be >= 1.0, got {self.expert_imbalance}"
-            )
+                "--expert-imbalance", None,
+                f"must be at least 1.0 and below 100, got {self.expert_imbalance}")
+        if self.capacity_factor is not None and not (0.0 < self.capacity_factor <= 64.0):
+            raise InputError(
+                "--capacity-factor", None,
+                f"must be above 0 and at most 64, got {self.capacity_factor}")
 
     @property
     def tokens_per_step(self) -> int:
@@ -81,21 +89,3 @@ def resolve_precision(requested: str, chip: Chip) -> Precision:
 
 
 RUN_SET_FIELDS = {"seq_len": int, "global_batch": int, "expert_imbalance": float}
-
-
-def split_run_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, float]]:
-    """Separate ``run.FIELD=VALUE`` overrides from hardware ones, parsing the run values."""
-    hardware, run = {}, {}
-    for key, raw in overrides.items():
-        if not key.startswith("run."):
-            hardware[key] = raw
-            continue
-        name = key.removeprefix("run.")
-        if name not in RUN_SET_FIELDS:
-            raise InputError("--set", key,
-                             f"unknown run field; one of {', '.join(sorted(RUN_SET_FIELDS))}")
-        try:
-            run[name] = RUN_SET_FIELDS[name](raw)
-        except ValueError:
-            raise InputError("--set", key, f"expected a number, got {raw!r}") from None
-    return hardware, run

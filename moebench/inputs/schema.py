@@ -1,8 +1,9 @@
 """Shared pieces of the typed input records: sourced figures and validation errors.
 
-Every number in a hardware profile is a :class:`Figure`: its value, whether it is a datasheet
-value, a measurement or an estimate, and where it comes from. Estimates carry a low-high range,
-which the Monte Carlo uncertainty mode samples.
+Every number in a hardware or stack profile is a :class:`Figure`: its value, whether it is a
+datasheet value, a measurement, an estimate or a calibrated fit (``moebench calibrate``), and where
+it comes from. Estimates and calibrated figures carry a low-high range, which the Monte Carlo
+uncertainty mode samples.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from moebench.errors import InputError
 
-Kind = Literal["datasheet", "measured", "estimate"]
+Kind = Literal["datasheet", "measured", "estimate", "calibrated"]
+RANGED_KINDS = ("estimate", "calibrated")
 Currency = Literal["USD", "CNY"]
 
 
@@ -60,8 +62,8 @@ class Figure(Record):
 
     @model_validator(mode="after")
     def _range(self) -> Figure:
-        if self.kind == "estimate" and (self.low is None or self.high is None):
-            raise ValueError("an estimate needs a range: add low and high")
+        if self.kind in RANGED_KINDS and (self.low is None or self.high is None):
+            raise ValueError(f"a figure of kind {self.kind} needs a range: add low and high")
         if (self.low is None) != (self.high is None):
             raise ValueError("give both low and high, or neither")
         if self.low is not None and self.high is not None and not (
@@ -97,13 +99,40 @@ class ShareFigure(Figure):
         return v
 
 
+class NonNegFigure(Figure):
+    """A sourced amount that may be zero (a host cost the ideal stack does not pay)."""
+
+    @field_validator("value", "low", "high")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:  # overrides Figure's: zero allowed
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"value must be a finite number, got {v}")
+        if v is not None and v < 0.0:
+            raise ValueError(f"must be at least 0, got {v}")
+        return v
+
+
+def _whole(fig: Figure) -> None:
+    for v in (fig.value, fig.low, fig.high):
+        if v is not None and v != int(v):
+            raise ValueError(f"expected a whole number, got {v}")
+
+
 class CountFigure(Figure):
-    """A sourced whole number (a domain size, a core count)."""
+    """A sourced whole number above zero (a domain size, a link count)."""
 
     @model_validator(mode="after")
     def _whole(self) -> CountFigure:
-        if self.value != int(self.value):
-            raise ValueError(f"expected a whole number, got {self.value}")
+        _whole(self)
+        return self
+
+
+class OpCountFigure(NonNegFigure):
+    """A sourced whole number that may be zero (operations a stack dispatches)."""
+
+    @model_validator(mode="after")
+    def _whole(self) -> OpCountFigure:
+        _whole(self)
         return self
 
 

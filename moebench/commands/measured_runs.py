@@ -1,0 +1,194 @@
+"""Measured training runs (``profiles/validation/measured-runs.csv`` or a user's own file).
+
+One row per published (or logged) run: its model, chip and count, plan, software settings and
+one measured figure. Rows are validated once, here, into :class:`MeasuredRun` records; a
+malformed file gets one line naming the file, the row and the column.
+
+Columns (empty cells: plan fields are searched, settings take the stack's default):
+``id, model, chip, num_chips, precision, tp, pp, vpp, ep, etp, cp, micro_batch, recompute,
+schedule, ep_overlap, seq_len, global_batch, metric, measured, production, stack, dispatcher,
+graphs, capacity_factor, expert_imbalance, source, notes``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moebench.engine.plan import PlanRequest
+from moebench.errors import InputError
+from moebench.inputs import catalog
+from moebench.inputs.run import RECOMPUTE, SCHEDULES
+from moebench.inputs.stack import DISPATCHERS, GRAPHS, StackOptions
+from moebench.inputs.yamlio import read_text
+
+# Metrics where a larger value means faster training; the others (times, chip-hours) invert.
+FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True, "mfu": True,
+                    "step_time_s": False, "chip_hours_per_1e12_tokens": False}
+REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_batch",
+            "metric", "measured", "source")
+OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
+            "ep_overlap", "production", "stack", "dispatcher", "graphs", "capacity_factor",
+            "expert_imbalance", "notes")
+PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasuredRun:
+    """One measured run, validated."""
+
+    id: str
+    model: str
+    chip: str
+    num_chips: int
+    precision: str
+    plan: PlanRequest
+    seq_len: int
+    global_batch: int
+    ep_overlap: bool
+    stack: str | None
+    """The stack it ran on; None: the chip's default stack."""
+    options: StackOptions
+    capacity_factor: float | None
+    expert_imbalance: float
+    metric: str
+    measured: float
+    production: bool
+    """A whole training run's average (restarts, ramp-up) rather than a steady-state figure."""
+    source: str
+    row: int
+    """Line of the file (for messages)."""
+
+
+class _Row:
+    """Typed access to one CSV row with errors naming file, line and column."""
+
+    def __init__(self, cells: dict[str, str], where: str, line: int) -> None:
+        self.cells, self.where, self.line = cells, where, line
+
+    def _err(self, column: str, message: str) -> InputError:
+        return InputError(self.where, f"line {self.line}, column {column}", message)
+
+    def text(self, column: str) -> str | None:
+        value = (self.cells.get(column) or "").strip()
+        return value or None
+
+    def required(self, column: str) -> str:
+        value = self.text(column)
+        if value is None:
+            raise self._err(column, "is empty; this column is required")
+        return value
+
+    def integer(self, column: str, required: bool = False) -> int | None:
+        raw = self.required(column) if required else self.text(column)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._err(column, f"expected a whole number, got {raw!r}") from None
+        if not value.is_integer() or value <= 0:
+            raise self._err(column, f"expected a positive whole number, got {raw!r}")
+        return int(value)
+
+    def number(self, column: str, required: bool = False) -> float | None:
+        raw = self.required(column) if required else self.text(column)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._err(column, f"expected a number, got {raw!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise self._err(column, f"expected a positive number, got {raw!r}")
+        return value
+
+    def flag(self, column: str) -> bool | None:
+        raw = self.text(column)
+        if raw is None:
+            return None
+        if raw.lower() not in ("true", "false"):
+            raise self._err(column, f"expected true or false, got {raw!r}")
+        return raw.lower() == "true"
+
+    def choice(self, column: str, allowed: tuple[str, ...]) -> str | None:
+        raw = self.text(column)
+        if raw is not None and raw not in allowed:
+            raise self._err(column, f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+
+def _run(r: _Row) -> MeasuredRun:
+    metric = r.choice("metric", tuple(FASTER_IS_LARGER))
+    if metric is None:
+        raise r._err("metric", "is empty; this column is required")
+    precision = r.choice("precision", ("bf16", "fp8"))
+    if precision is None:
+        raise r._err("precision", "is empty; this column is required")
+    recompute = r.choice("recompute", RECOMPUTE)
+    schedule = r.choice("schedule", SCHEDULES)
+    plan = PlanRequest(**{k: r.integer(k) for k in PLAN_INTS}, recompute=recompute,
+                       schedule=schedule)
+    imbalance = r.number("expert_imbalance") or 1.0
+    if imbalance < 1.0:
+        raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")
+    return MeasuredRun(
+        id=r.required("id"), model=r.required("model"), chip=r.required("chip"),
+        num_chips=int(r.integer("num_chips", required=True) or 0), precision=precision,
+        plan=plan, seq_len=int(r.integer("seq_len", required=True) or 0),
+        global_batch=int(r.integer("global_batch", required=True) or 0),
+        ep_overlap=bool(r.flag("ep_overlap")), stack=r.text("stack"),
+        options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
+                             graphs=r.choice("graphs", GRAPHS)),
+        capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
+        metric=metric, measured=float(r.number("measured", required=True) or 0.0),
+        production=bool(r.flag("production")), source=r.required("source"), row=r.line,
+    )
+
+
+def shipped_runs_path() -> Path:
+    return catalog.catalog_dir("validation") / "measured-runs.csv"
+
+
+def load_runs(path: Path | None = None) -> list[MeasuredRun]:
+    """Every run of a measured-runs CSV, validated; an InputError names the first bad cell."""
+    path = path or shipped_runs_path()
+    where = str(path)
+    text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    if not header:
+        raise InputError(where, None, "is empty; expected a CSV header line and runs")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputError(where, "header", f"missing column(s) {', '.join(missing)}")
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if unknown:
+        raise InputError(where, "header", f"unknown column(s) {', '.join(unknown)}; "
+                         f"allowed: {', '.join(REQUIRED + OPTIONAL)}")
+    runs, seen = [], set()
+    for i, cells in enumerate(reader, start=2):
+        if None in cells:
+            raise InputError(where, f"line {i}", "has more cells than the header")
+        run = _run(_Row(cells, where, i))
+        if run.id in seen:
+            raise InputError(where, f"line {i}, column id", f"duplicate id {run.id!r}")
+        seen.add(run.id)
+        runs.append(run)
+    if not runs:
+        raise InputError(where, None, "has a header but no runs")
+    return runs
+
+
+def run_setting(run: MeasuredRun) -> dict[str, Any]:
+    """The run's job settings as keyword arguments of :func:`moebench.commands.setup.job_inputs`."""
+    return {
+        "model": run.model, "chip": run.chip, "stack": run.stack, "options": run.options,
+        "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
+        "ep_overlap": run.ep_overlap, "expert_imbalance": run.expert_imbalance,
+        "capacity_factor": run.capacity_factor,
+    }

@@ -1,0 +1,107 @@
+"""From names and options to the four input records one job needs: model, chip, stack, run.
+
+Shared by estimate, explain, validate and calibrate, so that a measured run, a what-if and a
+command line resolve the same way. ``--set`` overrides go to the hardware profile
+(``section.field``), the stack profile (``stack.section.field``) or the run (``run.field``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from moebench.engine.plan import PlanRequest
+from moebench.errors import InputError
+from moebench.inputs import catalog
+from moebench.inputs.hardware import Chip, chip_from_spec, load_spec
+from moebench.inputs.model import ModelArch, load_model
+from moebench.inputs.run import RUN_SET_FIELDS, RunConfig, resolve_precision
+from moebench.inputs.stack import Stack, StackOptions, load_stack
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """``--set`` overrides split by the input they change."""
+
+    hardware: dict[str, str] = field(default_factory=dict)
+    stack: dict[str, str] = field(default_factory=dict)
+    run: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def shown(self) -> dict[str, str]:
+        """Every override as the user wrote it, for the output."""
+        return {**self.hardware, **{f"stack.{k}": v for k, v in self.stack.items()},
+                **{f"run.{k}": str(v) for k, v in self.run.items()}}
+
+
+def split_overrides(overrides: dict[str, str]) -> Overrides:
+    """Route ``FIELD=VALUE`` overrides to hardware, stack (``stack.``) or run (``run.``)."""
+    hardware: dict[str, str] = {}
+    stack: dict[str, str] = {}
+    run: dict[str, float] = {}
+    for key, raw in overrides.items():
+        if key.startswith("stack."):
+            stack[key.removeprefix("stack.")] = raw
+        elif key.startswith("run."):
+            name = key.removeprefix("run.")
+            if name not in RUN_SET_FIELDS:
+                raise InputError("--set", key, "unknown run field; one of "
+                                 + ", ".join(sorted(RUN_SET_FIELDS)))
+            try:
+                run[name] = RUN_SET_FIELDS[name](raw)
+            except ValueError:
+                raise InputError("--set", key, f"expected a number, got {raw!r}") from None
+        else:
+            hardware[key] = raw
+    return Overrides(hardware, stack, run)
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """Everything one estimate needs, resolved and validated."""
+
+    arch: ModelArch
+    chip: Chip
+    stack: Stack
+    run: RunConfig
+    request: PlanRequest
+    chip_ref: str
+    stack_ref: str | None
+    options: StackOptions
+    overrides: Overrides
+
+
+def load_chip_and_stack(
+    chip_ref: str, stack_ref: str | None, options: StackOptions, overrides: Overrides,
+) -> tuple[Chip, Stack]:
+    """A chip (with hardware overrides) and the stack it runs (its default unless named)."""
+    spec = load_spec(catalog.resolve("hardware", chip_ref, "--chip"), overrides.hardware)
+    chip = chip_from_spec(spec)
+    stack = load_stack(stack_ref, chip.vendor, chip.name, chip.default_stack, options,
+                       overrides.stack)
+    return chip, stack
+
+
+def job_inputs(
+    model: str, chip: str, *, stack: str | None = None,
+    options: StackOptions | None = None, overrides: dict[str, str] | None = None,
+    seq_len: int, global_batch: int, precision: str = "bf16", ep_overlap: bool = False,
+    expert_imbalance: float = 1.0, capacity_factor: float | None = None,
+    plan: dict[str, Any] | PlanRequest | None = None,
+) -> JobInputs:
+    """Load and validate model, chip and stack, and build the run and the plan request."""
+    split = split_overrides(overrides or {})
+    options = options or StackOptions()
+    arch = load_model(model)
+    hw, st = load_chip_and_stack(chip, stack, options, split)
+    settings: dict[str, Any] = {"seq_len": seq_len, "global_batch": global_batch,
+                                "expert_imbalance": expert_imbalance, **split.run}
+    run = RunConfig(
+        seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
+        precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
+        expert_imbalance=float(settings["expert_imbalance"]),
+        capacity_factor=capacity_factor,
+    )
+    request = plan if isinstance(plan, PlanRequest) else PlanRequest(**(plan or {}))
+    return JobInputs(arch=arch, chip=hw, stack=st, run=run, request=request,
+                     chip_ref=chip, stack_ref=stack, options=options, overrides=split)

@@ -1,0 +1,132 @@
+"""The per-plan context every step term reads: the inputs and what follows from them, once.
+
+Arrays have one entry per plan. In uncertainty and calibration modes a chip or stack figure may
+itself be an array (samples or candidate values) evaluated against a single plan; the equations
+broadcast either way.
+
+Notation: T tokens per micro-batch and data-parallel replica (mb x s), T_sp = T/(tp cp) tokens
+per chip in sequence-parallel regions, k experts per token, E routed experts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moebench.engine.collectives import Links
+from moebench.engine.plan import PlanArrays
+from moebench.engine.workload import LayerShapes, layer_shapes
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import ModelArch
+from moebench.inputs.run import RunConfig
+from moebench.inputs.stack import Stack
+
+BF16 = 2.0  # bytes
+
+
+@dataclass(frozen=True)
+class StepContext:
+    arch: ModelArch
+    chip: Chip
+    stack: Stack
+    run: RunConfig
+    plans: PlanArrays
+    shapes: LayerShapes
+    tp: np.ndarray
+    pp: np.ndarray
+    vpp: np.ndarray
+    ep: np.ndarray
+    etp: np.ndarray
+    cp: np.ndarray
+    dp: np.ndarray
+    mb: np.ndarray
+    recompute: np.ndarray
+    """0 none, 1 selective, 2 full."""
+    dualpipe: np.ndarray
+    num_micro: np.ndarray
+    tokens: np.ndarray
+    """T: tokens per micro-batch per data-parallel replica."""
+    tok_sp: np.ndarray
+    """T / (tp cp): tokens per chip in sequence-parallel regions."""
+    tok_gemm: np.ndarray
+    """T / cp: rows of each TP-sharded GEMM."""
+    received: np.ndarray
+    """Expert-token pairs the busiest expert-parallel rank processes."""
+    expert_rows: np.ndarray
+    """Rows of the local expert GEMMs (pairs x etp: expert TP gathers its group's pairs)."""
+    rows_per_expert: np.ndarray
+    local_experts: np.ndarray
+    fp8: bool
+    weight_bytes: float
+    act_bytes: float
+    gemm_rate: Any
+    """Large-shape GEMM FLOP/s the stack reaches (less the share communication kernels take)."""
+    attn_rate: Any
+    mem_bw: Any
+    """Achievable HBM byte/s."""
+    links: Links
+    layers_per_stage: np.ndarray
+    moe_layers_per_stage: np.ndarray
+    ep_overlap: np.ndarray
+    """The stack hides EP all-to-all behind another micro-batch (1F1B overlap or DualPipe)."""
+    dropless_sync: bool
+    """The dispatcher copies token counts to the host every forward (dropless routing)."""
+
+    @property
+    def dense_layers_per_stage(self) -> np.ndarray:
+        return self.layers_per_stage - self.moe_layers_per_stage
+
+
+def gemm_precision(chip: Chip, stack: Stack, run: RunConfig) -> tuple[Any, float, float]:
+    """Max-achievable GEMM FLOP/s for the run's precision (times the stack's share), and bytes
+    per weight and per GEMM input element."""
+    if run.precision == "fp8":
+        if chip.fp8_flops is None or chip.fp8_gemm_eff is None:
+            raise ValueError(f"{chip.name} has no FP8 path")
+        return chip.fp8_flops * chip.fp8_gemm_eff * stack.gemm_fraction, 1.0, 1.0
+    return chip.bf16_flops * chip.bf16_gemm_eff * stack.gemm_fraction, BF16, BF16
+
+
+def build_context(
+    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays
+) -> StepContext:
+    """Derive the per-plan quantities shared by the step terms."""
+    spec, sh = arch.spec, layer_shapes(arch)
+    f = {name: getattr(plans, name).astype(float)
+         for name in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "mb")}
+    tp, cp, ep, etp = f["tp"], f["cp"], f["ep"], f["etp"]
+    dualpipe = plans.schedule == 1
+    gemm_rate, w_bytes, a_bytes = gemm_precision(chip, stack, run)
+    one_f1b_overlap = bool(run.ep_overlap and stack.ep_1f1b_overlap)
+    ep_overlap = (dualpipe | one_f1b_overlap) & (ep > 1) & arch.is_moe
+    # Communication kernels running beside compute take a share of the chip (DeepEP: 20 of 132
+    # SMs in DeepSeek-V3).
+    slow = np.where(ep_overlap, 1.0 / (1.0 - stack.comm_sm_share), 1.0)
+    tokens = f["mb"] * run.seq_len
+    tok_sp = tokens / (tp * cp)
+    # The busiest rank's load: the imbalance under dropless routing; exactly the capacity factor
+    # under drop-and-pad (every expert computes its padded capacity).
+    load = run.capacity_factor if run.capacity_factor is not None else run.expert_imbalance
+    received = tok_sp * sh.top_k * load
+    local_experts = max(sh.num_experts, 1) / ep
+    layers = plans.layers_per_stage(spec.num_layers)
+    moe_frac = arch.num_moe_layers / spec.num_layers
+    return StepContext(
+        arch=arch, chip=chip, stack=stack, run=run, plans=plans, shapes=sh,
+        tp=tp, pp=f["pp"], vpp=f["vpp"], ep=ep, etp=etp, cp=cp, dp=f["dp"], mb=f["mb"],
+        recompute=plans.recompute, dualpipe=dualpipe,
+        num_micro=run.global_batch / (f["dp"] * f["mb"]),
+        tokens=tokens, tok_sp=tok_sp, tok_gemm=tokens / cp,
+        received=received, expert_rows=received * etp,
+        rows_per_expert=received * etp / local_experts, local_experts=local_experts,
+        fp8=run.precision == "fp8", weight_bytes=w_bytes, act_bytes=a_bytes,
+        gemm_rate=gemm_rate / slow,
+        attn_rate=chip.bf16_flops * chip.bf16_gemm_eff * stack.attention_fraction / slow,
+        mem_bw=chip.hbm_bw * chip.hbm_eff,
+        links=Links.of(chip, stack.collective_fraction),
+        layers_per_stage=layers, moe_layers_per_stage=layers * moe_frac,
+        ep_overlap=ep_overlap,
+        dropless_sync=stack.host_sync and run.capacity_factor is None,
+    )

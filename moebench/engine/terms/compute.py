@@ -1,0 +1,244 @@
+"""Device compute: a roofline per operation, per layer and forward pass, then training passes.
+
+Every operation costs max(FLOP / achievable FLOP/s, bytes / achievable HBM B/s). A GEMM's rate
+falls when it has few rows: rate x m / (m + m_half), with m_half the stack's
+``gemm_half_rows``. On H800 with DeepGEMM FP8 (README tables at a6d97a1 / 327ec92) this on top
+of the roofline reproduces the masked grouped GEMM's 62/53/47% of peak at 1024/512/256 rows
+per expert from the 71% max-achievable rate with m_half = 130, within 3 points; it is what
+makes the skinny per-expert GEMMs of fine-grained MoE slow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moebench.engine.context import BF16, StepContext
+from moebench.engine.workload import (
+    ATTENTION_BWD_FACTOR,
+    GEMM_BWD_FACTOR,
+    attention_core_flops,
+)
+
+# Elementwise traffic per token and layer, in units of h elements: RMSNorm reads and writes h,
+# each residual add reads 2h and writes h; two of each per layer = 2*2 + 2*3 = 10.
+ELEMENTWISE_H_PER_LAYER = 10.0
+# FP8 GEMMs need their BF16 inputs quantized (read 2 B, write 1 B per element) in forward, and
+# the output gradient quantized plus transposed FP8 copies for the weight gradient in backward
+# (Transformer Engine's FP8 recipe; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
+# element of each GEMM's input and output width, per row.
+FP8_CAST_BYTES = 4.0
+# Small device kernels per layer and forward pass (norms, residual adds, RoPE, activation and,
+# in MoE layers, router softmax/top-k/aux loss, permute, unpermute), counted from Megatron-Core's
+# TransformerLayer and MoELayer: each takes at least the chip's minimum kernel time.
+SMALL_KERNELS_DENSE_LAYER = 8
+SMALL_KERNELS_MOE_LAYER = 20
+# Cross-entropy over the vocabulary: FP32 logits written, read for softmax, gradient written.
+LOGIT_PASSES_FP32_BYTES = 3 * 4.0
+# Permute and unpermute read and write the k*h routed copies once each, whatever the
+# dispatcher; buffers and sorting by local expert add the dispatcher's own passes when ep > 1.
+LOCAL_COPY_PASSES = 4.0
+
+
+def roofline(flops: Any, bytes_: Any, rate: Any, bw: Any) -> np.ndarray:
+    """Time of an operation: max(FLOP / achievable FLOP/s, bytes / achievable B/s)."""
+    return np.maximum(flops / rate, bytes_ / bw)
+
+
+def rows_factor(rows: Any, half_rows: Any) -> Any:
+    """Share of the large-shape GEMM rate reached with ``rows`` rows: m / (m + m_half) (1 for a
+    GEMM with no rows, whose time is zero anyway)."""
+    rows = np.asarray(rows, dtype=float)
+    return np.where(rows > 0, rows / np.maximum(rows + half_rows, 1e-30), 1.0)
+
+
+def cast_time(ctx: StepContext, rows: Any, in_out: Any) -> Any:
+    """FP8 quantization traffic of one GEMM's rows (zero under BF16)."""
+    return rows * in_out * (FP8_CAST_BYTES if ctx.fp8 else 0.0) / ctx.mem_bw
+
+
+def gemm_time(ctx: StepContext, params: float, rows: Any, shards: Any, in_out: float,
+              fp8_cast: bool = True, gemm_rows: Any = None) -> Any:
+    """Forward time of a weight GEMM: 2 rows params / shards FLOPs, weights and activations read
+    and written, at the rate its row count allows, plus FP8 cast traffic unless it stays BF16."""
+    flops = 2.0 * rows * params / shards
+    bytes_ = params / shards * ctx.weight_bytes + rows * in_out * ctx.act_bytes
+    m = rows if gemm_rows is None else gemm_rows
+    rate = ctx.gemm_rate * rows_factor(m, ctx.stack.gemm_half_rows)
+    return roofline(flops, bytes_, rate, ctx.mem_bw) + (cast_time(ctx, rows, in_out)
+                                                        if fp8_cast else 0.0)
+
+
+@dataclass(frozen=True)
+class LayerForward:
+    """Forward seconds of one micro-batch on one chip: per layer by component, and the head."""
+
+    attn_proj: Any
+    attn_core: Any
+    elementwise: Any
+    up_proj: Any
+    """MLA up-projections (recomputed under selective recompute)."""
+    dense_ffn: Any
+    experts: Any
+    shared: Any
+    router_permute: Any
+    head: Any
+    mtp: Any
+
+    @property
+    def attention(self) -> Any:
+        """The attention half of a layer (the other half is its MLP or MoE)."""
+        return self.attn_proj + self.attn_core + self.elementwise / 2
+
+    @property
+    def moe_mlp(self) -> Any:
+        return self.experts + self.shared + self.router_permute + self.elementwise / 2
+
+
+def layer_forward(ctx: StepContext) -> LayerForward:
+    """Forward time of each component of a layer (one micro-batch, the busiest chip)."""
+    sh, spec, chip, stack = ctx.shapes, ctx.arch.spec, ctx.chip, ctx.stack
+    h, vocab = spec.hidden_size, spec.vocab_size
+    tok_sp, tok_gemm, tp = ctx.tok_sp, ctx.tok_gemm, ctx.tp
+    zero = 0.0 * tp
+    attn_proj = gemm_time(ctx, sh.attn_proj_params, tok_gemm, tp, 2 * h)
+    # Context parallelism runs attention as a ring of cp steps, each its own kernel.
+    attn_core = np.maximum(attention_core_flops(ctx.arch, ctx.run.seq_len) * tok_sp
+                           / ctx.attn_rate, ctx.cp * chip.min_kernel)
+    small = (SMALL_KERNELS_MOE_LAYER * ctx.arch.num_moe_layers
+             + SMALL_KERNELS_DENSE_LAYER * spec.dense_layers.count) / spec.num_layers
+    elementwise = np.maximum(ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / ctx.mem_bw,
+                             small * chip.min_kernel)
+    dense = gemm_time(ctx, sh.dense_ffn_params, tok_gemm, tp, 2 * h) + \
+        3 * sh.dense_width * BF16 * tok_sp / ctx.mem_bw
+    # Expert GEMMs: every pair the rank received, 1/etp of the width under expert TP, at the
+    # rate the rows per local expert allow; each local expert's weights are read once.
+    rows, width = ctx.expert_rows, sh.expert_width / ctx.etp
+    expert_flops = 2.0 * ctx.received * sh.expert_params
+    expert_bytes = ctx.local_experts * sh.expert_params / ctx.etp * ctx.weight_bytes \
+        + rows * 2 * (h + width) * ctx.act_bytes
+    rate = ctx.gemm_rate * rows_factor(ctx.rows_per_expert, stack.gemm_half_rows)
+    experts = roofline(expert_flops, expert_bytes, rate, ctx.mem_bw) + \
+        3 * width * BF16 * rows / ctx.mem_bw + cast_time(ctx, rows, 2 * (h + width))
+    shared = (gemm_time(ctx, sh.shared_params, tok_gemm, tp, 2 * h)
+              + 3 * sh.shared_width * BF16 * tok_sp / ctx.mem_bw) if sh.shared_params else zero
+    if ctx.arch.is_moe:
+        # Router GEMM, FP32 softmax/top-k over E, and the copies of the k*h routed values.
+        passes = np.where(ctx.ep > 1, LOCAL_COPY_PASSES + stack.copy_passes, LOCAL_COPY_PASSES)
+        router = gemm_time(ctx, sh.router_params, tok_sp, np.ones_like(tp), h) + (
+            2 * 4.0 * sh.num_experts * tok_sp + passes * BF16 * h * ctx.received) / ctx.mem_bw
+    else:
+        router = zero
+    # The LM head stays in BF16 under FP8 recipes: no cast traffic.
+    head = gemm_time(ctx, h * vocab, tok_gemm, tp, h, fp8_cast=False) \
+        + LOGIT_PASSES_FP32_BYTES * vocab * tok_sp / ctx.mem_bw
+    up_proj = gemm_time(ctx, sh.attn_up_proj_params, tok_gemm, tp, 0) \
+        if sh.attn_up_proj_params else zero
+    moe_layer = attn_proj + attn_core + elementwise + experts + shared + router
+    mtp = spec.mtp_depth * (moe_layer + gemm_time(ctx, 2 * h * h, tok_gemm, tp, 3 * h) + head)
+    return LayerForward(attn_proj=attn_proj, attn_core=attn_core, elementwise=elementwise,
+                        up_proj=up_proj, dense_ffn=dense, experts=experts, shared=shared,
+                        router_permute=router, head=head, mtp=mtp)
+
+
+def train(fwd_gemm: Any, fwd_core: Any = 0.0, fwd_elem: Any = 0.0) -> Any:
+    """Forward + backward from forward times: GEMMs and elementwise x3, attention core x3.5."""
+    return (fwd_gemm + fwd_elem) * (1 + GEMM_BWD_FACTOR) + fwd_core * (1 + ATTENTION_BWD_FACTOR)
+
+
+def training_components(ctx: StepContext, f: LayerForward) -> dict[str, Any]:
+    """Seconds of one micro-batch through the whole model (forward, backward, recompute)."""
+    spec = ctx.arch.spec
+    n_layers, n_moe, n_dense = spec.num_layers, ctx.arch.num_moe_layers, spec.dense_layers.count
+    full = np.where(ctx.recompute == 2, 1.0, 0.0)  # full recompute: the whole forward again
+    sel = np.where(ctx.recompute == 1, 1.0, 0.0)  # selective: norms, activations, up-projections
+    expert_part = f.experts + f.shared
+    return {
+        "attention_gemm": n_layers * (train(f.attn_proj) + full * f.attn_proj + sel * f.up_proj),
+        "attention_core": n_layers * (train(0.0, f.attn_core) + full * f.attn_core),
+        "elementwise": n_layers * (train(0.0, 0.0, f.elementwise) + (full + sel) * f.elementwise),
+        "dense_ffn": n_dense * (train(f.dense_ffn) + full * f.dense_ffn),
+        "moe_experts": n_moe * (train(expert_part) + full * expert_part),
+        "router_permute": n_moe * (train(f.router_permute) + full * f.router_permute),
+        "lm_head_mtp": train(f.head) + train(f.mtp),
+    }
+
+
+@dataclass(frozen=True)
+class LayerPass:
+    """Device seconds of one layer's blocks for one micro-batch: forward, and backward with
+    the forward it recomputes."""
+
+    attention_fwd: Any
+    attention_bwd: Any
+    moe_fwd: Any
+    """The MoE block after the attention: router, permutation, experts, shared expert."""
+    moe_bwd: Any
+    dense_fwd: Any
+    """The dense FFN block of a dense layer."""
+    dense_bwd: Any
+
+
+def layer_pass(ctx: StepContext, f: LayerForward) -> LayerPass:
+    """Forward and backward (+ recompute) seconds of each block of one layer."""
+    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    sel = np.where(ctx.recompute == 1, 1.0, 0.0)
+    half_elem = f.elementwise / 2
+    attention = f.attention
+    attention_bwd = ((f.attn_proj + half_elem) * GEMM_BWD_FACTOR
+                     + f.attn_core * ATTENTION_BWD_FACTOR
+                     + full * attention + sel * (f.up_proj + half_elem))
+    moe = f.moe_mlp
+    dense = f.dense_ffn + half_elem
+    return LayerPass(
+        attention_fwd=attention, attention_bwd=attention_bwd,
+        moe_fwd=moe, moe_bwd=moe * GEMM_BWD_FACTOR + full * moe + sel * half_elem,
+        dense_fwd=dense, dense_bwd=dense * GEMM_BWD_FACTOR + full * dense + sel * half_elem,
+    )
+
+
+@dataclass(frozen=True)
+class StageCompute:
+    """Device compute of one micro-batch on the slowest pipeline stage."""
+
+    layer: LayerPass
+    head_fwd: Any
+    """The LM head, loss and MTP where they do not fit beside the stage's layers."""
+    head_bwd: Any
+    components: dict[str, Any]
+
+    @property
+    def forward(self) -> Any:
+        return self.layers_fwd + self.head_fwd
+
+    @property
+    def backward(self) -> Any:
+        return self.layers_bwd + self.head_bwd
+
+    @property
+    def total(self) -> Any:
+        return self.forward + self.backward
+
+    layers_fwd: Any = 0.0
+    layers_bwd: Any = 0.0
+
+
+def stage_compute(ctx: StepContext, f: LayerForward) -> StageCompute:
+    """The slowest stage: its layers, and the head's work where it does not fit beside them.
+    Whole layers cannot be split and the head must sit on some stage, so a stage takes
+    max(layers per stage x per-layer time, work / pp)."""
+    comp = training_components(ctx, f)
+    head = comp.pop("lm_head_mtp")
+    scale = ctx.layers_per_stage / ctx.arch.spec.num_layers  # the stage's share of layers
+    layers = {k: v * scale for k, v in comp.items()}
+    in_layers = sum(layers.values())
+    head_part = np.maximum(0.0, (sum(comp.values()) + head) / ctx.pp - in_layers)
+    lp = layer_pass(ctx, f)
+    moe, dense = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
+    fwd = ctx.layers_per_stage * lp.attention_fwd + moe * lp.moe_fwd + dense * lp.dense_fwd
+    bwd = ctx.layers_per_stage * lp.attention_bwd + moe * lp.moe_bwd + dense * lp.dense_bwd
+    return StageCompute(layer=lp, head_fwd=head_part / 3.0, head_bwd=head_part * 2.0 / 3.0,
+                        components={**layers, "lm_head_mtp": head_part},
+                        layers_fwd=fwd, layers_bwd=bwd)

@@ -1,0 +1,131 @@
+"""Host (CPU) time: the operations a framework dispatches, and its device-to-host syncs.
+
+A training step is a stream of operations the host launches one by one (framework code, the
+kernel launch itself); the device runs them as they arrive. Between two syncs the host can run
+ahead, so a stretch of work costs max(device time, host time): large kernels hide the host, a
+layer of many tiny kernels is host-bound. A dropless token dispatcher copies the tokens-per-
+expert counts to the host before its all-to-all, every MoE layer and forward pass (Megatron-Core
+``MoEAlltoAllTokenDispatcher``: "A synchronization is needed before expert parallel AlltoAll
+communication"): the device queue drains there and refills, which costs ``sync_us`` each time.
+
+Graph capture (CUDA graphs) replays captured operations without the host: ``partial`` removes
+the host cost of the scopes the stack captures (Megatron: attention, router and its
+preprocessing, shared expert), ``full`` of everything that does not depend on a host-side count,
+so dropless routed experts stay eager (NVIDIA, DeepSeek-V3 GB200 optimisation guide in the
+Megatron-LM repository: "routed experts stay uncapturable because of a D2H sync"); drop-and-pad
+routing (a capacity factor) has no sync, and full graphs then capture the whole layer.
+
+Operation counts per component are the stack's (``host.ops``); FP8 adds its quantization
+operations per GEMM; backward dispatches ``backward_ops_per_forward_op`` times as many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moebench.engine.context import StepContext
+from moebench.inputs.model import MlaAttention
+
+# GEMMs per block whose inputs FP8 quantizes: GQA/MHA attention has QKV and output projections;
+# MLA has the q down/up, kv down/up and output projections; an FFN has fc1 and fc2.
+ATTENTION_GEMMS = 2
+MLA_GEMMS = 5
+FFN_GEMMS = 2
+
+
+@dataclass(frozen=True)
+class LayerOps:
+    """Host operations per layer and forward pass, after graph capture removed its share.
+
+    A MoE layer has two stretches between its syncs: ``moe_pre`` up to the dispatcher's sync
+    (the attention block, the router and its preprocessing) and ``moe_post`` after it (the
+    all-to-all, per-expert GEMMs, combine, shared expert).
+    """
+
+    dense: Any
+    moe_pre: Any
+    moe_post: Any
+
+
+def layer_ops(ctx: StepContext) -> LayerOps:
+    """Host operations per forward pass of a dense layer and of a MoE layer's two stretches."""
+    s = ctx.stack
+    cast = s.ops_fp8_cast if ctx.fp8 else 0.0
+    mla = isinstance(ctx.arch.spec.attention, MlaAttention)
+    attention = 0.0 if s.captured("attention") else (
+        s.ops_attention + (s.ops_mla_extra if mla else 0.0)
+        + (MLA_GEMMS if mla else ATTENTION_GEMMS) * cast)
+    ffn = s.ops_mlp + FFN_GEMMS * cast
+    dense = attention + (0.0 if s.captured("mlp") else ffn)
+    zero = 0.0 * ctx.tp
+    if not ctx.arch.is_moe:
+        return LayerOps(dense=dense + zero, moe_pre=zero, moe_post=zero)
+    router = 0.0 if s.captured("router") else s.ops_router
+    shared = 0.0 if (s.captured("shared") or not ctx.shapes.shared_params) else ffn
+    # What follows the dispatcher's sync (the all-to-all, sorting, per-expert GEMMs, combine)
+    # can be captured only when no count comes from the host.
+    eager_experts = ctx.dropless_sync or s.graphs != "full"
+    experts = (s.ops_per_expert + FFN_GEMMS * cast) * ctx.local_experts
+    post = shared + (s.dispatch_ops + experts if eager_experts else zero)
+    return LayerOps(dense=dense + zero, moe_pre=attention + router + zero, moe_post=post + zero)
+
+
+@dataclass(frozen=True)
+class HostTime:
+    """Host seconds of one micro-batch on the slowest stage."""
+
+    forward: Any
+    backward: Any
+    """Backward, with the recomputed forward under full recompute."""
+    moe_pre: Any
+    """Host seconds of one MoE layer's stretch before its sync (forward)."""
+    moe_post: Any
+    """Host seconds of one MoE layer's stretch after its sync (forward)."""
+    dense: Any
+    """Host seconds of one dense layer (forward)."""
+    syncs: Any
+    """Device-to-host syncs per micro-batch."""
+
+
+def host_time(ctx: StepContext) -> HostTime:
+    """Host time and syncs of one micro-batch on the slowest stage."""
+    s = ctx.stack
+    ops = layer_ops(ctx)
+    moe_layers = ctx.moe_layers_per_stage
+    forward_ops = ctx.dense_layers_per_stage * ops.dense + moe_layers * (ops.moe_pre
+                                                                         + ops.moe_post)
+    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    forward = forward_ops * s.host_op_s
+    syncs = moe_layers * (1.0 + full) if ctx.dropless_sync else 0.0 * moe_layers
+    return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full),
+                    moe_pre=ops.moe_pre * s.host_op_s, moe_post=ops.moe_post * s.host_op_s,
+                    dense=ops.dense * s.host_op_s, syncs=syncs)
+
+
+def forward_wall(ctx: StepContext, ht: HostTime, attention: Any, moe: Any, dense: Any,
+                 head: Any) -> Any:
+    """Wall time of a micro-batch's forward on the stage, from the device time of each block
+    of a layer (attention, MoE, dense FFN) and of the head.
+
+    Without syncs the host runs ahead and the slower of host and device sets the time. A sync
+    per MoE layer resets the host's lead, so each stretch between syncs costs the slower of its
+    own host and device time: up to the sync (attention, router) and after it (all-to-all,
+    experts, combine). Host time in excess of the device in one stretch cannot hide behind
+    device time in another.
+    """
+    layers, moe_layers = ctx.layers_per_stage, ctx.moe_layers_per_stage
+    dense_layers = layers - moe_layers
+    device = layers * attention + moe_layers * moe + dense_layers * dense + head
+    if not ctx.dropless_sync:
+        return wall(device, ht.forward)
+    return (moe_layers * (wall(attention, ht.moe_pre) + wall(moe, ht.moe_post))
+            + dense_layers * wall(attention + dense, ht.dense) + head)
+
+
+def wall(device: Any, host: Any) -> Any:
+    """A stretch of work with no sync inside: the host runs ahead, the slower of the two sets
+    it."""
+    return np.maximum(device, host)

@@ -1,0 +1,123 @@
+"""The overlap policy: how much of each kind of communication stays on the critical path.
+
+Named, per kind, never a silent max or sum:
+
+* ``tp``: exposed, unless the stack overlaps TP collectives with the GEMMs they feed
+  (Megatron's ``--tp-comm-overlap``); then only what exceeds those GEMMs is exposed.
+* ``ep``, plain 1F1B: exposed.
+* ``ep``, 1F1B all-to-all overlap (Megatron-Core's EP overlap, MindSpeed's fb-overlap): in the
+  steady state a forward and a backward micro-batch run layer against layer, phase by phase:
+  forward attention beside the backward combine, forward dispatch beside the backward MLP,
+  forward MLP beside the backward dispatch, forward combine beside the backward attention. Each
+  pair costs max(communication, compute), so only what a phase's communication exceeds its
+  partner's compute is exposed. Warm-up and cool-down micro-batches have no partner and expose
+  all of theirs. (On the published Qwen3-235B H100 pair, Megatron-MoE-ModelZoo, overlap took
+  19.7 s to 17.6 s, far less than hiding every all-to-all would.)
+* ``ep`` under DualPipe: hidden behind another micro-batch's compute up to its length (DeepSeek-V3
+  sec. 3.2.1: the bidirectional schedule pairs chunks so that all-to-all is "almost fully"
+  hidden).
+* ``cp``: the KV ring hides behind the attention kernel it feeds.
+* ``pp``: exposed, unless the stack overlaps sends and receives with the next chunk's compute.
+* ``dp``: see :mod:`moebench.engine.terms.data_parallel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moebench.engine.context import StepContext
+from moebench.engine.terms.comm import EpPhases
+from moebench.engine.terms.compute import GEMM_BWD_FACTOR, LayerForward
+from moebench.engine.workload import ATTENTION_BWD_FACTOR
+
+
+def tp_exposed(ctx: StepContext, tp: Any, gemm: Any) -> Any:
+    """Exposed TP seconds: all of it, or what exceeds the GEMMs it overlaps with."""
+    if not ctx.stack.tp_comm_overlap:
+        return tp
+    return np.maximum(0.0, tp - gemm)
+
+
+def warmup_micro_batches(ctx: StepContext) -> Any:
+    """Micro-batches the first stage runs unpaired at each end of the 1F1B schedule.
+
+    Megatron-Core's interleaved schedule warms up with (pp-1) x 2 + (vpp-1) x pp model chunks on
+    the first rank, i.e. that over vpp micro-batches; plain 1F1B with pp-1; one stage still leaves
+    the first forward and the last backward unpaired.
+    """
+    pp, vpp = ctx.pp, ctx.vpp
+    interleaved = ((pp - 1) * 2 + (vpp - 1) * pp) / vpp
+    return np.where(pp == 1, 1.0, np.where(vpp > 1, interleaved, pp - 1))
+
+
+@dataclass(frozen=True)
+class EpExposure:
+    """Exposed all-to-all seconds per MoE layer and micro-batch."""
+
+    forward: Any
+    backward: Any
+    paired: Any
+    """Share of micro-batches that run in forward/backward pairs (1F1B overlap)."""
+
+
+def ep_exposed(ctx: StepContext, ph: EpPhases, f: LayerForward, layer_compute: Any,
+               hidden: Any) -> EpExposure:
+    """Exposed EP seconds of one MoE layer and micro-batch under the plan's schedule.
+
+    ``layer_compute`` is a MoE layer's device compute (forward, backward, recompute) and
+    ``hidden`` the part of it that already hides TP or CP traffic: one stretch of compute hides
+    one stream of communication, so the windows never add up to more than the compute (and a
+    faster chip is never slower).
+    """
+    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    # Full recompute runs the forward's dispatch and combine again inside the backward.
+    plain_fwd, plain_bwd = ph.forward, ph.backward + full * ph.forward
+    free = np.maximum(0.0, layer_compute - hidden)
+    window = free / np.maximum(layer_compute, 1e-30)
+    one_f1b = bool(ctx.run.ep_overlap and ctx.stack.ep_1f1b_overlap) & ~ctx.dualpipe & (
+        ctx.ep > 1)
+    m = ctx.num_micro
+    paired = np.where(one_f1b, np.clip((m - warmup_micro_batches(ctx)) / m, 0.0, 1.0), 0.0)
+    # Phase pairs of one forward layer against one backward layer (seconds of each).
+    f_attn, f_mlp = f.attention * window, f.moe_mlp * window
+    b_attn = ((f.attn_proj + f.elementwise / 2) * GEMM_BWD_FACTOR
+              + f.attn_core * ATTENTION_BWD_FACTOR) * window
+    b_mlp = f_mlp * GEMM_BWD_FACTOR
+    pair = (np.maximum(0.0, ph.bwd_combine - f_attn)
+            + np.maximum(0.0, ph.fwd_dispatch - b_mlp)
+            + np.maximum(0.0, ph.bwd_dispatch - f_mlp)
+            + np.maximum(0.0, ph.fwd_combine - b_attn))
+    # DualPipe hides a micro-batch's all-to-all behind the other direction's compute of the
+    # whole layer.
+    dual = np.maximum(0.0, plain_fwd + plain_bwd - free)
+    fwd_share = ph.forward / np.maximum(ph.forward + ph.backward, 1e-30)
+    forward = np.where(ctx.dualpipe, dual * fwd_share,
+                       paired * pair * fwd_share + (1 - paired) * plain_fwd)
+    backward = np.where(ctx.dualpipe, dual * (1 - fwd_share),
+                        paired * (pair * (1 - fwd_share) + full * ph.forward)
+                        + (1 - paired) * plain_bwd)
+    # Both DualPipe and 1F1B pairs run two micro-batches interleaved.
+    return EpExposure(forward=forward, backward=backward,
+                      paired=np.where(ctx.dualpipe & (ctx.ep > 1), 1.0, paired))
+
+
+def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:
+    """Exposed CP seconds per layer, (forward, backward with recompute): what the KV ring takes
+    beyond the attention kernel it feeds, a third of the ring in the forward against the forward
+    kernel and two thirds in the backward against the backward kernel (2.5x)."""
+    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    fwd = np.maximum(0.0, ring / 3 - f.attn_core)
+    bwd = np.maximum(0.0, ring * 2 / 3 - f.attn_core * ATTENTION_BWD_FACTOR) + full * fwd
+    on = ctx.cp > 1
+    return np.where(on, fwd, 0.0), np.where(on, bwd, 0.0)
+
+
+def pp_exposed(ctx: StepContext, pp: Any, chunk_wall: Any) -> Any:
+    """Exposed PP seconds per micro-batch: all, or what exceeds the wall time of the chunk it
+    overlaps (the links are idle while the device computes or waits for the host)."""
+    if not ctx.stack.pp_overlap:
+        return pp
+    return np.maximum(0.0, pp - chunk_wall)

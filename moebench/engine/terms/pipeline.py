@@ -1,0 +1,26 @@
+"""Pipeline bubbles: the idle time of the schedule, in seconds per step.
+
+* 1F1B: (p - 1) micro-batch times, divided by v when interleaved with v chunks per rank
+  (Narayanan et al., arXiv 2104.04473, sec. 2.2).
+* DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)(F&B + B - 3W), with the overlapped forward and
+  backward pair F&B taken as F + B, and B = 2F, W = B/2: (p/2 - 1) x 2/3 of a micro-batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from moebench.engine.context import StepContext
+
+# (F + B) + B - 3W over F + B, with F = 1/3, B = 2/3, W = 1/3 of a micro-batch.
+DUALPIPE_BUBBLE_PER_STAGE_PAIR = 2.0 / 3.0
+
+
+def bubble(ctx: StepContext, t_mb: Any) -> Any:
+    """Bubble seconds per step, given one micro-batch's wall time on the slowest stage."""
+    pp, vpp = ctx.pp, ctx.vpp
+    one_f1b = (pp - 1) / vpp * t_mb
+    dual = np.maximum(pp / 2 - 1, 0) * DUALPIPE_BUBBLE_PER_STAGE_PAIR * t_mb
+    return np.where(ctx.dualpipe, dual, one_f1b)
