@@ -16,6 +16,10 @@ PUBLISHED = [
     ("qwen3-235b-a22b", 235e9, 22e9, True),
     ("mixtral-8x22b", 141e9, 39e9, True),
     ("llama-3-70b", 70.6e9, 70.6e9, True),
+    ("llama-3.1-8b", 8.03e9, 8.03e9, True),
+    ("llama-2-7b", 6.74e9, 6.74e9, True),
+    ("llama-2-70b", 69.0e9, 69.0e9, True),
+    ("qwen3-8b", 8.2e9, 8.2e9, True),
 ]
 
 

@@ -154,23 +154,30 @@ def test_roofline_picks_the_slower_bound():
 
 
 def test_dense_ffn_time_by_hand():
-    """Dense FFN seconds per step on one H100, from the roofline, the rows factor and
-    activation traffic, with stack figures set here so that the numbers are hand-checkable."""
+    """Dense FFN seconds per step on one H100: fc1 and fc2 each a roofline at the rate their
+    rows and depth allow, plus activation traffic; stack figures set here so that the numbers
+    are hand-checkable."""
     from dataclasses import replace
 
     arch = arch_from_spec(tiny_spec(moe=None, dense_layers={"count": 4, "ffn_width": 256}))
     chip = load_chip("h100")
-    stack = replace(stack_of(chip), gemm_fraction=0.9, gemm_half_rows=130.0)
+    stack = replace(stack_of(chip), gemm_fraction=0.9, gemm_half_rows=130.0,
+                    gemm_half_depth=490.0)
     run = RunConfig(seq_len=128, global_batch=2)
     plans = _plans(arch, chip, run, 1, tp=1, pp=1, vpp=1, ep=1, cp=1, micro_batch=1,
                    recompute="none", schedule="1f1b")
     st = evaluate(arch, chip, stack, run, plans)
-    tokens, params, h, w = 128, 3 * 64 * 256, 64, 256
+    tokens, h, w = 128, 64, 256
     rate = 989.4e12 * 0.803 * 0.9 * 128 / (128 + 130)
     bw = 3.35e12 * 0.85
-    gemm = max(2 * tokens * params / rate, (params * 2 + tokens * 2 * h * 2) / bw)
+
+    def gemm(params, depth):
+        r = rate * depth / (depth + 490)
+        return max(2 * tokens * params / r, (params * 2 + tokens * h * 2) / bw)
+
+    fc1, fc2 = gemm(2 * h * w, h), gemm(h * w, w)
     act = 3 * w * 2 * tokens / bw
-    per_micro = 4 * 3 * (gemm + act)  # 4 layers, forward + backward (x3)
+    per_micro = 4 * 3 * (fc1 + fc2 + act)  # 4 layers, forward + backward (x3)
     assert float(st.compute["dense_ffn"][0]) == pytest.approx(2 * per_micro)  # 2 micro-batches
 
 

@@ -67,6 +67,9 @@ def calibrate(
         "--fit", help="Parameters to fit, comma-separated: gemm_fraction, gemm_half_rows, "
                       "attention_fraction, host_op_us, collective_fraction.")]
     = "gemm_fraction,host_op_us",
+    exact_loo: Annotated[bool, typer.Option(
+        "--exact-loo", help="Refit every leave-one-out fold from scratch (slow) instead of one "
+                            "Gauss-Newton step from the full fit.")] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """Fit named, bounded stack parameters to measured runs and write the fitted stack.
@@ -83,6 +86,6 @@ def calibrate(
     from moebench.commands.measured_runs import load_runs
 
     names = tuple(n.strip() for n in fit_names.split(",") if n.strip())
-    spec, result = fit_stack(load_runs(runs), stack, names, str(runs))
+    spec, result = fit_stack(load_runs(runs), stack, names, str(runs), exact_loo)
     write_stack(spec, result, runs, output)
     show(calibration_report(result, runs, output), fmt, None)

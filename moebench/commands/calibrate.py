@@ -9,8 +9,11 @@ give; fields it leaves open are searched once with the starting stack and then h
 parameter moves predictions smoothly.
 
 Intervals are 90% ones from the fit's Jacobian (Gauss-Newton covariance s^2 (J^T J)^-1 in the
-log of each parameter), clipped to the bounds. Leave-one-out refits each run's stack without it
-and predicts it, so the error shown for a run is the error on a run the fit never saw.
+log of each parameter), clipped to the bounds. Leave-one-out fits each run's stack without it
+and predicts it, so the error shown for a run is the error on a run the fit never saw. The fit
+without run i is one Gauss-Newton step from the full fit with run i's residual and Jacobian row
+removed, x_i = x* - (J'J - j_i j_i')^-1 (J'r - j_i r_i), kept within the bounds (the usual
+approximate leave-one-out); ``exact=True`` refits every fold from scratch instead.
 """
 
 from __future__ import annotations
@@ -128,13 +131,16 @@ class FitResult:
     intervals: dict[str, tuple[float, float]]
     errors: np.ndarray
     """Speed error per run, in sample (predicted / measured speed - 1)."""
+    x: np.ndarray
+    """The fitted parameters, in log space."""
+    jac: np.ndarray
+    """Jacobian of the log speed errors at the fit (runs x parameters)."""
 
 
 def fit(prepared: list[Prepared], spec: StackSpec, names: tuple[str, ...],
         start: dict[str, float] | None = None) -> FitResult:
     """Least squares on log speed errors over the named parameters, within their bounds."""
-    lo = np.log([PARAMETERS[n].low for n in names])
-    hi = np.log([PARAMETERS[n].high for n in names])
+    lo, hi = bounds(names)
     start = start or {n: float(PARAMETERS[n].figure(spec).value) for n in names}
     x0 = np.clip(np.log([start[n] for n in names]), lo + 1e-9, hi - 1e-9)
     step = 1e-3
@@ -158,7 +164,8 @@ def fit(prepared: list[Prepared], spec: StackSpec, names: tuple[str, ...],
     intervals = {nm: (float(math.exp(max(lo[i], sol.x[i] - Z90 * sd[i]))),
                       float(math.exp(min(hi[i], sol.x[i] + Z90 * sd[i]))))
                  for i, nm in enumerate(names)}
-    return FitResult(values=values, intervals=intervals, errors=np.expm1(sol.fun))
+    return FitResult(values=values, intervals=intervals, errors=np.expm1(sol.fun), x=sol.x,
+                     jac=sol.jac)
 
 
 def check_parameters(names: tuple[str, ...], runs: int, where: str) -> None:
@@ -200,25 +207,41 @@ class Calibration:
     run_ids: list[str]
 
 
+def bounds(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Log-space bounds of the named parameters."""
+    return (np.log([PARAMETERS[n].low for n in names]),
+            np.log([PARAMETERS[n].high for n in names]))
+
+
 def leave_one_out(prepared: list[Prepared], spec: StackSpec, names: tuple[str, ...],
-                  full: FitResult) -> np.ndarray:
-    """Each run's speed error predicted by the stack fitted without it (warm-started)."""
+                  full: FitResult, exact: bool = False) -> np.ndarray:
+    """Each run's speed error predicted by the stack fitted without it."""
+    lo, hi = bounds(names)
+    r = np.log1p(full.errors)
+    jac = full.jac
     errors = np.empty(len(prepared))
     for i, p in enumerate(prepared):
-        rest = prepared[:i] + prepared[i + 1:]
-        sub = fit(rest, spec, names, full.values)
-        stack = stack_with(spec, names, [sub.values[n] for n in names], p.run.options)
-        errors[i] = float(np.expm1(p.speed_error(stack)))
+        if exact:
+            sub = fit(prepared[:i] + prepared[i + 1:], spec, names, full.values)
+            x = sub.x
+        else:
+            keep = np.arange(len(prepared)) != i
+            j_rest = jac[keep]
+            normal = j_rest.T @ j_rest
+            normal += np.eye(len(names)) * 1e-9 * max(float(np.trace(normal)), 1e-12)
+            x = np.clip(full.x - np.linalg.solve(normal, j_rest.T @ r[keep]), lo, hi)
+        stack = stack_with(spec, names, list(np.exp(x)), p.run.options)
+        errors[i] = float(np.expm1(p.speed_error(stack))[0])
     return errors
 
 
 def calibrate(runs: list[MeasuredRun], base: str, names: tuple[str, ...],
-              where: str) -> tuple[StackSpec, Calibration]:
+              where: str, exact_loo: bool = False) -> tuple[StackSpec, Calibration]:
     """Fit ``names`` of stack ``base`` to ``runs``; errors in sample and leave-one-out."""
     spec = load_stack_spec(base)
     check_parameters(names, len(runs), where)
     prepared = runs_for_stack(runs, spec, where)
     full = fit(prepared, spec, names)
-    loo = leave_one_out(prepared, spec, names, full)
+    loo = leave_one_out(prepared, spec, names, full, exact_loo)
     return spec, Calibration(stack=spec.name, names=names, fit=full, loo_errors=loo,
                              run_ids=[p.run.id for p in prepared])

@@ -31,6 +31,7 @@ LABELS = {
     "compute_moe_experts": "routed and shared experts (GEMM)",
     "compute_router_permute": "router, permutation, all-to-all buffers",
     "compute_lm_head_mtp": "LM head, loss and MTP",
+    "compute_kernel_overhead": "kernel launch and tail overhead (device)",
     "comm_tp_scale_up": "TP collectives, scale-up",
     "comm_tp_scale_out": "TP collectives, scale-out",
     "comm_ep_scale_up": "EP all-to-all, scale-up",

@@ -7,7 +7,7 @@ malformed file gets one line naming the file, the row and the column.
 Columns (empty cells: plan fields are searched, settings take the stack's default):
 ``id, model, chip, num_chips, precision, tp, pp, vpp, ep, etp, cp, micro_batch, recompute,
 schedule, ep_overlap, seq_len, global_batch, metric, measured, production, stack, dispatcher,
-graphs, capacity_factor, expert_imbalance, source, notes``.
+graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True
 REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_batch",
             "metric", "measured", "source")
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
-            "ep_overlap", "production", "stack", "dispatcher", "graphs", "capacity_factor",
-            "expert_imbalance", "notes")
+            "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
+            "capacity_factor", "expert_imbalance", "notes")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -143,7 +143,8 @@ def _run(r: _Row) -> MeasuredRun:
         global_batch=int(r.integer("global_batch", required=True) or 0),
         ep_overlap=bool(r.flag("ep_overlap")), stack=r.text("stack"),
         options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
-                             graphs=r.choice("graphs", GRAPHS)),
+                             graphs=r.choice("graphs", GRAPHS), sync_free=r.flag("sync_free"),
+                             tp_comm_overlap=r.flag("tp_overlap")),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"), row=r.line,

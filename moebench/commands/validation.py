@@ -26,8 +26,8 @@ from moebench.commands.calibrate import (
     PARAMETERS,
     Prepared,
     fit,
+    leave_one_out,
     prepare,
-    stack_with,
 )
 from moebench.commands.measured_runs import MeasuredRun, load_runs, shipped_runs_path
 from moebench.commands.report import Report
@@ -70,17 +70,13 @@ def _error(p: Prepared, spec: StackSpec) -> tuple[float, bool]:
 
 
 def _loo(group: list[Prepared], spec: StackSpec) -> list[float]:
-    """Leave-one-out speed errors of the runs of one stack."""
+    """Leave-one-out speed errors of the runs of one stack: its calibrated figures fitted on
+    the others (see :func:`moebench.commands.calibrate.leave_one_out`)."""
     names = calibrated_names(spec)
     if not names or len(group) < 2:
         return [_error(p, spec)[0] for p in group]
     start = {n: float(PARAMETERS[n].figure(spec).value) for n in names}
-    out = []
-    for i, p in enumerate(group):
-        sub = fit(group[:i] + group[i + 1:], spec, names, start)
-        stack = stack_with(spec, names, [sub.values[n] for n in names], p.run.options)
-        out.append(float(np.expm1(p.speed_error(stack))[0]))
-    return out
+    return [float(e) for e in leave_one_out(group, spec, names, fit(group, spec, names, start))]
 
 
 def compare_runs(runs: list[MeasuredRun], where: str,

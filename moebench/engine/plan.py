@@ -160,7 +160,10 @@ def candidate_plans(
            run.global_batch % (g["dp"] * g["mb"]) == 0)
     g.cols["m"] = run.global_batch // (g["dp"] * g["mb"])
     g.expand("vpp", _choices(req.vpp, VPP_CHOICES, "--vpp"))
-    g.rule("more pipeline stages than layers", g["pp"] * g["vpp"] <= spec.num_layers)
+    # Megatron can give the embedding and the loss a virtual stage each
+    # (--account-for-embedding/loss-in-pipeline-split), so chunks may exceed layers by two.
+    g.rule("more pipeline stages than layers (+2 for embedding and loss)",
+           g["pp"] * g["vpp"] <= spec.num_layers + 2)
     g.rule("vpp needs pp > 1 and micro-batches divisible by pp",
            (g["vpp"] == 1) | ((g["pp"] > 1) & (g["m"] % g["pp"] == 0)))
     g.expand("ep", _choices(req.ep, POW2 if spec.moe else (1,), "--ep"))

@@ -89,10 +89,16 @@ def compose(ctx: StepContext) -> StepArrays:
     phases = comm.ep_phases(ctx)
     ep_x = overlap.ep_exposed(ctx, phases, f, moe_layer, hidden)
 
-    # Device time of each block and pass; the host against it, stretch by stretch.
-    att_f, att_b = lp.attention_fwd + att_x + cp_xf, lp.attention_bwd + att_xb + cp_xb
-    moe_f, moe_b = lp.moe_fwd + moe_x + ep_x.forward, lp.moe_bwd + moe_xb + ep_x.backward
-    den_f, den_b = lp.dense_fwd + den_x, lp.dense_bwd + den_xb
+    # Device time of each block and pass (compute, exposed communication, the kernels' own
+    # overhead); the host against it, stretch by stretch.
+    kern = host.kernel_overhead(ctx)
+    kb = ctx.stack.bwd_ops_ratio + full  # backward kernels, and the recomputed forward's
+    att_f = lp.attention_fwd + att_x + cp_xf + kern.attention
+    att_b = lp.attention_bwd + att_xb + cp_xb + kern.attention * kb
+    moe_kern = kern.router + kern.moe_post
+    moe_f = lp.moe_fwd + moe_x + ep_x.forward + moe_kern
+    moe_b = lp.moe_bwd + moe_xb + ep_x.backward + moe_kern * kb
+    den_f, den_b = lp.dense_fwd + den_x + kern.dense, lp.dense_bwd + den_xb + kern.dense * kb
     dev_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
     dev_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
     ht = host.host_time(ctx)
@@ -124,7 +130,9 @@ def compose(ctx: StepContext) -> StepArrays:
         1 + bwd_passes) * m
     return StepArrays(
         step_time=step_time, num_micro=m,
-        compute={k: v * m for k, v in stage.components.items()},
+        compute={**{k: v * m for k, v in stage.components.items()},
+                 "kernel_overhead": (layers * kern.attention + moe_layers * moe_kern
+                                     + dense_layers * kern.dense) * (1 + kb) * m},
         comm_exposed={
             "tp_scale_up": tp_all * ~tp_out, "tp_scale_out": tp_all * tp_out,
             "ep_scale_up": ep_all * ~ep_cross, "ep_scale_out": ep_all * ep_cross,

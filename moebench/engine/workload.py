@@ -29,6 +29,10 @@ class LayerShapes:
     """Weights of the attention projections (FLOPs per token = 2x this)."""
     attn_up_proj_params: int
     """MLA up-projection weights (recomputed under selective recompute); 0 for MHA/GQA."""
+    attn_proj_depth: float
+    """Reduction depth K of the attention GEMMs together (weight-weighted harmonic mean)."""
+    up_proj_depth: float
+    """Reduction depth K of the MLA up-projections (their latent ranks)."""
     kv_width: int
     """Width of K plus V per token over all heads (what context parallelism passes around)."""
     dense_ffn_params: int
@@ -66,6 +70,15 @@ def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
     return 2.0 * att.num_heads * (d_qk + d_v) * seq_len / 2.0
 
 
+def harmonic_depth(gemms: list[tuple[int, int]]) -> float:
+    """One reduction depth for several GEMMs of (weights, K): time at rate k / (k + k_h) adds
+    up as if all had K = 1 / sum(w_i / K_i) with weights w_i normalised (independent of k_h)."""
+    total = sum(w for w, _ in gemms)
+    if not total:
+        return 1.0
+    return total / sum(w / k for w, k in gemms if w)
+
+
 def layer_shapes(arch: ModelArch) -> LayerShapes:
     """Plan-independent per-token counts of the model's layers (sequence length aside)."""
     spec = arch.spec
@@ -83,6 +96,12 @@ def layer_shapes(arch: ModelArch) -> LayerShapes:
         other = h + q_full + k_full + v_full  # residual input; Q, K, V for the kernel
         recomputable = h + q_full + k_full + v_full  # norm out and up-projections (latents kept)
         kv_width = k_full + v_full
+        q_up = [(q_in * n * qk, q_in)] if q_in else []
+        kv_up = [(att.kv_lora_rank * n * (att.qk_nope_head_dim + v), att.kv_lora_rank)]
+        downs = [(h * q_in, h)] if q_in else [(h * n * qk, h)]
+        downs += [(h * (att.kv_lora_rank + att.qk_rope_head_dim), h), (n * v * h, n * v)]
+        depth = harmonic_depth(downs + q_up + kv_up)
+        up_depth = harmonic_depth(q_up + kv_up)
     else:
         q = att.num_heads * att.head_dim
         kv = att.num_kv_heads * att.head_dim
@@ -91,11 +110,15 @@ def layer_shapes(arch: ModelArch) -> LayerShapes:
         other = h + q + 2 * kv
         recomputable = h  # the norm output
         kv_width = 2 * kv
+        depth = harmonic_depth([(h * (q + 2 * kv), h), (q * h, q)])
+        up_depth = 1.0
     expert_w = moe.expert_width if moe else 0
     shared_w = moe.num_shared_experts * moe.shared_expert_width if moe else 0
     return LayerShapes(
         attn_proj_params=attention_params(att, h),
         attn_up_proj_params=up,
+        attn_proj_depth=depth,
+        up_proj_depth=up_depth,
         kv_width=kv_width,
         dense_ffn_params=ffn_params(h, spec.dense_layers.ffn_width, gated),
         router_params=h * moe.num_experts if moe else 0,

@@ -49,6 +49,9 @@ class KernelSpec(Record):
         description="share of the chip's max-achievable GEMM rate that training GEMMs reach")
     gemm_half_rows: Figure = Field(
         description="rows at which a GEMM runs at half its large-shape rate: rate x m/(m + this)")
+    gemm_half_depth: Figure = Field(
+        description="reduction depth K at which a GEMM runs at half its large-shape rate: "
+                    "rate x k/(k + this)")
     attention_fraction: FractionFigure = Field(
         description="attention kernel FLOP rate over the chip's max-achievable BF16 GEMM rate")
 
@@ -143,6 +146,9 @@ class StackOptions:
     dispatch_fp8: bool | None = None
     tp_comm_overlap: bool | None = None
     pp_overlap: bool | None = None
+    sync_free: bool | None = None
+    """True: the dispatcher keeps token counts on the device (no host sync), as Primus's
+    sync-free MoE or a padded per-rank buffer does."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -156,6 +162,7 @@ class Stack:
     vendor: str
     gemm_fraction: Num
     gemm_half_rows: Num
+    gemm_half_depth: Num
     attention_fraction: Num
     host_op_s: Num
     sync_s: Num
@@ -210,6 +217,7 @@ def stack_from_spec(
     return Stack(
         name=spec.name, vendor=spec.vendor,
         gemm_fraction=value(k.gemm_fraction), gemm_half_rows=value(k.gemm_half_rows),
+        gemm_half_depth=value(k.gemm_half_depth),
         attention_fraction=value(k.attention_fraction),
         host_op_s=to_base("op_us", value(h.op_us)), sync_s=to_base("sync_us", value(h.sync_us)),
         bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=graphs,
@@ -218,7 +226,8 @@ def stack_from_spec(
         ops_mlp=h.ops.mlp.value, ops_router=h.ops.router.value,
         ops_per_expert=h.ops.per_local_expert.value, ops_fp8_cast=h.ops.fp8_cast_per_gemm.value,
         dispatcher=kind, dispatch_ops=d.host_ops.value, copy_passes=value(d.copy_passes),
-        deduplicates=d.deduplicates, host_sync=d.host_sync, comm_sm_share=value(d.comm_sm_share),
+        deduplicates=d.deduplicates, host_sync=d.host_sync and not opts.sync_free,
+        comm_sm_share=value(d.comm_sm_share),
         dispatch_fp8=m.dispatch_fp8 if opts.dispatch_fp8 is None else opts.dispatch_fp8,
         ep_1f1b_overlap=spec.overlap.ep_1f1b,
         tp_comm_overlap=spec.overlap.tp_comm if opts.tp_comm_overlap is None

@@ -1,11 +1,14 @@
 """Device compute: a roofline per operation, per layer and forward pass, then training passes.
 
 Every operation costs max(FLOP / achievable FLOP/s, bytes / achievable HBM B/s). A GEMM's rate
-falls when it has few rows: rate x m / (m + m_half), with m_half the stack's
-``gemm_half_rows``. On H800 with DeepGEMM FP8 (README tables at a6d97a1 / 327ec92) this on top
-of the roofline reproduces the masked grouped GEMM's 62/53/47% of peak at 1024/512/256 rows
-per expert from the 71% max-achievable rate with m_half = 130, within 3 points; it is what
-makes the skinny per-expert GEMMs of fine-grained MoE slow.
+falls when it has few rows, m / (m + m_half), and when its reduction is shallow,
+k / (k + k_half), with m_half and k_half the stack's ``gemm_half_rows`` and
+``gemm_half_depth``. On H800 with DeepGEMM FP8 (README tables at a6d97a1 / 327ec92) the rows
+factor on top of the roofline reproduces the masked grouped GEMM's 62/53/47% of peak at
+1024/512/256 rows per expert with m_half = 130, and the depth factor the dense GEMMs' 77, 71,
+59, 61 and 39% at K = 16384, 7168, 2048, 1536 and 512 with k_half = 490. Together they make the
+skinny, shallow per-expert GEMMs of fine-grained MoE slow (Qwen3-30B's down-projection has
+K = 768). Each GEMM of an FFN (fc1 with K = h, fc2 with K = its width) gets its own factor.
 """
 
 from __future__ import annotations
@@ -30,11 +33,6 @@ ELEMENTWISE_H_PER_LAYER = 10.0
 # (Transformer Engine's FP8 recipe; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
 # element of each GEMM's input and output width, per row.
 FP8_CAST_BYTES = 4.0
-# Small device kernels per layer and forward pass (norms, residual adds, RoPE, activation and,
-# in MoE layers, router softmax/top-k/aux loss, permute, unpermute), counted from Megatron-Core's
-# TransformerLayer and MoELayer: each takes at least the chip's minimum kernel time.
-SMALL_KERNELS_DENSE_LAYER = 8
-SMALL_KERNELS_MOE_LAYER = 20
 # Cross-entropy over the vocabulary: FP32 logits written, read for softmax, gradient written.
 LOGIT_PASSES_FP32_BYTES = 3 * 4.0
 # Permute and unpermute read and write the k*h routed copies once each, whatever the
@@ -54,21 +52,44 @@ def rows_factor(rows: Any, half_rows: Any) -> Any:
     return np.where(rows > 0, rows / np.maximum(rows + half_rows, 1e-30), 1.0)
 
 
+def depth_factor(depth: float, half_depth: Any) -> Any:
+    """Share of the large-shape GEMM rate reached with a reduction of ``depth``: k / (k + k_h)."""
+    return depth / (depth + half_depth)
+
+
 def cast_time(ctx: StepContext, rows: Any, in_out: Any) -> Any:
     """FP8 quantization traffic of one GEMM's rows (zero under BF16)."""
     return rows * in_out * (FP8_CAST_BYTES if ctx.fp8 else 0.0) / ctx.mem_bw
 
 
 def gemm_time(ctx: StepContext, params: float, rows: Any, shards: Any, in_out: float,
-              fp8_cast: bool = True, gemm_rows: Any = None) -> Any:
-    """Forward time of a weight GEMM: 2 rows params / shards FLOPs, weights and activations read
-    and written, at the rate its row count allows, plus FP8 cast traffic unless it stays BF16."""
+              depth: Any, fp8_cast: bool = True, gemm_rows: Any = None,
+              copies: Any = 1.0) -> Any:
+    """Forward time of a weight GEMM: 2 rows params / shards FLOPs, weights (``copies`` of
+    them: one per local expert) and activations read and written, at the rate its rows and its
+    reduction depth allow, plus FP8 cast traffic unless it stays BF16."""
     flops = 2.0 * rows * params / shards
-    bytes_ = params / shards * ctx.weight_bytes + rows * in_out * ctx.act_bytes
+    bytes_ = copies * params / shards * ctx.weight_bytes + rows * in_out * ctx.act_bytes
     m = rows if gemm_rows is None else gemm_rows
-    rate = ctx.gemm_rate * rows_factor(m, ctx.stack.gemm_half_rows)
+    rate = ctx.gemm_rate * rows_factor(m, ctx.stack.gemm_half_rows) * depth_factor(
+        depth, ctx.stack.gemm_half_depth)
     return roofline(flops, bytes_, rate, ctx.mem_bw) + (cast_time(ctx, rows, in_out)
                                                         if fp8_cast else 0.0)
+
+
+def ffn_time(ctx: StepContext, width: float, rows: Any, shards: Any,
+             gemm_rows: Any = None, copies: Any = 1.0) -> Any:
+    """Forward time of an FFN's GEMMs, fc1 (gate and up when gated, K = h) and fc2 (K = its
+    width), sharded ``shards`` ways along the width, plus the activation's HBM traffic (read
+    gate and up, write the product)."""
+    if not width:
+        return 0.0 * rows
+    h = ctx.arch.spec.hidden_size
+    local = width / shards
+    fc1 = gemm_time(ctx, (2 if ctx.arch.gated else 1) * h * width, rows, shards, h, h,
+                    gemm_rows=gemm_rows, copies=copies)
+    fc2 = gemm_time(ctx, h * width, rows, shards, h, local, gemm_rows=gemm_rows, copies=copies)
+    return fc1 + fc2 + 3 * local * BF16 * rows / ctx.mem_bw
 
 
 @dataclass(frozen=True)
@@ -103,41 +124,32 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     h, vocab = spec.hidden_size, spec.vocab_size
     tok_sp, tok_gemm, tp = ctx.tok_sp, ctx.tok_gemm, ctx.tp
     zero = 0.0 * tp
-    attn_proj = gemm_time(ctx, sh.attn_proj_params, tok_gemm, tp, 2 * h)
+    attn_proj = gemm_time(ctx, sh.attn_proj_params, tok_gemm, tp, 2 * h, sh.attn_proj_depth)
     # Context parallelism runs attention as a ring of cp steps, each its own kernel.
     attn_core = np.maximum(attention_core_flops(ctx.arch, ctx.run.seq_len) * tok_sp
                            / ctx.attn_rate, ctx.cp * chip.min_kernel)
-    small = (SMALL_KERNELS_MOE_LAYER * ctx.arch.num_moe_layers
-             + SMALL_KERNELS_DENSE_LAYER * spec.dense_layers.count) / spec.num_layers
-    elementwise = np.maximum(ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / ctx.mem_bw,
-                             small * chip.min_kernel)
-    dense = gemm_time(ctx, sh.dense_ffn_params, tok_gemm, tp, 2 * h) + \
-        3 * sh.dense_width * BF16 * tok_sp / ctx.mem_bw
+    elementwise = ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / ctx.mem_bw
+    dense = ffn_time(ctx, sh.dense_width, tok_gemm, tp)
     # Expert GEMMs: every pair the rank received, 1/etp of the width under expert TP, at the
     # rate the rows per local expert allow; each local expert's weights are read once.
-    rows, width = ctx.expert_rows, sh.expert_width / ctx.etp
-    expert_flops = 2.0 * ctx.received * sh.expert_params
-    expert_bytes = ctx.local_experts * sh.expert_params / ctx.etp * ctx.weight_bytes \
-        + rows * 2 * (h + width) * ctx.act_bytes
-    rate = ctx.gemm_rate * rows_factor(ctx.rows_per_expert, stack.gemm_half_rows)
-    experts = roofline(expert_flops, expert_bytes, rate, ctx.mem_bw) + \
-        3 * width * BF16 * rows / ctx.mem_bw + cast_time(ctx, rows, 2 * (h + width))
-    shared = (gemm_time(ctx, sh.shared_params, tok_gemm, tp, 2 * h)
-              + 3 * sh.shared_width * BF16 * tok_sp / ctx.mem_bw) if sh.shared_params else zero
+    experts = ffn_time(ctx, sh.expert_width, ctx.expert_rows, ctx.etp,
+                       gemm_rows=ctx.rows_per_expert, copies=ctx.local_experts)
+    shared = ffn_time(ctx, sh.shared_width, tok_gemm, tp)
     if ctx.arch.is_moe:
         # Router GEMM, FP32 softmax/top-k over E, and the copies of the k*h routed values.
         passes = np.where(ctx.ep > 1, LOCAL_COPY_PASSES + stack.copy_passes, LOCAL_COPY_PASSES)
-        router = gemm_time(ctx, sh.router_params, tok_sp, np.ones_like(tp), h) + (
+        router = gemm_time(ctx, sh.router_params, tok_sp, np.ones_like(tp), h, h) + (
             2 * 4.0 * sh.num_experts * tok_sp + passes * BF16 * h * ctx.received) / ctx.mem_bw
     else:
         router = zero
     # The LM head stays in BF16 under FP8 recipes: no cast traffic.
-    head = gemm_time(ctx, h * vocab, tok_gemm, tp, h, fp8_cast=False) \
+    head = gemm_time(ctx, h * vocab, tok_gemm, tp, h, h, fp8_cast=False) \
         + LOGIT_PASSES_FP32_BYTES * vocab * tok_sp / ctx.mem_bw
-    up_proj = gemm_time(ctx, sh.attn_up_proj_params, tok_gemm, tp, 0) \
+    up_proj = gemm_time(ctx, sh.attn_up_proj_params, tok_gemm, tp, 0, sh.up_proj_depth) \
         if sh.attn_up_proj_params else zero
     moe_layer = attn_proj + attn_core + elementwise + experts + shared + router
-    mtp = spec.mtp_depth * (moe_layer + gemm_time(ctx, 2 * h * h, tok_gemm, tp, 3 * h) + head)
+    mtp = spec.mtp_depth * (moe_layer + gemm_time(ctx, 2 * h * h, tok_gemm, tp, 3 * h, 2 * h)
+                            + head)
     return LayerForward(attn_proj=attn_proj, attn_core=attn_core, elementwise=elementwise,
                         up_proj=up_proj, dense_ffn=dense, experts=experts, shared=shared,
                         router_permute=router, head=head, mtp=mtp)

@@ -16,7 +16,9 @@ Megatron-LM repository: "routed experts stay uncapturable because of a D2H sync"
 routing (a capacity factor) has no sync, and full graphs then capture the whole layer.
 
 Operation counts per component are the stack's (``host.ops``); FP8 adds its quantization
-operations per GEMM; backward dispatches ``backward_ops_per_forward_op`` times as many.
+operations per GEMM; backward dispatches ``backward_ops_per_forward_op`` times as many. The same
+counts are the kernels the device runs, each costing the chip's minimum kernel time beyond its
+roofline, graphs or not (:func:`kernel_overhead`).
 """
 
 from __future__ import annotations
@@ -37,40 +39,43 @@ FFN_GEMMS = 2
 
 
 @dataclass(frozen=True)
-class LayerOps:
-    """Host operations per layer and forward pass, after graph capture removed its share.
+class BlockOps:
+    """Operations per layer and forward pass, by block: the attention block (every layer), the
+    dense FFN (dense layers), and in MoE layers the router with its preprocessing (up to the
+    dispatcher's sync) and what follows the sync (all-to-all, sorting, per-expert GEMMs,
+    combine, shared expert)."""
 
-    A MoE layer has two stretches between its syncs: ``moe_pre`` up to the dispatcher's sync
-    (the attention block, the router and its preprocessing) and ``moe_post`` after it (the
-    all-to-all, per-expert GEMMs, combine, shared expert).
-    """
-
+    attention: Any
     dense: Any
-    moe_pre: Any
+    router: Any
     moe_post: Any
 
 
-def layer_ops(ctx: StepContext) -> LayerOps:
-    """Host operations per forward pass of a dense layer and of a MoE layer's two stretches."""
+def block_ops(ctx: StepContext, captured: bool) -> BlockOps:
+    """Operations per block and forward pass: all the kernels the device runs
+    (``captured=False``), or those the host still dispatches after graph capture."""
     s = ctx.stack
+
+    def host(part: str, ops: Any) -> Any:
+        return 0.0 * ops if (captured and s.captured(part)) else ops
+
     cast = s.ops_fp8_cast if ctx.fp8 else 0.0
     mla = isinstance(ctx.arch.spec.attention, MlaAttention)
-    attention = 0.0 if s.captured("attention") else (
-        s.ops_attention + (s.ops_mla_extra if mla else 0.0)
-        + (MLA_GEMMS if mla else ATTENTION_GEMMS) * cast)
-    ffn = s.ops_mlp + FFN_GEMMS * cast
-    dense = attention + (0.0 if s.captured("mlp") else ffn)
     zero = 0.0 * ctx.tp
+    attention = host("attention", s.ops_attention + (s.ops_mla_extra if mla else 0.0)
+                     + (MLA_GEMMS if mla else ATTENTION_GEMMS) * cast) + zero
+    ffn = s.ops_mlp + FFN_GEMMS * cast
+    dense = host("mlp", ffn) + zero
     if not ctx.arch.is_moe:
-        return LayerOps(dense=dense + zero, moe_pre=zero, moe_post=zero)
-    router = 0.0 if s.captured("router") else s.ops_router
-    shared = 0.0 if (s.captured("shared") or not ctx.shapes.shared_params) else ffn
+        return BlockOps(attention=attention, dense=dense, router=zero, moe_post=zero)
+    router = host("router", s.ops_router) + zero
+    shared = host("shared", ffn) if ctx.shapes.shared_params else 0.0
     # What follows the dispatcher's sync (the all-to-all, sorting, per-expert GEMMs, combine)
     # can be captured only when no count comes from the host.
-    eager_experts = ctx.dropless_sync or s.graphs != "full"
+    eager = not captured or ctx.dropless_sync or s.graphs != "full"
     experts = (s.ops_per_expert + FFN_GEMMS * cast) * ctx.local_experts
-    post = shared + (s.dispatch_ops + experts if eager_experts else zero)
-    return LayerOps(dense=dense + zero, moe_pre=attention + router + zero, moe_post=post + zero)
+    post = shared + (s.dispatch_ops + experts if eager else 0.0) + zero
+    return BlockOps(attention=attention, dense=dense, router=router, moe_post=post)
 
 
 @dataclass(frozen=True)
@@ -93,16 +98,24 @@ class HostTime:
 def host_time(ctx: StepContext) -> HostTime:
     """Host time and syncs of one micro-batch on the slowest stage."""
     s = ctx.stack
-    ops = layer_ops(ctx)
-    moe_layers = ctx.moe_layers_per_stage
-    forward_ops = ctx.dense_layers_per_stage * ops.dense + moe_layers * (ops.moe_pre
-                                                                         + ops.moe_post)
+    ops = block_ops(ctx, captured=True)
+    moe_layers, dense_layers = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
+    pre, dense = ops.attention + ops.router, ops.attention + ops.dense
+    forward = (dense_layers * dense + moe_layers * (pre + ops.moe_post)) * s.host_op_s
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    forward = forward_ops * s.host_op_s
     syncs = moe_layers * (1.0 + full) if ctx.dropless_sync else 0.0 * moe_layers
     return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full),
-                    moe_pre=ops.moe_pre * s.host_op_s, moe_post=ops.moe_post * s.host_op_s,
-                    dense=ops.dense * s.host_op_s, syncs=syncs)
+                    moe_pre=pre * s.host_op_s, moe_post=ops.moe_post * s.host_op_s,
+                    dense=dense * s.host_op_s, syncs=syncs)
+
+
+def kernel_overhead(ctx: StepContext) -> BlockOps:
+    """Device seconds per block and forward pass that kernels cost beyond their roofline: each
+    kernel the stack runs takes the chip's minimum kernel time on top (launch, ramp, tail)."""
+    ops = block_ops(ctx, captured=False)
+    k = ctx.chip.min_kernel
+    return BlockOps(attention=ops.attention * k, dense=ops.dense * k, router=ops.router * k,
+                    moe_post=ops.moe_post * k)
 
 
 def forward_wall(ctx: StepContext, ht: HostTime, attention: Any, moe: Any, dense: Any,

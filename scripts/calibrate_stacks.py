@@ -1,0 +1,100 @@
+"""Fit the shipped vendor stacks to the shipped measured runs, and derive the generic stack.
+
+Physics first: everything the step model can know comes from hardware profiles and component
+measurements; this script fits only the named, bounded stack parameters below, on the runs of
+profiles/validation/measured-runs.csv that ran on each stack (at most one parameter per three
+runs), and writes them into profiles/stacks/<stack>.yaml as kind ``calibrated``. The generic
+stack (chips with no public training runs) then spans the fitted vendor stacks.
+
+Run:  python scripts/calibrate_stacks.py        (deterministic; rerun after changing the model)
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import sys
+
+import numpy as np
+
+from moebench.commands.calibrate import PARAMETERS, calibrate
+from moebench.commands.calibrate_report import write_stack
+from moebench.commands.measured_runs import load_runs, shipped_runs_path
+from moebench.inputs import catalog
+from moebench.inputs.hardware import load_chip
+from moebench.inputs.stack import load_stack_spec
+
+# Which parameters each vendor stack fits, chosen by leave-one-out error among physically
+# meaningful sets that respect the one-parameter-per-three-runs rule (see the README).
+FITS: dict[str, tuple[str, ...]] = {
+    "megatron-core-nvidia": ("gemm_fraction", "host_op_us", "collective_fraction",
+                             "attention_fraction"),
+    "mindspeed-ascend": ("gemm_fraction", "attention_fraction", "collective_fraction"),
+    "primus-amd": ("attention_fraction", "host_op_us"),
+}
+GENERIC = "generic"
+TEMPLATE = "megatron-core-nvidia"
+
+
+def runs_by_stack() -> dict[str, list]:
+    out: dict[str, list] = {}
+    for run in load_runs():
+        stack = run.stack or load_chip(run.chip).default_stack
+        out.setdefault(stack, []).append(run)
+    return out
+
+
+def generic_text(date: datetime.date) -> str:
+    """The template stack with every calibratable figure spanning the fitted vendor stacks."""
+    text = catalog.resolve("stacks", TEMPLATE, "--stack").read_text(encoding="utf-8")
+    specs = {name: load_stack_spec(name) for name in FITS}
+    for param in PARAMETERS.values():
+        fitted = {s: param.figure(spec) for s, spec in specs.items()
+                  if param.figure(spec).kind == "calibrated"}
+        if not fitted:
+            continue
+        figs = list(fitted.values())
+        low = min(f.low if f.low is not None else f.value for f in figs)
+        high = max(f.high if f.high is not None else f.value for f in figs)
+        value = float(np.median([f.value for f in figs]))
+        detail = ", ".join(f"{s} {f.value:.4g}" for s, f in fitted.items())
+        line = (f"{{value: {value:.4g}, kind: estimate, low: {low:.4g}, high: {high:.4g}, "
+                f"source: \"median and span of the vendor stacks that calibrate it ({detail}; "
+                f"{date.isoformat()}): a chip with no public training runs may sit anywhere in "
+                "it\"}")
+        pattern = re.compile(rf"^(\s+{param.field}:\s*)\{{.*\}}\s*$", re.MULTILINE)
+        text = pattern.sub(lambda m, line=line: m.group(1) + line, text, count=1)
+    text = text.replace(f"name: {TEMPLATE}", f"name: {GENERIC}", 1)
+    text = re.sub(r"^vendor: .*$", "vendor: any", text, count=1, flags=re.MULTILINE)
+    text = re.sub(r"^display_name: .*$",
+                  "display_name: Generic stack (a chip with no public training runs)", text,
+                  count=1, flags=re.MULTILINE)
+    text = re.sub(r"^framework: .*$", 'framework: "unknown: spans the calibrated vendor stacks"',
+                  text, count=1, flags=re.MULTILINE)
+    head = ("# A stack for chips with no public training runs (T-Head PPU, Gaudi 3): the\n"
+            "# Megatron-Core operation inventory, with every calibrated figure spanning the\n"
+            "# vendor stacks, so that --uncertainty shows how little is known. Written by\n"
+            "# scripts/calibrate_stacks.py.\n")
+    body = text.split("\nname:", 1)[1]
+    return head + "name:" + body
+
+
+def main() -> int:
+    date = datetime.date.today()
+    groups = runs_by_stack()
+    root = catalog.catalog_dir("stacks")
+    for stack, names in FITS.items():
+        runs = groups.get(stack, [])
+        spec, result = calibrate(runs, stack, names, str(shipped_runs_path()))
+        write_stack(spec, result, shipped_runs_path(), root / f"{stack}.yaml", date)
+        fitted = ", ".join(f"{n} {result.fit.values[n]:.4g}" for n in names)
+        print(f"{stack}: {len(runs)} runs; {fitted}; mean absolute speed error "
+              f"{100 * np.mean(np.abs(result.fit.errors)):.1f}% in sample, "
+              f"{100 * np.mean(np.abs(result.loo_errors)):.1f}% leave-one-out")
+    (root / f"{GENERIC}.yaml").write_text(generic_text(date), encoding="utf-8")
+    print(f"{GENERIC}: spans {', '.join(FITS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
