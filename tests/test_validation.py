@@ -1,7 +1,9 @@
 """Predictions against published measured runs, with bounds that fail if the model drifts.
 
-The bounds are the errors the model has today plus a margin, not targets it was tuned to:
-see README "How accurate is it?". Tightening them is welcome; loosening them needs a reason.
+The bounds are the leave-one-out errors the model has today plus a margin, not targets it was
+tuned to: see README "How accurate is it?". Tightening them is welcome; loosening them needs a
+reason. The issue's targets (15% overall, 20% per vendor, no run beyond 40%) are met overall,
+for NVIDIA and for AMD; not for Ascend, whose runs the bounds record as they are.
 """
 
 import json
@@ -9,66 +11,66 @@ import json
 import pytest
 
 from moebench.commands.compare import run_comparison
-from moebench.commands.validation import compare_runs, load_runs, mean_abs_error
-from moebench.inputs.model import load_model
+from moebench.commands.validation import groups, mean_abs, validate
 from moebench.inputs.scenario import load_scenario
 
-# Stated bounds on |predicted speed / measured speed - 1| over the 27 runs shipped (11 from
-# papers and model zoos, 16 from the Megatron-Bridge 25.11 performance summary). With the first
-# 11 runs the NVIDIA bound was 30%; the 16 Megatron-Bridge runs showed MoE on B200 and small
-# MoE models at one sequence per micro-batch far slower than predicted, so the bounds are now
-# per group: dense models tight, MoE on NVIDIA looser.
-MAX_MEAN_ABS_ERROR_ALL = 0.45
-MAX_MEAN_ABS_ERROR_DENSE = 0.10
-MAX_ABS_ERROR_DENSE_RUN = 0.15
-MAX_MEAN_ABS_ERROR_NVIDIA_MOE = 0.50
-MAX_ABS_ERROR_ANY_RUN = 2.5
+MAX_LOO_ALL = 0.15  # the issue's target
+MAX_LOO_NVIDIA = 0.13
+MAX_LOO_AMD = 0.22
+MAX_LOO_HUAWEI = 0.30
+MAX_LOO_DENSE = 0.12
+MAX_LOO_ANY_RUN = 0.75
 
 
 @pytest.fixture(scope="module")
 def comparisons():
-    return compare_runs(load_runs())
+    return validate()
 
 
-def test_mean_error_over_all_runs_within_bound(comparisons):
-    assert len(comparisons) >= 27
-    assert mean_abs_error(comparisons) <= MAX_MEAN_ABS_ERROR_ALL
+def test_the_validation_set_is_large_and_spread(comparisons):
+    g = groups(comparisons)
+    assert len(comparisons) >= 45
+    assert len(g["vendor Huawei"]) >= 8 and len(g["vendor AMD"]) >= 6
+    assert len(g["dense"]) >= 6 and len(g["MoE"]) >= 30
 
 
-def _is_moe(c):
-    return load_model(c.model).is_moe
-
-
-def test_dense_runs_within_bound(comparisons):
-    dense = [c for c in comparisons if not _is_moe(c)]
-    assert len(dense) >= 6
-    assert mean_abs_error(dense) <= MAX_MEAN_ABS_ERROR_DENSE
-    for c in dense:
-        assert abs(c.speed_error) <= MAX_ABS_ERROR_DENSE_RUN, c.id
-
-
-def test_moe_runs_on_nvidia_within_bound(comparisons):
-    moe = [c for c in comparisons if _is_moe(c) and not c.chip.startswith("ascend")]
-    assert len(moe) >= 15
-    assert mean_abs_error(moe) <= MAX_MEAN_ABS_ERROR_NVIDIA_MOE
-
-
-def test_no_run_is_off_by_more_than_the_bound(comparisons):
+def test_leave_one_out_error_within_the_stated_bounds(comparisons):
+    g = groups(comparisons)
+    assert mean_abs([c.loo_error for c in comparisons]) <= MAX_LOO_ALL
+    assert mean_abs([c.loo_error for c in g["vendor NVIDIA"]]) <= MAX_LOO_NVIDIA
+    assert mean_abs([c.loo_error for c in g["vendor AMD"]]) <= MAX_LOO_AMD
+    assert mean_abs([c.loo_error for c in g["vendor Huawei"]]) <= MAX_LOO_HUAWEI
+    assert mean_abs([c.loo_error for c in g["dense"]]) <= MAX_LOO_DENSE
     for c in comparisons:
-        assert abs(c.speed_error) <= MAX_ABS_ERROR_ANY_RUN, c.id
+        assert abs(c.loo_error) <= MAX_LOO_ANY_RUN, c.id
+
+
+def test_physics_alone_is_optimistic_and_calibration_closes_most_of_the_gap(comparisons):
+    """The hardware-limit stack is an upper bound on speed: every run but a few runs faster
+    than measured under it, and the calibrated stacks cut the mean error by more than half."""
+    faster = [c for c in comparisons if c.physics_error > 0]
+    assert len(faster) >= 0.9 * len(comparisons)
+    physics = mean_abs([c.physics_error for c in comparisons])
+    assert mean_abs([c.calibrated_error for c in comparisons]) < physics / 2
 
 
 def test_deepseek_v3_pre_training_gpu_hours():
     """DeepSeek-V3 Table 1: 2,664K H800-hours for 14.8T tokens of pre-training."""
     row = run_comparison(load_scenario("deepseek-v3-14.8t")).rows[0]
     assert row.chip_hours == pytest.approx(2.664e6, rel=0.25)
-    assert row.cost == pytest.approx(row.chip_hours * 2.0)
 
 
-def test_validate_command_prints_the_error(cli):
+def test_validate_command_prints_three_predictions_and_groups(cli):
     result = cli("validate", "--format", "json")
     assert result.exit_code == 0
     out = json.loads(result.output)
-    assert len(out["runs"]) >= 27 and 0 < out["mean_abs_speed_error"] < 1
-    table = cli("validate").output
-    assert "mean absolute speed error" in table
+    assert len(out["runs"]) >= 45
+    assert {"physics_error", "calibrated_error", "loo_error"} <= set(out["runs"][0])
+    assert {s["group"] for s in out["summary"]} >= {"all", "vendor NVIDIA", "vendor AMD",
+                                                   "vendor Huawei", "dense", "MoE"}
+
+
+def test_validate_bounds_fail_the_command(cli):
+    result = cli("validate", "--max-run-error", "5")
+    assert result.exit_code == 1
+    assert "bound exceeded" in result.output

@@ -224,7 +224,7 @@ def _sampled(
     rng = np.random.default_rng([seed, _stable_hash(spec.name), _stable_hash(stack_spec.name)])
     value = sampler(rng, samples)
     chip = chip_from_spec(spec, value)
-    stack = stack_from_spec(stack_spec, value=value)
+    stack = stack_from_spec(stack_spec, sc.stack_options.options(), value=value)
     if res.best is None:
         raise ValueError("sampling needs a plan that fits")
     plan = res.plans.take(res.best)
@@ -278,7 +278,7 @@ def run_comparison(
             chip = chip_from_spec(spec)
             stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
             check_vendor(stack_spec, chip.vendor, chip.name)
-            stack = stack_from_spec(stack_spec)
+            stack = stack_from_spec(stack_spec, sc.stack_options.options())
             run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
                             precision=resolve_precision(sc.precision, chip),
                             ep_overlap=sc.ep_overlap,

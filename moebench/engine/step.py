@@ -81,13 +81,16 @@ def compose(ctx: StepContext) -> StepArrays:
     den_x, den_xb = tp_x(tp.dense, f.dense_ffn)
     ring = comm.cp_time(ctx)
     cp_xf, cp_xb = overlap.cp_exposed(ctx, ring, f)
-    # Compute that already hides TP or CP traffic cannot also hide the all-to-all.
-    hidden = ((tp.attention - att_x) + (tp.attention * bwd_passes - att_xb)
-              + (tp.moe - moe_x) + (tp.moe * bwd_passes - moe_xb)
-              + (ring * (1 + full / 3) - cp_xf - cp_xb))
-    moe_layer = lp.attention_fwd + lp.attention_bwd + lp.moe_fwd + lp.moe_bwd
+    # Compute that already hides a phase's TP or CP traffic cannot also hide the all-to-all.
+    cp_hidden_f = np.where(ctx.cp > 1, ring / 3 - cp_xf, 0.0)
+    cp_hidden_b = np.where(ctx.cp > 1, ring * (2 + full) / 3 - cp_xb, 0.0)
+    windows = overlap.PhaseWindows(
+        fwd_attention=lp.attention_fwd - (tp.attention - att_x) - cp_hidden_f,
+        fwd_mlp=lp.moe_fwd - (tp.moe - moe_x),
+        bwd_attention=lp.attention_bwd - (tp.attention * bwd_passes - att_xb) - cp_hidden_b,
+        bwd_mlp=lp.moe_bwd - (tp.moe * bwd_passes - moe_xb))
     phases = comm.ep_phases(ctx)
-    ep_x = overlap.ep_exposed(ctx, phases, f, moe_layer, hidden)
+    ep_x = overlap.ep_exposed(ctx, phases, windows)
 
     # Device time of each block and pass (compute, exposed communication, the kernels' own
     # overhead); the host against it, stretch by stretch.
@@ -96,21 +99,26 @@ def compose(ctx: StepContext) -> StepArrays:
     att_f = lp.attention_fwd + att_x + cp_xf + kern.attention
     att_b = lp.attention_bwd + att_xb + cp_xb + kern.attention * kb
     moe_kern = kern.router + kern.moe_post
-    moe_f = lp.moe_fwd + moe_x + ep_x.forward + moe_kern
-    moe_b = lp.moe_bwd + moe_xb + ep_x.backward + moe_kern * kb
+    moe_f, moe_b = lp.moe_fwd + moe_x + moe_kern, lp.moe_bwd + moe_xb + moe_kern * kb
     den_f, den_b = lp.dense_fwd + den_x + kern.dense, lp.dense_bwd + den_xb + kern.dense * kb
-    dev_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
-    dev_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
+    base_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
+    base_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
     ht = host.host_time(ctx)
-    fwd_wall = host.forward_wall(ctx, ht, att_f, moe_f, den_f, stage.head_fwd)
-    apart = fwd_wall + host.wall(dev_bwd, ht.backward)
-    # A 1F1B pair interleaves one micro-batch's forward with another's backward, layer by layer.
-    together = host.wall(dev_fwd + dev_bwd, ht.forward + ht.backward)
+    # Micro-batches that run alone: the all-to-all is exposed, and syncs split the forward.
+    fwd_wall = host.forward_wall(ctx, ht, att_f, moe_f + ep_x.alone_forward, den_f,
+                                 stage.head_fwd)
+    alone_bwd = base_bwd + moe_layers * ep_x.alone_backward
+    apart = fwd_wall + host.wall(alone_bwd, ht.backward)
+    # Pairs (1F1B overlap, DualPipe) interleave one micro-batch's forward with another's
+    # backward, layer by layer: the device against the host over both.
+    paired_dev = base_fwd + base_bwd + moe_layers * (ep_x.paired_forward + ep_x.paired_backward)
+    together = host.wall(paired_dev, ht.forward + ht.backward)
     t_core = ep_x.paired * together + (1 - ep_x.paired) * apart + ht.syncs * ctx.stack.sync_s
+    dev_total = base_fwd + base_bwd + moe_layers * ep_x.per_micro_batch
     t_pp = comm.pp_time(ctx)
     pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.vpp)
     t_mb = t_core + pp_x
-    host_wait = t_core - (dev_fwd + dev_bwd)
+    host_wait = t_core - dev_total
 
     m = ctx.num_micro
     bubble = pipeline.bubble(ctx, t_mb)
@@ -125,7 +133,7 @@ def compose(ctx: StepContext) -> StepArrays:
     ep_cross = ranks_per_domain(ctx.ep, 1, ctx.chip.up_domain) < ctx.ep
     tp_all = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
               + dense_layers * (den_x + den_xb)) * m
-    ep_all = moe_layers * (ep_x.forward + ep_x.backward) * m
+    ep_all = moe_layers * ep_x.per_micro_batch * m
     tp_total = (layers * tp.attention + moe_layers * tp.moe + dense_layers * tp.dense) * (
         1 + bwd_passes) * m
     return StepArrays(

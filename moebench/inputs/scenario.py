@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from moebench.inputs import catalog
 from moebench.inputs.schema import Currency, Figure, MoneyFigure, Record, validate
+from moebench.inputs.stack import StackOptions
 from moebench.inputs.yamlio import load_mapping
 
 
@@ -22,6 +23,21 @@ class PlanFields(Record):
     micro_batch: int | None = Field(default=None, gt=0)
     recompute: Literal["none", "selective", "full"] | None = None
     schedule: Literal["1f1b", "dualpipe"] | None = None
+
+
+class StackOptionsSpec(Record):
+    """Software settings the scenario's run used, applied to every chip's stack."""
+
+    dispatcher: Literal["alltoall", "allgather", "deepep", "hybridep"] | None = None
+    graphs: Literal["none", "partial", "full"] | None = None
+    dispatch_fp8: bool | None = None
+    sync_free: bool | None = None
+    tp_overlap: bool | None = None
+
+    def options(self) -> StackOptions:
+        return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs,
+                            dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
+                            tp_comm_overlap=self.tp_overlap)
 
 
 class Pricing(Record):
@@ -59,6 +75,7 @@ class ScenarioSpec(Record):
     ep_overlap: bool
     expert_imbalance: Figure
     plan: PlanFields = Field(default_factory=PlanFields)
+    stack_options: StackOptionsSpec = Field(default_factory=StackOptionsSpec)
     pricing: Pricing
     goodput: GoodputSpec
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from moebench.engine.context import StepContext
 from moebench.engine.terms.comm import EpPhases
-from moebench.engine.terms.compute import GEMM_BWD_FACTOR, LayerForward
+from moebench.engine.terms.compute import LayerForward
 from moebench.engine.workload import ATTENTION_BWD_FACTOR
 
 
@@ -55,53 +55,63 @@ def warmup_micro_batches(ctx: StepContext) -> Any:
 
 @dataclass(frozen=True)
 class EpExposure:
-    """Exposed all-to-all seconds per MoE layer and micro-batch."""
+    """Exposed all-to-all seconds per MoE layer and micro-batch, for micro-batches that run in
+    forward/backward pairs (1F1B overlap, DualPipe) and for those that run alone."""
 
-    forward: Any
-    backward: Any
+    paired_forward: Any
+    paired_backward: Any
+    alone_forward: Any
+    alone_backward: Any
     paired: Any
-    """Share of micro-batches that run in forward/backward pairs (1F1B overlap)."""
+    """Share of micro-batches that run in pairs."""
+
+    @property
+    def per_micro_batch(self) -> Any:
+        """Average exposed seconds per MoE layer and micro-batch."""
+        return (self.paired * (self.paired_forward + self.paired_backward)
+                + (1 - self.paired) * (self.alone_forward + self.alone_backward))
 
 
-def ep_exposed(ctx: StepContext, ph: EpPhases, f: LayerForward, layer_compute: Any,
-               hidden: Any) -> EpExposure:
-    """Exposed EP seconds of one MoE layer and micro-batch under the plan's schedule.
+@dataclass(frozen=True)
+class PhaseWindows:
+    """Compute of one MoE layer's phases that is free to hide all-to-all: each phase's compute
+    less what already hides that phase's own TP or CP traffic (one stretch of compute hides
+    one stream of communication, so the total stays monotone: a faster chip is never
+    slower)."""
 
-    ``layer_compute`` is a MoE layer's device compute (forward, backward, recompute) and
-    ``hidden`` the part of it that already hides TP or CP traffic: one stretch of compute hides
-    one stream of communication, so the windows never add up to more than the compute (and a
-    faster chip is never slower).
-    """
+    fwd_attention: Any
+    fwd_mlp: Any
+    bwd_attention: Any
+    bwd_mlp: Any
+
+    @property
+    def total(self) -> Any:
+        return self.fwd_attention + self.fwd_mlp + self.bwd_attention + self.bwd_mlp
+
+
+def ep_exposed(ctx: StepContext, ph: EpPhases, w: PhaseWindows) -> EpExposure:
+    """Exposed EP seconds of one MoE layer and micro-batch under the plan's schedule."""
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
     # Full recompute runs the forward's dispatch and combine again inside the backward.
     plain_fwd, plain_bwd = ph.forward, ph.backward + full * ph.forward
-    free = np.maximum(0.0, layer_compute - hidden)
-    window = free / np.maximum(layer_compute, 1e-30)
     one_f1b = bool(ctx.run.ep_overlap and ctx.stack.ep_1f1b_overlap) & ~ctx.dualpipe & (
         ctx.ep > 1)
     m = ctx.num_micro
     paired = np.where(one_f1b, np.clip((m - warmup_micro_batches(ctx)) / m, 0.0, 1.0), 0.0)
-    # Phase pairs of one forward layer against one backward layer (seconds of each).
-    f_attn, f_mlp = f.attention * window, f.moe_mlp * window
-    b_attn = ((f.attn_proj + f.elementwise / 2) * GEMM_BWD_FACTOR
-              + f.attn_core * ATTENTION_BWD_FACTOR) * window
-    b_mlp = f_mlp * GEMM_BWD_FACTOR
-    pair = (np.maximum(0.0, ph.bwd_combine - f_attn)
-            + np.maximum(0.0, ph.fwd_dispatch - b_mlp)
-            + np.maximum(0.0, ph.bwd_dispatch - f_mlp)
-            + np.maximum(0.0, ph.fwd_combine - b_attn))
+    # Phase pairs of one forward layer against one backward layer.
+    pair = (np.maximum(0.0, ph.bwd_combine - w.fwd_attention)
+            + np.maximum(0.0, ph.fwd_dispatch - w.bwd_mlp)
+            + np.maximum(0.0, ph.bwd_dispatch - w.fwd_mlp)
+            + np.maximum(0.0, ph.fwd_combine - w.bwd_attention))
     # DualPipe hides a micro-batch's all-to-all behind the other direction's compute of the
     # whole layer.
-    dual = np.maximum(0.0, plain_fwd + plain_bwd - free)
+    dual = np.maximum(0.0, plain_fwd + plain_bwd - w.total)
+    hidden_pair = np.where(ctx.dualpipe, dual, pair + full * ph.forward)
     fwd_share = ph.forward / np.maximum(ph.forward + ph.backward, 1e-30)
-    forward = np.where(ctx.dualpipe, dual * fwd_share,
-                       paired * pair * fwd_share + (1 - paired) * plain_fwd)
-    backward = np.where(ctx.dualpipe, dual * (1 - fwd_share),
-                        paired * (pair * (1 - fwd_share) + full * ph.forward)
-                        + (1 - paired) * plain_bwd)
-    # Both DualPipe and 1F1B pairs run two micro-batches interleaved.
-    return EpExposure(forward=forward, backward=backward,
-                      paired=np.where(ctx.dualpipe & (ctx.ep > 1), 1.0, paired))
+    return EpExposure(
+        paired_forward=hidden_pair * fwd_share, paired_backward=hidden_pair * (1 - fwd_share),
+        alone_forward=plain_fwd, alone_backward=plain_bwd,
+        paired=np.where(ctx.dualpipe & (ctx.ep > 1), 1.0, paired))
 
 
 def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:

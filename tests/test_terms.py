@@ -1,0 +1,198 @@
+"""The step model's named terms, each against a hand-computed case."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from moebench.engine.collectives import Links, alltoall_time, gather_time, p2p_time
+from moebench.engine.context import build_context
+from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.step import evaluate
+from moebench.engine.terms import compute, host, overlap
+from moebench.engine.terms.comm import EpPhases
+from moebench.inputs.hardware import load_chip
+from moebench.inputs.model import arch_from_spec, load_model
+from moebench.inputs.run import RunConfig
+from tests.conftest import stack_of, tiny_spec
+
+
+def _v(x):
+    """The one value of a one-plan array (or a scalar)."""
+    return float(np.asarray(x).ravel()[0])
+
+
+def _plan(arch, chip, run, n, **fixed):
+    full = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, micro_batch=1, recompute="none",
+                schedule="1f1b")
+    full.update(fixed)
+    plans, _ = candidate_plans(arch, chip, run, n, PlanRequest(**full))
+    assert len(plans) == 1
+    return plans
+
+
+def test_rows_and_depth_factors():
+    assert compute.rows_factor(130.0, 130.0) == pytest.approx(0.5)
+    assert compute.rows_factor(1024.0, 130.0) == pytest.approx(1024 / 1154)
+    assert compute.rows_factor(0.0, 130.0) == 1.0  # an empty GEMM costs nothing anyway
+    assert compute.depth_factor(768, 490) == pytest.approx(768 / 1258)
+
+
+def test_full_mesh_gives_small_groups_a_share_of_the_links():
+    """910B: 7 HCCS links; a pair of NPUs gets one link, eight get all seven."""
+    links = Links(up_bw=196e9, up_lat=0.0, out_bw=25e9, out_lat=0.0, domain=8, mesh_links=7)
+    assert float(links.up_group_bw(2)) == pytest.approx(28e9)
+    assert float(links.up_group_bw(8)) == pytest.approx(196e9)
+    assert float(p2p_time(28e6, False, links)) == pytest.approx(1e-3)
+    # All-gather of 56 MB over 2 ranks in one domain: half of it over one 28 GB/s link.
+    assert float(gather_time(56e6, 2, 2, links)) == pytest.approx(1e-3)
+    switched = replace(links, mesh_links=None)
+    assert float(switched.up_group_bw(2)) == pytest.approx(196e9)
+
+
+def test_alltoall_with_and_without_deduplication():
+    """EP 16 over two domains of 8, top-8, 1000 tokens of 1 kB: without deduplication
+    8 x 8/16 copies per token leave the domain; with it, one per remote domain used."""
+    links = Links(up_bw=100e9, up_lat=0.0, out_bw=10e9, out_lat=0.0, domain=8)
+    plain = float(alltoall_time(1e3, 1000, 8, 16, 8, None, links, deduplicate=False))
+    assert plain == pytest.approx(max(1000 * 8 * 7 / 16 * 1e3 / 100e9,
+                                      1000 * 8 * 8 / 16 * 1e3 / 10e9))
+    dedup = float(alltoall_time(1e3, 1000, 8, 16, 8, None, links, deduplicate=True))
+    remote = 2 * (1 - 0.5**8) * 0.5
+    assert dedup == pytest.approx(max(1000 * 8 * 15 / 16 * 1e3 / 100e9,
+                                      1000 * remote * 1e3 / 10e9))
+
+
+def _tiny_moe_context(**stack_changes):
+    arch = arch_from_spec(tiny_spec())
+    chip = load_chip("h100")
+    stack = replace(stack_of(chip), **stack_changes)
+    run = RunConfig(seq_len=128, global_batch=8)
+    plans = _plan(arch, chip, run, 2, ep=2)
+    return build_context(arch, chip, stack, run, plans)
+
+
+def test_host_time_counts_operations_by_block():
+    """Tiny model: 4 layers (1 dense), GQA, 8 experts over EP 2 (4 local), one shared expert;
+    no graphs: every operation is the host's."""
+    ctx = _tiny_moe_context(graphs="none", ops_attention=10.0, ops_mlp=5.0, ops_router=31.0,
+                            ops_per_expert=3.0, dispatch_ops=20.0, host_op_s=30e-6,
+                            bwd_ops_ratio=2.0)
+    ops = host.block_ops(ctx, captured=True)
+    assert _v(ops.attention) == 10 and _v(ops.dense) == 5 and _v(ops.router) == 31
+    assert _v(ops.moe_post) == 5 + 20 + 3 * 4  # shared expert, dispatcher, 4 local experts
+    ht = host.host_time(ctx)
+    forward_ops = 1 * (10 + 5) + 3 * (10 + 31 + 37)
+    assert _v(ht.forward) == pytest.approx(forward_ops * 30e-6)
+    assert _v(ht.backward) == pytest.approx(2 * forward_ops * 30e-6)
+    assert _v(ht.syncs) == 3  # one per MoE layer (dropless dispatcher)
+
+
+def test_graphs_remove_host_operations_but_not_the_dropless_experts():
+    partial = host.block_ops(_tiny_moe_context(graphs="partial"), captured=True)
+    assert _v(partial.attention) == 0 and _v(partial.router) == 0
+    full = _tiny_moe_context(graphs="full")
+    ops = host.block_ops(full, captured=True)
+    assert _v(ops.moe_post) > 0  # routed experts wait for the host's token counts
+    padded = replace(full, dropless_sync=False)
+    assert _v(host.block_ops(padded, captured=True).moe_post) == 0
+    # The device runs every kernel whatever is captured.
+    assert _v(host.block_ops(full, captured=False).moe_post) == _v(
+        host.block_ops(_tiny_moe_context(graphs="none"), captured=False).moe_post)
+
+
+def test_kernel_overhead_is_kernels_times_the_minimum_kernel_time():
+    ctx = _tiny_moe_context(ops_attention=10.0, ops_fp8_cast=1.0)
+    kern = host.kernel_overhead(ctx)
+    assert _v(kern.attention) == pytest.approx(10 * ctx.chip.min_kernel)
+
+
+def test_a_sync_keeps_host_excess_from_hiding_behind_device_time():
+    """Two stretches per MoE layer: attention (device 3, host 1) and experts (device 1, host
+    3). Free-running they overlap to max(4, 4) = 4 per layer; with a sync between them each
+    costs its own maximum: 3 + 3 = 6."""
+    ctx = _tiny_moe_context()
+    ht = host.HostTime(forward=3 * 4.0, backward=0.0, moe_pre=1.0, moe_post=3.0, dense=0.0,
+                       syncs=3.0)
+    moe_layers = _v(ctx.moe_layers_per_stage[0])
+    assert moe_layers == 3 and _v(ctx.layers_per_stage[0]) == 4
+    synced = host.forward_wall(ctx, ht, 3.0, 1.0, -3.0, 0.0)  # dense layer: 3 + (-3) = 0
+    assert _v(synced) == pytest.approx(3 * (3 + 3))
+    free = host.forward_wall(replace(ctx, dropless_sync=False), ht, 3.0, 1.0, -3.0, 0.0)
+    assert _v(free) == pytest.approx(3 * 4)
+
+
+def test_capacity_factor_bounds_the_busiest_rank_and_removes_the_sync():
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    stack = stack_of(chip)
+    base = RunConfig(seq_len=4096, global_batch=64, expert_imbalance=1.3)
+    padded = replace(base, capacity_factor=1.1)
+    plans = _plan(arch, chip, base, 8, ep=8)
+    a, b = build_context(arch, chip, stack, base, plans), build_context(
+        arch, chip, stack, padded, plans)
+    assert float(a.received[0]) == pytest.approx(4096 * 2 * 1.3)
+    assert float(b.received[0]) == pytest.approx(4096 * 2 * 1.1)
+    assert a.dropless_sync and not b.dropless_sync
+
+
+def test_1f1b_warm_up_micro_batches():
+    """Megatron's interleaved warm-up on the first rank: (pp-1) x 2 + (vpp-1) x pp chunks."""
+    arch, chip = load_model("qwen3-235b-a22b"), load_chip("h100")
+    run = RunConfig(seq_len=4096, global_batch=2048, ep_overlap=True)
+    ctx = build_context(arch, chip, stack_of(chip), run,
+                        _plan(arch, chip, run, 256, tp=2, pp=8, vpp=4, ep=32))
+    assert float(overlap.warmup_micro_batches(ctx)[0]) == pytest.approx((7 * 2 + 3 * 8) / 4)
+
+
+def test_paired_phases_expose_only_what_communication_exceeds():
+    """One MoE layer pair with communication 2, 2, 2, 2 against compute phases: the forward
+    dispatch hides behind the backward MLP, the backward combine behind the forward attention,
+    and so on; only what a phase's communication exceeds its partner's compute is exposed."""
+    arch, chip = load_model("qwen3-235b-a22b"), load_chip("h100")
+    run = RunConfig(seq_len=4096, global_batch=2048, ep_overlap=True)
+    ctx = build_context(arch, chip, stack_of(chip), run,
+                        _plan(arch, chip, run, 256, tp=2, pp=8, vpp=4, ep=32))
+    windows = overlap.PhaseWindows(fwd_attention=np.array([0.5]), fwd_mlp=np.array([1.5]),
+                                   bwd_attention=np.array([1.0]), bwd_mlp=np.array([3.0]))
+    two = np.array([2.0])
+    x = overlap.ep_exposed(ctx, EpPhases(two, two, two, two), windows)
+    paired = _v(x.paired)
+    assert 0.9 < paired < 1.0  # 512 micro-batches, 9.5 of them warm-up
+    # Pairs: (bwd combine 2 vs fwd attention 0.5), (fwd dispatch 2 vs bwd MLP 3),
+    # (bwd dispatch 2 vs fwd MLP 1.5), (fwd combine 2 vs bwd attention 1): 1.5+0+0.5+1 = 3.
+    assert _v(x.paired_forward + x.paired_backward) == pytest.approx(3.0)
+    assert _v(x.alone_forward + x.alone_backward) == pytest.approx(8.0)
+    assert _v(x.per_micro_batch) == pytest.approx(paired * 3.0 + (1 - paired) * 8.0)
+
+
+def test_better_stack_figures_never_make_a_plan_slower():
+    arch, chip = load_model("qwen3-30b-a3b"), load_chip("h800")
+    run = RunConfig(seq_len=4096, global_batch=1024, ep_overlap=True)
+    plans, _ = candidate_plans(arch, chip, run, 64, PlanRequest())
+    stack = stack_of(chip)
+    old = evaluate(arch, chip, stack, run, plans).step_time
+    for change in (dict(gemm_fraction=stack.gemm_fraction * 1.1),
+                   dict(attention_fraction=stack.attention_fraction * 1.2),
+                   dict(host_op_s=stack.host_op_s * 0.5), dict(sync_s=stack.sync_s * 0.5),
+                   dict(collective_fraction=stack.collective_fraction * 1.2),
+                   dict(gemm_half_rows=stack.gemm_half_rows * 0.5),
+                   dict(gemm_half_depth=stack.gemm_half_depth * 0.5)):
+        new = evaluate(arch, chip, replace(stack, **change), run, plans).step_time
+        assert np.all(new <= old * (1 + 1e-12)), change
+        assert np.any(new < old * (1 - 1e-6)), change
+
+
+def test_hardware_limit_is_never_slower_than_a_real_stack():
+    arch, chip = load_model("deepseek-v3"), load_chip("h800")
+    run = RunConfig(seq_len=4096, global_batch=4096, precision="fp8")
+    plans, _ = candidate_plans(arch, chip, run, 256, PlanRequest(tp=1, ep=32))
+    real = evaluate(arch, chip, stack_of(chip), run, plans).step_time
+    ideal = evaluate(arch, chip, stack_of(chip, "hardware-limit"), run, plans).step_time
+    assert np.all(ideal <= real)
+
+
+def test_a_vendor_stack_refuses_another_vendors_chip(cli):
+    result = cli("estimate", "--model", "ling-lite", "--chip", "ascend-910b", "--num-chips", "8",
+                 "--stack", "megatron-core-nvidia")
+    assert result.exit_code == 2
+    assert "for NVIDIA chips" in result.output and "Huawei" in result.output
