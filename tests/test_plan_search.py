@@ -61,9 +61,11 @@ def test_search_best_is_never_beaten_by_brute_force(model, chip, n):
     arch, hw = load_model(model), load_chip(chip)
     res = search(arch, hw, stack_of(hw), RUN, n)
     best_time = float(res.steps.step_time[res.best])
-    # Brute force: every plan evaluated on its own.
-    for i in range(len(res.plans)):
-        alone = evaluate(arch, hw, stack_of(hw), RUN, res.plans.take(i))
+    # Brute force: every candidate (pruned ones included) evaluated on its own.
+    every, _ = candidate_plans(arch, hw, RUN, n, PlanRequest())
+    assert res.candidates == len(every) > len(res.plans)
+    for i in range(len(every)):
+        alone = evaluate(arch, hw, stack_of(hw), RUN, every.take(i))
         if alone.fits[0]:
             assert float(alone.step_time[0]) >= best_time * (1 - 1e-9)
 
@@ -78,3 +80,16 @@ def test_no_plan_fits_is_reported_not_hidden(cli):
     import json
 
     assert json.loads(shown.output)["fits_memory"] is False
+
+
+def test_recompute_never_shortens_a_step():
+    """What makes pruning recompute exact: for plans equal but for recompute, none <= selective
+    <= full in step time."""
+    arch, hw = load_model("qwen3-30b-a3b"), load_chip("h800")
+    run = RunConfig(seq_len=4096, global_batch=1024, ep_overlap=True)
+    times = {}
+    for rc in ("none", "selective", "full"):
+        plans, _ = candidate_plans(arch, hw, run, 64, PlanRequest(recompute=rc))
+        times[rc] = evaluate(arch, hw, stack_of(hw), run, plans).step_time
+    assert np.all(times["none"] <= times["selective"] * (1 + 1e-12))
+    assert np.all(times["selective"] <= times["full"] * (1 + 1e-12))

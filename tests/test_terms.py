@@ -81,7 +81,7 @@ def test_host_time_counts_operations_by_block():
     ops = host.block_ops(ctx, captured=True)
     assert _v(ops.attention) == 10 and _v(ops.dense) == 5 and _v(ops.router) == 31
     assert _v(ops.moe_post) == 5 + 20 + 3 * 4  # shared expert, dispatcher, 4 local experts
-    ht = host.host_time(ctx)
+    ht = host.host_time(ctx, host.block_ops(ctx, captured=True))
     forward_ops = 1 * (10 + 5) + 3 * (10 + 31 + 37)
     assert _v(ht.forward) == pytest.approx(forward_ops * 30e-6)
     assert _v(ht.backward) == pytest.approx(2 * forward_ops * 30e-6)
@@ -103,7 +103,7 @@ def test_graphs_remove_host_operations_but_not_the_dropless_experts():
 
 def test_kernel_overhead_is_kernels_times_the_minimum_kernel_time():
     ctx = _tiny_moe_context(ops_attention=10.0, ops_fp8_cast=1.0)
-    kern = host.kernel_overhead(ctx)
+    kern = host.kernel_overhead(ctx, host.block_ops(ctx, captured=False))
     assert _v(kern.attention) == pytest.approx(10 * ctx.chip.min_kernel)
 
 

@@ -93,7 +93,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},
-        plans_evaluated=len(result.plans), search_seconds=result.search_seconds,
+        plans_evaluated=result.candidates, search_seconds=result.search_seconds,
     )
 
 

@@ -69,6 +69,8 @@ class StepContext:
     links: Links
     layers_per_stage: np.ndarray
     moe_layers_per_stage: np.ndarray
+    expert_dp: np.ndarray
+    """Expert-data-parallel size: the ranks of a stage over ep x etp."""
     ep_overlap: np.ndarray
     """The stack hides EP all-to-all behind another micro-batch (1F1B overlap or DualPipe)."""
     dropless_sync: bool
@@ -127,6 +129,43 @@ def build_context(
         mem_bw=chip.hbm_bw * chip.hbm_eff,
         links=Links.of(chip, stack.collective_fraction),
         layers_per_stage=layers, moe_layers_per_stage=layers * moe_frac,
+        expert_dp=tp * cp * f["dp"] / (ep * etp),
         ep_overlap=ep_overlap,
         dropless_sync=stack.host_sync and run.capacity_factor is None,
     )
+
+
+def expand(value: Any, index: np.ndarray | None) -> Any:
+    """Per-combination results gathered back to every plan (a record's array fields, or an
+    array); unchanged when there was nothing to gather."""
+    if index is None:
+        return value
+    if hasattr(value, "__dataclass_fields__"):
+        return type(value)(**{k: expand(getattr(value, k), index)
+                              for k in value.__dataclass_fields__})
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return value[index]
+    return value
+
+
+def distinct(ctx: StepContext, fields: tuple[str, ...] = ("tp", "cp", "mb", "ep", "etp")
+             ) -> tuple[StepContext, np.ndarray | None]:
+    """The context of the distinct combinations of the plan ``fields`` (and of all-to-all
+    overlap) among the plans, and each plan's index into them.
+
+    Per-layer compute, TP/EP/CP traffic and kernel counts depend only on (tp, cp, micro-batch,
+    ep, etp) and on whether all-to-all runs beside compute; activations per layer on (tp, cp,
+    micro-batch, etp, recompute). A full search repeats each combination across pipeline
+    sizes, virtual stages, recompute and schedules: evaluated once per combination and gathered
+    back, they cost a fraction. Only with more than one plan (calibration and sampling evaluate
+    one plan against arrays of figures, which must not be gathered).
+    """
+    if len(ctx.plans) <= 1:
+        return ctx, None
+    key = ctx.ep_overlap.astype(np.int64)
+    for name in fields:
+        col = getattr(ctx.plans, name)
+        key = key * (int(col.max()) + 1) + col
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    small = build_context(ctx.arch, ctx.chip, ctx.stack, ctx.run, ctx.plans.take(first))
+    return small, inverse

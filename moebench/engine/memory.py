@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from moebench.engine.plan import PlanArrays
-from moebench.engine.workload import ffn_act_elements, layer_shapes
-from moebench.inputs.model import ModelArch
-from moebench.inputs.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES, RunConfig
-from moebench.inputs.stack import Stack
+from moebench.engine.context import StepContext, distinct, expand
+from moebench.engine.workload import ffn_act_elements
+from moebench.inputs.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES
 
 BF16 = 2.0
 
@@ -45,26 +43,28 @@ class MemoryBreakdown:
         return (self.weights + self.gradients + self.optimizer + self.activations
                 + self.logits + self.reserve)
 
+    def take(self, index: np.ndarray) -> MemoryBreakdown:
+        """The breakdown of the plans at ``index``."""
+        return MemoryBreakdown(**{k: v[index] for k, v in self.as_dict().items()})
+
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights, "gradients": self.gradients,
                 "optimizer": self.optimizer, "activations": self.activations,
                 "logits": self.logits, "reserve": self.reserve}
 
 
-def stage_params(arch: ModelArch, plans: PlanArrays) -> tuple[np.ndarray, np.ndarray]:
+def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(replicated, expert-sharded) parameters held per chip on the heaviest stage.
 
     Layer weights spread over pp stages of ceil(L/(pp*vpp))*vpp layers; the input embedding
     sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1).
     Replicated weights are split over tp, routed experts over ep x etp.
     """
-    p, spec = arch.params, arch.spec
-    tp, pp = plans.tp.astype(float), plans.pp.astype(float)
-    ep = plans.ep.astype(float) * plans.etp.astype(float)
-    sh = layer_shapes(arch)
+    p, spec, sh = ctx.arch.params, ctx.arch.spec, ctx.shapes
+    tp, pp, ep = ctx.tp, ctx.pp, ctx.ep * ctx.etp
     mtp_expert = spec.mtp_depth * sh.num_experts * sh.expert_params
     mtp_dense = p.mtp - mtp_expert
-    frac = plans.layers_per_stage(spec.num_layers) / spec.num_layers
+    frac = ctx.layers_per_stage / spec.num_layers
     layer_dense = p.dense - p.embedding - p.lm_head
     first = layer_dense * frac + p.embedding
     last = layer_dense * frac + p.lm_head + mtp_dense
@@ -74,22 +74,17 @@ def stage_params(arch: ModelArch, plans: PlanArrays) -> tuple[np.ndarray, np.nda
     return dense / tp, expert / ep
 
 
-def activation_bytes_per_layer(
-    arch: ModelArch, run: RunConfig, plans: PlanArrays
-) -> tuple[np.ndarray, np.ndarray]:
+def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(stored, working) bytes per chip of one average layer and one micro-batch.
 
     ``stored`` is what waits for the backward pass (only the layer input under full recompute);
     ``working`` is the extra one layer needs while it is recomputed (full recompute only).
     """
-    spec, sh = arch.spec, layer_shapes(arch)
+    arch, spec, sh = ctx.arch, ctx.arch.spec, ctx.shapes
     h = spec.hidden_size
-    gemm_in_bytes = 1.0 if run.precision == "fp8" else BF16  # FP8 activation caches
-    tp, cp, mb = plans.tp.astype(float), plans.cp.astype(float), plans.mb.astype(float)
-    rc = plans.recompute
-    tok_sp = mb * run.seq_len / (tp * cp)
-    load = run.capacity_factor if run.capacity_factor is not None else run.expert_imbalance
-    received = tok_sp * sh.top_k * load
+    gemm_in_bytes = 1.0 if ctx.fp8 else BF16  # FP8 activation caches
+    rc = ctx.recompute
+    tok_sp, received = ctx.tok_sp, ctx.received
 
     def block(gemm_in: Any, other: float, recomputable: float) -> np.ndarray:
         full = gemm_in * gemm_in_bytes + other * BF16
@@ -104,7 +99,7 @@ def activation_bytes_per_layer(
         s_in, s_other, s_recomp = ffn_act_elements(sh.shared_width, arch.gated, h)
         per_token = block(h + s_in, h + 2 * sh.num_experts + s_other, h + s_recomp)
         # Under expert TP each rank keeps etp gathered rows of h per pair, 1/etp of the width.
-        etp = plans.etp.astype(float)
+        etp = ctx.etp
         per_pair = block(e_in + h * (etp - 1), e_other + h, e_recomp)
         moe = per_token * tok_sp + per_pair * received
     n_moe, n_dense = arch.num_moe_layers, spec.dense_layers.count
@@ -113,30 +108,28 @@ def activation_bytes_per_layer(
     return np.where(rc == 2, layer_input, avg), np.where(rc == 2, avg, 0.0)
 
 
-def memory_per_chip(
-    arch: ModelArch, stack: Stack, run: RunConfig, plans: PlanArrays, num_micro: np.ndarray
-) -> MemoryBreakdown:
-    """Bytes per chip on the most loaded stage for every plan."""
-    spec = arch.spec
-    tp, pp, vpp, cp, dp = (plans.tp.astype(float), plans.pp.astype(float),
-                           plans.vpp.astype(float), plans.cp.astype(float),
-                           plans.dp.astype(float))
-    dualpipe = plans.schedule == 1
-    dense, expert = stage_params(arch, plans)
+def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
+                    ) -> MemoryBreakdown:
+    """Bytes per chip on the most loaded stage for every plan, from its (replicated,
+    expert-sharded) parameters per chip (:func:`stage_params`)."""
+    spec = ctx.arch.spec
+    pp, vpp, cp, dp, num_micro = ctx.pp, ctx.vpp, ctx.cp, ctx.dp, ctx.num_micro
+    dualpipe = ctx.dualpipe
+    dense, expert = params
     copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two pipeline stages per rank
     weights = (dense + expert) * WEIGHT_BYTES * copies
     grads = (dense + expert) * GRAD_BYTES * copies
-    optimizer = (dense / (dp * cp) + expert / plans.expert_dp) * OPTIMIZER_BYTES * copies
+    optimizer = (dense / (dp * cp) + expert / ctx.expert_dp) * OPTIMIZER_BYTES * copies
 
-    stored, working = activation_bytes_per_layer(arch, run, plans)
-    layers_per_stage = plans.layers_per_stage(spec.num_layers)
+    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute"))
+    stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
+    layers_per_stage = ctx.layers_per_stage
     in_flight = np.where(
         dualpipe, pp + 1,
         np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0),
     )
     first_stage_acts = in_flight * layers_per_stage * stored + working
-    tok_sp = plans.mb * run.seq_len / (tp * cp)
-    logits = (1 + spec.mtp_depth) * tok_sp * spec.vocab_size * 4.0  # FP32, vocab-parallel
+    logits = (1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0  # FP32, vocab-parallel
     last_stage_acts = layers_per_stage * stored + working
     # With one stage it holds everything; otherwise report the heavier of first and last.
     first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits)
@@ -144,5 +137,5 @@ def memory_per_chip(
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer,
         activations=acts, logits=np.where(first_heavier, 0.0, logits),
-        reserve=np.zeros_like(weights) + stack.reserve_bytes,
+        reserve=np.zeros_like(weights) + ctx.stack.reserve_bytes,
     )

@@ -174,12 +174,14 @@ def candidate_plans(
     g.rule("etp = tp repeats etp 1 when tp is 1", ~((g["tp"] == 1) & (g["etp_raw"] == 0)))
     g.rule("ep*etp must divide tp*cp*dp (ranks per stage)",
            (g["tp"] * g["cp"] * g["dp"]) % (g["ep"] * g["etp"]) == 0)
-    g.expand("recompute", _named(req.recompute, RECOMPUTE, "--recompute"))
     g.expand("schedule", _named(req.schedule, SCHEDULES, "--schedule"))
     pp, m = g["pp"], g["m"]
     g.rule("dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp",
            (g["schedule"] == 0)
            | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
+    # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
+    # which the search's exact pruning relies on.
+    g.expand("recompute", _named(req.recompute, RECOMPUTE, "--recompute"))
     plans = PlanArrays(
         tp=g["tp"], pp=g["pp"], vpp=g["vpp"], ep=g["ep"], etp=g["etp"], cp=g["cp"],
         dp=g["dp"], mb=g["mb"], recompute=g["recompute"], schedule=g["schedule"],

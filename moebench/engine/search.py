@@ -1,5 +1,12 @@
 """Best plan per chip: evaluate every candidate plan in one vectorised pass, keep the fastest
-that fits in memory."""
+that fits in memory.
+
+Exact pruning first: recompute only adds work (a full or selective recompute never shortens a
+step that the same plan without it takes), so among plans that differ only in recompute the
+lightest one that fits memory is the only one that can win. Memory is computed for every
+candidate, and step times only for those survivors (a third of the candidates when recompute is
+searched); no plan that could win is dropped (tests compare against brute force).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from moebench.engine.plan import PlanArrays, PlanRequest, candidate_plans, first_violation
-from moebench.engine.step import StepArrays, evaluate
+from moebench.engine.step import StepArrays, evaluate, memory_of
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
@@ -33,6 +40,8 @@ class SearchResult:
     shown: int
     """The plan to report: ``best``, or the fastest overall when nothing fits."""
     search_seconds: float
+    candidates: int = 0
+    """Plans considered (before exact pruning); ``plans`` holds those whose time was needed."""
 
     @property
     def fits(self) -> bool:
@@ -60,11 +69,34 @@ def search(
             "plan", None,
             f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
         )
-    steps = evaluate(arch, chip, stack, run, plans)
+    candidates = len(plans)
+    memory = memory_of(arch, chip, stack, run, plans)
+    keep = prune_recompute(plans, memory.total <= chip.hbm_bytes)
+    plans = plans.take(keep)
+    steps = evaluate(arch, chip, stack, run, plans, memory.take(keep))
     fitting = np.flatnonzero(steps.fits)
     best = int(fitting[np.argmin(steps.step_time[fitting])]) if fitting.size else None
     shown = best if best is not None else int(np.argmin(steps.step_time))
     return SearchResult(
         arch=arch, chip=chip, stack=stack, run=run, num_chips=num_chips, plans=plans, steps=steps,
         best=best, shown=shown, search_seconds=time.perf_counter() - start,
+        candidates=candidates,
     )
+
+
+def prune_recompute(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
+    """Indices of the plans to time: of those that differ only in recompute, the lightest
+    recompute that fits memory (or the lightest of all when none fits, the fastest to show).
+
+    :func:`candidate_plans` expands recompute last, so each plan's variants are ``k`` adjacent
+    rows in the order none, selective, full (checked here)."""
+    k = len(np.unique(plans.recompute))
+    if k <= 1:
+        return np.arange(len(plans))
+    rc = plans.recompute.reshape(-1, k)
+    if not np.all(rc == rc[0]) or not np.all(np.diff(rc[0]) > 0):
+        raise ValueError("candidate plans are not grouped by recompute")
+    ok = fits.reshape(-1, k)
+    # First fitting variant of each group, else the first (lightest) one.
+    choice = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
+    return np.arange(len(choice)) * k + choice

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from moebench.engine.collectives import ranks_per_domain
-from moebench.engine.context import StepContext, build_context
-from moebench.engine.memory import MemoryBreakdown, memory_per_chip
+from moebench.engine.context import StepContext, build_context, distinct, expand
+from moebench.engine.memory import MemoryBreakdown, memory_per_chip, stage_params
 from moebench.engine.plan import PlanArrays
 from moebench.engine.terms import comm, compute, data_parallel, host, overlap, pipeline
 from moebench.inputs.hardware import Chip
@@ -53,14 +53,31 @@ class StepArrays:
 
 
 def evaluate(
-    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays
+    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays,
+    memory: MemoryBreakdown | None = None,
 ) -> StepArrays:
-    """Step time, its breakdown and memory per chip for every plan in ``plans``."""
-    return compose(build_context(arch, chip, stack, run, plans))
+    """Step time, its breakdown and memory per chip for every plan in ``plans`` (``memory``
+    when it was already computed, see :func:`memory_of`)."""
+    return compose(build_context(arch, chip, stack, run, plans), memory)
 
 
-def compose(ctx: StepContext) -> StepArrays:
-    f = compute.layer_forward(ctx)
+def memory_of(
+    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays
+) -> MemoryBreakdown:
+    """Memory per chip of every plan, without its step time (cheap: for pruning)."""
+    ctx = build_context(arch, chip, stack, run, plans)
+    return memory_per_chip(ctx, stage_params(ctx))
+
+
+def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArrays:
+    # Per-layer terms once per distinct (tp, cp, micro-batch, ep, etp) combination.
+    small, index = distinct(ctx)
+    f = expand(compute.layer_forward(small), index)
+    tp = expand(comm.tp_layer(small), index)
+    ring = expand(comm.cp_time(small), index)
+    phases = expand(comm.ep_phases(small), index)
+    host_ops = expand(host.block_ops(small, captured=True), index)
+    kernel_ops = expand(host.block_ops(small, captured=False), index)
     stage = compute.stage_compute(ctx, f)
     lp = stage.layer
     layers, moe_layers = ctx.layers_per_stage, ctx.moe_layers_per_stage
@@ -69,7 +86,6 @@ def compose(ctx: StepContext) -> StepArrays:
     bwd_passes = 1.0 + full  # the backward pass and the forward it recomputes
 
     # TP per block and pass, hidden (if the stack overlaps it) behind that block's GEMMs.
-    tp = comm.tp_layer(ctx)
     bwd_gemm = compute.GEMM_BWD_FACTOR + full
 
     def tp_x(block: np.ndarray, gemm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +95,6 @@ def compose(ctx: StepContext) -> StepArrays:
     att_x, att_xb = tp_x(tp.attention, f.attn_proj)
     moe_x, moe_xb = tp_x(tp.moe, f.shared + f.experts)
     den_x, den_xb = tp_x(tp.dense, f.dense_ffn)
-    ring = comm.cp_time(ctx)
     cp_xf, cp_xb = overlap.cp_exposed(ctx, ring, f)
     # Compute that already hides a phase's TP or CP traffic cannot also hide the all-to-all.
     cp_hidden_f = np.where(ctx.cp > 1, ring / 3 - cp_xf, 0.0)
@@ -89,12 +104,11 @@ def compose(ctx: StepContext) -> StepArrays:
         fwd_mlp=lp.moe_fwd - (tp.moe - moe_x),
         bwd_attention=lp.attention_bwd - (tp.attention * bwd_passes - att_xb) - cp_hidden_b,
         bwd_mlp=lp.moe_bwd - (tp.moe * bwd_passes - moe_xb))
-    phases = comm.ep_phases(ctx)
     ep_x = overlap.ep_exposed(ctx, phases, windows)
 
     # Device time of each block and pass (compute, exposed communication, the kernels' own
     # overhead); the host against it, stretch by stretch.
-    kern = host.kernel_overhead(ctx)
+    kern = host.kernel_overhead(ctx, kernel_ops)
     kb = ctx.stack.bwd_ops_ratio + full  # backward kernels, and the recomputed forward's
     att_f = lp.attention_fwd + att_x + cp_xf + kern.attention
     att_b = lp.attention_bwd + att_xb + cp_xb + kern.attention * kb
@@ -103,7 +117,7 @@ def compose(ctx: StepContext) -> StepArrays:
     den_f, den_b = lp.dense_fwd + den_x + kern.dense, lp.dense_bwd + den_xb + kern.dense * kb
     base_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
     base_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
-    ht = host.host_time(ctx)
+    ht = host.host_time(ctx, host_ops)
     # Micro-batches that run alone: the all-to-all is exposed, and syncs split the forward.
     fwd_wall = host.forward_wall(ctx, ht, att_f, moe_f + ep_x.alone_forward, den_f,
                                  stage.head_fwd)
@@ -122,13 +136,14 @@ def compose(ctx: StepContext) -> StepArrays:
 
     m = ctx.num_micro
     bubble = pipeline.bubble(ctx, t_mb)
-    reduce, gather = data_parallel.dp_times(ctx)
+    params = stage_params(ctx)
+    reduce, gather = data_parallel.dp_times(ctx, params)
     dp_x = data_parallel.dp_exposed(reduce, gather, t_mb * FORWARD_SHARE,
                                     t_mb * (1 - FORWARD_SHARE))
-    t_opt = data_parallel.optimizer_time(ctx)
+    t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt
 
-    memory = memory_per_chip(ctx.arch, ctx.stack, ctx.run, ctx.plans, m)
+    memory = memory if memory is not None else memory_per_chip(ctx, params)
     tp_out = ranks_per_domain(ctx.tp, 1, ctx.chip.up_domain) < ctx.tp
     ep_cross = ranks_per_domain(ctx.ep, 1, ctx.chip.up_domain) < ctx.ep
     tp_all = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)

@@ -16,15 +16,15 @@ import numpy as np
 
 from moebench.engine.collectives import gather_time, ranks_per_domain
 from moebench.engine.context import StepContext
-from moebench.engine.memory import stage_params
 from moebench.inputs.run import OPTIMIZER_STEP_BYTES, PARAM_GATHER_BYTES
 
 
-def dp_times(ctx: StepContext) -> tuple[Any, Any]:
-    """(gradient reduce-scatter, parameter all-gather) seconds per step."""
-    dense_local, expert_local = stage_params(ctx.arch, ctx.plans)
+def dp_times(ctx: StepContext, params: tuple[Any, Any]) -> tuple[Any, Any]:
+    """(gradient reduce-scatter, parameter all-gather) seconds per step, from the stage's
+    (replicated, expert-sharded) parameters per chip."""
+    dense_local, expert_local = params
     chip, links = ctx.chip, ctx.links
-    dp_dense, dp_expert = ctx.dp * ctx.cp, ctx.plans.expert_dp
+    dp_dense, dp_expert = ctx.dp * ctx.cp, ctx.expert_dp
     dd_in = ranks_per_domain(dp_dense, ctx.tp, chip.up_domain)
     de_in = ranks_per_domain(dp_expert, ctx.ep * ctx.etp, chip.up_domain)
     grad = ctx.stack.grad_reduce_bytes
@@ -40,8 +40,8 @@ def dp_exposed(reduce: Any, gather: Any, mb_forward: Any, mb_backward: Any) -> A
     return np.maximum(0.0, reduce - mb_backward) + np.maximum(0.0, gather - mb_forward)
 
 
-def optimizer_time(ctx: StepContext) -> Any:
+def optimizer_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
     """Adam step over the parameters this rank owns (its data-parallel shard), HBM-bound."""
-    dense_local, expert_local = stage_params(ctx.arch, ctx.plans)
-    owned = dense_local / (ctx.dp * ctx.cp) + expert_local / ctx.plans.expert_dp
+    dense_local, expert_local = params
+    owned = dense_local / (ctx.dp * ctx.cp) + expert_local / ctx.expert_dp
     return owned * OPTIMIZER_STEP_BYTES / ctx.mem_bw

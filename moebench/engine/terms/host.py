@@ -95,10 +95,10 @@ class HostTime:
     """Device-to-host syncs per micro-batch."""
 
 
-def host_time(ctx: StepContext) -> HostTime:
-    """Host time and syncs of one micro-batch on the slowest stage."""
+def host_time(ctx: StepContext, ops: BlockOps) -> HostTime:
+    """Host time and syncs of one micro-batch on the slowest stage, from the operations the
+    host dispatches per block (:func:`block_ops` with ``captured=True``)."""
     s = ctx.stack
-    ops = block_ops(ctx, captured=True)
     moe_layers, dense_layers = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
     pre, dense = ops.attention + ops.router, ops.attention + ops.dense
     forward = (dense_layers * dense + moe_layers * (pre + ops.moe_post)) * s.host_op_s
@@ -109,10 +109,10 @@ def host_time(ctx: StepContext) -> HostTime:
                     dense=dense * s.host_op_s, syncs=syncs)
 
 
-def kernel_overhead(ctx: StepContext) -> BlockOps:
+def kernel_overhead(ctx: StepContext, ops: BlockOps) -> BlockOps:
     """Device seconds per block and forward pass that kernels cost beyond their roofline: each
-    kernel the stack runs takes the chip's minimum kernel time on top (launch, ramp, tail)."""
-    ops = block_ops(ctx, captured=False)
+    kernel the stack runs (:func:`block_ops` with ``captured=False``) takes the chip's minimum
+    kernel time on top (launch, ramp, tail)."""
     k = ctx.chip.min_kernel
     return BlockOps(attention=ops.attention * k, dense=ops.dense * k, router=ops.router * k,
                     moe_post=ops.moe_post * k)
