@@ -40,7 +40,9 @@ def test_estimate_json_shape(cli):
     assert set(out["plan"]) >= {"tp", "pp", "vpp", "ep", "cp", "dp", "micro_batch", "recompute"}
     assert out["tokens_per_s"] == pytest.approx(out["tokens_per_s_per_chip"] * 2048)
     assert out["step_time_s"] == pytest.approx(15360 * 4096 / out["tokens_per_s"])
-    assert out["mfu"] == pytest.approx(out["model_tflops_per_chip"] / 989.4)
+    # MFU against the peak of the precision used (FP8 here), and against BF16 apart.
+    assert out["mfu"] == pytest.approx(out["model_tflops_per_chip"] / 1978.9)
+    assert out["mfu_bf16"] == pytest.approx(out["model_tflops_per_chip"] / 989.4)
     assert out["chip_hours_per_1e12_tokens"] == pytest.approx(
         1e12 / out["tokens_per_s_per_chip"] / 3600)
     assert sum(out["breakdown_s"].values()) == pytest.approx(out["step_time_s"], rel=0.05)
@@ -62,7 +64,7 @@ def test_compare_default_in_every_format(cli, fmt):
         assert rows[0]["cost_ratio"] == 1.0
     elif fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(text)))
-        assert len(rows) == 6 and "ratio" in rows[0]
+        assert len(rows) == 6 and "cost_ratio" in rows[0]
     elif fmt == "markdown":
         assert text.count("\n| ") >= 7 and "|---|" in text
     else:
@@ -81,16 +83,17 @@ def test_compare_tokens_scale_cost_linearly(cli):
 @pytest.mark.parametrize(("text", "value"), [("1T", 1e12), ("500B", 5e11), ("1.5e12", 1.5e12),
                                              ("800m", 8e8)])
 def test_token_counts(text, value):
-    from moebench.commands.compare_report import parse_tokens
+    from moebench.commands.options import parse_tokens
 
     assert parse_tokens(text) == value
 
 
 def test_compare_options(cli):
     out = json.loads(cli("compare", "--chips", "a100,h800", "--currency", "USD", "--fx-rate",
-                         "7.0", "--pricing", "ownership", "--num-chips", "512",
+                         "7.0", "--price-basis", "ownership", "--num-chips", "512",
                          "--format", "json").output)
-    assert out["assumptions"]["currency"] == "USD" and out["assumptions"]["pricing"] == "ownership"
+    assert out["assumptions"]["currency"] == "USD"
+    assert out["assumptions"]["price_basis"] == "ownership"
     assert out["rows"][0]["chip"] == "a100" and out["rows"][0]["cost_ratio"] == 1.0
     assert {r["num_chips"] for r in out["rows"]} == {512}
     assert all(r["currency"] == "USD" for r in out["rows"])
@@ -126,7 +129,7 @@ def test_guards_exit_codes(cli):
 
 @pytest.mark.parametrize("args", [
     ["--chips", "h800,nope"], ["--tokens", "lots"], ["--num-chips", "0"],
-    ["--baseline", "b200"], ["--currency", "EUR"], ["--pricing", "lease"],
+    ["--baseline", "b200"], ["--currency", "EUR"], ["--price-basis", "lease"],
     ["--deadline-days", "-1"], ["--precision", "fp4"], ["--scenario", "nope"],
     ["--num-chips", "8", "--deadline-days", "3"], ["--uncertainty", "-5"],
 ])

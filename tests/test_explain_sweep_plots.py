@@ -30,7 +30,10 @@ def test_explain_json(cli):
     assert len(out["alternatives"]) == 5
     for alt in out["alternatives"]:
         assert alt["step_time_s"] >= out["estimate"]["step_time_s"] or not alt["fits_memory"]
-        assert alt["why_not"].startswith(("slower by", "does not fit"))
+        # Each reason names what changed against the best plan and what it cost.
+        changes, reason = alt["why_not"].split(": ", 1)
+        assert "->" in changes
+        assert reason.startswith(("slower by", "does not fit", "as fast"))
     assert "bound" in out["bottleneck"]
 
 

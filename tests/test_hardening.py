@@ -192,9 +192,11 @@ def test_a_renamed_profile_gives_the_same_figures(cli, tmp_path):
 
 
 def test_doubling_the_price_doubles_the_cost(cli):
-    base = json.loads(cli("compare", "--chips", "mi300x", "--format", "json").output)["rows"][0]
-    dbl = json.loads(cli("compare", "--chips", "mi300x", "--format", "json", "--set",
-                         "mi300x:price.rental_per_chip_hour=3.98").output)["rows"][0]
+    base = json.loads(cli("compare", "--chips", "mi300x", "--price-basis", "rental",
+                          "--format", "json").output)["rows"][0]
+    dbl = json.loads(cli("compare", "--chips", "mi300x", "--price-basis", "rental",
+                         "--format", "json",
+                         "--set", "mi300x:price.rental_per_chip_hour=3.98").output)["rows"][0]
     assert dbl["cost"] == pytest.approx(2 * base["cost"], rel=1e-9)
     assert dbl["chip_hours"] == base["chip_hours"]
 

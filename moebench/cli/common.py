@@ -53,9 +53,16 @@ def show(report: Report, fmt: OutputFormat, output: Path | None = None) -> None:
 
 
 SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Catalog name or path.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Catalog name or path (default: the --scenario's).")]
 ChipOpt = Annotated[str, typer.Option("--chip", "-c", help="Catalog name or hardware YAML.")]
-ChipsOpt = Annotated[int, typer.Option("--num-chips", "-n", help="Chips in the cluster.")]
+ChipsOpt = Annotated[int | None, typer.Option(
+    "--num-chips", "-n", help="Chips in the cluster (default: the --scenario's).")]
+JobSeqLenOpt = Annotated[int | None, typer.Option(
+    "--seq-len", help="Tokens per sequence (default: the --scenario's, else 4096).")]
+ScenarioOpt = Annotated[str | None, typer.Option(
+    "--scenario", help="Take model, cluster size, batch, precision, plan and stack options "
+                       "from a scenario, as compare runs it; options given win.")]
 TpOpt = Annotated[int | None, typer.Option(
     "--tp", help="Tensor parallel size (searched if omitted).")]
 PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline stages.")]
@@ -67,12 +74,15 @@ CpOpt = Annotated[int | None, typer.Option("--cp", help="Context parallel size."
 MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
 RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
 SchedOpt = Annotated[str | None, typer.Option("--schedule", help="1f1b or dualpipe.")]
-GbOpt = Annotated[int, typer.Option("--global-batch", help="Sequences per optimizer step.")]
-PrecOpt = Annotated[str, typer.Option("--precision", help="bf16, fp8 or auto.")]
-OverlapOpt = Annotated[bool, typer.Option(
+GbOpt = Annotated[int | None, typer.Option(
+    "--global-batch", help="Sequences per optimizer step (default: scenario's, else 4096).")]
+PrecOpt = Annotated[str | None, typer.Option(
+    "--precision", help="bf16, fp8 or auto (default: scenario's, else bf16).")]
+OverlapOpt = Annotated[bool | None, typer.Option(
     "--ep-overlap/--no-ep-overlap", help="Overlap MoE all-to-all with compute under 1F1B.")]
-ImbOpt = Annotated[float, typer.Option(
-    "--expert-imbalance", help="Busiest expert-parallel rank's load over the mean.")]
+ImbOpt = Annotated[float | None, typer.Option(
+    "--expert-imbalance",
+    help="Busiest expert-parallel rank's load over the mean (at least 1.0).")]
 OomOpt = Annotated[bool, typer.Option("--allow-oom", help="Show a plan even if it does not fit.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a hardware, stack or run figure: scale_out.bandwidth_gb_per_s=100, "
@@ -90,18 +100,12 @@ CapacityOpt = Annotated[float | None, typer.Option(
     "--capacity-factor", help="Drop-and-pad routing at this capacity (default: dropless).")]
 
 
-def _inputs(model: str, chip: str, seq_len: int, global_batch: int, precision: str,
-            ep_overlap: bool, expert_imbalance: float, set_: list[str] | None,
-            stack: str | None = None, dispatcher: str | None = None, graphs: str | None = None,
-            capacity_factor: float | None = None, **plan: Any) -> Any:
-    """Load model, chip and stack and build the run and plan request, applying --set
-    overrides (hardware, stack.* and run.*); shared by estimate and explain."""
-    from moebench.commands.setup import job_inputs
+def _inputs(scenario: str | None, model: str | None, chip: str, num_chips: int | None,
+            set_: list[str] | None, stack: str | None, **given: Any) -> Any:
+    """The job (model, chip, stack, run, plan request) and cluster size from the options:
+    given, else the scenario's, else the defaults; shared by estimate and explain."""
+    from moebench.commands.setup import job_from_options
     from moebench.inputs.overrides import parse_overrides
-    from moebench.inputs.stack import StackOptions
 
-    return job_inputs(
-        model, chip, stack=stack, options=StackOptions(dispatcher=dispatcher, graphs=graphs),
-        overrides=parse_overrides(set_ or []), seq_len=seq_len, global_batch=global_batch,
-        precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
-        capacity_factor=capacity_factor, plan=plan)
+    return job_from_options(scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
+                            overrides=parse_overrides(set_ or []), **given)

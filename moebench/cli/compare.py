@@ -48,7 +48,9 @@ def compare(
     = None,
     currency: Annotated[str | None, typer.Option(help="CNY or USD.")] = None,
     fx_rate: Annotated[float | None, typer.Option(help="CNY per USD.")] = None,
-    pricing: Annotated[str | None, typer.Option(help="rental or ownership.")] = None,
+    price_basis: Annotated[str | None, typer.Option(
+        help="One price basis for every chip: ling (the Ling report's fair cost, devices A-E), "
+             "rental or ownership (default: the scenario's).")] = None,
     uncertainty: Annotated[int, typer.Option(
         help="Monte Carlo samples over estimated figures' ranges (0 = off).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for --uncertainty.")] = 0,
@@ -67,16 +69,17 @@ def compare(
     MI300X, T-Head PPU, H20 and A100). Exit codes: 0 ok, 1 a --fail-if guard tripped, 2 bad
     input.
 
+    Every chip is priced on one basis (--price-basis); a chip entry CHIP:STACK shows a chip
+    under another software stack (e.g. ascend-910b:hardware-limit).
+
     Example: moebench compare --chips h800,ascend-910b --tokens 500B --fail-if
     "ascend-910b.cost_ratio > 1.0"
     """
     from moebench.commands.compare import run_comparison
-    from moebench.commands.compare_report import (
-        apply_options,
-        check_guards,
-        comparison_report,
-        parse_tokens,
-    )
+    from moebench.commands.compare_report import comparison_report
+    from moebench.commands.guards import check_guards
+    from moebench.commands.options import apply_options, parse_tokens
+    from moebench.commands.pricing import BASES
     from moebench.inputs.scenario import load_scenario
 
     if uncertainty < 0 or uncertainty > 100_000:
@@ -89,8 +92,9 @@ def compare(
         raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
     if currency is not None and currency.upper() not in ("CNY", "USD"):
         raise InputError("--currency", None, f"expected CNY or USD, got {currency!r}")
-    if pricing is not None and pricing not in ("rental", "ownership"):
-        raise InputError("--pricing", None, f"expected rental or ownership, got {pricing!r}")
+    if price_basis is not None and price_basis not in BASES:
+        raise InputError("--price-basis", None,
+                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
     if precision is not None and precision not in ("bf16", "fp8", "auto"):
         raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
     if fx_rate is not None and not fx_rate > 0:
@@ -113,7 +117,7 @@ def compare(
         num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
-        mode=pricing, run_changes=run_changes,
+        basis=price_basis, run_changes=run_changes,
     )
     result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
                             overrides=per_chip)

@@ -15,6 +15,7 @@ from moebench.cli.common import (
     GbOpt,
     GraphsOpt,
     ImbOpt,
+    JobSeqLenOpt,
     MbOpt,
     ModelOpt,
     OomOpt,
@@ -23,8 +24,8 @@ from moebench.cli.common import (
     PpOpt,
     PrecOpt,
     RcOpt,
+    ScenarioOpt,
     SchedOpt,
-    SeqLenOpt,
     SetOpt,
     StackOpt,
     TpOpt,
@@ -40,12 +41,13 @@ from moebench.commands.report import OutputFormat
 @app.command()
 @cli_errors
 def estimate(
-    model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
+    chip: ChipOpt, model: ModelOpt = None, num_chips: ChipsOpt = None,
+    scenario: ScenarioOpt = None,
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
     etp: EtpOpt = None, cp: CpOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
-    seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
-    ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
+    ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
@@ -55,16 +57,18 @@ def estimate(
     Plan flags given are honoured exactly; the rest are searched.
 
     Example: moebench estimate --model deepseek-v3 --chip h800 --num-chips 2048
-    --pp 16 --ep 64 --tp 1 --precision fp8 --global-batch 15360 --schedule dualpipe
+    --pp 16 --ep 64 --tp 1 --precision fp8 --global-batch 15360 --schedule dualpipe;
+    moebench estimate --scenario ling-plus-1t --chip ascend-910b (a compare row, alone)
     """
     from moebench.commands.estimate import estimate as run_estimate
     from moebench.commands.estimate_report import estimate_report
 
-    job = _inputs(
-        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
-        stack, dispatcher, graphs, capacity_factor,
-        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
-        recompute=recompute, schedule=schedule)
+    job, num_chips = _inputs(
+        scenario, model, chip, num_chips, set_, stack, seq_len=seq_len,
+        global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
+        expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
+        capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
+        micro_batch=micro_batch, recompute=recompute, schedule=schedule)
     est, _ = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                           allow_oom=allow_oom)
     show(estimate_report(est, job.overrides.shown), fmt, output)
@@ -73,12 +77,13 @@ def estimate(
 @app.command()
 @cli_errors
 def explain(
-    model: ModelOpt, chip: ChipOpt, num_chips: ChipsOpt,
+    chip: ChipOpt, model: ModelOpt = None, num_chips: ChipsOpt = None,
+    scenario: ScenarioOpt = None,
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
     etp: EtpOpt = None, cp: CpOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
-    seq_len: SeqLenOpt = 4096, global_batch: GbOpt = 4096, precision: PrecOpt = "bf16",
-    ep_overlap: OverlapOpt = False, expert_imbalance: ImbOpt = 1.0, allow_oom: OomOpt = False,
+    seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
+    ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
@@ -96,11 +101,12 @@ def explain(
     from moebench.commands.explain import explain as build
     from moebench.commands.explain_report import explanation_report, rich_view
 
-    job = _inputs(
-        model, chip, seq_len, global_batch, precision, ep_overlap, expert_imbalance, set_,
-        stack, dispatcher, graphs, capacity_factor,
-        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, micro_batch=micro_batch,
-        recompute=recompute, schedule=schedule)
+    job, num_chips = _inputs(
+        scenario, model, chip, num_chips, set_, stack, seq_len=seq_len,
+        global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
+        expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
+        capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
+        micro_batch=micro_batch, recompute=recompute, schedule=schedule)
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

@@ -44,7 +44,7 @@ def sweep(
     Example: moebench sweep --chips h800,ascend-910b --vary num_chips=256,512,1024,2048
     --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
     """
-    from moebench.commands.compare_report import apply_options
+    from moebench.commands.options import apply_options
     from moebench.commands.report import Report
     from moebench.commands.sweep import parse_vary, run_sweep
     from moebench.inputs.scenario import load_scenario

@@ -14,6 +14,10 @@ from moebench.commands.calibrate import PARAMETERS, Calibration
 from moebench.commands.report import Report, write_atomic
 from moebench.inputs.stack import StackSpec
 
+# The mean absolute leave-one-out error a vendor stack should stay within (issue 9's target per
+# vendor group); rows on a stack above it carry a caveat in compare.
+VALIDATION_TARGET = 0.2
+
 
 def _sig(x: float) -> float:
     return float(f"{x:.4g}")
@@ -50,6 +54,13 @@ def stack_text(base_text: str, spec: StackSpec, result: Calibration, runs_path: 
         match = pattern.search(text)
         assert match is not None
         text = text[:match.start()] + match.group(1) + line + text[match.end():]
+    loo = float(np.mean(np.abs(result.loo_errors)))
+    summary = (f"validation: {{runs: {len(result.run_ids)}, loo_mean_abs_error: {loo:.3f}, "
+               f"target: {VALIDATION_TARGET}, note: \"{runs_path.name}, "
+               f"{(date or datetime.date.today()).isoformat()}\"}}")
+    existing = re.compile(r"^validation:.*$", re.MULTILINE)
+    text = (existing.sub(summary, text) if existing.search(text)
+            else text.rstrip() + "\n" + summary + "\n")
     yaml.safe_load(text)  # still valid YAML
     return text
 

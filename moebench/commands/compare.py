@@ -1,71 +1,36 @@
 """The comparison behind ``moebench compare``: each chip on its own best plan, with time, money,
-energy and goodput, relative to a baseline chip."""
+energy and goodput, relative to a baseline chip, every chip priced on one basis."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from moebench.commands.cost import (
-    DAY,
-    checkpoint_seconds,
-    convert,
-    energy_mwh,
-    ownership_per_chip_hour,
-    young_daly,
-)
-from moebench.commands.estimate import Estimate, estimate_from
+from moebench.commands.deadline import SizedRun, search_deadline
+from moebench.commands.estimate import estimate_from
+from moebench.commands.pricing import BASIS_WORDS, check_price_overrides, economics
 from moebench.commands.setup import split_overrides
 from moebench.commands.uncertainty import interval, sampler
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import SearchResult, search
 from moebench.errors import InputError
+from moebench.inputs import catalog
 from moebench.inputs.hardware import Chip, HardwareSpec, chip_from_spec, load_spec, nominal
 from moebench.inputs.model import ModelArch, load_model
 from moebench.inputs.run import RunConfig, resolve_precision
 from moebench.inputs.scenario import ScenarioSpec
-from moebench.inputs.stack import (
-    Stack,
-    StackSpec,
-    check_vendor,
-    load_stack_spec,
-    stack_from_spec,
-)
-from moebench.units import GIGA, HOUR
-
-DEADLINE_DOUBLINGS = 13  # chip counts tried in deadline mode: domain x 1, 2, 4, ... 4096
-
-
-@dataclass(frozen=True, kw_only=True)
-class Assumptions:
-    """What the costs rest on, printed under the table so a reader can argue with it."""
-
-    scenario: str
-    tokens: float
-    seq_len: int
-    global_batch: int
-    currency: str
-    cny_per_usd: float
-    pricing: str
-    pue: float
-    electricity_per_kwh: float
-    amortisation_years: float
-    utilisation: float
-    carbon_kg_per_kwh: float
-    checkpoint_write_gb_per_s: float
-    restart_minutes: float
-    expert_imbalance: float
-    ep_overlap: bool
-    overrides: dict[str, str] = field(default_factory=dict)
+from moebench.inputs.stack import StackSpec, check_vendor, load_stack_spec, stack_from_spec
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompareRow:
     model: str
     chip: str
+    entry: str
+    """The chip as asked: CHIP, or CHIP:STACK for another stack than its default."""
     stack: str
     num_chips: int
     precision: str
@@ -73,11 +38,15 @@ class CompareRow:
     step_time_s: float | None
     tokens_per_s_per_chip: float | None
     mfu: float | None
+    """Model FLOP/s over the peak of the precision the run uses."""
+    mfu_bf16: float | None
+    """Model FLOP/s over the dense BF16 peak (the usual published convention)."""
     memory_gib_per_chip: float | None
     fits_memory: bool
     days: float | None
     chip_hours: float | None
     goodput: float | None
+    price_basis: str
     price_per_chip_hour: float | None
     price_source: str
     cost: float | None
@@ -86,161 +55,25 @@ class CompareRow:
     energy_mwh: float | None
     co2_tonnes: float | None
     status: str
-    entry: str = ""
-    """The chip entry this row answers: CHIP, or CHIP:STACK when a stack was named."""
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Comparison:
     scenario: ScenarioSpec
-    assumptions: Assumptions
+    assumptions: dict[str, Any]
     rows: list[CompareRow]
 
 
-def price_per_chip_hour(
-    chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, fx: Any
-) -> tuple[Any, str]:
-    """Rental price per chip-hour in the scenario's currency, and where it comes from."""
-    p, cur = sc.pricing, sc.pricing.currency
-    if chip.name in p.prices:
-        fig = p.prices[chip.name]
-        return convert(fig.value, fig.currency, cur, fx), f"scenario ({fig.source})"
-    if p.use_ling_fair_cost and chip.ling_device and chip.ling_cost_per_hour is not None:
-        price = convert(chip.ling_cost_per_hour, chip.ling_currency or "CNY", cur, fx)
-        return price, f"Ling fair cost, device {chip.ling_device} (inferred match)"
-    return (convert(chip.rental_per_hour, chip.rental_currency, cur, fx),
-            f"profile rental ({spec.price.rental_per_chip_hour.source})")
+@dataclass(frozen=True)
+class Entry:
+    """One chip entry of the comparison, loaded: hardware spec, chip, stack and run."""
 
-
-def _economics(
-    chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, num_chips: int, step_s: Any,
-    ckpt_bytes: Any, value: Any,
-) -> dict[str, Any]:
-    """Days, chip-hours, goodput, cost and energy; scalars, or sample arrays."""
-    p, g = sc.pricing, sc.goodput
-    fx = value(p.cny_per_usd)
-    tokens_per_s = sc.seq_len * sc.global_batch / step_s
-    ideal_s = sc.tokens / tokens_per_s
-    ckpt_s = checkpoint_seconds(ckpt_bytes, value(g.checkpoint_write_gb_per_s) * GIGA)
-    gp = young_daly(num_chips, chip.mtbf_s, ckpt_s, value(g.restart_minutes) * 60.0)
-    wall_s = ideal_s / gp.goodput
-    chip_hours = num_chips * wall_s / HOUR
-    pue = value(p.pue)
-    elec = convert(value(p.electricity_per_kwh), p.electricity_per_kwh.currency, p.currency, fx)
-    if p.mode == "rental":
-        price, source = price_per_chip_hour(chip, spec, sc, fx)
-    else:
-        capex = convert(chip.purchase, chip.purchase_currency, p.currency, fx)
-        price = ownership_per_chip_hour(capex, value(p.amortisation_years),
-                                        value(p.utilisation), chip.wall_w, pue, elec)
-        source = "ownership: purchase amortised + power x PUE x electricity"
-    energy = energy_mwh(num_chips, chip.wall_w, pue, wall_s)
-    return {
-        "days": wall_s / DAY, "chip_hours": chip_hours, "goodput": gp.goodput,
-        "price": price, "price_source": source, "cost": chip_hours * price,
-        "energy_mwh": energy, "co2_tonnes": energy * value(p.carbon_kg_per_kwh),
-    }
-
-
-def _deadline_search(
-    arch: ModelArch, chip: Chip, stack: Stack, spec: HardwareSpec, run: RunConfig,
-    sc: ScenarioSpec, req: PlanRequest, deadline_days: float,
-) -> tuple[int, SearchResult]:
-    """The fewest chips (domain x 2^k) whose best plan trains within the deadline."""
-    last: tuple[int, SearchResult] | None = None
-    for k in range(DEADLINE_DOUBLINGS):
-        n = chip.up_domain * 2**k
-        try:
-            res = search(arch, chip, stack, run, n, req)
-        except InputError:
-            continue
-        last = (n, res)
-        if res.fits:
-            est = estimate_from(res)
-            ck = float(res.steps.memory.checkpoint[res.best])
-            econ = _economics(chip, spec, sc, n, est.step_time_s, ck, nominal)
-            if econ["days"] <= deadline_days:
-                return n, res
-    if last is None:
-        raise InputError("--deadline-days", None, f"no valid plan for {chip.name} at any size")
-    return last
-
-
-def _empty_row(
-    arch: ModelArch, chip: Chip, stack: Stack, sc: ScenarioSpec, run: RunConfig, n: int,
-    status: str, memory_gib: float | None,
-) -> CompareRow:
-    """The row of a chip with no usable plan: the reason instead of figures."""
-    return CompareRow(
-        model=arch.name, chip=chip.name, stack=stack.name, num_chips=n, precision=run.precision,
-        plan=None,
-        step_time_s=None, tokens_per_s_per_chip=None, mfu=None,
-        memory_gib_per_chip=memory_gib, fits_memory=False, days=None, chip_hours=None,
-        goodput=None, price_per_chip_hour=None, price_source="", cost=None,
-        currency=sc.pricing.currency, cost_ratio=None, energy_mwh=None, co2_tonnes=None,
-        status=status,
-    )
-
-
-def _row(
-    arch: ModelArch, chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, run: RunConfig,
-    n: int, res: SearchResult,
-) -> CompareRow:
-    if res.best is None:
-        oom = estimate_from(res)
-        return _empty_row(
-            arch, chip, res.stack, sc, run, n,
-            f"no plan fits: the fastest needs {oom.memory_gib_per_chip:.0f} GiB of "
-            f"{oom.memory_capacity_gib:.0f} GiB per chip", oom.memory_gib_per_chip)
-    base: dict[str, Any] = {"model": arch.name, "chip": chip.name, "stack": res.stack.name,
-                            "num_chips": n,
-                            "precision": run.precision, "currency": sc.pricing.currency}
-    est: Estimate = estimate_from(res)
-    i = res.best
-    mem = res.steps.memory
-    ckpt = float(mem.checkpoint[i])
-    econ = _economics(chip, spec, sc, n, est.step_time_s, ckpt, nominal)
-    return CompareRow(
-        **base, plan=est.plan, step_time_s=est.step_time_s,
-        tokens_per_s_per_chip=est.tokens_per_s_per_chip, mfu=est.mfu,
-        memory_gib_per_chip=est.memory_gib_per_chip, fits_memory=True,
-        days=float(econ["days"]), chip_hours=float(econ["chip_hours"]),
-        goodput=float(econ["goodput"]), price_per_chip_hour=float(econ["price"]),
-        price_source=econ["price_source"], cost=float(econ["cost"]), cost_ratio=None,
-        energy_mwh=float(econ["energy_mwh"]), co2_tonnes=float(econ["co2_tonnes"]),
-        status="ok",
-    )
-
-
-def _sampled(
-    arch: ModelArch, spec: HardwareSpec, stack_spec: StackSpec, sc: ScenarioSpec,
-    run: RunConfig, res: SearchResult, samples: int, seed: int,
-) -> dict[str, Any]:
-    """Sample arrays of the chosen plan's figures over the ranges of the hardware, stack
-    (calibration intervals included) and scenario figures."""
-    from moebench.engine.step import evaluate
-
-    rng = np.random.default_rng([seed, _stable_hash(spec.name), _stable_hash(stack_spec.name)])
-    value = sampler(rng, samples)
-    chip = chip_from_spec(spec, value)
-    stack = stack_from_spec(stack_spec, sc.stack_options.options(), value=value)
-    if res.best is None:
-        raise ValueError("sampling needs a plan that fits")
-    plan = res.plans.take(res.best)
-    st = evaluate(arch, chip, stack, run, plan)
-    ckpt = st.memory.checkpoint
-    econ = _economics(chip, spec, sc, res.num_chips, st.step_time, ckpt, value)
-    return {"step_time_s": st.step_time, **{k: v for k, v in econ.items()
-                                             if k != "price_source"}}
-
-
-def _stable_hash(text: str) -> int:
-    """A hash that does not change between runs (Python's hash() is salted)."""
-    h = 0
-    for ch in text.encode():
-        h = (h * 131 + ch) % (2**31 - 1)
-    return h
+    name: str
+    spec: HardwareSpec
+    chip: Chip
+    stack_spec: StackSpec
+    run: RunConfig
 
 
 def parse_entry(entry: str) -> tuple[str, str | None]:
@@ -251,60 +84,178 @@ def parse_entry(entry: str) -> tuple[str, str | None]:
     return chip, stack or None
 
 
+def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
+         status: str = "ok") -> CompareRow:
+    """The row of a chip on its chosen plan (or the reason there is none)."""
+    base: dict[str, Any] = {
+        "model": arch.name, "chip": e.chip.name, "entry": e.name, "stack": res.stack.name,
+        "num_chips": n, "precision": e.run.precision, "currency": sc.pricing.currency,
+        "price_basis": sc.pricing.basis}
+    est = estimate_from(res)
+    if res.best is None:
+        return _empty(base, f"no plan fits: the fastest needs {est.memory_gib_per_chip:.0f} "
+                            f"GiB of {est.memory_capacity_gib:.0f} GiB per chip",
+                      est.memory_gib_per_chip)
+    econ = economics(e.chip, e.spec, sc, n, est.step_time_s,
+                     float(res.steps.memory.checkpoint[res.best]), nominal)
+    price = econ["price"]
+    return CompareRow(
+        **base, plan=est.plan, step_time_s=est.step_time_s,
+        tokens_per_s_per_chip=est.tokens_per_s_per_chip, mfu=est.mfu, mfu_bf16=est.mfu_bf16,
+        memory_gib_per_chip=est.memory_gib_per_chip, fits_memory=True,
+        days=float(econ["days"]), chip_hours=float(econ["chip_hours"]),
+        goodput=float(econ["goodput"]),
+        price_per_chip_hour=None if price.per_chip_hour is None else float(price.per_chip_hour),
+        price_source=price.source if price.missing is None else price.missing,
+        cost=None if econ["cost"] is None else float(econ["cost"]), cost_ratio=None,
+        energy_mwh=float(econ["energy_mwh"]), co2_tonnes=float(econ["co2_tonnes"]),
+        status=status if price.missing is None else f"{status}; no price: {price.missing}",
+    )
+
+
+def _empty(base: dict[str, Any], status: str, memory_gib: float | None) -> CompareRow:
+    """The row of a chip with no usable plan: the reason instead of figures."""
+    return CompareRow(
+        **base, plan=None, step_time_s=None, tokens_per_s_per_chip=None, mfu=None,
+        mfu_bf16=None, memory_gib_per_chip=memory_gib, fits_memory=False, days=None,
+        chip_hours=None, goodput=None, price_per_chip_hour=None, price_source="", cost=None,
+        cost_ratio=None, energy_mwh=None, co2_tonnes=None, status=status)
+
+
+def _sampled(arch: ModelArch, e: Entry, sc: ScenarioSpec, res: SearchResult, samples: int,
+             seed: int) -> dict[str, Any]:
+    """Sample arrays of the chosen plan's figures over the ranges of the hardware, stack
+    (calibration intervals included) and scenario figures."""
+    from moebench.engine.step import evaluate
+
+    rng = np.random.default_rng([seed, _stable_hash(e.spec.name), _stable_hash(e.stack_spec.name)])
+    value = sampler(rng, samples)
+    chip = chip_from_spec(e.spec, value)
+    stack = stack_from_spec(e.stack_spec, sc.stack_options.options(), value=value)
+    assert res.best is not None
+    st = evaluate(arch, chip, stack, e.run, res.plans.take(res.best))
+    econ = economics(chip, e.spec, sc, res.num_chips, st.step_time, st.memory.checkpoint, value)
+    out = {"step_time_s": st.step_time, "days": econ["days"], "chip_hours": econ["chip_hours"],
+           "tokens_per_s_per_chip": sc.seq_len * sc.global_batch / st.step_time / res.num_chips}
+    if econ["cost"] is not None:
+        out["cost"] = econ["cost"]
+    return out
+
+
+def _stable_hash(text: str) -> int:
+    """A hash that does not change between runs (Python's hash() is salted)."""
+    h = 0
+    for ch in text.encode():
+        h = (h * 131 + ch) % (2**31 - 1)
+    return h
+
+
+def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]]) -> list[Entry]:
+    """Every chip entry loaded once, with its overrides, stack and run."""
+    entries = []
+    known_chips = {parse_entry(e)[0] for e in sc.chips} | set(sc.chips)
+    for key in overrides:
+        if key != "*" and key not in known_chips:
+            raise InputError("--set", key, f"chip {key!r} is not in the comparison "
+                             f"({', '.join(sc.chips)})")
+    for name in dict.fromkeys(sc.chips):
+        chip_name, stack_name = parse_entry(name)
+        split = split_overrides({**overrides.get("*", {}), **overrides.get(chip_name, {}),
+                                 **overrides.get(name, {})})
+        check_price_overrides(split.hardware, sc.pricing.basis, chip_name)
+        spec = load_spec(catalog.resolve("hardware", chip_name, "--chips"), split.hardware)
+        chip = chip_from_spec(spec)
+        stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
+        check_vendor(stack_spec, chip.vendor, chip.name)
+        run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
+                        precision=resolve_precision(sc.precision, chip), ep_overlap=sc.ep_overlap,
+                        expert_imbalance=sc.expert_imbalance.value)
+        entries.append(Entry(name, spec, chip, stack_spec, run))
+    labels = [(e.chip.name, e.stack_spec.name) for e in entries]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise InputError("--chips", None, f"two chip entries resolve to {label[0]} on "
+                             f"{label[1]}: give hardware files distinct names")
+    return entries
+
+
+def _models(sc: ScenarioSpec) -> list[ModelArch]:
+    archs = [load_model(m) for m in sc.models]
+    names = [a.name for a in archs]
+    for a, src in zip(archs, sc.models, strict=True):
+        if names.count(a.name) > 1:
+            others = [s for s, b in zip(sc.models, archs, strict=True) if b.name == a.name]
+            raise InputError("--model", None, f"{' and '.join(others)} are both named "
+                             f"{a.name!r}: rename one (its file name or name_or_path) ({src})")
+    return archs
+
+
 def run_comparison(
     sc: ScenarioSpec, deadline_days: float | None = None, samples: int = 0, seed: int = 0,
     overrides: dict[str, dict[str, str]] | None = None,
 ) -> Comparison:
     """Every (model, chip entry) of the scenario on its best plan, with costs relative to the
     baseline. An entry is a chip on its default stack, or ``CHIP:STACK`` for another stack, so
-    one table can show a chip under two stacks."""
+    one table can show a chip under two stacks. Rows are keyed by model and entry."""
     if sc.baseline not in sc.chips:
         raise InputError("--baseline", None,
                          f"{sc.baseline!r} is not among the chips ({', '.join(sc.chips)})")
     if deadline_days is not None and not (deadline_days > 0 and math.isfinite(deadline_days)):
         raise InputError("--deadline-days", None, f"must be a positive number, got {deadline_days}")
-    from moebench.inputs import catalog
-
     overrides = overrides or {}
+    entries = _entries(sc, overrides)
     rows: list[CompareRow] = []
     sample_arrays: dict[tuple[str, str], dict[str, Any]] = {}
-    for model_name in sc.models:
-        arch = load_model(model_name)
-        for entry in sorted(set(sc.chips), key=sc.chips.index):
-            chip_name, stack_name = parse_entry(entry)
-            split = split_overrides({**overrides.get("*", {}), **overrides.get(chip_name, {}),
-                                     **overrides.get(entry, {})})
-            spec = load_spec(catalog.resolve("hardware", chip_name, "--chips"), split.hardware)
-            chip = chip_from_spec(spec)
-            stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
-            check_vendor(stack_spec, chip.vendor, chip.name)
-            stack = stack_from_spec(stack_spec, sc.stack_options.options())
-            run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
-                            precision=resolve_precision(sc.precision, chip),
-                            ep_overlap=sc.ep_overlap,
-                            expert_imbalance=sc.expert_imbalance.value)
-            req = PlanRequest(**sc.plan.model_dump())
+    req = PlanRequest(**sc.plan.model_dump())
+    for arch in _models(sc):
+        for e in entries:
+            stack = stack_from_spec(e.stack_spec, sc.stack_options.options())
             try:
                 if deadline_days is not None:
-                    n, res = _deadline_search(arch, chip, stack, spec, run, sc, req,
-                                              deadline_days)
+                    sized, met = _deadline(arch, e, stack, sc, req, deadline_days)
+                    n, res = sized.num_chips, sized.result
+                    status = "ok" if met else (
+                        f"deadline missed: the fastest cluster, {n:,} chips, takes "
+                        f"{sized.days:.1f} days against {deadline_days:g}")
                 else:
-                    n, res = sc.num_chips, search(arch, chip, stack, run, sc.num_chips, req)
+                    n, res, status = sc.num_chips, search(arch, e.chip, stack, e.run,
+                                                          sc.num_chips, req), "ok"
             except InputError as exc:
                 if exc.where != "plan":
                     raise
                 # No valid plan on this chip (the cluster or batch does not divide): say so in
                 # its row rather than dropping it or failing the whole comparison.
-                rows.append(replace(_empty_row(arch, chip, stack, sc, run, sc.num_chips,
-                                               exc.message, None), entry=entry))
+                rows.append(_empty({
+                    "model": arch.name, "chip": e.chip.name, "entry": e.name,
+                    "stack": stack.name, "num_chips": sc.num_chips, "precision": e.run.precision,
+                    "currency": sc.pricing.currency, "price_basis": sc.pricing.basis},
+                    exc.message, None))
                 continue
-            row = replace(_row(arch, chip, spec, sc, run, n, res), entry=entry)
+            row = _row(arch, e, sc, n, res, status)
             if samples and row.fits_memory:
-                sample_arrays[(arch.name, entry)] = _sampled(
-                    arch, spec, stack_spec, sc, run, res, samples, seed)
+                sample_arrays[(arch.name, e.name)] = _sampled(arch, e, sc, res, samples, seed)
             rows.append(row)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
-    return Comparison(scenario=sc, assumptions=_assumptions(sc, overrides), rows=rows)
+    return Comparison(scenario=sc, assumptions=assumptions(sc, overrides, deadline_days),
+                      rows=rows)
+
+
+def _deadline(arch: ModelArch, e: Entry, stack: Any, sc: ScenarioSpec, req: PlanRequest,
+              deadline_days: float) -> tuple[SizedRun, bool]:
+    def size_run(n: int) -> SizedRun | None:
+        try:
+            res = search(arch, e.chip, stack, e.run, n, req)
+        except InputError:
+            return None
+        if res.best is None:
+            return None
+        est = estimate_from(res)
+        econ = economics(e.chip, e.spec, sc, n, est.step_time_s,
+                         float(res.steps.memory.checkpoint[res.best]), nominal)
+        return SizedRun(n, res, float(econ["days"]),
+                        None if econ["cost"] is None else float(econ["cost"]))
+
+    return search_deadline(e.chip.up_domain, deadline_days, size_run)
 
 
 def _with_ratios(rows: list[CompareRow], baseline: str,
@@ -321,22 +272,37 @@ def _with_ratios(rows: list[CompareRow], baseline: str,
             for key in ("days", "cost", "chip_hours", "tokens_per_s_per_chip"):
                 if key in s:
                     intervals[key] = interval(s[key])
-            if sb is not None and ratio is not None:
+            if sb is not None and ratio is not None and "cost" in s and "cost" in sb:
                 intervals["cost_ratio"] = interval(np.asarray(s["cost"]) / np.asarray(sb["cost"]))
         out.append(replace(row, cost_ratio=ratio, intervals=intervals))
     return out
 
 
-def _assumptions(sc: ScenarioSpec, overrides: dict[str, dict[str, str]]) -> Assumptions:
+def assumptions(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
+                deadline_days: float | None) -> dict[str, Any]:
+    """What the costs rest on, printed under the table so a reader can argue with it."""
     p, g = sc.pricing, sc.goodput
-    return Assumptions(
-        scenario=sc.name, tokens=sc.tokens, seq_len=sc.seq_len, global_batch=sc.global_batch,
-        currency=p.currency, cny_per_usd=p.cny_per_usd.value, pricing=p.mode, pue=p.pue.value,
-        electricity_per_kwh=p.electricity_per_kwh.value,
-        amortisation_years=p.amortisation_years.value, utilisation=p.utilisation.value,
-        carbon_kg_per_kwh=p.carbon_kg_per_kwh.value,
-        checkpoint_write_gb_per_s=g.checkpoint_write_gb_per_s.value,
-        restart_minutes=g.restart_minutes.value, expert_imbalance=sc.expert_imbalance.value,
-        ep_overlap=sc.ep_overlap,
-        overrides={f"{c}:{k}": v for c, kv in overrides.items() for k, v in kv.items()},
-    )
+    return {
+        "scenario": sc.name, "models": list(sc.models), "tokens": sc.tokens,
+        "seq_len": sc.seq_len, "global_batch": sc.global_batch,
+        "num_chips": None if deadline_days is not None else sc.num_chips,
+        "deadline_days": deadline_days, "precision": sc.precision,
+        "price_basis": p.basis, "price_basis_meaning": BASIS_WORDS[p.basis],
+        "currency": p.currency, "cny_per_usd": p.cny_per_usd.value, "pue": p.pue.value,
+        "electricity_per_kwh": p.electricity_per_kwh.value,
+        "electricity_currency": p.electricity_per_kwh.currency,
+        "amortisation_years": p.amortisation_years.value, "utilisation": p.utilisation.value,
+        "carbon_kg_per_kwh": p.carbon_kg_per_kwh.value,
+        "checkpoint_write_gb_per_s": g.checkpoint_write_gb_per_s.value,
+        "restart_minutes": g.restart_minutes.value,
+        "expert_imbalance": sc.expert_imbalance.value, "ep_overlap": sc.ep_overlap,
+        "stack_options": sc.stack_options.model_dump(exclude_none=True),
+        "overrides": {f"{c}:{k}" if c != "*" else k: v
+                      for c, kv in overrides.items() for k, v in kv.items()},
+    }
+
+
+def row_dict(row: CompareRow) -> dict[str, Any]:
+    d = asdict(row)
+    d["intervals"] = {k: list(v) for k, v in row.intervals.items()}
+    return d

@@ -1,34 +1,18 @@
-"""The comparison as a report (table and JSON), the CLI's option overrides, and CI guards."""
+"""The comparison as a report: a title from the actual inputs, one row per model and chip entry,
+and the assumptions under it."""
 
 from __future__ import annotations
 
-import math
-import operator
-import re
-from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
 
-from moebench.commands.compare import CompareRow, Comparison
+from moebench.commands.compare import CompareRow, Comparison, row_dict
 from moebench.commands.report import Report
-from moebench.errors import InputError
-from moebench.inputs.scenario import ScenarioSpec
+from moebench.inputs.stack import load_stack_spec
 
-_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
-
-
-def parse_tokens(text: str) -> float:
-    """'1T', '500B', '1.5e12', '800M' as a number of tokens."""
-    raw = text.strip().upper().replace("_", "").replace(",", "")
-    match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:E[+-]?[0-9]+)?)([KMBGTP]?)", raw)
-    if not match:
-        raise InputError("--tokens", None,
-                         f"expected a count like 1T, 500B or 1.5e12, got {text!r}")
-    value = float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
-    if not (value > 0 and math.isfinite(value)):
-        raise InputError("--tokens", None, f"must be a positive number, got {text!r}")
-    return value
+VALIDATION_MARK = "*"
+NO_RUNS_MARK = "**"
 
 
 def plan_text(plan: dict[str, Any] | None) -> str:
@@ -54,117 +38,101 @@ def _with_interval(value: float | None, iv: tuple[float, float] | None, fmt: str
     return f"{text} ({format(iv[0], fmt)}-{format(iv[1], fmt)})" if iv else text
 
 
+def _tokens_words(tokens: float) -> str:
+    for unit, size in (("trillion", 1e12), ("billion", 1e9), ("million", 1e6)):
+        if tokens >= size:
+            return f"{tokens / size:g} {unit}"
+    return f"{tokens:g}"
+
+
+def title(cmp: Comparison) -> str:
+    """The headline, from the inputs actually used: models, tokens, context, chips, basis."""
+    a = cmp.assumptions
+    chips = [r.entry for r in cmp.rows]
+    others = [c for c in dict.fromkeys(chips) if c != cmp.scenario.baseline]
+    size = (f"the cheapest cluster meeting {a['deadline_days']:g} days"
+            if a["deadline_days"] is not None else f"{a['num_chips']:,} chips each")
+    return (f"{', '.join(a['models'])} on {_tokens_words(a['tokens'])} tokens at "
+            f"{a['seq_len']:,}-token context, {size}: {cmp.scenario.baseline} against "
+            f"{', '.join(others) or 'itself'}; {a['price_basis']} prices in {a['currency']}")
+
+
+def stack_caveats(rows: list[CompareRow]) -> dict[str, tuple[str, str]]:
+    """Stacks whose validation error is above the target, or that have no measured runs:
+    the mark to put beside their rows and the footnote that explains it."""
+    out: dict[str, tuple[str, str]] = {}
+    for name in dict.fromkeys(r.stack for r in rows):
+        v = load_stack_spec(name).validation
+        if v is None:
+            continue
+        if v.runs == 0 or v.loo_mean_abs_error is None:
+            out[name] = (NO_RUNS_MARK, f"{NO_RUNS_MARK} {name}: no public training runs to "
+                                       f"validate against ({v.note}); read its interval")
+        elif v.loo_mean_abs_error > v.target:
+            out[name] = (VALIDATION_MARK,
+                         f"{VALIDATION_MARK} {name}: predictions are off by "
+                         f"{100 * v.loo_mean_abs_error:.0f}% on average over {v.runs} measured "
+                         f"runs (leave-one-out), above the {100 * v.target:.0f}% target: read "
+                         "these rows with care (moebench validate)")
+    return out
+
+
 def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     a = cmp.assumptions
-    cur = a.currency
+    cur = a["currency"]
+    caveats = stack_caveats(cmp.rows)
     rows = []
     for r in cmp.rows:
+        mark = caveats.get(r.stack, ("", ""))[0]
         row: dict[str, Any] = {
-            "model": r.model, "chip": r.entry or r.chip, "chips": r.num_chips,
-            "plan": plan_text(r.plan) if r.plan else r.status,
-            "step s": r.step_time_s, "tok/s/chip": r.tokens_per_s_per_chip, "MFU": r.mfu,
-            "GiB": r.memory_gib_per_chip,
-            "days": r.days, "chip-hours": r.chip_hours, "goodput": r.goodput,
-            f"cost {cur}": r.cost, "ratio": r.cost_ratio, "MWh": r.energy_mwh,
+            "model": r.model, "chip": f"{r.entry}{mark}", "num_chips": r.num_chips,
+            "precision": r.precision, "plan": plan_text(r.plan) if r.plan else r.status,
+            "step_time_s": r.step_time_s, "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
+            "mfu": r.mfu, "memory_gib_per_chip": r.memory_gib_per_chip, "days": r.days,
+            "chip_hours": r.chip_hours, "goodput": r.goodput,
+            "price_per_chip_hour": r.price_per_chip_hour, "cost": r.cost,
+            "currency": r.currency, "cost_ratio": r.cost_ratio, "energy_mwh": r.energy_mwh,
         }
         if uncertainty:
-            row["ratio"] = _with_interval(r.cost_ratio, r.intervals.get("cost_ratio"), ".2f")
+            row["cost_ratio"] = _with_interval(r.cost_ratio, r.intervals.get("cost_ratio"),
+                                               ".2f")
             row["days"] = _with_interval(r.days, r.intervals.get("days"), ".1f")
         rows.append(row)
     df = pd.DataFrame(rows)
     if len({r.model for r in cmp.rows}) == 1:
         df = df.drop(columns=["model"])
-    payload = {
-        "scenario": cmp.scenario.name,
-        "description": cmp.scenario.description,
-        "assumptions": asdict(a),
-        "rows": [_row_json(r) for r in cmp.rows],
-    }
+    payload = {"scenario": cmp.scenario.name, "title": title(cmp),
+               "description": cmp.scenario.description, "assumptions": a,
+               "rows": [row_dict(r) for r in cmp.rows]}
+    size = (f"deadline {a['deadline_days']:g} days: the cheapest cluster size that meets it, "
+            "else the fastest (marked deadline missed)" if a["deadline_days"] is not None
+            else f"{a['num_chips']:,} chips of each type")
     footer = [
-        f"scenario {a.scenario}: {a.tokens:.3g} tokens, seq {a.seq_len}, global batch "
-        f"{a.global_batch} sequences, baseline {cmp.scenario.baseline}",
-        f"pricing {a.pricing} in {cur} at {a.cny_per_usd} CNY/USD; PUE {a.pue}; electricity "
-        f"{a.electricity_per_kwh} {cmp.scenario.pricing.electricity_per_kwh.currency}/kWh; "
-        f"ownership: {a.amortisation_years} years at {a.utilisation:.0%} utilisation",
-        f"goodput: Young/Daly checkpointing at {a.checkpoint_write_gb_per_s} GB/s per chip, "
-        f"{a.restart_minutes} min restarts, per-chip MTBF from each profile",
-        f"expert load imbalance {a.expert_imbalance}; EP overlap under 1F1B: "
-        f"{'on' if a.ep_overlap else 'off'}",
-        "prices: " + "; ".join(f"{r.chip} {r.price_per_chip_hour:.3g} {cur}/h from "
-                                 f"{r.price_source.split(' (')[0]}"
-                                 for r in cmp.rows if r.price_per_chip_hour is not None),
+        f"scenario {a['scenario']}: {a['tokens']:.3g} tokens, seq {a['seq_len']}, global batch "
+        f"{a['global_batch']} sequences, {size}, baseline {cmp.scenario.baseline}",
+        f"price basis {a['price_basis']}: {a['price_basis_meaning']}; {cur} at "
+        f"{a['cny_per_usd']} CNY/USD; a chip with no price on this basis has no cost or ratio",
+        f"PUE {a['pue']}; electricity {a['electricity_per_kwh']} {a['electricity_currency']}/kWh;"
+        f" ownership: {a['amortisation_years']} years at {a['utilisation']:.0%} utilisation",
+        f"goodput: Young/Daly checkpointing at {a['checkpoint_write_gb_per_s']} GB/s per chip, "
+        f"{a['restart_minutes']} min restarts, per-chip MTBF from each profile",
+        f"expert load imbalance {a['expert_imbalance']}; EP overlap under 1F1B: "
+        f"{'on' if a['ep_overlap'] else 'off'}; mfu against the peak of each row's precision",
+        "stacks: " + "; ".join(f"{r.entry} {r.stack}" for r in cmp.rows),
     ]
+    missing = [f"{r.entry}: {r.price_source}" for r in cmp.rows
+               if r.price_per_chip_hour is None and r.plan]
+    if missing:
+        footer.append("no price: " + "; ".join(missing))
+    footer += [text for _, text in caveats.values()]
     if uncertainty:
-        footer.append("intervals: 5th-95th percentile over the ranges of estimated figures")
-    if a.overrides:
-        footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in a.overrides.items()))
-    return Report(f"Training cost and speed: {cmp.scenario.description}", df, payload, footer)
-
-
-def _row_json(r: CompareRow) -> dict[str, Any]:
-    d = asdict(r)
-    d["intervals"] = {k: list(v) for k, v in r.intervals.items()}
-    return d
-
-
-_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
-        ">": operator.gt, "<": operator.lt}
-GUARD_FIELDS = ("step_time_s", "tokens_per_s_per_chip", "mfu", "memory_gib_per_chip", "days",
-                "chip_hours", "goodput", "cost", "cost_ratio", "energy_mwh", "co2_tonnes")
-
-
-def check_guards(cmp: Comparison, guards: list[str]) -> list[str]:
-    """Guards like ``t-head-ppu.cost_ratio > 1.0``; returns the ones that tripped."""
-    tripped = []
-    for guard in guards:
-        m = re.fullmatch(r"\s*([A-Za-z0-9._:-]+?)\.([a-z_0-9]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*",
-                         guard)
-        if not m:
-            raise InputError(
-                "--fail-if", None,
-                f"expected CHIP.FIELD OP NUMBER (e.g. h20.cost_ratio > 1), got {guard!r}")
-        chip, fld, op, raw = m.groups()
-        if fld not in GUARD_FIELDS:
-            raise InputError("--fail-if", None,
-                             f"unknown field {fld!r}; one of {', '.join(GUARD_FIELDS)}")
-        try:
-            limit = float(raw)
-        except ValueError:
-            raise InputError("--fail-if", None, f"expected a number, got {raw!r}") from None
-        rows = [r for r in cmp.rows if (r.entry or r.chip) == chip]
-        if not rows:
-            raise InputError("--fail-if", None, f"chip {chip!r} is not in the comparison")
-        for r in rows:
-            value = getattr(r, fld)
-            if value is None or _OPS[op](value, limit):
-                shown = "no plan fits" if value is None else f"{value:.4g}"
-                tripped.append(f"{r.model} on {chip}: {fld} = {shown} ({guard.strip()})")
-    return tripped
-
-
-def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
-    """A copy of the scenario with the command line's options applied (None = keep)."""
-    data = sc.model_dump()
-    for key, value in opts.items():
-        if value is None:
-            continue
-        if key == "cny_per_usd":
-            data["pricing"]["cny_per_usd"] = {
-                "value": value, "kind": "estimate", "low": value, "high": value,
-                "source": "command line --fx-rate"}
-        elif key in ("currency", "mode"):
-            data["pricing"][key] = value
-        elif key == "plan":
-            data["plan"].update({k: v for k, v in value.items() if v is not None})
-        elif key == "run_changes":
-            for name, v in value.items():
-                if name == "expert_imbalance":
-                    data[name] = {**data[name], "value": v, "low": v, "high": v,
-                                  "source": f"command line --set run.{name}"}
-                else:
-                    data[name] = v
-        else:
-            data[key] = value
-    from moebench.inputs.schema import validate
-
-    return validate(ScenarioSpec, data, "command line")
+        footer.append("intervals: 5th-95th percentile over the ranges of estimated and "
+                      "calibrated figures")
+    if a["overrides"]:
+        footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in a["overrides"].items()))
+    labels = {"num_chips": "chips", "precision": "prec", "step_time_s": "step s",
+              "tokens_per_s_per_chip": "tok/s/chip", "mfu": "MFU",
+              "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours",
+              "price_per_chip_hour": f"{cur}/h", "cost": f"cost {cur}", "cost_ratio": "ratio",
+              "energy_mwh": "MWh"}
+    return Report(title(cmp), df, payload, footer, labels=labels, hidden=("currency",))

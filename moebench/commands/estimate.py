@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moebench.engine.plan import PlanRequest
-from moebench.engine.search import SearchResult, search
+from moebench.engine.search import (
+    SearchResult,
+    least_memory,
+    search,
+    smallest_fitting_cluster,
+)
 from moebench.engine.workload import model_flops_per_token
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
@@ -36,6 +41,9 @@ class Estimate:
     model_flops_per_token: float
     model_tflops_per_chip: float
     mfu: float
+    """Model FLOP/s over the dense peak of the precision the run uses."""
+    mfu_bf16: float
+    """Model FLOP/s over the dense BF16 peak (the usual published convention)."""
     memory_gib_per_chip: float
     memory_capacity_gib: float
     fits_memory: bool
@@ -46,7 +54,7 @@ class Estimate:
     search_seconds: float
     counting: str = field(default=(
         "model FLOPs = 3 x forward incl. causal attention and MTP, no recompute; "
-        "MFU against the dense BF16 peak"
+        "mfu against the dense peak of the precision used, mfu_bf16 against the BF16 peak"
     ))
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,13 +64,15 @@ class Estimate:
 def speed_metrics(arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
                   step_time: Any) -> dict[str, Any]:
     """Throughput figures of a step time (scalar or array): tokens/s per chip, model TFLOPS per
-    chip, MFU against the dense BF16 peak, chip-hours per 1e12 tokens, and the step itself."""
+    chip, MFU against the dense peak of the run's precision and against the BF16 peak,
+    chip-hours per 1e12 tokens, and the step itself."""
     per_chip = run.tokens_per_step / step_time / num_chips
     model_flops_chip = per_chip * model_flops_per_token(arch, run.seq_len).total
+    peak = chip.fp8_flops if run.precision == "fp8" and chip.fp8_flops else chip.bf16_flops
     return {
         "step_time_s": step_time, "tokens_per_s_per_chip": per_chip,
         "model_tflops_per_chip": model_flops_chip / TERA,
-        "mfu": model_flops_chip / chip.bf16_flops,
+        "mfu": model_flops_chip / peak, "mfu_bf16": model_flops_chip / chip.bf16_flops,
         "chip_hours_per_1e12_tokens": TRILLION / per_chip / HOUR,
     }
 
@@ -87,6 +97,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         tokens_per_s_per_chip=speed["tokens_per_s_per_chip"],
         model_flops_per_token=model_flops_per_token(result.arch, run.seq_len).total,
         model_tflops_per_chip=speed["model_tflops_per_chip"], mfu=float(speed["mfu"]),
+        mfu_bf16=float(speed["mfu_bf16"]),
         memory_gib_per_chip=float(st.memory.total[i]) / GIB,
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
         fits_memory=bool(st.fits[i]),
@@ -104,11 +115,15 @@ def estimate(
     """Search (or evaluate the fixed plan) and return the chosen plan's estimate."""
     result = search(arch, chip, stack, run, num_chips, request)
     if not result.fits and not allow_oom:
-        est = estimate_from(result)
+        req = request or PlanRequest()
+        need = least_memory(arch, chip, stack, run, num_chips, req) or 0.0
+        bigger = smallest_fitting_cluster(arch, chip, stack, run, req, num_chips)
+        where = (f"the smallest cluster where a plan fits is {bigger:,} chips" if bigger
+                 else "no cluster up to a million chips fits it")
         raise InputError(
             "plan", None,
-            f"no plan fits in memory for {arch.name} on {num_chips} x {chip.name}: the fastest "
-            f"needs {est.memory_gib_per_chip:.1f} GiB of {est.memory_capacity_gib:.1f} GiB; "
-            "use more chips, a smaller --micro-batch, --recompute full, or --allow-oom",
+            f"no plan fits in memory for {arch.name} on {num_chips:,} x {chip.name}: the plan "
+            f"needing least memory needs {need / GIB:.1f} GiB of "
+            f"{float(chip.hbm_bytes) / GIB:.1f} GiB per chip; {where} (or use --allow-oom)",
         )
     return estimate_from(result), result

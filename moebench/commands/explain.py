@@ -56,15 +56,35 @@ class Explanation:
     overrides: dict[str, str] = field(default_factory=dict)
 
 
+PLAN_LABELS = {"tp": "TP", "pp": "PP", "vpp": "VPP", "ep": "EP", "etp": "ETP", "cp": "CP",
+               "dp": "DP", "micro_batch": "micro-batch", "recompute": "recompute",
+               "schedule": "schedule"}
+# A runner-up within this share of the best is a tie, and an item that moves less is noise.
+TIE = 0.001
+
+
+def plan_changes(best: dict[str, Any], other: dict[str, Any]) -> str:
+    """How another plan differs from the best one, field by field (``PP8 -> 16``)."""
+    changes = [f"{PLAN_LABELS[k]} {best[k]} -> {other[k]}" for k in PLAN_LABELS
+               if best.get(k) != other.get(k)]
+    return ", ".join(changes) or "the same plan"
+
+
 def _why_slower(best: Estimate, other: Estimate) -> str:
+    """Why a runner-up lost: memory, or the items of the step that its plan makes longer."""
+    changes = plan_changes(best.plan, other.plan)
     if not other.fits_memory:
-        return (f"does not fit: needs {other.memory_gib_per_chip:.1f} of "
+        return (f"{changes}: does not fit, needs {other.memory_gib_per_chip:.1f} of "
                 f"{other.memory_capacity_gib:.1f} GiB")
     slower = other.step_time_s / best.step_time_s - 1
+    if slower < TIE:
+        return f"{changes}: as fast ({100 * slower:.2f}% slower), ranked after it"
     diffs = {k: other.breakdown_s.get(k, 0.0) - best.breakdown_s.get(k, 0.0)
              for k in set(best.breakdown_s) | set(other.breakdown_s)}
-    worst = max(diffs, key=lambda k: diffs[k])
-    return f"slower by {100 * slower:.1f}%: more {LABELS.get(worst, worst)} (+{diffs[worst]:.2f} s)"
+    worse = sorted((k for k, d in diffs.items() if d > TIE * best.step_time_s),
+                   key=lambda k: -diffs[k])[:2]
+    items = " and ".join(f"{LABELS.get(k, k)} +{diffs[k]:.3g} s" for k in worse)
+    return f"{changes}: slower by {100 * slower:.1f}%" + (f", {items}" if items else "")
 
 
 def bottleneck_words(est: Estimate) -> str:

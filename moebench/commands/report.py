@@ -37,8 +37,18 @@ class OutputFormat(StrEnum):
 class Report:
     title: str
     table: pd.DataFrame
+    """Columns named in snake_case (what CSV and JSON carry)."""
     payload: Any
     footer: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    """Shorter headers for the terminal and Markdown tables, by column."""
+    hidden: tuple[str, ...] = ()
+    """Columns CSV carries but tables leave out (said in a header or the footer)."""
+
+    def shown(self) -> pd.DataFrame:
+        """The table as people read it: hidden columns dropped, headers relabelled."""
+        df = self.table.drop(columns=[c for c in self.hidden if c in self.table.columns])
+        return df.rename(columns=self.labels)
 
 
 def _plain(value: Any) -> Any:
@@ -83,10 +93,11 @@ def to_csv(report: Report) -> str:
 
 
 def to_markdown(report: Report) -> str:
-    cols = [str(c) for c in report.table.columns]
+    table = report.shown()
+    cols = [str(c) for c in table.columns]
     lines = [f"### {report.title}", "", "| " + " | ".join(cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
-    for row in report.table.itertuples(index=False):
+    for row in table.itertuples(index=False):
         cells = [format_cell(v).replace("|", "\\|") for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""] + [f"- {f}" for f in report.footer]
@@ -94,12 +105,13 @@ def to_markdown(report: Report) -> str:
 
 
 def rich_table(report: Report) -> Table:
+    shown = report.shown()
     table = Table(title=report.title, caption="\n".join(report.footer) or None,
                   caption_justify="left")
-    for col in report.table.columns:
-        numeric = pd.api.types.is_numeric_dtype(report.table[col])
+    for col in shown.columns:
+        numeric = pd.api.types.is_numeric_dtype(shown[col])
         table.add_column(str(col), justify="right" if numeric else "left")
-    for row in report.table.itertuples(index=False):
+    for row in shown.itertuples(index=False):
         table.add_row(*(format_cell(v) for v in row))
     return table
 

@@ -105,3 +105,39 @@ def job_inputs(
     request = plan if isinstance(plan, PlanRequest) else PlanRequest(**(plan or {}))
     return JobInputs(arch=arch, chip=hw, stack=st, run=run, request=request,
                      chip_ref=chip, stack_ref=stack, options=options, overrides=split)
+
+
+JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precision": "bf16",
+                                "ep_overlap": False, "expert_imbalance": 1.0}
+PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule")
+
+
+def job_from_options(scenario: str | None, *, model: str | None, chip: str,
+                     num_chips: int | None, stack: str | None,
+                     overrides: dict[str, str], **given: Any) -> tuple[JobInputs, int]:
+    """A job from command-line options: what was given, else the scenario's (so that one
+    command reproduces a compare row), else the defaults. Returns it and the cluster size."""
+    from moebench.inputs.scenario import load_scenario
+
+    base: dict[str, Any] = dict(JOB_DEFAULTS)
+    plan: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    if scenario is not None:
+        sc = load_scenario(scenario)
+        model = model or sc.models[0]
+        num_chips = num_chips or sc.num_chips
+        base.update(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=sc.precision,
+                    ep_overlap=sc.ep_overlap, expert_imbalance=sc.expert_imbalance.value)
+        plan = {k: v for k, v in sc.plan.model_dump().items() if v is not None}
+        options = sc.stack_options.options().as_dict()
+    if model is None:
+        raise InputError("--model", None, "give a model (or a --scenario that names one)")
+    if num_chips is None:
+        raise InputError("--num-chips", None, "give the cluster size (or a --scenario)")
+    run = {k: given[k] if given.get(k) is not None else v for k, v in base.items()}
+    plan.update({k: given[k] for k in PLAN_FIELDS if given.get(k) is not None})
+    options.update({k: given[k] for k in ("dispatcher", "graphs") if given.get(k) is not None})
+    job = job_inputs(model, chip, stack=stack, options=StackOptions(**options),
+                     overrides=overrides, capacity_factor=given.get("capacity_factor"),
+                     plan=plan, **run)
+    return job, num_chips

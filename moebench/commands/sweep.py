@@ -18,10 +18,40 @@ import pandas as pd
 from moebench.errors import InputError
 from moebench.inputs.scenario import ScenarioSpec
 
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _imbalance(raw: str) -> float:
+    value = float(raw)
+    if not 1.0 <= value < 100.0:
+        raise ValueError("must be at least 1.0 and below 100")
+    return value
+
+
+def _precision(raw: str) -> str:
+    if raw not in ("bf16", "fp8", "auto"):
+        raise ValueError("expected bf16, fp8 or auto")
+    return raw
+
+
+def _tokens(raw: str) -> float:
+    from moebench.commands.options import parse_tokens
+
+    try:
+        return parse_tokens(raw, "--vary tokens")
+    except InputError as exc:
+        raise ValueError(exc.message) from None
+
+
 # Scenario fields a sweep may vary, with their parsers; hardware fields are section.field.
 SCENARIO_FIELDS: dict[str, Callable[[str], Any]] = {
-    "num_chips": int, "seq_len": int, "global_batch": int, "tokens": float,
-    "precision": str, "expert_imbalance": float,
+    "num_chips": _positive_int, "seq_len": _positive_int, "global_batch": _positive_int,
+    "tokens": _tokens, "precision": _precision, "expert_imbalance": _imbalance,
 }
 
 
@@ -51,12 +81,27 @@ def parse_vary(items: list[str]) -> dict[str, list[str]]:
         for v in values:
             try:
                 (SCENARIO_FIELDS.get(key) or float)(v)
-            except ValueError:
-                raise InputError("--vary", key, f"cannot read value {v!r}") from None
+            except ValueError as exc:
+                raise InputError("--vary", key, f"cannot use value {v!r}: {exc}") from None
+        if key not in SCENARIO_FIELDS:
+            _check_hardware_field(key, values[0])
         out[key] = values
     if not out:
         raise InputError("--vary", None, "give at least one --vary FIELD=v1,v2")
     return out
+
+
+def _check_hardware_field(key: str, value: str) -> None:
+    """A hardware section.field must exist in a profile (typos fail before any point runs)."""
+    from moebench.inputs import catalog
+    from moebench.inputs.overrides import apply_overrides
+    from moebench.inputs.yamlio import load_mapping
+
+    path = catalog.resolve("hardware", "h800", "--vary")
+    try:
+        apply_overrides(load_mapping(path), {key: value}, "hardware profiles", "hardware")
+    except InputError as exc:
+        raise InputError("--vary", key, exc.message) from None
 
 
 def points(sc: ScenarioSpec, vary: dict[str, list[str]]) -> Iterator[Point]:
@@ -97,13 +142,11 @@ def evaluate_point(point: Point) -> dict[str, Any]:
             hardware[key] = raw
     sc = _scenario(json.dumps(data, sort_keys=True, default=str))
     row: dict[str, Any] = {"model": point.model, "chip": point.chip}
-    row.update({k: v for k, v in point.values})
-    try:
-        cmp = run_comparison(sc, overrides={"*": hardware} if hardware else None)
-    except InputError as exc:
-        row.update(status=exc.message, fits_memory=False)
-        return row
-    r = cmp.rows[0]
+    row.update({k: SCENARIO_FIELDS[k](v) if k in SCENARIO_FIELDS else float(v)
+                for k, v in point.values})
+    # A point whose chip has no valid plan gets a row saying so (run_comparison keeps it);
+    # any other error is the user's input and stops the sweep.
+    r = run_comparison(sc, overrides={"*": hardware} if hardware else None).rows[0]
     from moebench.commands.compare_report import plan_text
 
     row.update(
@@ -153,8 +196,10 @@ def _run_dask(todo: list[Point], address: str, done: Callable[[int, dict[str, An
                          "needs the dask extra: pip install 'moebench[dask]'") from None
     try:
         client = Client(address, timeout=10)
-    except OSError as exc:
-        raise InputError("--dask-scheduler", None, f"cannot reach {address}: {exc}") from None
+    except (OSError, ValueError, TypeError, TimeoutError) as exc:
+        raise InputError("--dask-scheduler", None,
+                         f"cannot reach {address!r} (expected tcp://HOST:PORT): "
+                         f"{' '.join(str(exc).split())}") from None
     try:
         futures = client.map(evaluate_point, todo, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}

@@ -100,3 +100,30 @@ def prune_recompute(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
     # First fitting variant of each group, else the first (lightest) one.
     choice = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
     return np.arange(len(choice)) * k + choice
+
+
+def least_memory(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_chips: int,
+                 request: PlanRequest) -> float | None:
+    """Bytes per chip of the candidate plan needing the least memory (None: no valid plan)."""
+    try:
+        plans, _ = candidate_plans(arch, chip, run, num_chips, request)
+    except InputError:
+        return None
+    if len(plans) == 0:
+        return None
+    return float(memory_of(arch, chip, stack, run, plans).total.min())
+
+
+def smallest_fitting_cluster(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
+                             request: PlanRequest, above: int, limit: int = 1 << 20
+                             ) -> int | None:
+    """The smallest cluster of domain x 2^k chips, larger than ``above``, where some plan fits
+    in memory (None when none does up to ``limit`` chips)."""
+    n = chip.up_domain
+    while n <= limit:
+        if n > above:
+            need = least_memory(arch, chip, stack, run, n, request)
+            if need is not None and need <= chip.hbm_bytes:
+                return n
+        n *= 2
+    return None

@@ -8,6 +8,7 @@ missing or malformed key gets the same one-line error, naming the config key.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from moebench.errors import InputError
@@ -41,7 +42,12 @@ class _Config:
 
 
 def _base(c: _Config, source: str) -> dict[str, Any]:
-    name = str(c.data.get("_name_or_path") or c.data.get("model_type")).split("/")[-1].lower()
+    # Named after the checkpoint (name_or_path) or the file, never after the model type: two
+    # configs of one type are different models.
+    named = c.data.get("_name_or_path") or c.data.get("name_or_path")
+    name = str(named or Path(c.where).stem).split("/")[-1].lower()
+    if name == "config":  # a bare config.json: its folder says which model it is
+        name = Path(c.where).resolve().parent.name.lower() or name
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in name).strip("-._")
     return {
         "name": safe or "hf-model",
@@ -159,7 +165,15 @@ MAPPERS: dict[str, Callable[[_Config], dict[str, Any]]] = {
 
 
 def spec_from_hf_config(data: dict[str, Any], where: str) -> ModelSpec:
-    """A validated ModelSpec from a parsed Hugging Face config.json."""
+    """A validated ModelSpec from a parsed Hugging Face config.json (a multimodal wrapper's
+    language model is read from its ``text_config``)."""
+    text = data.get("text_config")
+    if isinstance(text, dict) and text.get("model_type") in MAPPERS:
+        inner = dict(text)
+        for key in ("_name_or_path", "name_or_path", "tie_word_embeddings"):
+            if key in data and key not in inner:
+                inner[key] = data[key]
+        data = inner
     model_type = data.get("model_type")
     if model_type not in MAPPERS:
         supported = ", ".join(sorted(MAPPERS))

@@ -41,13 +41,13 @@ class StackOptionsSpec(Record):
 
 
 class Pricing(Record):
-    mode: Literal["rental", "ownership"]
+    basis: Literal["ling", "rental", "ownership"] = Field(
+        description="one price basis for every chip: the Ling report's fair cost (devices A-E "
+                    "only), rental prices, or ownership (purchase amortised + power)")
     currency: Currency
     cny_per_usd: Figure
-    use_ling_fair_cost: bool = Field(
-        description="price chips matched to a Ling device at the Ling report's fair cost")
     prices: dict[str, MoneyFigure] = Field(
-        default_factory=dict, description="explicit rental prices per chip, with sources")
+        default_factory=dict, description="rental prices per chip on the rental basis")
     pue: Figure
     electricity_per_kwh: MoneyFigure
     amortisation_years: Figure

@@ -120,6 +120,15 @@ class StackMemorySpec(Record):
     reserve_gb: Figure = Field(description="runtime, communication buffers, fragmentation")
 
 
+class ValidationSummary(Record):
+    """How well the stack predicts measured runs (written by calibration), for caveats."""
+
+    runs: int = Field(ge=0)
+    loo_mean_abs_error: float | None = Field(default=None, ge=0)
+    target: float = Field(gt=0, description="the error a stack should stay within")
+    note: str = Field(min_length=3)
+
+
 class StackSpec(Record):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     display_name: str
@@ -132,6 +141,7 @@ class StackSpec(Record):
     overlap: OverlapSpec
     collectives: CollectiveSpec
     memory: StackMemorySpec
+    validation: ValidationSummary | None = None
 
 
 Num = Any  # float, or a numpy array (uncertainty samples, calibration candidates)

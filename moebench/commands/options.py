@@ -1,0 +1,52 @@
+"""Command-line options applied to a scenario (compare, sweep, estimate, explain)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from moebench.errors import InputError
+from moebench.inputs.scenario import ScenarioSpec
+from moebench.inputs.schema import validate
+
+_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+
+
+def parse_tokens(text: str, option: str = "--tokens") -> float:
+    """'1T', '500B', '1.5e12', '800M' as a number of tokens."""
+    raw = text.strip().upper().replace("_", "").replace(",", "")
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:E[+-]?[0-9]+)?)([KMBGTP]?)", raw)
+    if not match:
+        raise InputError(option, None,
+                         f"expected a count like 1T, 500B or 1.5e12, got {text!r}")
+    value = float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(option, None, f"must be a positive number, got {text!r}")
+    return value
+
+
+def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
+    """A copy of the scenario with the command line's options applied (None = keep)."""
+    data = sc.model_dump()
+    for key, value in opts.items():
+        if value is None:
+            continue
+        if key == "cny_per_usd":
+            data["pricing"]["cny_per_usd"] = {
+                "value": value, "kind": "estimate", "low": value, "high": value,
+                "source": "command line --fx-rate"}
+        elif key in ("currency", "basis"):
+            data["pricing"][key] = value
+        elif key == "plan":
+            data["plan"].update({k: v for k, v in value.items() if v is not None})
+        elif key == "run_changes":
+            for name, v in value.items():
+                if name == "expert_imbalance":
+                    data[name] = {**data[name], "value": v, "low": v, "high": v,
+                                  "source": f"command line --set run.{name}"}
+                else:
+                    data[name] = v
+        else:
+            data[key] = value
+    return validate(ScenarioSpec, data, "command line")
