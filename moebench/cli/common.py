@@ -16,13 +16,21 @@ from moebench.commands.report import OutputFormat, Report, emit
 from moebench.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
-# A terminal sets its own width; piped output gets room for the widest table.
-out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
-FormatOpt = Annotated[OutputFormat, typer.Option(
-    "--format", "-f", help="Output: table, json, csv or markdown.", case_sensitive=False)]
+
+def console() -> Console:
+    """Standard output: a terminal's own width, else COLUMNS, else room for the widest table
+    (so piped output is not cut to 80 columns)."""
+    columns = os.environ.get("COLUMNS", "")
+    width = None if sys.stdout.isatty() else int(columns) if columns.isdigit() else 200
+    return Console(soft_wrap=False, width=width)
+
+FormatOpt = Annotated[OutputFormat | None, typer.Option(
+    "--format", "-f", help="Output: table, json, csv, markdown or parquet (default: the "
+                           "--output file's extension, else table).", case_sensitive=False)]
 OutputOpt = Annotated[Path | None, typer.Option(
-    "--output", "-o", help="Write to this file (whole or not at all) instead of stdout.",
+    "--output", "-o", help="Write to this file (whole or not at all) instead of stdout, as its "
+                           "extension says: .csv, .json, .md, .parquet; else a text table.",
     dir_okay=False)]
 
 
@@ -48,8 +56,8 @@ def cli_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def show(report: Report, fmt: OutputFormat, output: Path | None = None) -> None:
-    emit(report, fmt, output, out)
+def show(report: Report, fmt: OutputFormat | None, output: Path | None = None) -> None:
+    emit(report, fmt, output, console())
 
 
 SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")]

@@ -9,7 +9,6 @@ import typer
 
 from moebench.cli.app import app
 from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
-from moebench.commands.report import OutputFormat
 from moebench.errors import InputError
 
 
@@ -61,7 +60,7 @@ def compare(
     = None,
     plot: Annotated[Path | None, typer.Option(
         help="Write cost and days per chip as bars: FILE.png or FILE.svg.")] = None,
-    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Cost and speed of training on each chip, each on its own best plan.
 

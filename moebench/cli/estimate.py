@@ -32,7 +32,7 @@ from moebench.cli.common import (
     VppOpt,
     _inputs,
     cli_errors,
-    out,
+    console,
     show,
 )
 from moebench.commands.report import OutputFormat
@@ -50,7 +50,7 @@ def estimate(
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None,
-    set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Predict step time, throughput, MFU and memory for one model, chip and cluster.
 
@@ -86,7 +86,7 @@ def explain(
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None,
-    set_: SetOpt = None, fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
 
@@ -110,8 +110,8 @@ def explain(
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)
-    if fmt is OutputFormat.table and output is None:
-        out.print(rich_view(ex))
+    if fmt in (None, OutputFormat.table) and output is None:
+        console().print(rich_view(ex))
     else:
         show(explanation_report(ex), fmt, output)
 

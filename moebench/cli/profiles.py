@@ -9,13 +9,12 @@ import typer
 
 from moebench.cli.app import models_app, profiles_app
 from moebench.cli.common import FormatOpt, OutputOpt, SeqLenOpt, cli_errors, show
-from moebench.commands.report import OutputFormat
 from moebench.errors import InputError
 
 
 @profiles_app.command("list")
 @cli_errors
-def profiles_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -> None:
+def profiles_list(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """List the shipped hardware profiles.
 
     Example: moebench profiles list --format csv
@@ -29,7 +28,7 @@ def profiles_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None)
 @cli_errors
 def profiles_show(
     name: Annotated[str, typer.Argument(help="Catalog name (h800) or hardware YAML path.")],
-    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Show every figure of one hardware profile with its kind and source.
 
@@ -46,26 +45,33 @@ def profiles_check(
     paths: Annotated[list[Path] | None, typer.Argument(
         help="Profile files (hardware, model or scenario YAML, or config.json); "
              "all shipped profiles when none given.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Fail (exit 2) on warnings too, for CI.")] = False,
 ) -> None:
     """Validate profile files: exit 0 when all are valid, 2 otherwise (one line per problem).
+    Warns on figures outside their plausible range (a unit slip) and on a Ling price a copied
+    profile would inherit.
 
-    Example: moebench profiles check my-chip.yaml
+    Example: moebench profiles check my-chip.yaml --strict
     """
     from moebench.commands.inspect_profiles import check_files, shipped_profile_files
 
     files = list(paths) if paths else shipped_profile_files()
-    problems = check_files(files)
+    problems, warnings = check_files(files)
     for line in problems:
         typer.echo(f"error: {line}", err=True)
-    if problems:
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
+    if problems or (strict and warnings):
         raise typer.Exit(2)
-    print(f"ok: {len(files)} profile file(s) valid")
+    note = f", {len(warnings)} warning(s)" if warnings else ""
+    print(f"ok: {len(files)} profile file(s) valid{note}")
 
 
 
 @models_app.command("list")
 @cli_errors
-def models_list(fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None) -> None:
+def models_list(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
     """List the shipped model profiles with their parameter counts.
 
     Example: moebench models list
@@ -85,7 +91,7 @@ def models_show(
     model: Annotated[str, typer.Argument(
         help="Catalog name, model YAML path, or Hugging Face config.json path.")],
     seq_len: SeqLenOpt = 4096,
-    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Parameter counts and forward FLOPs per token by component.
 

@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 
 from moebench.cli.app import app
-from moebench.cli.common import FormatOpt, cli_errors, show
-from moebench.commands.report import OutputFormat
+from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
 from moebench.errors import InputError
 
 
@@ -34,10 +33,8 @@ def sweep(
     plot_metric: Annotated[str, typer.Option(
         help="cost_per_1e12_tokens, mfu, tokens_per_s_per_chip or days.")]
     = "cost_per_1e12_tokens",
-    fmt: FormatOpt = OutputFormat.table,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the results: .csv or .parquet as data, else --format.",
-        dir_okay=False)] = None,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
 ) -> None:
     """Best plan at every point of a grid, over chips and models.
 
@@ -45,8 +42,8 @@ def sweep(
     --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
     """
     from moebench.commands.options import apply_options
-    from moebench.commands.report import Report
-    from moebench.commands.sweep import parse_vary, run_sweep
+    from moebench.commands.report import Report, records
+    from moebench.commands.sweep import parse_vary, run_sweep, typed_grid
     from moebench.inputs.scenario import load_scenario
 
     if workers < 1 or workers > 256:
@@ -86,15 +83,15 @@ def sweep(
         from moebench.commands.plots import plot_sweep
 
         plot_sweep(df, next(iter(grid)), plot_metric, title, plot)
-    report = Report(f"Sweep: {title}", df, {"scenario": sc.name, "varied": grid,
-                                           "rows": df.to_dict("records")},
-                    [f"{len(df)} points; best plan per point; costs in {sc.pricing.currency}"])
-    if output is not None and output.suffix.lower() in (".csv", ".parquet"):
-        from moebench.commands.report import write_dataframe
-
-        write_dataframe(df, output)
-        show(report, fmt, None)
-    else:
-        show(report, fmt, output)
+    report = Report(f"Sweep: {title}", df, {"scenario": sc.name, "varied": typed_grid(grid),
+                                           "rows": records(df)},
+                    [f"{len(df)} points; best plan per point; costs in {sc.pricing.currency}"],
+                    hidden=("currency",) + (("model",) if df["model"].nunique() == 1 else ()),
+                    labels={"num_chips": "chips", "cost_per_1e12_tokens": "cost/1e12 tok",
+                            "tokens_per_s_per_chip": "tok/s/chip", "step_time_s": "step s",
+                            "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours"},
+                    optional=("fits_memory", "goodput", "memory_gib_per_chip", "step_time_s",
+                              "chip_hours", "tokens_per_s_per_chip", "status", "cost", "mfu"))
+    show(report, fmt, output)
 
 

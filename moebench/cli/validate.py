@@ -9,7 +9,6 @@ import typer
 
 from moebench.cli.app import app
 from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
-from moebench.commands.report import OutputFormat
 from moebench.errors import InputError
 
 DataOpt = Annotated[Path | None, typer.Option(
@@ -26,7 +25,7 @@ def validate(
     max_run_error: Annotated[float | None, typer.Option(
         "--max-run-error", help="Exit 1 if any run's leave-one-out speed error exceeds this "
                                 "many percent.")] = None,
-    fmt: FormatOpt = OutputFormat.table, output: OutputOpt = None,
+    fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Predict measured training runs three ways (physics only, calibrated, leave-one-out)
     and report the error per run, per vendor and per dense/MoE group.
@@ -70,7 +69,7 @@ def calibrate(
     exact_loo: Annotated[bool, typer.Option(
         "--exact-loo", help="Refit every leave-one-out fold from scratch (slow) instead of one "
                             "Gauss-Newton step from the full fit.")] = False,
-    fmt: FormatOpt = OutputFormat.table,
+    fmt: FormatOpt = None,
 ) -> None:
     """Fit named, bounded stack parameters to measured runs and write the fitted stack.
 

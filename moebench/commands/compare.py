@@ -85,7 +85,7 @@ def parse_entry(entry: str) -> tuple[str, str | None]:
 
 
 def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
-         status: str = "ok") -> CompareRow:
+         req: PlanRequest, status: str = "ok") -> CompareRow:
     """The row of a chip on its chosen plan (or the reason there is none)."""
     base: dict[str, Any] = {
         "model": arch.name, "chip": e.chip.name, "entry": e.name, "stack": res.stack.name,
@@ -93,9 +93,10 @@ def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
         "price_basis": sc.pricing.basis}
     est = estimate_from(res)
     if res.best is None:
-        return _empty(base, f"no plan fits: the fastest needs {est.memory_gib_per_chip:.0f} "
-                            f"GiB of {est.memory_capacity_gib:.0f} GiB per chip",
-                      est.memory_gib_per_chip)
+        from moebench.commands.estimate import why_nothing_fits
+
+        why = why_nothing_fits(arch, e.chip, res.stack, e.run, n, req)
+        return _empty(base, f"no plan fits: {why}", est.memory_gib_per_chip)
     econ = economics(e.chip, e.spec, sc, n, est.step_time_s,
                      float(res.steps.memory.checkpoint[res.best]), nominal)
     price = econ["price"]
@@ -150,9 +151,15 @@ def _stable_hash(text: str) -> int:
     return h
 
 
-def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]]) -> list[Entry]:
-    """Every chip entry loaded once, with its overrides, stack and run."""
+def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
+             ) -> tuple[list[Entry], list[str]]:
+    """Every chip entry loaded once, with its overrides, stack and run; and the warnings
+    ``profiles check`` would give on the hardware files (a unit slip, an inherited Ling
+    price), so a comparison shows them too."""
+    from moebench.inputs.plausible import implausible_figures, inherited_ling_price
+
     entries = []
+    warnings: list[str] = []
     known_chips = {parse_entry(e)[0] for e in sc.chips} | set(sc.chips)
     for key in overrides:
         if key != "*" and key not in known_chips:
@@ -163,7 +170,11 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]]) -> list[Ent
         split = split_overrides({**overrides.get("*", {}), **overrides.get(chip_name, {}),
                                  **overrides.get(name, {})})
         check_price_overrides(split.hardware, sc.pricing.basis, chip_name)
-        spec = load_spec(catalog.resolve("hardware", chip_name, "--chips"), split.hardware)
+        path = catalog.resolve("hardware", chip_name, "--chips")
+        spec = load_spec(path, split.hardware)
+        warnings += implausible_figures(spec, str(path))
+        if sc.pricing.basis == "ling":
+            warnings += inherited_ling_price(spec, path)
         chip = chip_from_spec(spec)
         stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
         check_vendor(stack_spec, chip.vendor, chip.name)
@@ -176,7 +187,7 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]]) -> list[Ent
         if labels.count(label) > 1:
             raise InputError("--chips", None, f"two chip entries resolve to {label[0]} on "
                              f"{label[1]}: give hardware files distinct names")
-    return entries
+    return entries, warnings
 
 
 def _models(sc: ScenarioSpec) -> list[ModelArch]:
@@ -203,7 +214,7 @@ def run_comparison(
     if deadline_days is not None and not (deadline_days > 0 and math.isfinite(deadline_days)):
         raise InputError("--deadline-days", None, f"must be a positive number, got {deadline_days}")
     overrides = overrides or {}
-    entries = _entries(sc, overrides)
+    entries, warnings = _entries(sc, overrides)
     rows: list[CompareRow] = []
     sample_arrays: dict[tuple[str, str], dict[str, Any]] = {}
     req = PlanRequest(**sc.plan.model_dump())
@@ -231,13 +242,14 @@ def run_comparison(
                     "currency": sc.pricing.currency, "price_basis": sc.pricing.basis},
                     exc.message, None))
                 continue
-            row = _row(arch, e, sc, n, res, status)
+            row = _row(arch, e, sc, n, res, req, status)
             if samples and row.fits_memory:
                 sample_arrays[(arch.name, e.name)] = _sampled(arch, e, sc, res, samples, seed)
             rows.append(row)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
-    return Comparison(scenario=sc, assumptions=assumptions(sc, overrides, deadline_days),
-                      rows=rows)
+    return Comparison(scenario=sc, rows=rows,
+                      assumptions={**assumptions(sc, overrides, deadline_days),
+                                   "warnings": warnings})
 
 
 def _deadline(arch: ModelArch, e: Entry, stack: Any, sc: ScenarioSpec, req: PlanRequest,

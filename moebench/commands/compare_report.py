@@ -82,22 +82,28 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     cur = a["currency"]
     caveats = stack_caveats(cmp.rows)
     rows = []
+    display: dict[str, list[str]] = {"chip": [], "cost_ratio": [], "days": []}
     for r in cmp.rows:
         mark = caveats.get(r.stack, ("", ""))[0]
         row: dict[str, Any] = {
-            "model": r.model, "chip": f"{r.entry}{mark}", "num_chips": r.num_chips,
+            "model": r.model, "chip": r.entry, "num_chips": r.num_chips,
             "precision": r.precision, "plan": plan_text(r.plan) if r.plan else r.status,
             "step_time_s": r.step_time_s, "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
             "mfu": r.mfu, "memory_gib_per_chip": r.memory_gib_per_chip, "days": r.days,
             "chip_hours": r.chip_hours, "goodput": r.goodput,
             "price_per_chip_hour": r.price_per_chip_hour, "cost": r.cost,
             "currency": r.currency, "cost_ratio": r.cost_ratio, "energy_mwh": r.energy_mwh,
+            "stack": r.stack, "validation_caveat": mark or None,
         }
+        display["chip"].append(f"{r.entry}{mark}")
         if uncertainty:
-            row["cost_ratio"] = _with_interval(r.cost_ratio, r.intervals.get("cost_ratio"),
-                                               ".2f")
-            row["days"] = _with_interval(r.days, r.intervals.get("days"), ".1f")
+            for key, fmt in (("cost_ratio", ".2f"), ("days", ".1f")):
+                iv = r.intervals.get(key)
+                row[f"{key}_p05"], row[f"{key}_p95"] = iv if iv else (None, None)
+                display[key].append(_with_interval(row[key], iv, fmt))
         rows.append(row)
+    if not uncertainty:
+        del display["cost_ratio"], display["days"]
     df = pd.DataFrame(rows)
     if len({r.model for r in cmp.rows}) == 1:
         df = df.drop(columns=["model"])
@@ -125,6 +131,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     if missing:
         footer.append("no price: " + "; ".join(missing))
     footer += [text for _, text in caveats.values()]
+    footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:
         footer.append("intervals: 5th-95th percentile over the ranges of estimated and "
                       "calibrated figures")
@@ -135,4 +142,11 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
               "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours",
               "price_per_chip_hour": f"{cur}/h", "cost": f"cost {cur}", "cost_ratio": "ratio",
               "energy_mwh": "MWh"}
-    return Report(title(cmp), df, payload, footer, labels=labels, hidden=("currency",))
+    hidden = ("currency", "stack", "validation_caveat", "cost_ratio_p05", "cost_ratio_p95",
+              "days_p05", "days_p95")
+    # A narrow terminal keeps chip, plan, days, cost and ratio longest.
+    optional = ("energy_mwh", "goodput", "step_time_s", "memory_gib_per_chip",
+                "price_per_chip_hour", "tokens_per_s_per_chip", "precision", "num_chips",
+                "chip_hours", "mfu")
+    return Report(title(cmp), df, payload, footer, labels=labels, hidden=hidden,
+                  display=display, optional=optional)

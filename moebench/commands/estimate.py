@@ -115,15 +115,18 @@ def estimate(
     """Search (or evaluate the fixed plan) and return the chosen plan's estimate."""
     result = search(arch, chip, stack, run, num_chips, request)
     if not result.fits and not allow_oom:
-        req = request or PlanRequest()
-        need = least_memory(arch, chip, stack, run, num_chips, req) or 0.0
-        bigger = smallest_fitting_cluster(arch, chip, stack, run, req, num_chips)
-        where = (f"the smallest cluster where a plan fits is {bigger:,} chips" if bigger
-                 else "no cluster up to a million chips fits it")
-        raise InputError(
-            "plan", None,
-            f"no plan fits in memory for {arch.name} on {num_chips:,} x {chip.name}: the plan "
-            f"needing least memory needs {need / GIB:.1f} GiB of "
-            f"{float(chip.hbm_bytes) / GIB:.1f} GiB per chip; {where} (or use --allow-oom)",
-        )
+        why = why_nothing_fits(arch, chip, stack, run, num_chips, request or PlanRequest())
+        raise InputError("plan", None, f"no plan fits in memory for {arch.name} on "
+                                       f"{num_chips:,} x {chip.name}: {why} (or use --allow-oom)")
     return estimate_from(result), result
+
+
+def why_nothing_fits(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
+                     num_chips: int, request: PlanRequest) -> str:
+    """What the plan needing least memory needs, and the smallest cluster where one fits."""
+    need = least_memory(arch, chip, stack, run, num_chips, request) or 0.0
+    bigger = smallest_fitting_cluster(arch, chip, stack, run, request, num_chips)
+    where = (f"the smallest cluster where a plan fits is {bigger:,} chips" if bigger
+             else "no cluster up to a million chips fits it")
+    return (f"the plan needing least memory needs {need / GIB:.1f} GiB of "
+            f"{float(chip.hbm_bytes) / GIB:.1f} GiB per chip; {where}")

@@ -9,7 +9,7 @@ import numpy as np
 
 from moebench.commands.estimate import Estimate, estimate_from
 from moebench.commands.setup import JobInputs, Overrides, load_chip_and_stack
-from moebench.engine.search import SearchResult, search
+from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
 
@@ -54,6 +54,8 @@ class Explanation:
     bottleneck: str
     sensitivities: list[dict[str, Any]]
     overrides: dict[str, str] = field(default_factory=dict)
+    unusual: list[str] = field(default_factory=list)
+    """Choices that differ from common practice, each with the reason the search made it."""
 
 
 PLAN_LABELS = {"tp": "TP", "pp": "PP", "vpp": "VPP", "ep": "EP", "etp": "ETP", "cp": "CP",
@@ -77,6 +79,9 @@ def _why_slower(best: Estimate, other: Estimate) -> str:
         return (f"{changes}: does not fit, needs {other.memory_gib_per_chip:.1f} of "
                 f"{other.memory_capacity_gib:.1f} GiB")
     slower = other.step_time_s / best.step_time_s - 1
+    if slower < 0:
+        return (f"{changes}: {100 * -slower:.2f}% faster, a tie within {100 * TIE_BAND:g}% "
+                f"(the model's error is larger), passed over for {_less_conventional(best, other)}")
     if slower < TIE:
         return f"{changes}: as fast ({100 * slower:.2f}% slower), ranked after it"
     diffs = {k: other.breakdown_s.get(k, 0.0) - best.breakdown_s.get(k, 0.0)
@@ -85,6 +90,68 @@ def _why_slower(best: Estimate, other: Estimate) -> str:
                    key=lambda k: -diffs[k])[:2]
     items = " and ".join(f"{LABELS.get(k, k)} +{diffs[k]:.3g} s" for k in worse)
     return f"{changes}: slower by {100 * slower:.1f}%" + (f", {items}" if items else "")
+
+
+def _less_conventional(best: Estimate, other: Estimate) -> str:
+    """The first field of the search's convention where ``other`` is the less usual plan."""
+    for name, words in CONVENTION:
+        b, o = best.plan[name], other.plan[name]
+        rank = {"none": 0, "selective": 1, "full": 2}
+        b, o = rank.get(b, b), rank.get(o, o)
+        if o != b:
+            return f"{words} ({PLAN_LABELS[name]} {other.plan[name]})"
+    return "ranking after it"
+
+
+# Below this context length, context parallelism is unusual (it exists for long sequences).
+LONG_CONTEXT = 16384
+
+
+def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> str:
+    """Why the search did not take the fastest fitting plan among ``mask``."""
+    steps = result.steps
+    ok = np.flatnonzero(mask & steps.fits)
+    if ok.size == 0:
+        need = float(steps.memory.total[mask].min()) / 2**30 if mask.any() else float("nan")
+        cap = float(result.chip.hbm_bytes) / 2**30
+        return (f"no plan {what} fits memory (the lightest needs {need:.1f} of {cap:.1f} GiB)"
+                if mask.any() else f"no valid plan {what}")
+    other = int(ok[np.argmin(steps.step_time[ok])])
+    slower = float(steps.step_time[other] / steps.step_time[best] - 1)
+    if slower >= 0:
+        return f"the fastest plan {what} is {100 * slower:.1f}% slower"
+    p = result.plans
+    field_, words = next(((f, w) for f, w in CONVENTION
+                          if getattr(p, f)[other] != getattr(p, f)[best]), ("", "other choices"))
+    uses = f" ({PLAN_LABELS[field_]} {getattr(p, field_)[other]})" if field_ else ""
+    return (f"the fastest plan {what} is {100 * -slower:.2f}% faster, a tie within "
+            f"{100 * TIE_BAND:g}%, passed over because it needs {words}{uses}")
+
+
+def unusual_choices(result: SearchResult) -> list[str]:
+    """The chosen plan's departures from common practice, with the search's reason for each."""
+    if result.best is None:
+        return []
+    b, p = result.best, result.plans
+    notes = []
+    if p.cp[b] > 1 and result.run.seq_len < LONG_CONTEXT:
+        notes.append(f"context parallelism (CP{p.cp[b]}) at a {result.run.seq_len:,}-token "
+                     f"context, where it is usually left off: "
+                     + _against(result, b, p.cp == 1, "without CP"))
+    if p.recompute[b] == 2:
+        notes.append("full recompute, which spends about a third more compute: "
+                     + _against(result, b, p.recompute < 2, "with less recompute"))
+    moe = result.arch.spec.moe is not None
+    if moe and p.ep[b] == 1:
+        notes.append("no expert parallelism for an MoE model: "
+                     + _against(result, b, p.ep > 1, "with EP > 1"))
+    depth = int(p.pp[b] * p.vpp[b])
+    if depth > result.arch.spec.num_layers / 2:
+        notes.append(f"{depth} pipeline chunks for {result.arch.spec.num_layers} layers "
+                     "(two layers or fewer per chunk): "
+                     + _against(result, b, p.pp * p.vpp <= result.arch.spec.num_layers / 2,
+                                "with fewer chunks"))
+    return notes
 
 
 def bottleneck_words(est: Estimate) -> str:
@@ -142,4 +209,4 @@ def explain(result: SearchResult, job: JobInputs) -> Explanation:
                              "why_not": _why_slower(best, other)})
     sens = sensitivities(job, result.num_chips, total)
     return Explanation(best, split, mem, alternatives[:ALTERNATIVES], bottleneck_words(best),
-                       sens, job.overrides.shown)
+                       sens, job.overrides.shown, unusual_choices(result))

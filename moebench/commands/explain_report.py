@@ -30,9 +30,10 @@ def explanation_report(ex: Explanation) -> Report:
     payload = {"estimate": est.as_dict(), "time_split": ex.time_split,
                "memory_split": ex.memory_split, "alternatives": ex.alternatives,
                "bottleneck": ex.bottleneck, "sensitivities": ex.sensitivities,
-               "overrides": ex.overrides}
+               "overrides": ex.overrides, "unusual": ex.unusual}
     footer = [f"chosen plan: {plan_text(est.plan)}; step {est.step_time_s:.3g} s; "
               f"MFU {est.mfu:.3f}", ex.bottleneck]
+    footer += [f"unusual: {u}" for u in ex.unusual]
     footer += [f"runner-up {plan_text(a['plan'])}: {a['why_not']}" for a in ex.alternatives]
     if ex.overrides:
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in ex.overrides.items()))
@@ -77,7 +78,11 @@ def rich_view(ex: Explanation) -> Group:
     for s in ex.sensitivities:
         change = s["step_time_change"]
         sens.add_row(s["figure"], s["field"], "-" if change is None else f"{100 * change:+.1f}%")
-    parts: list = [head, time, mem, alt, sens]
+    parts: list = [head]
+    if ex.unusual:
+        parts.append(Text("\n".join(["Unusual for this plan, and why the search chose it:"]
+                                    + [f"  - {u}" for u in ex.unusual])))
+    parts += [time, mem, alt, sens]
     if ex.overrides:
         parts.append(Text("overridden: " + ", ".join(f"{k}={v}" for k, v in ex.overrides.items())))
     return Group(*parts)

@@ -40,7 +40,9 @@ def hardware_list() -> Report:
     df = pd.DataFrame(rows)
     return Report("Hardware profiles", df, {"hardware": rows},
                   ["TFLOPS are dense (no sparsity); link bandwidths per chip, one direction.",
-                   "Ling devices are inferred matches, not stated by Ant."])
+                   "Ling devices are inferred matches, not stated by Ant."],
+                  optional=("chip", "currency", "ling_device", "tdp_w", "vendor", "domain",
+                            "rental_per_hour", "scale_out_gb_per_s", "fp8_tflops"))
 
 
 def _figures(node: BaseModel, prefix: str = "") -> list[dict[str, Any]]:
@@ -74,22 +76,28 @@ def hardware_show(name_or_path: str) -> Report:
 
 def _kind_of(path: Path, data: dict[str, Any]) -> str:
     parts = set(path.parts)
-    for kind in ("hardware", "models", "scenarios"):
+    for kind in ("hardware", "models", "scenarios", "stacks"):
         if kind in parts:
             return kind
     if "compute" in data:
         return "hardware"
+    if "kernels" in data and "collectives" in data:
+        return "stacks"
     if "model_type" in data or "num_layers" in data:
         return "models"
     return "scenarios"
 
 
-def check_files(paths: list[Path]) -> list[str]:
-    """One line per problem in the given profile files (empty when all are valid)."""
+def check_files(paths: list[Path]) -> tuple[list[str], list[str]]:
+    """One line per problem in the given profile files (empty when all are valid), and one per
+    warning: a figure outside its plausible range, an inherited Ling price."""
     from moebench.inputs.hf_config import spec_from_hf_config
+    from moebench.inputs.plausible import implausible_figures, inherited_ling_price
     from moebench.inputs.scenario import ScenarioSpec
+    from moebench.inputs.stack import StackSpec
 
     problems: list[str] = []
+    warnings: list[str] = []
     for path in paths:
         try:
             data = load_mapping(path)
@@ -98,19 +106,23 @@ def check_files(paths: list[Path]) -> list[str]:
                 spec_from_hf_config(data, str(path))
                 continue
             classes: dict[str, type[BaseModel]] = {
-                "hardware": HardwareSpec, "models": ModelSpec, "scenarios": ScenarioSpec}
+                "hardware": HardwareSpec, "models": ModelSpec, "scenarios": ScenarioSpec,
+                "stacks": StackSpec}
             cls = classes[kind]
             found = validation_problems(cls, data)
             problems += [f"{path}: {field}: {msg}" for field, msg in found]
             if not found and kind == "hardware":
-                fp8_consistent(HardwareSpec.model_validate(data), str(path))
+                spec = HardwareSpec.model_validate(data)
+                fp8_consistent(spec, str(path))
+                warnings += implausible_figures(spec, str(path))
+                warnings += inherited_ling_price(spec, path)
         except InputError as exc:
             problems.append(exc.one_line())
-    return problems
+    return problems, warnings
 
 
 def shipped_profile_files() -> list[Path]:
-    return [p for kind in ("hardware", "models", "scenarios")
+    return [p for kind in ("hardware", "models", "scenarios", "stacks")
             for p in sorted(catalog.catalog_dir(kind).glob("*.yaml"))]
 
 
@@ -126,7 +138,9 @@ def models_list(archs: list[ModelArch]) -> Report:
             "shared": moe.num_shared_experts if moe else 0, "mtp_depth": s.mtp_depth,
         })
     return Report("Model profiles", pd.DataFrame(rows), {"models": rows},
-                  [COUNTING_NOTE])
+                  [COUNTING_NOTE],
+                  labels={"total_params_b": "total B", "active_params_b": "active B"},
+                  optional=("model", "mtp_depth", "shared", "hidden", "attention"))
 
 
 COUNTING_NOTE = ("Parameter counts include the input embedding and the LM head (once if tied) "

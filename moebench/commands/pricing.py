@@ -60,9 +60,11 @@ def check_price_overrides(hardware_overrides: dict[str, str], basis: str, chip: 
     for key in hardware_overrides:
         if key.startswith(("price.", "ling_device.")) and key not in BASIS_FIELDS[basis]:
             used = BASIS_FIELDS[basis][0]
+            readers = [b for b, keys in BASIS_FIELDS.items() if key in keys]
+            fix = (f"add --price-basis {readers[0]} to price on it" if readers
+                   else "choose the basis with --price-basis")
             raise InputError("--set", f"{chip}:{key}",
-                             f"is not used on the {basis} price basis (it reads {used}); "
-                             "choose the basis with --price-basis")
+                             f"is not used on the {basis} price basis (it reads {used}); {fix}")
 
 
 def chip_price(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, fx: Any,

@@ -31,6 +31,27 @@ class OutputFormat(StrEnum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+    parquet = "parquet"
+
+
+# What ``--output FILE`` writes when ``--format`` is not given, by the file's extension.
+FORMAT_BY_SUFFIX = {".json": OutputFormat.json, ".csv": OutputFormat.csv,
+                    ".md": OutputFormat.markdown, ".markdown": OutputFormat.markdown,
+                    ".parquet": OutputFormat.parquet}
+
+
+def resolve_format(fmt: OutputFormat | None, output: Path | None) -> OutputFormat:
+    """``--format`` if given, else the output file's extension, else a table."""
+    if fmt is not None:
+        chosen = fmt
+    elif output is not None:
+        chosen = FORMAT_BY_SUFFIX.get(output.suffix.lower(), OutputFormat.table)
+    else:
+        chosen = OutputFormat.table
+    if chosen is OutputFormat.parquet and output is None:
+        raise InputError("--format", None,
+                         "parquet is a binary file format; add --output FILE.parquet")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -44,11 +65,20 @@ class Report:
     """Shorter headers for the terminal and Markdown tables, by column."""
     hidden: tuple[str, ...] = ()
     """Columns CSV carries but tables leave out (said in a header or the footer)."""
+    display: dict[str, list[str]] = field(default_factory=dict)
+    """Cell text that tables show instead of a column's values (a mark, an interval)."""
+    optional: tuple[str, ...] = ()
+    """Columns a narrow terminal may leave out, the first given first."""
 
-    def shown(self) -> pd.DataFrame:
-        """The table as people read it: hidden columns dropped, headers relabelled."""
-        df = self.table.drop(columns=[c for c in self.hidden if c in self.table.columns])
-        return df.rename(columns=self.labels)
+    def shown(self, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+        """The table as people read it: hidden (and ``drop``) columns out, display text in,
+        headers relabelled."""
+        df = self.table.copy()
+        for col, cells in self.display.items():
+            if col in df.columns:
+                df[col] = cells
+        out = [c for c in (*self.hidden, *drop) if c in df.columns]
+        return df.drop(columns=out).rename(columns=self.labels)
 
 
 def _plain(value: Any) -> Any:
@@ -62,6 +92,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"non-finite number in output: {value}")
     return value
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: missing values (NaN) become null, numpy scalars Python."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in df.to_dict("records")]
 
 
 def format_cell(value: Any) -> str:
@@ -104,25 +140,64 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rich_table(report: Report) -> Table:
-    shown = report.shown()
-    table = Table(title=report.title, caption="\n".join(report.footer) or None,
+def _grid(report: Report, shown: pd.DataFrame, caption: list[str]) -> Table:
+    """Numbers and names never wrap (a cut number misleads); text with spaces, such as a
+    plan, folds at the spaces when the terminal is narrow."""
+    table = Table(title=report.title, caption="\n".join(caption) or None,
                   caption_justify="left")
     for col in shown.columns:
         numeric = pd.api.types.is_numeric_dtype(shown[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
+        words = not numeric and shown[col].astype(str).str.contains(" ").any()
+        table.add_column(str(col), justify="right" if numeric else "left",
+                         no_wrap=not words, overflow="fold")
     for row in shown.itertuples(index=False):
         table.add_row(*(format_cell(v) for v in row))
     return table
 
 
+def _vertical(report: Report) -> Table:
+    """One block per row, field and value, for terminals too narrow for any grid."""
+    shown = report.shown()
+    table = Table(title=report.title, caption="\n".join(report.footer) or None,
+                  caption_justify="left", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for i, row in enumerate(shown.itertuples(index=False)):
+        if i:
+            table.add_section()
+        for col, value in zip(shown.columns, row, strict=True):
+            table.add_row(str(col), format_cell(value))
+    return table
+
+
+def rich_table(report: Report, width: int = 200) -> Table:
+    """The widest grid that fits ``width`` columns: optional columns leave first (the caption
+    says which), then text folds at spaces; if even that is too wide, a vertical layout."""
+    unbounded = Console(file=io.StringIO(), width=100_000)
+    for n in range(len(report.optional) + 1):
+        dropped = report.optional[:n]
+        names = [report.labels.get(c, c) for c in dropped]
+        caption = report.footer + ([f"left out for width (use a wider terminal or "
+                                    f"--format csv): {', '.join(names)}"] if names else [])
+        table = _grid(report, report.shown(dropped), caption)
+        if unbounded.measure(table).maximum <= width:
+            return table
+    # Folding text (the plan) at spaces is enough when the narrowest such layout fits.
+    if unbounded.measure(table).minimum <= width:
+        return table
+    return _vertical(report)
+
+
 def to_text(report: Report, width: int = 160) -> str:
     buf = io.StringIO()
-    Console(file=buf, width=width, no_color=True, highlight=False).print(rich_table(report))
+    Console(file=buf, width=width, no_color=True, highlight=False).print(
+        rich_table(report, width))
     return buf.getvalue()
 
 
 def render(report: Report, fmt: OutputFormat) -> str:
+    if fmt is OutputFormat.parquet:
+        raise InputError("--format", None, "parquet is written to a file only; use --output")
     return {
         OutputFormat.json: to_json, OutputFormat.csv: to_csv,
         OutputFormat.markdown: to_markdown, OutputFormat.table: to_text,
@@ -133,6 +208,11 @@ def render(report: Report, fmt: OutputFormat) -> str:
 def atomic_target(path: Path, option: str, suffix: str = ".tmp") -> Iterator[str]:
     """A temporary file beside ``path`` to write into; renamed onto ``path`` only if the block
     finishes, removed otherwise, so ``path`` is written whole or not at all."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        # A device or pipe (/dev/null, /dev/stdout, a FIFO): write straight into it; renaming
+        # a file over it would replace the device itself.
+        yield str(path)
+        return
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(option, None, f"folder {folder} does not exist")
@@ -157,11 +237,8 @@ def write_atomic(path: Path, text: str) -> None:
         Path(tmp).write_text(text, encoding="utf-8")
 
 
-def write_dataframe(df: pd.DataFrame, path: Path) -> None:
-    """A DataFrame as CSV or Parquet (by extension), written whole or not at all."""
-    if path.suffix.lower() == ".csv":
-        write_atomic(path, df.to_csv(index=False, lineterminator="\n"))
-        return
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """A DataFrame as Parquet, written whole or not at all."""
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -171,12 +248,19 @@ def write_dataframe(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def emit(report: Report, fmt: OutputFormat, output: Path | None, console: Console) -> None:
-    """Render once; print it, or write it atomically to ``output``."""
+def emit(report: Report, fmt: OutputFormat | None, output: Path | None,
+         console: Console) -> None:
+    """Render once; print it, or write it atomically to ``output`` (in the format its
+    extension says unless ``fmt`` is given) and print one line saying what was written."""
+    fmt = resolve_format(fmt, output)
     if output is not None:
-        write_atomic(output, render(report, fmt))
+        if fmt is OutputFormat.parquet:
+            write_parquet(report.table, output)
+        else:
+            write_atomic(output, render(report, fmt))
+        console.file.write(f"wrote {output}: {len(report.table)} rows as {fmt.value}\n")
         return
     if fmt is OutputFormat.table:
-        console.print(rich_table(report))
+        console.print(rich_table(report, console.width))
     else:
         console.file.write(render(report, fmt))

@@ -91,6 +91,12 @@ def parse_vary(items: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def typed_grid(vary: dict[str, list[str]]) -> dict[str, list[Any]]:
+    """The grid with its values as numbers where numbers are meant (for JSON)."""
+    return {k: [(SCENARIO_FIELDS.get(k) or float)(v) for v in values]
+            for k, values in vary.items()}
+
+
 def _check_hardware_field(key: str, value: str) -> None:
     """A hardware section.field must exist in a profile (typos fail before any point runs)."""
     from moebench.inputs import catalog

@@ -140,7 +140,7 @@ def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
 
 def validation_report(comparisons: list[RunComparison], path: Path | None = None) -> Report:
     rows = [{
-        "run": c.id, "chips": f"{c.num_chips} x {c.chip}", "stack": c.stack,
+        "run": c.id, "num_chips": c.num_chips, "chip": c.chip, "stack": c.stack,
         "metric": c.metric, "measured": c.measured,
         "physics_%": 100 * c.physics_error, "calibrated_%": 100 * c.calibrated_error,
         "loo_%": 100 * c.loo_error,
@@ -163,7 +163,9 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
         footer.append(f"{', '.join(production)}: a whole run's average, with restarts and batch "
                       "ramp-up that the steady-state prediction leaves out")
     return Report("moebench predictions against measured runs", pd.DataFrame(rows), payload,
-                  footer)
+                  footer, labels={"num_chips": "chips", "physics_%": "physics %",
+                                        "calibrated_%": "calib %", "loo_%": "LOO %"},
+                  optional=("metric", "stack", "measured", "physics_%", "num_chips"))
 
 
 def validate(path: Path | None = None,

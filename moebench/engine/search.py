@@ -75,13 +75,34 @@ def search(
     plans = plans.take(keep)
     steps = evaluate(arch, chip, stack, run, plans, memory.take(keep))
     fitting = np.flatnonzero(steps.fits)
-    best = int(fitting[np.argmin(steps.step_time[fitting])]) if fitting.size else None
+    best = choose_plan(plans, steps.step_time, fitting) if fitting.size else None
     shown = best if best is not None else int(np.argmin(steps.step_time))
     return SearchResult(
         arch=arch, chip=chip, stack=stack, run=run, num_chips=num_chips, plans=plans, steps=steps,
         best=best, shown=shown, search_seconds=time.perf_counter() - start,
         candidates=candidates,
     )
+
+
+# Plans within this share of the fastest are ties: the model's error is ten times larger.
+TIE_BAND = 0.01
+# Among ties, what an engineer would pick first: no context parallelism (it exists for long
+# sequences), no recompute (it spends compute to save memory), then the shallowest pipeline,
+# fewest virtual stages and narrowest tensor parallelism (fewer stages to balance, less
+# communication exposed to jitter). Field, and the words explain uses.
+CONVENTION: tuple[tuple[str, str], ...] = (
+    ("cp", "context parallelism"), ("recompute", "recompute"), ("pp", "a deeper pipeline"),
+    ("vpp", "more virtual stages"), ("tp", "wider tensor parallelism"),
+)
+
+
+def choose_plan(plans: PlanArrays, step_time: np.ndarray, fitting: np.ndarray) -> int:
+    """The fitting plan to use: among those within :data:`TIE_BAND` of the fastest, the most
+    conventional (:data:`CONVENTION`, in order), then the fastest."""
+    times = step_time[fitting]
+    near = fitting[times <= times.min() * (1 + TIE_BAND)]
+    keys = [step_time[near]] + [getattr(plans, f)[near] for f, _ in reversed(CONVENTION)]
+    return int(near[np.lexsort(keys)[0]])
 
 
 def prune_recompute(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
