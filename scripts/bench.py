@@ -1,13 +1,17 @@
 """Benchmark of the plan search (speed and memory targets live here, not in timed tests).
 
 Targets (issue 3): at least 1,000,000 plans evaluated per second on one core, and the wall time
-of a full search for DeepSeek-V3 on 2,048 H800s. Run:  python scripts/bench.py
+of a full search for DeepSeek-V3 on 2,048 H800s. Run:  python scripts/bench.py [--json FILE]
+(``--json docs/bench.json`` records the figures that scripts/make_readme.py puts in the README).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import resource
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target says
@@ -31,6 +35,7 @@ def best_of(fn, repeats: int = 5) -> float:
 
 
 def main() -> None:
+    figures: dict[str, float | int | str] = {}
     arch, chip = load_model("deepseek-v3"), load_chip("h800")
     stack = load_stack(None, chip.vendor, chip.name, chip.default_stack)
     run = RunConfig(seq_len=4096, global_batch=15360, precision="fp8")
@@ -39,6 +44,8 @@ def main() -> None:
     t_full = best_of(lambda: search(arch, chip, stack, run, 2048), repeats=15)
     timed = len(search(arch, chip, stack, run, 2048).plans)
     rate = len(plans) / t_full
+    figures.update(candidates=len(plans), timed=timed, search_ms=t_full * 1e3,
+                   plans_per_s=rate, eval_ms=t_eval * 1e3)
     print(f"candidate plans of a full search (DeepSeek-V3, 2048 x H800): {len(plans):,}; "
           f"{timed:,} timed after exact pruning")
     print(f"search (enumeration, memory of every candidate, pruning, step times): "
@@ -48,7 +55,6 @@ def main() -> None:
           f"({len(plans) / t_eval:,.0f} plans/s)")
     # Issue 10 target: the whole command, start-up included, under 2 s.
     import subprocess
-    import sys
 
     cli = [sys.executable, "-m", "moebench.cli", "estimate", "--model", "deepseek-v3", "--chip",
            "h800", "--num-chips", "2048", "--global-batch", "15360", "--precision", "fp8",
@@ -56,6 +62,7 @@ def main() -> None:
     start = time.perf_counter()
     subprocess.run(cli, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
+    figures["estimate_cli_s"] = wall
     print(f"moebench estimate, full DeepSeek-V3 search on 2048 x H800, whole command: "
           f"{wall:.2f} s ({'meets' if wall < 2 else 'MISSES'} the 2 s target)")
     from moebench.commands.compare import run_comparison
@@ -63,6 +70,7 @@ def main() -> None:
 
     sc = load_scenario("ling-plus-1t")
     t_cmp = best_of(lambda: run_comparison(sc), repeats=3)
+    figures["compare_ms"] = t_cmp * 1e3
     print(f"moebench compare default scenario (library call, 6 chips): {t_cmp * 1e3:.0f} ms")
     # Issue 5 target: a sweep of at least 1,000 points over 4 chips within a minute on 2 cores.
     import tempfile
@@ -79,10 +87,18 @@ def main() -> None:
     with open(out) as fh:
         points = sum(1 for _ in fh) - 1
     os.unlink(out)
+    figures.update(sweep_points=points, sweep_s=wall)
     print(f"sweep of {points:,} points over 4 chips, --workers 2: {wall:.1f} s "
           f"({'meets' if wall < 60 else 'MISSES'} the one-minute target)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MiB")
+    figures.update(peak_mib=peak, cpus=os.cpu_count() or 0, python=platform.python_version(),
+                   machine=platform.machine())
+    if "--json" in sys.argv:
+        path = sys.argv[sys.argv.index("--json") + 1]
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(figures, fh, indent=2)
+            fh.write("\n")
 
 
 if __name__ == "__main__":

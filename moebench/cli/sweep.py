@@ -25,6 +25,8 @@ def sweep(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Models, comma-separated.")]
     = None,
     chips: Annotated[str | None, typer.Option(help="Chips, comma-separated.")] = None,
+    price_basis: Annotated[str | None, typer.Option(
+        "--price-basis", help="ling, rental or ownership (default: the scenario's).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     dask_scheduler: Annotated[str | None, typer.Option(
         help="Run the points on an existing Dask cluster (moebench[dask]).")] = None,
@@ -42,10 +44,14 @@ def sweep(
     --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
     """
     from moebench.commands.options import apply_options
+    from moebench.commands.pricing import BASES
     from moebench.commands.report import Report, records
     from moebench.commands.sweep import parse_vary, run_sweep, typed_grid
     from moebench.inputs.scenario import load_scenario
 
+    if price_basis is not None and price_basis not in BASES:
+        raise InputError("--price-basis", None,
+                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
     if workers < 1 or workers > 256:
         raise InputError("--workers", None, f"must be 1..256, got {workers}")
     if plot_metric not in ("cost_per_1e12_tokens", "mfu", "tokens_per_s_per_chip", "days"):
@@ -55,7 +61,8 @@ def sweep(
     sc = apply_options(
         load_scenario(scenario), chips=chip_list,
         baseline=chip_list[0] if chip_list else None,
-        models=None if model is None else [m.strip() for m in model.split(",") if m.strip()])
+        models=None if model is None else [m.strip() for m in model.split(",") if m.strip()],
+        basis=price_basis)
     total = len(sc.models) * len(sc.chips)
     for values in grid.values():
         total *= len(values)
@@ -78,7 +85,8 @@ def sweep(
         if progress is not None:
             progress.stop()
     df.attrs["varied"] = list(grid)
-    title = f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}"
+    title = (f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}; "
+             f"{sc.pricing.basis} prices in {sc.pricing.currency}")
     if plot is not None:
         from moebench.commands.plots import plot_sweep
 

@@ -1,0 +1,318 @@
+"""Regenerate every figure the README shows, from the code, so text and code cannot drift.
+
+The README marks each generated part with ``<!-- gen:NAME -->...<!-- /gen:NAME -->`` (a block
+or a few words inside a sentence); this script runs the commands behind each NAME and rewrites
+what is between the marks. It also redraws docs/compare.png and docs/sweep.png. Speed figures
+come from docs/bench.json, which ``python scripts/bench.py --json docs/bench.json`` writes.
+
+    python scripts/make_readme.py           # rewrite README.md and the plots
+    python scripts/make_readme.py --check   # exit 1, naming the parts, if README.md is stale
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from moebench.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+MARK = re.compile(r"<!-- gen:([\w-]+) -->(.*?)<!-- /gen:\1 -->", re.S)
+# Published figures the README compares with (sources in ../shared/reference and the README).
+ANT_H800_PER_1T_CNY = 6.35e6  # Ling report (arXiv 2503.05139), device D
+ANT_LOW_SPEC_PER_1T_CNY = 5.08e6
+DSV3_PRETRAIN_H800_HOURS = 2.664e6  # DeepSeek-V3 report (arXiv 2412.19437), table 1
+DSV3_PRETRAIN_USD = 5.328e6
+DSV2_H800_HOURS_PER_1T = 172.8e3  # DeepSeek-V2 report (arXiv 2405.04434), section 3.2.3
+DSLLM67B_H800_HOURS_PER_1T = 300.6e3
+LING_DEVICES = ("ascend-910b", "t-head-ppu", "h20", "a100")
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    if result.exit_code not in (0, 1):
+        raise SystemExit(f"make_readme: moebench {' '.join(args)} exited {result.exit_code}:\n"
+                         f"{result.output}")
+    return result.output
+
+
+def cli_json(*args: str) -> Any:
+    return json.loads(cli(*args, "--format", "json"))
+
+
+def _m(x: float) -> str:
+    return f"{x / 1e6:.2f}M"
+
+
+def _pct(x: float, signed: bool = True) -> str:
+    return f"{100 * x:+.0f}%" if signed else f"{100 * x:.1f}%"
+
+
+class Facts:
+    """Every command the README quotes, run once."""
+
+    def __init__(self) -> None:
+        self.compare_md = cli("compare", "--uncertainty", "500", "--format", "markdown")
+        self.compare = cli_json("compare", "--uncertainty", "500")
+        limit = ",".join(f"{c}:hardware-limit" for c in ("h800", *LING_DEVICES))
+        self.limit = cli_json("compare", "--chips", limit)
+        self.dsv3 = cli_json("compare", "--scenario", "deepseek-v3-14.8t")
+        self.dsv3_published = cli_json("estimate", "--scenario", "deepseek-v3-14.8t", "--chip",
+                                       "h800", "--tp", "1", "--pp", "16", "--ep", "64", "--cp",
+                                       "1", "--recompute", "selective", "--allow-oom")
+        self.moe_dense = cli_json("compare", "--model", "deepseek-v2,deepseek-llm-67b",
+                                  "--chips", "h800", "--num-chips", "1024",
+                                  "--global-batch", "4608")
+        self.validate = cli_json("validate")
+        self.explain = cli_json("explain", "--scenario", "ling-plus-1t", "--chip", "h800")
+        bench = ROOT / "docs" / "bench.json"
+        self.bench = json.loads(bench.read_text()) if bench.exists() else None
+
+    def row(self, table: dict[str, Any], entry: str, model: str | None = None) -> dict:
+        return next(r for r in table["rows"] if r["entry"] == entry
+                    and (model is None or r["model"] == model))
+
+
+def compare_table(f: Facts) -> str:
+    return f"\n{f.compare_md.rstrip()}\n"
+
+
+def ling_h800(f: Facts) -> str:
+    h = f.row(f.compare, "h800")
+    return f"{_m(h['cost'])} CNY"
+
+
+def ling_h800_gap(f: Facts) -> str:
+    h = f.row(f.compare, "h800")
+    return _pct(h["cost"] / ANT_H800_PER_1T_CNY - 1)
+
+
+def ling_implied(f: Facts) -> str:
+    h = f.row(f.compare, "h800")
+    hours = ANT_H800_PER_1T_CNY / h["price_per_chip_hour"]
+    tps = 1e12 / (hours * 3600)
+    return (f"{hours / 1e3:.1f}K H800-hours per trillion tokens, about {tps:,.0f} tokens/s per "
+            f"chip; moebench's plan reaches {h['tokens_per_s_per_chip']:,.0f} tokens/s at MFU "
+            f"{h['mfu']:.2f}")
+
+
+def ling_ratios(f: Facts) -> str:
+    lines = ["", "| Ling device | chip profile | cost ratio, calibrated stack (90% interval) | "
+                 "cost ratio, hardware limit | days, calibrated |", "|---|---|---|---|---|"]
+    for entry in LING_DEVICES:
+        r = f.row(f.compare, entry)
+        lim = f.row(f.limit, f"{entry}:hardware-limit")
+        lo, hi = r["intervals"].get("cost_ratio", (r["cost_ratio"], r["cost_ratio"]))
+        dev = r["price_source"].split("device ")[1][0] if "device " in r["price_source"] else "-"
+        lines.append(f"| {dev} | {entry} ({r['stack']}) | {r['cost_ratio']:.2f} "
+                     f"({lo:.2f}-{hi:.2f}) | {lim['cost_ratio']:.2f} | {r['days']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def dsv3(f: Facts) -> str:
+    r = f.row(f.dsv3, "h800")
+    hours = r["chip_hours"]
+    return (f"{hours / 1e6:.2f}M H800-hours, {r['days']:.1f} days, USD {_m(r['cost'])} "
+            f"({_pct(hours / DSV3_PRETRAIN_H800_HOURS - 1)} against the published "
+            f"{DSV3_PRETRAIN_H800_HOURS / 1e6:.3f}M hours; goodput {r['goodput']:.3f}, "
+            f"MFU {r['mfu']:.2f})")
+
+
+def dsv3_published(f: Facts) -> str:
+    e, r = f.dsv3_published, f.row(f.dsv3, "h800")
+    tokens = f.dsv3["assumptions"]["tokens"]
+    hours = tokens / e["tokens_per_s_per_chip"] / 3600 / r["goodput"]
+    return (f"TP1 PP16 EP64 with selective recompute, as published, needs "
+            f"{e['memory_gib_per_chip']:.0f} GiB per chip by moebench's memory model against "
+            f"{e['memory_capacity_gib']:.1f}; forced with `--allow-oom` it gives "
+            f"{hours / 1e6:.2f}M H800-hours ({_pct(hours / DSV3_PRETRAIN_H800_HOURS - 1)})")
+
+
+def _stack_fig(name: str, dotted: str) -> float:
+    from moebench.inputs.stack import load_stack_spec
+
+    section, field = dotted.split(".")
+    return float(getattr(getattr(load_stack_spec(name), section), field).value)
+
+
+def ascend_fit(f: Facts) -> str:
+    att = _stack_fig("mindspeed-ascend", "kernels.attention_fraction")
+    coll = _stack_fig("mindspeed-ascend", "collectives.bandwidth_fraction")
+    return (f"attention at {100 * att:.0f}% of the chip's measured matmul rate and collectives "
+            f"at {100 * coll:.0f}% of the HCCS bus bandwidth")
+
+
+def _group(f: Facts, name: str) -> dict[str, Any]:
+    return next(s for s in f.validate["summary"] if s["group"] == name)
+
+
+def vendor_error(name: str) -> Callable[[Facts], str]:
+    def words(f: Facts) -> str:
+        s = _group(f, name)
+        return f"{s['runs']} runs, {_pct(s['loo_mae'], False)} leave-one-out"
+    return words
+
+
+def savings(f: Facts) -> str:
+    ratios = [f.row(f.compare, e)["cost_ratio"] for e in LING_DEVICES]
+    return f"{100 * (1 - max(ratios)):.0f}-{100 * (1 - min(ratios)):.0f}%"
+
+
+def physics_range(f: Facts) -> str:
+    vals = [s["physics_mae"] for s in f.validate["summary"] if s["group"].startswith("vendor")]
+    return f"{100 * min(vals):.0f}-{100 * max(vals):.0f}%"
+
+
+def moe_dense(f: Facts) -> str:
+    v2 = f.row(f.moe_dense, "h800", "deepseek-v2")
+    dense = f.row(f.moe_dense, "h800", "deepseek-llm-67b")
+    saving = 1 - v2["chip_hours"] / dense["chip_hours"]
+    return (f"{v2['chip_hours'] / 1e3:.1f}K against {dense['chip_hours'] / 1e3:.1f}K chip-hours "
+            f"per trillion tokens, a {100 * saving:.0f}% saving (published "
+            f"{DSV2_H800_HOURS_PER_1T / 1e3:.1f}K against {DSLLM67B_H800_HOURS_PER_1T / 1e3:.1f}K, "
+            f"{100 * (1 - DSV2_H800_HOURS_PER_1T / DSLLM67B_H800_HOURS_PER_1T):.1f}%)")
+
+
+def validation_summary(f: Facts) -> str:
+    lines = ["", "| runs | count | physics only | calibrated (in sample) | leave-one-out | "
+                 "worst leave-one-out |", "|---|---|---|---|---|---|"]
+    for s in f.validate["summary"]:
+        lines.append(f"| {s['group']} | {s['runs']} | {_pct(s['physics_mae'], False)} | "
+                     f"{_pct(s['calibrated_mae'], False)} | **{_pct(s['loo_mae'], False)}** | "
+                     f"{s['worst_loo']} {_pct(s['worst_loo_error'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def validation_outliers(f: Facts) -> str:
+    far = sorted((r for r in f.validate["runs"] if abs(r["loo_error"]) > 0.4),
+                 key=lambda r: -abs(r["loo_error"]))
+    if not far:
+        return "none"
+    return "; ".join(f"{r['id']} ({_pct(r['loo_error'])})" for r in far)
+
+
+def validation_count(f: Facts) -> str:
+    runs = f.validate["runs"]
+    vendors: dict[str, int] = {}
+    for s in f.validate["summary"]:
+        if s["group"].startswith("vendor "):
+            vendors[s["group"][7:]] = s["runs"]
+    return f"{len(runs)} published measured runs (" + ", ".join(
+        f"{n} {v}" for v, n in sorted(vendors.items(), key=lambda kv: -kv[1])) + ")"
+
+
+def stacks_table(f: Facts) -> str:
+    from moebench.inputs.stack import load_stack_spec
+
+    lines = ["", "| stack | chips | fitted on | fitted parameters (90% interval) | "
+                 "leave-one-out error |", "|---|---|---|---|---|"]
+    fields = {"kernels.gemm_fraction": "GEMM", "kernels.attention_fraction": "attention",
+              "host.op_us": "host µs/op", "collectives.bandwidth_fraction": "collectives"}
+    for name in ("megatron-core-nvidia", "mindspeed-ascend", "primus-amd", "generic",
+                 "hardware-limit"):
+        spec = load_stack_spec(name)
+        fitted = []
+        for dotted, label in fields.items():
+            section, field = dotted.split(".")
+            fig = getattr(getattr(spec, section), field)
+            if fig.kind == "calibrated":
+                fitted.append(f"{label} {fig.value:.3g} ({fig.low:.3g}-{fig.high:.3g})")
+        v = spec.validation
+        runs = f"{v.runs} runs" if v and v.runs else "no runs"
+        err = (f"{100 * v.loo_mean_abs_error:.1f}% (target {100 * v.target:.0f}%)"
+               if v and v.loo_mean_abs_error is not None else "-")
+        lines.append(f"| {name} | {spec.vendor} | {runs} | {'; '.join(fitted) or 'none'} | "
+                     f"{err} |")
+    return "\n".join(lines) + "\n"
+
+
+def sensitivity(f: Facts) -> str:
+    parts = [f"{s['figure']} {100 * s['step_time_change']:+.1f}%"
+             for s in f.explain["sensitivities"] if s["step_time_change"] is not None]
+    return ", ".join(parts)
+
+
+def explain_plan(f: Facts) -> str:
+    from moebench.commands.compare_report import plan_text
+
+    e = f.explain["estimate"]
+    return f"{plan_text(e['plan'])}, {e['step_time_s']:.1f} s per step"
+
+
+def speed(f: Facts) -> str:
+    b = f.bench
+    if b is None:
+        return "\n(run `python scripts/bench.py --json docs/bench.json` first)\n"
+    return (f"\n- full DeepSeek-V3 search on 2,048 H800s: {b['candidates']:,} candidate plans, "
+            f"{b['timed']:,} timed after exact pruning, **{b['search_ms']:.0f} ms**, i.e. "
+            f"**{b['plans_per_s'] / 1e6:.2f} million plans/s** (target 1 million/s on one core)\n"
+            f"- `moebench estimate` of that search, whole command with start-up: "
+            f"**{b['estimate_cli_s']:.2f} s** (target under 2 s)\n"
+            f"- `moebench compare` default scenario (6 chips), library call: "
+            f"{b['compare_ms']:.0f} ms\n"
+            f"- `moebench sweep` of {b['sweep_points']:,} points over 4 chips with `--workers 2`: "
+            f"**{b['sweep_s']:.1f} s** (target under a minute)\n"
+            f"- peak resident memory {b['peak_mib']:.0f} MiB; measured on a {b['cpus']}-core "
+            f"{b['machine']} machine, Python {b['python']}\n")
+
+
+GENERATORS: dict[str, Callable[[Facts], str]] = {
+    "compare-table": compare_table, "ling-h800": ling_h800, "ling-h800-gap": ling_h800_gap,
+    "ling-implied": ling_implied, "ling-ratios": ling_ratios, "dsv3": dsv3,
+    "moe-dense": moe_dense, "dsv3-published": dsv3_published, "ascend-fit": ascend_fit,
+    "nvidia-error": vendor_error("vendor NVIDIA"), "amd-error": vendor_error("vendor AMD"),
+    "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
+    "physics-range": physics_range, "validation-summary": validation_summary,
+    "validation-outliers": validation_outliers, "validation-count": validation_count,
+    "stacks-table": stacks_table, "sensitivity": sensitivity, "explain-plan": explain_plan,
+    "speed": speed,
+}
+
+
+def render(text: str, facts: Facts) -> str:
+    unknown = {m.group(1) for m in MARK.finditer(text)} - set(GENERATORS)
+    if unknown:
+        raise SystemExit(f"make_readme: unknown generated parts {sorted(unknown)}")
+
+    def fill(m: re.Match[str]) -> str:
+        return f"<!-- gen:{m.group(1)} -->{GENERATORS[m.group(1)](facts)}<!-- /gen:{m.group(1)} -->"
+
+    return MARK.sub(fill, text)
+
+
+def plots() -> None:
+    cli("compare", "--uncertainty", "500", "--plot", str(ROOT / "docs" / "compare.png"),
+        "--output", "/dev/null")
+    cli("sweep", "--chips", "h800,ascend-910b,mi300x,t-head-ppu,h20,a100", "--price-basis",
+        "rental", "--vary", "num_chips=256,512,1024,2048,4096", "--vary", "seq_len=4096,8192",
+        "--plot", str(ROOT / "docs" / "sweep.png"), "--output", "/dev/null")
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    text = README.read_text(encoding="utf-8")
+    new = render(text, Facts())
+    if check:
+        stale = [name for (name, old), (_, fresh) in zip(
+            ((m.group(1), m.group(2)) for m in MARK.finditer(text)),
+            ((m.group(1), m.group(2)) for m in MARK.finditer(new)), strict=True) if old != fresh]
+        if stale:
+            print(f"README.md is stale in: {', '.join(stale)}; run python scripts/make_readme.py")
+            return 1
+        print("README.md is up to date")
+        return 0
+    README.write_text(new, encoding="utf-8")
+    plots()
+    print("README.md and docs/*.png regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
