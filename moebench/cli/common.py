@@ -104,6 +104,38 @@ DispatcherOpt = Annotated[str | None, typer.Option(
                          "(default: the stack's).")]
 GraphsOpt = Annotated[str | None, typer.Option(
     "--graphs", help="Graph capture: none, partial or full (default: the stack's).")]
+ZeroOpt = Annotated[int | None, typer.Option(
+    "--zero", help="Shard training state over data parallelism: 0 none (DDP), 1 optimizer "
+                   "states (Megatron's distributed optimizer), 2 + gradients, 3 + parameters "
+                   "(searched if omitted).")]
+FsdpOpt = Annotated[bool, typer.Option(
+    "--fsdp", help="Fully shard parameters, gradients and optimizer states (FSDP2, = --zero 3; "
+                   "hybrid with --shard-group).")]
+ShardGroupOpt = Annotated[int | None, typer.Option(
+    "--shard-group", help="Hybrid sharding (HSDP): shard within groups of N data-parallel "
+                          "ranks, replicate across them.")]
+OptStatesOpt = Annotated[str | None, typer.Option(
+    "--optimizer-states", help="Adam moment precision: fp32 (default) or bf16.")]
+
+
+def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:
+    """The plan's sharding from --zero, --fsdp and --shard-group (None: searched)."""
+    from moebench.inputs.run import SHARDING
+
+    if zero is not None and fsdp:
+        raise InputError("--fsdp", None, "give --fsdp or --zero, not both (--fsdp is --zero 3)")
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise InputError("--zero", None, f"expected 0, 1, 2 or 3, got {zero}")
+    if shard_group is not None:
+        if zero is not None and zero != 3:
+            raise InputError("--shard-group", None, "hybrid sharding shards parameters: it "
+                                                    "needs --zero 3 or --fsdp, or neither")
+        return "hsdp"
+    if fsdp:
+        return "zero-3"
+    return None if zero is None else SHARDING[zero]
+
+
 CapacityOpt = Annotated[float | None, typer.Option(
     "--capacity-factor", help="Drop-and-pad routing at this capacity (default: dropless).")]
 

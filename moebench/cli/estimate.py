@@ -12,6 +12,7 @@ from moebench.cli.common import (
     EpOpt,
     EtpOpt,
     FormatOpt,
+    FsdpOpt,
     GbOpt,
     GraphsOpt,
     ImbOpt,
@@ -19,6 +20,7 @@ from moebench.cli.common import (
     MbOpt,
     ModelOpt,
     OomOpt,
+    OptStatesOpt,
     OutputOpt,
     OverlapOpt,
     PpOpt,
@@ -27,12 +29,15 @@ from moebench.cli.common import (
     ScenarioOpt,
     SchedOpt,
     SetOpt,
+    ShardGroupOpt,
     StackOpt,
     TpOpt,
     VppOpt,
+    ZeroOpt,
     _inputs,
     cli_errors,
     console,
+    sharding_choice,
     show,
 )
 from moebench.commands.report import OutputFormat
@@ -49,7 +54,8 @@ def estimate(
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
-    capacity_factor: CapacityOpt = None,
+    capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
+    shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Predict step time, throughput, MFU and memory for one model, chip and cluster.
@@ -68,7 +74,9 @@ def estimate(
         global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
         expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
         capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
-        micro_batch=micro_batch, recompute=recompute, schedule=schedule)
+        micro_batch=micro_batch, recompute=recompute, schedule=schedule,
+        sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
+        optimizer_states=optimizer_states)
     est, _ = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                           allow_oom=allow_oom)
     show(estimate_report(est, job.overrides.shown), fmt, output)
@@ -85,7 +93,8 @@ def explain(
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
-    capacity_factor: CapacityOpt = None,
+    capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
+    shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -106,7 +115,9 @@ def explain(
         global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
         expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
         capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
-        micro_batch=micro_batch, recompute=recompute, schedule=schedule)
+        micro_batch=micro_batch, recompute=recompute, schedule=schedule,
+        sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
+        optimizer_states=optimizer_states)
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

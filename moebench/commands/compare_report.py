@@ -15,6 +15,12 @@ VALIDATION_MARK = "*"
 NO_RUNS_MARK = "**"
 
 
+def sharding_text(plan: dict[str, Any]) -> str:
+    """``zero-1``, or ``hsdp8`` with its shard group."""
+    s = str(plan.get("sharding", "zero-1"))
+    return f"hsdp{plan['shard_group']}" if s == "hsdp" else s
+
+
 def plan_text(plan: dict[str, Any] | None) -> str:
     if not plan:
         return "-"
@@ -28,6 +34,8 @@ def plan_text(plan: dict[str, Any] | None) -> str:
         parts.append(f"rc-{plan['recompute']}")
     if plan["schedule"] != "1f1b":
         parts.append(plan["schedule"])
+    if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid
+        parts.append(sharding_text(plan))
     return " ".join(parts)
 
 

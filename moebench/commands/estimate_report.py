@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from moebench.commands.compare_report import sharding_text
 from moebench.commands.estimate import Estimate
 from moebench.commands.report import Report
 
@@ -12,7 +13,7 @@ def _plan_text(plan: dict[str, object]) -> str:
     return (f"TP{plan['tp']} PP{plan['pp']} VPP{plan['vpp']} EP{plan['ep']} ETP{plan['etp']} "
             f"CP{plan['cp']} "
             f"DP{plan['dp']} mb{plan['micro_batch']} x{plan['num_micro_batches']} "
-            f"{plan['recompute']} {plan['schedule']}")
+            f"{plan['recompute']} {plan['schedule']} {sharding_text(plan)}")
 
 
 def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> Report:

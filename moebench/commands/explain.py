@@ -12,6 +12,7 @@ from moebench.commands.setup import JobInputs, Overrides, load_chip_and_stack
 from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
+from moebench.inputs.run import SHARDING
 
 # Hardware figures whose 10% improvement is tried, by profile field name.
 SENSITIVITY_FIELDS = {
@@ -60,7 +61,7 @@ class Explanation:
 
 PLAN_LABELS = {"tp": "TP", "pp": "PP", "vpp": "VPP", "ep": "EP", "etp": "ETP", "cp": "CP",
                "dp": "DP", "micro_batch": "micro-batch", "recompute": "recompute",
-               "schedule": "schedule"}
+               "schedule": "schedule", "sharding": "sharding", "shard_group": "shard group"}
 # A runner-up within this share of the best is a tie, and an item that moves less is noise.
 TIE = 0.001
 
@@ -96,7 +97,7 @@ def _less_conventional(best: Estimate, other: Estimate) -> str:
     """The first field of the search's convention where ``other`` is the less usual plan."""
     for name, words in CONVENTION:
         b, o = best.plan[name], other.plan[name]
-        rank = {"none": 0, "selective": 1, "full": 2}
+        rank = {"none": 0, "selective": 1, "full": 2, **{s: i for i, s in enumerate(SHARDING)}}
         b, o = rank.get(b, b), rank.get(o, o)
         if o != b:
             return f"{words} ({PLAN_LABELS[name]} {other.plan[name]})"
@@ -123,7 +124,8 @@ def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> st
     p = result.plans
     field_, words = next(((f, w) for f, w in CONVENTION
                           if getattr(p, f)[other] != getattr(p, f)[best]), ("", "other choices"))
-    uses = f" ({PLAN_LABELS[field_]} {getattr(p, field_)[other]})" if field_ else ""
+    shown = p.describe(other, 0).get(field_, "")
+    uses = f" ({PLAN_LABELS[field_]} {shown})" if field_ else ""
     return (f"the fastest plan {what} is {100 * -slower:.2f}% faster, a tie within "
             f"{100 * TIE_BAND:g}%, passed over because it needs {words}{uses}")
 

@@ -22,7 +22,7 @@ from typing import Any
 from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
 from moebench.inputs import catalog
-from moebench.inputs.run import RECOMPUTE, SCHEDULES
+from moebench.inputs.run import OPTIMIZER_STATES, RECOMPUTE, SCHEDULES, SHARDING
 from moebench.inputs.stack import DISPATCHERS, GRAPHS, StackOptions
 from moebench.inputs.yamlio import read_text
 
@@ -33,7 +33,8 @@ REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_
             "metric", "measured", "source")
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
-            "capacity_factor", "expert_imbalance", "notes")
+            "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
+            "optimizer_states")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -55,6 +56,7 @@ class MeasuredRun:
     options: StackOptions
     capacity_factor: float | None
     expert_imbalance: float
+    optimizer_states: str
     metric: str
     measured: float
     production: bool
@@ -131,13 +133,17 @@ def _run(r: _Row) -> MeasuredRun:
         raise r._err("precision", "is empty; this column is required")
     recompute = r.choice("recompute", RECOMPUTE)
     schedule = r.choice("schedule", SCHEDULES)
-    plan = PlanRequest(**{k: r.integer(k) for k in PLAN_INTS}, recompute=recompute,
-                       schedule=schedule)
+    ints: dict[str, Any] = {k: r.integer(k) for k in PLAN_INTS}
+    plan = PlanRequest(**ints, recompute=recompute, schedule=schedule,
+                       sharding=r.choice("sharding", SHARDING),
+                       shard_group=r.integer("shard_group"))
     imbalance = r.number("expert_imbalance") or 1.0
     if imbalance < 1.0:
         raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")
+    states = r.choice("optimizer_states", OPTIMIZER_STATES) or "fp32"
     return MeasuredRun(
-        id=r.required("id"), model=r.required("model"), chip=r.required("chip"),
+        optimizer_states=states, id=r.required("id"), model=r.required("model"),
+        chip=r.required("chip"),
         num_chips=int(r.integer("num_chips", required=True) or 0), precision=precision,
         plan=plan, seq_len=int(r.integer("seq_len", required=True) or 0),
         global_batch=int(r.integer("global_batch", required=True) or 0),
@@ -191,5 +197,5 @@ def run_setting(run: MeasuredRun) -> dict[str, Any]:
         "model": run.model, "chip": run.chip, "stack": run.stack, "options": run.options,
         "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
         "ep_overlap": run.ep_overlap, "expert_imbalance": run.expert_imbalance,
-        "capacity_factor": run.capacity_factor,
+        "capacity_factor": run.capacity_factor, "optimizer_states": run.optimizer_states,
     }

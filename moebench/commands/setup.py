@@ -87,7 +87,7 @@ def job_inputs(
     options: StackOptions | None = None, overrides: dict[str, str] | None = None,
     seq_len: int, global_batch: int, precision: str = "bf16", ep_overlap: bool = False,
     expert_imbalance: float = 1.0, capacity_factor: float | None = None,
-    plan: dict[str, Any] | PlanRequest | None = None,
+    optimizer_states: str = "fp32", plan: dict[str, Any] | PlanRequest | None = None,
 ) -> JobInputs:
     """Load and validate model, chip and stack, and build the run and the plan request."""
     split = split_overrides(overrides or {})
@@ -100,7 +100,7 @@ def job_inputs(
         seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
         precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
         expert_imbalance=float(settings["expert_imbalance"]),
-        capacity_factor=capacity_factor,
+        capacity_factor=capacity_factor, optimizer_states=optimizer_states,
     )
     request = plan if isinstance(plan, PlanRequest) else PlanRequest(**(plan or {}))
     return JobInputs(arch=arch, chip=hw, stack=st, run=run, request=request,
@@ -108,8 +108,10 @@ def job_inputs(
 
 
 JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precision": "bf16",
-                                "ep_overlap": False, "expert_imbalance": 1.0}
-PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule")
+                                "ep_overlap": False, "expert_imbalance": 1.0,
+                                "optimizer_states": "fp32"}
+PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
+               "sharding", "shard_group")
 
 
 def job_from_options(scenario: str | None, *, model: str | None, chip: str,

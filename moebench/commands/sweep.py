@@ -48,11 +48,22 @@ def _tokens(raw: str) -> float:
         raise ValueError(exc.message) from None
 
 
+def _sharding(raw: str) -> str:
+    from moebench.inputs.run import SHARDING
+
+    if raw not in SHARDING:
+        raise ValueError(f"expected one of {', '.join(SHARDING)}")
+    return raw
+
+
 # Scenario fields a sweep may vary, with their parsers; hardware fields are section.field.
 SCENARIO_FIELDS: dict[str, Callable[[str], Any]] = {
     "num_chips": _positive_int, "seq_len": _positive_int, "global_batch": _positive_int,
     "tokens": _tokens, "precision": _precision, "expert_imbalance": _imbalance,
+    "sharding": _sharding, "shard_group": _positive_int,
 }
+# Of those, the ones that fix a plan field rather than a run figure.
+PLAN_KEYS = ("sharding", "shard_group")
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,10 @@ def evaluate_point(point: Point) -> dict[str, Any]:
             if key == "expert_imbalance":
                 parsed = {**data["expert_imbalance"], "value": parsed, "low": parsed,
                           "high": parsed, "source": "sweep"}
-            data[key] = parsed
+            if key in PLAN_KEYS:
+                data["plan"] = {**data["plan"], key: parsed}
+            else:
+                data[key] = parsed
         else:
             hardware[key] = raw
     sc = _scenario(json.dumps(data, sort_keys=True, default=str))

@@ -75,6 +75,12 @@ class StepContext:
     """The stack hides EP all-to-all behind another micro-batch (1F1B overlap or DualPipe)."""
     dropless_sync: bool
     """The dispatcher copies token counts to the host every forward (dropless routing)."""
+    sharding: np.ndarray
+    """Index into SHARDING (0 zero-0 ... 3 zero-3, 4 hsdp)."""
+    shard: np.ndarray
+    """Ranks the dense state is sharded over (1, dp*cp, or the hsdp group)."""
+    expert_shard: np.ndarray
+    """Ranks the routed experts' state is sharded over."""
 
     @property
     def dense_layers_per_stage(self) -> np.ndarray:
@@ -132,6 +138,8 @@ def build_context(
         expert_dp=tp * cp * f["dp"] / (ep * etp),
         ep_overlap=ep_overlap,
         dropless_sync=stack.host_sync and run.capacity_factor is None,
+        sharding=plans.sharding, shard=plans.shard.astype(float),
+        expert_shard=plans.expert_shard,
     )
 
 

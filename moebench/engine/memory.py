@@ -17,7 +17,7 @@ import numpy as np
 
 from moebench.engine.context import StepContext, distinct, expand
 from moebench.engine.workload import ffn_act_elements
-from moebench.inputs.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES
+from moebench.inputs.run import GRAD_BYTES, WEIGHT_BYTES
 
 BF16 = 2.0
 
@@ -74,6 +74,37 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     return dense / tp, expert / ep
 
 
+def layer_params(ctx: StepContext) -> np.ndarray:
+    """Parameters per chip of one transformer layer: its share of the attention and dense FFN
+    weights over tp, plus one MoE layer's routed experts over ep x etp (what ZeRO-3/FSDP gathers
+    and what one layer's gradient bucket holds)."""
+    p, spec = ctx.arch.params, ctx.arch.spec
+    layer_dense = p.dense - p.embedding - p.lm_head
+    per_moe = p.expert / max(ctx.arch.num_moe_layers, 1)
+    return np.maximum(layer_dense, 0.0) / spec.num_layers / ctx.tp + per_moe / (ctx.ep * ctx.etp)
+
+
+def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights, gradients, optimizer states) bytes per chip under the plan's sharding.
+
+    With P the stage's parameters per chip and O = P_dense/S + P_expert/S_e the share this rank
+    owns (S, S_e the shard groups): weights 2P, or under zero-3/hsdp 2O plus two gathered layers
+    (the one computing and the one prefetched, as FSDP2 prefetches); gradients 4P, or from zero-2
+    on 4O plus one layer's bucket before its reduce-scatter; optimizer states P x (12, or 8 with
+    BF16 moments), or O x that from zero-1 on (ZeRO, arXiv 1910.02054, sec. 5)."""
+    dense, expert = params
+    full = dense + expert
+    owned = dense / ctx.shard + expert / ctx.expert_shard
+    layer = layer_params(ctx)
+    s = ctx.sharding
+    gathered = (s == 3) | (s == 4)
+    weights = np.where(gathered, owned + 2 * layer, full) * WEIGHT_BYTES
+    grads = np.where(s >= 2, owned + layer, full) * GRAD_BYTES
+    optimizer = np.where(s == 0, full, owned) * ctx.run.optimizer_bytes
+    return weights, grads, optimizer
+
+
 def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(stored, working) bytes per chip of one average layer and one micro-batch.
 
@@ -113,13 +144,10 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     """Bytes per chip on the most loaded stage for every plan, from its (replicated,
     expert-sharded) parameters per chip (:func:`stage_params`)."""
     spec = ctx.arch.spec
-    pp, vpp, cp, dp, num_micro = ctx.pp, ctx.vpp, ctx.cp, ctx.dp, ctx.num_micro
+    pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
     dualpipe = ctx.dualpipe
-    dense, expert = params
     copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two pipeline stages per rank
-    weights = (dense + expert) * WEIGHT_BYTES * copies
-    grads = (dense + expert) * GRAD_BYTES * copies
-    optimizer = (dense / (dp * cp) + expert / ctx.expert_dp) * OPTIMIZER_BYTES * copies
+    weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
 
     small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))

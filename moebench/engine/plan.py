@@ -1,7 +1,7 @@
 """Parallel plans: their constraints and their vectorised enumeration.
 
-A plan is (TP, PP, VPP, EP, ETP, CP, DP, micro-batch, recompute, schedule). ETP, the tensor
-parallelism inside experts, is 1 (experts whole, the choice for fine-grained MoE) or TP
+A plan is (TP, PP, VPP, EP, ETP, CP, DP, micro-batch, sharding, recompute, schedule). ETP,
+the tensor parallelism inside experts, is 1 (experts whole, the choice for fine-grained MoE) or TP
 (Megatron-Core's default, experts split like dense FFNs). The search builds every
 combination of the candidate values as flat numpy arrays and keeps those that real frameworks
 accept (Megatron-Core's rules, noted per mask), in one pass with no Python loop per plan.
@@ -16,12 +16,16 @@ import numpy as np
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
-from moebench.inputs.run import RECOMPUTE, SCHEDULES, RunConfig
+from moebench.inputs.run import RECOMPUTE, SCHEDULES, SHARDING, RunConfig
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)
 VPP_CHOICES = (1, 2, 3, 4, 6, 8)
 CP_CHOICES = (1, 2, 4, 8)
+# Sharding searched by default: zero-1 to zero-3 and hybrid; zero-0 (plain DDP) only on
+# request, since zero-1 moves the same bytes with less memory and a shorter optimizer step.
+SHARDING_SEARCHED = (1, 2, 3, 4)
+HSDP = SHARDING.index("hsdp")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class PlanArrays:
     """0 none, 1 selective, 2 full."""
     schedule: np.ndarray
     """0 1F1B (interleaved when vpp > 1), 1 DualPipe."""
+    sharding: np.ndarray
+    """Index into :data:`SHARDING`: 0 zero-0 ... 3 zero-3, 4 hsdp."""
+    shard: np.ndarray
+    """Ranks the dense training state is sharded over: 1 (zero-0), dp*cp (zero-1 to 3) or the
+    hybrid shard group (hsdp)."""
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -55,6 +64,15 @@ class PlanArrays:
         """Expert-data-parallel size: the ranks of a stage (tp*cp*dp) over ep*etp."""
         return (self.tp * self.cp * self.dp / (self.ep * self.etp)).astype(float)
 
+    @property
+    def expert_shard(self) -> np.ndarray:
+        """Ranks the routed experts' training state is sharded over: 1 (zero-0), the
+        expert-data-parallel group, or under hsdp the ranks it shares with the shard group."""
+        edp = self.expert_dp.astype(np.int64)
+        return np.where(self.sharding == 0, 1,
+                        np.where(self.sharding == HSDP, np.gcd(edp, self.shard), edp)
+                        ).astype(float)
+
     def take(self, idx: np.ndarray | int) -> PlanArrays:
         idx = np.atleast_1d(idx)
         return PlanArrays(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
@@ -68,6 +86,7 @@ class PlanArrays:
             "micro_batch": int(self.mb[i]), "num_micro_batches": num_micro,
             "recompute": RECOMPUTE[int(self.recompute[i])],
             "schedule": SCHEDULES[int(self.schedule[i])],
+            "sharding": SHARDING[int(self.sharding[i])], "shard_group": int(self.shard[i]),
         }
 
 
@@ -84,9 +103,14 @@ class PlanRequest:
     micro_batch: int | None = None
     recompute: str | None = None
     schedule: str | None = None
+    sharding: str | None = None
+    shard_group: int | None = None
+    """Hybrid shard group size (hsdp); default: the data-parallel ranks in one scale-up
+    domain."""
 
     def is_complete(self) -> bool:
-        return all(getattr(self, f.name) is not None for f in fields(self))
+        return all(getattr(self, f.name) is not None for f in fields(self)
+                   if f.name != "shard_group")
 
 
 def _choices(fixed: int | None, default: tuple[int, ...], option: str) -> np.ndarray:
@@ -179,14 +203,43 @@ def candidate_plans(
     g.rule("dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp",
            (g["schedule"] == 0)
            | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
+    _sharding(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.
     g.expand("recompute", _named(req.recompute, RECOMPUTE, "--recompute"))
     plans = PlanArrays(
         tp=g["tp"], pp=g["pp"], vpp=g["vpp"], ep=g["ep"], etp=g["etp"], cp=g["cp"],
         dp=g["dp"], mb=g["mb"], recompute=g["recompute"], schedule=g["schedule"],
+        sharding=g["sharding"], shard=g["shard"],
     )
     return plans, g.removed
+
+
+def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+    """Expand the sharding of training state (before recompute: the search prunes variants of
+    one plan that differ only in these two, :func:`moebench.engine.search.prune_variants`)."""
+    if req.sharding is None:
+        levels = np.array(SHARDING_SEARCHED)
+    else:
+        levels = _named(req.sharding, SHARDING, "--sharding")
+    g.expand("sharding", levels)
+    dense_dp = g["dp"] * g["cp"]
+    if req.shard_group is not None:
+        if req.shard_group <= 0:
+            raise InputError("--shard-group", None,
+                             f"must be a positive whole number, got {req.shard_group}")
+        group = np.full_like(dense_dp, req.shard_group)
+    else:
+        # A scale-up domain's worth of data-parallel ranks (ranks are ordered tp, cp, dp).
+        group = np.minimum(dense_dp, np.maximum(1, chip.up_domain // g["tp"]))
+    hsdp = g["sharding"] == HSDP
+    g.cols["shard"] = np.where(g["sharding"] == 0, 1, np.where(hsdp, group, dense_dp))
+    g.cols["_group"] = group
+    g.rule("sharding beyond zero-1 needs data parallelism (dp*cp > 1)",
+           (g["sharding"] <= 1) | (dense_dp > 1))
+    dense_dp, group = g["dp"] * g["cp"], g["_group"]
+    g.rule("hsdp's shard group must divide dp*cp and be smaller than it (else it is zero-3)",
+           (g["sharding"] != HSDP) | ((dense_dp % group == 0) & (group < dense_dp)))
 
 
 def first_violation(removed: dict[str, int]) -> str:

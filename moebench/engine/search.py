@@ -1,17 +1,17 @@
 """Best plan per chip: evaluate every candidate plan in one vectorised pass, keep the fastest
 that fits in memory.
 
-Exact pruning first: recompute only adds work (a full or selective recompute never shortens a
-step that the same plan without it takes), so among plans that differ only in recompute the
-lightest one that fits memory is the only one that can win. Memory is computed for every
-candidate, and step times only for those survivors (a third of the candidates when recompute is
-searched); no plan that could win is dropped (tests compare against brute force).
+Exact pruning first: recompute only adds work and each step of sharding (zero-1 to zero-3) only
+adds communication, so of the variants of a plan that differ in those, one is dropped whenever a
+variant that is never slower fits memory (:func:`prune_variants`). Memory is computed for every
+candidate, and step times only for the survivors; no plan that could win is dropped (tests
+compare against brute force).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from moebench.engine.step import StepArrays, evaluate, memory_of
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import RunConfig
+from moebench.inputs.run import RECOMPUTE, SHARDING, RunConfig
 from moebench.inputs.stack import Stack
 
 
@@ -71,7 +71,7 @@ def search(
         )
     candidates = len(plans)
     memory = memory_of(arch, chip, stack, run, plans)
-    keep = prune_recompute(plans, memory.total <= chip.hbm_bytes)
+    keep = prune_variants(plans, memory.total <= chip.hbm_bytes)
     plans = plans.take(keep)
     steps = evaluate(arch, chip, stack, run, plans, memory.take(keep))
     fitting = np.flatnonzero(steps.fits)
@@ -87,11 +87,13 @@ def search(
 # Plans within this share of the fastest are ties: the model's error is ten times larger.
 TIE_BAND = 0.01
 # Among ties, what an engineer would pick first: no context parallelism (it exists for long
-# sequences), no recompute (it spends compute to save memory), then the shallowest pipeline,
+# sequences), no recompute (it spends compute to save memory), the least sharding (zero-1, the
+# Megatron default, before zero-2, zero-3 and hsdp), then the shallowest pipeline,
 # fewest virtual stages and narrowest tensor parallelism (fewer stages to balance, less
 # communication exposed to jitter). Field, and the words explain uses.
 CONVENTION: tuple[tuple[str, str], ...] = (
-    ("cp", "context parallelism"), ("recompute", "recompute"), ("pp", "a deeper pipeline"),
+    ("cp", "context parallelism"), ("recompute", "recompute"),
+    ("sharding", "more sharding of the training state"), ("pp", "a deeper pipeline"),
     ("vpp", "more virtual stages"), ("tp", "wider tensor parallelism"),
 )
 
@@ -105,22 +107,46 @@ def choose_plan(plans: PlanArrays, step_time: np.ndarray, fitting: np.ndarray) -
     return int(near[np.lexsort(keys)[0]])
 
 
-def prune_recompute(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
-    """Indices of the plans to time: of those that differ only in recompute, the lightest
-    recompute that fits memory (or the lightest of all when none fits, the fastest to show).
+def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
+    """Indices of the plans worth timing, exactly: of the variants of one plan that differ only
+    in recompute and sharding, a variant is dropped when a variant that is never slower fits.
 
-    :func:`candidate_plans` expands recompute last, so each plan's variants are ``k`` adjacent
-    rows in the order none, selective, full (checked here)."""
-    k = len(np.unique(plans.recompute))
-    if k <= 1:
-        return np.arange(len(plans))
-    rc = plans.recompute.reshape(-1, k)
-    if not np.all(rc == rc[0]) or not np.all(np.diff(rc[0]) > 0):
-        raise ValueError("candidate plans are not grouped by recompute")
-    ok = fits.reshape(-1, k)
-    # First fitting variant of each group, else the first (lightest) one.
-    choice = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
-    return np.arange(len(choice)) * k + choice
+    Never slower: one step less recompute at the same sharding (recompute only adds compute),
+    or one level less sharding along zero-1 -> zero-2 -> zero-3 at the same recompute (each
+    level only adds communication). hsdp and zero-0 are compared with nothing. When no variant
+    of a plan fits, its variants with the least recompute are kept (the fastest, to show).
+
+    :func:`candidate_plans` expands sharding then recompute last, so a plan's variants are
+    adjacent rows, sharding outer and recompute inner (checked here).
+    """
+    n = len(plans)
+    if n == 0:
+        return np.arange(0)
+    base = [getattr(plans, f.name) for f in fields(plans)
+            if f.name not in ("sharding", "shard", "recompute")]
+    changed = np.zeros(n, dtype=bool)
+    changed[0] = True
+    for col in base:
+        changed[1:] |= col[1:] != col[:-1]
+    group = np.cumsum(changed) - 1
+    s, r = plans.sharding.astype(np.int64), plans.recompute.astype(np.int64)
+    key = (group * len(SHARDING) + s) * len(RECOMPUTE) + r
+    if np.any(np.diff(key) <= 0):
+        raise ValueError("candidate plans are not grouped by sharding and recompute")
+
+    def at(k: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the variant with key ``k`` exists, and whether it fits."""
+        pos = np.clip(np.searchsorted(key, k), 0, n - 1)
+        exists = valid & (key[pos] == k)
+        return exists, exists & fits[pos]
+
+    has_lighter, lighter_fits = at(key - 1, r > 0)
+    _, less_sharding_fits = at(key - len(RECOMPUTE), (s >= 2) & (s <= 3))
+    keep = fits & ~lighter_fits & ~less_sharding_fits
+    any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
+    # Nothing fits: the lightest recompute of each sharding, the fastest ones, to show.
+    keep |= ~any_fit[group] & ~has_lighter
+    return np.flatnonzero(keep)
 
 
 def least_memory(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_chips: int,

@@ -137,9 +137,8 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     m = ctx.num_micro
     bubble = pipeline.bubble(ctx, t_mb)
     params = stage_params(ctx)
-    reduce, gather = data_parallel.dp_times(ctx, params)
-    dp_x = data_parallel.dp_exposed(reduce, gather, t_mb * FORWARD_SHARE,
-                                    t_mb * (1 - FORWARD_SHARE))
+    dp = data_parallel.dp_traffic(ctx, params)
+    dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE))
     t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt
 
@@ -164,7 +163,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
         comm_total={
             "tp": tp_total,
             "ep": moe_layers * (phases.forward * bwd_passes + phases.backward) * m,
-            "cp": layers * ring * (1 + full / 3) * m, "pp": t_pp * m, "dp": reduce + gather,
+            "cp": layers * ring * (1 + full / 3) * m, "pp": t_pp * m, "dp": dp.total(m),
         },
         host=host_wait * m, bubble=bubble, optimizer=t_opt, memory=memory,
         fits=memory.total <= ctx.chip.hbm_bytes,

@@ -11,6 +11,13 @@ from moebench.inputs.hardware import Chip
 Precision = Literal["bf16", "fp8"]
 RECOMPUTE = ("none", "selective", "full")
 SCHEDULES = ("1f1b", "dualpipe")
+# How training state is sharded over the data-parallel group (Rajbhandari et al., ZeRO,
+# arXiv 1910.02054; PyTorch FSDP2): zero-0 replicates everything (DDP); zero-1 shards the
+# optimizer states (Megatron's distributed optimizer); zero-2 also the gradients; zero-3 also
+# the parameters (FSDP's full shard); hsdp is zero-3 within a shard group, replicated across
+# groups (FSDP's hybrid shard).
+SHARDING = ("zero-0", "zero-1", "zero-2", "zero-3", "hsdp")
+OPTIMIZER_STATES = ("fp32", "bf16")
 
 # Mixed-precision training state per parameter, Megatron-Core distributed optimizer defaults
 # (Korthikanti et al. 2022; Megatron-LM docs): BF16 weights (2 B) and FP32 main gradients (4 B)
@@ -19,12 +26,13 @@ SCHEDULES = ("1f1b", "dualpipe")
 WEIGHT_BYTES = 2.0
 GRAD_BYTES = 4.0
 OPTIMIZER_BYTES = 12.0
+# BF16 Adam moments (Megatron-Core's precision-aware optimizer, --exp-avg-dtype bf16
+# --exp-avg-sq-dtype bf16; TorchTitan/torchao low-precision optimizers) keep the FP32 master:
+# 4 + 2 + 2 bytes.
+OPTIMIZER_BYTES_BF16_STATES = 8.0
 # Parameters are all-gathered in BF16 (Megatron default); the gradient reduction's precision is
 # the stack's (collectives.grad_reduce).
 PARAM_GATHER_BYTES = 2.0
-# The optimizer step reads FP32 master, m, v and the gradient and writes master, m, v and the
-# BF16 weight: 4*4 + 3*4 + 2 = 30 bytes of HBM traffic per locally owned parameter.
-OPTIMIZER_STEP_BYTES = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,12 +56,22 @@ class RunConfig:
     """Drop-and-pad routing: every expert takes exactly this many times its mean load (tokens
     beyond it are dropped, slots below it padded), so the dispatcher needs no host sync.
     None: dropless routing (the load imbalance applies)."""
+    optimizer_states: str = "fp32"
+    """Adam moment precision: fp32 (12 bytes of optimizer state per parameter) or bf16 (8)."""
+
+    @property
+    def optimizer_bytes(self) -> float:
+        """Optimizer-state bytes per parameter: FP32 master weight plus Adam m and v."""
+        return OPTIMIZER_BYTES_BF16_STATES if self.optimizer_states == "bf16" else OPTIMIZER_BYTES
 
     def __post_init__(self) -> None:
         if self.seq_len <= 0:
             raise InputError(
                 "--seq-len", None, f"must be a positive whole number, got {self.seq_len}"
             )
+        if self.optimizer_states not in OPTIMIZER_STATES:
+            raise InputError("--optimizer-states", None, f"expected fp32 or bf16, got "
+                                                          f"{self.optimizer_states!r}")
         if self.global_batch <= 0:
             raise InputError(
                 "--global-batch", None, f"must be a positive whole number, got {self.global_batch}"
