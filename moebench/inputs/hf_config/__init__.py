@@ -1,9 +1,9 @@
 """Hugging Face ``config.json`` files turned into moebench model records.
 
 Each supported ``model_type`` maps its own key names onto
-:class:`moebench.inputs.model.ModelSpec` (:mod:`.families`); the result is validated like a YAML
-profile, so a missing or malformed key gets the same one-line error, naming the file and the
-config key.
+:class:`moebench.inputs.model.ModelSpec` (:mod:`.families` for the first families,
+:mod:`.newer` for the MoE types released since); the result is validated like a YAML profile, so
+a missing or malformed key gets the same one-line error, naming the file and the config key.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.inputs.hf_config.families import FAMILIES
+from moebench.inputs.hf_config.newer import NEWER
 from moebench.inputs.hf_config.reader import _Config
 from moebench.inputs.model import ModelSpec
 from moebench.inputs.schema import validate
 
-MAPPERS: dict[str, Callable[[_Config], dict[str, Any]]] = dict(FAMILIES)
+MAPPERS: dict[str, Callable[[_Config], dict[str, Any]]] = {**FAMILIES, **NEWER}
 
 
 def spec_from_hf_config(data: dict[str, Any], where: str) -> ModelSpec:
