@@ -195,6 +195,18 @@ def test_qwen3_next_80b_a3b(tmp_path):
     assert p.linear_attention == 36 * gdn
 
 
+def test_configs_match_the_shipped_profiles(tmp_path):
+    glm = load_model("glm-4.5").params
+    assert _params(tmp_path, GLM45) == glm
+    qwen = load_model("qwen3-next-80b-a3b")
+    from_hf = _load(tmp_path, QWEN3_NEXT, "qwen.json")
+    # The config does not declare the checkpoint's MTP layer; the profile does.
+    assert from_hf.params.total == qwen.params.total
+    assert from_hf.params.active == qwen.params.active
+    assert from_hf.spec.linear_attention == qwen.spec.linear_attention
+    assert from_hf.spec.attention == qwen.spec.attention
+
+
 def test_layer_types_override_the_interval(tmp_path):
     types = ["linear_attention", "full_attention"] * 24
     spec = _load(tmp_path, dict(QWEN3_NEXT, layer_types=types)).spec

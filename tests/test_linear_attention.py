@@ -21,7 +21,7 @@ from moebench.engine.plan import PlanRequest, candidate_plans
 from moebench.engine.workload import attention_core_flops, layer_shapes, model_flops_per_token
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.linear_attention import LinearAttention, gated_deltanet_params
-from moebench.inputs.model import arch_from_spec
+from moebench.inputs.model import arch_from_spec, load_model
 from moebench.inputs.run import RunConfig
 from tests.conftest import stack_of, tiny_spec
 
@@ -129,3 +129,12 @@ def test_bad_linear_attention_records_are_refused():
     with pytest.raises(ValidationError, match="Extra inputs"):
         LinearAttention.model_validate(dict(LIN, chunk=64))
 
+
+def test_qwen3_next_linear_layers_do_not_grow_with_s():
+    """The shipped hybrid's linear layers outweigh its full-attention core at 4k, but only the
+    full-attention core grows with the sequence."""
+    arch = load_model("qwen3-next-80b-a3b")
+    f4, f32 = model_flops_per_token(arch, 4096), model_flops_per_token(arch, 32768)
+    assert f4.linear_attention > f4.attention_core
+    assert f32.linear_attention == f4.linear_attention
+    assert f32.attention_core == 8 * f4.attention_core
