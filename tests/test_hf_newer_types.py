@@ -195,6 +195,12 @@ def test_qwen3_next_80b_a3b(tmp_path):
     assert p.linear_attention == 36 * gdn
 
 
+def test_hunyuan_experts_default_to_intermediate_size(tmp_path):
+    # transformers' HunYuanMoEV1 sizes every expert by intermediate_size.
+    data = {k: v for k, v in HUNYUAN.items() if k != "moe_intermediate_size"}
+    assert _params(tmp_path, data) == _params(tmp_path, HUNYUAN)
+
+
 def test_configs_match_the_shipped_profiles(tmp_path):
     glm = load_model("glm-4.5").params
     assert _params(tmp_path, GLM45) == glm

@@ -103,9 +103,14 @@ def _hunyuan_v1_moe(c: _Config) -> dict[str, Any]:
                           qk_norm=c.flag("use_qk_norm", True), head_dim_key=key)
     shared_width = c.integer("intermediate_size")
     d["dense_layers"] = {"count": 0, "ffn_width": 0}
-    d["moe"] = {**_moe(c, "num_experts", "moe_intermediate_size", c.uniform("num_shared_expert", 1),
-                       shared_width, top_k="moe_topk"),
-                "expert_width": c.uniform("moe_intermediate_size", shared_width)}
+    d["moe"] = {
+        "num_experts": c.uniform("num_experts"), "top_k": c.uniform("moe_topk"),
+        # transformers sizes the experts by intermediate_size; Tencent's configs also give
+        # moe_intermediate_size per layer (equal to it in Hunyuan-A13B).
+        "expert_width": c.uniform("moe_intermediate_size", shared_width),
+        "num_shared_experts": c.uniform("num_shared_expert", 1),
+        "shared_expert_width": shared_width, "max_nodes_per_token": None,
+    }
     return d
 
 
