@@ -5,28 +5,32 @@ import pytest
 from moebench.engine.workload import attention_core_flops, model_flops_per_token
 from moebench.inputs.model import load_model
 
-# (model, published total, published active, does the published active count include the
-# input embedding?) -- sources in each profile's `published` block.
+# (model, published total, published active, which embeddings the published active count
+# includes: "both", "head" (not the input embedding) or "neither") -- sources in each profile's
+# `published` block.
 PUBLISHED = [
-    ("deepseek-v3", 671e9, 36.6e9, False),  # README_WEIGHTS.md: 36.6B without input embedding
-    ("deepseek-v2", 236e9, 21e9, False),
-    ("ling-plus", 290e9, 28.8e9, True),
-    ("ling-lite", 16.8e9, 2.75e9, True),
-    ("mixtral-8x7b", 46.7e9, 12.9e9, True),
-    ("qwen3-235b-a22b", 235e9, 22e9, True),
-    ("mixtral-8x22b", 141e9, 39e9, True),
-    ("llama-3-70b", 70.6e9, 70.6e9, True),
-    ("llama-3.1-8b", 8.03e9, 8.03e9, True),
-    ("llama-2-7b", 6.74e9, 6.74e9, True),
-    ("llama-2-70b", 69.0e9, 69.0e9, True),
-    ("qwen3-8b", 8.2e9, 8.2e9, True),
+    ("deepseek-v3", 671e9, 36.6e9, "head"),  # README_WEIGHTS.md: 36.6B without input embedding
+    ("deepseek-v2", 236e9, 21e9, "head"),
+    ("ling-plus", 290e9, 28.8e9, "both"),
+    ("ling-lite", 16.8e9, 2.75e9, "both"),
+    ("mixtral-8x7b", 46.7e9, 12.9e9, "both"),
+    ("qwen3-235b-a22b", 235e9, 22e9, "both"),
+    ("mixtral-8x22b", 141e9, 39e9, "both"),
+    ("llama-3-70b", 70.6e9, 70.6e9, "both"),
+    ("llama-3.1-8b", 8.03e9, 8.03e9, "both"),
+    ("llama-2-7b", 6.74e9, 6.74e9, "both"),
+    ("llama-2-70b", 69.0e9, 69.0e9, "both"),
+    ("qwen3-8b", 8.2e9, 8.2e9, "both"),
+    ("glm-4.5", 355e9, 32e9, "neither"),  # total without MTP; see the profile's source
+    ("qwen3-next-80b-a3b", 80e9, 3.9e9, "both"),
 ]
 
 
-@pytest.mark.parametrize(("name", "total", "active", "with_embedding"), PUBLISHED)
-def test_counts_match_published_within_one_percent(name, total, active, with_embedding):
+@pytest.mark.parametrize(("name", "total", "active", "embeddings"), PUBLISHED)
+def test_counts_match_published_within_one_percent(name, total, active, embeddings):
     p = load_model(name).params
-    ours_active = p.active if with_embedding else p.active - p.embedding
+    left_out = {"both": 0, "head": p.embedding, "neither": p.embedding + p.lm_head}[embeddings]
+    ours_active = p.active - left_out
     assert p.total == pytest.approx(total, rel=0.01)
     assert ours_active == pytest.approx(active, rel=0.01)
 
@@ -87,4 +91,4 @@ def test_models_show_json(cli):
     names = {m["name"] for m in listing}
     assert {"deepseek-v3", "deepseek-v2", "deepseek-v2-lite", "ling-plus", "ling-lite",
             "mixtral-8x7b", "mixtral-8x22b", "qwen3-235b-a22b", "qwen3-30b-a3b",
-            "llama-3-70b", "deepseek-llm-67b"} <= names
+            "llama-3-70b", "deepseek-llm-67b", "glm-4.5", "qwen3-next-80b-a3b"} <= names

@@ -152,6 +152,7 @@ def model_show(arch: ModelArch, seq_len: int) -> Report:
     fl = model_flops_per_token(arch, seq_len)
     components = {
         "embedding": p.embedding, "lm_head": p.lm_head, "attention": p.attention,
+        **({"linear_attention": p.linear_attention} if s.linear_attention else {}),
         "norms": p.norms, "dense_ffn": p.dense_ffn, "router": p.router,
         "routed_experts": p.routed_experts, "shared_experts": p.shared_experts, "mtp": p.mtp,
     }
@@ -161,7 +162,7 @@ def model_show(arch: ModelArch, seq_len: int) -> Report:
              "forward_gflop_per_token": fwd.get(k if k != "attention" else "attention_proj",
                                                 0.0) / 1e9}
             for k, v in components.items()]
-    rows.append({"component": "attention_core (s-dependent)", "params": 0, "active_params": 0,
+    rows.append({"component": "attention_core (grows with s)", "params": 0, "active_params": 0,
                  "forward_gflop_per_token": fwd["attention_core"] / 1e9})
     pub = s.published
     published = pub.model_dump() if pub else None

@@ -109,7 +109,10 @@ def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray
     """(stored, working) bytes per chip of one average layer and one micro-batch.
 
     ``stored`` is what waits for the backward pass (only the layer input under full recompute);
-    ``working`` is the extra one layer needs while it is recomputed (full recompute only).
+    ``working`` is the extra one layer needs while it is recomputed (full recompute), plus, in a
+    hybrid model, a linear-attention layer's chunk states: its backward recomputes them and
+    holds their gradients beside them, two BF16 copies of n_v d_k d_v / C elements per token,
+    split over tp with the heads (:mod:`moebench.engine.linear_attention`).
     """
     arch, spec, sh = ctx.arch, ctx.arch.spec, ctx.shapes
     h = spec.hidden_size
@@ -136,7 +139,8 @@ def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray
     n_moe, n_dense = arch.num_moe_layers, spec.dense_layers.count
     avg = attn + (n_moe * moe + n_dense * dense) / spec.num_layers
     layer_input = BF16 * h * tok_sp
-    return np.where(rc == 2, layer_input, avg), np.where(rc == 2, avg, 0.0)
+    states = 2 * BF16 * sh.recurrent_state * tok_sp
+    return np.where(rc == 2, layer_input, avg), np.where(rc == 2, avg, 0.0) + states
 
 
 def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]

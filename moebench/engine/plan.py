@@ -169,12 +169,18 @@ def candidate_plans(
     kv_heads = att.num_heads if isinstance(att, MlaAttention) else att.num_kv_heads
     g = _Grid()
     g.expand("tp", _choices(req.tp, POW2, "--tp"))
+    lin = spec.linear_attention
+    heads = [att.num_heads, kv_heads]
+    if lin:  # Gated DeltaNet splits its key and value heads over tp too
+        heads += [lin.num_key_heads, lin.num_value_heads]
     g.rule("tp must divide attention heads and KV heads",
-           (att.num_heads % g["tp"] == 0) & (kv_heads % g["tp"] == 0))
+           np.all([n % g["tp"] == 0 for n in heads], axis=0))
     g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
     g.expand("cp", _choices(req.cp, CP_CHOICES, "--cp"))
     g.rule("cp needs seq_len divisible by 2*cp",
            (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
+    # Linear attention would pass its recurrent state along the sequence, not K/V chunks.
+    g.rule("cp of linear-attention layers is not modelled", (g["cp"] == 1) | (lin is None))
     g.expand("pp", _choices(req.pp, _divisors(num_chips) if num_chips <= 4096 else POW2, "--pp"))
     model_par = g["tp"] * g["pp"] * g["cp"]
     g.rule("chips not divisible by tp*pp*cp", num_chips % model_par == 0)

@@ -7,13 +7,32 @@ tokens each chip handles and by the backward and recompute multipliers.
 Notation (as in the scaling book): h hidden size, s sequence length, n_h query heads,
 d_qk / d_v per-head query-key and value widths, E routed experts, k experts per token,
 w expert width, V vocabulary.
+
+Hybrid models (Qwen3-Next) have linear-attention layers beside their full-attention layers; the
+attention figures of :class:`LayerShapes` are then the average over all layers (weighted by the
+count of each kind), so that layers x figure is the model's total, and each stage's share of
+layers carries its share of both kinds (their interleaving is regular: one full-attention layer
+in every four in Qwen3-Next).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from moebench.inputs.model import MlaAttention, ModelArch, attention_params, ffn_params
+from moebench.engine.linear_attention import (
+    linear_attention_activations,
+    linear_attention_core_flops,
+    recurrent_state_elements,
+)
+from moebench.inputs.linear_attention import LinearAttention, gated_deltanet_projections
+from moebench.inputs.model import (
+    MhaAttention,
+    MlaAttention,
+    ModelArch,
+    attention_params,
+    ffn_params,
+)
 
 # FlashAttention backward runs five matmuls against the forward's two (Dao et al., FlashAttention,
 # arXiv 2205.14135, sec. 3.1 and appendix B): 2.5x the forward FLOPs, not the 2x of a plain GEMM.
@@ -23,17 +42,18 @@ GEMM_BWD_FACTOR = 2.0  # activation gradient + weight gradient
 
 @dataclass(frozen=True, kw_only=True)
 class LayerShapes:
-    """Per-token forward counts of one transformer layer of each kind."""
+    """Per-token forward counts of one transformer layer of each kind (attention figures: the
+    average layer of a hybrid model)."""
 
-    attn_proj_params: int
+    attn_proj_params: float
     """Weights of the attention projections (FLOPs per token = 2x this)."""
-    attn_up_proj_params: int
+    attn_up_proj_params: float
     """MLA up-projection weights (recomputed under selective recompute); 0 for MHA/GQA."""
     attn_proj_depth: float
     """Reduction depth K of the attention GEMMs together (weight-weighted harmonic mean)."""
     up_proj_depth: float
     """Reduction depth K of the MLA up-projections (their latent ranks)."""
-    kv_width: int
+    kv_width: float
     """Width of K plus V per token over all heads (what context parallelism passes around)."""
     dense_ffn_params: int
     router_params: int
@@ -47,27 +67,42 @@ class LayerShapes:
     top_k: int
     num_experts: int
     # Activation elements stored per token for the backward pass, by kind of tensor.
-    attn_act_gemm_in: int
+    attn_act_gemm_in: float
     """Attention tensors that are GEMM inputs (stored in FP8 under FP8 training)."""
-    attn_act_other: int
+    attn_act_other: float
     """Other attention tensors kept for backward (Q, K, V for the attention kernel, norms)."""
-    attn_act_recomputable: int
+    attn_act_recomputable: float
     """Attention tensors dropped by selective recompute (norm outputs, MLA up-projections)."""
+    recurrent_state: float = 0.0
+    """Elements per token of one linear-attention layer's chunk states (working memory)."""
 
 
-def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
+def full_attention_core_flops(att: MhaAttention | MlaAttention, seq_len: int) -> float:
     """Causal attention FLOPs per token, forward: 2 n_h (d_qk + d_v) s / 2.
 
     Each query attends on average to s/2 keys under a causal mask; QK^T costs 2 n_h d_qk per
     key and AV 2 n_h d_v per key. (Matches the ~2.49e11 FLOP/token that Megatron-style counting
     gives DeepSeek-V3 at s = 4096 without MTP once multiplied by 3 for training.)
     """
-    att = arch.spec.attention
     if isinstance(att, MlaAttention):
         d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
     else:
         d_qk = d_v = att.head_dim
     return 2.0 * att.num_heads * (d_qk + d_v) * seq_len / 2.0
+
+
+def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
+    """Attention FLOPs per token and layer outside the weight GEMMs, forward: the causal term of
+    :func:`full_attention_core_flops`, or for a hybrid model the average over its layers of that
+    and the linear-attention layers' recurrence (constant in s,
+    :func:`~moebench.engine.linear_attention.linear_attention_core_flops`)."""
+    spec = arch.spec
+    full = full_attention_core_flops(spec.attention, seq_len)
+    lin = spec.linear_attention
+    if lin is None:
+        return full
+    n_full = spec.num_full_attention_layers
+    return (n_full * full + lin.count * linear_attention_core_flops(lin)) / spec.num_layers
 
 
 def harmonic_depth(gemms: list[tuple[int, int]]) -> float:
@@ -79,12 +114,22 @@ def harmonic_depth(gemms: list[tuple[int, int]]) -> float:
     return total / sum(w / k for w, k in gemms if w)
 
 
-def layer_shapes(arch: ModelArch) -> LayerShapes:
-    """Plan-independent per-token counts of the model's layers (sequence length aside)."""
-    spec = arch.spec
-    h, att = spec.hidden_size, spec.attention
-    gated = arch.gated
-    moe = spec.moe
+@dataclass(frozen=True)
+class _Mixer:
+    """Per-token figures of one layer's token mixing (attention of one kind)."""
+
+    params: int
+    up_params: int
+    gemms: list[tuple[int, int]]
+    """Weight GEMMs as (weights, reduction depth K), up-projections included."""
+    up_gemms: list[tuple[int, int]]
+    kv_width: int
+    acts: tuple[int, int, int]
+    """(GEMM inputs, other, recomputable) activation elements."""
+
+
+def _full_attention(att: MhaAttention | MlaAttention, h: int) -> _Mixer:
+    """Softmax attention: MLA's down- and up-projections, or MHA/GQA's QKV and output."""
     if isinstance(att, MlaAttention):
         n, qk, v = att.num_heads, att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
         q_in = att.q_lora_rank
@@ -92,34 +137,66 @@ def layer_shapes(arch: ModelArch) -> LayerShapes:
         latents = (2 * q_in if q_in else 0) + (att.kv_lora_rank + att.qk_rope_head_dim) \
             + att.kv_lora_rank
         q_full, k_full, v_full, o = n * qk, n * qk, n * v, n * v
-        gemm_in = h + o + latents  # norm output, o-proj input, latent inputs of up-projections
-        other = h + q_full + k_full + v_full  # residual input; Q, K, V for the kernel
-        recomputable = h + q_full + k_full + v_full  # norm out and up-projections (latents kept)
-        kv_width = k_full + v_full
         q_up = [(q_in * n * qk, q_in)] if q_in else []
         kv_up = [(att.kv_lora_rank * n * (att.qk_nope_head_dim + v), att.kv_lora_rank)]
         downs = [(h * q_in, h)] if q_in else [(h * n * qk, h)]
         downs += [(h * (att.kv_lora_rank + att.qk_rope_head_dim), h), (n * v * h, n * v)]
-        depth = harmonic_depth(downs + q_up + kv_up)
-        up_depth = harmonic_depth(q_up + kv_up)
-    else:
-        q = att.num_heads * att.head_dim
-        kv = att.num_kv_heads * att.head_dim
-        up = 0
-        gemm_in = h + q  # norm output (QKV input) and attention output (o-proj input)
-        other = h + q + 2 * kv
-        recomputable = h  # the norm output
-        kv_width = 2 * kv
-        depth = harmonic_depth([(h * (q + 2 * kv), h), (q * h, q)])
-        up_depth = 1.0
+        return _Mixer(
+            params=attention_params(att, h), up_params=up, gemms=downs + q_up + kv_up,
+            up_gemms=q_up + kv_up, kv_width=k_full + v_full,
+            # GEMM inputs: norm output, o-proj input, latent inputs of up-projections; other:
+            # residual input, Q, K, V for the kernel; recomputable: norm out and up-projections.
+            acts=(h + o + latents, h + q_full + k_full + v_full, h + q_full + k_full + v_full))
+    q = att.num_heads * att.head_dim
+    kv = att.num_kv_heads * att.head_dim
+    # An output gate comes out of the query projection; its backward keeps the gate and the
+    # attention output before gating.
+    gate = q if att.output_gate else 0
+    return _Mixer(
+        params=attention_params(att, h), up_params=0,
+        gemms=[(h * (q + gate + 2 * kv), h), (q * h, q)], up_gemms=[], kv_width=2 * kv,
+        # GEMM inputs: norm output (QKV input), o-proj input; other: residual input, Q, K, V;
+        # recomputable: the norm output.
+        acts=(h + q, h + q + 2 * kv + 2 * gate, h))
+
+
+def _linear_attention(lin: LinearAttention, h: int) -> _Mixer:
+    """Gated DeltaNet: its projection GEMMs (:func:`gated_deltanet_projections`; the
+    convolution's work is in the core term, with the recurrence) and activations; no K/V to pass
+    around under context parallelism."""
+    gemms = gated_deltanet_projections(lin, h)
+    return _Mixer(params=sum(w for w, _ in gemms), up_params=0, gemms=gemms, up_gemms=[],
+                  kv_width=0, acts=linear_attention_activations(lin, h))
+
+
+def _mean(mixers: list[tuple[_Mixer, int]], figure: Callable[[_Mixer], int]) -> float:
+    """Layer-weighted mean of a per-layer figure over the kinds of layer: sum n_i x_i / sum n_i
+    (the figure itself when all layers are of one kind)."""
+    return sum(figure(m) * n for m, n in mixers) / sum(n for _, n in mixers)
+
+
+def layer_shapes(arch: ModelArch) -> LayerShapes:
+    """Plan-independent per-token counts of the model's layers (sequence length aside)."""
+    spec = arch.spec
+    h = spec.hidden_size
+    gated = arch.gated
+    moe = spec.moe
+    full = _full_attention(spec.attention, h)
+    lin = spec.linear_attention
+    mixers = [(full, spec.num_full_attention_layers)]
+    depth = harmonic_depth(full.gemms)
+    if lin:
+        mixers.append((_linear_attention(lin, h), lin.count))
+        # Each kind's GEMMs weigh as often as it occurs.
+        depth = harmonic_depth([(w * n, k) for m, n in mixers for w, k in m.gemms])
     expert_w = moe.expert_width if moe else 0
     shared_w = moe.num_shared_experts * moe.shared_expert_width if moe else 0
     return LayerShapes(
-        attn_proj_params=attention_params(att, h),
-        attn_up_proj_params=up,
+        attn_proj_params=_mean(mixers, lambda m: m.params),
+        attn_up_proj_params=_mean(mixers, lambda m: m.up_params),
         attn_proj_depth=depth,
-        up_proj_depth=up_depth,
-        kv_width=kv_width,
+        up_proj_depth=harmonic_depth(full.up_gemms) if full.up_gemms else 1.0,
+        kv_width=_mean(mixers, lambda m: m.kv_width),
         dense_ffn_params=ffn_params(h, spec.dense_layers.ffn_width, gated),
         router_params=h * moe.num_experts if moe else 0,
         expert_params=ffn_params(h, expert_w, gated) if moe else 0,
@@ -129,9 +206,10 @@ def layer_shapes(arch: ModelArch) -> LayerShapes:
         dense_width=spec.dense_layers.ffn_width,
         top_k=moe.top_k if moe else 0,
         num_experts=moe.num_experts if moe else 0,
-        attn_act_gemm_in=gemm_in,
-        attn_act_other=other,
-        attn_act_recomputable=recomputable,
+        attn_act_gemm_in=_mean(mixers, lambda m: m.acts[0]),
+        attn_act_other=_mean(mixers, lambda m: m.acts[1]),
+        attn_act_recomputable=_mean(mixers, lambda m: m.acts[2]),
+        recurrent_state=recurrent_state_elements(lin) if lin else 0.0,
     )
 
 
@@ -152,19 +230,24 @@ class ModelFlops:
     """Model FLOPs per token for training (3x forward, no recompute), by component."""
 
     attention_proj: float
+    """Projections of the full-attention layers."""
     attention_core: float
+    """Causal scores and context of the full-attention layers (grows with s)."""
     dense_ffn: float
     router: float
     routed_experts: float
     shared_experts: float
     lm_head: float
     mtp: float
+    linear_attention: float = 0.0
+    """Linear-attention layers of a hybrid model: projections, recurrence and convolution."""
 
     @property
     def total(self) -> float:
         return (
             self.attention_proj + self.attention_core + self.dense_ffn + self.router
             + self.routed_experts + self.shared_experts + self.lm_head + self.mtp
+            + self.linear_attention
         )
 
     def forward(self) -> dict[str, float]:
@@ -176,7 +259,7 @@ class ModelFlops:
             "attention_proj": self.attention_proj, "attention_core": self.attention_core,
             "dense_ffn": self.dense_ffn, "router": self.router,
             "routed_experts": self.routed_experts, "shared_experts": self.shared_experts,
-            "lm_head": self.lm_head, "mtp": self.mtp,
+            "lm_head": self.lm_head, "mtp": self.mtp, "linear_attention": self.linear_attention,
         }
 
 
@@ -185,22 +268,26 @@ def model_flops_per_token(arch: ModelArch, seq_len: int, include_mtp: bool = Tru
 
     Every weight multiplies each token once in the forward pass (2 FLOPs per weight); only the
     top-k routed experts count. Attention scores and context add the causal term of
-    :func:`attention_core_flops`. The input embedding is a lookup and costs nothing. MTP depth D
-    adds D x (one MoE layer + the 2h x h projection + the LM head) (DeepSeek-V3 sec. 2.2).
+    :func:`attention_core_flops` (a hybrid model's linear-attention layers their recurrence).
+    The input embedding is a lookup and costs nothing. MTP depth D adds D x (one MoE layer with
+    full attention + the 2h x h projection + the LM head) (DeepSeek-V3 sec. 2.2).
     """
     spec, sh = arch.spec, layer_shapes(arch)
-    n_layers, n_moe = spec.num_layers, arch.num_moe_layers
+    n_full, n_moe = spec.num_full_attention_layers, arch.num_moe_layers
     n_dense = spec.dense_layers.count
     h, vocab = spec.hidden_size, spec.vocab_size
-    core = attention_core_flops(arch, seq_len)
+    proj = 2.0 * attention_params(spec.attention, h)
+    core = full_attention_core_flops(spec.attention, seq_len)
+    lin = spec.linear_attention
+    lin_fwd = lin.count * (2.0 * sum(w for w, _ in gated_deltanet_projections(lin, h))
+                           + linear_attention_core_flops(lin)) if lin else 0.0
     mtp_layers = spec.mtp_depth if include_mtp else 0
     moe_fwd = 2.0 * (sh.router_params + sh.top_k * sh.expert_params + sh.shared_params)
-    mtp_fwd = mtp_layers * (
-        2.0 * sh.attn_proj_params + core + moe_fwd + 2.0 * (2 * h * h) + 2.0 * h * vocab
-    )
+    mtp_fwd = mtp_layers * (proj + core + moe_fwd + 2.0 * (2 * h * h) + 2.0 * h * vocab)
     return ModelFlops(
-        attention_proj=3 * 2.0 * n_layers * sh.attn_proj_params,
-        attention_core=3 * n_layers * core,
+        attention_proj=3 * n_full * proj,
+        attention_core=3 * n_full * core,
+        linear_attention=3 * lin_fwd,
         dense_ffn=3 * 2.0 * n_dense * sh.dense_ffn_params,
         router=3 * 2.0 * n_moe * sh.router_params,
         routed_experts=3 * 2.0 * n_moe * sh.top_k * sh.expert_params,

@@ -20,44 +20,13 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from moebench.inputs import catalog
+from moebench.inputs.attention import MhaAttention, MlaAttention, attention_params
+from moebench.inputs.linear_attention import LinearAttention, gated_deltanet_params
 from moebench.inputs.schema import Record, validate
 from moebench.inputs.yamlio import load_mapping
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
-
-
-class MhaAttention(Record):
-    """Multi-head attention; GQA when ``num_kv_heads`` < ``num_heads``."""
-
-    kind: Literal["mha", "gqa"]
-    num_heads: PosInt
-    num_kv_heads: PosInt
-    head_dim: PosInt
-    qkv_bias: bool = False
-    qk_norm: bool = False
-
-    @model_validator(mode="after")
-    def _kv(self) -> MhaAttention:
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(
-                f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.num_kv_heads}"
-            )
-        if self.kind == "mha" and self.num_kv_heads != self.num_heads:
-            raise ValueError("kind mha needs num_kv_heads == num_heads; use kind gqa otherwise")
-        return self
-
-
-class MlaAttention(Record):
-    """Multi-head latent attention (DeepSeek-V2/V3): low-rank q and kv paths, decoupled RoPE."""
-
-    kind: Literal["mla"]
-    num_heads: PosInt
-    q_lora_rank: NonNegInt = Field(description="0 when queries are not compressed (V2-Lite)")
-    kv_lora_rank: PosInt
-    qk_nope_head_dim: PosInt
-    qk_rope_head_dim: PosInt
-    v_head_dim: PosInt
 
 
 class DenseLayers(Record):
@@ -88,6 +57,9 @@ class Published(Record):
     counts_input_embedding: bool = Field(
         description="whether the published active count includes the input embedding"
     )
+    counts_lm_head: bool = Field(
+        True, description="whether the published active count includes the LM head (false for "
+                          "a non-embedding count, without either embedding)")
     source: str = Field(min_length=3)
 
 
@@ -102,6 +74,8 @@ class ModelSpec(Record):
     tied_embeddings: bool
     ffn_activation: Literal["swiglu", "gelu"]
     attention: MhaAttention | MlaAttention = Field(discriminator="kind")
+    linear_attention: LinearAttention | None = Field(
+        None, description="linear-attention layers of a hybrid model; the others use attention")
     dense_layers: DenseLayers
     moe: MoeLayers | None
     mtp_depth: NonNegInt
@@ -117,7 +91,19 @@ class ModelSpec(Record):
             raise ValueError("a model without moe needs dense_layers.count == num_layers")
         if self.dense_layers.count and not self.dense_layers.ffn_width:
             raise ValueError("dense_layers.ffn_width must be > 0 when there are dense layers")
+        lin = self.linear_attention
+        if lin is not None and lin.count > self.num_layers:
+            raise ValueError(
+                f"linear_attention.count {lin.count} exceeds num_layers {self.num_layers}")
         return self
+
+    @property
+    def num_linear_attention_layers(self) -> int:
+        return self.linear_attention.count if self.linear_attention else 0
+
+    @property
+    def num_full_attention_layers(self) -> int:
+        return self.num_layers - self.num_linear_attention_layers
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,36 +115,6 @@ def ffn_params(hidden: int, width: int, gated: bool) -> int:
     return (3 if gated else 2) * hidden * width
 
 
-def attention_params(att: MhaAttention | MlaAttention, hidden: int) -> int:
-    """Attention weights of one layer, projections and their internal norms.
-
-    MHA/GQA: Wq (h x n_h d), Wk, Wv (h x n_kv d each), Wo (n_h d x h).
-    MLA (DeepSeek-V2 report, sec. 2.1): W_DQ (h x d'_c), q norm, W_UQ (d'_c x n_h (d_nope +
-    d_rope)), W_DKV+W_KR (h x (d_c + d_rope)), kv norm, W_UK+W_UV (d_c x n_h (d_nope + d_v)),
-    Wo (n_h d_v x h).
-    """
-    if isinstance(att, MlaAttention):
-        qk = att.qk_nope_head_dim + att.qk_rope_head_dim
-        if att.q_lora_rank:
-            q = hidden * att.q_lora_rank + att.q_lora_rank + att.q_lora_rank * att.num_heads * qk
-        else:
-            q = hidden * att.num_heads * qk
-        kv = (
-            hidden * (att.kv_lora_rank + att.qk_rope_head_dim)
-            + att.kv_lora_rank
-            + att.kv_lora_rank * att.num_heads * (att.qk_nope_head_dim + att.v_head_dim)
-        )
-        return q + kv + att.num_heads * att.v_head_dim * hidden
-    q_dim = att.num_heads * att.head_dim
-    kv_dim = att.num_kv_heads * att.head_dim
-    params = hidden * (q_dim + 2 * kv_dim) + q_dim * hidden
-    if att.qkv_bias:
-        params += q_dim + 2 * kv_dim
-    if att.qk_norm:
-        params += 2 * att.head_dim
-    return params
-
-
 @dataclass(frozen=True, kw_only=True)
 class ParamCounts:
     """Parameter counts by component (whole model, not per chip)."""
@@ -166,6 +122,9 @@ class ParamCounts:
     embedding: int
     lm_head: int
     attention: int
+    """Full-attention layers (softmax attention, MHA/GQA/MLA)."""
+    linear_attention: int
+    """Linear-attention layers of a hybrid model (Gated DeltaNet)."""
     norms: int
     dense_ffn: int
     router: int
@@ -177,7 +136,8 @@ class ParamCounts:
     @property
     def total(self) -> int:
         return (
-            self.embedding + self.lm_head + self.attention + self.norms + self.dense_ffn
+            self.embedding + self.lm_head + self.attention + self.linear_attention + self.norms
+            + self.dense_ffn
             + self.router + self.routed_experts + self.shared_experts
         )
 
@@ -239,13 +199,15 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     n_moe = spec.num_layers - spec.dense_layers.count if spec.moe else 0
     router, routed, routed_active, shared = moe_layer_params(spec, gated)
     layer_norms = 2 * h
-    # MTP module (DeepSeek-V3 sec. 2.2): projection M (2h x h), two RMSNorms, one MoE layer;
-    # embedding and output head are shared with the main model.
+    lin = spec.linear_attention
+    # MTP module (DeepSeek-V3 sec. 2.2): projection M (2h x h), two RMSNorms, one MoE layer with
+    # full attention (also in Qwen3-Next); embedding and output head are shared with the model.
     mtp_layer = att + layer_norms + router + routed + shared + 2 * h * h + 2 * h
     return ParamCounts(
         embedding=spec.vocab_size * h,
         lm_head=0 if spec.tied_embeddings else spec.vocab_size * h,
-        attention=spec.num_layers * att,
+        attention=spec.num_full_attention_layers * att,
+        linear_attention=lin.count * gated_deltanet_params(lin, h) if lin else 0,
         norms=spec.num_layers * layer_norms + h,
         dense_ffn=spec.dense_layers.count * ffn_params(h, spec.dense_layers.ffn_width, gated),
         router=n_moe * router,

@@ -1,0 +1,89 @@
+"""Hugging Face ``config.json`` mappers of the families moebench first supported: DeepSeek-V2/V3
+and Kimi K2, Qwen2/Qwen3 MoE, Mixtral, gpt-oss, Ling (bailing_moe) and dense Llama."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from moebench.inputs.hf_config.reader import _base, _Config, _every_layer_moe, _gqa, _moe
+
+
+def _deepseek(c: _Config) -> dict[str, Any]:
+    d = _base(c, "Hugging Face config.json (DeepSeek-V2/V3 family)")
+    width = c.integer("moe_intermediate_size")
+    n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
+    node_limit = topk_group if n_group and n_group > 1 and topk_group else None
+    d["attention"] = {
+        "kind": "mla", "num_heads": c.integer("num_attention_heads"),
+        # V2-Lite's config has q_lora_rank null: queries are not compressed.
+        "q_lora_rank": c.opt_integer("q_lora_rank") or 0,
+        "kv_lora_rank": c.integer("kv_lora_rank"),
+        "qk_nope_head_dim": c.integer("qk_nope_head_dim"),
+        "qk_rope_head_dim": c.integer("qk_rope_head_dim"), "v_head_dim": c.integer("v_head_dim"),
+    }
+    first_dense = c.integer("first_k_dense_replace", 0)
+    d["dense_layers"] = {"count": first_dense, "ffn_width": c.integer("intermediate_size")}
+    d["moe"] = _moe(c, "n_routed_experts", "moe_intermediate_size",
+                    c.integer("n_shared_experts", 0), width, node_limit)
+    d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
+    return d
+
+
+def _qwen_moe(c: _Config, qwen3: bool) -> dict[str, Any]:
+    d = _base(c, f"Hugging Face config.json ({'qwen3_moe' if qwen3 else 'qwen2_moe'})")
+    d["attention"] = _gqa(c, qkv_bias=not qwen3, qk_norm=qwen3)
+    _every_layer_moe(c)
+    d["dense_layers"] = {"count": 0, "ffn_width": c.integer("intermediate_size", 0)}
+    shared_width = 0 if qwen3 else c.integer("shared_expert_intermediate_size")
+    d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
+                    0 if qwen3 or not shared_width else 1, shared_width)
+    return d
+
+
+def _mixtral(c: _Config) -> dict[str, Any]:
+    d = _base(c, "Hugging Face config.json (mixtral)")
+    d["attention"] = _gqa(c)
+    d["dense_layers"] = {"count": 0, "ffn_width": 0}
+    d["moe"] = _moe(c, "num_local_experts", "intermediate_size", 0, 0)
+    return d
+
+
+def _gpt_oss(c: _Config) -> dict[str, Any]:
+    d = _base(c, "Hugging Face config.json (gpt_oss)")
+    d["attention"] = _gqa(c, qkv_bias=True)
+    d["dense_layers"] = {"count": 0, "ffn_width": 0}
+    d["moe"] = _moe(c, "num_local_experts", "intermediate_size", 0, 0)
+    return d
+
+
+def _bailing(c: _Config) -> dict[str, Any]:
+    d = _base(c, "Hugging Face config.json (bailing_moe, Ling)")
+    d["attention"] = _gqa(c)
+    width = c.integer("moe_intermediate_size")
+    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 0),
+                         "ffn_width": c.integer("intermediate_size")}
+    d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
+                    c.integer("num_shared_experts", 0), width)
+    return d
+
+
+def _llama(c: _Config) -> dict[str, Any]:
+    d = _base(c, "Hugging Face config.json (llama)")
+    d["attention"] = _gqa(c, qkv_bias=c.flag("attention_bias", False))
+    d["dense_layers"] = {"count": d["num_layers"], "ffn_width": c.integer("intermediate_size")}
+    d["moe"] = None
+    return d
+
+
+FAMILIES: dict[str, Callable[[_Config], dict[str, Any]]] = {
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,
+    "qwen2_moe": lambda c: _qwen_moe(c, qwen3=False),
+    "qwen3_moe": lambda c: _qwen_moe(c, qwen3=True),
+    "mixtral": _mixtral,
+    "bailing_moe": _bailing,
+    "llama": _llama,
+    "gpt_oss": _gpt_oss,
+}

@@ -1,0 +1,121 @@
+"""Typed access to a Hugging Face ``config.json`` and the record parts every family shares.
+
+Every accessor names the file and the key (``attn_config.kv_n_heads`` for a nested one) when the
+key is missing or malformed, so a bad config gives one line, like a bad YAML profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from moebench.errors import InputError
+
+
+class _Config:
+    """Typed access to config keys with errors that name the file and the key."""
+
+    def __init__(self, data: dict[str, Any], where: str, prefix: str = "") -> None:
+        self.data = data
+        self.where = where
+        self.prefix = prefix
+
+    def error(self, key: str, message: str) -> InputError:
+        return InputError(self.where, self.prefix + key, message)
+
+    def integer(self, key: str, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            raise self.error(key, "required config key is missing")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"expected a whole number, got {value!r}")
+        return value
+
+    def opt_integer(self, key: str) -> int | None:
+        return None if self.data.get(key) is None else self.integer(key)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {value!r}")
+        return value
+
+    def uniform(self, key: str, default: int | None = None) -> int:
+        """A whole number given once or per layer (Hunyuan's lists), the same for every layer."""
+        value = self.data.get(key, default)
+        if not isinstance(value, list):
+            return self.integer(key, default)
+        if not value or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise self.error(key, f"expected a whole number or a list of them, got {value!r}")
+        if len(set(value)) != 1:
+            raise self.error(key, f"values differ between layers ({sorted(set(value))}); "
+                                  "per-layer shapes are not supported, use a model YAML")
+        return int(value[0])
+
+    def strings(self, key: str) -> list[str] | None:
+        """A list of strings (such as ``layer_types``), or None when the key is absent."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, f"expected a list of strings, got {value!r}")
+        return value
+
+    def sub(self, key: str) -> _Config:
+        """A nested section (DBRX's ``attn_config``), read with the same errors."""
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            what = "required config section is missing" if value is None else \
+                f"expected a mapping, got {value!r}"
+            raise self.error(key, what)
+        return _Config(value, self.where, f"{self.prefix}{key}.")
+
+
+def _base(c: _Config, source: str, layers: str = "num_hidden_layers",
+          hidden: str = "hidden_size") -> dict[str, Any]:
+    # Named after the checkpoint (name_or_path) or the file, never after the model type: two
+    # configs of one type are different models.
+    named = c.data.get("_name_or_path") or c.data.get("name_or_path")
+    name = str(named or Path(c.where).stem).split("/")[-1].lower()
+    if name == "config":  # a bare config.json: its folder says which model it is
+        name = Path(c.where).resolve().parent.name.lower() or name
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in name).strip("-._")
+    return {
+        "name": safe or "hf-model",
+        "display_name": f"{name} (from {c.where})",
+        "source": source,
+        "num_layers": c.integer(layers),
+        "hidden_size": c.integer(hidden),
+        "vocab_size": c.integer("vocab_size"),
+        "tied_embeddings": c.flag("tie_word_embeddings", False),
+        "ffn_activation": "swiglu",
+        "mtp_depth": 0,
+    }
+
+
+def _gqa(c: _Config, qkv_bias: bool = False, qk_norm: bool = False,
+         head_dim_key: str = "head_dim") -> dict[str, Any]:
+    heads = c.integer("num_attention_heads")
+    kv = c.integer("num_key_value_heads", heads)
+    head_dim = c.integer(head_dim_key, c.integer("hidden_size") // heads)
+    return {
+        "kind": "mha" if kv == heads else "gqa", "num_heads": heads, "num_kv_heads": kv,
+        "head_dim": head_dim, "qkv_bias": qkv_bias, "qk_norm": qk_norm,
+    }
+
+
+def _moe(c: _Config, experts: str, width: str, shared: int, shared_width: int,
+         node_limit: int | None = None, top_k: str = "num_experts_per_tok") -> dict[str, Any]:
+    return {
+        "num_experts": c.uniform(experts), "top_k": c.uniform(top_k),
+        "expert_width": c.uniform(width), "num_shared_experts": shared,
+        "shared_expert_width": shared_width, "max_nodes_per_token": node_limit,
+    }
+
+
+def _every_layer_moe(c: _Config) -> None:
+    """Qwen-style configs may interleave dense and MoE layers; moebench's record has dense layers
+    only first, so refuse the interleaving rather than miscount it."""
+    if c.integer("decoder_sparse_step", 1) != 1 or c.data.get("mlp_only_layers"):
+        raise c.error("decoder_sparse_step",
+                      "interleaved dense/MoE layers are not supported; use a model YAML")
