@@ -3,9 +3,12 @@ accelerator through the whole pipeline, --check, and every refusal as a one-line
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
+from moebench.probe.backends import reference_attention
 from moebench.probe.fit import (
     attention_flops,
     bus_bytes,
@@ -140,3 +143,27 @@ def test_budget_shares_remaining_time_by_weight():
         budget.next_share_s()
     with pytest.raises(ValueError):
         Budget(0.0, [1.0])
+
+
+def test_reference_attention_forward_and_gradients():
+    rng = np.random.default_rng(0)
+    q, k, v, d_out = (rng.standard_normal((2, 5, 3)) for _ in range(4))
+    out, dq, dk, dv = reference_attention(q, k, v, d_out)
+
+    def forward(q, k, v):
+        s = q @ k.transpose(0, 2, 1) / math.sqrt(3)
+        s = np.where(np.triu(np.ones((5, 5), bool), 1), -np.inf, s)
+        p = np.exp(s - s.max(-1, keepdims=True))
+        return (p / p.sum(-1, keepdims=True)) @ v
+
+    assert np.allclose(out, forward(q, k, v))
+    assert np.allclose(out[:, 0], v[:, 0])  # causal: the first query sees the first key only
+    eps, plain = 1e-6, forward(q, k, v)
+    for grad, which in ((dq, 0), (dk, 1), (dv, 2)):  # against finite differences
+        for index in np.ndindex(q.shape):
+            args = [q, k, v]
+            bumped = args[which].copy()
+            bumped[index] += eps
+            args[which] = bumped
+            numeric = ((forward(*args) - plain) * d_out).sum() / eps
+            assert grad[index] == pytest.approx(numeric, rel=1e-4, abs=1e-5)
