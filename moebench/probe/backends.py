@@ -209,8 +209,10 @@ def accelerator_present() -> bool:
     if torch.cuda.is_available():
         return True
     if find_spec("torch_npu") is not None:
-        import torch_npu  # noqa: F401 - registers torch.npu
-
+        try:
+            import torch_npu  # noqa: F401 - registers torch.npu
+        except ImportError:  # installed without its CANN runtime: no NPU to use
+            return False
         return bool(torch.npu.is_available())  # type: ignore[attr-defined]
     return False
 

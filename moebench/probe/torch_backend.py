@@ -54,8 +54,10 @@ def _device_api(torch: Any) -> tuple[str, Any]:
     if torch.cuda.is_available():
         return "cuda", torch.cuda
     if find_spec("torch_npu") is not None:
-        import torch_npu  # noqa: F401 - registers torch.npu
-
+        try:
+            import torch_npu  # noqa: F401 - registers torch.npu
+        except ImportError:  # installed without its CANN runtime: no NPU to use
+            return "cpu", None
         if torch.npu.is_available():
             return "npu", torch.npu
     return "cpu", None
