@@ -75,14 +75,16 @@ def hardware_show(name_or_path: str) -> Report:
 
 
 def _kind_of(path: Path, data: dict[str, Any]) -> str:
+    # A stack profile may sit beside its hardware profile (moebench probe writes
+    # NAME.stack.yaml next to NAME.yaml): its own fields say what it is.
+    if "kernels" in data and "collectives" in data:
+        return "stacks"
     parts = set(path.parts)
     for kind in ("hardware", "models", "scenarios", "stacks"):
         if kind in parts:
             return kind
     if "compute" in data:
         return "hardware"
-    if "kernels" in data and "collectives" in data:
-        return "stacks"
     if "model_type" in data or "num_layers" in data:
         return "models"
     return "scenarios"
