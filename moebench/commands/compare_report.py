@@ -8,35 +8,12 @@ from typing import Any
 import pandas as pd
 
 from moebench.commands.compare import CompareRow, Comparison, row_dict
+from moebench.commands.plan_text import plan_text, sharding_text  # noqa: F401 - re-exported
 from moebench.commands.report import Report
 from moebench.inputs.stack import load_stack_spec
 
 VALIDATION_MARK = "*"
 NO_RUNS_MARK = "**"
-
-
-def sharding_text(plan: dict[str, Any]) -> str:
-    """``zero-1``, or ``hsdp8`` with its shard group."""
-    s = str(plan.get("sharding", "zero-1"))
-    return f"hsdp{plan['shard_group']}" if s == "hsdp" else s
-
-
-def plan_text(plan: dict[str, Any] | None) -> str:
-    if not plan:
-        return "-"
-    parts = [f"TP{plan['tp']}", f"PP{plan['pp']}"]
-    if plan["vpp"] > 1:
-        parts.append(f"VPP{plan['vpp']}")
-    parts += [f"EP{plan['ep']}"] + ([f"ETP{plan['etp']}"] if plan.get("etp", 1) > 1 else [])
-    parts += [f"CP{plan['cp']}"] if plan["cp"] > 1 else []
-    parts += [f"DP{plan['dp']}", f"mb{plan['micro_batch']}"]
-    if plan["recompute"] != "none":
-        parts.append(f"rc-{plan['recompute']}")
-    if plan["schedule"] != "1f1b":
-        parts.append(plan["schedule"])
-    if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid
-        parts.append(sharding_text(plan))
-    return " ".join(parts)
 
 
 def _with_interval(value: float | None, iv: tuple[float, float] | None, fmt: str) -> str:

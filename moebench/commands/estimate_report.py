@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from moebench.commands.compare_report import sharding_text
 from moebench.commands.estimate import Estimate
+from moebench.commands.plan_text import sharding_text
 from moebench.commands.report import Report
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _plan_text(plan: dict[str, object]) -> str:
@@ -33,8 +36,12 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
         ("plans evaluated", est.plans_evaluated),
     ]
     rows += [(f"  {k} (s/step)", v) for k, v in est.breakdown_s.items() if v > 0]
-    df = pd.DataFrame({"figure": [r[0] for r in rows], "value": [r[1] for r in rows]},
-                      dtype=object)
+    def df() -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame({"figure": [r[0] for r in rows], "value": [r[1] for r in rows]},
+                            dtype=object)
+
     payload = est.as_dict()
     payload["overrides"] = overrides or {}
     footer = [f"{est.precision}, seq {est.seq_len}, global batch {est.global_batch} sequences",

@@ -16,14 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from moebench.errors import InputError
+
+if TYPE_CHECKING:  # pandas costs half a second to import: only commands that print rows pay it
+    import pandas as pd
 
 
 class OutputFormat(StrEnum):
@@ -57,7 +59,9 @@ def resolve_format(fmt: OutputFormat | None, output: Path | None) -> OutputForma
 @dataclass(frozen=True)
 class Report:
     title: str
-    table: pd.DataFrame
+    table: Any
+    """A DataFrame, or a function that builds one, called only when a format needs the table
+    (so ``--format json`` never imports pandas); read it through :meth:`frame`."""
     """Columns named in snake_case (what CSV and JSON carry)."""
     payload: Any
     footer: list[str] = field(default_factory=list)
@@ -70,10 +74,17 @@ class Report:
     optional: tuple[str, ...] = ()
     """Columns a narrow terminal may leave out, the first given first."""
 
+    def frame(self) -> pd.DataFrame:
+        return self.table() if callable(self.table) else self.table
+
+    def rows(self) -> int:
+        """Rows of the table (without building it when the payload says)."""
+        return len(self.frame())
+
     def shown(self, drop: tuple[str, ...] = ()) -> pd.DataFrame:
         """The table as people read it: hidden (and ``drop``) columns out, display text in,
         headers relabelled."""
-        df = self.table.copy()
+        df = self.frame().copy()
         for col, cells in self.display.items():
             if col in df.columns:
                 df[col] = cells
@@ -125,7 +136,7 @@ def to_json(report: Report) -> str:
 
 
 def to_csv(report: Report) -> str:
-    return report.table.to_csv(index=False, lineterminator="\n")
+    return report.frame().to_csv(index=False, lineterminator="\n")
 
 
 def to_markdown(report: Report) -> str:
@@ -143,10 +154,12 @@ def to_markdown(report: Report) -> str:
 def _grid(report: Report, shown: pd.DataFrame, caption: list[str]) -> Table:
     """Numbers and names never wrap (a cut number misleads); text with spaces, such as a
     plan, folds at the spaces when the terminal is narrow."""
+    from pandas.api.types import is_numeric_dtype
+
     table = Table(title=report.title, caption="\n".join(caption) or None,
                   caption_justify="left")
     for col in shown.columns:
-        numeric = pd.api.types.is_numeric_dtype(shown[col])
+        numeric = is_numeric_dtype(shown[col])
         words = not numeric and shown[col].astype(str).str.contains(" ").any()
         table.add_column(str(col), justify="right" if numeric else "left",
                          no_wrap=not words, overflow="fold")
@@ -255,10 +268,10 @@ def emit(report: Report, fmt: OutputFormat | None, output: Path | None,
     fmt = resolve_format(fmt, output)
     if output is not None:
         if fmt is OutputFormat.parquet:
-            write_parquet(report.table, output)
+            write_parquet(report.frame(), output)
         else:
             write_atomic(output, render(report, fmt))
-        console.file.write(f"wrote {output}: {len(report.table)} rows as {fmt.value}\n")
+        console.file.write(f"wrote {output}: {report.rows()} rows as {fmt.value}\n")
         return
     if fmt is OutputFormat.table:
         console.print(rich_table(report, console.width))

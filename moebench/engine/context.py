@@ -81,6 +81,14 @@ class StepContext:
     """Ranks the dense state is sharded over (1, dp*cp, or the hsdp group)."""
     expert_shard: np.ndarray
     """Ranks the routed experts' state is sharded over."""
+    kv_copies: np.ndarray
+    """Copies of each KV head across the tensor-parallel group: tp / kv_heads when tp is wider
+    than the KV heads (Megatron-Core replicates them), else 1."""
+
+    @property
+    def kv_extra(self) -> np.ndarray:
+        """Replicated K/V projection weights per layer (before the split over tp)."""
+        return self.shapes.kv_proj_params * (self.kv_copies - 1)
 
     @property
     def dense_layers_per_stage(self) -> np.ndarray:
@@ -140,6 +148,7 @@ def build_context(
         dropless_sync=stack.host_sync and run.capacity_factor is None,
         sharding=plans.sharding, shard=plans.shard.astype(float),
         expert_shard=plans.expert_shard,
+        kv_copies=np.maximum(1.0, tp / sh.kv_heads) if sh.kv_heads else np.ones_like(tp),
     )
 
 

@@ -65,7 +65,8 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     mtp_expert = spec.mtp_depth * sh.num_experts * sh.expert_params
     mtp_dense = p.mtp - mtp_expert
     frac = ctx.layers_per_stage / spec.num_layers
-    layer_dense = p.dense - p.embedding - p.lm_head
+    # Replicated KV heads (tp wider than the KV heads) add their weights on every rank.
+    layer_dense = p.dense - p.embedding - p.lm_head + spec.num_layers * ctx.kv_extra
     first = layer_dense * frac + p.embedding
     last = layer_dense * frac + p.lm_head + mtp_dense
     whole = layer_dense + p.embedding + p.lm_head + mtp_dense
@@ -79,7 +80,7 @@ def layer_params(ctx: StepContext) -> np.ndarray:
     weights over tp, plus one MoE layer's routed experts over ep x etp (what ZeRO-3/FSDP gathers
     and what one layer's gradient bucket holds)."""
     p, spec = ctx.arch.params, ctx.arch.spec
-    layer_dense = p.dense - p.embedding - p.lm_head
+    layer_dense = p.dense - p.embedding - p.lm_head + spec.num_layers * ctx.kv_extra
     per_moe = p.expert / max(ctx.arch.num_moe_layers, 1)
     return np.maximum(layer_dense, 0.0) / spec.num_layers / ctx.tp + per_moe / (ctx.ep * ctx.etp)
 
@@ -120,11 +121,14 @@ def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray
     rc = ctx.recompute
     tok_sp, received = ctx.tok_sp, ctx.received
 
-    def block(gemm_in: Any, other: float, recomputable: float) -> np.ndarray:
+    def block(gemm_in: Any, other: Any, recomputable: Any) -> np.ndarray:
         full = gemm_in * gemm_in_bytes + other * BF16
         return np.where(rc == 1, np.maximum(full - recomputable * BF16, 0.0), full)
 
-    attn = block(sh.attn_act_gemm_in, sh.attn_act_other, sh.attn_act_recomputable) * tok_sp
+    # Replicated KV heads: each rank keeps K and V of kv_copies heads more than its share.
+    kv_more = sh.kv_proj_params / h * (ctx.kv_copies - 1)
+    attn = block(sh.attn_act_gemm_in, sh.attn_act_other + kv_more,
+                 sh.attn_act_recomputable) * tok_sp
     g_in, other, recomp = ffn_act_elements(sh.dense_width, arch.gated, h)
     dense = block(g_in, other + h, recomp + h) * tok_sp
     moe = 0.0

@@ -1,10 +1,11 @@
 """Parallel plans: their constraints and their vectorised enumeration.
 
 A plan is (TP, PP, VPP, EP, ETP, CP, DP, micro-batch, sharding, recompute, schedule). ETP,
-the tensor parallelism inside experts, is 1 (experts whole, the choice for fine-grained MoE) or TP
-(Megatron-Core's default, experts split like dense FFNs). The search builds every
-combination of the candidate values as flat numpy arrays and keeps those that real frameworks
-accept (Megatron-Core's rules, noted per mask), in one pass with no Python loop per plan.
+the tensor parallelism inside experts, is any power of two within a scale-up domain (1 keeps
+experts whole, the choice for fine-grained MoE; Megatron-Core defaults to TP). The search
+builds every combination of the candidate values as flat numpy arrays and keeps those that
+real frameworks accept (Megatron-Core's rules, noted per mask), in one pass with no Python
+loop per plan.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ from moebench.inputs.run import RECOMPUTE, SCHEDULES, SHARDING, RunConfig
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)
-VPP_CHOICES = (1, 2, 3, 4, 6, 8)
+# Published plans use up to 24 virtual stages (e.g. 12 and 24 in Megatron-Bridge recipes) and
+# context parallelism up to 32 for 128K-token training. The search grid offers CP beyond 8
+# from 32K-token sequences on (below, a rank would hold under 2K tokens); any CP may be given.
+VPP_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24)
 CP_CHOICES = (1, 2, 4, 8)
+CP_LONG_CHOICES = (16, 32)
+LONG_SEQUENCE = 32768
 # Sharding searched by default: zero-1 to zero-3 and hybrid; zero-0 (plain DDP) only on
 # request, since zero-1 moves the same bytes with less memory and a shorter optimizer step.
 SHARDING_SEARCHED = (1, 2, 3, 4)
@@ -173,10 +179,13 @@ def candidate_plans(
     heads = [att.num_heads, kv_heads]
     if lin:  # Gated DeltaNet splits its key and value heads over tp too
         heads += [lin.num_key_heads, lin.num_value_heads]
-    g.rule("tp must divide attention heads and KV heads",
-           np.all([n % g["tp"] == 0 for n in heads], axis=0))
+    g.rule("tp must divide the attention heads and the KV heads, or be a multiple of the KV "
+           "heads (each then replicated)",
+           np.all([n % g["tp"] == 0 for n in heads], axis=0)
+           | ((att.num_heads % g["tp"] == 0) & (g["tp"] % kv_heads == 0) & (lin is None)))
     g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
-    g.expand("cp", _choices(req.cp, CP_CHOICES, "--cp"))
+    cp_grid = CP_CHOICES + (CP_LONG_CHOICES if run.seq_len >= LONG_SEQUENCE else ())
+    g.expand("cp", _choices(req.cp, cp_grid, "--cp"))
     g.rule("cp needs seq_len divisible by 2*cp",
            (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
     # Linear attention would pass its recurrent state along the sequence, not K/V chunks.
@@ -198,17 +207,23 @@ def candidate_plans(
            (g["vpp"] == 1) | ((g["pp"] > 1) & (g["m"] % g["pp"] == 0)))
     g.expand("ep", _choices(req.ep, POW2 if spec.moe else (1,), "--ep"))
     g.rule("ep must divide the experts", experts % g["ep"] == 0)
-    g.expand("etp_raw", _choices(req.etp, (1, 0) if spec.moe else (1,), "--etp"))
-    g.cols["etp"] = np.where(g["etp_raw"] == 0, g["tp"], g["etp_raw"])  # 0 stands for "= tp"
-    g.rule("etp must be 1 or tp", (g["etp"] == 1) | (g["etp"] == g["tp"]))
-    g.rule("etp = tp repeats etp 1 when tp is 1", ~((g["tp"] == 1) & (g["etp_raw"] == 0)))
+    # Expert TP is independent of attention TP in Megatron-Core (--expert-tensor-parallel-size):
+    # any power of two inside a scale-up domain may be given; the search grid keeps it within
+    # the attention TP group (1 to tp), where the tokens are already shared.
+    etp_values = tuple(v for v in POW2 if v <= chip.up_domain) if spec.moe else (1,)
+    g.expand("etp", _choices(req.etp, etp_values, "--etp"))
+    g.rule("etp beyond the scale-up domain", g["etp"] <= chip.up_domain)
+    if req.etp is None:
+        g.rule("searched etp stays within tp", g["etp"] <= g["tp"])
     g.rule("ep*etp must divide tp*cp*dp (ranks per stage)",
            (g["tp"] * g["cp"] * g["dp"]) % (g["ep"] * g["etp"]) == 0)
     g.expand("schedule", _named(req.schedule, SCHEDULES, "--schedule"))
     pp, m = g["pp"], g["m"]
     g.rule("dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp",
-           (g["schedule"] == 0)
+           (g["schedule"] != 1)
            | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
+    g.rule("zb1p needs pp >= 2 and vpp 1 (it is a 1F1B variant without virtual stages)",
+           (g["schedule"] != 2) | ((g["pp"] >= 2) & (g["vpp"] == 1)))
     _sharding(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.

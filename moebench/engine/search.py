@@ -134,14 +134,19 @@ def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
     if np.any(np.diff(key) <= 0):
         raise ValueError("candidate plans are not grouped by sharding and recompute")
 
-    def at(k: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether the variant with key ``k`` exists, and whether it fits."""
-        pos = np.clip(np.searchsorted(key, k), 0, n - 1)
-        exists = valid & (key[pos] == k)
-        return exists, exists & fits[pos]
+    n_rc = len(np.unique(r))
 
-    has_lighter, lighter_fits = at(key - 1, r > 0)
-    _, less_sharding_fits = at(key - len(RECOMPUTE), (s >= 2) & (s <= 3))
+    def at(offset: int, step: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the variant ``step`` keys below exists (``offset`` rows up, where it sits
+        when present, variants being adjacent and ordered), and whether it fits."""
+        idx = np.arange(n) - offset
+        ok = valid & (idx >= 0)
+        idx = np.where(ok, idx, 0)
+        exists = ok & (key[idx] == key - step)
+        return exists, exists & fits[idx]
+
+    has_lighter, lighter_fits = at(1, 1, r > 0)
+    _, less_sharding_fits = at(n_rc, len(RECOMPUTE), (s >= 2) & (s <= 3))
     keep = fits & ~lighter_fits & ~less_sharding_fits
     any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
     # Nothing fits: the lightest recompute of each sharding, the fastest ones, to show.

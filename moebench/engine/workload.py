@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from moebench.engine.linear_attention import (
     linear_attention_activations,
@@ -75,6 +76,11 @@ class LayerShapes:
     """Attention tensors dropped by selective recompute (norm outputs, MLA up-projections)."""
     recurrent_state: float = 0.0
     """Elements per token of one linear-attention layer's chunk states (working memory)."""
+    kv_proj_params: float = 0.0
+    """K and V projection weights of the average layer (MHA/GQA only): what is replicated when
+    tensor parallelism is wider than the KV heads."""
+    kv_heads: int = 0
+    """KV heads of MHA/GQA attention (0: MLA or none, whose heads all split over tp)."""
 
 
 def full_attention_core_flops(att: MhaAttention | MlaAttention, seq_len: int) -> float:
@@ -210,7 +216,17 @@ def layer_shapes(arch: ModelArch) -> LayerShapes:
         attn_act_other=_mean(mixers, lambda m: m.acts[1]),
         attn_act_recomputable=_mean(mixers, lambda m: m.acts[2]),
         recurrent_state=recurrent_state_elements(lin) if lin else 0.0,
+        **_kv_projection(spec.attention, h, spec.num_full_attention_layers / spec.num_layers),
     )
+
+
+def _kv_projection(att: MhaAttention | MlaAttention, h: int, share: float) -> dict[str, Any]:
+    """K/V projection weights of the average layer and the KV heads, for MHA/GQA (``share``:
+    the fraction of layers that use this attention)."""
+    if isinstance(att, MlaAttention):
+        return {}
+    return {"kv_proj_params": share * h * 2 * att.num_kv_heads * att.head_dim,
+            "kv_heads": att.num_kv_heads}
 
 
 def ffn_act_elements(width: int, gated: bool, hidden: int) -> tuple[int, int, int]:

@@ -95,7 +95,7 @@ def ep_phases(ctx: StepContext) -> EpPhases:
 def cp_time(ctx: StepContext) -> Any:
     """CP KV-ring seconds per layer and micro-batch (forward and backward)."""
     cp_in = ranks_per_domain(ctx.cp, ctx.tp, ctx.chip.up_domain)
-    msg = ctx.tokens / ctx.cp * ctx.shapes.kv_width / ctx.tp * BF16
+    msg = ctx.tokens / ctx.cp * ctx.shapes.kv_width * ctx.kv_copies / ctx.tp * BF16
     return np.where(ctx.cp > 1, (ctx.cp - 1) * 3 * p2p_time(msg, cp_in < ctx.cp, ctx.links),
                     0.0)
 

@@ -62,7 +62,7 @@ def cast_time(ctx: StepContext, rows: Any, in_out: Any) -> Any:
     return rows * in_out * (FP8_CAST_BYTES if ctx.fp8 else 0.0) / ctx.mem_bw
 
 
-def gemm_time(ctx: StepContext, params: float, rows: Any, shards: Any, in_out: float,
+def gemm_time(ctx: StepContext, params: Any, rows: Any, shards: Any, in_out: float,
               depth: Any, fp8_cast: bool = True, gemm_rows: Any = None,
               copies: Any = 1.0) -> Any:
     """Forward time of a weight GEMM: 2 rows params / shards FLOPs, weights (``copies`` of
@@ -124,7 +124,9 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     h, vocab = spec.hidden_size, spec.vocab_size
     tok_sp, tok_gemm, tp = ctx.tok_sp, ctx.tok_gemm, ctx.tp
     zero = 0.0 * tp
-    attn_proj = gemm_time(ctx, sh.attn_proj_params, tok_gemm, tp, 2 * h, sh.attn_proj_depth)
+    # With tp wider than the KV heads, each rank also computes its replicated K/V heads.
+    attn_proj = gemm_time(ctx, sh.attn_proj_params + ctx.kv_extra, tok_gemm, tp, 2 * h,
+                          sh.attn_proj_depth)
     # Context parallelism runs attention as a ring of cp steps, each its own kernel.
     attn_core = np.maximum(attention_core_flops(ctx.arch, ctx.run.seq_len) * tok_sp
                            / ctx.attn_rate, ctx.cp * chip.min_kernel)

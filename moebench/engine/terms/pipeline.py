@@ -4,6 +4,8 @@
   (Narayanan et al., arXiv 2104.04473, sec. 2.2).
 * DualPipe (DeepSeek-V3 Table 2): (p/2 - 1)(F&B + B - 3W), with the overlapped forward and
   backward pair F&B taken as F + B, and B = 2F, W = B/2: (p/2 - 1) x 2/3 of a micro-batch.
+* ZB1P (zero-bubble, Qi et al., arXiv 2401.10241; deepseek-ai/DualPipe README table):
+  (p - 1)(F + B - 2W) with the same memory as 1F1B: (p - 1) x 1/3 of a micro-batch.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from moebench.engine.context import StepContext
 
 # (F + B) + B - 3W over F + B, with F = 1/3, B = 2/3, W = 1/3 of a micro-batch.
 DUALPIPE_BUBBLE_PER_STAGE_PAIR = 2.0 / 3.0
+# (F + B - 2W) over F + B with the same shares.
+ZB1P_BUBBLE_PER_STAGE = 1.0 / 3.0
 
 
 def bubble(ctx: StepContext, t_mb: Any) -> Any:
@@ -23,4 +27,5 @@ def bubble(ctx: StepContext, t_mb: Any) -> Any:
     pp, vpp = ctx.pp, ctx.vpp
     one_f1b = (pp - 1) / vpp * t_mb
     dual = np.maximum(pp / 2 - 1, 0) * DUALPIPE_BUBBLE_PER_STAGE_PAIR * t_mb
-    return np.where(ctx.dualpipe, dual, one_f1b)
+    zero_bubble = (pp - 1) * ZB1P_BUBBLE_PER_STAGE * t_mb
+    return np.where(ctx.dualpipe, dual, np.where(ctx.plans.schedule == 2, zero_bubble, one_f1b))

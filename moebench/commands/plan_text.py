@@ -1,0 +1,29 @@
+"""A plan in a few words, as tables show it (``TP2 PP8 EP8 DP64 mb1 rc-selective``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def sharding_text(plan: dict[str, Any]) -> str:
+    """``zero-1``, or ``hsdp8`` with its shard group."""
+    s = str(plan.get("sharding", "zero-1"))
+    return f"hsdp{plan['shard_group']}" if s == "hsdp" else s
+
+
+def plan_text(plan: dict[str, Any] | None) -> str:
+    if not plan:
+        return "-"
+    parts = [f"TP{plan['tp']}", f"PP{plan['pp']}"]
+    if plan["vpp"] > 1:
+        parts.append(f"VPP{plan['vpp']}")
+    parts += [f"EP{plan['ep']}"] + ([f"ETP{plan['etp']}"] if plan.get("etp", 1) > 1 else [])
+    parts += [f"CP{plan['cp']}"] if plan["cp"] > 1 else []
+    parts += [f"DP{plan['dp']}", f"mb{plan['micro_batch']}"]
+    if plan["recompute"] != "none":
+        parts.append(f"rc-{plan['recompute']}")
+    if plan["schedule"] != "1f1b":
+        parts.append(plan["schedule"])
+    if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid
+        parts.append(sharding_text(plan))
+    return " ".join(parts)
