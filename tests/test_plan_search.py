@@ -86,7 +86,7 @@ def test_ties_go_to_the_conventional_plan():
     plans = PlanArrays(**{f: np.array(v) for f, v in dict(
         tp=[1, 1, 1], pp=[4, 8, 8], vpp=[1, 1, 1], ep=[8, 8, 8], etp=[1, 1, 1], cp=[2, 1, 1],
         dp=[4, 4, 4], mb=[1, 1, 1], recompute=[0, 0, 0], schedule=[0, 0, 0], sharding=[1, 1, 1],
-        shard=[4, 4, 4]).items()})
+        shard=[4, 4, 4], cp_kind=[0, 0, 0]).items()})
     step = np.array([10.0, 10.05, 11.0])
     assert choose_plan(plans, step, np.arange(3)) == 1
     # Outside the band, speed wins.

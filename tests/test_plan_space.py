@@ -80,3 +80,37 @@ def test_long_context_searches_cp_beyond_8_and_deep_virtual_pipelines():
     short, _ = candidate_plans(arch, chip, RUN, 1024, PlanRequest())
     assert np.unique(short.cp).max() == 8
     assert {12, 16} <= set(np.unique(short.vpp))  # 80 layers: 8 stages x 12 chunks fit
+
+
+def test_ulysses_all_to_alls_by_hand():
+    """Llama 3 70B at 128K tokens, TP 1, CP 8 inside one 8-GPU domain: each rank holds T/8
+    tokens of Q (8192 wide), K and V (1024 each) and the output (8192); the all-to-alls move
+    7/8 of them over NVLink, forward once and backward twice, all exposed."""
+    from moebench.engine.collectives import gather_time
+    from moebench.engine.terms import comm
+
+    arch, chip = load_model("llama-3-70b"), load_chip("h100")
+    long = RunConfig(seq_len=131072, global_batch=8)
+    ctx = _ctx(arch, chip, 8, run=long, tp=1, cp=8, cp_kind="ulysses")
+    rows = 131072 / 8 * 2.0
+    by_hand = 3 * (float(gather_time(rows * (8192 + 2048), 8, 8, ctx.links))
+                   + float(gather_time(rows * 8192, 8, 8, ctx.links)))
+    assert float(comm.cp_time(ctx)[0]) == pytest.approx(by_hand)
+    ring = _ctx(arch, chip, 8, run=long, tp=1, cp=8, cp_kind="ring")
+    st_u = evaluate(arch, chip, stack_of(chip), long, ctx.plans)
+    st_r = evaluate(arch, chip, stack_of(chip), long, ring.plans)
+    # The ring hides behind 128K-token attention; Ulysses' all-to-alls are all exposed.
+    assert float(st_r.comm_exposed["cp"][0]) < float(st_u.comm_exposed["cp"][0])
+    # Exposed per step: 80 layers x 8 micro-batches (8 sequences, DP 1) of it.
+    assert float(st_u.comm_exposed["cp"][0]) == pytest.approx(by_hand * 80 * 8, rel=1e-6)
+
+
+def test_ulysses_needs_heads_divisible_by_tp_times_cp():
+    from moebench.engine.search import search
+    from moebench.errors import InputError
+
+    arch, chip = load_model("llama-3-70b"), load_chip("h100")
+    long = RunConfig(seq_len=131072, global_batch=8, tp_across_domains=True)
+    with pytest.raises(InputError, match="ulysses splits heads"):
+        search(arch, chip, stack_of(chip), long, 1024,
+               PlanRequest(**{**FIXED, "tp": 8, "cp": 16, "cp_kind": "ulysses"}))

@@ -79,6 +79,9 @@ EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert parallel size.")
 EtpOpt = Annotated[int | None, typer.Option(
     "--etp", help="Tensor parallel size inside experts: 1 or the --tp size.")]
 CpOpt = Annotated[int | None, typer.Option("--cp", help="Context parallel size.")]
+CpKindOpt = Annotated[str | None, typer.Option(
+    "--cp-kind", help="Context parallelism: ring (K/V passed round, overlapped with attention) "
+                      "or ulysses (all-to-all by heads); searched from 32K-token sequences.")]
 MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
 RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
 SchedOpt = Annotated[str | None, typer.Option("--schedule", help="1f1b or dualpipe.")]

@@ -7,6 +7,7 @@ from moebench.cli.common import (
     CapacityOpt,
     ChipOpt,
     ChipsOpt,
+    CpKindOpt,
     CpOpt,
     DispatcherOpt,
     EpOpt,
@@ -49,7 +50,7 @@ def estimate(
     chip: ChipOpt, model: ModelOpt = None, num_chips: ChipsOpt = None,
     scenario: ScenarioOpt = None,
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
-    etp: EtpOpt = None, cp: CpOpt = None,
+    etp: EtpOpt = None, cp: CpOpt = None, cp_kind: CpKindOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
@@ -76,7 +77,7 @@ def estimate(
         capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
         micro_batch=micro_batch, recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        optimizer_states=optimizer_states)
+        optimizer_states=optimizer_states, cp_kind=cp_kind)
     est, _ = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                           allow_oom=allow_oom)
     show(estimate_report(est, job.overrides.shown), fmt, output)
@@ -88,7 +89,7 @@ def explain(
     chip: ChipOpt, model: ModelOpt = None, num_chips: ChipsOpt = None,
     scenario: ScenarioOpt = None,
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
-    etp: EtpOpt = None, cp: CpOpt = None,
+    etp: EtpOpt = None, cp: CpOpt = None, cp_kind: CpKindOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
@@ -117,7 +118,7 @@ def explain(
         capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
         micro_batch=micro_batch, recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        optimizer_states=optimizer_states)
+        optimizer_states=optimizer_states, cp_kind=cp_kind)
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

@@ -22,7 +22,7 @@ from typing import Any
 from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
 from moebench.inputs import catalog
-from moebench.inputs.run import OPTIMIZER_STATES, RECOMPUTE, SCHEDULES, SHARDING
+from moebench.inputs.run import CP_KINDS, OPTIMIZER_STATES, RECOMPUTE, SCHEDULES, SHARDING
 from moebench.inputs.stack import DISPATCHERS, GRAPHS, StackOptions
 from moebench.inputs.yamlio import read_text
 
@@ -34,7 +34,7 @@ REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
-            "optimizer_states")
+            "optimizer_states", "cp_kind")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -136,7 +136,8 @@ def _run(r: _Row) -> MeasuredRun:
     ints: dict[str, Any] = {k: r.integer(k) for k in PLAN_INTS}
     plan = PlanRequest(**ints, recompute=recompute, schedule=schedule,
                        sharding=r.choice("sharding", SHARDING),
-                       shard_group=r.integer("shard_group"))
+                       shard_group=r.integer("shard_group"),
+                       cp_kind=r.choice("cp_kind", CP_KINDS))
     imbalance = r.number("expert_imbalance") or 1.0
     if imbalance < 1.0:
         raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")

@@ -18,7 +18,8 @@ def plan_text(plan: dict[str, Any] | None) -> str:
     if plan["vpp"] > 1:
         parts.append(f"VPP{plan['vpp']}")
     parts += [f"EP{plan['ep']}"] + ([f"ETP{plan['etp']}"] if plan.get("etp", 1) > 1 else [])
-    parts += [f"CP{plan['cp']}"] if plan["cp"] > 1 else []
+    ulysses = "-ulysses" if plan.get("cp_kind") == "ulysses" else ""
+    parts += [f"CP{plan['cp']}{ulysses}"] if plan["cp"] > 1 else []
     parts += [f"DP{plan['dp']}", f"mb{plan['micro_batch']}"]
     if plan["recompute"] != "none":
         parts.append(f"rc-{plan['recompute']}")

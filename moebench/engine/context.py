@@ -165,7 +165,8 @@ def expand(value: Any, index: np.ndarray | None) -> Any:
     return value
 
 
-def distinct(ctx: StepContext, fields: tuple[str, ...] = ("tp", "cp", "mb", "ep", "etp")
+def distinct(ctx: StepContext, fields: tuple[str, ...] = ("tp", "cp", "cp_kind", "mb", "ep",
+                                                          "etp")
              ) -> tuple[StepContext, np.ndarray | None]:
     """The context of the distinct combinations of the plan ``fields`` (and of all-to-all
     overlap) among the plans, and each plan's index into them.

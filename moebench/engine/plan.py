@@ -17,7 +17,7 @@ import numpy as np
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
-from moebench.inputs.run import RECOMPUTE, SCHEDULES, SHARDING, RunConfig
+from moebench.inputs.run import CP_KINDS, RECOMPUTE, SCHEDULES, SHARDING, RunConfig
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -52,6 +52,8 @@ class PlanArrays:
     """0 1F1B (interleaved when vpp > 1), 1 DualPipe."""
     sharding: np.ndarray
     """Index into :data:`SHARDING`: 0 zero-0 ... 3 zero-3, 4 hsdp."""
+    cp_kind: np.ndarray
+    """Index into :data:`CP_KINDS`: 0 ring, 1 Ulysses."""
     shard: np.ndarray
     """Ranks the dense training state is sharded over: 1 (zero-0), dp*cp (zero-1 to 3) or the
     hybrid shard group (hsdp)."""
@@ -93,6 +95,7 @@ class PlanArrays:
             "recompute": RECOMPUTE[int(self.recompute[i])],
             "schedule": SCHEDULES[int(self.schedule[i])],
             "sharding": SHARDING[int(self.sharding[i])], "shard_group": int(self.shard[i]),
+            "cp_kind": CP_KINDS[int(self.cp_kind[i])],
         }
 
 
@@ -110,6 +113,7 @@ class PlanRequest:
     recompute: str | None = None
     schedule: str | None = None
     sharding: str | None = None
+    cp_kind: str | None = None
     shard_group: int | None = None
     """Hybrid shard group size (hsdp); default: the data-parallel ranks in one scale-up
     domain."""
@@ -188,6 +192,13 @@ def candidate_plans(
     g.expand("cp", _choices(req.cp, cp_grid, "--cp"))
     g.rule("cp needs seq_len divisible by 2*cp",
            (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
+    # Ulysses is searched at long context, like CP beyond 8; it may always be given.
+    kinds = (0, 1) if run.seq_len >= LONG_SEQUENCE else (0,)
+    g.expand("cp_kind", np.array(kinds) if req.cp_kind is None
+             else _named(req.cp_kind, CP_KINDS, "--cp-kind"))
+    g.rule("ulysses needs cp > 1", (g["cp_kind"] == 0) | (g["cp"] > 1))
+    g.rule("ulysses splits heads over tp*cp: they must divide the attention heads",
+           (g["cp_kind"] == 0) | ((att.num_heads % (g["tp"] * g["cp"]) == 0) & (lin is None)))
     # Linear attention would pass its recurrent state along the sequence, not K/V chunks.
     g.rule("cp of linear-attention layers is not modelled", (g["cp"] == 1) | (lin is None))
     g.expand("pp", _choices(req.pp, _divisors(num_chips) if num_chips <= 4096 else POW2, "--pp"))
@@ -231,7 +242,7 @@ def candidate_plans(
     plans = PlanArrays(
         tp=g["tp"], pp=g["pp"], vpp=g["vpp"], ep=g["ep"], etp=g["etp"], cp=g["cp"],
         dp=g["dp"], mb=g["mb"], recompute=g["recompute"], schedule=g["schedule"],
-        sharding=g["sharding"], shard=g["shard"],
+        sharding=g["sharding"], shard=g["shard"], cp_kind=g["cp_kind"],
     )
     return plans, g.removed
 

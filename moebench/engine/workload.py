@@ -81,6 +81,10 @@ class LayerShapes:
     tensor parallelism is wider than the KV heads."""
     kv_heads: int = 0
     """KV heads of MHA/GQA attention (0: MLA or none, whose heads all split over tp)."""
+    q_width: float = 0.0
+    """Width of Q per token over all heads (what Ulysses moves beside K and V)."""
+    o_width: float = 0.0
+    """Width of the attention output per token over all heads, before the output projection."""
 
 
 def full_attention_core_flops(att: MhaAttention | MlaAttention, seq_len: int) -> float:
@@ -216,17 +220,20 @@ def layer_shapes(arch: ModelArch) -> LayerShapes:
         attn_act_other=_mean(mixers, lambda m: m.acts[1]),
         attn_act_recomputable=_mean(mixers, lambda m: m.acts[2]),
         recurrent_state=recurrent_state_elements(lin) if lin else 0.0,
-        **_kv_projection(spec.attention, h, spec.num_full_attention_layers / spec.num_layers),
+        **_attention_widths(spec.attention, h, spec.num_full_attention_layers / spec.num_layers),
     )
 
 
-def _kv_projection(att: MhaAttention | MlaAttention, h: int, share: float) -> dict[str, Any]:
-    """K/V projection weights of the average layer and the KV heads, for MHA/GQA (``share``:
-    the fraction of layers that use this attention)."""
+def _attention_widths(att: MhaAttention | MlaAttention, h: int, share: float) -> dict[str, Any]:
+    """Q and output widths, and for MHA/GQA the K/V projection weights of the average layer
+    and the KV heads (``share``: the fraction of layers that use this attention)."""
     if isinstance(att, MlaAttention):
-        return {}
+        n = att.num_heads
+        return {"q_width": n * (att.qk_nope_head_dim + att.qk_rope_head_dim),
+                "o_width": n * att.v_head_dim}
+    width = att.num_heads * att.head_dim
     return {"kv_proj_params": share * h * 2 * att.num_kv_heads * att.head_dim,
-            "kv_heads": att.num_kv_heads}
+            "kv_heads": att.num_kv_heads, "q_width": width, "o_width": width}
 
 
 def ffn_act_elements(width: int, gated: bool, hidden: int) -> tuple[int, int, int]:

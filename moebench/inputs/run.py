@@ -20,6 +20,9 @@ SCHEDULES = ("1f1b", "dualpipe", "zb1p")
 # groups (FSDP's hybrid shard).
 SHARDING = ("zero-0", "zero-1", "zero-2", "zero-3", "hsdp")
 OPTIMIZER_STATES = ("fp32", "bf16")
+# Context parallelism: a ring passing K/V chunks (Megatron's, overlapped with attention), or
+# Ulysses all-to-alls that regroup the sequence by heads (DeepSpeed-Ulysses, arXiv 2309.14509).
+CP_KINDS = ("ring", "ulysses")
 
 # Mixed-precision training state per parameter, Megatron-Core distributed optimizer defaults
 # (Korthikanti et al. 2022; Megatron-LM docs): BF16 weights (2 B) and FP32 main gradients (4 B)

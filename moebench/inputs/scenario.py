@@ -25,6 +25,7 @@ class PlanFields(Record):
     schedule: Literal["1f1b", "dualpipe", "zb1p"] | None = None
     sharding: Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"] | None = None
     shard_group: int | None = Field(default=None, gt=0)
+    cp_kind: Literal["ring", "ulysses"] | None = None
 
 
 class StackOptionsSpec(Record):

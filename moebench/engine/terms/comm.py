@@ -93,11 +93,22 @@ def ep_phases(ctx: StepContext) -> EpPhases:
 
 
 def cp_time(ctx: StepContext) -> Any:
-    """CP KV-ring seconds per layer and micro-batch (forward and backward)."""
+    """Context-parallel seconds per layer and micro-batch (forward and backward: a third and
+    two thirds).
+
+    Ring: cp - 1 steps passing this rank's K/V chunk, three times (forward, and backward's K/V
+    and their gradients). Ulysses: all-to-alls of Q, K, V in and of the output back, each
+    (cp - 1)/cp of the rank's local tensors, once forward and twice backward (their
+    gradients): 3 x [a2a(T/cp x (q + k + v) / tp) + a2a(T/cp x o / tp)]."""
     cp_in = ranks_per_domain(ctx.cp, ctx.tp, ctx.chip.up_domain)
-    msg = ctx.tokens / ctx.cp * ctx.shapes.kv_width * ctx.kv_copies / ctx.tp * BF16
-    return np.where(ctx.cp > 1, (ctx.cp - 1) * 3 * p2p_time(msg, cp_in < ctx.cp, ctx.links),
-                    0.0)
+    kv = ctx.shapes.kv_width * ctx.kv_copies
+    msg = ctx.tokens / ctx.cp * kv / ctx.tp * BF16
+    ring = (ctx.cp - 1) * 3 * p2p_time(msg, cp_in < ctx.cp, ctx.links)
+    rows = ctx.tokens / ctx.cp / ctx.tp * BF16
+    q, o = ctx.shapes.q_width, ctx.shapes.o_width
+    ulysses = 3 * (gather_time(rows * (q + kv), ctx.cp, cp_in, ctx.links)
+                   + gather_time(rows * o, ctx.cp, cp_in, ctx.links))
+    return np.where(ctx.cp > 1, np.where(ctx.plans.cp_kind == 1, ulysses, ring), 0.0)
 
 
 def pp_time(ctx: StepContext) -> Any:

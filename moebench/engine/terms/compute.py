@@ -128,8 +128,9 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     attn_proj = gemm_time(ctx, sh.attn_proj_params + ctx.kv_extra, tok_gemm, tp, 2 * h,
                           sh.attn_proj_depth)
     # Context parallelism runs attention as a ring of cp steps, each its own kernel.
+    ring_steps = np.where(ctx.plans.cp_kind == 1, 1.0, ctx.cp)  # Ulysses: one kernel
     attn_core = np.maximum(attention_core_flops(ctx.arch, ctx.run.seq_len) * tok_sp
-                           / ctx.attn_rate, ctx.cp * chip.min_kernel)
+                           / ctx.attn_rate, ring_steps * chip.min_kernel)
     elementwise = ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / ctx.mem_bw
     dense = ffn_time(ctx, sh.dense_width, tok_gemm, tp)
     # Expert GEMMs: every pair the rank received, 1/etp of the width under expert TP, at the

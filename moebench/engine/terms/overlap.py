@@ -119,8 +119,10 @@ def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:
     beyond the attention kernel it feeds, a third of the ring in the forward against the forward
     kernel and two thirds in the backward against the backward kernel (2.5x)."""
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    fwd = np.maximum(0.0, ring / 3 - f.attn_core)
-    bwd = np.maximum(0.0, ring * 2 / 3 - f.attn_core * ATTENTION_BWD_FACTOR) + full * fwd
+    # Ulysses' all-to-alls sit before and after the attention kernel: nothing hides them.
+    hide = np.where(ctx.plans.cp_kind == 1, 0.0, 1.0)
+    fwd = np.maximum(0.0, ring / 3 - hide * f.attn_core)
+    bwd = np.maximum(0.0, ring * 2 / 3 - hide * f.attn_core * ATTENTION_BWD_FACTOR) + full * fwd
     on = ctx.cp > 1
     return np.where(on, fwd, 0.0), np.where(on, bwd, 0.0)
 
