@@ -117,3 +117,25 @@ def _inputs(scenario: str | None, model: str | None, chip: str, num_chips: int |
 
     return job_from_options(scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
                             overrides=parse_overrides(set_ or []), **given)
+
+
+FabricOpt = Annotated[str | None, typer.Option(
+    "--fabric", help="Mixes: the network between chip types, a fabric profile name or YAML "
+                     "(default: roce-400g-wan-100g).")]
+PlacementOpt = Annotated[str | None, typer.Option(
+    "--placement", help="Mixes: same-site (cross-type traffic on the shared fabric) or "
+                        "separate-sites (on the WAN).")]
+SyncEveryOpt = Annotated[int | None, typer.Option(
+    "--sync-every", help="Mixes, local SGD: steps between outer synchronizations (default 100).")]
+StrategyOpt = Annotated[str | None, typer.Option(
+    "--strategy", help="Mixes: auto (the best synchronous strategy), hetero-dp, "
+                       "hetero-pipeline or local-sgd.")]
+ChooseOpt = Annotated[str | None, typer.Option(
+    "--choose", help="Mixes: pick the fastest or the cheapest strategy (default fastest).")]
+
+
+def mix_options(fabric: str | None, placement: str | None, sync_every: int | None,
+                strategy: str | None, choose: str | None) -> dict[str, Any]:
+    """The mix options given on the command line, as scenario ``mix_options`` fields."""
+    return {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
+            "strategy": strategy, "choose": choose}

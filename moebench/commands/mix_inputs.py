@@ -4,6 +4,7 @@ default stack and the mix's run settings, and the fabric between them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from moebench.commands.setup import split_overrides
 from moebench.engine.mix.shares import MixType
@@ -13,7 +14,7 @@ from moebench.inputs.fabric import Fabric, FabricSpec, fabric_from_spec, load_fa
 from moebench.inputs.hardware import HardwareSpec, chip_from_spec, load_spec
 from moebench.inputs.mix import MixSpec, parse_mix
 from moebench.inputs.run import Precision, RunConfig
-from moebench.inputs.scenario import ScenarioSpec
+from moebench.inputs.scenario import DEFAULT_SCENARIO, ScenarioSpec, load_scenario
 from moebench.inputs.stack import StackSpec, check_vendor, load_stack_spec, stack_from_spec
 
 
@@ -76,3 +77,21 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
                      stacks=[s for _, s, _ in loaded.values()],
                      fabric=fabric_from_spec(fabric_spec), fabric_spec=fabric_spec,
                      precision=precision)
+
+
+def mix_scenario(scenario: str | None, *, model: str | None, tokens: str | None,
+                 price_basis: str | None, run: dict[str, Any], plan: dict[str, Any],
+                 mix_options: dict[str, Any], run_changes: dict[str, float]) -> ScenarioSpec:
+    """The scenario a mix estimate runs in: ``scenario`` (default: the one ``compare`` runs)
+    with the command line's model, run, plan, price basis and mix options applied, so that
+    ``estimate --mix`` shows a mixed ``compare`` row in full."""
+    from moebench.commands.options import apply_options, parse_tokens
+
+    changes = dict(run_changes)
+    imbalance = run.pop("expert_imbalance", None)
+    if imbalance is not None:
+        changes["expert_imbalance"] = imbalance
+    return apply_options(
+        load_scenario(scenario or DEFAULT_SCENARIO), models=[model] if model else None,
+        tokens=None if tokens is None else parse_tokens(tokens), basis=price_basis,
+        run_changes=changes, plan=plan, mix_options=mix_options, **run)

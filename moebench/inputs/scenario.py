@@ -118,6 +118,10 @@ class ScenarioSpec(Record):
         return v
 
 
+DEFAULT_SCENARIO = "ling-plus-1t"
+"""What ``moebench compare`` runs with no options (and where a mix estimate takes its prices)."""
+
+
 def load_scenario(name_or_path: str) -> ScenarioSpec:
     path = catalog.resolve("scenarios", name_or_path, "--scenario")
     return validate(ScenarioSpec, load_mapping(path), str(path))
