@@ -10,8 +10,10 @@ table's basis; with no price for one type, the mix has no cost either.
 
 Apart: each type trains its own job on its own chips (as ``compare`` prices it) and the token
 budget is shared in proportion to their effective throughput, so that both finish together;
-the combined throughput is the sum of the parts', the upper bound of any mix (no cross-type
-traffic, no compromise plan), at the price of two models or a merge.
+the combined throughput is the sum of the parts' (no cross-type traffic, no compromise plan),
+at the price of two models or a merge. A mix can beat it only by pooling memory (a pipeline
+whose types each hold fewer layers than alone), as a homogeneous cluster twice the size can be
+more than twice as fast when memory binds.
 """
 
 from __future__ import annotations

@@ -82,10 +82,12 @@ def mix_report(est: MixEstimate) -> Report:
         f"local-sgd: outer sync every {a['sync_every_steps']} steps in "
         f"{a['outer_sync_precision']}; the effect of infrequent synchronization on convergence "
         "is outside the model",
-        "apart: the same chips as separate homogeneous jobs (an upper bound on any mix)",
+        "apart: the same chips as separate homogeneous jobs, the budget shared so both finish "
+        "together (no cross-type traffic)",
         "goodput: a mixed job stops when any of its chips fails (failure rates add up)",
     ]
-    footer += [n for o in est.strategies for n in o.notes if "no work" in n or "no price" in n]
+    footer += [f"{o.configuration}: {n}" for o in est.strategies for n in o.notes
+               if any(w in n for w in ("no work", "no price", "above the types apart"))]
     labels = {"configuration": "configuration", "num_chips": "chips", "step_time_s": "step s",
               "tokens_per_s": "tok/s", "tokens_per_s_per_chip": "tok/s/chip", "mfu": "MFU",
               "cost": f"cost {cur}", "energy_mwh": "MWh"}

@@ -10,7 +10,8 @@ last: the order of the two types is searched both ways, so the head goes where i
 (larger memory early, where 1F1B keeps the most micro-batches in flight, as FlagScale's
 heterogeneous pipeline advises). A type's stage count and layers are bounded by its memory:
 training state per layer, activations of min(stages after it, m) micro-batches in flight,
-embedding or head and logits where they sit.
+embedding or head and logits where they sit. As in the engine's memory model, every stage is
+checked with the micro-batches the first stage keeps in flight, min(p1 + p2, m).
 
 Step time of a 1F1B pipeline with uneven stages (t_s: one micro-batch's forward and backward on
 stage s; the boundary between types is a stage of its own, the activations forward and their
@@ -69,7 +70,10 @@ def _evaluate_order(arch: ModelArch, a: StageTable, b: StageTable, link: CrossLi
         return None
     p1, p2 = a.plans.pp[ia].astype(float), b.plans.pp[ib].astype(float)
     m = a.micro_batches[ia]
-    in_flight_1, in_flight_2 = np.minimum(p1 + p2, m), np.minimum(p2, m)
+    # Every stage is checked with the first stage's micro-batches in flight, min(P, m), as the
+    # engine checks a homogeneous pipeline: later 1F1B stages hold fewer, but crediting that
+    # only here would favour mixes over the single-chip plans they are compared with.
+    in_flight_1 = in_flight_2 = np.minimum(p1 + p2, m)
     l1max = _max_layers(a.hbm - a.reserve - a.working[ia] - a.embed_state[ia],
                         a.state_per_layer[ia] + in_flight_1 * a.act_per_layer[ia])
     head = b.head_state[ib] + b.logits[ib]
