@@ -87,7 +87,9 @@ def mix_report(est: MixEstimate) -> Report:
         "goodput: a mixed job stops when any of its chips fails (failure rates add up)",
     ]
     footer += [f"{o.configuration}: {n}" for o in est.strategies for n in o.notes
-               if any(w in n for w in ("no work", "no price", "above the types apart"))]
+               if any(w in n for w in ("no work", "above the types apart"))]
+    footer += list(dict.fromkeys(n for o in est.strategies for n in o.notes
+                                 if n.startswith("no price")))
     labels = {"configuration": "configuration", "num_chips": "chips", "step_time_s": "step s",
               "tokens_per_s": "tok/s", "tokens_per_s_per_chip": "tok/s/chip", "mfu": "MFU",
               "cost": f"cost {cur}", "energy_mwh": "MWh"}

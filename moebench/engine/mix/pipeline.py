@@ -6,12 +6,14 @@ the data-parallel degree D and the micro-batch size are common (a micro-batch fl
 both), each type keeps its own tensor/expert parallelism and recompute inside its stages. L1
 layers go to the first type and L - L1 to the second (whole layers; a stage of type k holds
 ceil(L_k / p_k) of them), the input embedding sits on the first stage and the LM head on the
-last: the order of the two types is searched both ways, so the head goes where it fits best
-(larger memory early, where 1F1B keeps the most micro-batches in flight, as FlagScale's
-heterogeneous pipeline advises). A type's stage count and layers are bounded by its memory:
-training state per layer, activations of min(stages after it, m) micro-batches in flight,
-embedding or head and logits where they sit. As in the engine's memory model, every stage is
-checked with the micro-batches the first stage keeps in flight, min(p1 + p2, m).
+last: the order of the two types is searched both ways, so the embedding, and the head with
+its logits, go where they fit best. A type's stage count and layers are bounded by its memory:
+training state per layer, activations per layer of the micro-batches in flight, embedding or
+head and logits where they sit. As in the engine's memory model, every stage is checked with
+the micro-batches the first stage keeps in flight, min(p1 + p2, m). Later 1F1B stages hold
+fewer (FlagScale's heterogeneous pipeline puts the larger-memory devices first for that
+reason), but crediting that to mixes alone would favour them over their single-chip baselines,
+which the engine checks the same conservative way.
 
 Step time of a 1F1B pipeline with uneven stages (t_s: one micro-batch's forward and backward on
 stage s; the boundary between types is a stage of its own, the activations forward and their

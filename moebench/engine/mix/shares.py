@@ -61,11 +61,9 @@ def _lines(arch: ModelArch, t: MixType, request: PlanRequest
         return None
     if len(plans) == 0:
         return None
-    mem = memory_of(arch, t.chip, t.stack, run1, plans)
-    fits = np.asarray(mem.total <= t.chip.hbm_bytes)
-    plans = plans.take(prune_recompute(plans, fits))
-    plans = plans.take(np.flatnonzero(memory_of(arch, t.chip, t.stack, run1, plans).total
-                                      <= t.chip.hbm_bytes))
+    fits = np.asarray(memory_of(arch, t.chip, t.stack, run1, plans).total <= t.chip.hbm_bytes)
+    keep = prune_recompute(plans, fits)
+    plans = plans.take(keep[fits[keep]])  # the lightest recompute that fits, where one does
     if len(plans) == 0:
         return None
     s1 = evaluate(arch, t.chip, t.stack, run1, plans).step_time
