@@ -335,6 +335,20 @@ def test_mix_refuses_options_it_cannot_honour(cli):
     assert r.exit_code == 2 and "only with a mixed cluster" in r.output
 
 
+def test_overrides_reach_the_mix_chip_they_name(cli):
+    base = estimate_mix(scenario(), "h800:512+ascend-910b:1024")
+    slower = estimate_mix(scenario(), "h800:512+ascend-910b:1024",
+                          {"ascend-910b": {"compute.bf16_dense_tflops": "188"}})
+    assert slower.outcome("hetero-dp").step_time_s > base.outcome("hetero-dp").step_time_s
+    assert slower.alone[0].step_time_s == base.alone[0].step_time_s  # the H800s untouched
+    r = cli("estimate", "--model", "ling-plus", "--mix", "h800:8+a100:8", "--set",
+            "h20:scale_out.bandwidth_gb_per_s=100")
+    assert r.exit_code == 2 and "not in the mix" in r.output
+    r = cli("compare", "--chips", "h800,h20", "--mix", "h800:512+ascend-910b:1024", "--set",
+            "h20:scale_out.bandwidth_gb_per_s=100", "--format", "csv")
+    assert r.exit_code == 0, r.output
+
+
 def test_scenario_mixes_are_validated_and_compared(tmp_path, cli):
     text = (catalog_dir("scenarios") / "ling-plus-1t.yaml").read_text()
     bad = tmp_path / "bad.yaml"

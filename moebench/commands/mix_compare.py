@@ -7,6 +7,7 @@ from typing import Any
 
 from moebench.commands.compare import CompareRow
 from moebench.commands.mix import MixEstimate, Outcome, estimate_mix
+from moebench.inputs.mix import parse_mix
 from moebench.inputs.model import ModelArch
 from moebench.inputs.scenario import ScenarioSpec
 
@@ -66,6 +67,12 @@ def mix_row(est: MixEstimate, sc: ScenarioSpec, deadline_days: float | None) -> 
 
 def mix_rows(sc: ScenarioSpec, archs: list[ModelArch], overrides: dict[str, dict[str, str]],
              deadline_days: float | None) -> list[CompareRow]:
-    """One row per (model, mix) of the scenario."""
-    return [mix_row(estimate_mix(sc, text, overrides, arch=arch), sc, deadline_days)
-            for arch in archs for text in sc.mixes]
+    """One row per (model, mix) of the scenario; each mix gets the overrides of its chips and
+    those for every chip (compare has checked that every key names some entry)."""
+    rows = []
+    for text in sc.mixes:
+        chips = {p.chip for p in parse_mix(text, "mixes").parts}
+        mine = {k: v for k, v in overrides.items() if k == "*" or k in chips}
+        rows += [mix_row(estimate_mix(sc, text, mine, arch=arch), sc, deadline_days)
+                 for arch in archs]
+    return rows

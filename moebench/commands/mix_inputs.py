@@ -52,6 +52,10 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
     profile's default stack with the scenario's stack options, and the scenario's run."""
     spec = parse_mix(mix, option) if isinstance(mix, str) else mix
     overrides = overrides or {}
+    unknown = set(overrides) - {"*"} - {p.chip for p in spec.parts}
+    if unknown:
+        raise InputError("--set", sorted(unknown)[0],
+                         f"chip is not in the mix ({spec.label})")
     loaded: dict[str, tuple[HardwareSpec, StackSpec, int]] = {}
     for part in spec.parts:
         split = split_overrides({**overrides.get("*", {}), **overrides.get(part.chip, {})})
