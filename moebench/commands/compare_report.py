@@ -3,6 +3,7 @@ and the assumptions under it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -62,9 +63,14 @@ def title(cmp: Comparison) -> str:
 def stack_caveats(rows: list[CompareRow]) -> dict[str, tuple[str, str]]:
     """Stacks whose validation error is above the target, or that have no measured runs:
     the mark to put beside their rows and the footnote that explains it."""
-    out: dict[str, tuple[str, str]] = {}
     # A mixed row's stack is its types' stacks joined by '+'.
-    for name in dict.fromkeys(s for r in rows for s in r.stack.split("+")):
+    return caveats_for(s for r in rows for s in r.stack.split("+"))
+
+
+def caveats_for(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """:func:`stack_caveats` by stack name."""
+    out: dict[str, tuple[str, str]] = {}
+    for name in dict.fromkeys(stacks):
         v = load_stack_spec(name).validation
         if v is None:
             continue

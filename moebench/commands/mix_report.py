@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from moebench.commands.compare_report import plan_text
+from moebench.commands.compare_report import caveats_for, plan_text
 from moebench.commands.mix import MixEstimate, Outcome
 from moebench.commands.report import Report
 from moebench.engine.mix.result import LOCAL_SGD, PIPELINE, STRATEGY_WORDS
@@ -90,6 +90,7 @@ def mix_report(est: MixEstimate) -> Report:
                if any(w in n for w in ("no work", "above the types apart"))]
     footer += list(dict.fromkeys(n for o in est.strategies for n in o.notes
                                  if n.startswith("no price")))
+    footer += [text for _, text in caveats_for(t["stack"] for t in est.types).values()]
     labels = {"configuration": "configuration", "num_chips": "chips", "step_time_s": "step s",
               "tokens_per_s": "tok/s", "tokens_per_s_per_chip": "tok/s/chip", "mfu": "MFU",
               "cost": f"cost {cur}", "energy_mwh": "MWh"}
