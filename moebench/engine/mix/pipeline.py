@@ -44,6 +44,7 @@ from moebench.engine.plan import PlanRequest
 from moebench.inputs.model import ModelArch
 
 MB_KEY = 64  # larger than any micro-batch size: dp x MB_KEY + mb identifies (dp, mb)
+PAIR_CHUNK = 32_768  # pairs of stage layouts evaluated at once (memory, not speed)
 
 
 def _pairs(key_a: np.ndarray, key_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,11 +66,22 @@ def _max_layers(room: Any, per_layer: Any) -> Any:
 def _evaluate_order(arch: ModelArch, a: StageTable, b: StageTable, link: CrossLink,
                     grad_bytes: float) -> dict[str, Any] | None:
     """The best pipeline with type ``a`` first and ``b`` last, over every pair of stage layouts
-    with the same (D, micro-batch) and a few layer splits around the balance point."""
-    num_layers = arch.spec.num_layers
+    with the same (D, micro-batch) and a few layer splits around the balance point; pairs are
+    evaluated in chunks so that memory stays bounded on large clusters."""
     ia, ib = _pairs(a.plans.dp * MB_KEY + a.plans.mb, b.plans.dp * MB_KEY + b.plans.mb)
-    if len(ia) == 0:
-        return None
+    best: dict[str, Any] | None = None
+    for lo in range(0, len(ia), PAIR_CHUNK):
+        found = _best_of_pairs(arch, a, b, ia[lo:lo + PAIR_CHUNK], ib[lo:lo + PAIR_CHUNK], link,
+                               grad_bytes)
+        if found is not None and (best is None or found["step"] < best["step"]):
+            best = found
+    return best
+
+
+def _best_of_pairs(arch: ModelArch, a: StageTable, b: StageTable, ia: np.ndarray,
+                   ib: np.ndarray, link: CrossLink, grad_bytes: float) -> dict[str, Any] | None:
+    """The best of the pipelines pairing layout ``ia[k]`` of ``a`` with ``ib[k]`` of ``b``."""
+    num_layers = arch.spec.num_layers
     p1, p2 = a.plans.pp[ia].astype(float), b.plans.pp[ib].astype(float)
     m = a.micro_batches[ia]
     # Every stage is checked with the first stage's micro-batches in flight, min(P, m), as the
