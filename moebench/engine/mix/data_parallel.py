@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from moebench.engine.mix.links import CrossLink, group_allreduce_bytes, group_allreduce_time
 from moebench.engine.mix.result import (
     DATA_PARALLEL,
@@ -46,11 +48,19 @@ def trained_params(arch: ModelArch) -> int:
 
 
 class ExactShares:
-    """The engine's search of each type at a share of the batch, run once per (type, share)."""
+    """The engine's search of each type at a share of the batch, run once per (type, share),
+    and each type's share curve, computed once for every strategy that splits the batch."""
 
     def __init__(self, arch: ModelArch, types: list[MixType], request: PlanRequest) -> None:
         self.arch, self.types, self.request = arch, types, request
         self._cache: dict[tuple[int, int], SearchResult | None] = {}
+        self._curves: list[np.ndarray] | None = None
+
+    def curves(self) -> list[np.ndarray]:
+        if self._curves is None:
+            g = self.types[0].run.global_batch
+            self._curves = [share_curve(self.arch, t, self.request, g) for t in self.types]
+        return self._curves
 
     def result(self, k: int, share: int) -> SearchResult | None:
         key = (k, share)
@@ -89,9 +99,8 @@ def split_search(arch: ModelArch, types: list[MixType], request: PlanRequest,
     linear share curves, and each type alone, evaluated with the engine. ``cross(participants)``
     gives the cross-type seconds per step for the indices of the types that get work."""
     g = types[0].run.global_batch
-    curves = [share_curve(arch, t, request, g) for t in types]
     everyone = cross(list(range(len(types))))
-    candidates = best_splits(curves, g, everyone)
+    candidates = best_splits(exact.curves(), g, everyone)
     candidates += [tuple(g if j == k else 0 for j in range(len(types)))
                    for k in range(len(types))]
     best: tuple[tuple[int, ...], float] | None = None
