@@ -93,8 +93,8 @@ def _part(t: MixType, share: int, res: SearchResult | None) -> PartPlan:
                     checkpoint_bytes=float(st.memory.checkpoint[i]))
 
 
-def split_search(arch: ModelArch, types: list[MixType], request: PlanRequest,
-                 exact: ExactShares, cross: Any) -> tuple[tuple[int, ...], float] | None:
+def split_search(types: list[MixType], exact: ExactShares, cross: Any
+                 ) -> tuple[tuple[int, ...], float] | None:
     """The split of the global batch with the shortest exact step: the best splits by the
     linear share curves, and each type alone, evaluated with the engine. ``cross(participants)``
     gives the cross-type seconds per step for the indices of the types that get work."""
@@ -115,8 +115,8 @@ def split_search(arch: ModelArch, types: list[MixType], request: PlanRequest,
     return best
 
 
-def hetero_data_parallel(arch: ModelArch, types: list[MixType], request: PlanRequest,
-                         link: CrossLink, exact: ExactShares) -> StrategyResult:
+def hetero_data_parallel(arch: ModelArch, types: list[MixType], link: CrossLink,
+                         exact: ExactShares) -> StrategyResult:
     """Strategy 1 on a mix (see the module docstring)."""
     grad_bytes = max(t.stack.grad_reduce_bytes for t in types)
     buffer = trained_params(arch) * grad_bytes
@@ -124,7 +124,7 @@ def hetero_data_parallel(arch: ModelArch, types: list[MixType], request: PlanReq
     def cross(working: list[int]) -> float:
         return group_allreduce_time(buffer, [types[k].count for k in working], link)
 
-    found = split_search(arch, types, request, exact, cross)
+    found = split_search(types, exact, cross)
     if found is None:
         return unavailable(DATA_PARALLEL, "no split of the batch fits on every type")
     split, step = found
@@ -139,7 +139,7 @@ def hetero_data_parallel(arch: ModelArch, types: list[MixType], request: PlanReq
                  "cross_type_allreduce_bytes": buffer if len(working) > 1 else 0.0})
 
 
-def local_sgd(arch: ModelArch, types: list[MixType], request: PlanRequest, wan: CrossLink,
+def local_sgd(arch: ModelArch, types: list[MixType], wan: CrossLink,
               sync_bytes_per_param: float, sync_every: int, exact: ExactShares
               ) -> StrategyResult:
     """Strategy 3 on a mix (see the module docstring)."""
@@ -150,7 +150,7 @@ def local_sgd(arch: ModelArch, types: list[MixType], request: PlanRequest, wan: 
     def per_step(working: list[int]) -> float:
         return group_allreduce_time(buffer, [types[k].count for k in working], wan) / sync_every
 
-    found = split_search(arch, types, request, exact, per_step)
+    found = split_search(types, exact, per_step)
     if found is None:
         return unavailable(LOCAL_SGD, "no split of the batch fits on every type")
     split, step = found

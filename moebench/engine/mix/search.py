@@ -50,10 +50,9 @@ def search_mix(arch: ModelArch, types: list[MixType], request: PlanRequest, fabr
     wan = cross_link(fabric, chips, over_wan=True)
     exact = ExactShares(arch, types, request)
     strategies = {
-        DATA_PARALLEL: hetero_data_parallel(arch, types, request, link, exact),
+        DATA_PARALLEL: hetero_data_parallel(arch, types, link, exact),
         PIPELINE: hetero_pipeline(arch, types, request, link),
-        LOCAL_SGD: local_sgd(arch, types, request, wan, fabric.sync_bytes_per_param, sync_every,
-                             exact),
+        LOCAL_SGD: local_sgd(arch, types, wan, fabric.sync_bytes_per_param, sync_every, exact),
     }
     g = types[0].run.global_batch
     alone = tuple(exact.result(k, g) for k in range(len(types)))
