@@ -22,6 +22,7 @@ SUFFIX_TO_BASE: dict[str, float] = {
     "_gib": GIB,  # byte
     "_gb": GIGA,  # byte
     "_us": 1e-6,  # second
+    "_ms": 1e-3,  # second
     "_minutes": 60.0,  # second
     "_hours": HOUR,  # second
     "_w": 1.0,  # watt

@@ -21,6 +21,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from moebench.cli import app
+from moebench.commands.plan_text import plan_text
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -33,6 +34,8 @@ DSV3_PRETRAIN_USD = 5.328e6
 DSV2_H800_HOURS_PER_1T = 172.8e3  # DeepSeek-V2 report (arXiv 2405.04434), section 3.2.3
 DSLLM67B_H800_HOURS_PER_1T = 300.6e3
 LING_DEVICES = ("ascend-910b", "t-head-ppu", "h20", "a100")
+MIX = "h800:512+ascend-910b:1024"  # the worked example: the question
+POOLED = "h800:64+a100:64"  # a mix whose pipeline pools memory (ling-lite)
 
 
 def cli(*args: str) -> str:
@@ -72,6 +75,12 @@ class Facts:
                                   "--global-batch", "4608")
         self.validate = cli_json("validate")
         self.explain = cli_json("explain", "--scenario", "ling-plus-1t", "--chip", "h800")
+        self.mix_md = cli("estimate", "--model", "ling-plus", "--mix", MIX, "--format",
+                          "markdown")
+        self.mix = cli_json("estimate", "--model", "ling-plus", "--mix", MIX)
+        self.mix_far = cli_json("estimate", "--model", "ling-plus", "--mix", MIX,
+                                "--placement", "separate-sites")
+        self.pooled = cli_json("estimate", "--model", "ling-lite", "--mix", POOLED)
         bench = ROOT / "docs" / "bench.json"
         self.bench = json.loads(bench.read_text()) if bench.exists() else None
 
@@ -246,6 +255,77 @@ def explain_plan(f: Facts) -> str:
     return f"{plan_text(e['plan'])}, {e['step_time_s']:.1f} s per step"
 
 
+def _outcome(est: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(o for o in [*est["strategies"], *est["alone"], est["apart"]]
+                if o["configuration"] == name)
+
+
+def mix_example(f: Facts) -> str:
+    return (f"\n```bash\nmoebench estimate --model ling-plus --mix {MIX} --format markdown\n```"
+            f"\n\n{f.mix_md.rstrip()}\n")
+
+
+def mix_verdict(f: Facts) -> str:
+    m = f.mix
+    c = _outcome(m, m["chosen"])
+    h, a, apart = (_outcome(m, "h800 alone"), _outcome(m, "ascend-910b alone"),
+                   _outcome(m, "apart"))
+    v = m["verdict"]
+    fewer = 100 * (1 - v["days_vs_fastest_alone"])
+    return (f"Mixed ({m['chosen']}), the 1,536 chips train the trillion tokens in "
+            f"**{c['days']:.1f} days for {_m(c['cost'])} CNY**, against {h['days']:.1f} days "
+            f"and {_m(h['cost'])} on the 512 H800s alone and {a['days']:.1f} days and "
+            f"{_m(a['cost'])} on the 1,024 Ascend cards alone: {fewer:.0f}% "
+            f"fewer days than the faster alone, at {v['cost_vs_cheapest_alone']:.2f}x the cost "
+            f"of the cheaper alone. Run apart (two jobs sharing the tokens) the same chips "
+            f"finish in {apart['days']:.1f} days for {_m(apart['cost'])}: the mix reaches "
+            f"{100 * v['throughput_vs_apart']:.1f}% of that throughput and costs "
+            f"{100 * (v['cost_vs_apart'] - 1):.0f}% more")
+
+
+def mix_strategies(f: Facts) -> str:
+    parts = []
+    for o in f.mix["strategies"]:
+        x = o["cross_type"]
+        cross = (f"outer sync {x['outer_sync_s']:.0f} s every {x['sync_every_steps']} steps"
+                 if o["configuration"] == "local-sgd"
+                 else f"{x['exposed_s_per_step']:.2f} s of cross-type traffic per step")
+        parts.append(f"{o['configuration']} {o['step_time_s']:.1f} s per step ({cross})")
+    return "; ".join(parts)
+
+
+def mix_sites(f: Facts) -> str:
+    far = f.mix_far
+    dp, ls = _outcome(far, "hetero-dp"), _outcome(far, "local-sgd")
+    idle = [p["chip"] for p in dp["parts"] if p["idle"]]
+    pp = _outcome(far, "hetero-pipeline")
+    working = " and ".join(p["chip"] for p in dp["parts"] if not p["idle"])
+    return (f"hetero-dp falls back to {working}"
+            f" alone ({', '.join(idle)} idle: an FP32 gradient all-reduce over the WAN every "
+            f"step costs more than {', '.join(idle)} adds), {dp['days']:.1f} days; the pipeline "
+            f"takes {pp['days']:.1f} days; local SGD, synchronizing every "
+            f"{ls['cross_type']['sync_every_steps']} steps, takes {ls['days']:.1f} days")
+
+
+def h800_scaling(f: Facts) -> str:
+    big = f.row(f.compare, "h800")
+    small = _outcome(f.mix, "h800 alone")
+    ratio = big["tokens_per_s_per_chip"] * big["num_chips"] / small["tokens_per_s"]
+    return (f"{big['num_chips']:,} H800s {ratio:.2f}x as fast as {small['num_chips']} on "
+            "Ling-Plus")
+
+
+def pooled_memory(f: Facts) -> str:
+    p = f.pooled
+    pipe, apart = _outcome(p, "hetero-pipeline"), _outcome(p, "apart")
+    h = _outcome(p, "h800 alone")["parts"][0]["plan"]
+    part = next(x for x in pipe["parts"] if x["chip"] == "h800")["plan"]
+    return (f"Ling-Lite on {POOLED.replace('+', ' + ').replace(':', ' x ')}: its pipeline runs "
+            f"{100 * (pipe['tokens_per_s'] / apart['tokens_per_s'] - 1):.1f}% above the types "
+            f"apart: alone the H800s run {plan_text(h)}; beside the A100s they hold "
+            f"{part['layers_per_stage']} layers per stage and run {plan_text(part)}")
+
+
 def speed(f: Facts) -> str:
     b = f.bench
     if b is None:
@@ -259,7 +339,11 @@ def speed(f: Facts) -> str:
             f"{b['compare_ms']:.0f} ms\n"
             f"- `moebench sweep` of {b['sweep_points']:,} points over 4 chips with `--workers 2`: "
             f"**{b['sweep_s']:.1f} s** (target under a minute)\n"
-            f"- peak resident memory {b['peak_mib']:.0f} MiB; measured on a {b['cpus']}-core "
+            + (f"- a two-type mix of {b['mix_chips']:,} chips (`estimate --model deepseek-v3 "
+               f"--mix {b['mix']}`: every strategy, each type alone, apart), library call: "
+               f"**{b['mix_s']:.2f} s** (target under 5 s); whole command "
+               f"{b['mix_cli_s']:.2f} s\n" if "mix_s" in b else "")
+            + f"- peak resident memory {b['peak_mib']:.0f} MiB; measured on a {b['cpus']}-core "
             f"{b['machine']} machine, Python {b['python']}\n")
 
 
@@ -272,7 +356,9 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "physics-range": physics_range, "validation-summary": validation_summary,
     "validation-outliers": validation_outliers, "validation-count": validation_count,
     "stacks-table": stacks_table, "sensitivity": sensitivity, "explain-plan": explain_plan,
-    "speed": speed,
+    "speed": speed, "mix-example": mix_example, "mix-verdict": mix_verdict,
+    "mix-strategies": mix_strategies, "mix-sites": mix_sites, "h800-scaling": h800_scaling,
+    "pooled-memory": pooled_memory,
 }
 
 

@@ -77,14 +77,17 @@ PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline stages.")]
 VppOpt = Annotated[int | None, typer.Option("--vpp", help="Virtual stages per pipeline rank.")]
 EpOpt = Annotated[int | None, typer.Option("--ep", help="Expert parallel size.")]
 EtpOpt = Annotated[int | None, typer.Option(
-    "--etp", help="Tensor parallel size inside experts: 1 or the --tp size.")]
+    "--etp", help="Tensor parallel size inside experts: a power of two dividing the "
+             "ranks per stage (searched: 1 up to --tp).")]
 CpOpt = Annotated[int | None, typer.Option("--cp", help="Context parallel size.")]
 CpKindOpt = Annotated[str | None, typer.Option(
     "--cp-kind", help="Context parallelism: ring (K/V passed round, overlapped with attention) "
                       "or ulysses (all-to-all by heads); searched from 32K-token sequences.")]
 MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
 RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
-SchedOpt = Annotated[str | None, typer.Option("--schedule", help="1f1b or dualpipe.")]
+SchedOpt = Annotated[str | None, typer.Option(
+    "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe or zb1p (zero-bubble "
+                       "ZB-H1: bubble (p-1)/3 micro-batches).")]
 GbOpt = Annotated[int | None, typer.Option(
     "--global-batch", help="Sequences per optimizer step (default: scenario's, else 4096).")]
 PrecOpt = Annotated[str | None, typer.Option(
@@ -152,3 +155,25 @@ def _inputs(scenario: str | None, model: str | None, chip: str, num_chips: int |
 
     return job_from_options(scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
                             overrides=parse_overrides(set_ or []), **given)
+
+
+FabricOpt = Annotated[str | None, typer.Option(
+    "--fabric", help="Mixes: the network between chip types, a fabric profile name or YAML "
+                     "(default: roce-400g-wan-100g).")]
+PlacementOpt = Annotated[str | None, typer.Option(
+    "--placement", help="Mixes: same-site (cross-type traffic on the shared fabric) or "
+                        "separate-sites (on the WAN).")]
+SyncEveryOpt = Annotated[int | None, typer.Option(
+    "--sync-every", help="Mixes, local SGD: steps between outer synchronizations (default 100).")]
+StrategyOpt = Annotated[str | None, typer.Option(
+    "--strategy", help="Mixes: auto (the best synchronous strategy), hetero-dp, "
+                       "hetero-pipeline or local-sgd.")]
+ChooseOpt = Annotated[str | None, typer.Option(
+    "--choose", help="Mixes: pick the fastest or the cheapest strategy (default fastest).")]
+
+
+def mix_options(fabric: str | None, placement: str | None, sync_every: int | None,
+                strategy: str | None, choose: str | None) -> dict[str, Any]:
+    """The mix options given on the command line, as scenario ``mix_options`` fields."""
+    return {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
+            "strategy": strategy, "choose": choose}

@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from moebench.cli.app import app
-from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
+from moebench.cli.common import (
+    ChooseOpt,
+    FabricOpt,
+    FormatOpt,
+    OutputOpt,
+    PlacementOpt,
+    StrategyOpt,
+    SyncEveryOpt,
+    cli_errors,
+    mix_options,
+    show,
+)
 from moebench.errors import InputError
 
 
@@ -60,6 +71,11 @@ def compare(
     = None,
     plot: Annotated[Path | None, typer.Option(
         help="Write cost and days per chip as bars: FILE.png or FILE.svg.")] = None,
+    mix: Annotated[list[str] | None, typer.Option(
+        "--mix", help="Add a mixed cluster row, CHIP:COUNT+CHIP:COUNT (repeatable), e.g. "
+                      "h800:512+ascend-910b:1024.")] = None,
+    fabric: FabricOpt = None, placement: PlacementOpt = None, sync_every: SyncEveryOpt = None,
+    strategy: StrategyOpt = None, choose: ChooseOpt = None,
     fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Cost and speed of training on each chip, each on its own best plan.
@@ -69,16 +85,19 @@ def compare(
     input.
 
     Every chip is priced on one basis (--price-basis); a chip entry CHIP:STACK shows a chip
-    under another software stack (e.g. ascend-910b:hardware-limit).
+    under another software stack (e.g. ascend-910b:hardware-limit). --mix adds a mixed
+    cluster: its chosen strategy in the row, every strategy, each type alone and the types
+    apart in the JSON and the notes.
 
     Example: moebench compare --chips h800,ascend-910b --tokens 500B --fail-if
-    "ascend-910b.cost_ratio > 1.0"
+    "ascend-910b.cost_ratio > 1.0"; moebench compare --mix h800:512+ascend-910b:1024
     """
     from moebench.commands.compare import run_comparison
     from moebench.commands.compare_report import comparison_report
     from moebench.commands.guards import check_guards
     from moebench.commands.options import apply_options, parse_tokens
     from moebench.commands.pricing import BASES
+    from moebench.inputs.mix import parse_mix
     from moebench.inputs.scenario import load_scenario
 
     if uncertainty < 0 or uncertainty > 100_000:
@@ -117,6 +136,8 @@ def compare(
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
         basis=price_basis, run_changes=run_changes,
+        mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
+        mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
     )
     result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
                             overrides=per_chip)

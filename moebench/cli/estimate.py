@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
 from moebench.cli.app import app
 from moebench.cli.common import (
     CapacityOpt,
     ChipOpt,
     ChipsOpt,
+    ChooseOpt,
     CpKindOpt,
     CpOpt,
     DispatcherOpt,
     EpOpt,
     EtpOpt,
+    FabricOpt,
     FormatOpt,
     FsdpOpt,
     GbOpt,
@@ -24,6 +31,7 @@ from moebench.cli.common import (
     OptStatesOpt,
     OutputOpt,
     OverlapOpt,
+    PlacementOpt,
     PpOpt,
     PrecOpt,
     RcOpt,
@@ -32,22 +40,38 @@ from moebench.cli.common import (
     SetOpt,
     ShardGroupOpt,
     StackOpt,
+    StrategyOpt,
+    SyncEveryOpt,
     TpOpt,
     VppOpt,
     ZeroOpt,
     _inputs,
     cli_errors,
     console,
+    mix_options,
     sharding_choice,
     show,
 )
 from moebench.commands.report import OutputFormat
+from moebench.errors import InputError
+
+EstimateChipOpt = Annotated[str | None, typer.Option(
+    "--chip", "--chips", "-c",
+    help="Catalog name or hardware YAML; or a mixed cluster CHIP:COUNT+CHIP:COUNT (as --mix).")]
+MixOpt = Annotated[str | None, typer.Option(
+    "--mix", help="A mixed cluster, CHIP:COUNT+CHIP:COUNT (e.g. h800:512+ascend-910b:1024): "
+                  "every strategy, each type alone and apart; what is not given comes from "
+                  "--scenario (default: ling-plus-1t, compare's).")]
+BasisOpt = Annotated[str | None, typer.Option(
+    "--price-basis", help="Mixes: ling, rental or ownership (default: the scenario's).")]
+TokensOpt = Annotated[str | None, typer.Option(
+    "--tokens", help="Mixes: tokens to train, 1T, 500B (default: the scenario's).")]
 
 
 @app.command()
 @cli_errors
 def estimate(
-    chip: ChipOpt, model: ModelOpt = None, num_chips: ChipsOpt = None,
+    chip: EstimateChipOpt = None, model: ModelOpt = None, num_chips: ChipsOpt = None,
     scenario: ScenarioOpt = None,
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
     etp: EtpOpt = None, cp: CpOpt = None, cp_kind: CpKindOpt = None,
@@ -57,30 +81,91 @@ def estimate(
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
+    mix: MixOpt = None, fabric: FabricOpt = None, placement: PlacementOpt = None,
+    sync_every: SyncEveryOpt = None, strategy: StrategyOpt = None, choose: ChooseOpt = None,
+    price_basis: BasisOpt = None, tokens: TokensOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Predict step time, throughput, MFU and memory for one model, chip and cluster.
 
-    Plan flags given are honoured exactly; the rest are searched.
+    Plan flags given are honoured exactly; the rest are searched. With a mixed cluster
+    (--mix, or CHIP:COUNT+CHIP:COUNT as --chip), every mixed strategy is searched and shown
+    beside each chip type alone and the types as separate jobs, with cost and energy.
 
     Example: moebench estimate --model deepseek-v3 --chip h800 --num-chips 2048
     --pp 16 --ep 64 --tp 1 --precision fp8 --global-batch 15360 --schedule dualpipe;
-    moebench estimate --scenario ling-plus-1t --chip ascend-910b (a compare row, alone)
+    moebench estimate --scenario ling-plus-1t --chip ascend-910b (a compare row, alone);
+    moebench estimate --model ling-plus --mix h800:512+ascend-910b:1024
     """
+    from moebench.inputs.mix import looks_like_mix
+
+    if mix is not None and chip is not None:
+        raise InputError("--mix", None, "give --chip or --mix, not both")
+    mix_text = mix if mix is not None else (chip if chip and looks_like_mix(chip) else None)
+    run = {"seq_len": seq_len, "global_batch": global_batch, "precision": precision,
+           "ep_overlap": ep_overlap, "expert_imbalance": expert_imbalance}
+    plan = {"tp": tp, "pp": pp, "vpp": vpp, "ep": ep, "etp": etp, "cp": cp,
+            "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
+            "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
+            "cp_kind": cp_kind}
+    mix_only = {"--fabric": fabric, "--placement": placement, "--sync-every": sync_every,
+                "--strategy": strategy, "--choose": choose, "--price-basis": price_basis,
+                "--tokens": tokens}
+    if mix_text is not None:
+        not_mixed = {"--num-chips": num_chips, "--stack": stack, "--dispatcher": dispatcher,
+                     "--graphs": graphs, "--capacity-factor": capacity_factor,
+                     "--allow-oom": allow_oom or None, "--optimizer-states": optimizer_states}
+        _refuse(not_mixed, "not with a mixed cluster: a mix gives each type's count "
+                           "(CHIP:COUNT) and runs each type on its own default stack")
+        _estimate_mix(mix_text, "--mix" if mix is not None else "--chip", scenario, model, run,
+                      plan, set_, fmt, output,
+                      mix_options(fabric, placement, sync_every, strategy, choose), tokens,
+                      price_basis)
+        return
+    _refuse(mix_only, "only with a mixed cluster (--mix)")
+    if chip is None:
+        raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
     from moebench.commands.estimate import estimate as run_estimate
     from moebench.commands.estimate_report import estimate_report
 
     job, num_chips = _inputs(
-        scenario, model, chip, num_chips, set_, stack, seq_len=seq_len,
-        global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
-        expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
-        capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
-        micro_batch=micro_batch, recompute=recompute, schedule=schedule,
-        sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        optimizer_states=optimizer_states, cp_kind=cp_kind)
+        scenario, model, chip, num_chips, set_, stack, **run, dispatcher=dispatcher,
+        graphs=graphs, capacity_factor=capacity_factor, **plan,
+        optimizer_states=optimizer_states)
     est, _ = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                           allow_oom=allow_oom)
     show(estimate_report(est, job.overrides.shown), fmt, output)
+
+
+def _refuse(given: Mapping[str, object], why: str) -> None:
+    for option, value in given.items():
+        if value is not None:
+            raise InputError(option, None, why)
+
+
+def _estimate_mix(mix: str, option: str, scenario: str | None, model: str | None,
+                  run: dict[str, Any],
+                  plan: dict[str, Any], set_: list[str] | None, fmt: Any, output: Any,
+                  options: dict[str, Any], tokens: str | None, basis: str | None) -> None:
+    """Parse, load, one library call, render: the mixed-cluster estimate."""
+    from moebench.cli.compare import split_overrides
+    from moebench.commands.mix import estimate_mix
+    from moebench.commands.mix_inputs import mix_scenario
+    from moebench.commands.mix_report import mix_report
+    from moebench.commands.setup import split_overrides as by_input
+    from moebench.inputs.mix import parse_mix
+
+    label = parse_mix(mix, option).label
+    per_chip = split_overrides(set_ or [])
+    everywhere = by_input(per_chip.pop("*", {}))
+    if everywhere.hardware or everywhere.stack:
+        per_chip["*"] = {**everywhere.hardware,
+                         **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
+    sc = mix_scenario(scenario, model=model, tokens=tokens, price_basis=basis,
+                      run={k: v for k, v in run.items() if v is not None},
+                      plan={k: v for k, v in plan.items() if v is not None},
+                      mix_options=options, run_changes=everywhere.run)
+    show(mix_report(estimate_mix(sc, label, per_chip, option=option)), fmt, output)
 
 
 @app.command()

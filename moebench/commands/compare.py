@@ -56,6 +56,8 @@ class CompareRow:
     co2_tonnes: float | None
     status: str
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    mix: dict[str, Any] | None = None
+    """A mixed cluster's row: its chosen strategy, parts and alternatives (None for a chip)."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,10 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
 
     entries = []
     warnings: list[str] = []
-    known_chips = {parse_entry(e)[0] for e in sc.chips} | set(sc.chips)
+    from moebench.inputs.mix import parse_mix
+
+    known_chips = {parse_entry(e)[0] for e in sc.chips} | set(sc.chips) | {
+        p.chip for text in sc.mixes for p in parse_mix(text, "mixes").parts}
     for key in overrides:
         if key != "*" and key not in known_chips:
             raise InputError("--set", key, f"chip {key!r} is not in the comparison "
@@ -246,6 +251,10 @@ def run_comparison(
             if samples and row.fits_memory:
                 sample_arrays[(arch.name, e.name)] = _sampled(arch, e, sc, res, samples, seed)
             rows.append(row)
+    if sc.mixes:
+        from moebench.commands.mix_compare import mix_rows
+
+        rows += mix_rows(sc, _models(sc), overrides, deadline_days)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
     return Comparison(scenario=sc, rows=rows,
                       assumptions={**assumptions(sc, overrides, deadline_days),

@@ -3,6 +3,7 @@ and the assumptions under it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -37,6 +38,8 @@ def title(cmp: Comparison) -> str:
     others = [c for c in dict.fromkeys(chips) if c != cmp.scenario.baseline]
     size = (f"the cheapest cluster meeting {a['deadline_days']:g} days"
             if a["deadline_days"] is not None else f"{a['num_chips']:,} chips each")
+    if cmp.scenario.mixes:
+        size += " (mixes as written)"
     return (f"{', '.join(a['models'])} on {_tokens_words(a['tokens'])} tokens at "
             f"{a['seq_len']:,}-token context, {size}: {cmp.scenario.baseline} against "
             f"{', '.join(others) or 'itself'}; {a['price_basis']} prices in {a['currency']}")
@@ -45,8 +48,14 @@ def title(cmp: Comparison) -> str:
 def stack_caveats(rows: list[CompareRow]) -> dict[str, tuple[str, str]]:
     """Stacks whose validation error is above the target, or that have no measured runs:
     the mark to put beside their rows and the footnote that explains it."""
+    # A mixed row's stack is its types' stacks joined by '+'.
+    return caveats_for(s for r in rows for s in r.stack.split("+"))
+
+
+def caveats_for(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """:func:`stack_caveats` by stack name."""
     out: dict[str, tuple[str, str]] = {}
-    for name in dict.fromkeys(r.stack for r in rows):
+    for name in dict.fromkeys(stacks):
         v = load_stack_spec(name).validation
         if v is None:
             continue
@@ -62,6 +71,38 @@ def stack_caveats(rows: list[CompareRow]) -> dict[str, tuple[str, str]]:
     return out
 
 
+def _plan_cell(r: CompareRow) -> str:
+    """A chip's plan, a mix's chosen strategy and each type's part, or why there is none."""
+    if r.plan:
+        return plan_text(r.plan)
+    if r.mix and r.mix["strategy"] and r.step_time_s is not None:
+        from moebench.commands.mix_report import part_text
+        from moebench.engine.mix.result import PIPELINE
+
+        pipeline = r.mix["strategy"] == PIPELINE
+        return f"{r.mix['strategy']}: " + "; ".join(part_text(p, pipeline)
+                                                     for p in r.mix["parts"])
+    return r.status
+
+
+def mix_footer(rows: list[CompareRow]) -> list[str]:
+    """Per mixed row: the verdict, the alternatives, and what the mixed figures rest on."""
+    out = []
+    for r in rows:
+        if not r.mix:
+            continue
+        m = r.mix
+        steps = ", ".join(f"{s['configuration']} {s['step_time_s']:.1f} s" if s["step_time_s"]
+                          else f"{s['configuration']} n/a" for s in m["strategies"])
+        out.append(f"mix {r.entry}: {m['verdict']['summary']}; step by strategy: {steps}")
+        a = m["assumptions"]
+        out.append(f"mix {r.entry}: cross-type traffic over the {a['cross_type_network']} "
+                   f"(fabric {a['fabric']}, {a['placement']}), never scale-up links; local-sgd "
+                   f"syncs every {a['sync_every_steps']} steps over the WAN, its effect on "
+                   "convergence is outside the model; no intervals for mixed rows")
+    return out
+
+
 def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     a = cmp.assumptions
     cur = a["currency"]
@@ -69,10 +110,10 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     rows = []
     display: dict[str, list[str]] = {"chip": [], "cost_ratio": [], "days": []}
     for r in cmp.rows:
-        mark = caveats.get(r.stack, ("", ""))[0]
+        mark = max((caveats.get(s, ("", ""))[0] for s in r.stack.split("+")), key=len)
         row: dict[str, Any] = {
             "model": r.model, "chip": r.entry, "num_chips": r.num_chips,
-            "precision": r.precision, "plan": plan_text(r.plan) if r.plan else r.status,
+            "precision": r.precision, "plan": _plan_cell(r),
             "step_time_s": r.step_time_s, "tokens_per_s_per_chip": r.tokens_per_s_per_chip,
             "mfu": r.mfu, "memory_gib_per_chip": r.memory_gib_per_chip, "days": r.days,
             "chip_hours": r.chip_hours, "goodput": r.goodput,
@@ -116,6 +157,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     if missing:
         footer.append("no price: " + "; ".join(missing))
     footer += [text for _, text in caveats.values()]
+    footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:
         footer.append("intervals: 5th-95th percentile over the ranges of estimated and "

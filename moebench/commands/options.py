@@ -38,6 +38,10 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
                 "source": "command line --fx-rate"}
         elif key in ("currency", "basis"):
             data["pricing"][key] = value
+        elif key == "mix_options":
+            data["mix_options"].update({k: v for k, v in value.items() if v is not None})
+        elif key == "mixes":
+            data["mixes"] = list(dict.fromkeys([*data["mixes"], *value]))
         elif key == "plan":
             data["plan"].update({k: v for k, v in value.items() if v is not None})
         elif key == "run_changes":

@@ -7,7 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from moebench.errors import InputError
 from moebench.inputs import catalog
+from moebench.inputs.fabric import DEFAULT_FABRIC
+from moebench.inputs.mix import parse_mix
 from moebench.inputs.schema import Currency, Figure, MoneyFigure, Record, validate
 from moebench.inputs.stack import StackOptions
 from moebench.inputs.yamlio import load_mapping
@@ -63,6 +66,21 @@ class GoodputSpec(Record):
     restart_minutes: Figure
 
 
+class MixOptionsSpec(Record):
+    """How the scenario's mixed clusters are searched and which strategy each row shows."""
+
+    fabric: str = Field(default=DEFAULT_FABRIC, min_length=1,
+                        description="fabric profile between chip types (profiles/fabrics)")
+    placement: Literal["same-site", "separate-sites"] = Field(
+        default="same-site", description="where the chip types sit: data parallel and pipeline "
+                                         "traffic rides the shared fabric, or the WAN")
+    sync_every_steps: int = Field(default=100, ge=1,
+                                  description="local SGD: steps between outer synchronizations")
+    strategy: Literal["auto", "hetero-dp", "hetero-pipeline", "local-sgd"] = Field(
+        default="auto", description="auto: the best synchronous strategy; or one by name")
+    choose: Literal["fastest", "cheapest"] = "fastest"
+
+
 class ScenarioSpec(Record):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     description: str
@@ -81,6 +99,19 @@ class ScenarioSpec(Record):
     stack_options: StackOptionsSpec = Field(default_factory=StackOptionsSpec)
     pricing: Pricing
     goodput: GoodputSpec
+    mixes: list[str] = Field(default_factory=list, description="mixed clusters compared beside "
+                             "the chips, each CHIP:COUNT+CHIP:COUNT")
+    mix_options: MixOptionsSpec = Field(default_factory=MixOptionsSpec)
+
+    @field_validator("mixes")
+    @classmethod
+    def _mixes(cls, v: list[str]) -> list[str]:
+        for text in v:
+            try:
+                parse_mix(text, "mixes")
+            except InputError as exc:
+                raise ValueError(exc.message) from None
+        return v
 
     @field_validator("baseline")
     @classmethod
@@ -88,6 +119,10 @@ class ScenarioSpec(Record):
         if not v.strip():
             raise ValueError("baseline must name a chip")
         return v
+
+
+DEFAULT_SCENARIO = "ling-plus-1t"
+"""What ``moebench compare`` runs with no options (and where a mix estimate takes its prices)."""
 
 
 def load_scenario(name_or_path: str) -> ScenarioSpec:
