@@ -133,3 +133,17 @@ def test_plot_with_a_bad_name_exits_2_and_writes_nothing(cli, tmp_path):
     result = cli("compare", "--plot", str(tmp_path / "plot.jpg"))
     assert result.exit_code == 2 and ".png or .svg" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_varies_plan_fields(cli):
+    """Every plan dimension is a --vary field: the row's plan is the one asked for."""
+    rows = json.loads(cli("sweep", "--chips", "h800", "--vary", "schedule=1f1b,zb1p",
+                          "--vary", "sharding=zero-1,zero-3", "--vary", "tp=2", "-f",
+                          "json").output)["rows"]
+    assert len(rows) == 4
+    for r in rows:
+        assert r["plan"].startswith("TP2 ")
+        assert ("zero-3" in r["plan"]) == (r["sharding"] == "zero-3")
+        assert ("zb1p" in r["plan"]) == (r["schedule"] == "zb1p")
+    bad = cli("sweep", "--vary", "cp_kind=spiral")
+    assert bad.exit_code == 2 and "ring, ulysses" in bad.output

@@ -19,8 +19,9 @@ from moebench.errors import InputError
 def sweep(
     vary: Annotated[list[str], typer.Option(
         "--vary", help="FIELD=v1,v2,... (repeatable): num_chips, seq_len, global_batch, tokens, "
-                       "precision, expert_imbalance, sharding, shard_group, or a hardware "
-                       "section.field.")],
+                       "precision, expert_imbalance, a plan field (tp, pp, vpp, ep, etp, cp, "
+                       "cp_kind, micro_batch, recompute, schedule, sharding, shard_group), "
+                       "or a hardware section.field.")],
     scenario: Annotated[str, typer.Option(help="Scenario for everything not varied.")]
     = "ling-plus-1t",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Models, comma-separated.")]

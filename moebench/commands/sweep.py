@@ -48,22 +48,33 @@ def _tokens(raw: str) -> float:
         raise ValueError(exc.message) from None
 
 
-def _sharding(raw: str) -> str:
-    from moebench.inputs.run import SHARDING
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return raw
+    return parse
 
-    if raw not in SHARDING:
-        raise ValueError(f"expected one of {', '.join(SHARDING)}")
-    return raw
+
+def _plan_fields() -> dict[str, Callable[[str], Any]]:
+    """Every plan field a scenario may fix (:class:`PlanFields`), with its parser."""
+    from moebench.inputs.run import CP_KINDS, RECOMPUTE, SCHEDULES, SHARDING
+
+    named = {"recompute": RECOMPUTE, "schedule": SCHEDULES, "sharding": SHARDING,
+             "cp_kind": CP_KINDS}
+    ints = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "shard_group")
+    return {**{k: _positive_int for k in ints}, **{k: _one_of(v) for k, v in named.items()}}
 
 
+# Of the fields a sweep may vary, those that fix a plan field rather than a run figure.
+PLAN_FIELDS = _plan_fields()
+PLAN_KEYS = tuple(PLAN_FIELDS)
 # Scenario fields a sweep may vary, with their parsers; hardware fields are section.field.
 SCENARIO_FIELDS: dict[str, Callable[[str], Any]] = {
     "num_chips": _positive_int, "seq_len": _positive_int, "global_batch": _positive_int,
     "tokens": _tokens, "precision": _precision, "expert_imbalance": _imbalance,
-    "sharding": _sharding, "shard_group": _positive_int,
+    **PLAN_FIELDS,
 }
-# Of those, the ones that fix a plan field rather than a run figure.
-PLAN_KEYS = ("sharding", "shard_group")
 
 
 @dataclass(frozen=True)
