@@ -66,6 +66,8 @@ class Facts:
         self.compare = cli_json("compare", "--uncertainty", "500")
         limit = ",".join(f"{c}:hardware-limit" for c in ("h800", *LING_DEVICES))
         self.limit = cli_json("compare", "--chips", limit)
+        self.generations = cli_json("compare", "--chips",
+                                    "h800,ascend-910b:modellink-ascend,ascend-910b:mindspeed-ascend")
         self.dsv3 = cli_json("compare", "--scenario", "deepseek-v3-14.8t")
         self.dsv3_published = cli_json("estimate", "--scenario", "deepseek-v3-14.8t", "--chip",
                                        "h800", "--tp", "1", "--pp", "16", "--ep", "64", "--cp",
@@ -125,6 +127,15 @@ def ling_ratios(f: Facts) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ascend_generations(f: Facts) -> str:
+    old = f.row(f.generations, "ascend-910b:modellink-ascend")
+    new = f.row(f.generations, "ascend-910b:mindspeed-ascend")
+    return (f"{old['cost_ratio']:.2f} of the H800's cost with the 2024 stack "
+            f"({old['tokens_per_s_per_chip']:,.0f} tokens/s per chip) and "
+            f"{new['cost_ratio']:.2f} with the 2025 one, MindSpeed-LLM 2.x "
+            f"({new['tokens_per_s_per_chip']:,.0f})")
+
+
 def dsv3(f: Facts) -> str:
     r = f.row(f.dsv3, "h800")
     hours = r["chip_hours"]
@@ -152,10 +163,12 @@ def _stack_fig(name: str, dotted: str) -> float:
 
 
 def ascend_fit(f: Facts) -> str:
-    att = _stack_fig("mindspeed-ascend", "kernels.attention_fraction")
-    coll = _stack_fig("mindspeed-ascend", "collectives.bandwidth_fraction")
+    att = _stack_fig("modellink-ascend", "kernels.attention_fraction")
+    coll = _stack_fig("modellink-ascend", "collectives.bandwidth_fraction")
+    new = _stack_fig("mindspeed-ascend", "collectives.bandwidth_fraction")
     return (f"attention at {100 * att:.0f}% of the chip's measured matmul rate and collectives "
-            f"at {100 * coll:.0f}% of the HCCS bus bandwidth")
+            f"at {100 * coll:.0f}% of the HCCS bus bandwidth with 2024 software (ModelLink), "
+            f"collectives at {100 * new:.0f}% with 2025 software (MindSpeed-LLM 2.x)")
 
 
 def _group(f: Facts, name: str) -> dict[str, Any]:
@@ -224,8 +237,8 @@ def stacks_table(f: Facts) -> str:
                  "leave-one-out error |", "|---|---|---|---|---|"]
     fields = {"kernels.gemm_fraction": "GEMM", "kernels.attention_fraction": "attention",
               "host.op_us": "host µs/op", "collectives.bandwidth_fraction": "collectives"}
-    for name in ("megatron-core-nvidia", "mindspeed-ascend", "primus-amd", "generic",
-                 "hardware-limit"):
+    for name in ("megatron-core-nvidia", "modellink-ascend", "mindspeed-ascend", "primus-amd",
+                 "generic", "hardware-limit"):
         spec = load_stack_spec(name)
         fitted = []
         for dotted, label in fields.items():
@@ -350,6 +363,7 @@ def speed(f: Facts) -> str:
 GENERATORS: dict[str, Callable[[Facts], str]] = {
     "compare-table": compare_table, "ling-h800": ling_h800, "ling-h800-gap": ling_h800_gap,
     "ling-implied": ling_implied, "ling-ratios": ling_ratios, "dsv3": dsv3,
+    "ascend-generations": ascend_generations,
     "moe-dense": moe_dense, "dsv3-published": dsv3_published, "ascend-fit": ascend_fit,
     "nvidia-error": vendor_error("vendor NVIDIA"), "amd-error": vendor_error("vendor AMD"),
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,

@@ -314,7 +314,7 @@ def test_fp8_only_where_every_chip_type_has_it():
 def test_each_type_runs_its_own_default_stack():
     est = estimate_mix(scenario(), "h800:512+ascend-910b:1024")
     assert {t["chip"]: t["stack"] for t in est.types} == {
-        "h800": "megatron-core-nvidia", "ascend-910b": "mindspeed-ascend"}
+        "h800": "megatron-core-nvidia", "ascend-910b": "modellink-ascend"}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -381,7 +381,7 @@ def test_scenario_mixes_are_validated_and_compared(tmp_path, cli):
     assert mixed["mix"]["strategy"] in ("hetero-dp", "hetero-pipeline")
     assert mixed["mix"]["assumptions"]["sync_every_steps"] == 50
     assert mixed["cost_ratio"] == pytest.approx(mixed["cost"] / rows[0]["cost"])
-    assert mixed["stack"] == "megatron-core-nvidia+mindspeed-ascend"
+    assert mixed["stack"] == "megatron-core-nvidia+modellink-ascend"
 
 
 # --- output -------------------------------------------------------------------------------------

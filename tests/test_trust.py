@@ -184,7 +184,7 @@ def test_estimate_with_the_scenario_reproduces_the_compare_row(cli):
 
 def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli):
     text = cli("compare", "--chips", "h800,ascend-910b").output
-    assert "ascend-910b*" in text and "* mindspeed-ascend: predictions are off by" in text
+    assert "ascend-910b*" in text and "* modellink-ascend: predictions are off by" in text
     csv = cli("compare", "--chips", "h800,ascend-910b", "-f", "csv").output
     # The data keeps the chip's name clean and the caveat in its own column.
     assert "\nascend-910b," in csv and ",*\n" in csv
