@@ -86,8 +86,10 @@ CpKindOpt = Annotated[str | None, typer.Option(
 MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
 RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
 SchedOpt = Annotated[str | None, typer.Option(
-    "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe or zb1p (zero-bubble "
-                       "ZB-H1: bubble (p-1)/3 micro-batches).")]
+    "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe, zb1p (zero-bubble "
+                       "ZB-H1: bubble (p-1)/3 micro-batches) or dualpipev (DualPipe cut in "
+                       "half: two stages per rank, one copy of the weights, needs "
+                       "micro-batches >= 2 x pp).")]
 GbOpt = Annotated[int | None, typer.Option(
     "--global-batch", help="Sequences per optimizer step (default: scenario's, else 4096).")]
 PrecOpt = Annotated[str | None, typer.Option(

@@ -6,6 +6,15 @@ is split over tp (and over cp along the sequence); FlashAttention stores no s x 
 tensors scale with the expert-token pairs a rank receives. The first pipeline stage holds the
 most micro-batches in flight (pp under 1F1B, times 1 + (pp-1)/(pp*vpp) when interleaved;
 pp + 1 under DualPipe, DeepSeek-V3 Table 2); the last holds the LM head, MTP and the logits.
+
+DualPipeV (deepseek-ai/DualPipe README table, "based on the same number of PP stages"): PP
+stages on PP/2 devices, "2x" the parameters of a stage per device and PP + 1 stages'
+activations. With moebench's pp the devices, PP = 2 pp stages of L/(2 pp) layers each: a rank
+holds 2 x L/(2 pp) = L/pp layers, one copy of its share of the model (DualPipe holds two copies
+of L/pp), and 2 pp + 1 chunks' activations, i.e. pp + 1/2 micro-batches of its layers. Its
+schedule (dualpipev.py) reaches 2 pp + 1 chunks in flight on every rank, and rank 0 holds stage
+0 and stage 2 pp - 1: the embedding, the LM head, MTP and the logits sit beside the most
+activations.
 """
 
 from __future__ import annotations
@@ -57,7 +66,8 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(replicated, expert-sharded) parameters held per chip on the heaviest stage.
 
     Layer weights spread over pp stages of ceil(L/(pp*vpp))*vpp layers; the input embedding
-    sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1).
+    sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1,
+    and on rank 0 under DualPipeV, whose V ends where it starts).
     Replicated weights are split over tp, routed experts over ep x etp.
     """
     p, spec, sh = ctx.arch.params, ctx.arch.spec, ctx.shapes
@@ -70,7 +80,9 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     first = layer_dense * frac + p.embedding
     last = layer_dense * frac + p.lm_head + mtp_dense
     whole = layer_dense + p.embedding + p.lm_head + mtp_dense
-    dense = np.where(pp > 1, np.maximum(first, last), whole)
+    # DualPipeV: the V turns back to rank 0, which holds the first and the last stage.
+    both = layer_dense * frac + p.embedding + p.lm_head + mtp_dense
+    dense = np.where(pp > 1, np.where(ctx.dualpipev, both, np.maximum(first, last)), whole)
     expert = p.expert * frac + mtp_expert
     return dense / tp, expert / ep
 
@@ -154,22 +166,25 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     spec = ctx.arch.spec
     pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
     dualpipe = ctx.dualpipe
-    copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two pipeline stages per rank
+    copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
     weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
 
     small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
     layers_per_stage = ctx.layers_per_stage
     in_flight = np.where(
-        dualpipe, pp + 1,
-        np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0),
+        dualpipe, pp + 1, np.where(
+            ctx.dualpipev, pp + 0.5,
+            np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)),
     )
     first_stage_acts = in_flight * layers_per_stage * stored + working
     logits = (1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0  # FP32, vocab-parallel
     last_stage_acts = layers_per_stage * stored + working
-    # With one stage it holds everything; otherwise report the heavier of first and last.
-    first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits)
-    acts = np.where(first_heavier | (pp == 1), first_stage_acts, last_stage_acts)
+    # With one stage it holds everything; otherwise report the heavier of first and last
+    # (DualPipeV's rank 0 is both).
+    first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits) & ~ctx.dualpipev
+    acts = np.where(first_heavier | (pp == 1) | ctx.dualpipev, first_stage_acts,
+                    last_stage_acts)
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer,
         activations=acts, logits=np.where(first_heavier, 0.0, logits),

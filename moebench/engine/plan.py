@@ -17,7 +17,14 @@ import numpy as np
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
-from moebench.inputs.run import CP_KINDS, RECOMPUTE, SCHEDULES, SHARDING, RunConfig
+from moebench.inputs.run import (
+    CP_KINDS,
+    DUALPIPEV,
+    RECOMPUTE,
+    SCHEDULES,
+    SHARDING,
+    RunConfig,
+)
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -49,7 +56,8 @@ class PlanArrays:
     recompute: np.ndarray
     """0 none, 1 selective, 2 full."""
     schedule: np.ndarray
-    """0 1F1B (interleaved when vpp > 1), 1 DualPipe."""
+    """Index into :data:`SCHEDULES`: 0 1F1B (interleaved when vpp > 1), 1 DualPipe, 2 ZB1P,
+    3 DualPipeV (two model chunks per rank in a V)."""
     sharding: np.ndarray
     """Index into :data:`SHARDING`: 0 zero-0 ... 3 zero-3, 4 hsdp."""
     cp_kind: np.ndarray
@@ -61,11 +69,16 @@ class PlanArrays:
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
+    @property
+    def chunks(self) -> np.ndarray:
+        """Model chunks per pipeline rank: vpp, or 2 under DualPipeV (stages i and 2pp-1-i)."""
+        return np.where(self.schedule == DUALPIPEV, 2, self.vpp)
+
     def layers_per_stage(self, num_layers: int) -> np.ndarray:
-        """Layers on the fullest pipeline rank: ceil(L / (pp * vpp)) layers in each of vpp chunks
-        (never more than L)."""
-        pp, vpp = self.pp.astype(float), self.vpp.astype(float)
-        return np.minimum(np.ceil(num_layers / (pp * vpp)) * vpp, num_layers)
+        """Layers on the fullest pipeline rank: ceil(L / (pp * c)) layers in each of its c
+        chunks (c = :attr:`chunks`; never more than L)."""
+        pp, c = self.pp.astype(float), self.chunks.astype(float)
+        return np.minimum(np.ceil(num_layers / (pp * c)) * c, num_layers)
 
     @property
     def expert_dp(self) -> np.ndarray:
@@ -235,6 +248,13 @@ def candidate_plans(
            | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
     g.rule("zb1p needs pp >= 2 and vpp 1 (it is a 1F1B variant without virtual stages)",
            (g["schedule"] != 2) | ((g["pp"] >= 2) & (g["vpp"] == 1)))
+    # DualPipeV (deepseek-ai/DualPipe, dualpipev.py: assert num_chunks >= num_ranks * 2): any
+    # number of ranks (its 2 pp stages are always even), two chunks per rank of its own, not
+    # Megatron's virtual stages, and at least 2 pp micro-batches; one rank is no pipeline.
+    pp, m = g["pp"], g["m"]
+    g.rule("dualpipev needs pp >= 2, vpp 1, micro-batches >= 2*pp and 2*pp <= layers + 2",
+           (g["schedule"] != DUALPIPEV)
+           | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
     _sharding(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.

@@ -130,7 +130,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     t_core = ep_x.paired * together + (1 - ep_x.paired) * apart + ht.syncs * ctx.stack.sync_s
     dev_total = base_fwd + base_bwd + moe_layers * ep_x.per_micro_batch
     t_pp = comm.pp_time(ctx)
-    pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.vpp)
+    pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
     t_mb = t_core + pp_x
     host_wait = t_core - dev_total
 

@@ -10,9 +10,12 @@ from moebench.inputs.hardware import Chip
 
 Precision = Literal["bf16", "fp8"]
 RECOMPUTE = ("none", "selective", "full")
-# 1F1B (interleaved when vpp > 1), DualPipe (DeepSeek-V3), and zero-bubble ZB1P / ZB-H1 (Qi et
-# al., arXiv 2401.10241: the weight-gradient half of each backward fills the bubble).
-SCHEDULES = ("1f1b", "dualpipe", "zb1p")
+# 1F1B (interleaved when vpp > 1), DualPipe (DeepSeek-V3), zero-bubble ZB1P / ZB-H1 (Qi et
+# al., arXiv 2401.10241: the weight-gradient half of each backward fills the bubble), and
+# DualPipeV (deepseek-ai/DualPipe, dualpipe/dualpipev.py: DualPipe "cut in half", a V-shape in
+# which each of the pp ranks holds two of the 2 pp stages, stage i and stage 2 pp - 1 - i).
+SCHEDULES = ("1f1b", "dualpipe", "zb1p", "dualpipev")
+DUALPIPEV = SCHEDULES.index("dualpipev")
 # How training state is sharded over the data-parallel group (Rajbhandari et al., ZeRO,
 # arXiv 1910.02054; PyTorch FSDP2): zero-0 replicates everything (DDP); zero-1 shards the
 # optimizer states (Megatron's distributed optimizer); zero-2 also the gradients; zero-3 also

@@ -25,7 +25,7 @@ class PlanFields(Record):
     cp: int | None = Field(default=None, gt=0)
     micro_batch: int | None = Field(default=None, gt=0)
     recompute: Literal["none", "selective", "full"] | None = None
-    schedule: Literal["1f1b", "dualpipe", "zb1p"] | None = None
+    schedule: Literal["1f1b", "dualpipe", "zb1p", "dualpipev"] | None = None
     sharding: Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"] | None = None
     shard_group: int | None = Field(default=None, gt=0)
     cp_kind: Literal["ring", "ulysses"] | None = None
