@@ -20,7 +20,7 @@ from moebench.engine.plan import PlanArrays
 from moebench.engine.workload import LayerShapes, layer_shapes
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import SCHEDULES, RunConfig
+from moebench.inputs.run import RECOMPUTE_MODULES, SCHEDULES, RunConfig
 from moebench.inputs.stack import Stack
 
 BF16 = 2.0  # bytes
@@ -43,7 +43,9 @@ class StepContext:
     dp: np.ndarray
     mb: np.ndarray
     recompute: np.ndarray
-    """0 none, 1 selective, 2 full."""
+    """0 none, 1 selective (the modules of ``rc_modules``), 2 full."""
+    rc_modules: np.ndarray
+    """Bit mask of the modules recomputed (0 unless selective)."""
     dualpipe: np.ndarray
     """DualPipe: two copies of a stage's parameters per rank."""
     dualpipev: np.ndarray
@@ -94,6 +96,12 @@ class StepContext:
     def kv_extra(self) -> np.ndarray:
         """Replicated K/V projection weights per layer (before the split over tp)."""
         return self.shapes.kv_proj_params * (self.kv_copies - 1)
+
+    def recomputes(self, module: str) -> np.ndarray:
+        """1.0 where selective recompute includes ``module`` (:data:`RECOMPUTE_MODULES`), else
+        0.0."""
+        bit = 1 << RECOMPUTE_MODULES.index(module)
+        return np.where((self.recompute == 1) & (self.rc_modules & bit > 0), 1.0, 0.0)
 
     @property
     def bidirectional(self) -> np.ndarray:
@@ -149,7 +157,8 @@ def build_context(
     return StepContext(
         arch=arch, chip=chip, stack=stack, run=run, plans=plans, shapes=sh,
         tp=tp, pp=f["pp"], vpp=f["vpp"], ep=ep, etp=etp, cp=cp, dp=f["dp"], mb=f["mb"],
-        recompute=plans.recompute, dualpipe=dualpipe, dualpipev=dualpipev,
+        recompute=plans.recompute, rc_modules=plans.rc_modules,
+        dualpipe=dualpipe, dualpipev=dualpipev,
         num_micro=run.global_batch / (f["dp"] * f["mb"]),
         tokens=tokens, tok_sp=tok_sp, tok_gemm=tokens / cp,
         received=received, expert_rows=received * etp,

@@ -92,8 +92,9 @@ class PhaseWindows:
 
 def ep_exposed(ctx: StepContext, ph: EpPhases, w: PhaseWindows) -> EpExposure:
     """Exposed EP seconds of one MoE layer and micro-batch under the plan's schedule."""
-    full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    # Full recompute runs the forward's dispatch and combine again inside the backward.
+    # Full recompute, or the moe module's, runs the forward's dispatch and combine again inside
+    # the backward.
+    full = np.where(ctx.recompute == 2, 1.0, 0.0) + ctx.recomputes("moe")
     plain_fwd, plain_bwd = ph.forward, ph.backward + full * ph.forward
     one_f1b = bool(ctx.run.ep_overlap and ctx.stack.ep_1f1b_overlap) & ~ctx.bidirectional & (
         ctx.ep > 1)
@@ -119,7 +120,8 @@ def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:
     """Exposed CP seconds per layer, (forward, backward with recompute): what the KV ring takes
     beyond the attention kernel it feeds, a third of the ring in the forward against the forward
     kernel and two thirds in the backward against the backward kernel (2.5x)."""
-    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    # Full recompute, or core_attn's, runs the forward's ring again.
+    full = np.where(ctx.recompute == 2, 1.0, 0.0) + ctx.recomputes("core_attn")
     # Ulysses' all-to-alls sit before and after the attention kernel: nothing hides them.
     hide = np.where(ctx.plans.cp_kind == 1, 0.0, 1.0)
     fwd = np.maximum(0.0, ring / 3 - hide * f.attn_core)
