@@ -15,10 +15,12 @@ def sharding_text(plan: dict[str, Any]) -> str:
 
 def recompute_text(plan: dict[str, Any]) -> str:
     """``none``, ``selective`` (its own modules), ``full``, or the modules joined by '+'."""
-    modules = plan.get("recompute_modules") or []
-    if plan["recompute"] == "selective" and modules and set(modules) != set(SELECTIVE_MODULES):
-        return "+".join(str(m) for m in modules)
-    return str(plan["recompute"])
+    modules = [str(m) for m in plan.get("recompute_modules") or []]
+    if plan["recompute"] != "selective" or not modules or set(modules) == set(SELECTIVE_MODULES):
+        return str(plan["recompute"])
+    if set(SELECTIVE_MODULES) <= set(modules):  # selective and more: selective+mlp+moe
+        return "+".join(["selective"] + [m for m in modules if m not in SELECTIVE_MODULES])
+    return "+".join(modules)
 
 
 def plan_text(plan: dict[str, Any] | None) -> str:

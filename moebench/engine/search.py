@@ -138,9 +138,11 @@ def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
         changed[1:] |= col[1:] != col[:-1]
     group = np.cumsum(changed) - 1
     s = plans.sharding.astype(np.int64)
-    # The recompute options present, ranked 0.. in their order (the expansion's).
-    levels, r = np.unique(plans.recompute_level, return_inverse=True)
-    r = r.astype(np.int64)
+    # The recompute options, ranked 0.. in their order (the expansion's): every plan has the
+    # same options, so the first plan's rows list them all.
+    level = plans.recompute_level
+    levels = np.unique(level[:int(np.searchsorted(group, 1))])
+    r = np.searchsorted(levels, level).astype(np.int64)
     n_rc = len(levels)
     key = (group * len(SHARDING) + s) * n_rc + r
     if np.any(np.diff(key) <= 0):
