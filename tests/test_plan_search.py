@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from moebench.engine.plan import PlanRequest, candidate_plans
-from moebench.engine.search import CONVENTION, TIE_BAND, search
+from moebench.engine.search import CONVENTION, TIE_BAND, convention_key, search
 from moebench.engine.step import evaluate
 from moebench.errors import InputError
 from moebench.inputs.hardware import load_chip
@@ -73,8 +73,8 @@ def test_search_best_is_never_beaten_by_brute_force(model, chip, n):
     assert fastest * (1 - 1e-9) <= best_time <= fastest * (1 + TIE_BAND) * (1 + 1e-9)
     # ...and no tied plan is more conventional (lexicographically smaller in CONVENTION).
     tied = np.flatnonzero(times <= fastest * (1 + TIE_BAND))
-    key = [tuple(int(getattr(every, f)[i]) for f, _ in CONVENTION) for i in tied]
-    chosen = tuple(int(getattr(res.plans, f)[res.best]) for f, _ in CONVENTION)
+    key = [tuple(int(convention_key(every, f)[i]) for f, _ in CONVENTION) for i in tied]
+    chosen = tuple(int(convention_key(res.plans, f)[res.best]) for f, _ in CONVENTION)
     assert chosen == min(key)
 
 
@@ -85,7 +85,8 @@ def test_ties_go_to_the_conventional_plan():
 
     plans = PlanArrays(**{f: np.array(v) for f, v in dict(
         tp=[1, 1, 1], pp=[4, 8, 8], vpp=[1, 1, 1], ep=[8, 8, 8], etp=[1, 1, 1], cp=[2, 1, 1],
-        dp=[4, 4, 4], mb=[1, 1, 1], recompute=[0, 0, 0], schedule=[0, 0, 0], sharding=[1, 1, 1],
+        dp=[4, 4, 4], mb=[1, 1, 1], recompute=[0, 0, 0], rc_modules=[0, 0, 0],
+        schedule=[0, 0, 0], sharding=[1, 1, 1],
         shard=[4, 4, 4], cp_kind=[0, 0, 0]).items()})
     step = np.array([10.0, 10.05, 11.0])
     assert choose_plan(plans, step, np.arange(3)) == 1

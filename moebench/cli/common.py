@@ -85,9 +85,15 @@ CpKindOpt = Annotated[str | None, typer.Option(
                       "or ulysses (all-to-all by heads); searched from 32K-token sequences.")]
 MbOpt = Annotated[int | None, typer.Option("--micro-batch", help="Sequences per micro-batch.")]
 RcOpt = Annotated[str | None, typer.Option("--recompute", help="none, selective or full.")]
+RcModulesOpt = Annotated[str | None, typer.Option(
+    "--recompute-modules", help="Selective recompute of these modules, comma-separated (as "
+    "Megatron-Core's --recompute-modules): core_attn, moe_act, layernorm, mla_up_proj, mlp, moe, "
+    "shared_experts; selective alone is layernorm,moe_act,mla_up_proj.")]
 SchedOpt = Annotated[str | None, typer.Option(
-    "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe or zb1p (zero-bubble "
-                       "ZB-H1: bubble (p-1)/3 micro-batches).")]
+    "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe, zb1p (zero-bubble "
+                       "ZB-H1: bubble (p-1)/3 micro-batches) or dualpipev (DualPipe cut in "
+                       "half: two stages per rank, one copy of the weights, needs "
+                       "micro-batches >= 2 x pp).")]
 GbOpt = Annotated[int | None, typer.Option(
     "--global-batch", help="Sequences per optimizer step (default: scenario's, else 4096).")]
 PrecOpt = Annotated[str | None, typer.Option(
@@ -122,6 +128,13 @@ ShardGroupOpt = Annotated[int | None, typer.Option(
                           "ranks, replicate across them.")]
 OptStatesOpt = Annotated[str | None, typer.Option(
     "--optimizer-states", help="Adam moment precision: fp32 (default) or bf16.")]
+
+
+def modules_choice(text: str | None) -> tuple[str, ...] | None:
+    """The --recompute-modules list, checked (None: not given)."""
+    from moebench.inputs.run import parse_modules
+
+    return None if text is None else parse_modules(text)
 
 
 def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:

@@ -34,6 +34,7 @@ from moebench.cli.common import (
     PlacementOpt,
     PpOpt,
     PrecOpt,
+    RcModulesOpt,
     RcOpt,
     ScenarioOpt,
     SchedOpt,
@@ -49,6 +50,7 @@ from moebench.cli.common import (
     cli_errors,
     console,
     mix_options,
+    modules_choice,
     sharding_choice,
     show,
 )
@@ -76,6 +78,7 @@ def estimate(
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
     etp: EtpOpt = None, cp: CpOpt = None, cp_kind: CpKindOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
+    recompute_modules: RcModulesOpt = None,
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
@@ -107,7 +110,7 @@ def estimate(
     plan = {"tp": tp, "pp": pp, "vpp": vpp, "ep": ep, "etp": etp, "cp": cp,
             "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
             "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
-            "cp_kind": cp_kind}
+            "cp_kind": cp_kind, "recompute_modules": modules_choice(recompute_modules)}
     mix_only = {"--fabric": fabric, "--placement": placement, "--sync-every": sync_every,
                 "--strategy": strategy, "--choose": choose, "--price-basis": price_basis,
                 "--tokens": tokens}
@@ -176,6 +179,7 @@ def explain(
     tp: TpOpt = None, pp: PpOpt = None, vpp: VppOpt = None, ep: EpOpt = None,
     etp: EtpOpt = None, cp: CpOpt = None, cp_kind: CpKindOpt = None,
     micro_batch: MbOpt = None, recompute: RcOpt = None, schedule: SchedOpt = None,
+    recompute_modules: RcModulesOpt = None,
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
@@ -203,7 +207,8 @@ def explain(
         capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
         micro_batch=micro_batch, recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        optimizer_states=optimizer_states, cp_kind=cp_kind)
+        optimizer_states=optimizer_states, cp_kind=cp_kind,
+        recompute_modules=modules_choice(recompute_modules))
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

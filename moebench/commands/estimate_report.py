@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from moebench.commands.estimate import Estimate
-from moebench.commands.plan_text import sharding_text
+from moebench.commands.plan_text import recompute_text, sharding_text
 from moebench.commands.report import Report
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ def _plan_text(plan: dict[str, object]) -> str:
     return (f"TP{plan['tp']} PP{plan['pp']} VPP{plan['vpp']} EP{plan['ep']} ETP{plan['etp']} "
             f"CP{plan['cp']} "
             f"DP{plan['dp']} mb{plan['micro_batch']} x{plan['num_micro_batches']} "
-            f"{plan['recompute']} {plan['schedule']} {sharding_text(plan)}")
+            f"{recompute_text(plan)} {plan['schedule']} {sharding_text(plan)}")
 
 
 def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> Report:

@@ -7,7 +7,9 @@ malformed file gets one line naming the file, the row and the column.
 Columns (empty cells: plan fields are searched, settings take the stack's default):
 ``id, model, chip, num_chips, precision, tp, pp, vpp, ep, etp, cp, micro_batch, recompute,
 schedule, ep_overlap, seq_len, global_batch, metric, measured, production, stack, dispatcher,
-graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes``.
+graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes``, and optionally
+``sharding, shard_group, optimizer_states, cp_kind, recompute_modules`` (selective recompute's
+modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective or empty).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from typing import Any
 from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
 from moebench.inputs import catalog
-from moebench.inputs.run import CP_KINDS, OPTIMIZER_STATES, RECOMPUTE, SCHEDULES, SHARDING
+from moebench.inputs.run import (
+    CP_KINDS,
+    OPTIMIZER_STATES,
+    RECOMPUTE,
+    SCHEDULES,
+    SHARDING,
+    parse_modules,
+)
 from moebench.inputs.stack import DISPATCHERS, GRAPHS, StackOptions
 from moebench.inputs.yamlio import read_text
 
@@ -34,7 +43,7 @@ REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
-            "optimizer_states", "cp_kind")
+            "optimizer_states", "cp_kind", "recompute_modules")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -134,7 +143,15 @@ def _run(r: _Row) -> MeasuredRun:
     recompute = r.choice("recompute", RECOMPUTE)
     schedule = r.choice("schedule", SCHEDULES)
     ints: dict[str, Any] = {k: r.integer(k) for k in PLAN_INTS}
+    modules_text = r.text("recompute_modules")
+    try:
+        modules = None if modules_text is None else parse_modules(modules_text)
+    except InputError as exc:
+        raise r._err("recompute_modules", exc.message) from None
+    if modules is not None and recompute not in (None, "selective"):
+        raise r._err("recompute_modules", f"modules are selective recompute, not {recompute}")
     plan = PlanRequest(**ints, recompute=recompute, schedule=schedule,
+                       recompute_modules=modules,
                        sharding=r.choice("sharding", SHARDING),
                        shard_group=r.integer("shard_group"),
                        cp_kind=r.choice("cp_kind", CP_KINDS))

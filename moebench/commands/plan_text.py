@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from moebench.inputs.run import SELECTIVE_MODULES
+
 
 def sharding_text(plan: dict[str, Any]) -> str:
     """``zero-1``, or ``hsdp8`` with its shard group."""
     s = str(plan.get("sharding", "zero-1"))
     return f"hsdp{plan['shard_group']}" if s == "hsdp" else s
+
+
+def recompute_text(plan: dict[str, Any]) -> str:
+    """``none``, ``selective`` (its own modules), ``full``, or the modules joined by '+'."""
+    modules = [str(m) for m in plan.get("recompute_modules") or []]
+    if plan["recompute"] != "selective" or not modules or set(modules) == set(SELECTIVE_MODULES):
+        return str(plan["recompute"])
+    if set(SELECTIVE_MODULES) <= set(modules):  # selective and more: selective+mlp+moe
+        return "+".join(["selective"] + [m for m in modules if m not in SELECTIVE_MODULES])
+    return "+".join(modules)
 
 
 def plan_text(plan: dict[str, Any] | None) -> str:
@@ -22,7 +34,7 @@ def plan_text(plan: dict[str, Any] | None) -> str:
     parts += [f"CP{plan['cp']}{ulysses}"] if plan["cp"] > 1 else []
     parts += [f"DP{plan['dp']}", f"mb{plan['micro_batch']}"]
     if plan["recompute"] != "none":
-        parts.append(f"rc-{plan['recompute']}")
+        parts.append(f"rc-{recompute_text(plan)}")
     if plan["schedule"] != "1f1b":
         parts.append(plan["schedule"])
     if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid

@@ -63,7 +63,14 @@ def _plan_fields() -> dict[str, Callable[[str], Any]]:
     named = {"recompute": RECOMPUTE, "schedule": SCHEDULES, "sharding": SHARDING,
              "cp_kind": CP_KINDS}
     ints = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "shard_group")
-    return {**{k: _positive_int for k in ints}, **{k: _one_of(v) for k, v in named.items()}}
+    return {**{k: _positive_int for k in ints}, **{k: _one_of(v) for k, v in named.items()},
+            "recompute_modules": _modules}
+
+
+def _modules(raw: str) -> list[str]:
+    from moebench.inputs.run import parse_modules
+
+    return list(parse_modules(raw, "--vary recompute_modules"))
 
 
 # Of the fields a sweep may vary, those that fix a plan field rather than a run figure.

@@ -20,7 +20,7 @@ from moebench.engine.plan import PlanArrays
 from moebench.engine.workload import LayerShapes, layer_shapes
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import RunConfig
+from moebench.inputs.run import RECOMPUTE_MODULES, SCHEDULES, RunConfig
 from moebench.inputs.stack import Stack
 
 BF16 = 2.0  # bytes
@@ -43,8 +43,14 @@ class StepContext:
     dp: np.ndarray
     mb: np.ndarray
     recompute: np.ndarray
-    """0 none, 1 selective, 2 full."""
+    """0 none, 1 selective (the modules of ``rc_modules``), 2 full."""
+    rc_modules: np.ndarray
+    """Bit mask of the modules recomputed (0 unless selective)."""
     dualpipe: np.ndarray
+    """DualPipe: two copies of a stage's parameters per rank."""
+    dualpipev: np.ndarray
+    """DualPipeV: two different stages (chunks) per rank in a V; the first rank holds the
+    embedding and the LM head."""
     num_micro: np.ndarray
     tokens: np.ndarray
     """T: tokens per micro-batch per data-parallel replica."""
@@ -72,7 +78,8 @@ class StepContext:
     expert_dp: np.ndarray
     """Expert-data-parallel size: the ranks of a stage over ep x etp."""
     ep_overlap: np.ndarray
-    """The stack hides EP all-to-all behind another micro-batch (1F1B overlap or DualPipe)."""
+    """The stack hides EP all-to-all behind another micro-batch (1F1B overlap, DualPipe or
+    DualPipeV)."""
     dropless_sync: bool
     """The dispatcher copies token counts to the host every forward (dropless routing)."""
     sharding: np.ndarray
@@ -89,6 +96,23 @@ class StepContext:
     def kv_extra(self) -> np.ndarray:
         """Replicated K/V projection weights per layer (before the split over tp)."""
         return self.shapes.kv_proj_params * (self.kv_copies - 1)
+
+    def recomputes(self, module: str) -> np.ndarray:
+        """1.0 where selective recompute includes ``module`` (:data:`RECOMPUTE_MODULES`), else
+        0.0."""
+        bit = 1 << RECOMPUTE_MODULES.index(module)
+        return np.where((self.recompute == 1) & (self.rc_modules & bit > 0), 1.0, 0.0)
+
+    @property
+    def bidirectional(self) -> np.ndarray:
+        """DualPipe or DualPipeV: forward and backward chunks of two micro-batches overlapped
+        (F&B), all-to-all hidden behind the other's compute."""
+        return self.dualpipe | self.dualpipev
+
+    @property
+    def chunks(self) -> np.ndarray:
+        """Model chunks per pipeline rank (vpp, or 2 under DualPipeV)."""
+        return np.where(self.dualpipev, 2.0, self.vpp)
 
     @property
     def dense_layers_per_stage(self) -> np.ndarray:
@@ -113,10 +137,11 @@ def build_context(
     f = {name: getattr(plans, name).astype(float)
          for name in ("tp", "pp", "vpp", "ep", "etp", "cp", "dp", "mb")}
     tp, cp, ep, etp = f["tp"], f["cp"], f["ep"], f["etp"]
-    dualpipe = plans.schedule == 1
+    dualpipe = plans.schedule == SCHEDULES.index("dualpipe")
+    dualpipev = plans.schedule == SCHEDULES.index("dualpipev")
     gemm_rate, w_bytes, a_bytes = gemm_precision(chip, stack, run)
     one_f1b_overlap = bool(run.ep_overlap and stack.ep_1f1b_overlap)
-    ep_overlap = (dualpipe | one_f1b_overlap) & (ep > 1) & arch.is_moe
+    ep_overlap = (dualpipe | dualpipev | one_f1b_overlap) & (ep > 1) & arch.is_moe
     # Communication kernels running beside compute take a share of the chip (DeepEP: 20 of 132
     # SMs in DeepSeek-V3).
     slow = np.where(ep_overlap, 1.0 / (1.0 - stack.comm_sm_share), 1.0)
@@ -132,7 +157,8 @@ def build_context(
     return StepContext(
         arch=arch, chip=chip, stack=stack, run=run, plans=plans, shapes=sh,
         tp=tp, pp=f["pp"], vpp=f["vpp"], ep=ep, etp=etp, cp=cp, dp=f["dp"], mb=f["mb"],
-        recompute=plans.recompute, dualpipe=dualpipe,
+        recompute=plans.recompute, rc_modules=plans.rc_modules,
+        dualpipe=dualpipe, dualpipev=dualpipev,
         num_micro=run.global_batch / (f["dp"] * f["mb"]),
         tokens=tokens, tok_sp=tok_sp, tok_gemm=tokens / cp,
         received=received, expert_rows=received * etp,

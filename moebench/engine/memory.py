@@ -6,6 +6,15 @@ is split over tp (and over cp along the sequence); FlashAttention stores no s x 
 tensors scale with the expert-token pairs a rank receives. The first pipeline stage holds the
 most micro-batches in flight (pp under 1F1B, times 1 + (pp-1)/(pp*vpp) when interleaved;
 pp + 1 under DualPipe, DeepSeek-V3 Table 2); the last holds the LM head, MTP and the logits.
+
+DualPipeV (deepseek-ai/DualPipe README table, "based on the same number of PP stages"): PP
+stages on PP/2 devices, "2x" the parameters of a stage per device and PP + 1 stages'
+activations. With moebench's pp the devices, PP = 2 pp stages of L/(2 pp) layers each: a rank
+holds 2 x L/(2 pp) = L/pp layers, one copy of its share of the model (DualPipe holds two copies
+of L/pp), and 2 pp + 1 chunks' activations, i.e. pp + 1/2 micro-batches of its layers. Its
+schedule (dualpipev.py) reaches 2 pp + 1 chunks in flight on every rank, and rank 0 holds stage
+0 and stage 2 pp - 1: the embedding, the LM head, MTP and the logits sit beside the most
+activations.
 """
 
 from __future__ import annotations
@@ -57,7 +66,8 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(replicated, expert-sharded) parameters held per chip on the heaviest stage.
 
     Layer weights spread over pp stages of ceil(L/(pp*vpp))*vpp layers; the input embedding
-    sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1).
+    sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1,
+    and on rank 0 under DualPipeV, whose V ends where it starts).
     Replicated weights are split over tp, routed experts over ep x etp.
     """
     p, spec, sh = ctx.arch.params, ctx.arch.spec, ctx.shapes
@@ -70,7 +80,9 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     first = layer_dense * frac + p.embedding
     last = layer_dense * frac + p.lm_head + mtp_dense
     whole = layer_dense + p.embedding + p.lm_head + mtp_dense
-    dense = np.where(pp > 1, np.maximum(first, last), whole)
+    # DualPipeV: the V turns back to rank 0, which holds the first and the last stage.
+    both = layer_dense * frac + p.embedding + p.lm_head + mtp_dense
+    dense = np.where(pp > 1, np.where(ctx.dualpipev, both, np.maximum(first, last)), whole)
     expert = p.expert * frac + mtp_expert
     return dense / tp, expert / ep
 
@@ -110,6 +122,13 @@ def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray
     """(stored, working) bytes per chip of one average layer and one micro-batch.
 
     ``stored`` is what waits for the backward pass (only the layer input under full recompute);
+    selective recompute drops, per module (:data:`~moebench.inputs.run.RECOMPUTE_MODULES`):
+    layernorm the two norm outputs (h each); mla_up_proj MLA's Q, K and V (the up-projections'
+    outputs); moe_act the activation output of each FFN (its width per token or routed pair);
+    shared_experts every tensor of the shared experts; mlp every tensor of a dense layer's FFN
+    but its input and the residual; moe every tensor of a MoE layer but those two. core_attn
+    drops nothing here: FlashAttention keeps no s x s scores, and what the checkpoint drops,
+    the kernel's softmax statistics (n_h FP32 per token), is not in this model.
     ``working`` is the extra one layer needs while it is recomputed (full recompute), plus, in a
     hybrid model, a linear-attention layer's chunk states: its backward recomputes them and
     holds their gradients beside them, two BF16 copies of n_v d_k d_v / C elements per token,
@@ -120,25 +139,38 @@ def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray
     gemm_in_bytes = 1.0 if ctx.fp8 else BF16  # FP8 activation caches
     rc = ctx.recompute
     tok_sp, received = ctx.tok_sp, ctx.received
+    norm, act = ctx.recomputes("layernorm"), ctx.recomputes("moe_act")
+    up, mlp = ctx.recomputes("mla_up_proj"), ctx.recomputes("mlp")
+    moe_rc, shared_rc = ctx.recomputes("moe"), ctx.recomputes("shared_experts")
 
-    def block(gemm_in: Any, other: Any, recomputable: Any) -> np.ndarray:
-        full = gemm_in * gemm_in_bytes + other * BF16
-        return np.where(rc == 1, np.maximum(full - recomputable * BF16, 0.0), full)
+    def block(gemm_in: Any, other: Any, dropped: Any) -> np.ndarray:
+        # What output-discarding recompute drops counts at BF16, as selective always has.
+        return np.maximum(gemm_in * gemm_in_bytes + other * BF16 - dropped * BF16, 0.0)
 
+    # A checkpointed block (mlp, moe) keeps its input, the norm output unless layernorm
+    # drops it, and the residual.
+    checkpoint = (1 - norm) * h * gemm_in_bytes + h * BF16
     # Replicated KV heads: each rank keeps K and V of kv_copies heads more than its share.
     kv_more = sh.kv_proj_params / h * (ctx.kv_copies - 1)
     attn = block(sh.attn_act_gemm_in, sh.attn_act_other + kv_more,
-                 sh.attn_act_recomputable) * tok_sp
+                 norm * h + up * (sh.attn_act_recomputable - h)) * tok_sp
     g_in, other, recomp = ffn_act_elements(sh.dense_width, arch.gated, h)
-    dense = block(g_in, other + h, recomp + h) * tok_sp
+    dense = block(g_in, other + h, norm * h + act * recomp)
+    dense = np.where(mlp > 0, np.minimum(checkpoint, dense), dense) * tok_sp
     moe = 0.0
     if arch.is_moe:
         e_in, e_other, e_recomp = ffn_act_elements(sh.expert_width, arch.gated, h)
         s_in, s_other, s_recomp = ffn_act_elements(sh.shared_width, arch.gated, h)
-        per_token = block(h + s_in, h + 2 * sh.num_experts + s_other, h + s_recomp)
+        # shared_experts drops all the shared experts keep (moe_act has taken their
+        # activation output already); their input is the router's, which stays.
+        shared_own = s_in * gemm_in_bytes + (s_other - act * s_recomp) * BF16
+        per_token = np.maximum(
+            block(h + s_in, h + 2 * sh.num_experts + s_other, norm * h + act * s_recomp)
+            - shared_rc * shared_own, 0.0)
+        per_token = np.where(moe_rc > 0, np.minimum(checkpoint, per_token), per_token)
         # Under expert TP each rank keeps etp gathered rows of h per pair, 1/etp of the width.
         etp = ctx.etp
-        per_pair = block(e_in + h * (etp - 1), e_other + h, e_recomp)
+        per_pair = (1 - moe_rc) * block(e_in + h * (etp - 1), e_other + h, act * e_recomp)
         moe = per_token * tok_sp + per_pair * received
     n_moe, n_dense = arch.num_moe_layers, spec.dense_layers.count
     avg = attn + (n_moe * moe + n_dense * dense) / spec.num_layers
@@ -154,22 +186,25 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     spec = ctx.arch.spec
     pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
     dualpipe = ctx.dualpipe
-    copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two pipeline stages per rank
+    copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
     weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
 
-    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute"))
+    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute", "rc_modules"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
     layers_per_stage = ctx.layers_per_stage
     in_flight = np.where(
-        dualpipe, pp + 1,
-        np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0),
+        dualpipe, pp + 1, np.where(
+            ctx.dualpipev, pp + 0.5,
+            np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)),
     )
     first_stage_acts = in_flight * layers_per_stage * stored + working
     logits = (1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0  # FP32, vocab-parallel
     last_stage_acts = layers_per_stage * stored + working
-    # With one stage it holds everything; otherwise report the heavier of first and last.
-    first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits)
-    acts = np.where(first_heavier | (pp == 1), first_stage_acts, last_stage_acts)
+    # With one stage it holds everything; otherwise report the heavier of first and last
+    # (DualPipeV's rank 0 is both).
+    first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits) & ~ctx.dualpipev
+    acts = np.where(first_heavier | (pp == 1) | ctx.dualpipev, first_stage_acts,
+                    last_stage_acts)
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer,
         activations=acts, logits=np.where(first_heavier, 0.0, logits),

@@ -17,7 +17,20 @@ import numpy as np
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
-from moebench.inputs.run import CP_KINDS, RECOMPUTE, SCHEDULES, SHARDING, RunConfig
+from moebench.inputs.run import (
+    CP_KINDS,
+    DUALPIPEV,
+    RECOMPUTE,
+    RECOMPUTE_MODULES,
+    RECOMPUTE_SEARCHED,
+    SCHEDULES,
+    SELECTIVE_MASK,
+    SHARDING,
+    RunConfig,
+    module_mask,
+    module_names,
+    parse_modules,
+)
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -47,9 +60,13 @@ class PlanArrays:
     dp: np.ndarray
     mb: np.ndarray
     recompute: np.ndarray
-    """0 none, 1 selective, 2 full."""
+    """0 none, 1 selective (the modules in ``rc_modules``), 2 full."""
+    rc_modules: np.ndarray
+    """Bit mask of the modules recomputed under selective (:data:`RECOMPUTE_MODULES`); 0 for
+    none and full."""
     schedule: np.ndarray
-    """0 1F1B (interleaved when vpp > 1), 1 DualPipe."""
+    """Index into :data:`SCHEDULES`: 0 1F1B (interleaved when vpp > 1), 1 DualPipe, 2 ZB1P,
+    3 DualPipeV (two model chunks per rank in a V)."""
     sharding: np.ndarray
     """Index into :data:`SHARDING`: 0 zero-0 ... 3 zero-3, 4 hsdp."""
     cp_kind: np.ndarray
@@ -58,14 +75,25 @@ class PlanArrays:
     """Ranks the dense training state is sharded over: 1 (zero-0), dp*cp (zero-1 to 3) or the
     hybrid shard group (hsdp)."""
 
+    @property
+    def recompute_level(self) -> np.ndarray:
+        """Recompute as one ordered number: none < selective module sets (by mask) < full;
+        along the searched chain, a larger level is a superset."""
+        return self.recompute.astype(np.int64) * (1 << len(RECOMPUTE_MODULES)) + self.rc_modules
+
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
+    @property
+    def chunks(self) -> np.ndarray:
+        """Model chunks per pipeline rank: vpp, or 2 under DualPipeV (stages i and 2pp-1-i)."""
+        return np.where(self.schedule == DUALPIPEV, 2, self.vpp)
+
     def layers_per_stage(self, num_layers: int) -> np.ndarray:
-        """Layers on the fullest pipeline rank: ceil(L / (pp * vpp)) layers in each of vpp chunks
-        (never more than L)."""
-        pp, vpp = self.pp.astype(float), self.vpp.astype(float)
-        return np.minimum(np.ceil(num_layers / (pp * vpp)) * vpp, num_layers)
+        """Layers on the fullest pipeline rank: ceil(L / (pp * c)) layers in each of its c
+        chunks (c = :attr:`chunks`; never more than L)."""
+        pp, c = self.pp.astype(float), self.chunks.astype(float)
+        return np.minimum(np.ceil(num_layers / (pp * c)) * c, num_layers)
 
     @property
     def expert_dp(self) -> np.ndarray:
@@ -93,6 +121,7 @@ class PlanArrays:
             "dp": int(self.dp[i]),
             "micro_batch": int(self.mb[i]), "num_micro_batches": num_micro,
             "recompute": RECOMPUTE[int(self.recompute[i])],
+            "recompute_modules": module_names(int(self.rc_modules[i])),
             "schedule": SCHEDULES[int(self.schedule[i])],
             "sharding": SHARDING[int(self.sharding[i])], "shard_group": int(self.shard[i]),
             "cp_kind": CP_KINDS[int(self.cp_kind[i])],
@@ -111,6 +140,9 @@ class PlanRequest:
     cp: int | None = None
     micro_batch: int | None = None
     recompute: str | None = None
+    recompute_modules: tuple[str, ...] | None = None
+    """Modules recomputed under selective (:data:`RECOMPUTE_MODULES`); None: selective's own
+    set, or searched."""
     schedule: str | None = None
     sharding: str | None = None
     cp_kind: str | None = None
@@ -118,9 +150,13 @@ class PlanRequest:
     """Hybrid shard group size (hsdp); default: the data-parallel ranks in one scale-up
     domain."""
 
+    def __post_init__(self) -> None:
+        if self.recompute_modules is not None and not isinstance(self.recompute_modules, tuple):
+            object.__setattr__(self, "recompute_modules", tuple(self.recompute_modules))
+
     def is_complete(self) -> bool:
         return all(getattr(self, f.name) is not None for f in fields(self)
-                   if f.name != "shard_group")
+                   if f.name not in ("shard_group", "recompute_modules"))
 
 
 def _choices(fixed: int | None, default: tuple[int, ...], option: str) -> np.ndarray:
@@ -235,16 +271,41 @@ def candidate_plans(
            | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
     g.rule("zb1p needs pp >= 2 and vpp 1 (it is a 1F1B variant without virtual stages)",
            (g["schedule"] != 2) | ((g["pp"] >= 2) & (g["vpp"] == 1)))
+    # DualPipeV (deepseek-ai/DualPipe, dualpipev.py: assert num_chunks >= num_ranks * 2): any
+    # number of ranks (its 2 pp stages are always even), two chunks per rank of its own, not
+    # Megatron's virtual stages, and at least 2 pp micro-batches; one rank is no pipeline.
+    pp, m = g["pp"], g["m"]
+    g.rule("dualpipev needs pp >= 2, vpp 1, micro-batches >= 2*pp and 2*pp <= layers + 2",
+           (g["schedule"] != DUALPIPEV)
+           | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
     _sharding(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.
-    g.expand("recompute", _named(req.recompute, RECOMPUTE, "--recompute"))
+    options = _recompute_options(req)
+    g.expand("_rc", np.arange(len(options)))
+    g.cols["recompute"] = options[g["_rc"], 0]
+    g.cols["rc_modules"] = options[g["_rc"], 1]
     plans = PlanArrays(
         tp=g["tp"], pp=g["pp"], vpp=g["vpp"], ep=g["ep"], etp=g["etp"], cp=g["cp"],
-        dp=g["dp"], mb=g["mb"], recompute=g["recompute"], schedule=g["schedule"],
+        dp=g["dp"], mb=g["mb"], recompute=g["recompute"], rc_modules=g["rc_modules"],
+        schedule=g["schedule"],
         sharding=g["sharding"], shard=g["shard"], cp_kind=g["cp_kind"],
     )
     return plans, g.removed
+
+
+def _recompute_options(req: PlanRequest) -> np.ndarray:
+    """(recompute, module mask) rows to expand: the searched chain, or what was given."""
+    if req.recompute_modules is not None:
+        if req.recompute not in (None, "selective"):
+            raise InputError("--recompute-modules", None, "recompute modules are selective "
+                             f"recompute: not with --recompute {req.recompute}")
+        names = parse_modules(list(req.recompute_modules))
+        return np.array([(1, module_mask(names))])
+    if req.recompute is None:
+        return np.array(RECOMPUTE_SEARCHED)
+    level = int(_named(req.recompute, RECOMPUTE, "--recompute")[0])
+    return np.array([(level, SELECTIVE_MASK if level == 1 else 0)])
 
 
 def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:

@@ -20,7 +20,7 @@ from moebench.engine.step import StepArrays, evaluate, memory_of
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import RECOMPUTE, SHARDING, RunConfig
+from moebench.inputs.run import SHARDING, RunConfig
 from moebench.inputs.stack import Stack
 
 
@@ -103,15 +103,23 @@ def choose_plan(plans: PlanArrays, step_time: np.ndarray, fitting: np.ndarray) -
     conventional (:data:`CONVENTION`, in order), then the fastest."""
     times = step_time[fitting]
     near = fitting[times <= times.min() * (1 + TIE_BAND)]
-    keys = [step_time[near]] + [getattr(plans, f)[near] for f, _ in reversed(CONVENTION)]
+    keys = [step_time[near]] + [convention_key(plans, f)[near] for f, _ in reversed(CONVENTION)]
     return int(near[np.lexsort(keys)[0]])
+
+
+def convention_key(plans: PlanArrays, field: str) -> np.ndarray:
+    """The plans' values of a :data:`CONVENTION` field, smaller more conventional (recompute:
+    none, then selective module sets by mask, then full)."""
+    return plans.recompute_level if field == "recompute" else getattr(plans, field)
 
 
 def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
     """Indices of the plans worth timing, exactly: of the variants of one plan that differ only
     in recompute and sharding, a variant is dropped when a variant that is never slower fits.
 
-    Never slower: one step less recompute at the same sharding (recompute only adds compute),
+    Never slower: one step less recompute at the same sharding (recompute only adds compute;
+    the searched recompute options form a chain of supersets, none < selective < selective with
+    the MLP half < full, :data:`~moebench.inputs.run.RECOMPUTE_SEARCHED`),
     or one level less sharding along zero-1 -> zero-2 -> zero-3 at the same recompute (each
     level only adds communication). hsdp and zero-0 are compared with nothing. When no variant
     of a plan fits, its variants with the least recompute are kept (the fastest, to show).
@@ -123,18 +131,22 @@ def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.arange(0)
     base = [getattr(plans, f.name) for f in fields(plans)
-            if f.name not in ("sharding", "shard", "recompute")]
+            if f.name not in ("sharding", "shard", "recompute", "rc_modules")]
     changed = np.zeros(n, dtype=bool)
     changed[0] = True
     for col in base:
         changed[1:] |= col[1:] != col[:-1]
     group = np.cumsum(changed) - 1
-    s, r = plans.sharding.astype(np.int64), plans.recompute.astype(np.int64)
-    key = (group * len(SHARDING) + s) * len(RECOMPUTE) + r
+    s = plans.sharding.astype(np.int64)
+    # The recompute options, ranked 0.. in their order (the expansion's): every plan has the
+    # same options, so the first plan's rows list them all.
+    level = plans.recompute_level
+    levels = np.unique(level[:int(np.searchsorted(group, 1))])
+    r = np.searchsorted(levels, level).astype(np.int64)
+    n_rc = len(levels)
+    key = (group * len(SHARDING) + s) * n_rc + r
     if np.any(np.diff(key) <= 0):
         raise ValueError("candidate plans are not grouped by sharding and recompute")
-
-    n_rc = len(np.unique(r))
 
     def at(offset: int, step: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Whether the variant ``step`` keys below exists (``offset`` rows up, where it sits
@@ -146,7 +158,7 @@ def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
         return exists, exists & fits[idx]
 
     has_lighter, lighter_fits = at(1, 1, r > 0)
-    _, less_sharding_fits = at(n_rc, len(RECOMPUTE), (s >= 2) & (s <= 3))
+    _, less_sharding_fits = at(n_rc, n_rc, (s >= 2) & (s <= 3))
     keep = fits & ~lighter_fits & ~less_sharding_fits
     any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
     # Nothing fits: the lightest recompute of each sharding, the fastest ones, to show.

@@ -84,26 +84,29 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     dense_layers = layers - moe_layers
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
     bwd_passes = 1.0 + full  # the backward pass and the forward it recomputes
+    # The moe and mlp modules rerun their block's forward, its TP traffic and (moe) all-to-all.
+    moe_again, mlp_again = ctx.recomputes("moe"), ctx.recomputes("mlp")
+    core_again = ctx.recomputes("core_attn")
 
     # TP per block and pass, hidden (if the stack overlaps it) behind that block's GEMMs.
-    bwd_gemm = compute.GEMM_BWD_FACTOR + full
-
-    def tp_x(block: np.ndarray, gemm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def tp_x(block: np.ndarray, gemm: np.ndarray, again: np.ndarray | float = 0.0
+             ) -> tuple[np.ndarray, np.ndarray]:
         return (overlap.tp_exposed(ctx, block, gemm),
-                overlap.tp_exposed(ctx, block * bwd_passes, gemm * bwd_gemm))
+                overlap.tp_exposed(ctx, block * (bwd_passes + again),
+                                   gemm * (compute.GEMM_BWD_FACTOR + full + again)))
 
     att_x, att_xb = tp_x(tp.attention, f.attn_proj)
-    moe_x, moe_xb = tp_x(tp.moe, f.shared + f.experts)
-    den_x, den_xb = tp_x(tp.dense, f.dense_ffn)
+    moe_x, moe_xb = tp_x(tp.moe, f.shared + f.experts, moe_again)
+    den_x, den_xb = tp_x(tp.dense, f.dense_ffn, mlp_again)
     cp_xf, cp_xb = overlap.cp_exposed(ctx, ring, f)
     # Compute that already hides a phase's TP or CP traffic cannot also hide the all-to-all.
     cp_hidden_f = np.where(ctx.cp > 1, ring / 3 - cp_xf, 0.0)
-    cp_hidden_b = np.where(ctx.cp > 1, ring * (2 + full) / 3 - cp_xb, 0.0)
+    cp_hidden_b = np.where(ctx.cp > 1, ring * (2 + full + core_again) / 3 - cp_xb, 0.0)
     windows = overlap.PhaseWindows(
         fwd_attention=lp.attention_fwd - (tp.attention - att_x) - cp_hidden_f,
         fwd_mlp=lp.moe_fwd - (tp.moe - moe_x),
         bwd_attention=lp.attention_bwd - (tp.attention * bwd_passes - att_xb) - cp_hidden_b,
-        bwd_mlp=lp.moe_bwd - (tp.moe * bwd_passes - moe_xb))
+        bwd_mlp=lp.moe_bwd - (tp.moe * (bwd_passes + moe_again) - moe_xb))
     ep_x = overlap.ep_exposed(ctx, phases, windows)
 
     # Device time of each block and pass (compute, exposed communication, the kernels' own
@@ -113,8 +116,10 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     att_f = lp.attention_fwd + att_x + cp_xf + kern.attention
     att_b = lp.attention_bwd + att_xb + cp_xb + kern.attention * kb
     moe_kern = kern.router + kern.moe_post
-    moe_f, moe_b = lp.moe_fwd + moe_x + moe_kern, lp.moe_bwd + moe_xb + moe_kern * kb
-    den_f, den_b = lp.dense_fwd + den_x + kern.dense, lp.dense_bwd + den_xb + kern.dense * kb
+    moe_f = lp.moe_fwd + moe_x + moe_kern
+    moe_b = lp.moe_bwd + moe_xb + moe_kern * (kb + moe_again)
+    den_f = lp.dense_fwd + den_x + kern.dense
+    den_b = lp.dense_bwd + den_xb + kern.dense * (kb + mlp_again)
     base_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
     base_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
     ht = host.host_time(ctx, host_ops)
@@ -130,7 +135,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     t_core = ep_x.paired * together + (1 - ep_x.paired) * apart + ht.syncs * ctx.stack.sync_s
     dev_total = base_fwd + base_bwd + moe_layers * ep_x.per_micro_batch
     t_pp = comm.pp_time(ctx)
-    pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.vpp)
+    pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
     t_mb = t_core + pp_x
     host_wait = t_core - dev_total
 
@@ -148,13 +153,15 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     tp_all = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
               + dense_layers * (den_x + den_xb)) * m
     ep_all = moe_layers * ep_x.per_micro_batch * m
-    tp_total = (layers * tp.attention + moe_layers * tp.moe + dense_layers * tp.dense) * (
-        1 + bwd_passes) * m
+    tp_total = (layers * tp.attention * (1 + bwd_passes)
+                + moe_layers * tp.moe * (1 + bwd_passes + moe_again)
+                + dense_layers * tp.dense * (1 + bwd_passes + mlp_again)) * m
     return StepArrays(
         step_time=step_time, num_micro=m,
         compute={**{k: v * m for k, v in stage.components.items()},
-                 "kernel_overhead": (layers * kern.attention + moe_layers * moe_kern
-                                     + dense_layers * kern.dense) * (1 + kb) * m},
+                 "kernel_overhead": (layers * kern.attention * (1 + kb)
+                                     + moe_layers * moe_kern * (1 + kb + moe_again)
+                                     + dense_layers * kern.dense * (1 + kb + mlp_again)) * m},
         comm_exposed={
             "tp_scale_up": tp_all * ~tp_out, "tp_scale_out": tp_all * tp_out,
             "ep_scale_up": ep_all * ~ep_cross, "ep_scale_out": ep_all * ep_cross,
@@ -162,8 +169,9 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
         },
         comm_total={
             "tp": tp_total,
-            "ep": moe_layers * (phases.forward * bwd_passes + phases.backward) * m,
-            "cp": layers * ring * (1 + full / 3) * m, "pp": t_pp * m, "dp": dp.total(m),
+            "ep": moe_layers * (phases.forward * (bwd_passes + moe_again) + phases.backward) * m,
+            "cp": layers * ring * (1 + (full + core_again) / 3) * m, "pp": t_pp * m,
+            "dp": dp.total(m),
         },
         host=host_wait * m, bubble=bubble, optimizer=t_opt, memory=memory,
         fits=memory.total <= ctx.chip.hbm_bytes,

@@ -10,9 +10,57 @@ from moebench.inputs.hardware import Chip
 
 Precision = Literal["bf16", "fp8"]
 RECOMPUTE = ("none", "selective", "full")
-# 1F1B (interleaved when vpp > 1), DualPipe (DeepSeek-V3), and zero-bubble ZB1P / ZB-H1 (Qi et
-# al., arXiv 2401.10241: the weight-gradient half of each backward fills the bubble).
-SCHEDULES = ("1f1b", "dualpipe", "zb1p")
+# Selective recompute chosen per module, as Megatron-Core's --recompute-granularity selective
+# --recompute-modules (megatron/core/transformer/transformer_config.py, ``recompute_modules``):
+# core_attn the core attention; moe_act the MoE MLP activation function; layernorm the
+# input_layernorm and pre_mlp_layernorm; mla_up_proj the MLA up projections and RoPE; mlp the
+# dense MLP; moe the MoE layer; shared_experts the shared experts. moe_act, layernorm and
+# mla_up_proj discard their outputs and recompute them ("output-discarding checkpointing"); the
+# others keep their inputs and rerun their forward. moebench's moe_act also covers the
+# activation of the shared experts and of dense layers, as its ``selective`` always has.
+RECOMPUTE_MODULES = ("core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp", "moe",
+                     "shared_experts")
+# What moebench's ``selective`` has always recomputed (norms, activations, MLA up-projections);
+# Megatron's own default module list is ["core_attn"].
+SELECTIVE_MODULES = ("layernorm", "moe_act", "mla_up_proj")
+
+
+def module_mask(names: tuple[str, ...] | list[str]) -> int:
+    """Bit i set for module RECOMPUTE_MODULES[i]."""
+    return sum(1 << RECOMPUTE_MODULES.index(n) for n in set(names))
+
+
+def module_names(mask: int) -> list[str]:
+    """The modules of a mask, in RECOMPUTE_MODULES order."""
+    return [n for i, n in enumerate(RECOMPUTE_MODULES) if mask >> i & 1]
+
+
+def parse_modules(text: str | list[str] | tuple[str, ...], option: str = "--recompute-modules"
+                  ) -> tuple[str, ...]:
+    """Module names from ``core_attn,moe_act`` (commas, spaces, '+' or ';'), checked."""
+    items = text if isinstance(text, list | tuple) else \
+        text.replace("+", ",").replace(";", ",").replace(" ", ",").split(",")
+    names = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
+    unknown = [n for n in names if n not in RECOMPUTE_MODULES]
+    if unknown or not names:
+        raise InputError(option, None, f"unknown recompute module {unknown[0]!r}; expected "
+                         f"{', '.join(RECOMPUTE_MODULES)}" if unknown else
+                         f"give one or more of {', '.join(RECOMPUTE_MODULES)}")
+    return names
+
+
+SELECTIVE_MASK = module_mask(SELECTIVE_MODULES)
+# Recompute searched, lightest first, each a superset of the one before (so never faster and
+# never holding more, which the search's exact pruning relies on): none; selective; selective
+# plus the whole MLP half of every layer (mlp in dense layers, moe in MoE layers); full.
+RECOMPUTE_SEARCHED = ((0, 0), (1, SELECTIVE_MASK), (1, SELECTIVE_MASK | module_mask(
+    ("mlp", "moe"))), (2, 0))
+# 1F1B (interleaved when vpp > 1), DualPipe (DeepSeek-V3), zero-bubble ZB1P / ZB-H1 (Qi et
+# al., arXiv 2401.10241: the weight-gradient half of each backward fills the bubble), and
+# DualPipeV (deepseek-ai/DualPipe, dualpipe/dualpipev.py: DualPipe "cut in half", a V-shape in
+# which each of the pp ranks holds two of the 2 pp stages, stage i and stage 2 pp - 1 - i).
+SCHEDULES = ("1f1b", "dualpipe", "zb1p", "dualpipev")
+DUALPIPEV = SCHEDULES.index("dualpipev")
 # How training state is sharded over the data-parallel group (Rajbhandari et al., ZeRO,
 # arXiv 1910.02054; PyTorch FSDP2): zero-0 replicates everything (DDP); zero-1 shards the
 # optimizer states (Megatron's distributed optimizer); zero-2 also the gradients; zero-3 also

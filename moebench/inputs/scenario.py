@@ -25,7 +25,9 @@ class PlanFields(Record):
     cp: int | None = Field(default=None, gt=0)
     micro_batch: int | None = Field(default=None, gt=0)
     recompute: Literal["none", "selective", "full"] | None = None
-    schedule: Literal["1f1b", "dualpipe", "zb1p"] | None = None
+    recompute_modules: list[Literal["core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp",
+                                    "moe", "shared_experts"]] | None = None
+    schedule: Literal["1f1b", "dualpipe", "zb1p", "dualpipev"] | None = None
     sharding: Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"] | None = None
     shard_group: int | None = Field(default=None, gt=0)
     cp_kind: Literal["ring", "ulysses"] | None = None

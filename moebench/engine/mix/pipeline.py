@@ -162,7 +162,7 @@ def hetero_pipeline(arch: ModelArch, types: list[MixType], request: PlanRequest,
     """Strategy 2 on a mix of two chip types (see the module docstring)."""
     if len(types) != 2:
         return unavailable(PIPELINE, "modelled for mixes of exactly two chip types")
-    if request.schedule in ("dualpipe", "zb1p") or request.vpp not in (None, 1) or \
+    if request.schedule in ("dualpipe", "zb1p", "dualpipev") or request.vpp not in (None, 1) or \
             request.cp not in (None, 1) or request.sharding not in (None, "zero-1"):
         return unavailable(PIPELINE, "modelled for 1F1B with one virtual stage, no context "
                                      "parallelism and ZeRO-1; the plan request asks for another")

@@ -27,7 +27,7 @@ from moebench.engine.step import evaluate, memory_of
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import RunConfig
+from moebench.inputs.run import DUALPIPEV, RunConfig
 from moebench.inputs.stack import Stack
 
 # Candidate splits (by the linear curves) that the engine re-evaluates exactly.
@@ -71,9 +71,9 @@ def _lines(arch: ModelArch, t: MixType, request: PlanRequest
     slope = (s2 - s1) / ref
     intercept = s1 - slope * ref
     g = (plans.dp * plans.mb).astype(np.int64)
-    dualpipe = plans.schedule == 1
+    dualpipe, dualpipev = plans.schedule == 1, plans.schedule == DUALPIPEV
     quantum = np.where(plans.vpp > 1, g * plans.pp, np.where(dualpipe, 2 * g, g))
-    minimum = np.where(dualpipe, g * plans.pp, quantum)
+    minimum = np.where(dualpipe, g * plans.pp, np.where(dualpipev, 2 * g * plans.pp, quantum))
     return slope, intercept, quantum, minimum
 
 

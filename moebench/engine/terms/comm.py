@@ -8,7 +8,8 @@
   where the run is FP8 and the stack sends FP8. An all-gather dispatcher gathers every token of
   the EP group instead and reduce-scatters back.
 * CP: ring exchange of K and V chunks, cp-1 steps forward and twice that backward.
-* PP: activations out and gradients back at each of the vpp chunk boundaries.
+* PP: activations out and gradients back at each chunk's boundary (vpp chunks, two under
+  DualPipeV).
 """
 
 from __future__ import annotations
@@ -115,4 +116,4 @@ def pp_time(ctx: StepContext) -> Any:
     """PP send/receive seconds per micro-batch on a stage (both directions, all chunks)."""
     cross = (ctx.tp * ctx.cp * ctx.dp) >= ctx.chip.up_domain
     msg = ctx.tok_sp * ctx.arch.spec.hidden_size * BF16
-    return np.where(ctx.pp > 1, 2 * ctx.vpp * p2p_time(msg, cross, ctx.links), 0.0)
+    return np.where(ctx.pp > 1, 2 * ctx.chunks * p2p_time(msg, cross, ctx.links), 0.0)

@@ -158,6 +158,41 @@ def layer_forward(ctx: StepContext) -> LayerForward:
                         router_permute=router, head=head, mtp=mtp)
 
 
+# Of the layer's elementwise pass (10 h per token), the two norms read and write 4 h: the share
+# the layernorm module reruns. moe_act is charged the other 6/10, so that selective (layernorm,
+# moe_act, mla_up_proj) costs the one elementwise pass it always has; the activation's own
+# traffic (read 2w, write w per FFN) is not charged separately.
+LAYERNORM_ELEMENTWISE_SHARE = 0.4
+
+
+@dataclass(frozen=True)
+class Recompute:
+    """Forward work each block reruns in its backward, as shares of its forward terms (1.0 or
+    0.0 per plan): full recompute, or selective by module."""
+
+    full: Any
+    elementwise: Any
+    """Share of the layer's elementwise pass (layernorm 0.4, moe_act 0.6)."""
+    up_proj: Any
+    core: Any
+    mlp: Any
+    moe: Any
+    """The whole MoE block: router, permutation, experts, shared experts, all-to-all."""
+    shared: Any
+    """The shared experts alone (when the moe module does not already rerun them)."""
+
+
+def recompute_of(ctx: StepContext) -> Recompute:
+    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    norm, act = ctx.recomputes("layernorm"), ctx.recomputes("moe_act")
+    moe = ctx.recomputes("moe")
+    return Recompute(
+        full=full,
+        elementwise=LAYERNORM_ELEMENTWISE_SHARE * norm + (1 - LAYERNORM_ELEMENTWISE_SHARE) * act,
+        up_proj=ctx.recomputes("mla_up_proj"), core=ctx.recomputes("core_attn"),
+        mlp=ctx.recomputes("mlp"), moe=moe, shared=ctx.recomputes("shared_experts") * (1 - moe))
+
+
 def train(fwd_gemm: Any, fwd_core: Any = 0.0, fwd_elem: Any = 0.0) -> Any:
     """Forward + backward from forward times: GEMMs and elementwise x3, attention core x3.5."""
     return (fwd_gemm + fwd_elem) * (1 + GEMM_BWD_FACTOR) + fwd_core * (1 + ATTENTION_BWD_FACTOR)
@@ -167,16 +202,20 @@ def training_components(ctx: StepContext, f: LayerForward) -> dict[str, Any]:
     """Seconds of one micro-batch through the whole model (forward, backward, recompute)."""
     spec = ctx.arch.spec
     n_layers, n_moe, n_dense = spec.num_layers, ctx.arch.num_moe_layers, spec.dense_layers.count
-    full = np.where(ctx.recompute == 2, 1.0, 0.0)  # full recompute: the whole forward again
-    sel = np.where(ctx.recompute == 1, 1.0, 0.0)  # selective: norms, activations, up-projections
+    rc = recompute_of(ctx)
+    full = rc.full  # full recompute: the whole forward again
     expert_part = f.experts + f.shared
     return {
-        "attention_gemm": n_layers * (train(f.attn_proj) + full * f.attn_proj + sel * f.up_proj),
-        "attention_core": n_layers * (train(0.0, f.attn_core) + full * f.attn_core),
-        "elementwise": n_layers * (train(0.0, 0.0, f.elementwise) + (full + sel) * f.elementwise),
-        "dense_ffn": n_dense * (train(f.dense_ffn) + full * f.dense_ffn),
-        "moe_experts": n_moe * (train(expert_part) + full * expert_part),
-        "router_permute": n_moe * (train(f.router_permute) + full * f.router_permute),
+        "attention_gemm": n_layers * (train(f.attn_proj) + full * f.attn_proj
+                                      + rc.up_proj * f.up_proj),
+        "attention_core": n_layers * (train(0.0, f.attn_core) + (full + rc.core) * f.attn_core),
+        "elementwise": n_layers * (train(0.0, 0.0, f.elementwise)
+                                   + (full + rc.elementwise) * f.elementwise),
+        "dense_ffn": n_dense * (train(f.dense_ffn) + (full + rc.mlp) * f.dense_ffn),
+        "moe_experts": n_moe * (train(expert_part) + (full + rc.moe) * expert_part
+                                + rc.shared * f.shared),
+        "router_permute": n_moe * (train(f.router_permute)
+                                   + (full + rc.moe) * f.router_permute),
         "lm_head_mtp": train(f.head) + train(f.mtp),
     }
 
@@ -198,19 +237,23 @@ class LayerPass:
 
 def layer_pass(ctx: StepContext, f: LayerForward) -> LayerPass:
     """Forward and backward (+ recompute) seconds of each block of one layer."""
-    full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    sel = np.where(ctx.recompute == 1, 1.0, 0.0)
+    rc = recompute_of(ctx)
+    full = rc.full
     half_elem = f.elementwise / 2
+    elem_again = rc.elementwise * half_elem
     attention = f.attention
     attention_bwd = ((f.attn_proj + half_elem) * GEMM_BWD_FACTOR
                      + f.attn_core * ATTENTION_BWD_FACTOR
-                     + full * attention + sel * (f.up_proj + half_elem))
+                     + full * attention + rc.up_proj * f.up_proj + rc.core * f.attn_core
+                     + elem_again)
     moe = f.moe_mlp
+    moe_again = rc.moe * (f.experts + f.shared + f.router_permute) + rc.shared * f.shared
     dense = f.dense_ffn + half_elem
     return LayerPass(
         attention_fwd=attention, attention_bwd=attention_bwd,
-        moe_fwd=moe, moe_bwd=moe * GEMM_BWD_FACTOR + full * moe + sel * half_elem,
-        dense_fwd=dense, dense_bwd=dense * GEMM_BWD_FACTOR + full * dense + sel * half_elem,
+        moe_fwd=moe, moe_bwd=moe * GEMM_BWD_FACTOR + full * moe + elem_again + moe_again,
+        dense_fwd=dense,
+        dense_bwd=dense * GEMM_BWD_FACTOR + full * dense + elem_again + rc.mlp * f.dense_ffn,
     )
 
 

@@ -103,8 +103,11 @@ def host_time(ctx: StepContext, ops: BlockOps) -> HostTime:
     pre, dense = ops.attention + ops.router, ops.attention + ops.dense
     forward = (dense_layers * dense + moe_layers * (pre + ops.moe_post)) * s.host_op_s
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    syncs = moe_layers * (1.0 + full) if ctx.dropless_sync else 0.0 * moe_layers
-    return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full),
+    # The moe module reruns the MoE block's forward, its dispatcher's sync included.
+    moe_again = ctx.recomputes("moe")
+    syncs = moe_layers * (1.0 + full + moe_again) if ctx.dropless_sync else 0.0 * moe_layers
+    again = moe_again * moe_layers * (ops.router + ops.moe_post) * s.host_op_s
+    return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full) + again,
                     moe_pre=pre * s.host_op_s, moe_post=ops.moe_post * s.host_op_s,
                     dense=dense * s.host_op_s, syncs=syncs)
 

@@ -13,9 +13,10 @@ Named, per kind, never a silent max or sum:
   partner's compute is exposed. Warm-up and cool-down micro-batches have no partner and expose
   all of theirs. (On the published Qwen3-235B H100 pair, Megatron-MoE-ModelZoo, overlap took
   19.7 s to 17.6 s, far less than hiding every all-to-all would.)
-* ``ep`` under DualPipe: hidden behind another micro-batch's compute up to its length (DeepSeek-V3
-  sec. 3.2.1: the bidirectional schedule pairs chunks so that all-to-all is "almost fully"
-  hidden).
+* ``ep`` under DualPipe and DualPipeV: hidden behind another micro-batch's compute up to its
+  length (DeepSeek-V3 sec. 3.2.1: the bidirectional schedule pairs chunks so that all-to-all is
+  "almost fully" hidden; DualPipeV's main step runs the same overlapped forward-backward chunk
+  pairs, deepseek-ai/DualPipe dualpipev.py ``_forward_backward_chunk``).
 * ``cp``: the KV ring hides behind the attention kernel it feeds.
 * ``pp``: exposed, unless the stack overlaps sends and receives with the next chunk's compute.
 * ``dp``: see :mod:`moebench.engine.terms.data_parallel`.
@@ -91,10 +92,11 @@ class PhaseWindows:
 
 def ep_exposed(ctx: StepContext, ph: EpPhases, w: PhaseWindows) -> EpExposure:
     """Exposed EP seconds of one MoE layer and micro-batch under the plan's schedule."""
-    full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    # Full recompute runs the forward's dispatch and combine again inside the backward.
+    # Full recompute, or the moe module's, runs the forward's dispatch and combine again inside
+    # the backward.
+    full = np.where(ctx.recompute == 2, 1.0, 0.0) + ctx.recomputes("moe")
     plain_fwd, plain_bwd = ph.forward, ph.backward + full * ph.forward
-    one_f1b = bool(ctx.run.ep_overlap and ctx.stack.ep_1f1b_overlap) & ~ctx.dualpipe & (
+    one_f1b = bool(ctx.run.ep_overlap and ctx.stack.ep_1f1b_overlap) & ~ctx.bidirectional & (
         ctx.ep > 1)
     m = ctx.num_micro
     paired = np.where(one_f1b, np.clip((m - warmup_micro_batches(ctx)) / m, 0.0, 1.0), 0.0)
@@ -103,22 +105,23 @@ def ep_exposed(ctx: StepContext, ph: EpPhases, w: PhaseWindows) -> EpExposure:
             + np.maximum(0.0, ph.fwd_dispatch - w.bwd_mlp)
             + np.maximum(0.0, ph.bwd_dispatch - w.fwd_mlp)
             + np.maximum(0.0, ph.fwd_combine - w.bwd_attention))
-    # DualPipe hides a micro-batch's all-to-all behind the other direction's compute of the
-    # whole layer.
+    # DualPipe and DualPipeV hide a micro-batch's all-to-all behind the other chunk's compute of
+    # the whole layer.
     dual = np.maximum(0.0, plain_fwd + plain_bwd - w.total)
-    hidden_pair = np.where(ctx.dualpipe, dual, pair + full * ph.forward)
+    hidden_pair = np.where(ctx.bidirectional, dual, pair + full * ph.forward)
     fwd_share = ph.forward / np.maximum(ph.forward + ph.backward, 1e-30)
     return EpExposure(
         paired_forward=hidden_pair * fwd_share, paired_backward=hidden_pair * (1 - fwd_share),
         alone_forward=plain_fwd, alone_backward=plain_bwd,
-        paired=np.where(ctx.dualpipe & (ctx.ep > 1), 1.0, paired))
+        paired=np.where(ctx.bidirectional & (ctx.ep > 1), 1.0, paired))
 
 
 def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:
     """Exposed CP seconds per layer, (forward, backward with recompute): what the KV ring takes
     beyond the attention kernel it feeds, a third of the ring in the forward against the forward
     kernel and two thirds in the backward against the backward kernel (2.5x)."""
-    full = np.where(ctx.recompute == 2, 1.0, 0.0)
+    # Full recompute, or core_attn's, runs the forward's ring again.
+    full = np.where(ctx.recompute == 2, 1.0, 0.0) + ctx.recomputes("core_attn")
     # Ulysses' all-to-alls sit before and after the attention kernel: nothing hides them.
     hide = np.where(ctx.plans.cp_kind == 1, 0.0, 1.0)
     fwd = np.maximum(0.0, ring / 3 - hide * f.attn_core)
