@@ -1,9 +1,9 @@
 """Unit suffixes of profile field names and their conversion to base units.
 
 Profiles name their units in the field name (``hbm_bandwidth_tb_per_s``); records hold base units
-only: FLOP, FLOP/s, byte, byte/s, second, watt (and parameter updates per second). Conversion happens once, at load, through
-:func:`to_base`. Decimal prefixes throughout (1 GB = 1e9 bytes), as vendors' datasheets use them;
-``_gib`` is the only binary unit.
+only: FLOP, FLOP/s, byte, byte/s, second, watt, parameter updates per second. Conversion happens
+once, at load, through :func:`to_base`. Decimal prefixes throughout (1 GB = 1e9 bytes), as
+vendors' datasheets use them; ``_gib`` is the only binary unit.
 """
 
 from __future__ import annotations

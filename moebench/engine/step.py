@@ -166,5 +166,5 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
             "cp": layers * ring * (1 + full / 3) * m, "pp": t_pp * m, "dp": dp.total(m),
         },
         host=host_wait * m, bubble=bubble, optimizer=t_opt, memory=memory,
-        fits=memory.total <= ctx.chip.hbm_bytes,
+        fits=memory.fits(ctx.chip),
     )

@@ -24,6 +24,7 @@ import numpy as np
 from moebench.engine.plan import MICRO_BATCHES, PlanRequest, candidate_plans
 from moebench.engine.search import prune_variants
 from moebench.engine.step import evaluate, memory_of
+from moebench.engine.terms.data_parallel import offload_never_faster
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
@@ -61,8 +62,8 @@ def _lines(arch: ModelArch, t: MixType, request: PlanRequest
         return None
     if len(plans) == 0:
         return None
-    fits = np.asarray(memory_of(arch, t.chip, t.stack, run1, plans).total <= t.chip.hbm_bytes)
-    keep = prune_variants(plans, fits)
+    fits = np.asarray(memory_of(arch, t.chip, t.stack, run1, plans).fits(t.chip))
+    keep = prune_variants(plans, fits, offload_never_faster(t.chip, run1.optimizer_bytes))
     plans = plans.take(keep[fits[keep]])  # the lightest recompute that fits, where one does
     if len(plans) == 0:
         return None
