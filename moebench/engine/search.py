@@ -6,7 +6,7 @@ adds communication, and offloading the optimizer states only adds time where the
 than the device at an Adam update (:func:`offload_never_faster`), so of the variants of a plan
 that differ in those, one is dropped whenever a variant that is never slower fits memory
 (:func:`prune_variants`; offload variants of plans that fit without it are never built,
-:func:`_plans_worth_timing`). Memory is computed for every candidate, and step times only for
+:func:`plans_worth_timing`). Memory is computed for every candidate, and step times only for
 the survivors; no plan that could win is dropped (tests
 compare against brute force).
 """
@@ -73,7 +73,7 @@ def search(
     if run.precision == "fp8" and not chip.supports_fp8:
         raise InputError("--precision", None, f"{chip.name} has no FP8 tensor path; use bf16")
     start = time.perf_counter()
-    plans, memory, candidates = _plans_worth_timing(arch, chip, stack, run, num_chips, request)
+    plans, memory, candidates = plans_worth_timing(arch, chip, stack, run, num_chips, request)
     steps = evaluate(arch, chip, stack, run, plans, memory)
     fitting = np.flatnonzero(steps.fits)
     best = choose_plan(plans, steps.step_time, fitting) if fitting.size else None
@@ -85,7 +85,7 @@ def search(
     )
 
 
-def _plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
+def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
                         num_chips: int, request: PlanRequest
                         ) -> tuple[PlanArrays, MemoryBreakdown, int]:
     """The candidate plans left by exact pruning, their memory, and how many were considered.
