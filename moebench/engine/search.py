@@ -200,27 +200,37 @@ def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
     for col in base:
         changed[1:] |= col[1:] != col[:-1]
     group = np.cumsum(changed) - 1
-    levels, o = np.unique(plans.optimizer_offload, return_inverse=True)
+    off = plans.optimizer_offload
+    if off.min() == off.max():  # one level (the common case): skip the sort
+        levels, o = off[:1], np.zeros(n, dtype=np.int64)
+    else:
+        levels, o = np.unique(off, return_inverse=True)
     n_off = len(levels)
     s, r = plans.sharding.astype(np.int64), plans.recompute.astype(np.int64)
     key = ((group * len(SHARDING) + s) * n_off + o) * len(RECOMPUTE) + r
     if np.any(np.diff(key) <= 0):
         raise ValueError("candidate plans are not grouped by sharding, offload and recompute")
     pos = np.arange(n)
+    n_rc = len(np.unique(r))
 
-    def lighter(step: int | np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether the variant ``step`` keys below exists, and whether it fits (found by
-        binary search: rows are sorted by key)."""
+    def lighter(step: int | np.ndarray, offset: int | np.ndarray, valid: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the variant ``step`` keys below exists, and whether it fits: looked up
+        ``offset`` rows up, where it sits in a whole grid, else by binary search (rows are
+        sorted by key)."""
         want = key - step
-        idx = np.minimum(np.searchsorted(key, want), n - 1)
+        idx = np.clip(pos - offset, 0, n - 1)
+        miss = valid & (key[idx] != want)
+        if miss.any():
+            idx[miss] = np.minimum(np.searchsorted(key, want[miss]), n - 1)
         exists = valid & (key[idx] == want) & (idx < pos)
         return exists, exists & fits[idx]
 
-    has_lighter, lighter_fits = lighter(1, r > 0)
-    _, less_sharding_fits = lighter(n_off * len(RECOMPUTE), (s >= 2) & (s <= 3))
+    has_lighter, lighter_fits = lighter(1, 1, r > 0)
+    _, less_sharding_fits = lighter(n_off * len(RECOMPUTE), n_off * n_rc, (s >= 2) & (s <= 3))
     # Offload is compared only with the same plan without it (levels[0] == 0).
     compare_offload = offload_slower and n_off > 1 and levels[0] == 0.0
-    _, less_offload_fits = lighter(o * len(RECOMPUTE), (o >= 1) & compare_offload)
+    _, less_offload_fits = lighter(o * len(RECOMPUTE), o * n_rc, (o >= 1) & compare_offload)
     beaten = lighter_fits | less_sharding_fits | less_offload_fits
     return beaten, ~has_lighter, group
 
