@@ -1,9 +1,9 @@
 """Unit suffixes of profile field names and their conversion to base units.
 
 Profiles name their units in the field name (``hbm_bandwidth_tb_per_s``); records hold base units
-only: FLOP, FLOP/s, byte, byte/s, second, watt. Conversion happens once, at load, through
-:func:`to_base`. Decimal prefixes throughout (1 GB = 1e9 bytes), as vendors' datasheets use them;
-``_gib`` is the only binary unit.
+only: FLOP, FLOP/s, byte, byte/s, second, watt, parameter updates per second. Conversion happens
+once, at load, through :func:`to_base`. Decimal prefixes throughout (1 GB = 1e9 bytes), as
+vendors' datasheets use them; ``_gib`` is the only binary unit.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SUFFIX_TO_BASE: dict[str, float] = {
     "_tb_per_s": TERA,  # byte/s
     "_gb_per_s": GIGA,  # byte/s
     "_gbit_per_s": GIGA / 8,  # byte/s
+    "_gparams_per_s": GIGA,  # parameter updates/s
     "_gib": GIB,  # byte
     "_gb": GIGA,  # byte
     "_us": 1e-6,  # second

@@ -38,6 +38,7 @@ def test_fixed_plan_is_honoured_exactly(cli):
         "--tp", "2", "--pp", "4", "--vpp", "2", "--ep", "8", "--etp", "1", "--cp", "1",
         "--micro-batch", "2",
         "--recompute", "selective", "--schedule", "1f1b", "--global-batch", "512", "--zero", "1",
+        "--optimizer-offload", "0",
         "--format", "json").output)
     plan = out["plan"]
     assert (plan["tp"], plan["pp"], plan["vpp"], plan["ep"], plan["etp"], plan["cp"],
@@ -86,8 +87,8 @@ def test_ties_go_to_the_conventional_plan():
     plans = PlanArrays(**{f: np.array(v) for f, v in dict(
         tp=[1, 1, 1], pp=[4, 8, 8], vpp=[1, 1, 1], ep=[8, 8, 8], etp=[1, 1, 1], cp=[2, 1, 1],
         dp=[4, 4, 4], mb=[1, 1, 1], recompute=[0, 0, 0], rc_modules=[0, 0, 0],
-        schedule=[0, 0, 0], sharding=[1, 1, 1],
-        shard=[4, 4, 4], cp_kind=[0, 0, 0]).items()})
+        schedule=[0, 0, 0], sharding=[1, 1, 1], shard=[4, 4, 4], cp_kind=[0, 0, 0],
+        optimizer_offload=[0.0, 0.0, 0.0]).items()})
     step = np.array([10.0, 10.05, 11.0])
     assert choose_plan(plans, step, np.arange(3)) == 1
     # Outside the band, speed wins.

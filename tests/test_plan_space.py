@@ -16,7 +16,7 @@ from tests.conftest import stack_of
 
 RUN = RunConfig(seq_len=4096, global_batch=512)
 FIXED = dict(pp=1, vpp=1, ep=1, etp=1, cp=1, micro_batch=1, recompute="none", schedule="1f1b",
-             sharding="zero-1")
+             sharding="zero-1", optimizer_offload=0.0)
 
 
 def _ctx(arch, chip, n, run=RUN, **fixed):

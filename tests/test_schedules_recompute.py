@@ -19,7 +19,7 @@ from tests.conftest import stack_of
 
 RUN = RunConfig(seq_len=4096, global_batch=512)
 FIXED = dict(tp=1, vpp=1, ep=8, etp=1, cp=1, micro_batch=1, recompute="none",
-             sharding="zero-1")
+             sharding="zero-1", optimizer_offload=0)
 
 
 def _ctx(arch, chip, n, run=RUN, **fixed):
@@ -171,7 +171,8 @@ def _v(x):
 
 def _rc_ctx(arch, chip, recompute=None, modules=None):
     req = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, micro_batch=1, schedule="1f1b",
-               sharding="zero-1", recompute=recompute, recompute_modules=modules)
+               sharding="zero-1", recompute=recompute, recompute_modules=modules,
+               optimizer_offload=0)
     plans, _ = candidate_plans(arch, chip, RUN, 8, PlanRequest(**req))
     assert len(plans) == 1
     return build_context(arch, chip, stack_of(chip), RUN, plans)

@@ -22,7 +22,7 @@ from tests.conftest import stack_of
 
 RUN = RunConfig(seq_len=128, global_batch=64)
 ONE_PLAN = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, micro_batch=1, recompute="none",
-                schedule="1f1b")
+                schedule="1f1b", optimizer_offload=0.0)
 
 
 def _one(arch, chip, n, run=RUN, **fixed):

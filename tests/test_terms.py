@@ -24,7 +24,7 @@ def _v(x):
 
 def _plan(arch, chip, run, n, **fixed):
     full = dict(tp=1, pp=1, vpp=1, ep=1, etp=1, cp=1, micro_batch=1, recompute="none",
-                schedule="1f1b", sharding="zero-1")
+                schedule="1f1b", sharding="zero-1", optimizer_offload=0.0)
     full.update(fixed)
     plans, _ = candidate_plans(arch, chip, run, n, PlanRequest(**full))
     assert len(plans) == 1

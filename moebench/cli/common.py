@@ -126,6 +126,11 @@ FsdpOpt = Annotated[bool, typer.Option(
 ShardGroupOpt = Annotated[int | None, typer.Option(
     "--shard-group", help="Hybrid sharding (HSDP): shard within groups of N data-parallel "
                           "ranks, replicate across them.")]
+OptOffloadOpt = Annotated[float | None, typer.Option(
+    "--optimizer-offload", help="Fraction of the optimizer states (FP32 master and Adam moments) "
+                                "kept in host memory and stepped on the CPU, 0 to 1 (Megatron-"
+                                "Core --optimizer-cpu-offload --optimizer-offload-fraction; "
+                                "searched: 0 and 1).")]
 OptStatesOpt = Annotated[str | None, typer.Option(
     "--optimizer-states", help="Adam moment precision: fp32 (default) or bf16.")]
 

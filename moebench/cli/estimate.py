@@ -28,6 +28,7 @@ from moebench.cli.common import (
     MbOpt,
     ModelOpt,
     OomOpt,
+    OptOffloadOpt,
     OptStatesOpt,
     OutputOpt,
     OverlapOpt,
@@ -84,6 +85,7 @@ def estimate(
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
+    optimizer_offload: OptOffloadOpt = None,
     mix: MixOpt = None, fabric: FabricOpt = None, placement: PlacementOpt = None,
     sync_every: SyncEveryOpt = None, strategy: StrategyOpt = None, choose: ChooseOpt = None,
     price_basis: BasisOpt = None, tokens: TokensOpt = None,
@@ -110,7 +112,8 @@ def estimate(
     plan = {"tp": tp, "pp": pp, "vpp": vpp, "ep": ep, "etp": etp, "cp": cp,
             "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
             "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
-            "cp_kind": cp_kind, "recompute_modules": modules_choice(recompute_modules)}
+            "cp_kind": cp_kind, "recompute_modules": modules_choice(recompute_modules),
+            "optimizer_offload": optimizer_offload}
     mix_only = {"--fabric": fabric, "--placement": placement, "--sync-every": sync_every,
                 "--strategy": strategy, "--choose": choose, "--price-basis": price_basis,
                 "--tokens": tokens}
@@ -185,6 +188,7 @@ def explain(
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
+    optimizer_offload: OptOffloadOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -208,7 +212,7 @@ def explain(
         micro_batch=micro_batch, recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
         optimizer_states=optimizer_states, cp_kind=cp_kind,
-        recompute_modules=modules_choice(recompute_modules))
+        recompute_modules=modules_choice(recompute_modules), optimizer_offload=optimizer_offload)
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from moebench.engine.memory import MemoryBreakdown
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import (
     SearchResult,
@@ -103,9 +104,18 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         fits_memory=bool(st.fits[i]),
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
-        memory_gib={k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},
+        memory_gib={**{k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},
+                    **host_memory_gib(st.memory, i, chip)},
         plans_evaluated=result.candidates, search_seconds=result.search_seconds,
     )
+
+
+def host_memory_gib(memory: MemoryBreakdown, i: int, chip: Chip) -> dict[str, float]:
+    """The offload entries of ``memory_gib``: device bytes moved to the host, host memory used
+    per chip and the host's memory per chip (0 when the profile has no host section)."""
+    return {"offloaded_optimizer": float(memory.offloaded_optimizer[i]) / GIB,
+            "host_used": float(memory.host[i]) / GIB,
+            "host_capacity": float(chip.host_dram or 0.0) / GIB}
 
 
 def estimate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from moebench.commands.estimate import Estimate
-from moebench.commands.plan_text import recompute_text, sharding_text
+from moebench.commands.plan_text import offload_text, recompute_text, sharding_text
 from moebench.commands.report import Report
 
 if TYPE_CHECKING:
@@ -16,7 +16,8 @@ def _plan_text(plan: dict[str, object]) -> str:
     return (f"TP{plan['tp']} PP{plan['pp']} VPP{plan['vpp']} EP{plan['ep']} ETP{plan['etp']} "
             f"CP{plan['cp']} "
             f"DP{plan['dp']} mb{plan['micro_batch']} x{plan['num_micro_batches']} "
-            f"{recompute_text(plan)} {plan['schedule']} {sharding_text(plan)}")
+            f"{recompute_text(plan)} {plan['schedule']} {sharding_text(plan)}"
+            + "".join(f" {t}" for t in offload_text(plan)))
 
 
 def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> Report:
@@ -31,6 +32,11 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
         ("memory per chip (GiB)", f"{est.memory_gib_per_chip:.1f} of "
                                   f"{est.memory_capacity_gib:.1f}"),
         ("fits memory", est.fits_memory),
+        *([("host memory per chip (GiB)", f"{est.memory_gib['host_used']:.1f} of "
+                                          f"{est.memory_gib['host_capacity']:.1f}, "
+                                          f"{est.memory_gib['offloaded_optimizer']:.1f} of it "
+                                          "optimizer states")]
+          if est.memory_gib.get("host_used") else []),
         ("chip-hours per 1e12 tokens", est.chip_hours_per_1e12_tokens),
         ("model FLOPs per token", est.model_flops_per_token),
         ("plans evaluated", est.plans_evaluated),

@@ -61,7 +61,10 @@ class Explanation:
 
 PLAN_LABELS = {"tp": "TP", "pp": "PP", "vpp": "VPP", "ep": "EP", "etp": "ETP", "cp": "CP",
                "dp": "DP", "micro_batch": "micro-batch", "recompute": "recompute",
-               "schedule": "schedule", "sharding": "sharding", "shard_group": "shard group"}
+               "schedule": "schedule", "sharding": "sharding", "shard_group": "shard group",
+               "optimizer_offload": "optimizer offload"}
+# memory_gib entries about the host, not the device (left out of the device memory split).
+HOST_ITEMS = ("offloaded_optimizer", "host_used", "host_capacity")
 # A runner-up within this share of the best is a tie, and an item that moves less is noise.
 TIE = 0.001
 
@@ -147,6 +150,11 @@ def unusual_choices(result: SearchResult) -> list[str]:
     if moe and p.ep[b] == 1:
         notes.append("no expert parallelism for an MoE model: "
                      + _against(result, b, p.ep > 1, "with EP > 1"))
+    if p.optimizer_offload[b] > 0:
+        f = float(p.optimizer_offload[b])
+        notes.append(f"optimizer states offloaded to host memory ({f:g} of them), stepped on the "
+                     "CPU over the host link: "
+                     + _against(result, b, p.optimizer_offload == 0, "without offload"))
     depth = int(p.pp[b] * p.vpp[b])
     if depth > result.arch.spec.num_layers / 2:
         notes.append(f"{depth} pipeline chunks for {result.arch.spec.num_layers} layers "
@@ -200,7 +208,8 @@ def explain(result: SearchResult, job: JobInputs) -> Explanation:
              for k, v in sorted(best.breakdown_s.items(), key=lambda kv: -kv[1]) if v > 0]
     cap = best.memory_capacity_gib
     mem = [{"item": k, "gib": v, "share_of_capacity": v / cap}
-           for k, v in sorted(best.memory_gib.items(), key=lambda kv: -kv[1])]
+           for k, v in sorted(best.memory_gib.items(), key=lambda kv: -kv[1])
+           if k not in HOST_ITEMS]
     alternatives = []
     for i in result.ranked(ALTERNATIVES + 1):
         if int(i) == result.shown:

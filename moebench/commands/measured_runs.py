@@ -43,7 +43,7 @@ REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
-            "optimizer_states", "cp_kind", "recompute_modules")
+            "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -118,6 +118,19 @@ class _Row:
             raise self._err(column, f"expected a positive number, got {raw!r}")
         return value
 
+    def fraction(self, column: str) -> float:
+        """A fraction from 0 to 1; an empty cell is 0 (published runs keep state on device)."""
+        raw = self.text(column)
+        if raw is None:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}")
+        return value
+
     def flag(self, column: str) -> bool | None:
         raw = self.text(column)
         if raw is None:
@@ -154,7 +167,8 @@ def _run(r: _Row) -> MeasuredRun:
                        recompute_modules=modules,
                        sharding=r.choice("sharding", SHARDING),
                        shard_group=r.integer("shard_group"),
-                       cp_kind=r.choice("cp_kind", CP_KINDS))
+                       cp_kind=r.choice("cp_kind", CP_KINDS),
+                       optimizer_offload=r.fraction("optimizer_offload"))
     imbalance = r.number("expert_imbalance") or 1.0
     if imbalance < 1.0:
         raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")

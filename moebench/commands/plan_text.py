@@ -39,4 +39,12 @@ def plan_text(plan: dict[str, Any] | None) -> str:
         parts.append(plan["schedule"])
     if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid
         parts.append(sharding_text(plan))
+    parts += offload_text(plan)
     return " ".join(parts)
+
+
+def offload_text(plan: dict[str, Any]) -> list[str]:
+    """``opt-offload`` (all optimizer states on the host) or ``opt-offload0.5``; nothing
+    without offload."""
+    f = float(plan.get("optimizer_offload", 0.0) or 0.0)
+    return [] if f == 0 else [f"opt-offload{'' if f == 1 else f'{f:g}'}"]

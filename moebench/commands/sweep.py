@@ -26,6 +26,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be a fraction from 0 to 1")
+    return value
+
+
 def _imbalance(raw: str) -> float:
     value = float(raw)
     if not 1.0 <= value < 100.0:
@@ -64,7 +71,7 @@ def _plan_fields() -> dict[str, Callable[[str], Any]]:
              "cp_kind": CP_KINDS}
     ints = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "shard_group")
     return {**{k: _positive_int for k in ints}, **{k: _one_of(v) for k, v in named.items()},
-            "recompute_modules": _modules}
+            "recompute_modules": _modules, "optimizer_offload": _fraction}
 
 
 def _modules(raw: str) -> list[str]:

@@ -88,6 +88,8 @@ class StepContext:
     """Ranks the dense state is sharded over (1, dp*cp, or the hsdp group)."""
     expert_shard: np.ndarray
     """Ranks the routed experts' state is sharded over."""
+    optimizer_offload: np.ndarray
+    """Fraction of each rank's optimizer states in host memory, stepped on the CPU."""
     kv_copies: np.ndarray
     """Copies of each KV head across the tensor-parallel group: tp / kv_heads when tp is wider
     than the KV heads (Megatron-Core replicates them), else 1."""
@@ -174,6 +176,7 @@ def build_context(
         dropless_sync=stack.host_sync and run.capacity_factor is None,
         sharding=plans.sharding, shard=plans.shard.astype(float),
         expert_shard=plans.expert_shard,
+        optimizer_offload=plans.optimizer_offload.astype(float),
         kv_copies=np.maximum(1.0, tp / sh.kv_heads) if sh.kv_heads else np.ones_like(tp),
     )
 

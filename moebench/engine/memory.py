@@ -19,7 +19,7 @@ activations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -41,11 +41,17 @@ class MemoryBreakdown:
     activations: np.ndarray
     logits: np.ndarray
     reserve: np.ndarray
+    offloaded_optimizer: np.ndarray
+    """Optimizer-state bytes per chip moved to host memory (not in :attr:`total`)."""
+    host: np.ndarray
+    """Host memory per chip the offload uses: the offloaded optimizer states and the pinned
+    FP32 gradient copies the CPU Adam reads (not in :attr:`total`)."""
 
     @property
     def checkpoint(self) -> np.ndarray:
-        """Bytes each chip writes to a checkpoint: its weights and its optimizer-state shard."""
-        return self.weights + self.optimizer
+        """Bytes each chip writes to a checkpoint: its weights and its optimizer-state shard
+        (wherever it lives)."""
+        return self.weights + self.optimizer + self.offloaded_optimizer
 
     @property
     def total(self) -> np.ndarray:
@@ -54,9 +60,34 @@ class MemoryBreakdown:
 
     def take(self, index: np.ndarray) -> MemoryBreakdown:
         """The breakdown of the plans at ``index``."""
-        return MemoryBreakdown(**{k: v[index] for k, v in self.as_dict().items()})
+        return MemoryBreakdown(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    def concat(self, other: MemoryBreakdown) -> MemoryBreakdown:
+        """These plans' breakdowns followed by ``other``'s."""
+        return MemoryBreakdown(**{f.name: np.concatenate([getattr(self, f.name),
+                                                          getattr(other, f.name)])
+                                  for f in fields(self)})
+
+    def with_offload(self, fraction: float, optimizer_bytes: float) -> MemoryBreakdown:
+        """The breakdown of the same plans, without offload here, with a fraction of their
+        optimizer states offloaded (:func:`host_state_bytes`): (1 - F) of the states stay, F of
+        them go to the host with their 4-byte FP32 gradient copies. Equal to
+        :func:`memory_per_chip` of the offloading plans (tested), at the cost of a few products.
+        """
+        states = self.optimizer
+        return MemoryBreakdown(
+            weights=self.weights, gradients=self.gradients,
+            optimizer=(1.0 - fraction) * states, activations=self.activations,
+            logits=self.logits, reserve=self.reserve, offloaded_optimizer=fraction * states,
+            host=fraction * states * (optimizer_bytes + GRAD_BYTES) / optimizer_bytes)
+
+    def fits(self, chip: Any) -> np.ndarray:
+        """Whether each plan fits the chip's memory and, where it offloads, its host's."""
+        on_host = self.host <= (chip.host_dram if chip.host_dram is not None else 0.0)
+        return (self.total <= chip.hbm_bytes) & on_host
 
     def as_dict(self) -> dict[str, np.ndarray]:
+        """Device memory by kind (what :attr:`total` adds up)."""
         return {"weights": self.weights, "gradients": self.gradients,
                 "optimizer": self.optimizer, "activations": self.activations,
                 "logits": self.logits, "reserve": self.reserve}
@@ -115,7 +146,23 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     weights = np.where(gathered, owned + 2 * layer, full) * WEIGHT_BYTES
     grads = np.where(s >= 2, owned + layer, full) * GRAD_BYTES
     optimizer = np.where(s == 0, full, owned) * ctx.run.optimizer_bytes
-    return weights, grads, optimizer
+    return weights, grads, (1.0 - ctx.optimizer_offload) * optimizer
+
+
+def host_state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(offloaded optimizer states, host memory used) bytes per chip under optimizer offload.
+
+    Megatron-Core's HybridDeviceOptimizer keeps, for the offloaded fraction F of the parameters
+    a rank steps, a pinned FP32 copy of each parameter (the master) and its Adam moments on the
+    host, F x owned x (12, or 8 with BF16 moments), plus a pinned FP32 gradient buffer the GPU
+    gradients are copied into, F x owned x 4. The gradients stay on the device as well (the
+    data-parallel gradient buffer is untouched)."""
+    dense, expert = params
+    owned = np.where(ctx.sharding == 0, dense + expert,
+                     dense / ctx.shard + expert / ctx.expert_shard)
+    moved = ctx.optimizer_offload * owned
+    return moved * ctx.run.optimizer_bytes, moved * (ctx.run.optimizer_bytes + GRAD_BYTES)
 
 
 def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +235,7 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     dualpipe = ctx.dualpipe
     copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
     weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
+    offloaded, host = (b * copies for b in host_state_bytes(ctx, params))
 
     small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute", "rc_modules"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
@@ -209,4 +257,5 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
         weights=weights, gradients=grads, optimizer=optimizer,
         activations=acts, logits=np.where(first_heavier, 0.0, logits),
         reserve=np.zeros_like(weights) + ctx.stack.reserve_bytes,
+        offloaded_optimizer=offloaded, host=host,
     )

@@ -1,6 +1,7 @@
 """Parallel plans: their constraints and their vectorised enumeration.
 
-A plan is (TP, PP, VPP, EP, ETP, CP, DP, micro-batch, sharding, recompute, schedule). ETP,
+A plan is (TP, PP, VPP, EP, ETP, CP, DP, micro-batch, sharding, optimizer offload, recompute,
+schedule). ETP,
 the tensor parallelism inside experts, is any power of two within a scale-up domain (1 keeps
 experts whole, the choice for fine-grained MoE; Megatron-Core defaults to TP). The search
 builds every combination of the candidate values as flat numpy arrays and keeps those that
@@ -10,7 +11,7 @@ loop per plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -45,6 +46,10 @@ LONG_SEQUENCE = 32768
 # request, since zero-1 moves the same bytes with less memory and a shorter optimizer step.
 SHARDING_SEARCHED = (1, 2, 3, 4)
 HSDP = SHARDING.index("hsdp")
+# Optimizer-state CPU offload fractions searched (Megatron-Core's --optimizer-offload-fraction):
+# none, or all of it (Megatron's documented setting, 1.0) where the chip's profile describes
+# its host; any fraction from 0 to 1 may be given.
+OFFLOAD_SEARCHED = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,10 @@ class PlanArrays:
     shard: np.ndarray
     """Ranks the dense training state is sharded over: 1 (zero-0), dp*cp (zero-1 to 3) or the
     hybrid shard group (hsdp)."""
+    optimizer_offload: np.ndarray
+    """Fraction (float) of each rank's optimizer states (FP32 master and Adam moments) kept in
+    host memory and stepped on the CPU: 0 none, 1 all (Megatron-Core --optimizer-cpu-offload
+    --optimizer-offload-fraction)."""
 
     @property
     def recompute_level(self) -> np.ndarray:
@@ -113,6 +122,16 @@ class PlanArrays:
         idx = np.atleast_1d(idx)
         return PlanArrays(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    def concat(self, other: PlanArrays) -> PlanArrays:
+        """These plans followed by ``other``'s."""
+        return PlanArrays(**{f.name: np.concatenate([getattr(self, f.name),
+                                                     getattr(other, f.name)])
+                             for f in fields(self)})
+
+    def with_offload(self, fraction: float) -> PlanArrays:
+        """The same plans with the optimizer-offload fraction set."""
+        return replace(self, optimizer_offload=np.full(len(self), fraction))
+
     def describe(self, i: int, num_micro: int) -> dict[str, object]:
         """Plan ``i`` as a plain mapping (the JSON ``plan`` object)."""
         return {
@@ -125,6 +144,7 @@ class PlanArrays:
             "schedule": SCHEDULES[int(self.schedule[i])],
             "sharding": SHARDING[int(self.sharding[i])], "shard_group": int(self.shard[i]),
             "cp_kind": CP_KINDS[int(self.cp_kind[i])],
+            "optimizer_offload": float(self.optimizer_offload[i]),
         }
 
 
@@ -149,6 +169,8 @@ class PlanRequest:
     shard_group: int | None = None
     """Hybrid shard group size (hsdp); default: the data-parallel ranks in one scale-up
     domain."""
+    optimizer_offload: float | None = None
+    """Fraction of the optimizer states offloaded to the host, 0 to 1."""
 
     def __post_init__(self) -> None:
         if self.recompute_modules is not None and not isinstance(self.recompute_modules, tuple):
@@ -187,10 +209,10 @@ class _Grid:
         self.cols: dict[str, np.ndarray] = {"_": np.zeros(1, dtype=np.int64)}
         self.removed: dict[str, int] = {}
 
-    def expand(self, name: str, values: np.ndarray) -> None:
+    def expand(self, name: str, values: np.ndarray, dtype: type = np.int64) -> None:
         n, k = len(next(iter(self.cols.values()))), len(values)
         self.cols = {c: np.repeat(v, k) for c, v in self.cols.items()}
-        self.cols[name] = np.tile(np.asarray(values, dtype=np.int64), n)
+        self.cols[name] = np.tile(np.asarray(values, dtype=dtype), n)
 
     def rule(self, name: str, mask: np.ndarray) -> None:
         before = len(mask)
@@ -279,6 +301,7 @@ def candidate_plans(
            (g["schedule"] != DUALPIPEV)
            | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
     _sharding(g, req, chip)
+    _offload(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.
     options = _recompute_options(req)
@@ -290,6 +313,7 @@ def candidate_plans(
         dp=g["dp"], mb=g["mb"], recompute=g["recompute"], rc_modules=g["rc_modules"],
         schedule=g["schedule"],
         sharding=g["sharding"], shard=g["shard"], cp_kind=g["cp_kind"],
+        optimizer_offload=g["optimizer_offload"],
     )
     return plans, g.removed
 
@@ -308,9 +332,31 @@ def _recompute_options(req: PlanRequest) -> np.ndarray:
     return np.array([(level, SELECTIVE_MASK if level == 1 else 0)])
 
 
+def offload_fraction(value: object, option: str = "--optimizer-offload") -> float:
+    """A fraction from 0 to 1, or an InputError naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise InputError(option, None, f"must be a fraction from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+    """Expand the optimizer-offload fraction (between sharding and recompute: the search prunes
+    the variants of one plan that differ in these, :func:`moebench.engine.search.prune_variants`).
+    """
+    if req.optimizer_offload is None:
+        levels = OFFLOAD_SEARCHED if chip.has_host else (0.0,)
+    else:
+        levels = (offload_fraction(req.optimizer_offload),)
+    g.expand("optimizer_offload", np.array(levels, dtype=float), dtype=float)
+    g.rule("optimizer offload needs the chip profile's host section (host link, host memory, "
+           "CPU Adam rate)", (g["optimizer_offload"] == 0) | chip.has_host)
+
+
 def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:
-    """Expand the sharding of training state (before recompute: the search prunes variants of
-    one plan that differ only in these two, :func:`moebench.engine.search.prune_variants`)."""
+    """Expand the sharding of training state (before offload and recompute: the search prunes
+    variants of one plan that differ only in these, :func:`moebench.engine.search.prune_variants`).
+    """
     if req.sharding is None:
         levels = np.array(SHARDING_SEARCHED)
     else:

@@ -1,22 +1,33 @@
 """Best plan per chip: evaluate every candidate plan in one vectorised pass, keep the fastest
 that fits in memory.
 
-Exact pruning first: recompute only adds work and each step of sharding (zero-1 to zero-3) only
-adds communication, so of the variants of a plan that differ in those, one is dropped whenever a
-variant that is never slower fits memory (:func:`prune_variants`). Memory is computed for every
-candidate, and step times only for the survivors; no plan that could win is dropped (tests
+Exact pruning first: recompute only adds work, each step of sharding (zero-1 to zero-3) only
+adds communication, and offloading the optimizer states only adds time where the host is slower
+than the device at an Adam update (:func:`offload_never_faster`), so of the variants of a plan
+that differ in those, one is dropped whenever a variant that is never slower fits memory
+(:func:`prune_variants`; offload variants of plans that fit without it are never built,
+:func:`plans_worth_timing`). Memory is computed for every candidate, and step times only for
+the survivors; no plan that could win is dropped (tests
 compare against brute force).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from moebench.engine.plan import PlanArrays, PlanRequest, candidate_plans, first_violation
+from moebench.engine.memory import MemoryBreakdown
+from moebench.engine.plan import (
+    OFFLOAD_SEARCHED,
+    PlanArrays,
+    PlanRequest,
+    candidate_plans,
+    first_violation,
+)
 from moebench.engine.step import StepArrays, evaluate, memory_of
+from moebench.engine.terms.data_parallel import offload_never_faster
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
@@ -62,18 +73,8 @@ def search(
     if run.precision == "fp8" and not chip.supports_fp8:
         raise InputError("--precision", None, f"{chip.name} has no FP8 tensor path; use bf16")
     start = time.perf_counter()
-    plans, removed = candidate_plans(arch, chip, run, num_chips, request)
-    if len(plans) == 0:
-        what = "the requested plan is invalid" if request.is_complete() else "no valid plan"
-        raise InputError(
-            "plan", None,
-            f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
-        )
-    candidates = len(plans)
-    memory = memory_of(arch, chip, stack, run, plans)
-    keep = prune_variants(plans, memory.total <= chip.hbm_bytes)
-    plans = plans.take(keep)
-    steps = evaluate(arch, chip, stack, run, plans, memory.take(keep))
+    plans, memory, candidates = plans_worth_timing(arch, chip, stack, run, num_chips, request)
+    steps = evaluate(arch, chip, stack, run, plans, memory)
     fitting = np.flatnonzero(steps.fits)
     best = choose_plan(plans, steps.step_time, fitting) if fitting.size else None
     shown = best if best is not None else int(np.argmin(steps.step_time))
@@ -84,15 +85,67 @@ def search(
     )
 
 
+def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
+                        num_chips: int, request: PlanRequest
+                        ) -> tuple[PlanArrays, MemoryBreakdown, int]:
+    """The candidate plans left by exact pruning, their memory, and how many were considered.
+
+    Optimizer offload, when searched and never faster than the device step
+    (:func:`offload_never_faster`: true of every catalog chip), is added exactly where it can
+    win: to the plans that do not fit without it. A plan that fits without offload is never
+    slower than the same plan with it, so its offloading variant is pruned unbuilt (counted
+    among the candidates considered); the memory of the variants that are built is derived from
+    their twins' (:meth:`MemoryBreakdown.with_offload`). Otherwise every fraction is a grid
+    dimension like any other."""
+    fractions = [f for f in OFFLOAD_SEARCHED if f > 0]
+    bound = (request.optimizer_offload is None and chip.has_host
+             and offload_never_faster(chip, run.optimizer_bytes, min(fractions)))
+    req = replace(request, optimizer_offload=0.0) if bound else request
+    plans, removed = candidate_plans(arch, chip, run, num_chips, req)
+    if len(plans) == 0:
+        what = "the requested plan is invalid" if request.is_complete() else "no valid plan"
+        raise InputError(
+            "plan", None,
+            f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
+        )
+    memory = memory_of(arch, chip, stack, run, plans)
+    fits = memory.fits(chip)
+    if not bound:
+        keep = prune_variants(plans, fits, offload_never_faster(chip, run.optimizer_bytes))
+        return plans.take(keep), memory.take(keep), len(plans)
+    beaten, lightest, group = dominated(plans, fits)
+    # A variant that does not fit and that no fitting variant beats: only these can gain by
+    # offload (the offloading twin of a beaten one is beaten too, being no faster than it).
+    need = np.flatnonzero(~fits & ~beaten)
+    any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
+    parts = []
+    for f in fractions if need.size else ():
+        off_plans = plans.take(need).with_offload(f)
+        off_memory = memory.take(need).with_offload(f, run.optimizer_bytes)
+        off_fits = off_memory.fits(chip)
+        off_beaten, _, _ = dominated(off_plans, off_fits)
+        take = np.flatnonzero(off_fits & ~off_beaten)
+        any_fit[group[need[take]]] = True
+        parts.append((off_plans.take(take), off_memory.take(take)))
+    # Nothing fits, with or without offload: the lightest recompute of each sharding, to show.
+    keep = np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))
+    out_plans, out_memory = plans.take(keep), memory.take(keep)
+    for p, m in parts:
+        out_plans, out_memory = out_plans.concat(p), out_memory.concat(m)
+    return out_plans, out_memory, len(plans) * (1 + len(fractions))
+
+
 # Plans within this share of the fastest are ties: the model's error is ten times larger.
 TIE_BAND = 0.01
 # Among ties, what an engineer would pick first: no context parallelism (it exists for long
-# sequences), no recompute (it spends compute to save memory), the least sharding (zero-1, the
-# Megatron default, before zero-2, zero-3 and hsdp), then the shallowest pipeline,
+# sequences), no recompute (it spends compute to save memory), no optimizer offload (it spends
+# host-link and CPU time to save memory), the least sharding (zero-1, the Megatron default,
+# before zero-2, zero-3 and hsdp), then the shallowest pipeline,
 # fewest virtual stages and narrowest tensor parallelism (fewer stages to balance, less
 # communication exposed to jitter). Field, and the words explain uses.
 CONVENTION: tuple[tuple[str, str], ...] = (
     ("cp", "context parallelism"), ("recompute", "recompute"),
+    ("optimizer_offload", "optimizer offload"),
     ("sharding", "more sharding of the training state"), ("pp", "a deeper pipeline"),
     ("vpp", "more virtual stages"), ("tp", "wider tensor parallelism"),
 )
@@ -113,57 +166,85 @@ def convention_key(plans: PlanArrays, field: str) -> np.ndarray:
     return plans.recompute_level if field == "recompute" else getattr(plans, field)
 
 
-def prune_variants(plans: PlanArrays, fits: np.ndarray) -> np.ndarray:
+def prune_variants(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
+                   ) -> np.ndarray:
     """Indices of the plans worth timing, exactly: of the variants of one plan that differ only
-    in recompute and sharding, a variant is dropped when a variant that is never slower fits.
+    in sharding, optimizer offload and recompute, a variant is dropped when a variant that is
+    never slower fits (:func:`dominated`). When no variant of a plan fits, its variants with the
+    least recompute are kept (the fastest, to show)."""
+    if len(plans) == 0:
+        return np.arange(0)
+    beaten, lightest, group = dominated(plans, fits, offload_slower)
+    any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
+    return np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))
 
-    Never slower: one step less recompute at the same sharding (recompute only adds compute;
-    the searched recompute options form a chain of supersets, none < selective < selective with
-    the MLP half < full, :data:`~moebench.inputs.run.RECOMPUTE_SEARCHED`),
-    or one level less sharding along zero-1 -> zero-2 -> zero-3 at the same recompute (each
-    level only adds communication). hsdp and zero-0 are compared with nothing. When no variant
-    of a plan fits, its variants with the least recompute are kept (the fastest, to show).
 
-    :func:`candidate_plans` expands sharding then recompute last, so a plan's variants are
-    adjacent rows, sharding outer and recompute inner (checked here).
+def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(beaten, lightest, group): whether a variant of the same plan that is never slower fits;
+    whether a variant has the least recompute present at its sharding and offload; and each
+    row's plan (a group of variants).
+
+    Never slower: one step less recompute at the same sharding and offload (recompute only adds
+    compute; the searched recompute options form a chain of supersets, none < selective <
+    selective with the MLP half < full, :data:`~moebench.inputs.run.RECOMPUTE_SEARCHED`, ranked
+    here by :attr:`PlanArrays.recompute_level`); one level less sharding along zero-1 -> zero-2
+    -> zero-3 at the same offload and recompute (each level only adds communication); and, when
+    ``offload_slower`` (the host is slower per Adam update than the device,
+    :func:`moebench.engine.terms.data_parallel.offload_never_faster`), no optimizer offload
+    against offload at the same sharding and recompute. hsdp and zero-0 are compared with
+    nothing, and offload fractions only with 0. A chain of such steps ends at a variant that
+    fits and is beaten by none, so the fastest fitting plan is never beaten.
+
+    :func:`candidate_plans` expands sharding, offload, then recompute last, so a plan's variants
+    are adjacent rows, sharding outer and recompute inner (checked here); a subset of them in
+    the same order is accepted too (a missing variant beats nothing).
     """
     n = len(plans)
-    if n == 0:
-        return np.arange(0)
-    base = [getattr(plans, f.name) for f in fields(plans)
-            if f.name not in ("sharding", "shard", "recompute", "rc_modules")]
+    varied = ("sharding", "shard", "optimizer_offload", "recompute", "rc_modules")
+    base = [getattr(plans, f.name) for f in fields(plans) if f.name not in varied]
     changed = np.zeros(n, dtype=bool)
     changed[0] = True
     for col in base:
         changed[1:] |= col[1:] != col[:-1]
     group = np.cumsum(changed) - 1
+    off = plans.optimizer_offload
+    if off.min() == off.max():  # one level (the common case): skip the sort
+        levels, o = off[:1], np.zeros(n, dtype=np.int64)
+    else:
+        levels, o = np.unique(off, return_inverse=True)
+    n_off = len(levels)
     s = plans.sharding.astype(np.int64)
-    # The recompute options, ranked 0.. in their order (the expansion's): every plan has the
-    # same options, so the first plan's rows list them all.
-    level = plans.recompute_level
-    levels = np.unique(level[:int(np.searchsorted(group, 1))])
-    r = np.searchsorted(levels, level).astype(np.int64)
-    n_rc = len(levels)
-    key = (group * len(SHARDING) + s) * n_rc + r
+    # Recompute options ranked 0.. by level (none, selective module sets, full).
+    rc_levels, r = np.unique(plans.recompute_level, return_inverse=True)
+    r = r.astype(np.int64)
+    n_levels = len(rc_levels)
+    key = ((group * len(SHARDING) + s) * n_off + o) * n_levels + r
     if np.any(np.diff(key) <= 0):
-        raise ValueError("candidate plans are not grouped by sharding and recompute")
+        raise ValueError("candidate plans are not grouped by sharding, offload and recompute")
+    pos = np.arange(n)
+    n_rc = n_levels
 
-    def at(offset: int, step: int, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whether the variant ``step`` keys below exists (``offset`` rows up, where it sits
-        when present, variants being adjacent and ordered), and whether it fits."""
-        idx = np.arange(n) - offset
-        ok = valid & (idx >= 0)
-        idx = np.where(ok, idx, 0)
-        exists = ok & (key[idx] == key - step)
+    def lighter(step: int | np.ndarray, offset: int | np.ndarray, valid: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the variant ``step`` keys below exists, and whether it fits: looked up
+        ``offset`` rows up, where it sits in a whole grid, else by binary search (rows are
+        sorted by key)."""
+        want = key - step
+        idx = np.clip(pos - offset, 0, n - 1)
+        miss = valid & (key[idx] != want)
+        if miss.any():
+            idx[miss] = np.minimum(np.searchsorted(key, want[miss]), n - 1)
+        exists = valid & (key[idx] == want) & (idx < pos)
         return exists, exists & fits[idx]
 
-    has_lighter, lighter_fits = at(1, 1, r > 0)
-    _, less_sharding_fits = at(n_rc, n_rc, (s >= 2) & (s <= 3))
-    keep = fits & ~lighter_fits & ~less_sharding_fits
-    any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
-    # Nothing fits: the lightest recompute of each sharding, the fastest ones, to show.
-    keep |= ~any_fit[group] & ~has_lighter
-    return np.flatnonzero(keep)
+    has_lighter, lighter_fits = lighter(1, 1, r > 0)
+    _, less_sharding_fits = lighter(n_off * n_levels, n_off * n_rc, (s >= 2) & (s <= 3))
+    # Offload is compared only with the same plan without it (levels[0] == 0).
+    compare_offload = offload_slower and n_off > 1 and levels[0] == 0.0
+    _, less_offload_fits = lighter(o * n_levels, o * n_rc, (o >= 1) & compare_offload)
+    beaten = lighter_fits | less_sharding_fits | less_offload_fits
+    return beaten, ~has_lighter, group
 
 
 def least_memory(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_chips: int,

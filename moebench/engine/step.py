@@ -174,5 +174,5 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
             "dp": dp.total(m),
         },
         host=host_wait * m, bubble=bubble, optimizer=t_opt, memory=memory,
-        fits=memory.total <= ctx.chip.hbm_bytes,
+        fits=memory.fits(ctx.chip),
     )

@@ -85,6 +85,26 @@ class ReliabilitySpec(Record):
     mtbf_hours: Figure
 
 
+class HostSpec(Record):
+    """The host a chip sits in, per chip: what optimizer-state and activation offload use.
+
+    Megatron-Core's ``--optimizer-cpu-offload`` keeps (a fraction of) the FP32 master weights and
+    Adam moments in host memory, copies gradients over the host link, runs Adam on the CPU and
+    copies the updated parameters back; fine-grained activation offload parks activations in
+    host memory between forward and backward. Each needs the figures below.
+    """
+
+    link_technology: str = Field(min_length=2, description="host-device link, e.g. PCIe Gen5 x16")
+    link_bandwidth_gb_per_s: Figure = Field(
+        description="host-device link per chip, one direction (PCIe Gen5 x16: 64)")
+    link_efficiency: FractionFigure = Field(
+        description="pinned-memory copy rate over the link's bandwidth")
+    dram_per_chip_gb: Figure = Field(description="host memory per chip (the server's / chips)")
+    adam_gparams_per_s: Figure = Field(
+        description="Adam parameter updates per second on the chip's share of the host CPUs "
+                    "and memory, in billions")
+
+
 class LingDevice(Record):
     device: Literal["A", "B", "C", "D", "E"]
     fair_cost_per_hour: MoneyFigure
@@ -103,6 +123,9 @@ class HardwareSpec(Record):
     power: PowerSpec
     price: PriceSpec
     reliability: ReliabilitySpec
+    host: HostSpec | None = Field(
+        default=None, description="host link, memory and CPU optimizer rate; without it "
+                                  "no plan offloads to the host")
     ling_device: LingDevice | None = None
     default_stack: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$",
                                description="software stack used unless --stack says otherwise")
@@ -149,6 +172,13 @@ class Chip:
     purchase: Num
     purchase_currency: str
     mtbf_s: Num
+    host_bw: Num | None = None
+    """Host-device link per chip, one direction, byte/s; None when the profile has no host."""
+    host_link_eff: Num | None = None
+    host_dram: Num | None = None
+    """Host memory per chip, byte."""
+    host_adam: Num | None = None
+    """Adam parameter updates per second on the chip's share of the host."""
     ling_device: str | None
     ling_cost_per_hour: float | None
     ling_currency: str | None
@@ -157,6 +187,11 @@ class Chip:
     @property
     def supports_fp8(self) -> bool:
         return self.fp8_flops is not None
+
+    @property
+    def has_host(self) -> bool:
+        """The profile gives the host figures offload needs."""
+        return self.host_bw is not None
 
     @property
     def wall_w(self) -> Num:
@@ -177,6 +212,7 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
     """
     c, m, up, out = spec.compute, spec.memory, spec.scale_up, spec.scale_out
     fp8 = c.fp8_dense_tflops
+    host = spec.host
 
     def _v(section: Record, field: str) -> Num:
         return to_base(field, value(getattr(section, field)))
@@ -208,6 +244,10 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         purchase=value(spec.price.purchase_per_chip),
         purchase_currency=spec.price.purchase_per_chip.currency,
         mtbf_s=_v(spec.reliability, "mtbf_hours"),
+        host_bw=None if host is None else _v(host, "link_bandwidth_gb_per_s"),
+        host_link_eff=None if host is None else value(host.link_efficiency),
+        host_dram=None if host is None else _v(host, "dram_per_chip_gb"),
+        host_adam=None if host is None else _v(host, "adam_gparams_per_s"),
         ling_device=spec.ling_device.device if spec.ling_device else None,
         ling_cost_per_hour=spec.ling_device.fair_cost_per_hour.value if spec.ling_device else None,
         ling_currency=spec.ling_device.fair_cost_per_hour.currency if spec.ling_device else None,

@@ -40,6 +40,11 @@ PLAUSIBLE: dict[str, Range] = {
     "scale_out.latency_us": Range(0.5, 500, "us", "InfiniBand about 2-10 us"),
     "power.chip_tdp_w": Range(50, 5_000, "W", "H20 400, B200 1,000, GB300 1,400"),
     "power.host_share_w": Range(0, 5_000, "W", "server CPUs, NICs and fans per chip"),
+    "host.link_bandwidth_gb_per_s": Range(2, 2_000, "GB/s per direction",
+                                          "PCIe Gen4 x16 32, Gen5 64, NVLink-C2C 450"),
+    "host.dram_per_chip_gb": Range(8, 8_000, "GB per chip", "DGX H100 2 TB / 8 GPUs = 256"),
+    "host.adam_gparams_per_s": Range(0.01, 100, "billion Adam updates/s per chip",
+                                     "CPU Adam on a chip's share of a server: about 1-5"),
     "reliability.mtbf_hours": Range(500, 10_000_000, "hours",
                                     "Llama 3 on H100: about 50,000 per GPU"),
 }

@@ -172,8 +172,10 @@ def build_hardware(base: HardwareSpec, meas: Measurements, fit: Fitted, name: st
                   f"from it and say so)."),
         "compute": compute, "memory": memory, "scale_up": scale_up,
     }
-    for section in sections:
+    for section in sections + ("host",):
         part = getattr(base, section)
+        if part is None:  # a base without a host section: no offload figures to inherit
+            continue
         data[section] = {k: (src.inherited(getattr(part, k)) if isinstance(getattr(part, k),
                                                                            Figure) else v)
                          for k, v in part.model_dump(mode="json").items()}

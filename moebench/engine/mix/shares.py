@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from moebench.engine.plan import MICRO_BATCHES, PlanRequest, candidate_plans
-from moebench.engine.search import prune_variants
-from moebench.engine.step import evaluate, memory_of
+from moebench.engine.plan import MICRO_BATCHES, PlanRequest
+from moebench.engine.search import plans_worth_timing
+from moebench.engine.step import evaluate
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
@@ -56,14 +56,10 @@ def _lines(arch: ModelArch, t: MixType, request: PlanRequest
     ref = t.count * mb_max
     run1, run2 = replace(t.run, global_batch=ref), replace(t.run, global_batch=2 * ref)
     try:
-        plans, _ = candidate_plans(arch, t.chip, run1, t.count, request)
+        plans, memory, _ = plans_worth_timing(arch, t.chip, t.stack, run1, t.count, request)
     except InputError:
         return None
-    if len(plans) == 0:
-        return None
-    fits = np.asarray(memory_of(arch, t.chip, t.stack, run1, plans).total <= t.chip.hbm_bytes)
-    keep = prune_variants(plans, fits)
-    plans = plans.take(keep[fits[keep]])  # the lightest recompute that fits, where one does
+    plans = plans.take(np.flatnonzero(memory.fits(t.chip)))  # exact pruning, fitting ones
     if len(plans) == 0:
         return None
     s1 = evaluate(arch, t.chip, t.stack, run1, plans).step_time

@@ -71,8 +71,10 @@ def _state(dense: np.ndarray, expert: np.ndarray, dense_dp: np.ndarray,
 
 def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable | None:
     """Every stage layout of type ``t`` (None when the engine accepts no plan)."""
-    # The state memory below is ZeRO-1's (optimizer sharded), so stages are searched with it.
-    req = replace(request, vpp=1, cp=1, schedule="1f1b", sharding="zero-1", shard_group=None)
+    # The state memory below is ZeRO-1's (optimizer sharded, on the device), so stages are
+    # searched with it.
+    req = replace(request, vpp=1, cp=1, schedule="1f1b", sharding="zero-1", shard_group=None,
+                  optimizer_offload=0.0)
     try:
         plans, _ = candidate_plans(arch, t.chip, t.run, t.count, req)
     except InputError:

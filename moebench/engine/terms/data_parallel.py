@@ -9,7 +9,8 @@ micro-batch's gradients behind that micro-batch's backward. zero-3/FSDP also gat
 layer's parameters before its forward and again before its backward, every micro-batch,
 prefetched behind the neighbouring layer's compute (FSDP2; ZeRO-3, arXiv 1910.02054). hsdp does
 zero-3 inside its shard group and all-reduces the gradient shards across groups once per step.
-The optimizer then reads and writes the Adam state of the parameters each rank owns, at HBM speed.
+The optimizer then reads and writes the Adam state of the parameters each rank owns, at HBM speed,
+less the fraction offloaded to the host, which is stepped on the CPU (:func:`offload_times`).
 """
 
 from __future__ import annotations
@@ -105,9 +106,96 @@ def optimizer_step_bytes(optimizer_bytes: float) -> float:
     return 2 * optimizer_bytes + GRAD_BYTES + WEIGHT_BYTES
 
 
-def optimizer_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
-    """Adam step over the parameters this rank owns (all of them under zero-0), HBM-bound."""
+def owned_params(ctx: StepContext, params: tuple[Any, Any]) -> Any:
+    """Parameters whose optimizer states this rank holds and steps (all of them under zero-0)."""
     dense, expert = params
-    owned = np.where(ctx.sharding == 0, dense + expert,
-                     dense / ctx.shard + expert / ctx.expert_shard)
-    return owned * optimizer_step_bytes(ctx.run.optimizer_bytes) / ctx.mem_bw
+    return np.where(ctx.sharding == 0, dense + expert,
+                    dense / ctx.shard + expert / ctx.expert_shard)
+
+
+# Bytes per offloaded parameter over the host link each step (Megatron-Core's
+# HybridDeviceOptimizer): its FP32 main gradient device-to-host, the updated parameter back
+# host-to-device in the model's BF16 (the CPU copy is cast before the copy).
+OFFLOAD_D2H_BYTES = GRAD_BYTES
+OFFLOAD_H2D_BYTES = WEIGHT_BYTES
+
+
+@dataclass(frozen=True)
+class OffloadTimes:
+    """Seconds of the host side of an offloaded optimizer step (arrays per plan)."""
+
+    d2h: Any
+    """Gradients device-to-host over the host link."""
+    cpu: Any
+    """Adam on the CPU at the host's update rate."""
+    h2d: Any
+    """Updated parameters host-to-device."""
+    buckets: Any
+    """Pipeline stages of the overlap: one per layer on the stage (Megatron builds one CPU
+    optimizer per parameter tensor, several per layer, so a layer's worth is a bound)."""
+
+    @property
+    def exposed(self) -> Any:
+        """max(d2h, cpu, h2d) + (the other two) / buckets: a three-stage pipeline over
+        ``buckets`` equal buckets, the slowest stage paced, the first bucket's copy and the last
+        one's update and copy back in the fill and drain."""
+        longest = np.maximum(np.maximum(self.d2h, self.cpu), self.h2d)
+        return longest + (self.d2h + self.cpu + self.h2d - longest) / self.buckets
+
+
+def offload_times(ctx: StepContext, offloaded: Any) -> OffloadTimes:
+    """The host side of the optimizer step for ``offloaded`` parameters per chip.
+
+    Megatron-Core's ``--optimizer-cpu-offload --optimizer-offload-fraction F
+    --overlap-cpu-optimizer-d2h-h2d`` (megatron/core/optimizer/cpu_offloading/
+    hybrid_optimizer.py, HybridDeviceOptimizer): all gradient copies are queued on a D2H stream,
+    one CPU Adam per parameter tensor starts as soon as its own copy lands, and a post-step hook
+    copies that parameter back on an H2D stream while the CPU steps the next one. The link is
+    full duplex, so copies in and out and the CPU all run at once and the slowest paces the
+    pipeline (:attr:`OffloadTimes.exposed`), not the sum; DeepSpeed ZeRO-Offload (arXiv
+    2101.06840, sec. 4) pipelines the same three stages. Nothing of it hides behind the
+    backward: the step starts once gradients are reduced, as Megatron's does.
+    """
+    chip = ctx.chip
+    if chip.host_bw is None or chip.host_link_eff is None or chip.host_adam is None:
+        zero = 0.0 * offloaded
+        return OffloadTimes(zero, zero, zero, 1.0)
+    link = chip.host_bw * chip.host_link_eff
+    return OffloadTimes(d2h=offloaded * OFFLOAD_D2H_BYTES / link,
+                        cpu=offloaded / chip.host_adam,
+                        h2d=offloaded * OFFLOAD_H2D_BYTES / link,
+                        buckets=np.maximum(ctx.layers_per_stage, 1.0))
+
+
+def optimizer_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
+    """The optimizer step: Adam over the parameters this rank owns, HBM-bound on the device,
+    the offloaded fraction F of them on the host.
+
+        t = max((1 - F) x owned x bytes / HBM, host side of F x owned)
+
+    The two run at once (HybridDeviceOptimizer launches the GPU optimizer's kernels, then
+    steps the CPU optimizers while they run). With F = 0 this is the device step alone."""
+    owned = owned_params(ctx, params)
+    f = ctx.optimizer_offload
+    device = (1.0 - f) * owned * optimizer_step_bytes(ctx.run.optimizer_bytes) / ctx.mem_bw
+    return np.maximum(device, offload_times(ctx, f * owned).exposed)
+
+
+def offload_never_faster(chip: Any, optimizer_bytes: float, fraction: float = 1.0) -> bool:
+    """Whether offloading ``fraction`` (all by default) of a plan's optimizer states can never
+    make its step faster than offloading none.
+
+    Per offloaded parameter, the host side costs at least max(4 B / link, 1 / CPU rate, 2 B /
+    link) seconds (:attr:`OffloadTimes.exposed` is at least its slowest stage), and the device
+    step it replaces costs (2 x state + 6) B / HBM. When the first is at least the second, the
+    plan with F = 1 is never faster than the same plan with F = 0 (which needs more memory),
+    whatever the plan, since nothing else in the step depends on F. True for every catalog chip
+    by a factor of ten or more (a PCIe Gen5 link at 51 GB/s against HBM at 2.8 TB/s); checked
+    on the figures given, so a what-if with a faster host link stays exact."""
+    if chip.host_bw is None or chip.host_link_eff is None or chip.host_adam is None:
+        return True
+    link = chip.host_bw * chip.host_link_eff
+    host = np.maximum(np.maximum(OFFLOAD_D2H_BYTES / link, 1.0 / chip.host_adam),
+                      OFFLOAD_H2D_BYTES / link)
+    device = optimizer_step_bytes(optimizer_bytes) / (chip.hbm_bw * chip.hbm_eff)
+    return bool(np.all(fraction * host >= device))
