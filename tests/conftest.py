@@ -52,3 +52,27 @@ def _stack(vendor, chip_name, default, name, options):
     from moebench.inputs.stack import StackOptions, load_stack
 
     return load_stack(name, vendor, chip_name, default, StackOptions(**dict(options)))
+
+
+def assert_search_equals_brute_force(arch, chip, run, num_chips):
+    """The vectorised search (with its exact pruning) picks what brute force over every
+    candidate plan picks: a plan within the tie band of the true fastest, and among the tied
+    plans the most conventional one. Returns (search result, every candidate)."""
+    import numpy as np
+
+    from moebench.engine.plan import PlanRequest, candidate_plans
+    from moebench.engine.search import CONVENTION, TIE_BAND, convention_key, search
+    from moebench.engine.step import evaluate
+
+    res = search(arch, chip, stack_of(chip), run, num_chips)
+    every, _ = candidate_plans(arch, chip, run, num_chips, PlanRequest())
+    assert res.candidates == len(every) > len(res.plans)
+    st = evaluate(arch, chip, stack_of(chip), run, every)
+    times = np.where(st.fits, st.step_time, np.inf)
+    fastest = times.min()
+    best = float(res.steps.step_time[res.best])
+    assert fastest * (1 - 1e-9) <= best <= fastest * (1 + TIE_BAND) * (1 + 1e-9)
+    tied = np.flatnonzero(times <= fastest * (1 + TIE_BAND))
+    key = min(tuple(float(convention_key(every, f)[i]) for f, _ in CONVENTION) for i in tied)
+    assert tuple(float(convention_key(res.plans, f)[res.best]) for f, _ in CONVENTION) == key
+    return res, every

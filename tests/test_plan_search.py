@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from moebench.engine.plan import PlanRequest, candidate_plans
-from moebench.engine.search import CONVENTION, TIE_BAND, convention_key, search
+from moebench.engine.search import search
 from moebench.engine.step import evaluate
 from moebench.errors import InputError
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import load_model
 from moebench.inputs.run import RunConfig
-from tests.conftest import stack_of
+from tests.conftest import assert_search_equals_brute_force, stack_of
 
 RUN = RunConfig(seq_len=4096, global_batch=256)
 
@@ -60,23 +60,9 @@ def test_invalid_fixed_plan_names_the_rule():
                                                    ("mixtral-8x7b", "a100", 32),
                                                    ("deepseek-v2-lite", "ascend-910b", 8)])
 def test_search_best_is_never_beaten_by_brute_force(model, chip, n):
-    arch, hw = load_model(model), load_chip(chip)
-    res = search(arch, hw, stack_of(hw), RUN, n)
-    best_time = float(res.steps.step_time[res.best])
     # Brute force: every candidate, pruned ones included, evaluated (one plan at a time equals
     # the vectorised evaluation: test_vectorised_evaluation_equals_one_plan_at_a_time).
-    every, _ = candidate_plans(arch, hw, RUN, n, PlanRequest())
-    assert res.candidates == len(every) > len(res.plans)
-    st = evaluate(arch, hw, stack_of(hw), RUN, every)
-    times = np.where(st.fits, st.step_time, np.inf)
-    fastest = times.min()
-    # The chosen plan is within the tie band of the true fastest...
-    assert fastest * (1 - 1e-9) <= best_time <= fastest * (1 + TIE_BAND) * (1 + 1e-9)
-    # ...and no tied plan is more conventional (lexicographically smaller in CONVENTION).
-    tied = np.flatnonzero(times <= fastest * (1 + TIE_BAND))
-    key = [tuple(int(convention_key(every, f)[i]) for f, _ in CONVENTION) for i in tied]
-    chosen = tuple(int(convention_key(res.plans, f)[res.best]) for f, _ in CONVENTION)
-    assert chosen == min(key)
+    assert_search_equals_brute_force(load_model(model), load_chip(chip), RUN, n)
 
 
 def test_ties_go_to_the_conventional_plan():

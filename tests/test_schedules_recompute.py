@@ -15,7 +15,7 @@ from moebench.engine.terms import pipeline
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import load_model
 from moebench.inputs.run import WEIGHT_BYTES, RunConfig
-from tests.conftest import stack_of
+from tests.conftest import assert_search_equals_brute_force, stack_of
 
 RUN = RunConfig(seq_len=4096, global_batch=512)
 FIXED = dict(tp=1, vpp=1, ep=8, etp=1, cp=1, micro_batch=1, recompute="none",
@@ -286,21 +286,10 @@ def test_the_searched_chain_saves_memory_and_costs_time_in_order():
 @pytest.mark.parametrize(("model", "chip", "n"), [("ling-lite", "h800", 16),
                                                    ("deepseek-v2-lite", "h100", 16)])
 def test_search_with_dualpipev_and_module_sets_equals_brute_force(model, chip, n):
-    from moebench.engine.search import CONVENTION, TIE_BAND, convention_key, search
-
-    arch, hw = load_model(model), load_chip(chip)
-    run = RunConfig(seq_len=4096, global_batch=256, ep_overlap=True)
-    res = search(arch, hw, stack_of(hw), run, n)
-    every, _ = candidate_plans(arch, hw, run, n, PlanRequest())
+    _, every = assert_search_equals_brute_force(
+        load_model(model), load_chip(chip),
+        RunConfig(seq_len=4096, global_batch=256, ep_overlap=True), n)
     assert (every.schedule == 3).any() and len(np.unique(every.recompute_level)) == 4
-    st = evaluate(arch, hw, stack_of(hw), run, every)
-    times = np.where(st.fits, st.step_time, np.inf)
-    fastest = times.min()
-    best = float(res.steps.step_time[res.best])
-    assert fastest * (1 - 1e-9) <= best <= fastest * (1 + TIE_BAND) * (1 + 1e-9)
-    tied = np.flatnonzero(times <= fastest * (1 + TIE_BAND))
-    key = min(tuple(int(convention_key(every, f)[i]) for f, _ in CONVENTION) for i in tied)
-    assert tuple(int(convention_key(res.plans, f)[res.best]) for f, _ in CONVENTION) == key
 
 
 def test_recompute_modules_from_the_cli(cli):
