@@ -133,10 +133,15 @@ def ling_ratios(f: Facts) -> str:
 def ascend_generations(f: Facts) -> str:
     old = f.row(f.generations, "ascend-910b:modellink-ascend")
     new = f.row(f.generations, "ascend-910b:mindspeed-ascend")
+    ant = ANT_LOW_SPEC_PER_1T_CNY / ANT_H800_PER_1T_CNY
+    lo, hi = sorted((old["cost_ratio"], new["cost_ratio"]))
+    where = ("between the two" if lo <= ant <= hi else
+             "above both: moebench finds the 910B cheaper than Ant's figure under either"
+             if ant > hi else "below both: moebench finds the 910B dearer than Ant's figure")
     return (f"{old['cost_ratio']:.2f} of the H800's cost with the 2024 stack "
             f"({old['tokens_per_s_per_chip']:,.0f} tokens/s per chip) and "
             f"{new['cost_ratio']:.2f} with the 2025 one, MindSpeed-LLM 2.x "
-            f"({new['tokens_per_s_per_chip']:,.0f})")
+            f"({new['tokens_per_s_per_chip']:,.0f}); Ant's ratio of {ant:.2f} lies {where}")
 
 
 def dsv3(f: Facts) -> str:
