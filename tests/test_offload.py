@@ -309,3 +309,22 @@ def test_context_carries_the_fraction(tiny):
     ctx = build_context(tiny, chip, stack_of(chip), RUN, _one(tiny, chip, 8, 0.5))
     assert float(ctx.optimizer_offload[0]) == 0.5
     assert stage_params(ctx)[0].shape == (1,)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_compare_says_when_a_row_offloads(fraction):
+    """The compare footer names the rows whose plan offloads, and says their host figures are
+    estimates with no measured run behind them; no such line when none offloads."""
+    from moebench.commands.compare import run_comparison
+    from moebench.commands.compare_report import comparison_report
+    from moebench.commands.options import apply_options
+    from moebench.inputs.scenario import load_scenario
+
+    sc = apply_options(load_scenario("ling-plus-1t"), chips=["h800", "a100"],
+                       plan={"optimizer_offload": fraction})
+    footer = comparison_report(run_comparison(sc), uncertainty=False).footer
+    lines = [f for f in footer if f.startswith("opt-offload")]
+    if fraction:
+        assert lines == [lines[0]] and "(h800, a100)" in lines[0] and "estimates" in lines[0]
+    else:
+        assert lines == []

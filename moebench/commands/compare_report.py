@@ -157,6 +157,11 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     if missing:
         footer.append("no price: " + "; ".join(missing))
     footer += [text for _, text in caveats.values()]
+    offloading = [r.entry for r in cmp.rows if r.plan and r.plan.get("optimizer_offload")]
+    if offloading:
+        footer.append(f"opt-offload ({', '.join(offloading)}): optimizer states in host memory; "
+                      "the host link and CPU Adam figures behind it are estimates, and no "
+                      "measured run in the validation set offloads")
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:
