@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from moebench.commands.calibrate import PARAMETERS, calibrate
-from moebench.commands.calibrate_report import write_stack
+from moebench.commands.calibrate_report import replace_figure, write_stack
 from moebench.commands.measured_runs import load_runs, shipped_runs_path
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_chip
@@ -69,8 +69,7 @@ def generic_text(date: datetime.date) -> str:
                 f"source: \"median and span of the vendor stacks that calibrate it ({detail}; "
                 f"{date.isoformat()}): a chip with no public training runs may sit anywhere in "
                 "it\"}")
-        pattern = re.compile(rf"^(\s+{param.field}:\s*)\{{.*\}}\s*$", re.MULTILINE)
-        text = pattern.sub(lambda m, line=line: m.group(1) + line, text, count=1)
+        text = replace_figure(text, param.field, line)
     text = text.replace(f"name: {TEMPLATE}", f"name: {GENERIC}", 1)
     text = re.sub(r"^vendor: .*$", "vendor: any", text, count=1, flags=re.MULTILINE)
     text = re.sub(r"^display_name: .*$",
@@ -103,10 +102,7 @@ def inherit(stack: str, source: str, names: tuple[str, ...], root: Path,
                 f"high: {f.high:.4g}, source: \"inherited from {source}'s fit (too few "
                 f"{stack} runs to fit it; the same operator library generation), "
                 f"{date.isoformat()}\"}}")
-        pattern = re.compile(rf"^(\s+{param.field}:\s*)\{{.*\}}\s*$", re.MULTILINE)
-        text, n = pattern.subn(lambda m, line=line: m.group(1) + line, text, count=1)
-        if n != 1:
-            raise SystemExit(f"{path}: no {param.field} to inherit into")
+        text = replace_figure(text, param.field, line)
     path.write_text(text, encoding="utf-8")
 
 

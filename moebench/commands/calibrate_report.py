@@ -39,6 +39,17 @@ def figure_line(name: str, result: Calibration, source: str) -> str:
             f"source: \"{source}\"}}")
 
 
+def replace_figure(text: str, field: str, line: str) -> str:
+    """``text`` (a profile's YAML) with the one-line figure ``  field: {...}`` set to ``line``,
+    comments and layout kept; the field must appear exactly once."""
+    pattern = re.compile(rf"^(\s+{field}:\s*)\{{.*\}}\s*$", re.MULTILINE)
+    if len(pattern.findall(text)) != 1:
+        raise ValueError(f"field {field} is not one line in the stack profile")
+    match = pattern.search(text)
+    assert match is not None
+    return text[:match.start()] + match.group(1) + line + text[match.end():]
+
+
 def stack_text(base_text: str, spec: StackSpec, result: Calibration, runs_path: Path,
                date: datetime.date | None = None) -> str:
     """The base stack's YAML with the fitted figures replaced (kind calibrated), comments and
@@ -46,14 +57,7 @@ def stack_text(base_text: str, spec: StackSpec, result: Calibration, runs_path: 
     source = fitted_source(result, runs_path, date or datetime.date.today())
     text = base_text
     for name in result.names:
-        field = PARAMETERS[name].field
-        pattern = re.compile(rf"^(\s+{field}:\s*)\{{.*\}}\s*$", re.MULTILINE)
-        if len(pattern.findall(text)) != 1:
-            raise ValueError(f"field {field} is not one line in the stack profile")
-        line = figure_line(name, result, source)
-        match = pattern.search(text)
-        assert match is not None
-        text = text[:match.start()] + match.group(1) + line + text[match.end():]
+        text = replace_figure(text, PARAMETERS[name].field, figure_line(name, result, source))
     loo = float(np.mean(np.abs(result.loo_errors)))
     summary = (f"validation: {{runs: {len(result.run_ids)}, loo_mean_abs_error: {loo:.3f}, "
                f"target: {VALIDATION_TARGET}, note: \"{runs_path.name}, "
