@@ -19,7 +19,7 @@ activations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -230,32 +230,74 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
                     ) -> MemoryBreakdown:
     """Bytes per chip on the most loaded stage for every plan, from its (replicated,
     expert-sharded) parameters per chip (:func:`stage_params`)."""
-    spec = ctx.arch.spec
-    pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
-    dualpipe = ctx.dualpipe
-    copies = np.where(dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
-    weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
-    offloaded, host = (b * copies for b in host_state_bytes(ctx, params))
-
     small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute", "rc_modules"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
-    layers_per_stage = ctx.layers_per_stage
+    acts, logits = _stage_activations(ctx, stored, working)
+    return _breakdown(ctx, params, acts, logits)
+
+
+def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
+                          recompute: np.ndarray, rc_modules: np.ndarray) -> MemoryBreakdown:
+    """:func:`memory_per_chip` of each plan of ``ctx`` under each of k recompute options
+    (``recompute[j]``, ``rc_modules[j]``), as n x k rows, option innermost: the order in which
+    :func:`moebench.engine.plan.candidate_plans` builds them.
+
+    Recompute changes only the activations, and those only through (tp, cp, micro-batch, etp)
+    per layer: the training state is computed once per plan and the activations once per
+    distinct combination and option, instead of k times over every row (equal to
+    :func:`memory_per_chip` of the expanded plans, tested)."""
+    k = len(recompute)
+    small, index = distinct(ctx, ("tp", "cp", "mb", "etp"))
+    stored, working = [], []
+    for r, mods in zip(recompute, rc_modules, strict=True):
+        opt = replace(small, recompute=np.full_like(small.recompute, r),
+                      rc_modules=np.full_like(small.rc_modules, mods))
+        s_j, w_j = activation_bytes_per_layer(opt)
+        stored.append(expand(np.broadcast_to(s_j, small.tp.shape), index))
+        working.append(expand(np.broadcast_to(w_j, small.tp.shape), index))
+    acts, logits = _stage_activations(ctx, np.stack(stored, axis=1), np.stack(working, axis=1))
+    base = _breakdown(ctx, params, acts.ravel(), logits.ravel(), repeat=k)
+    return base
+
+
+def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(activations, logits) bytes on the heavier of the first and the last stage, from one
+    layer's stored and working bytes (per plan, or per plan and option as columns)."""
+    spec = ctx.arch.spec
+    pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
+    col = (lambda a: a[:, None]) if stored.ndim == 2 else (lambda a: a)
     in_flight = np.where(
-        dualpipe, pp + 1, np.where(
+        ctx.dualpipe, pp + 1, np.where(
             ctx.dualpipev, pp + 0.5,
             np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)),
     )
-    first_stage_acts = in_flight * layers_per_stage * stored + working
-    logits = (1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0  # FP32, vocab-parallel
-    last_stage_acts = layers_per_stage * stored + working
+    layers_per_stage = ctx.layers_per_stage
+    first_stage_acts = col(in_flight * layers_per_stage) * stored + working
+    logits = col((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0)  # FP32
+    last_stage_acts = col(layers_per_stage) * stored + working
     # With one stage it holds everything; otherwise report the heavier of first and last
     # (DualPipeV's rank 0 is both).
-    first_heavier = (pp > 1) & (first_stage_acts >= last_stage_acts + logits) & ~ctx.dualpipev
-    acts = np.where(first_heavier | (pp == 1) | ctx.dualpipev, first_stage_acts,
-                    last_stage_acts)
+    multi, v = col(pp > 1), col(ctx.dualpipev)
+    first_heavier = multi & (first_stage_acts >= last_stage_acts + logits) & ~v
+    acts = np.where(first_heavier | ~multi | v, first_stage_acts, last_stage_acts)
+    return acts, np.where(first_heavier, 0.0, logits)
+
+
+def _breakdown(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np.ndarray,
+               logits: np.ndarray, repeat: int = 1) -> MemoryBreakdown:
+    """The breakdown from the plans' training state and the given activation bytes (each
+    plan's state repeated ``repeat`` times, beside as many activation rows)."""
+    copies = np.where(ctx.dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
+    weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
+    offloaded, host = (b * copies for b in host_state_bytes(ctx, params))
+
+    def rows(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a, repeat) if repeat > 1 else a
+
     return MemoryBreakdown(
-        weights=weights, gradients=grads, optimizer=optimizer,
-        activations=acts, logits=np.where(first_heavier, 0.0, logits),
-        reserve=np.zeros_like(weights) + ctx.stack.reserve_bytes,
-        offloaded_optimizer=offloaded, host=host,
+        weights=rows(weights), gradients=rows(grads), optimizer=rows(optimizer),
+        activations=acts, logits=logits,
+        reserve=np.full(len(acts), ctx.stack.reserve_bytes),
+        offloaded_optimizer=rows(offloaded), host=rows(host),
     )

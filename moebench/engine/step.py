@@ -15,13 +15,18 @@ optimizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from moebench.engine.collectives import ranks_per_domain
 from moebench.engine.context import StepContext, build_context, distinct, expand
-from moebench.engine.memory import MemoryBreakdown, memory_per_chip, stage_params
+from moebench.engine.memory import (
+    MemoryBreakdown,
+    memory_over_recompute,
+    memory_per_chip,
+    stage_params,
+)
 from moebench.engine.plan import PlanArrays
 from moebench.engine.terms import comm, compute, data_parallel, host, overlap, pipeline
 from moebench.inputs.hardware import Chip
@@ -64,9 +69,43 @@ def evaluate(
 def memory_of(
     arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays
 ) -> MemoryBreakdown:
-    """Memory per chip of every plan, without its step time (cheap: for pruning)."""
+    """Memory per chip of every plan, without its step time (cheap: for pruning). Plans laid
+    out as :func:`~moebench.engine.plan.candidate_plans` builds them, each plan's recompute
+    options in adjacent rows (:func:`recompute_block`), are computed once per plan and
+    option set (:func:`memory_over_recompute`)."""
+    k = recompute_block(plans)
+    if k > 1:
+        ctx = build_context(arch, chip, stack, run, plans.take(np.arange(0, len(plans), k)))
+        return memory_over_recompute(ctx, stage_params(ctx), plans.recompute[:k],
+                                     plans.rc_modules[:k])
     ctx = build_context(arch, chip, stack, run, plans)
     return memory_per_chip(ctx, stage_params(ctx))
+
+
+def recompute_block(plans: PlanArrays) -> int:
+    """k when the plans are groups of k rows that differ only in recompute, every group with
+    the same k options in the same order (the layout :func:`candidate_plans` builds); else 1.
+    """
+    n = len(plans)
+    rc, mods = plans.recompute, plans.rc_modules
+    if n < 2:
+        return 1
+    again = np.flatnonzero((rc[1:] == rc[0]) & (mods[1:] == mods[0]))
+    k = int(again[0]) + 1 if again.size else n
+    if k < 2 or n % k:
+        return 1
+    same_options = (np.array_equal(rc.reshape(-1, k), np.broadcast_to(rc[:k], (n // k, k)))
+                    and np.array_equal(mods.reshape(-1, k),
+                                       np.broadcast_to(mods[:k], (n // k, k))))
+    if not same_options:
+        return 1
+    varied = ("recompute", "rc_modules")
+    for f in fields(plans):
+        if f.name not in varied:
+            col = getattr(plans, f.name).reshape(-1, k)
+            if not (col == col[:, :1]).all():
+                return 1
+    return k
 
 
 def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArrays:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,28 @@ def read_text(path: Path) -> str:
         raise InputError(where, None, f"is not UTF-8 text (byte {exc.start})") from None
 
 
+# Parsed files by (path, modification time, size): a sweep loads the same few profiles at every
+# point, and pure-Python YAML parsing was half of its time. A changed file is parsed again.
+_PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def load_mapping(path: Path) -> dict[str, Any]:
-    """Parse a YAML (or JSON) file whose top level must be a mapping."""
+    """Parse a YAML (or JSON) file whose top level must be a mapping (a fresh copy each call;
+    an unchanged file is parsed once per process)."""
+    try:
+        st = path.stat()
+        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _PARSED:
+        return copy.deepcopy(_PARSED[key])
+    data = _parse_mapping(path)
+    if key is not None:
+        _PARSED[key] = copy.deepcopy(data)
+    return data
+
+
+def _parse_mapping(path: Path) -> dict[str, Any]:
     text = read_text(path)
     where = str(path)
     try:
