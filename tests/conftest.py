@@ -54,7 +54,7 @@ def _stack(vendor, chip_name, default, name, options):
     return load_stack(name, vendor, chip_name, default, StackOptions(**dict(options)))
 
 
-def assert_search_equals_brute_force(arch, chip, run, num_chips):
+def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None):
     """The vectorised search (with its exact pruning) picks what brute force over every
     candidate plan picks: a plan within the tie band of the true fastest, and among the tied
     plans the most conventional one. Returns (search result, every candidate)."""
@@ -64,8 +64,9 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips):
     from moebench.engine.search import CONVENTION, TIE_BAND, convention_key, search
     from moebench.engine.step import evaluate
 
-    res = search(arch, chip, stack_of(chip), run, num_chips)
-    every, _ = candidate_plans(arch, chip, run, num_chips, PlanRequest())
+    request = request or PlanRequest()
+    res = search(arch, chip, stack_of(chip), run, num_chips, request)
+    every, _ = candidate_plans(arch, chip, run, num_chips, request)
     assert res.candidates == len(every) > len(res.plans)
     st = evaluate(arch, chip, stack_of(chip), run, every)
     times = np.where(st.fits, st.step_time, np.inf)

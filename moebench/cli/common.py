@@ -131,6 +131,11 @@ OptOffloadOpt = Annotated[float | None, typer.Option(
                                 "kept in host memory and stepped on the CPU, 0 to 1 (Megatron-"
                                 "Core --optimizer-cpu-offload --optimizer-offload-fraction; "
                                 "searched: 0 and 1).")]
+LayoutOpt = Annotated[str | None, typer.Option(
+    "--pipeline-layout", help="Layers per pipeline rank: balanced (searched: the LM head, loss "
+                              "and MTP take the place of layers), even (Megatron's default "
+                              "split), a Megatron layout string such as 'Et*3|(tt|)*29m|L', "
+                              "layers per rank '4,8,8,6', or first=N,last=M.")]
 OptStatesOpt = Annotated[str | None, typer.Option(
     "--optimizer-states", help="Adam moment precision: fp32 (default) or bf16.")]
 

@@ -25,6 +25,7 @@ from moebench.cli.common import (
     GraphsOpt,
     ImbOpt,
     JobSeqLenOpt,
+    LayoutOpt,
     MbOpt,
     ModelOpt,
     OomOpt,
@@ -85,7 +86,7 @@ def estimate(
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
-    optimizer_offload: OptOffloadOpt = None,
+    optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
     mix: MixOpt = None, fabric: FabricOpt = None, placement: PlacementOpt = None,
     sync_every: SyncEveryOpt = None, strategy: StrategyOpt = None, choose: ChooseOpt = None,
     price_basis: BasisOpt = None, tokens: TokensOpt = None,
@@ -113,7 +114,7 @@ def estimate(
             "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
             "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
             "cp_kind": cp_kind, "recompute_modules": modules_choice(recompute_modules),
-            "optimizer_offload": optimizer_offload}
+            "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout}
     mix_only = {"--fabric": fabric, "--placement": placement, "--sync-every": sync_every,
                 "--strategy": strategy, "--choose": choose, "--price-basis": price_basis,
                 "--tokens": tokens}
@@ -188,7 +189,7 @@ def explain(
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
-    optimizer_offload: OptOffloadOpt = None,
+    optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -212,7 +213,8 @@ def explain(
         micro_batch=micro_batch, recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
         optimizer_states=optimizer_states, cp_kind=cp_kind,
-        recompute_modules=modules_choice(recompute_modules), optimizer_offload=optimizer_offload)
+        recompute_modules=modules_choice(recompute_modules), optimizer_offload=optimizer_offload,
+        pipeline_layout=pipeline_layout)
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

@@ -9,7 +9,9 @@ Columns (empty cells: plan fields are searched, settings take the stack's defaul
 schedule, ep_overlap, seq_len, global_batch, metric, measured, production, stack, dispatcher,
 graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes``, and optionally
 ``sharding, shard_group, optimizer_states, cp_kind, recompute_modules`` (selective recompute's
-modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective or empty).
+modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective or empty),
+``optimizer_offload`` and ``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
+Megatron layout string, layers per rank or first=N,last=M; empty: balanced).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
-            "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload")
+            "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
+            "pipeline_layout")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -146,6 +149,17 @@ class _Row:
         return raw
 
 
+def _layout_text(r: _Row) -> str | None:
+    """The pipeline_layout column, its form checked (against the model when it runs)."""
+    from moebench.engine.layout import layout_syntax_error
+
+    text = r.text("pipeline_layout")
+    problem = None if text is None else layout_syntax_error(text)
+    if problem:
+        raise r._err("pipeline_layout", problem)
+    return text
+
+
 def _run(r: _Row) -> MeasuredRun:
     metric = r.choice("metric", tuple(FASTER_IS_LARGER))
     if metric is None:
@@ -168,7 +182,8 @@ def _run(r: _Row) -> MeasuredRun:
                        sharding=r.choice("sharding", SHARDING),
                        shard_group=r.integer("shard_group"),
                        cp_kind=r.choice("cp_kind", CP_KINDS),
-                       optimizer_offload=r.fraction("optimizer_offload"))
+                       optimizer_offload=r.fraction("optimizer_offload"),
+                       pipeline_layout=_layout_text(r))
     imbalance = r.number("expert_imbalance") or 1.0
     if imbalance < 1.0:
         raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")

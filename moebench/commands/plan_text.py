@@ -37,6 +37,9 @@ def plan_text(plan: dict[str, Any] | None) -> str:
         parts.append(f"rc-{recompute_text(plan)}")
     if plan["schedule"] != "1f1b":
         parts.append(plan["schedule"])
+    layout = plan.get("pipeline_layout", "balanced")
+    if layout != "balanced" and plan["pp"] > 1:  # the search's own choice: unsaid
+        parts.append("even-layout" if layout == "even" else f"layout[{layout}]")
     if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid
         parts.append(sharding_text(plan))
     parts += offload_text(plan)

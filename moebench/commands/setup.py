@@ -111,7 +111,8 @@ JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precisio
                                 "ep_overlap": False, "expert_imbalance": 1.0,
                                 "optimizer_states": "fp32"}
 PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
-               "sharding", "shard_group", "cp_kind", "recompute_modules", "optimizer_offload")
+               "sharding", "shard_group", "cp_kind", "recompute_modules", "optimizer_offload",
+               "pipeline_layout")
 
 
 def job_from_options(scenario: str | None, *, model: str | None, chip: str,

@@ -71,7 +71,17 @@ def _plan_fields() -> dict[str, Callable[[str], Any]]:
              "cp_kind": CP_KINDS}
     ints = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "shard_group")
     return {**{k: _positive_int for k in ints}, **{k: _one_of(v) for k, v in named.items()},
-            "recompute_modules": _modules, "optimizer_offload": _fraction}
+            "recompute_modules": _modules, "optimizer_offload": _fraction,
+            "pipeline_layout": _layout}
+
+
+def _layout(raw: str) -> str:
+    from moebench.engine.layout import layout_syntax_error
+
+    problem = layout_syntax_error(raw)
+    if problem:
+        raise ValueError(problem)
+    return raw
 
 
 def _modules(raw: str) -> list[str]:

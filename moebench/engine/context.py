@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from moebench.engine.collectives import Links
+from moebench.engine.layout import StageCounts
 from moebench.engine.plan import PlanArrays
 from moebench.engine.workload import LayerShapes, layer_shapes
 from moebench.inputs.hardware import Chip
@@ -74,7 +75,10 @@ class StepContext:
     """Achievable HBM byte/s."""
     links: Links
     layers_per_stage: np.ndarray
+    """Layers on the fullest pipeline rank."""
     moe_layers_per_stage: np.ndarray
+    stage: StageCounts
+    """Layers on the first, the loss's, the fullest and MTP's rank, and the layout kind."""
     expert_dp: np.ndarray
     """Expert-data-parallel size: the ranks of a stage over ep x etp."""
     ep_overlap: np.ndarray
@@ -154,7 +158,8 @@ def build_context(
     load = run.capacity_factor if run.capacity_factor is not None else run.expert_imbalance
     received = tok_sp * sh.top_k * load
     local_experts = max(sh.num_experts, 1) / ep
-    layers = plans.layers_per_stage(spec.num_layers)
+    counts = plans.stage_counts(spec.num_layers)
+    layers = counts.fullest
     moe_frac = arch.num_moe_layers / spec.num_layers
     return StepContext(
         arch=arch, chip=chip, stack=stack, run=run, plans=plans, shapes=sh,
@@ -170,7 +175,7 @@ def build_context(
         attn_rate=chip.bf16_flops * chip.bf16_gemm_eff * stack.attention_fraction / slow,
         mem_bw=chip.hbm_bw * chip.hbm_eff,
         links=Links.of(chip, stack.collective_fraction),
-        layers_per_stage=layers, moe_layers_per_stage=layers * moe_frac,
+        layers_per_stage=layers, moe_layers_per_stage=layers * moe_frac, stage=counts,
         expert_dp=tp * cp * f["dp"] / (ep * etp),
         ep_overlap=ep_overlap,
         dropless_sync=stack.host_sync and run.capacity_factor is None,

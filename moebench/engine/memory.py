@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from moebench.engine.context import StepContext, distinct, expand
+from moebench.engine.layout import GIVEN
 from moebench.engine.workload import ffn_act_elements
 from moebench.inputs.run import GRAD_BYTES, WEIGHT_BYTES
 
@@ -115,7 +116,35 @@ def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     both = layer_dense * frac + p.embedding + p.lm_head + mtp_dense
     dense = np.where(pp > 1, np.where(ctx.dualpipev, both, np.maximum(first, last)), whole)
     expert = p.expert * frac + mtp_expert
-    return dense / tp, expert / ep
+    if ctx.stage.uniform:
+        return dense / tp, expert / ep
+    return _written_stage_params(ctx, layer_dense, mtp_dense, mtp_expert, (dense, expert))
+
+
+def _written_stage_params(ctx: StepContext, layer_dense: Any, mtp_dense: Any, mtp_expert: Any,
+                          uniform: tuple[np.ndarray, np.ndarray]
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(replicated, expert) parameters per chip on the heaviest rank of a written layout: of
+    the first rank (its layers and the embedding), the loss's (its layers, the LM head, and MTP
+    unless apart), MTP's when apart, and the fullest; plans without one keep ``uniform``."""
+    p, n, st = ctx.arch.params, ctx.arch.spec.num_layers, ctx.stage
+    tp, ep = ctx.tp, ctx.ep * ctx.etp
+    apart = np.asarray(st.mtp_apart) >= 0
+    with_head = np.where(apart, 0.0, 1.0)
+    ranks = [
+        (layer_dense * st.first / n + p.embedding, p.expert * st.first / n),
+        (layer_dense * st.head / n + p.lm_head + with_head * mtp_dense,
+         p.expert * st.head / n + with_head * mtp_expert),
+        (layer_dense * st.fullest / n, p.expert * st.fullest / n),
+        (np.where(apart, layer_dense * np.maximum(st.mtp_apart, 0) / n + mtp_dense, 0.0),
+         np.where(apart, p.expert * np.maximum(st.mtp_apart, 0) / n + mtp_expert, 0.0)),
+    ]
+    per_chip = np.stack([d / tp + e / ep for d, e in ranks])
+    pick = np.argmax(per_chip, axis=0)
+    dense = np.choose(pick, [np.broadcast_to(d, pick.shape) for d, _ in ranks])
+    expert = np.choose(pick, [np.broadcast_to(e, pick.shape) for _, e in ranks])
+    given = np.asarray(st.kind) == GIVEN
+    return (np.where(given, dense, uniform[0]) / tp, np.where(given, expert, uniform[1]) / ep)
 
 
 def layer_params(ctx: StepContext) -> np.ndarray:
@@ -272,10 +301,17 @@ def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray
             ctx.dualpipev, pp + 0.5,
             np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)),
     )
-    layers_per_stage = ctx.layers_per_stage
-    first_stage_acts = col(in_flight * layers_per_stage) * stored + working
+    st = ctx.stage
+    first_stage_acts = col(in_flight * st.first) * stored + working
+    if not st.uniform:
+        # A written layout may leave rank 0 lighter: rank 1, one micro-batch fewer in flight
+        # under 1F1B, with the fullest rank's layers.
+        second = np.minimum(pp - 1, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp),
+                                                          1.0)
+        first_stage_acts = np.maximum(first_stage_acts,
+                                      col(second * st.fullest) * stored + working)
     logits = col((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0)  # FP32
-    last_stage_acts = col(layers_per_stage) * stored + working
+    last_stage_acts = col(st.head) * stored + working
     # With one stage it holds everything; otherwise report the heavier of first and last
     # (DualPipeV's rank 0 is both).
     multi, v = col(pp > 1), col(ctx.dualpipev)
@@ -298,6 +334,7 @@ def _breakdown(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np
     return MemoryBreakdown(
         weights=rows(weights), gradients=rows(grads), optimizer=rows(optimizer),
         activations=acts, logits=logits,
-        reserve=np.full(len(acts), ctx.stack.reserve_bytes),
+        # The reserve may be an array of sampled figures (uncertainty): broadcast, not fill.
+        reserve=np.zeros_like(acts + rows(weights)) + ctx.stack.reserve_bytes,
         offloaded_optimizer=rows(offloaded), host=rows(host),
     )

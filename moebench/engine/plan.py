@@ -15,6 +15,14 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from moebench.engine.layout import (
+    GIVEN,
+    LAYOUTS,
+    StageCounts,
+    WrittenLayout,
+    parse_layout,
+    stage_counts,
+)
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
@@ -83,6 +91,16 @@ class PlanArrays:
     """Fraction (float) of each rank's optimizer states (FP32 master and Adam moments) kept in
     host memory and stepped on the CPU: 0 none, 1 all (Megatron-Core --optimizer-cpu-offload
     --optimizer-offload-fraction)."""
+    layout: np.ndarray | None = None
+    """Index into :data:`~moebench.engine.layout.LAYOUTS` per plan; None: balanced for all
+    (the search's choice, no column built)."""
+    written: WrittenLayout | None = None
+    """The written-out layout of the plans whose layout is ``given``."""
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The per-plan arrays by field name (a missing layout column left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "written" and getattr(self, f.name) is not None}
 
     @property
     def recompute_level(self) -> np.ndarray:
@@ -100,9 +118,14 @@ class PlanArrays:
 
     def layers_per_stage(self, num_layers: int) -> np.ndarray:
         """Layers on the fullest pipeline rank: ceil(L / (pp * c)) layers in each of its c
-        chunks (c = :attr:`chunks`; never more than L)."""
-        pp, c = self.pp.astype(float), self.chunks.astype(float)
-        return np.minimum(np.ceil(num_layers / (pp * c)) * c, num_layers)
+        chunks (c = :attr:`chunks`; never more than L) unless a written layout says otherwise.
+        """
+        return self.stage_counts(num_layers).fullest
+
+    def stage_counts(self, num_layers: int) -> StageCounts:
+        """Layers on the first, the loss's, the fullest and MTP's rank of every plan."""
+        return stage_counts(self.pp, self.vpp, self.chunks, self.layout, self.written,
+                            num_layers)
 
     @property
     def expert_dp(self) -> np.ndarray:
@@ -120,20 +143,23 @@ class PlanArrays:
 
     def take(self, idx: np.ndarray | int) -> PlanArrays:
         idx = np.atleast_1d(idx)
-        return PlanArrays(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return PlanArrays(**{k: v[idx] for k, v in self.columns().items()},
+                          written=self.written)
 
     def concat(self, other: PlanArrays) -> PlanArrays:
-        """These plans followed by ``other``'s."""
-        return PlanArrays(**{f.name: np.concatenate([getattr(self, f.name),
-                                                     getattr(other, f.name)])
-                             for f in fields(self)})
+        """These plans followed by ``other``'s (the same layout request)."""
+        mine, theirs = self.columns(), other.columns()
+        return PlanArrays(**{k: np.concatenate([v, theirs[k]]) for k, v in mine.items()},
+                          written=self.written)
 
     def with_offload(self, fraction: float) -> PlanArrays:
         """The same plans with the optimizer-offload fraction set."""
         return replace(self, optimizer_offload=np.full(len(self), fraction))
 
-    def describe(self, i: int, num_micro: int) -> dict[str, object]:
-        """Plan ``i`` as a plain mapping (the JSON ``plan`` object)."""
+    def describe(self, i: int, num_micro: int, num_layers: int | None = None
+                 ) -> dict[str, object]:
+        """Plan ``i`` as a plain mapping (the JSON ``plan`` object; with ``num_layers``, the
+        layers on its first, last and fullest pipeline rank)."""
         return {
             "tp": int(self.tp[i]), "pp": int(self.pp[i]), "vpp": int(self.vpp[i]),
             "ep": int(self.ep[i]), "etp": int(self.etp[i]), "cp": int(self.cp[i]),
@@ -145,7 +171,21 @@ class PlanArrays:
             "sharding": SHARDING[int(self.sharding[i])], "shard_group": int(self.shard[i]),
             "cp_kind": CP_KINDS[int(self.cp_kind[i])],
             "optimizer_offload": float(self.optimizer_offload[i]),
+            **self.describe_layout(i, num_layers),
         }
+
+    def describe_layout(self, i: int, num_layers: int | None) -> dict[str, object]:
+        """Plan ``i``'s pipeline layout: its kind (or the layout as written) and the layers
+        on its first, last (the loss's) and fullest rank."""
+        kind = 0 if self.layout is None else int(self.layout[i])
+        name = self.written.text if kind == GIVEN and self.written else LAYOUTS[kind]
+        if int(self.pp[i]) == 1 or num_layers is None:
+            return {"pipeline_layout": name}
+        counts = self.take(i).stage_counts(num_layers)
+        return {"pipeline_layout": name,
+                "stage_layers": {"first": int(counts.first[0]), "last": int(counts.head[0]),
+                                 "fullest": int(counts.fullest[0])}}
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +211,9 @@ class PlanRequest:
     domain."""
     optimizer_offload: float | None = None
     """Fraction of the optimizer states offloaded to the host, 0 to 1."""
+    pipeline_layout: str | None = None
+    """balanced, even or a written layout (:mod:`moebench.engine.layout`); None: balanced,
+    the search's choice."""
 
     def __post_init__(self) -> None:
         if self.recompute_modules is not None and not isinstance(self.recompute_modules, tuple):
@@ -178,7 +221,7 @@ class PlanRequest:
 
     def is_complete(self) -> bool:
         return all(getattr(self, f.name) is not None for f in fields(self)
-                   if f.name not in ("shard_group", "recompute_modules"))
+                   if f.name not in ("shard_group", "recompute_modules", "pipeline_layout"))
 
 
 def _choices(fixed: int | None, default: tuple[int, ...], option: str) -> np.ndarray:
@@ -300,6 +343,7 @@ def candidate_plans(
     g.rule("dualpipev needs pp >= 2, vpp 1, micro-batches >= 2*pp and 2*pp <= layers + 2",
            (g["schedule"] != DUALPIPEV)
            | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
+    written = _layout(g, req, spec.num_layers, spec.mtp_depth)
     _sharding(g, req, chip)
     _offload(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
@@ -314,8 +358,41 @@ def candidate_plans(
         schedule=g["schedule"],
         sharding=g["sharding"], shard=g["shard"], cp_kind=g["cp_kind"],
         optimizer_offload=g["optimizer_offload"],
+        layout=g.cols.get("layout"), written=written,
     )
     return plans, g.removed
+
+
+def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
+            ) -> WrittenLayout | None:
+    """The pipeline layout, when one is asked for (a column only then: the search's own choice,
+    balanced, is every plan's without one). A written layout holds for the pipeline sizes it
+    can be laid on (:meth:`WrittenLayout.fits`), under 1F1B or ZB1P: DualPipe's and
+    DualPipeV's stage placement is their own."""
+    text = req.pipeline_layout
+    if text is None or text.strip() == "balanced":
+        return None
+    if text.strip() == "even":
+        g.expand("layout", np.array([LAYOUTS.index("even")]))
+        chunks = np.where(g["schedule"] == DUALPIPEV, 2, g["vpp"])
+        g.rule("an even pipeline layout needs the layers divisible by pp x vpp (Megatron-LM's "
+               "default split); give --pipeline-layout balanced or a written layout",
+               num_layers % (g["pp"] * chunks) == 0)
+        return None
+    written = parse_layout(text, num_layers, mtp_depth)
+    g.expand("layout", np.array([GIVEN]))
+    if len(g["pp"]) == 0:
+        return written
+    # One check per distinct (pp, vpp, DualPipeV), not per plan.
+    v = g["schedule"] == DUALPIPEV
+    key = (g["pp"] * 4096 + g["vpp"]) * 2 + v
+    shapes, first = np.unique(key, return_index=True)
+    ok = [written.fits(int(g["pp"][i]), int(g["vpp"][i]), bool(v[i])) for i in first]
+    g.rule(f"pipeline layout {text!r} needs {written.requirement()}",
+           np.isin(key, shapes[np.array(ok, dtype=bool)]))
+    g.rule("a written pipeline layout does not apply to dualpipe (two copies of each stage)",
+           g["schedule"] != 1)
+    return written
 
 
 def _recompute_options(req: PlanRequest) -> np.ndarray:

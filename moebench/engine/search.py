@@ -14,7 +14,7 @@ compare against brute force).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -202,7 +202,7 @@ def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
     """
     n = len(plans)
     varied = ("sharding", "shard", "optimizer_offload", "recompute", "rc_modules")
-    base = [getattr(plans, f.name) for f in fields(plans) if f.name not in varied]
+    base = [col for name, col in plans.columns().items() if name not in varied]
     changed = np.zeros(n, dtype=bool)
     changed[0] = True
     for col in base:

@@ -15,7 +15,7 @@ optimizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,9 +100,9 @@ def recompute_block(plans: PlanArrays) -> int:
     if not same_options:
         return 1
     varied = ("recompute", "rc_modules")
-    for f in fields(plans):
-        if f.name not in varied:
-            col = getattr(plans, f.name).reshape(-1, k)
+    for name, values in plans.columns().items():
+        if name not in varied:
+            col = values.reshape(-1, k)
             if not (col == col[:, :1]).all():
                 return 1
     return k

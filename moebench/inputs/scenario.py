@@ -31,6 +31,9 @@ class PlanFields(Record):
     sharding: Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"] | None = None
     shard_group: int | None = Field(default=None, gt=0)
     cp_kind: Literal["ring", "ulysses"] | None = None
+    pipeline_layout: str | None = Field(
+        default=None, description="balanced, even, a Megatron layout string, layers per rank "
+                                  "or first=N,last=M (moebench.engine.layout)")
     optimizer_offload: float | None = Field(
         default=None, ge=0, le=1, allow_inf_nan=False,
         description="fraction of the optimizer states offloaded to the host (0 to 1)")

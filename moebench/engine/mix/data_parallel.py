@@ -87,7 +87,8 @@ def _part(t: MixType, share: int, res: SearchResult | None) -> PartPlan:
                         sequences=0, step_time_s=0.0, memory_bytes=0.0, checkpoint_bytes=0.0)
     i, st = res.best, res.steps
     return PartPlan(chip=t.chip.name, stack=t.stack.name, count=t.count,
-                    plan=res.plans.describe(i, int(round(float(st.num_micro[i])))),
+                    plan=res.plans.describe(i, int(round(float(st.num_micro[i]))),
+                                            res.arch.spec.num_layers),
                     sequences=share, step_time_s=float(st.step_time[i]),
                     memory_bytes=float(st.memory.total[i]),
                     checkpoint_bytes=float(st.memory.checkpoint[i]))

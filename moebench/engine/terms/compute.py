@@ -284,15 +284,13 @@ class StageCompute:
 
 
 def stage_compute(ctx: StepContext, f: LayerForward) -> StageCompute:
-    """The slowest stage: its layers, and the head's work where it does not fit beside them.
-    Whole layers cannot be split and the head must sit on some stage, so a stage takes
-    max(layers per stage x per-layer time, work / pp)."""
+    """The slowest stage: its layers, and the head's work where it does not fit beside them
+    (:func:`head_beyond_layers`)."""
     comp = training_components(ctx, f)
-    head = comp.pop("lm_head_mtp")
+    comp.pop("lm_head_mtp")
     scale = ctx.layers_per_stage / ctx.arch.spec.num_layers  # the stage's share of layers
     layers = {k: v * scale for k, v in comp.items()}
-    in_layers = sum(layers.values())
-    head_part = np.maximum(0.0, (sum(comp.values()) + head) / ctx.pp - in_layers)
+    head_part = head_beyond_layers(ctx, sum(comp.values()), train(f.head), train(f.mtp))
     lp = layer_pass(ctx, f)
     moe, dense = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
     fwd = ctx.layers_per_stage * lp.attention_fwd + moe * lp.moe_fwd + dense * lp.dense_fwd
@@ -300,3 +298,28 @@ def stage_compute(ctx: StepContext, f: LayerForward) -> StageCompute:
     return StageCompute(layer=lp, head_fwd=head_part / 3.0, head_bwd=head_part * 2.0 / 3.0,
                         components={**layers, "lm_head_mtp": head_part},
                         layers_fwd=fwd, layers_bwd=bwd)
+
+
+def head_beyond_layers(ctx: StepContext, all_layers: Any, head: Any, mtp: Any) -> Any:
+    """Seconds the LM head and loss (``head``) and MTP (``mtp``) add to the slowest rank beyond
+    the fullest rank's layers (``all_layers``: every layer of the model, t per layer on
+    average).
+
+    balanced: whole layers cannot be split and the head must sit on some rank, so the slowest
+    rank does max(its layers, the whole model's work / pp), the best any layout can do.
+    even or written (:mod:`moebench.engine.layout`), with n_full, n_head and n_mtp the layers
+    on the fullest, the loss's and MTP's rank: the slower of n_head t + head (+ mtp when they
+    share a rank) and n_mtp t + mtp, beyond n_full t; nothing when the fullest rank is slower.
+    """
+    n = ctx.arch.spec.num_layers
+    per_layer = all_layers / n
+    st = ctx.stage
+    balanced = np.maximum(0.0, (all_layers + head + mtp) / ctx.pp
+                          - ctx.layers_per_stage * per_layer)
+    if isinstance(st.kind, int) and st.kind == 0:
+        return balanced
+    apart = np.asarray(st.mtp_apart) >= 0
+    head_rank = (st.head - st.fullest) * per_layer + head + np.where(apart, 0.0, mtp)
+    mtp_rank = np.where(apart, (np.asarray(st.mtp_apart) - st.fullest) * per_layer + mtp, 0.0)
+    placed = np.maximum(0.0, np.maximum(head_rank, mtp_rank))
+    return np.where(np.asarray(st.kind) == 0, balanced, placed)
