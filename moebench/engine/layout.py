@@ -85,8 +85,8 @@ class WrittenLayout:
             per_rank[last] -= loss
             return tuple(per_rank), last, last
         if self.form == "string":
-            per_rank = tuple(sum(self.stages[r::pp]) for r in range(pp))
-            return per_rank, self.head_stage % pp, self.mtp_stage % pp
+            folded = tuple(sum(self.stages[r::pp]) for r in range(pp))
+            return folded, self.head_stage % pp, self.mtp_stage % pp
         head = 0 if dualpipev else self.head_stage
         return self.stages, head, head
 
