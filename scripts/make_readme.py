@@ -71,7 +71,8 @@ class Facts:
         self.dsv3 = cli_json("compare", "--scenario", "deepseek-v3-14.8t")
         self.dsv3_published = cli_json("estimate", "--scenario", "deepseek-v3-14.8t", "--chip",
                                        "h800", "--tp", "1", "--pp", "16", "--ep", "64", "--cp",
-                                       "1", "--recompute", "selective", "--allow-oom")
+                                       "1", "--recompute", "selective", "--optimizer-offload",
+                                       "0", "--offload-modules", "none", "--allow-oom")
         self.moe_dense = cli_json("compare", "--model", "deepseek-v2,deepseek-llm-67b",
                                   "--chips", "h800", "--num-chips", "1024",
                                   "--global-batch", "4608")
@@ -85,7 +86,7 @@ class Facts:
         # Like for like: the heterogeneous pipeline does not model optimizer offload, so the
         # types apart are held to none either (offload is the other way to buy memory).
         self.pooled = cli_json("estimate", "--model", "ling-lite", "--mix", POOLED,
-                               "--optimizer-offload", "0")
+                               "--optimizer-offload", "0", "--offload-modules", "none")
         bench = ROOT / "docs" / "bench.json"
         self.bench = json.loads(bench.read_text()) if bench.exists() else None
 
@@ -153,11 +154,16 @@ def dsv3(f: Facts) -> str:
             f"MFU {r['mfu']:.2f})")
 
 
+def dsv3_plan(f: Facts) -> str:
+    return f"`{plan_text(f.row(f.dsv3, 'h800')['plan'])}`"
+
+
 def dsv3_published(f: Facts) -> str:
     e, r = f.dsv3_published, f.row(f.dsv3, "h800")
     tokens = f.dsv3["assumptions"]["tokens"]
     hours = tokens / e["tokens_per_s_per_chip"] / 3600 / r["goodput"]
-    return (f"TP1 PP16 EP64 with selective recompute, as published, needs "
+    return (f"TP1 PP16 EP64 DualPipe with selective recompute and no offload, as published, "
+            f"needs "
             f"{e['memory_gib_per_chip']:.0f} GiB per chip by moebench's memory model against "
             f"{e['memory_capacity_gib']:.1f}; forced with `--allow-oom` it gives "
             f"{hours / 1e6:.2f}M H800-hours ({_pct(hours / DSV3_PRETRAIN_H800_HOURS - 1)})")
@@ -342,7 +348,8 @@ def pooled_memory(f: Facts) -> str:
     h = _outcome(p, "h800 alone")["parts"][0]["plan"]
     part = next(x for x in pipe["parts"] if x["chip"] == "h800")["plan"]
     return (f"Ling-Lite on {POOLED.replace('+', ' + ').replace(':', ' x ')}, without optimizer "
-            f"offload (which the pipeline does not model, and which buys memory too): its "
+            f"or activation offload (which the pipeline does not model, and which buy memory "
+            f"too): its "
             f"pipeline runs "
             f"{100 * (pipe['tokens_per_s'] / apart['tokens_per_s'] - 1):.1f}% above the types "
             f"apart: alone the H800s run {plan_text(h)}; beside the A100s they hold "
@@ -378,7 +385,8 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "compare-table": compare_table, "ling-h800": ling_h800, "ling-h800-gap": ling_h800_gap,
     "ling-implied": ling_implied, "ling-ratios": ling_ratios, "dsv3": dsv3,
     "ascend-generations": ascend_generations,
-    "moe-dense": moe_dense, "dsv3-published": dsv3_published, "ascend-fit": ascend_fit,
+    "moe-dense": moe_dense, "dsv3-published": dsv3_published,
+    "dsv3-plan": dsv3_plan, "ascend-fit": ascend_fit,
     "nvidia-error": vendor_error("vendor NVIDIA"), "amd-error": vendor_error("vendor AMD"),
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
     "physics-range": physics_range, "validation-summary": validation_summary,

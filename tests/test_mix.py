@@ -119,21 +119,22 @@ def test_only_pooled_memory_lets_a_mix_beat_its_parts(model, mix):
     """With memory no constraint, no strategy beats the types apart (beyond the engine's tie
     band: a share of the batch can divide into micro-batches a little better than the whole
     batch). With real memory a pipeline may, by pooling memory; ling-lite on 64 H800 + 64 A100
-    does (the H800s alone need full recompute) when neither side offloads its optimizer
-    states (the pipeline does not model offload, the other way to buy memory), and the output
-    says why."""
+    does (the H800s alone need full recompute) when neither side offloads optimizer states or
+    activations (the pipeline does not model offload, the other way to buy memory), and the
+    output says why."""
     found = searched(model, mix, big_memory=True)
     apart = apart_tokens_per_s(found)
     for name, s in found.strategies.items():
         assert tokens_per_s(s.step_time_s) <= apart * (1 + TIE_BAND), name
     if model == "ling-lite":
         real = search_mix(load_model(model), mix_types(mix),
-                          replace(REQUEST, optimizer_offload=0.0), load_fabric())
+                          replace(REQUEST, optimizer_offload=0.0, offload_modules=()),
+                          load_fabric())
         assert tokens_per_s(real.strategies["hetero-pipeline"].step_time_s) > \
             apart_tokens_per_s(real)
         sc = scenario(models=["ling-lite"])
         est = estimate_mix(sc.model_copy(update={"plan": sc.plan.model_copy(
-            update={"optimizer_offload": 0.0})}), mix)
+            update={"optimizer_offload": 0.0, "offload_modules": []})}), mix)
         notes = est.outcome("hetero-pipeline").notes
         assert any("above the types apart: pooled memory" in n for n in notes)
 

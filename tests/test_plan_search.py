@@ -38,7 +38,7 @@ def test_fixed_plan_is_honoured_exactly(cli):
         "--tp", "2", "--pp", "4", "--vpp", "2", "--ep", "8", "--etp", "1", "--cp", "1",
         "--micro-batch", "2",
         "--recompute", "selective", "--schedule", "1f1b", "--global-batch", "512", "--zero", "1",
-        "--optimizer-offload", "0",
+        "--optimizer-offload", "0", "--offload-modules", "none",
         "--format", "json").output)
     plan = out["plan"]
     assert (plan["tp"], plan["pp"], plan["vpp"], plan["ep"], plan["etp"], plan["cp"],

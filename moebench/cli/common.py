@@ -89,6 +89,11 @@ RcModulesOpt = Annotated[str | None, typer.Option(
     "--recompute-modules", help="Selective recompute of these modules, comma-separated (as "
     "Megatron-Core's --recompute-modules): core_attn, moe_act, layernorm, mla_up_proj, mlp, moe, "
     "shared_experts; selective alone is layernorm,moe_act,mla_up_proj.")]
+OffloadModulesOpt = Annotated[str | None, typer.Option(
+    "--offload-modules", help="Activation offload (Megatron-LM --fine-grained-activation-"
+    "offloading --offload-modules): modules whose saved inputs wait in host memory, comma-"
+    "separated: attn_norm, qkv_linear, core_attn, attn_proj, mlp_norm, expert_fc1, moe_act; "
+    "or none. Searched: none, or core_attn,attn_proj,expert_fc1 where a plan needs it to fit.")]
 SchedOpt = Annotated[str | None, typer.Option(
     "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe, zb1p (zero-bubble "
                        "ZB-H1: bubble (p-1)/3 micro-batches) or dualpipev (DualPipe cut in "
@@ -145,6 +150,17 @@ def modules_choice(text: str | None) -> tuple[str, ...] | None:
     from moebench.inputs.run import parse_modules
 
     return None if text is None else parse_modules(text)
+
+
+def offload_modules_choice(text: str | None) -> tuple[str, ...] | None:
+    """The --offload-modules list, checked: () for none (None: not given, searched)."""
+    from moebench.inputs.run import OFFLOAD_MODULES, parse_modules
+
+    if text is None:
+        return None
+    if text.strip() == "none":
+        return ()
+    return parse_modules(text, "--offload-modules", OFFLOAD_MODULES)
 
 
 def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:

@@ -28,6 +28,7 @@ from moebench.cli.common import (
     LayoutOpt,
     MbOpt,
     ModelOpt,
+    OffloadModulesOpt,
     OomOpt,
     OptOffloadOpt,
     OptStatesOpt,
@@ -53,6 +54,7 @@ from moebench.cli.common import (
     console,
     mix_options,
     modules_choice,
+    offload_modules_choice,
     sharding_choice,
     show,
 )
@@ -87,6 +89,7 @@ def estimate(
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
+    offload_modules: OffloadModulesOpt = None,
     mix: MixOpt = None, fabric: FabricOpt = None, placement: PlacementOpt = None,
     sync_every: SyncEveryOpt = None, strategy: StrategyOpt = None, choose: ChooseOpt = None,
     price_basis: BasisOpt = None, tokens: TokensOpt = None,
@@ -114,7 +117,8 @@ def estimate(
             "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
             "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
             "cp_kind": cp_kind, "recompute_modules": modules_choice(recompute_modules),
-            "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout}
+            "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout,
+            "offload_modules": offload_modules_choice(offload_modules)}
     mix_only = {"--fabric": fabric, "--placement": placement, "--sync-every": sync_every,
                 "--strategy": strategy, "--choose": choose, "--price-basis": price_basis,
                 "--tokens": tokens}
@@ -190,6 +194,7 @@ def explain(
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
+    offload_modules: OffloadModulesOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -214,7 +219,7 @@ def explain(
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
         optimizer_states=optimizer_states, cp_kind=cp_kind,
         recompute_modules=modules_choice(recompute_modules), optimizer_offload=optimizer_offload,
-        pipeline_layout=pipeline_layout)
+        pipeline_layout=pipeline_layout, offload_modules=offload_modules_choice(offload_modules))
     _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

@@ -162,6 +162,11 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         footer.append(f"opt-offload ({', '.join(offloading)}): optimizer states in host memory; "
                       "the host link and CPU Adam figures behind it are estimates, and no "
                       "measured run in the validation set offloads")
+    act = [r.entry for r in cmp.rows if r.plan and r.plan.get("offload_modules")]
+    if act:
+        footer.append(f"act-offload ({', '.join(act)}): activations wait in host memory "
+                      "between forward and backward, copied over the host link behind compute; "
+                      "no measured run in the validation set offloads activations")
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:

@@ -115,6 +115,7 @@ def host_memory_gib(memory: MemoryBreakdown, i: int, chip: Chip) -> dict[str, fl
     """The offload entries of ``memory_gib``: device bytes moved to the host, host memory used
     per chip and the host's memory per chip (0 when the profile has no host section)."""
     return {"offloaded_optimizer": float(memory.offloaded_optimizer[i]) / GIB,
+            "offloaded_activations": float(memory.offloaded_activations[i]) / GIB,
             "host_used": float(memory.host[i]) / GIB,
             "host_capacity": float(chip.host_dram or 0.0) / GIB}
 

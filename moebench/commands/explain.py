@@ -40,6 +40,7 @@ LABELS = {
     "comm_cp": "CP KV ring",
     "comm_pp": "PP send/receive",
     "comm_dp": "DP gradients and parameters",
+    "comm_act_offload": "activation copies to and from the host",
     "host_overhead": "host dispatch and syncs (device waits)",
     "pipeline_bubble": "pipeline bubble",
     "optimizer_step": "optimizer step",
@@ -62,9 +63,9 @@ class Explanation:
 PLAN_LABELS = {"tp": "TP", "pp": "PP", "vpp": "VPP", "ep": "EP", "etp": "ETP", "cp": "CP",
                "dp": "DP", "micro_batch": "micro-batch", "recompute": "recompute",
                "schedule": "schedule", "sharding": "sharding", "shard_group": "shard group",
-               "optimizer_offload": "optimizer offload"}
+               "optimizer_offload": "optimizer offload", "offload_modules": "offloaded modules"}
 # memory_gib entries about the host, not the device (left out of the device memory split).
-HOST_ITEMS = ("offloaded_optimizer", "host_used", "host_capacity")
+HOST_ITEMS = ("offloaded_optimizer", "offloaded_activations", "host_used", "host_capacity")
 # A runner-up within this share of the best is a tie, and an item that moves less is noise.
 TIE = 0.001
 

@@ -10,7 +10,9 @@ schedule, ep_overlap, seq_len, global_batch, metric, measured, production, stack
 graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes``, and optionally
 ``sharding, shard_group, optimizer_states, cp_kind, recompute_modules`` (selective recompute's
 modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective or empty),
-``optimizer_offload`` and ``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
+``optimizer_offload``, ``offload_modules`` (activation offload: modules, or none; empty is
+none, since a run that offloads activations names the flag) and
+``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
 Megatron layout string, layers per rank or first=N,last=M; empty: balanced).
 """
 
@@ -28,6 +30,7 @@ from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.run import (
     CP_KINDS,
+    OFFLOAD_MODULES,
     OPTIMIZER_STATES,
     RECOMPUTE,
     SCHEDULES,
@@ -46,7 +49,7 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
-            "pipeline_layout")
+            "pipeline_layout", "offload_modules")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -149,6 +152,21 @@ class _Row:
         return raw
 
 
+def _offload_modules(r: _Row) -> tuple[str, ...] | None:
+    """The offload_modules column: modules, or none. Empty is none, not searched: activation
+    offload is a flag a run's published settings name (--fine-grained-activation-offloading),
+    and a run that does not name it did not offload."""
+    text = r.text("offload_modules")
+    if text is None:
+        return ()
+    if text.strip() == "none":
+        return ()
+    try:
+        return parse_modules(text, "offload_modules", OFFLOAD_MODULES)
+    except InputError as exc:
+        raise r._err("offload_modules", exc.message) from None
+
+
 def _layout_text(r: _Row) -> str | None:
     """The pipeline_layout column, its form checked (against the model when it runs)."""
     from moebench.engine.layout import layout_syntax_error
@@ -183,7 +201,8 @@ def _run(r: _Row) -> MeasuredRun:
                        shard_group=r.integer("shard_group"),
                        cp_kind=r.choice("cp_kind", CP_KINDS),
                        optimizer_offload=r.fraction("optimizer_offload"),
-                       pipeline_layout=_layout_text(r))
+                       pipeline_layout=_layout_text(r),
+                       offload_modules=_offload_modules(r))
     imbalance = r.number("expert_imbalance") or 1.0
     if imbalance < 1.0:
         raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")

@@ -112,7 +112,7 @@ JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precisio
                                 "optimizer_states": "fp32"}
 PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
                "sharding", "shard_group", "cp_kind", "recompute_modules", "optimizer_offload",
-               "pipeline_layout")
+               "pipeline_layout", "offload_modules")
 
 
 def job_from_options(scenario: str | None, *, model: str | None, chip: str,

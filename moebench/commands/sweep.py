@@ -72,7 +72,15 @@ def _plan_fields() -> dict[str, Callable[[str], Any]]:
     ints = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "shard_group")
     return {**{k: _positive_int for k in ints}, **{k: _one_of(v) for k, v in named.items()},
             "recompute_modules": _modules, "optimizer_offload": _fraction,
-            "pipeline_layout": _layout}
+            "pipeline_layout": _layout, "offload_modules": _offload_modules}
+
+
+def _offload_modules(raw: str) -> list[str]:
+    from moebench.inputs.run import OFFLOAD_MODULES, parse_modules
+
+    if raw.strip() == "none":
+        return []
+    return list(parse_modules(raw, "--vary offload_modules", OFFLOAD_MODULES))
 
 
 def _layout(raw: str) -> str:

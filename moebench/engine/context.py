@@ -97,6 +97,8 @@ class StepContext:
     kv_copies: np.ndarray
     """Copies of each KV head across the tensor-parallel group: tp / kv_heads when tp is wider
     than the KV heads (Megatron-Core replicates them), else 1."""
+    act_offload: np.ndarray | int
+    """Bit mask of the modules whose saved inputs go to host memory (0: none)."""
 
     @property
     def kv_extra(self) -> np.ndarray:
@@ -183,6 +185,7 @@ def build_context(
         expert_shard=plans.expert_shard,
         optimizer_offload=plans.optimizer_offload.astype(float),
         kv_copies=np.maximum(1.0, tp / sh.kv_heads) if sh.kv_heads else np.ones_like(tp),
+        act_offload=0 if plans.act_offload is None else plans.act_offload,
     )
 
 
@@ -217,6 +220,8 @@ def distinct(ctx: StepContext, fields: tuple[str, ...] = ("tp", "cp", "cp_kind",
     key = ctx.ep_overlap.astype(np.int64)
     for name in fields:
         col = getattr(ctx.plans, name)
+        if col is None:  # an optional column not built: the same for every plan
+            continue
         key = key * (int(col.max()) + 1) + col
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     small = build_context(ctx.arch, ctx.chip, ctx.stack, ctx.run, ctx.plans.take(first))

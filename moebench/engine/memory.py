@@ -26,6 +26,7 @@ import numpy as np
 
 from moebench.engine.context import StepContext, distinct, expand
 from moebench.engine.layout import GIVEN
+from moebench.engine.terms.activation_offload import offloaded_bytes_per_layer
 from moebench.engine.workload import ffn_act_elements
 from moebench.inputs.run import GRAD_BYTES, WEIGHT_BYTES
 
@@ -44,6 +45,8 @@ class MemoryBreakdown:
     reserve: np.ndarray
     offloaded_optimizer: np.ndarray
     """Optimizer-state bytes per chip moved to host memory (not in :attr:`total`)."""
+    offloaded_activations: np.ndarray
+    """Activation bytes per chip held in host memory (not in :attr:`total`)."""
     host: np.ndarray
     """Host memory per chip the offload uses: the offloaded optimizer states and the pinned
     FP32 gradient copies the CPU Adam reads (not in :attr:`total`)."""
@@ -80,7 +83,9 @@ class MemoryBreakdown:
             weights=self.weights, gradients=self.gradients,
             optimizer=(1.0 - fraction) * states, activations=self.activations,
             logits=self.logits, reserve=self.reserve, offloaded_optimizer=fraction * states,
-            host=fraction * states * (optimizer_bytes + GRAD_BYTES) / optimizer_bytes)
+            host=fraction * states * (optimizer_bytes + GRAD_BYTES) / optimizer_bytes
+            + self.offloaded_activations,
+            offloaded_activations=self.offloaded_activations)
 
     def fits(self, chip: Any) -> np.ndarray:
         """Whether each plan fits the chip's memory and, where it offloads, its host's."""
@@ -259,10 +264,12 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
                     ) -> MemoryBreakdown:
     """Bytes per chip on the most loaded stage for every plan, from its (replicated,
     expert-sharded) parameters per chip (:func:`stage_params`)."""
-    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute", "rc_modules"))
+    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute", "rc_modules",
+                                  "act_offload"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
-    acts, logits = _stage_activations(ctx, stored, working)
-    return _breakdown(ctx, params, acts, logits)
+    off = expand(np.broadcast_to(offloaded_bytes_per_layer(small), small.tp.shape), index)
+    acts, logits, on_host = _stage_activations(ctx, stored, working, off)
+    return _breakdown(ctx, params, acts, logits, on_host)
 
 
 def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
@@ -276,23 +283,34 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
     distinct combination and option, instead of k times over every row (equal to
     :func:`memory_per_chip` of the expanded plans, tested)."""
     k = len(recompute)
-    small, index = distinct(ctx, ("tp", "cp", "mb", "etp"))
-    stored, working = [], []
+    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "act_offload"))
+    stored: list[np.ndarray] = []
+    working: list[np.ndarray] = []
+    off: list[np.ndarray] = []
     for r, mods in zip(recompute, rc_modules, strict=True):
         opt = replace(small, recompute=np.full_like(small.recompute, r),
                       rc_modules=np.full_like(small.rc_modules, mods))
-        s_j, w_j = activation_bytes_per_layer(opt)
-        stored.append(expand(np.broadcast_to(s_j, small.tp.shape), index))
-        working.append(expand(np.broadcast_to(w_j, small.tp.shape), index))
-    acts, logits = _stage_activations(ctx, np.stack(stored, axis=1), np.stack(working, axis=1))
-    base = _breakdown(ctx, params, acts.ravel(), logits.ravel(), repeat=k)
-    return base
+        for out, values in zip((stored, working, off),
+                               (*activation_bytes_per_layer(opt), offloaded_bytes_per_layer(opt)),
+                               strict=True):
+            out.append(expand(np.broadcast_to(values, small.tp.shape), index))
+    acts, logits, on_host = _stage_activations(
+        ctx, np.stack(stored, axis=1), np.stack(working, axis=1), np.stack(off, axis=1))
+    return _breakdown(ctx, params, acts.ravel(), logits.ravel(), on_host.ravel(), repeat=k)
 
 
-def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(activations, logits) bytes on the heavier of the first and the last stage, from one
-    layer's stored and working bytes (per plan, or per plan and option as columns)."""
+def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
+                       offloaded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(activations, logits, activations on the host) bytes on the heavier of the first and
+    the last stage, from one layer's stored, working and offloaded bytes (per plan, or per plan
+    and option as columns). Of n layer-passes in flight, a rank keeps stored - offloaded of
+    each and the offloaded bytes of min(n, 2) (:mod:`moebench.engine.terms.activation_offload`);
+    the host holds the rest."""
+    off = np.minimum(offloaded, stored)
+
+    def held(n: np.ndarray) -> np.ndarray:
+        return n * (stored - off) + np.minimum(n, 2.0) * off + working
+
     spec = ctx.arch.spec
     pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
     col = (lambda a: a[:, None]) if stored.ndim == 2 else (lambda a: a)
@@ -302,26 +320,27 @@ def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray
             np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)),
     )
     st = ctx.stage
-    first_stage_acts = col(in_flight * st.first) * stored + working
+    n_first = col(in_flight * st.first)
+    first_stage_acts = held(n_first)
     if not st.uniform:
         # A written layout may leave rank 0 lighter: rank 1, one micro-batch fewer in flight
         # under 1F1B, with the fullest rank's layers.
         second = np.minimum(pp - 1, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp),
                                                           1.0)
-        first_stage_acts = np.maximum(first_stage_acts,
-                                      col(second * st.fullest) * stored + working)
+        first_stage_acts = np.maximum(first_stage_acts, held(col(second * st.fullest)))
+    on_host = np.maximum(n_first - 2.0, 0.0) * off
     logits = col((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0)  # FP32
-    last_stage_acts = col(st.head) * stored + working
+    last_stage_acts = held(col(st.head))
     # With one stage it holds everything; otherwise report the heavier of first and last
     # (DualPipeV's rank 0 is both).
     multi, v = col(pp > 1), col(ctx.dualpipev)
     first_heavier = multi & (first_stage_acts >= last_stage_acts + logits) & ~v
     acts = np.where(first_heavier | ~multi | v, first_stage_acts, last_stage_acts)
-    return acts, np.where(first_heavier, 0.0, logits)
+    return acts, np.where(first_heavier, 0.0, logits), on_host + 0.0 * acts
 
 
 def _breakdown(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np.ndarray,
-               logits: np.ndarray, repeat: int = 1) -> MemoryBreakdown:
+               logits: np.ndarray, on_host: np.ndarray, repeat: int = 1) -> MemoryBreakdown:
     """The breakdown from the plans' training state and the given activation bytes (each
     plan's state repeated ``repeat`` times, beside as many activation rows)."""
     copies = np.where(ctx.dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
@@ -336,5 +355,6 @@ def _breakdown(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np
         activations=acts, logits=logits,
         # The reserve may be an array of sampled figures (uncertainty): broadcast, not fill.
         reserve=np.zeros_like(acts + rows(weights)) + ctx.stack.reserve_bytes,
-        offloaded_optimizer=rows(offloaded), host=rows(host),
+        offloaded_optimizer=rows(offloaded), host=rows(host) + on_host,
+        offloaded_activations=on_host,
     )

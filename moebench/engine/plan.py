@@ -29,6 +29,7 @@ from moebench.inputs.model import MlaAttention, ModelArch
 from moebench.inputs.run import (
     CP_KINDS,
     DUALPIPEV,
+    OFFLOAD_MODULES,
     RECOMPUTE,
     RECOMPUTE_MODULES,
     RECOMPUTE_SEARCHED,
@@ -96,6 +97,9 @@ class PlanArrays:
     (the search's choice, no column built)."""
     written: WrittenLayout | None = None
     """The written-out layout of the plans whose layout is ``given``."""
+    act_offload: np.ndarray | None = None
+    """Bit mask per plan of the modules whose saved inputs go to host memory
+    (:data:`~moebench.inputs.run.OFFLOAD_MODULES`); None: no activation offload, no column."""
 
     def columns(self) -> dict[str, np.ndarray]:
         """The per-plan arrays by field name (a missing layout column left out)."""
@@ -149,8 +153,18 @@ class PlanArrays:
     def concat(self, other: PlanArrays) -> PlanArrays:
         """These plans followed by ``other``'s (the same layout request)."""
         mine, theirs = self.columns(), other.columns()
-        return PlanArrays(**{k: np.concatenate([v, theirs[k]]) for k, v in mine.items()},
-                          written=self.written)
+        names = [f.name for f in fields(self) if f.name in mine or f.name in theirs]
+
+        def column(k: str, plans: PlanArrays, cols: dict[str, np.ndarray]) -> np.ndarray:
+            # An optional column one side lacks is its default there: 0 (balanced, none).
+            return cols[k] if k in cols else np.zeros(len(plans), dtype=np.int64)
+
+        return PlanArrays(**{k: np.concatenate([column(k, self, mine), column(k, other, theirs)])
+                             for k in names}, written=self.written or other.written)
+
+    def with_act_offload(self, mask: int) -> PlanArrays:
+        """The same plans with their activation-offload modules set."""
+        return replace(self, act_offload=np.full(len(self), mask, dtype=np.int64))
 
     def with_offload(self, fraction: float) -> PlanArrays:
         """The same plans with the optimizer-offload fraction set."""
@@ -171,6 +185,8 @@ class PlanArrays:
             "sharding": SHARDING[int(self.sharding[i])], "shard_group": int(self.shard[i]),
             "cp_kind": CP_KINDS[int(self.cp_kind[i])],
             "optimizer_offload": float(self.optimizer_offload[i]),
+            "offload_modules": module_names(
+                0 if self.act_offload is None else int(self.act_offload[i]), OFFLOAD_MODULES),
             **self.describe_layout(i, num_layers),
         }
 
@@ -214,14 +230,20 @@ class PlanRequest:
     pipeline_layout: str | None = None
     """balanced, even or a written layout (:mod:`moebench.engine.layout`); None: balanced,
     the search's choice."""
+    offload_modules: tuple[str, ...] | None = None
+    """Modules whose saved inputs go to host memory (:data:`OFFLOAD_MODULES`); () none; None:
+    searched (none, or :data:`OFFLOAD_SEARCHED` where a plan needs it to fit)."""
 
     def __post_init__(self) -> None:
-        if self.recompute_modules is not None and not isinstance(self.recompute_modules, tuple):
-            object.__setattr__(self, "recompute_modules", tuple(self.recompute_modules))
+        for name in ("recompute_modules", "offload_modules"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
     def is_complete(self) -> bool:
         return all(getattr(self, f.name) is not None for f in fields(self)
-                   if f.name not in ("shard_group", "recompute_modules", "pipeline_layout"))
+                   if f.name not in ("shard_group", "recompute_modules", "pipeline_layout",
+                                     "offload_modules"))
 
 
 def _choices(fixed: int | None, default: tuple[int, ...], option: str) -> np.ndarray:
@@ -344,6 +366,7 @@ def candidate_plans(
            (g["schedule"] != DUALPIPEV)
            | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
     written = _layout(g, req, spec.num_layers, spec.mtp_depth)
+    _activation_offload(g, req, chip)
     _sharding(g, req, chip)
     _offload(g, req, chip)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
@@ -358,9 +381,20 @@ def candidate_plans(
         schedule=g["schedule"],
         sharding=g["sharding"], shard=g["shard"], cp_kind=g["cp_kind"],
         optimizer_offload=g["optimizer_offload"],
-        layout=g.cols.get("layout"), written=written,
+        layout=g.cols.get("layout"), written=written, act_offload=g.cols.get("act_offload"),
     )
     return plans, g.removed
+
+
+def _activation_offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+    """The activation-offload modules, as a column when given (the search adds them itself,
+    only where a plan needs them to fit: :func:`moebench.engine.search.plans_worth_timing`)."""
+    if not req.offload_modules:
+        return
+    names = parse_modules(list(req.offload_modules), "--offload-modules", OFFLOAD_MODULES)
+    g.expand("act_offload", np.array([module_mask(names, OFFLOAD_MODULES)]))
+    g.rule("activation offload needs the chip profile's host section (host link and memory)",
+           np.full(len(g["tp"]), chip.has_host))
 
 
 def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int

@@ -25,13 +25,15 @@ from moebench.engine.plan import (
     PlanRequest,
     candidate_plans,
     first_violation,
+    module_mask,
 )
 from moebench.engine.step import StepArrays, evaluate, memory_of
 from moebench.engine.terms.data_parallel import offload_never_faster
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import SHARDING, RunConfig
+from moebench.inputs.run import OFFLOAD_MODULES, SHARDING, RunConfig
+from moebench.inputs.run import OFFLOAD_SEARCHED as ACT_OFFLOAD_SEARCHED
 from moebench.inputs.stack import Stack
 
 
@@ -96,7 +98,11 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     slower than the same plan with it, so its offloading variant is pruned unbuilt (counted
     among the candidates considered); the memory of the variants that are built is derived from
     their twins' (:meth:`MemoryBreakdown.with_offload`). Otherwise every fraction is a grid
-    dimension like any other."""
+    dimension like any other.
+
+    Activation offload (:data:`~moebench.inputs.run.OFFLOAD_SEARCHED` modules), when searched
+    and the chip has a host, only ever adds copy time, so it is built the same way: for the
+    plans that fit neither without it nor with optimizer offload alone."""
     fractions = [f for f in OFFLOAD_SEARCHED if f > 0]
     bound = (request.optimizer_offload is None and chip.has_host
              and offload_never_faster(chip, run.optimizer_bytes, min(fractions)))
@@ -110,31 +116,51 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
         )
     memory = memory_of(arch, chip, stack, run, plans)
     fits = memory.fits(chip)
-    if not bound:
-        keep = prune_variants(plans, fits, offload_never_faster(chip, run.optimizer_bytes))
-        return plans.take(keep), memory.take(keep), len(plans)
-    beaten, lightest, group = dominated(plans, fits)
+    act = ACT_OFFLOAD_MASK if request.offload_modules is None and chip.has_host else 0
+    considered = len(plans) * (1 + len(fractions) if bound else 1) * (2 if act else 1)
+    beaten, lightest, group = dominated(
+        plans, fits, not bound and offload_never_faster(chip, run.optimizer_bytes))
     # A variant that does not fit and that no fitting variant beats: only these can gain by
     # offload (the offloading twin of a beaten one is beaten too, being no faster than it).
     need = np.flatnonzero(~fits & ~beaten)
     any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
     parts = []
-    for f in fractions if need.size else ():
+    no_opt_fit = np.ones(len(need), dtype=bool)
+    for f in fractions if need.size and bound else ():
         off_plans = plans.take(need).with_offload(f)
         off_memory = memory.take(need).with_offload(f, run.optimizer_bytes)
         off_fits = off_memory.fits(chip)
+        no_opt_fit &= ~off_fits
         off_beaten, _, _ = dominated(off_plans, off_fits)
         take = np.flatnonzero(off_fits & ~off_beaten)
         any_fit[group[need[take]]] = True
         parts.append((off_plans.take(take), off_memory.take(take)))
+    if act and need.size:
+        # Activation offload only adds copy time: worth it only where nothing lighter fits,
+        # alone, then beside optimizer offload where neither alone fits.
+        act_plans = plans.take(need).with_act_offload(act)
+        act_memory = memory_of(arch, chip, stack, run, act_plans)
+        act_fits = act_memory.fits(chip)
+        take = np.flatnonzero(act_fits & ~dominated(act_plans, act_fits)[0])
+        any_fit[group[need[take]]] = True
+        parts.append((act_plans.take(take), act_memory.take(take)))
+        both = np.flatnonzero(no_opt_fit & ~act_fits) if bound else np.arange(0)
+        for f in fractions if both.size else ():
+            both_plans = act_plans.take(both).with_offload(f)
+            both_memory = act_memory.take(both).with_offload(f, run.optimizer_bytes)
+            both_fits = both_memory.fits(chip)
+            take = np.flatnonzero(both_fits & ~dominated(both_plans, both_fits)[0])
+            any_fit[group[need[both[take]]]] = True
+            parts.append((both_plans.take(take), both_memory.take(take)))
     # Nothing fits, with or without offload: the lightest recompute of each sharding, to show.
     keep = np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))
     out_plans, out_memory = plans.take(keep), memory.take(keep)
     for p, m in parts:
         out_plans, out_memory = out_plans.concat(p), out_memory.concat(m)
-    return out_plans, out_memory, len(plans) * (1 + len(fractions))
+    return out_plans, out_memory, considered
 
 
+ACT_OFFLOAD_MASK = module_mask(ACT_OFFLOAD_SEARCHED, OFFLOAD_MODULES)
 # Plans within this share of the fastest are ties: the model's error is ten times larger.
 TIE_BAND = 0.01
 # Among ties, what an engineer would pick first: no context parallelism (it exists for long

@@ -28,7 +28,16 @@ from moebench.engine.memory import (
     stage_params,
 )
 from moebench.engine.plan import PlanArrays
-from moebench.engine.terms import comm, compute, data_parallel, host, overlap, pipeline
+from moebench.engine.terms import (
+    activation_offload,
+    comm,
+    compute,
+    data_parallel,
+    host,
+    overlap,
+    pipeline,
+)
+from moebench.engine.terms.activation_offload import offloaded_bytes_per_layer
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
 from moebench.inputs.run import RunConfig
@@ -172,6 +181,13 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     paired_dev = base_fwd + base_bwd + moe_layers * (ep_x.paired_forward + ep_x.paired_backward)
     together = host.wall(paired_dev, ht.forward + ht.backward)
     t_core = ep_x.paired * together + (1 - ep_x.paired) * apart + ht.syncs * ctx.stack.sync_s
+    # Activation offload: each layer's copies out and back hide behind its own passes.
+    offloaded = offloaded_bytes_per_layer(ctx)
+    per_layer = np.maximum(layers, 1.0)
+    act_x = layers * activation_offload.exposed_per_layer(
+        ctx, offloaded, (layers * att_f + moe_layers * moe_f + dense_layers * den_f) / per_layer,
+        (layers * att_b + moe_layers * moe_b + dense_layers * den_b) / per_layer)
+    t_core = t_core + act_x
     dev_total = base_fwd + base_bwd + moe_layers * ep_x.per_micro_batch
     t_pp = comm.pp_time(ctx)
     pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
@@ -205,12 +221,14 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
             "tp_scale_up": tp_all * ~tp_out, "tp_scale_out": tp_all * tp_out,
             "ep_scale_up": ep_all * ~ep_cross, "ep_scale_out": ep_all * ep_cross,
             "cp": layers * (cp_xf + cp_xb) * m, "pp": pp_x * m, "dp": dp_x,
+            "act_offload": act_x * m,
         },
         comm_total={
             "tp": tp_total,
             "ep": moe_layers * (phases.forward * (bwd_passes + moe_again) + phases.backward) * m,
             "cp": layers * ring * (1 + (full + core_again) / 3) * m, "pp": t_pp * m,
             "dp": dp.total(m),
+            "act_offload": layers * 2 * offloaded / activation_offload.link_bytes_per_s(ctx) * m,
         },
         host=host_wait * m, bubble=bubble, optimizer=t_opt, memory=memory,
         fits=memory.fits(ctx.chip),

@@ -25,27 +25,39 @@ RECOMPUTE_MODULES = ("core_attn", "moe_act", "layernorm", "mla_up_proj", "mlp", 
 SELECTIVE_MODULES = ("layernorm", "moe_act", "mla_up_proj")
 
 
-def module_mask(names: tuple[str, ...] | list[str]) -> int:
-    """Bit i set for module RECOMPUTE_MODULES[i]."""
-    return sum(1 << RECOMPUTE_MODULES.index(n) for n in set(names))
+# Megatron-LM's --offload-modules (fine-grained activation offloading): each offloads its
+# module's input, saved for backward, to host memory (docs/source/api-guide/
+# fine_grained_activation_offloading.md).
+OFFLOAD_MODULES = ("attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm", "expert_fc1",
+                   "moe_act")
+# Searched: the set that document's usage example offloads; it recommends recomputing the cheap
+# modules (norms, activation) instead.
+OFFLOAD_SEARCHED = ("core_attn", "attn_proj", "expert_fc1")
 
 
-def module_names(mask: int) -> list[str]:
-    """The modules of a mask, in RECOMPUTE_MODULES order."""
-    return [n for i, n in enumerate(RECOMPUTE_MODULES) if mask >> i & 1]
+def module_mask(names: tuple[str, ...] | list[str],
+                choices: tuple[str, ...] = RECOMPUTE_MODULES) -> int:
+    """Bit i set for module choices[i]."""
+    return sum(1 << choices.index(n) for n in set(names))
 
 
-def parse_modules(text: str | list[str] | tuple[str, ...], option: str = "--recompute-modules"
-                  ) -> tuple[str, ...]:
+def module_names(mask: int, choices: tuple[str, ...] = RECOMPUTE_MODULES) -> list[str]:
+    """The modules of a mask, in ``choices`` order."""
+    return [n for i, n in enumerate(choices) if mask >> i & 1]
+
+
+def parse_modules(text: str | list[str] | tuple[str, ...], option: str = "--recompute-modules",
+                  choices: tuple[str, ...] = RECOMPUTE_MODULES) -> tuple[str, ...]:
     """Module names from ``core_attn,moe_act`` (commas, spaces, '+' or ';'), checked."""
     items = text if isinstance(text, list | tuple) else \
         text.replace("+", ",").replace(";", ",").replace(" ", ",").split(",")
     names = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
-    unknown = [n for n in names if n not in RECOMPUTE_MODULES]
+    unknown = [n for n in names if n not in choices]
+    what = "offload" if choices is OFFLOAD_MODULES else "recompute"
     if unknown or not names:
-        raise InputError(option, None, f"unknown recompute module {unknown[0]!r}; expected "
-                         f"{', '.join(RECOMPUTE_MODULES)}" if unknown else
-                         f"give one or more of {', '.join(RECOMPUTE_MODULES)}")
+        raise InputError(option, None, f"unknown {what} module {unknown[0]!r}; expected "
+                         f"{', '.join(choices)}" if unknown else
+                         f"give one or more of {', '.join(choices)}")
     return names
 
 

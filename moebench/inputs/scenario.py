@@ -31,6 +31,9 @@ class PlanFields(Record):
     sharding: Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"] | None = None
     shard_group: int | None = Field(default=None, gt=0)
     cp_kind: Literal["ring", "ulysses"] | None = None
+    offload_modules: list[Literal["attn_norm", "qkv_linear", "core_attn", "attn_proj",
+                                  "mlp_norm", "expert_fc1", "moe_act"]] | None = Field(
+        default=None, description="activation offload modules ([] none; omitted: searched)")
     pipeline_layout: str | None = Field(
         default=None, description="balanced, even, a Megatron layout string, layers per rank "
                                   "or first=N,last=M (moebench.engine.layout)")

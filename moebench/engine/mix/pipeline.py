@@ -164,10 +164,11 @@ def hetero_pipeline(arch: ModelArch, types: list[MixType], request: PlanRequest,
         return unavailable(PIPELINE, "modelled for mixes of exactly two chip types")
     if request.schedule in ("dualpipe", "zb1p", "dualpipev") or request.vpp not in (None, 1) or \
             request.cp not in (None, 1) or request.sharding not in (None, "zero-1") or \
-            request.optimizer_offload not in (None, 0.0):
+            request.optimizer_offload not in (None, 0.0) or request.offload_modules or \
+            request.pipeline_layout not in (None, "balanced"):
         return unavailable(PIPELINE, "modelled for 1F1B with one virtual stage, no context "
-                                     "parallelism, ZeRO-1 and no optimizer offload; the plan "
-                                     "request asks for another")
+                                     "parallelism, ZeRO-1, no offload and its own layout; the "
+                                     "plan request asks for another")
     tables = [stage_table(arch, t, request) for t in types]
     missing = [t.chip.name for t, tab in zip(types, tables, strict=True) if tab is None]
     if missing:

@@ -74,7 +74,7 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
     # The state memory below is ZeRO-1's (optimizer sharded, on the device), so stages are
     # searched with it.
     req = replace(request, vpp=1, cp=1, schedule="1f1b", sharding="zero-1", shard_group=None,
-                  optimizer_offload=0.0)
+                  optimizer_offload=0.0, offload_modules=(), pipeline_layout=None)
     try:
         plans, _ = candidate_plans(arch, t.chip, t.run, t.count, req)
     except InputError:
