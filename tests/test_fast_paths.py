@@ -48,12 +48,30 @@ def test_recompute_block_refuses_rows_that_are_not_whole_groups():
 
 
 def test_a_profile_is_parsed_once_and_each_caller_gets_its_own_copy(tmp_path):
+    """The cache keys on the file's bytes: a rewrite of the same size within the file
+    system's time granularity is still read again."""
     path = tmp_path / "p.yaml"
     path.write_text("a: {value: 1}\n")
     first = load_mapping(path)
     first["a"]["value"] = 99  # a caller changing its copy changes nothing for the next
     assert load_mapping(path) == {"a": {"value": 1}}
-    path.write_text("a: {value: 2}\nb: 3\n")  # a changed file is read again
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    assert load_mapping(path) == {"a": {"value": 2}, "b": 3}
+    path.write_text("a: {value: 2}\n")  # rewritten, same size, same modification time
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert load_mapping(path) == {"a": {"value": 2}}
+
+
+def test_validated_profiles_are_built_once_per_content_and_overrides(tmp_path):
+    from moebench.inputs import catalog
+    from moebench.inputs.hardware import load_spec
+
+    path = catalog.resolve("hardware", "h100", "--chip")
+    assert load_spec(path) is load_spec(path)
+    faster = load_spec(path, {"memory.hbm_bandwidth_tb_per_s": "4"})
+    assert faster is not load_spec(path) and faster.memory.hbm_bandwidth_tb_per_s.value == 4.0
+    assert load_spec(path).memory.hbm_bandwidth_tb_per_s.value == 3.35
+    copy = tmp_path / "h100.yaml"
+    copy.write_text(path.read_text())
+    first = load_spec(copy)
+    copy.write_text(path.read_text().replace("name: h100", "name: h100-copy", 1))
+    assert load_spec(copy) is not first and load_spec(copy).name == "h100-copy"

@@ -135,14 +135,20 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
         take = np.flatnonzero(off_fits & ~off_beaten)
         any_fit[group[need[take]]] = True
         parts.append((off_plans.take(take), off_memory.take(take)))
-    if act and need.size:
+    # Activation offload moves activations only: where the rest alone (less the optimizer
+    # states, when they may go to the host too) overflows the device, it cannot make the plan
+    # fit. An exact bound, and most of the work saved.
+    rest = memory.total - memory.activations - (memory.optimizer if bound else 0.0)
+    helps = rest[need] <= chip.hbm_bytes if act else np.zeros(len(need), dtype=bool)
+    if helps.any():
         # Activation offload only adds copy time: worth it only where nothing lighter fits,
         # alone, then beside optimizer offload where neither alone fits.
-        act_plans = plans.take(need).with_act_offload(act)
+        rows, no_opt_fit = need[helps], no_opt_fit[helps]
+        act_plans = plans.take(rows).with_act_offload(act)
         act_memory = memory_of(arch, chip, stack, run, act_plans)
         act_fits = act_memory.fits(chip)
         take = np.flatnonzero(act_fits & ~dominated(act_plans, act_fits)[0])
-        any_fit[group[need[take]]] = True
+        any_fit[group[rows[take]]] = True
         parts.append((act_plans.take(take), act_memory.take(take)))
         both = np.flatnonzero(no_opt_fit & ~act_fits) if bound else np.arange(0)
         for f in fractions if both.size else ():
@@ -150,7 +156,7 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
             both_memory = act_memory.take(both).with_offload(f, run.optimizer_bytes)
             both_fits = both_memory.fits(chip)
             take = np.flatnonzero(both_fits & ~dominated(both_plans, both_fits)[0])
-            any_fit[group[need[both[take]]]] = True
+            any_fit[group[rows[both[take]]]] = True
             parts.append((both_plans.take(take), both_memory.take(take)))
     # Nothing fits, with or without offload: the lightest recompute of each sharding, to show.
     keep = np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))

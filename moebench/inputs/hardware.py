@@ -26,7 +26,7 @@ from moebench.inputs.schema import (
     Record,
     validate,
 )
-from moebench.inputs.yamlio import load_mapping
+from moebench.inputs.yamlio import cached_record, load_mapping
 from moebench.units import to_base
 
 
@@ -265,6 +265,12 @@ def fp8_consistent(spec: HardwareSpec, where: str) -> None:
 
 
 def load_spec(path: Path, overrides: dict[str, str] | None = None) -> HardwareSpec:
+    """The validated hardware profile at ``path`` with ``overrides`` (frozen; built once per
+    file content and overrides)."""
+    return cached_record("hardware", path, overrides, lambda: _load_spec(path, overrides))
+
+
+def _load_spec(path: Path, overrides: dict[str, str] | None) -> HardwareSpec:
     where = str(path)
     data = load_mapping(path)
     if overrides:

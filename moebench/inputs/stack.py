@@ -35,7 +35,7 @@ from moebench.inputs.schema import (
     ShareFigure,
     validate,
 )
-from moebench.inputs.yamlio import load_mapping
+from moebench.inputs.yamlio import cached_record, load_mapping
 from moebench.units import to_base
 
 Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
@@ -255,10 +255,14 @@ def load_stack_spec(name_or_path: str, overrides: dict[str, str] | None = None,
     from moebench.inputs.overrides import apply_overrides
 
     path: Path = catalog.resolve("stacks", name_or_path, option)
-    data = load_mapping(path)
-    if overrides:
-        data = apply_overrides(data, overrides, str(path), "stack")
-    return validate(StackSpec, data, str(path))
+
+    def build() -> StackSpec:
+        data = load_mapping(path)
+        if overrides:
+            data = apply_overrides(data, overrides, str(path), "stack")
+        return validate(StackSpec, data, str(path))
+
+    return cached_record("stack", path, overrides, build)
 
 
 def check_vendor(spec: StackSpec, chip_vendor: str, chip_name: str) -> None:

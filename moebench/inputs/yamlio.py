@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from moebench.errors import InputError
 
+T = TypeVar("T")
 MAX_INPUT_BYTES = 1_000_000  # profiles are a few KB; a larger file is a mistake or an attack
 
 
@@ -52,19 +55,44 @@ def read_text(path: Path) -> str:
         raise InputError(where, None, f"is not UTF-8 text (byte {exc.start})") from None
 
 
-# Parsed files by (path, modification time, size): a sweep loads the same few profiles at every
-# point, and pure-Python YAML parsing was half of its time. A changed file is parsed again.
-_PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
+# Parsed files by (path, content digest): a sweep loads the same few profiles at every point,
+# and pure-Python YAML parsing was half of its time. A changed file is parsed again.
+_PARSED: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def file_key(path: Path) -> tuple[str, str] | None:
+    """(path, digest of its bytes): what identifies a file's content for the caches here and
+    of validated records; a digest, not the modification time, whose granularity can hide a
+    rewrite (None when it cannot or should not be read: the loader then says why)."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_INPUT_BYTES:
+            return None
+        return (str(path.resolve()), hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest())
+    except OSError:
+        return None
+
+
+_RECORDS: dict[tuple[Any, ...], Any] = {}
+
+
+def cached_record(kind: str, path: Path, overrides: dict[str, str] | None,
+                  build: Callable[[], T]) -> T:
+    """A validated, frozen record of ``path`` with ``overrides``: built once per process per
+    file content (a sweep loads the same profiles at every point; pydantic validation was a
+    tenth of a point's time)."""
+    key = file_key(path)
+    if key is None:
+        return build()
+    full = (kind, key, tuple(sorted((overrides or {}).items())))
+    if full not in _RECORDS:
+        _RECORDS[full] = build()
+    return _RECORDS[full]  # type: ignore[no-any-return]
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
     """Parse a YAML (or JSON) file whose top level must be a mapping (a fresh copy each call;
     an unchanged file is parsed once per process)."""
-    try:
-        st = path.stat()
-        key: tuple[str, int, int] | None = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = None
+    key = file_key(path)
     if key is not None and key in _PARSED:
         return copy.deepcopy(_PARSED[key])
     data = _parse_mapping(path)
