@@ -75,3 +75,12 @@ def test_validated_profiles_are_built_once_per_content_and_overrides(tmp_path):
     first = load_spec(copy)
     copy.write_text(path.read_text().replace("name: h100", "name: h100-copy", 1))
     assert load_spec(copy) is not first and load_spec(copy).name == "h100-copy"
+
+
+def test_the_allocator_setting_applies_on_glibc_only():
+    import platform
+
+    from moebench.cli.alloc import keep_freed_memory
+
+    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() == on_glibc

@@ -80,3 +80,6 @@ def main(
 
     Example: moebench compare
     """
+    from moebench.cli.alloc import keep_freed_memory
+
+    keep_freed_memory()
