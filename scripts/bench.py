@@ -59,12 +59,16 @@ def main() -> None:
     cli = [sys.executable, "-m", "moebench.cli", "estimate", "--model", "deepseek-v3", "--chip",
            "h800", "--num-chips", "2048", "--global-batch", "15360", "--precision", "fp8",
            "--format", "json"]
-    start = time.perf_counter()
-    subprocess.run(cli, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
+    # The median of five runs: one start-up on a shared 2-core machine varies by +-20%.
+    walls = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run(cli, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+    wall = sorted(walls)[len(walls) // 2]
     figures["estimate_cli_s"] = wall
-    print(f"moebench estimate, full DeepSeek-V3 search on 2048 x H800, whole command: "
-          f"{wall:.2f} s ({'meets' if wall < 2 else 'MISSES'} the 2 s target)")
+    print(f"moebench estimate, full DeepSeek-V3 search on 2048 x H800, whole command (median "
+          f"of 5): {wall:.2f} s ({'meets' if wall < 2 else 'MISSES'} the 2 s target)")
     from moebench.commands.compare import run_comparison
     from moebench.inputs.scenario import load_scenario
 

@@ -367,7 +367,7 @@ def speed(f: Facts) -> str:
     return (f"\n- full DeepSeek-V3 search on 2,048 H800s: {b['candidates']:,} candidate plans, "
             f"{b['timed']:,} timed after exact pruning, **{b['search_ms']:.0f} ms**, i.e. "
             f"**{b['plans_per_s'] / 1e6:.2f} million plans/s** (target 1 million/s on one core)\n"
-            f"- `moebench estimate` of that search, whole command with start-up: "
+            f"- `moebench estimate` of that search, whole command with start-up, median of 5 runs: "
             f"**{b['estimate_cli_s']:.2f} s** (target under 2 s{_missed(b['estimate_cli_s'], 2)})\n"
             f"- `moebench compare` default scenario (6 chips), library call: "
             f"{b['compare_ms']:.0f} ms\n"
