@@ -279,6 +279,11 @@ class _Grid:
         self.cols = {c: np.repeat(v, k) for c, v in self.cols.items()}
         self.cols[name] = np.tile(np.asarray(values, dtype=dtype), n)
 
+    def drop(self, *names: str) -> None:
+        """Columns no later rule reads: not copied by the expansions that follow."""
+        for name in names:
+            del self.cols[name]
+
     def rule(self, name: str, mask: np.ndarray) -> None:
         before = len(mask)
         self.cols = {c: v[mask] for c, v in self.cols.items()}
@@ -365,6 +370,7 @@ def candidate_plans(
     g.rule("dualpipev needs pp >= 2, vpp 1, micro-batches >= 2*pp and 2*pp <= layers + 2",
            (g["schedule"] != DUALPIPEV)
            | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
+    g.drop("_", "m")
     written = _layout(g, req, spec.num_layers, spec.mtp_depth)
     _activation_offload(g, req, chip)
     _sharding(g, req, chip)
@@ -429,6 +435,11 @@ def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
     return written
 
 
+def recompute_group_size(req: PlanRequest) -> int:
+    """How many recompute options :func:`candidate_plans` gives each plan (adjacent rows)."""
+    return len(_recompute_options(req))
+
+
 def _recompute_options(req: PlanRequest) -> np.ndarray:
     """(recompute, module mask) rows to expand: the searched chain, or what was given."""
     if req.recompute_modules is not None:
@@ -490,6 +501,7 @@ def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:
     dense_dp, group = g["dp"] * g["cp"], g["_group"]
     g.rule("hsdp's shard group must divide dp*cp and be smaller than it (else it is zero-3)",
            (g["sharding"] != HSDP) | ((dense_dp % group == 0) & (group < dense_dp)))
+    g.drop("_group")
 
 
 def first_violation(removed: dict[str, int]) -> str:

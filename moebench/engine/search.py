@@ -26,6 +26,7 @@ from moebench.engine.plan import (
     candidate_plans,
     first_violation,
     module_mask,
+    recompute_group_size,
 )
 from moebench.engine.step import StepArrays, evaluate, memory_of
 from moebench.engine.terms.data_parallel import offload_never_faster
@@ -114,7 +115,8 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
             "plan", None,
             f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
         )
-    memory = memory_of(arch, chip, stack, run, plans)
+    # candidate_plans expands recompute last, with no rule after it: whole groups of k rows.
+    memory = memory_of(arch, chip, stack, run, plans, recompute_group_size(req))
     fits = memory.fits(chip)
     act = ACT_OFFLOAD_MASK if request.offload_modules is None and chip.has_host else 0
     considered = len(plans) * (1 + len(fractions) if bound else 1) * (2 if act else 1)
@@ -126,15 +128,17 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
     parts = []
     no_opt_fit = np.ones(len(need), dtype=bool)
+    level = plans.recompute_level
     for f in fractions if need.size and bound else ():
-        off_plans = plans.take(need).with_offload(f)
+        # Judged from the columns dominance reads; only the survivors are built as plans.
         off_memory = memory.take(need).with_offload(f, run.optimizer_bytes)
         off_fits = off_memory.fits(chip)
         no_opt_fit &= ~off_fits
-        off_beaten, _, _ = dominated(off_plans, off_fits)
+        off_beaten, _, _ = variants_dominated(group[need], plans.sharding[need],
+                                              np.full(len(need), f), level[need], off_fits)
         take = np.flatnonzero(off_fits & ~off_beaten)
         any_fit[group[need[take]]] = True
-        parts.append((off_plans.take(take), off_memory.take(take)))
+        parts.append((plans.take(need[take]).with_offload(f), off_memory.take(take)))
     # Activation offload moves activations only: where the rest alone (less the optimizer
     # states, when they may go to the host too) overflows the device, it cannot make the plan
     # fit. An exact bound, and most of the work saved.
@@ -147,7 +151,7 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
         act_plans = plans.take(rows).with_act_offload(act)
         act_memory = memory_of(arch, chip, stack, run, act_plans)
         act_fits = act_memory.fits(chip)
-        take = np.flatnonzero(act_fits & ~dominated(act_plans, act_fits)[0])
+        take = np.flatnonzero(act_fits & ~dominated(act_plans, act_fits, group=group[rows])[0])
         any_fit[group[rows[take]]] = True
         parts.append((act_plans.take(take), act_memory.take(take)))
         both = np.flatnonzero(no_opt_fit & ~act_fits) if bound else np.arange(0)
@@ -155,7 +159,8 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
             both_plans = act_plans.take(both).with_offload(f)
             both_memory = act_memory.take(both).with_offload(f, run.optimizer_bytes)
             both_fits = both_memory.fits(chip)
-            take = np.flatnonzero(both_fits & ~dominated(both_plans, both_fits)[0])
+            take = np.flatnonzero(
+                both_fits & ~dominated(both_plans, both_fits, group=group[rows[both]])[0])
             any_fit[group[rows[both[take]]]] = True
             parts.append((both_plans.take(take), both_memory.take(take)))
     # Nothing fits, with or without offload: the lightest recompute of each sharding, to show.
@@ -211,8 +216,8 @@ def prune_variants(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = F
     return np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))
 
 
-def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False,
+              group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(beaten, lightest, group): whether a variant of the same plan that is never slower fits;
     whether a variant has the least recompute present at its sharding and offload; and each
     row's plan (a group of variants).
@@ -230,27 +235,45 @@ def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
 
     :func:`candidate_plans` expands sharding, offload, then recompute last, so a plan's variants
     are adjacent rows, sharding outer and recompute inner (checked here); a subset of them in
-    the same order is accepted too (a missing variant beats nothing).
+    the same order is accepted too (a missing variant beats nothing). ``group``: each row's
+    plan when the caller knows it (a subset of rows whose groups were found already).
     """
+    if group is None:
+        group = plan_groups(plans)
+    return variants_dominated(group, plans.sharding, plans.optimizer_offload,
+                              plans.recompute_level, fits, offload_slower)
+
+
+def plan_groups(plans: PlanArrays) -> np.ndarray:
+    """Each row's plan, numbered 0.. in row order: rows that differ only in sharding, offload
+    and recompute are one plan (adjacent rows, as :func:`candidate_plans` builds them)."""
     n = len(plans)
     varied = ("sharding", "shard", "optimizer_offload", "recompute", "rc_modules")
-    base = [col for name, col in plans.columns().items() if name not in varied]
     changed = np.zeros(n, dtype=bool)
     changed[0] = True
-    for col in base:
-        changed[1:] |= col[1:] != col[:-1]
-    group = np.cumsum(changed) - 1
-    off = plans.optimizer_offload
+    for name, col in plans.columns().items():
+        if name not in varied:
+            changed[1:] |= col[1:] != col[:-1]
+    return np.cumsum(changed) - 1
+
+
+def variants_dominated(group: np.ndarray, sharding: np.ndarray, off: np.ndarray,
+                       level: np.ndarray, fits: np.ndarray, offload_slower: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`dominated` from the columns it reads: each row's plan, sharding, optimizer
+    offload and recompute level."""
+    n = len(group)
     if off.min() == off.max():  # one level (the common case): skip the sort
         levels, o = off[:1], np.zeros(n, dtype=np.int64)
     else:
         levels, o = np.unique(off, return_inverse=True)
     n_off = len(levels)
-    s = plans.sharding.astype(np.int64)
+    s = sharding.astype(np.int64)
     # Recompute options ranked 0.. by level (none, selective module sets, full).
-    rc_levels, r = np.unique(plans.recompute_level, return_inverse=True)
-    r = r.astype(np.int64)
-    n_levels = len(rc_levels)
+    # Levels are small integers: ranked by counting, not by sorting every row.
+    present = np.bincount(level) > 0
+    r = (np.cumsum(present) - 1)[level].astype(np.int64)
+    n_levels = int(present.sum())
     key = ((group * len(SHARDING) + s) * n_off + o) * n_levels + r
     if np.any(np.diff(key) <= 0):
         raise ValueError("candidate plans are not grouped by sharding, offload and recompute")

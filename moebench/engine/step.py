@@ -76,13 +76,15 @@ def evaluate(
 
 
 def memory_of(
-    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays
+    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays,
+    block: int | None = None,
 ) -> MemoryBreakdown:
     """Memory per chip of every plan, without its step time (cheap: for pruning). Plans laid
     out as :func:`~moebench.engine.plan.candidate_plans` builds them, each plan's recompute
     options in adjacent rows (:func:`recompute_block`), are computed once per plan and
-    option set (:func:`memory_over_recompute`)."""
-    k = recompute_block(plans)
+    option set (:func:`memory_over_recompute`). ``block``: that layout's group size when the
+    caller knows it (plans straight from :func:`candidate_plans`), skipping the check."""
+    k = recompute_block(plans) if block is None else block
     if k > 1:
         ctx = build_context(arch, chip, stack, run, plans.take(np.arange(0, len(plans), k)))
         return memory_over_recompute(ctx, stage_params(ctx), plans.recompute[:k],
