@@ -20,6 +20,7 @@ activations.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -57,8 +58,9 @@ class MemoryBreakdown:
         (wherever it lives)."""
         return self.weights + self.optimizer + self.offloaded_optimizer
 
-    @property
+    @cached_property
     def total(self) -> np.ndarray:
+        """Device bytes (computed once: the search reads it several times)."""
         return (self.weights + self.gradients + self.optimizer + self.activations
                 + self.logits + self.reserve)
 
