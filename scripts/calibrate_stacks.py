@@ -77,6 +77,11 @@ def generic_text(date: datetime.date) -> str:
                   count=1, flags=re.MULTILINE)
     text = re.sub(r"^framework: .*$", 'framework: "unknown: spans the calibrated vendor stacks"',
                   text, count=1, flags=re.MULTILINE)
+    # Software features are not spanned but claimed: none without evidence.
+    text = re.sub(r"^  activation_offload: .*$",
+                  '  activation_offload: {modules: [], source: "none searched: no evidence that '
+                  'the software of the chips without public runs offloads activations"}',
+                  text, count=1, flags=re.MULTILINE)
     head = ("# A stack for chips with no public training runs (T-Head PPU, Gaudi 3): the\n"
             "# Megatron-Core operation inventory, with every calibrated figure spanning the\n"
             "# vendor stacks, so that --uncertainty shows how little is known. Written by\n"

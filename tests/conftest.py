@@ -67,10 +67,9 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None):
     request = request or PlanRequest()
     res = search(arch, chip, stack_of(chip), run, num_chips, request)
     every, _ = candidate_plans(arch, chip, run, num_chips, request)
-    if request.offload_modules is None and chip.has_host:  # activation offload, searched
-        from moebench.engine.search import ACT_OFFLOAD_MASK
-
-        every = every.concat(every.with_act_offload(ACT_OFFLOAD_MASK))
+    mask = stack_of(chip).act_offload_mask
+    if request.offload_modules is None and chip.has_host and mask:  # activation offload
+        every = every.concat(every.with_act_offload(mask))
     assert res.candidates == len(every) > len(res.plans)
     st = evaluate(arch, chip, stack_of(chip), run, every)
     times = np.where(st.fits, st.step_time, np.inf)

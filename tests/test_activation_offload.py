@@ -153,3 +153,19 @@ def test_compare_says_when_a_row_offloads_activations(modules):
         assert offloading == ["a100"] and lines == [lines[0]] and "(a100)" in lines[0]
     else:
         assert offloading == [] and lines == []
+
+
+def test_each_stack_searches_the_modules_its_software_offloads():
+    """Megatron-Core's documented set on NVIDIA, MindSpeed's swap-attention modules on Ascend,
+    none on Primus (no evidence): read from the stack profiles."""
+    from moebench.inputs.run import OFFLOAD_MODULES, module_names
+
+    def searched(chip):
+        return module_names(stack_of(load_chip(chip)).act_offload_mask, OFFLOAD_MODULES)
+
+    assert searched("h100") == ["core_attn", "attn_proj", "expert_fc1"]
+    assert searched("ascend-910b") == ["attn_norm", "core_attn", "attn_proj", "mlp_norm"]
+    assert searched("mi300x") == [] and searched("t-head-ppu") == []
+    arch, hw = load_model("qwen3-30b-a3b"), load_chip("mi300x")
+    res = search(arch, hw, stack_of(hw), RunConfig(seq_len=32768, global_batch=8), 2)
+    assert res.plans.act_offload is None or not res.plans.act_offload.any()

@@ -93,7 +93,8 @@ OffloadModulesOpt = Annotated[str | None, typer.Option(
     "--offload-modules", help="Activation offload (Megatron-LM --fine-grained-activation-"
     "offloading --offload-modules): modules whose saved inputs wait in host memory, comma-"
     "separated: attn_norm, qkv_linear, core_attn, attn_proj, mlp_norm, expert_fc1, moe_act; "
-    "or none. Searched: none, or core_attn,attn_proj,expert_fc1 where a plan needs it to fit.")]
+    "or none. Searched: none, or the stack's own modules (its overlap.activation_offload) "
+    "where a plan needs them to fit.")]
 SchedOpt = Annotated[str | None, typer.Option(
     "--schedule", help="1f1b (interleaved when --vpp > 1), dualpipe, zb1p (zero-bubble "
                        "ZB-H1: bubble (p-1)/3 micro-batches) or dualpipev (DualPipe cut in "

@@ -166,7 +166,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     if act:
         footer.append(f"act-offload ({', '.join(act)}): activations wait in host memory "
                       "between forward and backward, copied over the host link behind compute; "
-                      "no measured run in the validation set offloads activations")
+                      "few measured runs offload activations (moebench validate)")
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:

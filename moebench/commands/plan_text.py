@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moebench.inputs.run import OFFLOAD_SEARCHED, SELECTIVE_MODULES
+from moebench.inputs.run import SELECTIVE_MODULES
 
 
 def sharding_text(plan: dict[str, Any]) -> str:
@@ -43,10 +43,8 @@ def plan_text(plan: dict[str, Any] | None) -> str:
     if plan.get("sharding", "zero-1") != "zero-1":  # Megatron's distributed optimizer: unsaid
         parts.append(sharding_text(plan))
     parts += offload_text(plan)
-    modules = [str(m) for m in plan.get("offload_modules") or []]
-    if modules:  # the searched set is said in one word
-        parts.append("act-offload" if set(modules) == set(OFFLOAD_SEARCHED)
-                     else f"act-offload[{'+'.join(modules)}]")
+    if plan.get("offload_modules"):  # which modules: the JSON plan and explain list them
+        parts.append("act-offload")
     return " ".join(parts)
 
 

@@ -232,7 +232,7 @@ class PlanRequest:
     the search's choice."""
     offload_modules: tuple[str, ...] | None = None
     """Modules whose saved inputs go to host memory (:data:`OFFLOAD_MODULES`); () none; None:
-    searched (none, or :data:`OFFLOAD_SEARCHED` where a plan needs it to fit)."""
+    searched (none, or the stack's own modules where a plan needs them to fit)."""
 
     def __post_init__(self) -> None:
         for name in ("recompute_modules", "offload_modules"):

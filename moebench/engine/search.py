@@ -25,7 +25,6 @@ from moebench.engine.plan import (
     PlanRequest,
     candidate_plans,
     first_violation,
-    module_mask,
     recompute_group_size,
 )
 from moebench.engine.step import StepArrays, evaluate, memory_of
@@ -33,8 +32,7 @@ from moebench.engine.terms.data_parallel import offload_never_faster
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
-from moebench.inputs.run import OFFLOAD_MODULES, SHARDING, RunConfig
-from moebench.inputs.run import OFFLOAD_SEARCHED as ACT_OFFLOAD_SEARCHED
+from moebench.inputs.run import SHARDING, RunConfig
 from moebench.inputs.stack import Stack
 
 
@@ -101,8 +99,8 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     their twins' (:meth:`MemoryBreakdown.with_offload`). Otherwise every fraction is a grid
     dimension like any other.
 
-    Activation offload (:data:`~moebench.inputs.run.OFFLOAD_SEARCHED` modules), when searched
-    and the chip has a host, only ever adds copy time, so it is built the same way: for the
+    Activation offload (the modules the stack offloads, :attr:`Stack.act_offload_mask`), when
+    searched and the chip has a host, only ever adds copy time, so it is built the same way: for the
     plans that fit neither without it nor with optimizer offload alone."""
     fractions = [f for f in OFFLOAD_SEARCHED if f > 0]
     bound = (request.optimizer_offload is None and chip.has_host
@@ -118,7 +116,8 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     # candidate_plans expands recompute last, with no rule after it: whole groups of k rows.
     memory = memory_of(arch, chip, stack, run, plans, recompute_group_size(req))
     fits = memory.fits(chip)
-    act = ACT_OFFLOAD_MASK if request.offload_modules is None and chip.has_host else 0
+    # Activation offload is searched with the modules the stack offloads (none: not searched).
+    act = stack.act_offload_mask if request.offload_modules is None and chip.has_host else 0
     considered = len(plans) * (1 + len(fractions) if bound else 1) * (2 if act else 1)
     beaten, lightest, group = dominated(
         plans, fits, not bound and offload_never_faster(chip, run.optimizer_bytes))
@@ -171,7 +170,6 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     return out_plans, out_memory, considered
 
 
-ACT_OFFLOAD_MASK = module_mask(ACT_OFFLOAD_SEARCHED, OFFLOAD_MODULES)
 # Plans within this share of the fastest are ties: the model's error is ten times larger.
 TIE_BAND = 0.01
 # Among ties, what an engineer would pick first: no context parallelism (it exists for long

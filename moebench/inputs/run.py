@@ -30,9 +30,6 @@ SELECTIVE_MODULES = ("layernorm", "moe_act", "mla_up_proj")
 # fine_grained_activation_offloading.md).
 OFFLOAD_MODULES = ("attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm", "expert_fc1",
                    "moe_act")
-# Searched: the set that document's usage example offloads; it recommends recomputing the cheap
-# modules (norms, activation) instead.
-OFFLOAD_SEARCHED = ("core_attn", "attn_proj", "expert_fc1")
 
 
 def module_mask(names: tuple[str, ...] | list[str],

@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 
 from moebench.errors import InputError
 from moebench.inputs import catalog
+from moebench.inputs.run import OFFLOAD_MODULES, module_mask
 from moebench.inputs.schema import (
     Figure,
     FractionFigure,
@@ -104,10 +105,24 @@ class MoeSpec(Record):
         return self
 
 
+OffloadModule = Literal["attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm",
+                        "expert_fc1", "moe_act"]
+
+
+class ActivationOffloadSpec(Record):
+    """What the stack offloads to host memory when activation offload is searched."""
+
+    modules: list[OffloadModule] = Field(
+        description="modules whose saved inputs the stack offloads (empty: none searched)")
+    source: str = Field(min_length=3, description="where the stack's feature is documented")
+
+
 class OverlapSpec(Record):
     ep_1f1b: bool = Field(description="implements 1F1B all-to-all overlap across micro-batches")
     tp_comm: bool = Field(description="overlaps TP collectives with the GEMMs they feed")
     pp_p2p: bool = Field(description="overlaps pipeline sends and receives with compute")
+    activation_offload: ActivationOffloadSpec = Field(
+        description="activation offload to host memory, copies overlapped with compute")
 
 
 class CollectiveSpec(Record):
@@ -198,6 +213,8 @@ class Stack:
     collective_fraction: Num
     grad_reduce_bytes: float
     reserve_bytes: Num
+    act_offload_mask: int = 0
+    """Modules the search offloads (a mask over OFFLOAD_MODULES); 0: not searched."""
 
     def captured(self, part: str) -> bool:
         """Whether graphs remove the host cost of ``part`` (attention, router, dispatch, ...)."""
@@ -244,6 +261,8 @@ def stack_from_spec(
         else opts.tp_comm_overlap,
         pp_overlap=spec.overlap.pp_p2p if opts.pp_overlap is None else opts.pp_overlap,
         collective_fraction=value(spec.collectives.bandwidth_fraction),
+        act_offload_mask=module_mask(tuple(spec.overlap.activation_offload.modules),
+                                     OFFLOAD_MODULES),
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
     )
