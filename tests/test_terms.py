@@ -196,3 +196,32 @@ def test_a_vendor_stack_refuses_another_vendors_chip(cli):
                  "--stack", "megatron-core-nvidia")
     assert result.exit_code == 2
     assert "for NVIDIA chips" in result.output and "Huawei" in result.output
+
+
+def test_dp_traffic_without_overlap_is_exposed_whole():
+    """Step gather G = 2 s, reduce R = 3 s, micro-batch forward 1 s and backward 2 s, no
+    per-micro-batch traffic, 4 micro-batches. Overlapped: G hides 1 s behind the first forward
+    and R 2 s behind the last backward, 1 + 1 = 2 s exposed. Without overlap (a script without
+    --overlap-grad-reduce/--overlap-param-gather): G + R = 5 s."""
+    from moebench.engine.terms.data_parallel import DpTraffic, dp_exposed
+
+    t = DpTraffic(reduce_step=3.0, gather_step=2.0, reduce_micro=0.0, gather_micro=0.0)
+    assert dp_exposed(t, 4, 1.0, 2.0) == pytest.approx(2.0)
+    assert dp_exposed(t, 4, 1.0, 2.0, overlap=False) == pytest.approx(5.0)
+
+
+def test_a_run_without_dp_overlap_is_slower_by_its_exposed_traffic():
+    from moebench.inputs.stack import StackOptions
+
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    run = RunConfig(seq_len=4096, global_batch=64)
+    plans, _ = candidate_plans(arch, chip, run, 16, PlanRequest(
+        tp=2, pp=1, vpp=1, ep=8, etp=1, cp=1, micro_batch=1, recompute="selective",
+        schedule="1f1b", sharding="zero-1", optimizer_offload=0.0))
+    on = evaluate(arch, chip, stack_of(chip), run, plans)
+    off = evaluate(arch, chip, stack_of(chip, **StackOptions(dp_overlap=False).as_dict()),
+                   run, plans)
+    assert float(off.comm_exposed["dp"][0]) == pytest.approx(float(off.comm_total["dp"][0]))
+    assert float(off.step_time[0] - on.step_time[0]) == pytest.approx(
+        float(off.comm_exposed["dp"][0] - on.comm_exposed["dp"][0]))
+    assert float(off.comm_exposed["dp"][0]) > float(on.comm_exposed["dp"][0])

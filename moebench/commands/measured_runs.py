@@ -11,7 +11,8 @@ graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes`
 ``sharding, shard_group, optimizer_states, cp_kind, recompute_modules`` (selective recompute's
 modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective or empty),
 ``optimizer_offload``, ``offload_modules`` (activation offload: modules, or none; empty is
-none, since a run that offloads activations names the flag) and
+none, since a run that offloads activations names the flag), ``dp_overlap`` (false: the
+script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default) and
 ``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
 Megatron layout string, layers per rank or first=N,last=M; empty: balanced).
 """
@@ -49,7 +50,7 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
-            "pipeline_layout", "offload_modules")
+            "pipeline_layout", "offload_modules", "dp_overlap")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -216,7 +217,8 @@ def _run(r: _Row) -> MeasuredRun:
         ep_overlap=bool(r.flag("ep_overlap")), stack=r.text("stack"),
         options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
                              graphs=r.choice("graphs", GRAPHS), sync_free=r.flag("sync_free"),
-                             tp_comm_overlap=r.flag("tp_overlap")),
+                             tp_comm_overlap=r.flag("tp_overlap"),
+                             dp_overlap=r.flag("dp_overlap")),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"), row=r.line,

@@ -200,7 +200,8 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     bubble = pipeline.bubble(ctx, t_mb)
     params = stage_params(ctx)
     dp = data_parallel.dp_traffic(ctx, params)
-    dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE))
+    dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE),
+                                    ctx.stack.dp_overlap)
     t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt
 

@@ -50,11 +50,12 @@ class StackOptionsSpec(Record):
     dispatch_fp8: bool | None = None
     sync_free: bool | None = None
     tp_overlap: bool | None = None
+    dp_overlap: bool | None = None
 
     def options(self) -> StackOptions:
         return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs,
                             dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
-                            tp_comm_overlap=self.tp_overlap)
+                            tp_comm_overlap=self.tp_overlap, dp_overlap=self.dp_overlap)
 
 
 class Pricing(Record):

@@ -121,6 +121,9 @@ class OverlapSpec(Record):
     ep_1f1b: bool = Field(description="implements 1F1B all-to-all overlap across micro-batches")
     tp_comm: bool = Field(description="overlaps TP collectives with the GEMMs they feed")
     pp_p2p: bool = Field(description="overlaps pipeline sends and receives with compute")
+    dp: bool = Field(description="overlaps the once-a-step data-parallel gradient reduce with the "
+                                 "last backward and the parameter gather with the first forward "
+                                 "(Megatron --overlap-grad-reduce --overlap-param-gather)")
     activation_offload: ActivationOffloadSpec = Field(
         description="activation offload to host memory, copies overlapped with compute")
 
@@ -171,6 +174,7 @@ class StackOptions:
     dispatch_fp8: bool | None = None
     tp_comm_overlap: bool | None = None
     pp_overlap: bool | None = None
+    dp_overlap: bool | None = None
     sync_free: bool | None = None
     """True: the dispatcher keeps token counts on the device (no host sync), as Primus's
     sync-free MoE or a padded per-rank buffer does."""
@@ -209,6 +213,7 @@ class Stack:
     dispatch_fp8: bool
     ep_1f1b_overlap: bool
     tp_comm_overlap: bool
+    dp_overlap: bool
     pp_overlap: bool
     collective_fraction: Num
     grad_reduce_bytes: float
@@ -260,6 +265,7 @@ def stack_from_spec(
         tp_comm_overlap=spec.overlap.tp_comm if opts.tp_comm_overlap is None
         else opts.tp_comm_overlap,
         pp_overlap=spec.overlap.pp_p2p if opts.pp_overlap is None else opts.pp_overlap,
+        dp_overlap=spec.overlap.dp if opts.dp_overlap is None else opts.dp_overlap,
         collective_fraction=value(spec.collectives.bandwidth_fraction),
         act_offload_mask=module_mask(tuple(spec.overlap.activation_offload.modules),
                                      OFFLOAD_MODULES),

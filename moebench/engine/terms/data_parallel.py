@@ -83,17 +83,22 @@ def dp_traffic(ctx: StepContext, params: tuple[Any, Any]) -> DpTraffic:
     )
 
 
-def dp_exposed(t: DpTraffic, num_micro: Any, mb_forward: Any, mb_backward: Any) -> Any:
+def dp_exposed(t: DpTraffic, num_micro: Any, mb_forward: Any, mb_backward: Any,
+               overlap: bool = True) -> Any:
     """What the data-parallel traffic takes beyond the compute it hides behind.
 
     Every micro-batch's forward hides its parameter gather and its backward the re-gather and
     the gradient reduce-scatter (zero-2 and up); the once-a-step collectives ride on the first
     forward and the last backward, behind what those micro-batches' own traffic leaves free:
     exposed = m (max(0, g - F) + max(0, g + r - B)) + [max(0, g + G - F) - max(0, g - F)]
-    + [max(0, g + r + R - B) - max(0, g + r - B)], so no window hides two things at once."""
+    + [max(0, g + r + R - B) - max(0, g + r - B)], so no window hides two things at once.
+    Without ``overlap`` (the stack or run does not overlap them), the once-a-step gather G and
+    reduce R are exposed whole: exposed = m (...) + G + R."""
     g, r = t.gather_micro, t.reduce_micro
     fwd = np.maximum(0.0, g - mb_forward)
     bwd = np.maximum(0.0, g + r - mb_backward)
+    if not overlap:
+        return num_micro * (fwd + bwd) + t.gather_step + t.reduce_step
     first = np.maximum(0.0, g + t.gather_step - mb_forward) - fwd
     last = np.maximum(0.0, g + r + t.reduce_step - mb_backward) - bwd
     return num_micro * (fwd + bwd) + first + last
