@@ -155,13 +155,9 @@ def modules_choice(text: str | None) -> tuple[str, ...] | None:
 
 def offload_modules_choice(text: str | None) -> tuple[str, ...] | None:
     """The --offload-modules list, checked: () for none (None: not given, searched)."""
-    from moebench.inputs.run import OFFLOAD_MODULES, parse_modules
+    from moebench.inputs.run import parse_offload_modules
 
-    if text is None:
-        return None
-    if text.strip() == "none":
-        return ()
-    return parse_modules(text, "--offload-modules", OFFLOAD_MODULES)
+    return None if text is None else parse_offload_modules(text)
 
 
 def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:

@@ -31,12 +31,12 @@ from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.run import (
     CP_KINDS,
-    OFFLOAD_MODULES,
     OPTIMIZER_STATES,
     RECOMPUTE,
     SCHEDULES,
     SHARDING,
     parse_modules,
+    parse_offload_modules,
 )
 from moebench.inputs.stack import DISPATCHERS, GRAPHS, StackOptions
 from moebench.inputs.yamlio import read_text
@@ -160,10 +160,8 @@ def _offload_modules(r: _Row) -> tuple[str, ...] | None:
     text = r.text("offload_modules")
     if text is None:
         return ()
-    if text.strip() == "none":
-        return ()
     try:
-        return parse_modules(text, "offload_modules", OFFLOAD_MODULES)
+        return parse_offload_modules(text, "offload_modules")
     except InputError as exc:
         raise r._err("offload_modules", exc.message) from None
 

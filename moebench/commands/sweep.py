@@ -76,11 +76,9 @@ def _plan_fields() -> dict[str, Callable[[str], Any]]:
 
 
 def _offload_modules(raw: str) -> list[str]:
-    from moebench.inputs.run import OFFLOAD_MODULES, parse_modules
+    from moebench.inputs.run import parse_offload_modules
 
-    if raw.strip() == "none":
-        return []
-    return list(parse_modules(raw, "--vary offload_modules", OFFLOAD_MODULES))
+    return list(parse_offload_modules(raw, "--vary offload_modules"))
 
 
 def _layout(raw: str) -> str:

@@ -202,6 +202,12 @@ class StageCounts:
         return self.first is self.fullest and self.head is self.fullest
 
 
+def shape_key(pp: np.ndarray, vpp: np.ndarray, dualpipev: np.ndarray) -> np.ndarray:
+    """One integer per distinct (pp, vpp, DualPipeV) pipeline shape, which a written layout is
+    laid on once."""
+    return (pp * 4096 + vpp) * 2 + dualpipev
+
+
 def stage_counts(pp: np.ndarray, vpp: np.ndarray, chunks: np.ndarray, kind: np.ndarray | None,
                  written: WrittenLayout | None, num_layers: int) -> StageCounts:
     """The layer counts of every plan: an even split, except where a plan's layout is the
@@ -213,7 +219,7 @@ def stage_counts(pp: np.ndarray, vpp: np.ndarray, chunks: np.ndarray, kind: np.n
     mtp = np.full(len(even), -1.0)
     given = kind == GIVEN
     v = (chunks == 2) & (vpp == 1)
-    key = (pp * 4096 + vpp) * 2 + v
+    key = shape_key(pp, vpp, v)
     for k in np.unique(key[given]):
         sel = given & (key == k)
         i = int(np.flatnonzero(sel)[0])

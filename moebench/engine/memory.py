@@ -338,7 +338,7 @@ def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray
     multi, v = col(pp > 1), col(ctx.dualpipev)
     first_heavier = multi & (first_stage_acts >= last_stage_acts + logits) & ~v
     acts = np.where(first_heavier | ~multi | v, first_stage_acts, last_stage_acts)
-    return acts, np.where(first_heavier, 0.0, logits), on_host + 0.0 * acts
+    return acts, np.where(first_heavier, 0.0, logits), np.broadcast_to(on_host, acts.shape)
 
 
 def _breakdown(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np.ndarray,

@@ -21,6 +21,7 @@ from moebench.engine.layout import (
     StageCounts,
     WrittenLayout,
     parse_layout,
+    shape_key,
     stage_counts,
 )
 from moebench.errors import InputError
@@ -425,7 +426,7 @@ def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
         return written
     # One check per distinct (pp, vpp, DualPipeV), not per plan.
     v = g["schedule"] == DUALPIPEV
-    key = (g["pp"] * 4096 + g["vpp"]) * 2 + v
+    key = shape_key(g["pp"], g["vpp"], v)
     shapes, first = np.unique(key, return_index=True)
     ok = [written.fits(int(g["pp"][i]), int(g["vpp"][i]), bool(v[i])) for i in first]
     g.rule(f"pipeline layout {text!r} needs {written.requirement()}",
@@ -464,7 +465,7 @@ def offload_fraction(value: object, option: str = "--optimizer-offload") -> floa
 
 def _offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
     """Expand the optimizer-offload fraction (between sharding and recompute: the search prunes
-    the variants of one plan that differ in these, :func:`moebench.engine.search.prune_variants`).
+    the variants of one plan that differ in these, :func:`moebench.engine.search.dominated`).
     """
     if req.optimizer_offload is None:
         levels = OFFLOAD_SEARCHED if chip.has_host else (0.0,)
@@ -477,7 +478,7 @@ def _offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
 
 def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:
     """Expand the sharding of training state (before offload and recompute: the search prunes
-    variants of one plan that differ only in these, :func:`moebench.engine.search.prune_variants`).
+    variants of one plan that differ only in these, :func:`moebench.engine.search.dominated`).
     """
     if req.sharding is None:
         levels = np.array(SHARDING_SEARCHED)

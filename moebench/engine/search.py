@@ -5,7 +5,7 @@ Exact pruning first: recompute only adds work, each step of sharding (zero-1 to 
 adds communication, and offloading the optimizer states only adds time where the host is slower
 than the device at an Adam update (:func:`offload_never_faster`), so of the variants of a plan
 that differ in those, one is dropped whenever a variant that is never slower fits memory
-(:func:`prune_variants`; offload variants of plans that fit without it are never built,
+(:func:`dominated`; offload variants of plans that fit without it are never built,
 :func:`plans_worth_timing`). Memory is computed for every candidate, and step times only for
 the survivors; no plan that could win is dropped (tests
 compare against brute force).
@@ -126,18 +126,25 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     need = np.flatnonzero(~fits & ~beaten)
     any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
     parts = []
-    no_opt_fit = np.ones(len(need), dtype=bool)
     level = plans.recompute_level
-    for f in fractions if need.size and bound else ():
-        # Judged from the columns dominance reads; only the survivors are built as plans.
-        off_memory = memory.take(need).with_offload(f, run.optimizer_bytes)
+
+    def with_optimizer_offload(rows: np.ndarray, src: PlanArrays, src_memory: MemoryBreakdown,
+                               at: np.ndarray, f: float) -> np.ndarray:
+        """Add the optimizer-offloading variants of ``src`` rows ``at`` (plans ``rows`` of the
+        candidates) that fit and no variant beats; whether each fits. Judged from the columns
+        dominance reads; only the survivors are built as plans."""
+        off_memory = src_memory.take(at).with_offload(f, run.optimizer_bytes)
         off_fits = off_memory.fits(chip)
-        no_opt_fit &= ~off_fits
-        off_beaten, _, _ = variants_dominated(group[need], plans.sharding[need],
-                                              np.full(len(need), f), level[need], off_fits)
+        off_beaten, _, _ = variants_dominated(group[rows], plans.sharding[rows],
+                                              np.full(len(rows), f), level[rows], off_fits)
         take = np.flatnonzero(off_fits & ~off_beaten)
-        any_fit[group[need[take]]] = True
-        parts.append((plans.take(need[take]).with_offload(f), off_memory.take(take)))
+        any_fit[group[rows[take]]] = True
+        parts.append((src.take(at[take]).with_offload(f), off_memory.take(take)))
+        return off_fits
+
+    no_opt_fit = np.ones(len(need), dtype=bool)
+    for f in fractions if need.size and bound else ():
+        no_opt_fit &= ~with_optimizer_offload(need, plans, memory, need, f)
     # Activation offload moves activations only: where the rest alone (less the optimizer
     # states, when they may go to the host too) overflows the device, it cannot make the plan
     # fit. An exact bound, and most of the work saved.
@@ -155,13 +162,7 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
         parts.append((act_plans.take(take), act_memory.take(take)))
         both = np.flatnonzero(no_opt_fit & ~act_fits) if bound else np.arange(0)
         for f in fractions if both.size else ():
-            both_plans = act_plans.take(both).with_offload(f)
-            both_memory = act_memory.take(both).with_offload(f, run.optimizer_bytes)
-            both_fits = both_memory.fits(chip)
-            take = np.flatnonzero(
-                both_fits & ~dominated(both_plans, both_fits, group=group[rows[both]])[0])
-            any_fit[group[rows[both[take]]]] = True
-            parts.append((both_plans.take(take), both_memory.take(take)))
+            with_optimizer_offload(rows[both], act_plans, act_memory, both, f)
     # Nothing fits, with or without offload: the lightest recompute of each sharding, to show.
     keep = np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))
     out_plans, out_memory = plans.take(keep), memory.take(keep)
@@ -199,19 +200,6 @@ def convention_key(plans: PlanArrays, field: str) -> np.ndarray:
     """The plans' values of a :data:`CONVENTION` field, smaller more conventional (recompute:
     none, then selective module sets by mask, then full)."""
     return plans.recompute_level if field == "recompute" else getattr(plans, field)
-
-
-def prune_variants(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False
-                   ) -> np.ndarray:
-    """Indices of the plans worth timing, exactly: of the variants of one plan that differ only
-    in sharding, optimizer offload and recompute, a variant is dropped when a variant that is
-    never slower fits (:func:`dominated`). When no variant of a plan fits, its variants with the
-    least recompute are kept (the fastest, to show)."""
-    if len(plans) == 0:
-        return np.arange(0)
-    beaten, lightest, group = dominated(plans, fits, offload_slower)
-    any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
-    return np.flatnonzero((fits & ~beaten) | (~any_fit[group] & lightest))
 
 
 def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False,

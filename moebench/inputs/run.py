@@ -32,6 +32,13 @@ OFFLOAD_MODULES = ("attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_nor
                    "moe_act")
 
 
+def parse_offload_modules(text: str, option: str = "--offload-modules") -> tuple[str, ...]:
+    """Activation-offload modules (:data:`OFFLOAD_MODULES`), or ``none``: ()."""
+    if text.strip() == "none":
+        return ()
+    return parse_modules(text, option, OFFLOAD_MODULES)
+
+
 def module_mask(names: tuple[str, ...] | list[str],
                 choices: tuple[str, ...] = RECOMPUTE_MODULES) -> int:
     """Bit i set for module choices[i]."""
