@@ -234,6 +234,16 @@ def validation_outliers(f: Facts) -> str:
     return "; ".join(f"{r['id']} ({_pct(r['loo_error'])})" for r in far)
 
 
+def validation_bounds(f: Facts) -> str:
+    """The error bounds tests/test_validation.py enforces, read from the test itself."""
+    text = (ROOT / "tests" / "test_validation.py").read_text(encoding="utf-8")
+    found = re.findall(r"^MAX_LOO_(\w+) = ([\d.]+)", text, re.MULTILINE)
+    b = {k: f"{100 * float(v):.0f}%" for k, v in found}
+    return (f"{b['ALL']} over all runs, {b['NVIDIA']} on NVIDIA, {b['AMD']} on AMD, "
+            f"{b['HUAWEI']} on Huawei, {b['DENSE']} on dense runs, or {b['ANY_RUN']} on any "
+            "single run")
+
+
 def validation_count(f: Facts) -> str:
     runs = f.validate["runs"]
     vendors: dict[str, int] = {}
@@ -391,6 +401,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
     "physics-range": physics_range, "validation-summary": validation_summary,
     "validation-outliers": validation_outliers, "validation-count": validation_count,
+    "validation-bounds": validation_bounds,
     "stacks-table": stacks_table, "sensitivity": sensitivity, "explain-plan": explain_plan,
     "speed": speed, "mix-example": mix_example, "mix-verdict": mix_verdict,
     "mix-strategies": mix_strategies, "mix-sites": mix_sites, "h800-scaling": h800_scaling,

@@ -116,3 +116,20 @@ def test_calibrate_refuses_with_one_line(cli, tmp_path, ids, fit_names, needles)
     for needle in needles:
         assert needle in lines[0]
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_leave_one_out_refits_folds_when_a_parameter_sits_on_its_bound():
+    """The Ascend 2024 stack's fit puts gemm_fraction on its upper bound, where one Gauss-Newton
+    step is not a valid stand-in for the constrained refit: the default then refits each fold,
+    so it equals exact=True, and the one-step result differs from it."""
+    runs = [r for r in load_runs() if r.stack == "modellink-ascend"]
+    spec = load_stack_spec("modellink-ascend")
+    prepared = [prepare(r, "shipped") for r in runs]
+    names = ("gemm_fraction", "attention_fraction", "collective_fraction")
+    full = fit(prepared, spec, names)
+    assert full.values["gemm_fraction"] == pytest.approx(1.0)
+    default = leave_one_out(prepared, spec, names, full)
+    exact = leave_one_out(prepared, spec, names, full, exact=True)
+    one_step = leave_one_out(prepared, spec, names, full, exact=False)
+    assert np.array_equal(default, exact)
+    assert np.max(np.abs(one_step - exact)) > 0.02

@@ -4,6 +4,7 @@ honest deadlines, distinct names, titles from the inputs) and errors a CI job ca
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -182,12 +183,31 @@ def test_estimate_with_the_scenario_reproduces_the_compare_row(cli):
     assert est["plan"]["pp"] == row["plan"]["pp"] and est["plan"]["ep"] == row["plan"]["ep"]
 
 
-def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli):
-    text = cli("compare", "--chips", "h800,ascend-910b").output
-    assert "ascend-910b*" in text and "* modellink-ascend: predictions are off by" in text
-    csv = cli("compare", "--chips", "h800,ascend-910b", "-f", "csv").output
+def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli, tmp_path):
+    shipped = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
+    worse = tmp_path / "worse.yaml"
+    worse.write_text(re.sub(r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.25", shipped),
+                     encoding="utf-8")
+    chips = f"h800,ascend-910b:{worse}"
+    text = cli("compare", "--chips", chips, "-f", "markdown").output
+    assert f"| ascend-910b:{worse}* |" in text
+    assert "* modellink-ascend: predictions are off by 25%" in text
+    # The shipped stack is within its target: no mark.
+    assert "ascend-910b*" not in cli("compare", "--chips", "h800,ascend-910b").output
+    csv = cli("compare", "--chips", chips, "-f", "csv").output
     # The data keeps the chip's name clean and the caveat in its own column.
-    assert "\nascend-910b," in csv and ",*\n" in csv
+    assert f"\nascend-910b:{worse}," in csv and ",*\n" in csv
+
+
+def test_compare_reads_the_caveat_of_a_stack_given_as_a_file(cli, tmp_path):
+    """A stack file whose name the catalog does not know: its own validation summary decides
+    the mark (this once failed at render time, looking the name up in the catalog)."""
+    shipped = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(shipped.replace("name: modellink-ascend", "name: mine", 1), encoding="utf-8")
+    result = cli("compare", "--chips", f"h800,ascend-910b:{mine}", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert f"\nascend-910b:{mine}," in result.output
 
 
 # --- CI-grade errors ---------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 
 The bounds are the leave-one-out errors the model has today plus a margin, not targets it was
 tuned to: see README "How accurate is it?". Tightening them is welcome; loosening them needs a
-reason. The issue's targets (15% overall, 20% per vendor, no run beyond 40%) are met overall and
-for every vendor; one run is beyond 40% and dense runs are worse than the issue allows: the
-bounds record them as they are.
+reason. The issue's targets (15% overall, 20% per vendor, no run beyond 40%) are met; dense runs
+are worse than the issue allows: the bound records them as they are.
 """
 
 import json
@@ -18,12 +17,14 @@ from moebench.inputs.scenario import load_scenario
 MAX_LOO_ALL = 0.15  # the issue's target
 MAX_LOO_NVIDIA = 0.13
 MAX_LOO_AMD = 0.22
-MAX_LOO_HUAWEI = 0.20  # the issue's target, met since the published pipeline layouts
+MAX_LOO_HUAWEI = 0.19  # below the issue's 20% since the published pipeline layouts
 # Loosened from 0.15: the published pipeline layouts slowed the MoE runs, the NVIDIA GEMM
 # fraction they fit rose (0.738 -> 0.774), and NVIDIA's dense runs (Llama 3 405B on 8-16K
 # GPUs, Llama 3 8B at 1M tokens) now read 18-26% fast: dense 15.1% leave-one-out.
 MAX_LOO_DENSE = 0.16
-MAX_LOO_ANY_RUN = 0.50
+# The issue's target. Met since folds whose fit has a parameter on its bound are refitted
+# exactly (the one-step approximation put the Ascend Qwen2-57B run at +41%; refitted, +33%).
+MAX_LOO_ANY_RUN = 0.40
 
 
 @pytest.fixture(scope="module")

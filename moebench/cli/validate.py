@@ -67,8 +67,10 @@ def calibrate(
                       "attention_fraction, host_op_us, collective_fraction.")]
     = "gemm_fraction,host_op_us",
     exact_loo: Annotated[bool, typer.Option(
-        "--exact-loo", help="Refit every leave-one-out fold from scratch (slow) instead of one "
-                            "Gauss-Newton step from the full fit.")] = False,
+        "--exact-loo", help="Refit every leave-one-out fold from scratch (slow). Without it, "
+                            "folds are refitted only when a fitted parameter sits on its bound; "
+                            "otherwise one Gauss-Newton step from the full fit stands in.")]
+    = False,
     fmt: FormatOpt = None,
 ) -> None:
     """Fit named, bounded stack parameters to measured runs and write the fitted stack.
@@ -85,6 +87,6 @@ def calibrate(
     from moebench.commands.measured_runs import load_runs
 
     names = tuple(n.strip() for n in fit_names.split(",") if n.strip())
-    spec, result = fit_stack(load_runs(runs), stack, names, str(runs), exact_loo)
+    spec, result = fit_stack(load_runs(runs), stack, names, str(runs), exact_loo or None)
     write_stack(spec, result, runs, output)
     show(calibration_report(result, runs, output), fmt, None)

@@ -12,8 +12,9 @@ Intervals are 90% ones from the fit's Jacobian (Gauss-Newton covariance s^2 (J^T
 log of each parameter), clipped to the bounds. Leave-one-out fits each run's stack without it
 and predicts it, so the error shown for a run is the error on a run the fit never saw. The fit
 without run i is one Gauss-Newton step from the full fit with run i's residual and Jacobian row
-removed, x_i = x* - (J'J - j_i j_i')^-1 (J'r - j_i r_i), kept within the bounds (the usual
-approximate leave-one-out); ``exact=True`` refits every fold from scratch instead.
+removed, x_i = x* - (J'J - j_i j_i')^-1 (J'r - j_i r_i) (the usual approximate leave-one-out),
+when the full fit is interior. When a parameter sits on its bound that step is not valid, so
+every fold is refitted from scratch, as ``exact=True`` always does.
 """
 
 from __future__ import annotations
@@ -215,15 +216,29 @@ def bounds(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
             np.log([PARAMETERS[n].high for n in names]))
 
 
+def on_a_bound(names: tuple[str, ...], x: np.ndarray) -> bool:
+    """Whether any fitted parameter (log space) sits on its bound."""
+    lo, hi = bounds(names)
+    return bool(np.any(np.isclose(x, lo, atol=1e-6) | np.isclose(x, hi, atol=1e-6)))
+
+
 def leave_one_out(prepared: list[Prepared], spec: StackSpec, names: tuple[str, ...],
-                  full: FitResult, exact: bool = False) -> np.ndarray:
-    """Each run's speed error predicted by the stack fitted without it."""
+                  full: FitResult, exact: bool | None = None) -> np.ndarray:
+    """Each run's speed error predicted by the stack fitted without it.
+
+    One Gauss-Newton step from the full fit without the run stands in for refitting each fold
+    when the fit is interior: on the 82 NVIDIA runs it agrees with exact refits to 0.01 points
+    of mean error at 1/70 of the time. A fit with a parameter on its bound is a constrained
+    optimum where that step is not valid (it moves the parameter out of bounds and is then
+    clipped), so then (``exact=None``) and with ``exact=True`` each fold is refitted.
+    """
     lo, hi = bounds(names)
     r = np.log1p(full.errors)
     jac = full.jac
     errors = np.empty(len(prepared))
+    refit = on_a_bound(names, full.x) if exact is None else exact
     for i, p in enumerate(prepared):
-        if exact:
+        if refit:
             sub = fit(prepared[:i] + prepared[i + 1:], spec, names, full.values)
             x = sub.x
         else:
@@ -238,7 +253,7 @@ def leave_one_out(prepared: list[Prepared], spec: StackSpec, names: tuple[str, .
 
 
 def calibrate(runs: list[MeasuredRun], base: str, names: tuple[str, ...],
-              where: str, exact_loo: bool = False) -> tuple[StackSpec, Calibration]:
+              where: str, exact_loo: bool | None = None) -> tuple[StackSpec, Calibration]:
     """Fit ``names`` of stack ``base`` to ``runs``; errors in sample and leave-one-out."""
     spec = load_stack_spec(base)
     check_parameters(names, len(runs), where)

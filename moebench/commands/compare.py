@@ -65,6 +65,8 @@ class Comparison:
     scenario: ScenarioSpec
     assumptions: dict[str, Any]
     rows: list[CompareRow]
+    stacks: dict[str, StackSpec] = field(default_factory=dict)
+    """The stacks the entries ran on, by name (a stack given as a file is not in the catalog)."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ def run_comparison(
 
         rows += mix_rows(sc, _models(sc), overrides, deadline_days)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
-    return Comparison(scenario=sc, rows=rows,
+    return Comparison(scenario=sc, rows=rows, stacks={e.stack_spec.name: e.stack_spec
+                                                      for e in entries},
                       assumptions={**assumptions(sc, overrides, deadline_days),
                                    "warnings": warnings})
 

@@ -11,7 +11,7 @@ import pandas as pd
 from moebench.commands.compare import CompareRow, Comparison, row_dict
 from moebench.commands.plan_text import plan_text, sharding_text  # noqa: F401 - re-exported
 from moebench.commands.report import Report
-from moebench.inputs.stack import load_stack_spec
+from moebench.inputs.stack import StackSpec, load_stack_spec
 
 VALIDATION_MARK = "*"
 NO_RUNS_MARK = "**"
@@ -45,18 +45,21 @@ def title(cmp: Comparison) -> str:
             f"{', '.join(others) or 'itself'}; {a['price_basis']} prices in {a['currency']}")
 
 
-def stack_caveats(rows: list[CompareRow]) -> dict[str, tuple[str, str]]:
+def stack_caveats(cmp: Comparison) -> dict[str, tuple[str, str]]:
     """Stacks whose validation error is above the target, or that have no measured runs:
     the mark to put beside their rows and the footnote that explains it."""
     # A mixed row's stack is its types' stacks joined by '+'.
-    return caveats_for(s for r in rows for s in r.stack.split("+"))
+    return caveats_for((s for r in cmp.rows for s in r.stack.split("+")), cmp.stacks)
 
 
-def caveats_for(stacks: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """:func:`stack_caveats` by stack name."""
+def caveats_for(stacks: Iterable[str], specs: dict[str, StackSpec] | None = None,
+                ) -> dict[str, tuple[str, str]]:
+    """:func:`stack_caveats` by stack name: the spec given in ``specs`` (a stack loaded from a
+    file), else the catalog's."""
     out: dict[str, tuple[str, str]] = {}
     for name in dict.fromkeys(stacks):
-        v = load_stack_spec(name).validation
+        spec = (specs or {}).get(name) or load_stack_spec(name)
+        v = spec.validation
         if v is None:
             continue
         if v.runs == 0 or v.loo_mean_abs_error is None:
@@ -106,7 +109,7 @@ def mix_footer(rows: list[CompareRow]) -> list[str]:
 def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     a = cmp.assumptions
     cur = a["currency"]
-    caveats = stack_caveats(cmp.rows)
+    caveats = stack_caveats(cmp)
     rows = []
     display: dict[str, list[str]] = {"chip": [], "cost_ratio": [], "days": []}
     for r in cmp.rows:
