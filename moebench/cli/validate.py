@@ -12,7 +12,9 @@ from moebench.cli.common import FormatOpt, OutputOpt, cli_errors, show
 from moebench.errors import InputError
 
 DataOpt = Annotated[Path | None, typer.Option(
-    "--data", help="Measured-runs CSV (default: the shipped profiles/validation file).")]
+    "--data", help="Measured-runs CSV (default: the shipped profiles/validation file). "
+                   "Leave-one-out refits each stack on the file's other runs and the shipped "
+                   "ones.")]
 
 
 @app.command()

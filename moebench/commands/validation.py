@@ -6,7 +6,10 @@ three ways:
 * ``physics``: the ``hardware-limit`` stack, what the chip allows with ideal software;
 * ``calibrated``: the run's own stack as shipped (its calibrated figures fitted on all runs);
 * ``loo``: the run's stack refitted without that run (the figures of kind ``calibrated``, on
-  the other runs of the file that use the stack), then the run predicted: the honest error.
+  the other runs that use the stack: those of the file and, when the file is not the shipped
+  one, the shipped runs too), then the run predicted: the honest error. With fewer than
+  three runs per fitted figure in all (calibration's own minimum) a stack is not refitted: its
+  runs' ``loo`` is then the calibrated error (the shipped stack never saw a user's run).
 
 Errors are speed errors, predicted speed / measured speed - 1, summarised as mean absolute error
 per vendor and per dense/MoE group.
@@ -24,6 +27,7 @@ import pandas as pd
 
 from moebench.commands.calibrate import (
     PARAMETERS,
+    RUNS_PER_PARAMETER,
     Prepared,
     fit,
     leave_one_out,
@@ -31,6 +35,7 @@ from moebench.commands.calibrate import (
 )
 from moebench.commands.measured_runs import MeasuredRun, load_runs, shipped_runs_path
 from moebench.commands.report import Report
+from moebench.inputs.hardware import load_chip
 from moebench.inputs.stack import StackSpec, load_stack_spec, stack_from_spec
 
 PHYSICS_STACK = "hardware-limit"
@@ -69,20 +74,26 @@ def _error(p: Prepared, spec: StackSpec) -> tuple[float, bool]:
     return float(np.expm1(p.speed_error(stack))[0]), fits
 
 
-def _loo(group: list[Prepared], spec: StackSpec) -> list[float]:
+def _loo(group: list[Prepared], spec: StackSpec, helpers: list[Prepared]) -> list[float]:
     """Leave-one-out speed errors of the runs of one stack: its calibrated figures fitted on
-    the others (see :func:`moebench.commands.calibrate.leave_one_out`)."""
+    the others and ``helpers`` (see :func:`moebench.commands.calibrate.leave_one_out`)."""
     names = calibrated_names(spec)
-    if not names or len(group) < 2:
+    pool = group + helpers
+    if not names or len(pool) < RUNS_PER_PARAMETER * len(names):
         return [_error(p, spec)[0] for p in group]
     start = {n: float(PARAMETERS[n].figure(spec).value) for n in names}
-    return [float(e) for e in leave_one_out(group, spec, names, fit(group, spec, names, start))]
+    full = fit(pool, spec, names, start)
+    return [float(e) for e in leave_one_out(pool, spec, names, full, only=len(group))]
 
 
 def compare_runs(runs: list[MeasuredRun], where: str,
-                 progress: Callable[[int, int], None] | None = None) -> list[RunComparison]:
-    """Every run predicted three ways (see the module docstring)."""
+                 progress: Callable[[int, int], None] | None = None,
+                 helpers: list[MeasuredRun] | None = None) -> list[RunComparison]:
+    """Every run predicted three ways (see the module docstring); ``helpers`` are further runs
+    that help refit each stack for leave-one-out but are not reported (the shipped runs)."""
     own = [prepare(r, where) for r in runs]
+    ids = {r.id for r in runs}
+    extra = [r for r in helpers or [] if r.id not in ids]
     physics_spec = load_stack_spec(PHYSICS_STACK)
     physics = [_error(prepare(r, where, PHYSICS_STACK), physics_spec)[0] for r in runs]
     specs: dict[str, StackSpec] = {}
@@ -93,7 +104,9 @@ def compare_runs(runs: list[MeasuredRun], where: str,
         by_stack.setdefault(name, []).append(i)
     loo: dict[int, float] = {}
     for done, (name, idx) in enumerate(by_stack.items(), start=1):
-        loo.update(zip(idx, _loo([own[i] for i in idx], specs[name]), strict=True))
+        more = [prepare(r, str(shipped_runs_path())) for r in extra
+                if (r.stack or load_chip(r.chip).default_stack) == name]
+        loo.update(zip(idx, _loo([own[i] for i in idx], specs[name], more), strict=True))
         if progress:
             progress(done, len(by_stack))
     out = []
@@ -171,4 +184,6 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
 def validate(path: Path | None = None,
              progress: Callable[[int, int], None] | None = None) -> list[RunComparison]:
     runs = load_runs(path)
-    return compare_runs(runs, str(path or shipped_runs_path()), progress)
+    shipped = path is None or path.resolve() == shipped_runs_path().resolve()
+    return compare_runs(runs, str(path or shipped_runs_path()), progress,
+                        helpers=None if shipped else load_runs())
