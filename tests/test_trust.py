@@ -199,6 +199,19 @@ def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli, tmp_pat
     assert f"\nascend-910b:{worse}," in csv and ",*\n" in csv
 
 
+def test_the_footer_gives_each_stacks_validation_error(cli, tmp_path):
+    """Each row's stack is named with its leave-one-out error and run count, from the stack's
+    validation summary (here a copy that says 12.3% over 7 runs), or 'no measured runs'."""
+    shipped = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
+    mine = tmp_path / "mine.yaml"
+    text = re.sub(r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.123", shipped)
+    mine.write_text(re.sub(r"validation: \{runs: \d+", "validation: {runs: 7", text),
+                    encoding="utf-8")
+    out = cli("compare", "--chips", f"h800,ascend-910b:{mine},t-head-ppu", "-f", "markdown").output
+    assert f"ascend-910b:{mine} modellink-ascend (12% mean error over 7 runs)" in out
+    assert "t-head-ppu generic (no measured runs)" in out
+
+
 def test_compare_reads_the_caveat_of_a_stack_given_as_a_file(cli, tmp_path):
     """A stack file whose name the catalog does not know: its own validation summary decides
     the mark (this once failed at render time, looking the name up in the catalog)."""

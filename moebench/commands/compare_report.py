@@ -52,14 +52,25 @@ def stack_caveats(cmp: Comparison) -> dict[str, tuple[str, str]]:
     return caveats_for((s for r in cmp.rows for s in r.stack.split("+")), cmp.stacks)
 
 
+def _spec(name: str, specs: dict[str, StackSpec] | None) -> StackSpec:
+    """The spec given in ``specs`` (a stack loaded from a file), else the catalog's."""
+    return (specs or {}).get(name) or load_stack_spec(name)
+
+
+def stack_error(name: str, specs: dict[str, StackSpec] | None = None) -> str:
+    """A stack's name with its validation error, as the footer's stacks line shows it."""
+    v = _spec(name, specs).validation
+    if v is None or v.runs == 0 or v.loo_mean_abs_error is None:
+        return f"{name} (no measured runs)"
+    return f"{name} ({100 * v.loo_mean_abs_error:.0f}% mean error over {v.runs} runs)"
+
+
 def caveats_for(stacks: Iterable[str], specs: dict[str, StackSpec] | None = None,
                 ) -> dict[str, tuple[str, str]]:
-    """:func:`stack_caveats` by stack name: the spec given in ``specs`` (a stack loaded from a
-    file), else the catalog's."""
+    """:func:`stack_caveats` by stack name (see :func:`_spec`)."""
     out: dict[str, tuple[str, str]] = {}
     for name in dict.fromkeys(stacks):
-        spec = (specs or {}).get(name) or load_stack_spec(name)
-        v = spec.validation
+        v = _spec(name, specs).validation
         if v is None:
             continue
         if v.runs == 0 or v.loo_mean_abs_error is None:
@@ -153,7 +164,9 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         f"{a['restart_minutes']} min restarts, per-chip MTBF from each profile",
         f"expert load imbalance {a['expert_imbalance']}; EP overlap under 1F1B: "
         f"{'on' if a['ep_overlap'] else 'off'}; mfu against the peak of each row's precision",
-        "stacks: " + "; ".join(f"{r.entry} {r.stack}" for r in cmp.rows),
+        "stacks (leave-one-out speed error, moebench validate): " + "; ".join(
+            f"{r.entry} " + " + ".join(stack_error(s, cmp.stacks) for s in r.stack.split("+"))
+            for r in cmp.rows),
     ]
     missing = [f"{r.entry}: {r.price_source}" for r in cmp.rows
                if r.price_per_chip_hour is None and r.plan]
