@@ -100,3 +100,26 @@ def test_a_users_file_is_refitted_with_the_shipped_runs(tmp_path, comparisons):
         assert abs(users[rid].loo_error) > 0.05
         assert users[rid].loo_error == pytest.approx(shipped[rid].loo_error, rel=1e-6)
         assert users[rid].calibrated_error == pytest.approx(shipped[rid].calibrated_error)
+
+
+def test_validate_with_a_stack_predicts_every_run_with_it(cli, tmp_path, comparisons):
+    """--stack replaces each run's stack: with hardware-limit the calibrated column is the
+    physics column; a stack of another vendor is refused in one line, exit 2."""
+    rows = list(csv.DictReader(io.StringIO(shipped_runs_path().read_text())))
+    mine = [r for r in rows if r["chip"] in ("h100", "b200")][:4]
+    path = tmp_path / "nv.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(mine[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(mine)
+    out = json.loads(cli("validate", "--data", str(path), "--stack", "hardware-limit",
+                         "-f", "json").output)
+    physics = {c.id: c.physics_error for c in comparisons}
+    assert out["stack"] == "hardware-limit" and len(out["runs"]) == 4
+    for run in out["runs"]:
+        assert run["stack"] == "hardware-limit"
+        assert run["calibrated_error"] == pytest.approx(run["physics_error"])
+        assert run["physics_error"] == pytest.approx(physics[run["id"]])
+    refused = cli("validate", "--data", str(path), "--stack", "modellink-ascend")
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
+    assert "is for Huawei chips" in refused.output

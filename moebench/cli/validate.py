@@ -27,6 +27,10 @@ def validate(
     max_run_error: Annotated[float | None, typer.Option(
         "--max-run-error", help="Exit 1 if any run's leave-one-out speed error exceeds this "
                                 "many percent.")] = None,
+    stack: Annotated[str | None, typer.Option(
+        "--stack", help="Predict every run with this stack (catalog name or YAML), e.g. one "
+                        "moebench calibrate wrote, instead of the stack each run names; runs on "
+                        "another vendor's chips are refused.")] = None,
     fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Predict measured training runs three ways (physics only, calibrated, leave-one-out)
@@ -34,15 +38,16 @@ def validate(
 
     Exit codes: 0 ok, 1 an error bound was exceeded, 2 bad input.
 
-    Example: moebench validate --data my-runs.csv --max-error 25
+    Example: moebench validate --data my-runs.csv --max-error 25;
+    moebench validate --data my-runs.csv --stack my-stack.yaml
     """
     from moebench.commands.validation import mean_abs, validate, validation_report
 
     for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error)):
         if bound is not None and not bound > 0:
             raise InputError(name, None, f"must be a positive percentage, got {bound}")
-    comparisons = validate(data)
-    show(validation_report(comparisons, data), fmt, output)
+    comparisons = validate(data, stack=stack)
+    show(validation_report(comparisons, data, stack), fmt, output)
     failed = []
     overall = mean_abs([c.loo_error for c in comparisons])
     if max_error is not None and 100 * overall > max_error:
