@@ -217,3 +217,28 @@ def test_a_chip_without_a_valid_plan_keeps_its_row(cli):
     assert [r["chip"] for r in out["rows"]] == ["h800", "h20"]
     for row in out["rows"]:
         assert row["cost"] is None and row["status"].startswith(("no valid plan", "no plan"))
+
+
+def test_compare_and_sweep_run_every_chip_on_the_stack_given(cli):
+    """--stack puts every chip that names no stack of its own on that stack, the baseline
+    with it; the rows equal the CHIP:STACK form's, and a chip's own CHIP:STACK is kept."""
+    def rows(*args):
+        out = json.loads(cli("compare", "--model", "qwen3-30b-a3b", "--num-chips", "64",
+                             *args, "-f", "json").output)
+        return {r["entry"]: r for r in out["rows"]}
+
+    given = rows("--chips", "h800,a100:generic", "--stack", "hardware-limit")
+    written = rows("--chips", "h800:hardware-limit,a100:generic")
+    assert set(given) == {"h800:hardware-limit", "a100:generic"}
+    assert given["h800:hardware-limit"]["stack"] == "hardware-limit"
+    assert given["h800:hardware-limit"]["cost_ratio"] == pytest.approx(1.0)
+    for entry in given:
+        assert given[entry]["step_time_s"] == pytest.approx(written[entry]["step_time_s"])
+    sweep = cli("sweep", "--model", "qwen3-30b-a3b", "--chips", "h800", "--stack",
+                "hardware-limit", "--vary", "num_chips=64", "-f", "csv").output
+    row = next(csv.DictReader(io.StringIO(sweep)))
+    assert row["chip"] == "h800:hardware-limit"
+    assert float(row["step_time_s"]) == pytest.approx(written["h800:hardware-limit"]
+                                                       ["step_time_s"])
+    refused = cli("compare", "--chips", "h800,ascend-910b", "--stack", "megatron-core-nvidia")
+    assert refused.exit_code == 2 and "is for NVIDIA chips" in refused.output

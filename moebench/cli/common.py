@@ -117,6 +117,10 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 
 StackOpt = Annotated[str | None, typer.Option(
     "--stack", help="Software stack: catalog name or YAML (default: the chip's own).")]
+EveryChipStackOpt = Annotated[str | None, typer.Option(
+    "--stack", help="Run every chip that names no stack of its own (CHIP, not CHIP:STACK) on "
+                    "this stack: catalog name or YAML, e.g. hardware-limit (default: each "
+                    "chip's own).")]
 DispatcherOpt = Annotated[str | None, typer.Option(
     "--dispatcher", help="MoE token dispatcher: alltoall, allgather, deepep or hybridep "
                          "(default: the stack's).")]

@@ -10,6 +10,7 @@ import typer
 from moebench.cli.app import app
 from moebench.cli.common import (
     ChooseOpt,
+    EveryChipStackOpt,
     FabricOpt,
     FormatOpt,
     OutputOpt,
@@ -76,6 +77,7 @@ def compare(
                       "h800:512+ascend-910b:1024.")] = None,
     fabric: FabricOpt = None, placement: PlacementOpt = None, sync_every: SyncEveryOpt = None,
     strategy: StrategyOpt = None, choose: ChooseOpt = None,
+    stack: EveryChipStackOpt = None,
     fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Cost and speed of training on each chip, each on its own best plan.
@@ -95,7 +97,7 @@ def compare(
     from moebench.commands.compare import run_comparison
     from moebench.commands.compare_report import comparison_report
     from moebench.commands.guards import check_guards
-    from moebench.commands.options import apply_options, parse_tokens
+    from moebench.commands.options import apply_options, parse_tokens, stack_everywhere
     from moebench.commands.pricing import BASES
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.scenario import load_scenario
@@ -120,6 +122,9 @@ def compare(
     chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
     if chip_list is not None and not chip_list:
         raise InputError("--chips", None, "give at least one chip")
+    if stack is not None:
+        chip_list, baseline = stack_everywhere(
+            chip_list or load_scenario(scenario).chips, baseline, stack)
     from moebench.commands.setup import split_overrides as by_input
 
     per_chip = split_overrides(set_ or [])

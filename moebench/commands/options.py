@@ -26,6 +26,19 @@ def parse_tokens(text: str, option: str = "--tokens") -> float:
     return value
 
 
+def stack_everywhere(chips: list[str], baseline: str | None, stack: str | None,
+                     ) -> tuple[list[str], str | None]:
+    """``--stack`` on compare and sweep: every chip entry that names no stack of its own
+    (CHIP, not CHIP:STACK) runs on ``stack``, and the baseline follows its entry."""
+    if stack is None:
+        return chips, baseline
+    if not stack.strip():
+        raise InputError("--stack", None, "give a stack name or YAML path")
+    entries = [c if ":" in c else f"{c}:{stack}" for c in chips]
+    base = baseline or chips[0]
+    return entries, (f"{base}:{stack}" if ":" not in base and base in chips else base)
+
+
 def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
     """A copy of the scenario with the command line's options applied (None = keep)."""
     data = sc.model_dump()
