@@ -16,6 +16,7 @@ HOUR = 3600.0
 # Longest suffixes first, so that "_tb_per_s" is not read as "_s".
 SUFFIX_TO_BASE: dict[str, float] = {
     "_tflops": TERA,  # FLOP/s
+    "_tera_per_s": TERA,  # operations/s
     "_tb_per_s": TERA,  # byte/s
     "_gb_per_s": GIGA,  # byte/s
     "_gbit_per_s": GIGA / 8,  # byte/s

@@ -225,3 +225,38 @@ def test_a_run_without_dp_overlap_is_slower_by_its_exposed_traffic():
     assert float(off.step_time[0] - on.step_time[0]) == pytest.approx(
         float(off.comm_exposed["dp"][0] - on.comm_exposed["dp"][0]))
     assert float(off.comm_exposed["dp"][0]) > float(on.comm_exposed["dp"][0])
+
+
+def test_attention_core_adds_the_softmax_exponentials_at_the_sfu_rate():
+    """Llama 3.1 8B (32 heads of 128) at 8K tokens on one H100: per token and layer the
+    forward runs 2 x 32 x 256 x 8192 / 2 FLOPs of attention matmuls and 32 x 8192 / 2
+    exponentials; the core takes F T / R + E T / 3.9e12 and its backward 2.5x the matmuls'
+    share and 1x the exponentials'. A chip with no SFU figure has no exp term."""
+    arch = load_model("llama-3.1-8b")
+    chip = load_chip("h100")
+    run = RunConfig(seq_len=8192, global_batch=8, precision="bf16")
+    ctx = build_context(arch, chip, stack_of(chip), run, _plan(arch, chip, run, 8))
+    tokens = 8192
+    tc = 2 * 32 * 256 * 8192 / 2 * tokens / _v(ctx.attn_rate)
+    sfu = 32 * 8192 / 2 * tokens / 3.9e12
+    fwd, bwd = compute.attention_core_time(ctx)
+    assert _v(fwd) == pytest.approx(tc + sfu)
+    assert _v(bwd) == pytest.approx((2.5 * tc + sfu) / (tc + sfu))
+    assert 0.15 < sfu / (tc + sfu) < 0.45  # a fifth to a third of the core on Hopper
+    no_sfu = replace(ctx, exp_rate=np.inf)
+    fwd0, bwd0 = compute.attention_core_time(no_sfu)
+    assert _v(fwd0) == pytest.approx(tc) and _v(bwd0) == pytest.approx(2.5)
+
+
+def test_blackwell_ultra_attention_forward_gains_about_a_third_over_blackwell():
+    """NVIDIA's Blackwell Ultra softmax blog: ~35% faster FP8 attention forward on DeepSeek-V3
+    (GB300 over GB200, the exp units doubled). An MLA model's BF16 attention core (DeepSeek-V2
+    Lite: the same head shapes) on GB300 against GB200 at one plan: between 1.15x and 1.5x."""
+    arch = load_model("deepseek-v2-lite")
+    run = RunConfig(seq_len=4096, global_batch=8, precision="bf16")
+    times = {}
+    for name in ("gb200", "gb300"):
+        chip = load_chip(name)
+        ctx = build_context(arch, chip, stack_of(chip), run, _plan(arch, chip, run, 8, ep=8))
+        times[name] = _v(compute.attention_core_time(ctx)[0])
+    assert 1.15 < times["gb200"] / times["gb300"] < 1.5

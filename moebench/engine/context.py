@@ -71,6 +71,8 @@ class StepContext:
     gemm_rate: Any
     """Large-shape GEMM FLOP/s the stack reaches (less the share communication kernels take)."""
     attn_rate: Any
+    exp_rate: Any
+    """Exponentials per second (softmax in attention; inf where the chip gives no figure)."""
     mem_bw: Any
     """Achievable HBM byte/s."""
     links: Links
@@ -175,6 +177,7 @@ def build_context(
         fp8=run.precision == "fp8", weight_bytes=w_bytes, act_bytes=a_bytes,
         gemm_rate=gemm_rate / slow,
         attn_rate=chip.bf16_flops * chip.bf16_gemm_eff * stack.attention_fraction / slow,
+        exp_rate=(np.inf if chip.exp_rate is None else chip.exp_rate) / slow,
         mem_bw=chip.hbm_bw * chip.hbm_eff,
         links=Links.of(chip, stack.collective_fraction),
         layers_per_stage=layers, moe_layers_per_stage=layers * moe_frac, stage=counts,

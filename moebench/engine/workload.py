@@ -38,6 +38,10 @@ from moebench.inputs.model import (
 # FlashAttention backward runs five matmuls against the forward's two (Dao et al., FlashAttention,
 # arXiv 2205.14135, sec. 3.1 and appendix B): 2.5x the forward FLOPs, not the 2x of a plain GEMM.
 ATTENTION_BWD_FACTOR = 2.5
+# The softmax's exponentials: one per score element in the forward, and one again in the
+# backward, which recomputes the probabilities from the saved row statistics (FlashAttention-2,
+# arXiv 2307.08691, algorithm 2); so 1x the forward's, against the matmuls' 2.5x.
+ATTENTION_EXP_BWD_FACTOR = 1.0
 GEMM_BWD_FACTOR = 2.0  # activation gradient + weight gradient
 
 
@@ -99,6 +103,16 @@ def full_attention_core_flops(att: MhaAttention | MlaAttention, seq_len: int) ->
     else:
         d_qk = d_v = att.head_dim
     return 2.0 * att.num_heads * (d_qk + d_v) * seq_len / 2.0
+
+
+def attention_core_exps(arch: ModelArch, seq_len: int) -> float:
+    """Exponentials per token and layer in the attention forward: one per causal score element,
+    n_h s / 2, averaged over the layers of a hybrid model (linear attention has no softmax)."""
+    spec = arch.spec
+    full = spec.attention.num_heads * seq_len / 2.0
+    if spec.linear_attention is None:
+        return full
+    return spec.num_full_attention_layers * full / spec.num_layers
 
 
 def attention_core_flops(arch: ModelArch, seq_len: int) -> float:

@@ -41,6 +41,10 @@ class ComputeSpec(Record):
     fp8_gemm_efficiency: FractionFigure | None
     min_kernel_us: Figure = Field(
         description="device-side floor of one kernel (start, tail, gap to the next)")
+    sfu_exp_tera_per_s: Figure | None = Field(
+        default=None,
+        description="exponentials per second the special-function units compute (softmax's "
+                    "exp in attention); absent where no figure is known: no exp term")
 
 
 class MemorySpec(Record):
@@ -150,6 +154,8 @@ class Chip:
     fp8_gemm_eff: Num | None
     min_kernel: Num
     """Device-side floor of one kernel, s."""
+    exp_rate: Num | None
+    """Exponentials per second on the special-function units; None when unknown."""
     hbm_bytes: Num
     hbm_bw: Num
     """HBM bandwidth, byte/s."""
@@ -226,6 +232,7 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         bf16_gemm_eff=value(c.bf16_gemm_efficiency),
         fp8_gemm_eff=None if c.fp8_gemm_efficiency is None else value(c.fp8_gemm_efficiency),
         min_kernel=_v(c, "min_kernel_us"),
+        exp_rate=None if c.sfu_exp_tera_per_s is None else _v(c, "sfu_exp_tera_per_s"),
         hbm_bytes=_v(m, "hbm_capacity_gb"),
         hbm_bw=_v(m, "hbm_bandwidth_tb_per_s"),
         hbm_eff=value(m.hbm_efficiency),

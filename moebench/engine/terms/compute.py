@@ -21,7 +21,9 @@ import numpy as np
 from moebench.engine.context import BF16, StepContext
 from moebench.engine.workload import (
     ATTENTION_BWD_FACTOR,
+    ATTENTION_EXP_BWD_FACTOR,
     GEMM_BWD_FACTOR,
+    attention_core_exps,
     attention_core_flops,
 )
 
@@ -98,6 +100,9 @@ class LayerForward:
 
     attn_proj: Any
     attn_core: Any
+    attn_bwd_factor: Any
+    """Backward over forward time of the attention core (2.5 for its matmuls, 1 for its
+    exponentials: :func:`attention_core_time`)."""
     elementwise: Any
     up_proj: Any
     """MLA up-projections (recomputed under selective recompute)."""
@@ -118,6 +123,25 @@ class LayerForward:
         return self.experts + self.shared + self.router_permute + self.elementwise / 2
 
 
+def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
+    """Forward seconds of the attention core per layer, and its backward over forward factor.
+
+    t = F s_r / R + E s_r / X, with F and E the FLOPs and exponentials per token
+    (:func:`~moebench.engine.workload.attention_core_flops`, ``attention_core_exps``), s_r the
+    rank's tokens, R the attention kernel's matmul rate and X the special-function units' exp
+    rate. The two add rather than overlap: the second matmul waits for the softmax, the
+    bottleneck NVIDIA's Blackwell Ultra doubles its exp units to relieve (NVIDIA technical blog
+    "Making Softmax More Efficient with NVIDIA Blackwell Ultra": about 35% faster FP8 attention
+    forward on DeepSeek-V3 over GB200; this sum gives 28-43% for BF16 to FP8). Backward:
+    2.5 x the matmuls, 1 x the exponentials.
+    """
+    tc = attention_core_flops(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.attn_rate
+    sfu = attention_core_exps(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.exp_rate
+    fwd = tc + sfu
+    bwd = (ATTENTION_BWD_FACTOR * tc + ATTENTION_EXP_BWD_FACTOR * sfu) / np.maximum(fwd, 1e-300)
+    return fwd, np.where(fwd > 0, bwd, ATTENTION_BWD_FACTOR)
+
+
 def layer_forward(ctx: StepContext) -> LayerForward:
     """Forward time of each component of a layer (one micro-batch, the busiest chip)."""
     sh, spec, chip, stack = ctx.shapes, ctx.arch.spec, ctx.chip, ctx.stack
@@ -129,8 +153,8 @@ def layer_forward(ctx: StepContext) -> LayerForward:
                           sh.attn_proj_depth)
     # Context parallelism runs attention as a ring of cp steps, each its own kernel.
     ring_steps = np.where(ctx.plans.cp_kind == 1, 1.0, ctx.cp)  # Ulysses: one kernel
-    attn_core = np.maximum(attention_core_flops(ctx.arch, ctx.run.seq_len) * tok_sp
-                           / ctx.attn_rate, ring_steps * chip.min_kernel)
+    core, core_bwd = attention_core_time(ctx)
+    attn_core = np.maximum(core, ring_steps * chip.min_kernel)
     elementwise = ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / ctx.mem_bw
     dense = ffn_time(ctx, sh.dense_width, tok_gemm, tp)
     # Expert GEMMs: every pair the rank received, 1/etp of the width under expert TP, at the
@@ -153,7 +177,8 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     moe_layer = attn_proj + attn_core + elementwise + experts + shared + router
     mtp = spec.mtp_depth * (moe_layer + gemm_time(ctx, 2 * h * h, tok_gemm, tp, 3 * h, 2 * h)
                             + head)
-    return LayerForward(attn_proj=attn_proj, attn_core=attn_core, elementwise=elementwise,
+    return LayerForward(attn_proj=attn_proj, attn_core=attn_core, attn_bwd_factor=core_bwd,
+                        elementwise=elementwise,
                         up_proj=up_proj, dense_ffn=dense, experts=experts, shared=shared,
                         router_permute=router, head=head, mtp=mtp)
 
@@ -193,9 +218,11 @@ def recompute_of(ctx: StepContext) -> Recompute:
         mlp=ctx.recomputes("mlp"), moe=moe, shared=ctx.recomputes("shared_experts") * (1 - moe))
 
 
-def train(fwd_gemm: Any, fwd_core: Any = 0.0, fwd_elem: Any = 0.0) -> Any:
-    """Forward + backward from forward times: GEMMs and elementwise x3, attention core x3.5."""
-    return (fwd_gemm + fwd_elem) * (1 + GEMM_BWD_FACTOR) + fwd_core * (1 + ATTENTION_BWD_FACTOR)
+def train(fwd_gemm: Any, fwd_core: Any = 0.0, fwd_elem: Any = 0.0,
+          core_bwd: Any = ATTENTION_BWD_FACTOR) -> Any:
+    """Forward + backward from forward times: GEMMs and elementwise x3, attention core
+    x(1 + its backward factor)."""
+    return (fwd_gemm + fwd_elem) * (1 + GEMM_BWD_FACTOR) + fwd_core * (1 + core_bwd)
 
 
 def training_components(ctx: StepContext, f: LayerForward) -> dict[str, Any]:
@@ -208,7 +235,8 @@ def training_components(ctx: StepContext, f: LayerForward) -> dict[str, Any]:
     return {
         "attention_gemm": n_layers * (train(f.attn_proj) + full * f.attn_proj
                                       + rc.up_proj * f.up_proj),
-        "attention_core": n_layers * (train(0.0, f.attn_core) + (full + rc.core) * f.attn_core),
+        "attention_core": n_layers * (train(0.0, f.attn_core, core_bwd=f.attn_bwd_factor)
+                                      + (full + rc.core) * f.attn_core),
         "elementwise": n_layers * (train(0.0, 0.0, f.elementwise)
                                    + (full + rc.elementwise) * f.elementwise),
         "dense_ffn": n_dense * (train(f.dense_ffn) + (full + rc.mlp) * f.dense_ffn),
@@ -243,7 +271,7 @@ def layer_pass(ctx: StepContext, f: LayerForward) -> LayerPass:
     elem_again = rc.elementwise * half_elem
     attention = f.attention
     attention_bwd = ((f.attn_proj + half_elem) * GEMM_BWD_FACTOR
-                     + f.attn_core * ATTENTION_BWD_FACTOR
+                     + f.attn_core * f.attn_bwd_factor
                      + full * attention + rc.up_proj * f.up_proj + rc.core * f.attn_core
                      + elem_again)
     moe = f.moe_mlp

@@ -32,7 +32,6 @@ import numpy as np
 from moebench.engine.context import StepContext
 from moebench.engine.terms.comm import EpPhases
 from moebench.engine.terms.compute import LayerForward
-from moebench.engine.workload import ATTENTION_BWD_FACTOR
 
 
 def tp_exposed(ctx: StepContext, tp: Any, gemm: Any) -> Any:
@@ -119,13 +118,13 @@ def ep_exposed(ctx: StepContext, ph: EpPhases, w: PhaseWindows) -> EpExposure:
 def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:
     """Exposed CP seconds per layer, (forward, backward with recompute): what the KV ring takes
     beyond the attention kernel it feeds, a third of the ring in the forward against the forward
-    kernel and two thirds in the backward against the backward kernel (2.5x)."""
+    kernel and two thirds in the backward against the backward kernel (its backward factor)."""
     # Full recompute, or core_attn's, runs the forward's ring again.
     full = np.where(ctx.recompute == 2, 1.0, 0.0) + ctx.recomputes("core_attn")
     # Ulysses' all-to-alls sit before and after the attention kernel: nothing hides them.
     hide = np.where(ctx.plans.cp_kind == 1, 0.0, 1.0)
     fwd = np.maximum(0.0, ring / 3 - hide * f.attn_core)
-    bwd = np.maximum(0.0, ring * 2 / 3 - hide * f.attn_core * ATTENTION_BWD_FACTOR) + full * fwd
+    bwd = np.maximum(0.0, ring * 2 / 3 - hide * f.attn_core * f.attn_bwd_factor) + full * fwd
     on = ctx.cp > 1
     return np.where(on, fwd, 0.0), np.where(on, bwd, 0.0)
 
