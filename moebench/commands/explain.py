@@ -26,7 +26,7 @@ ALTERNATIVES = 5
 
 LABELS = {
     "compute_attention_gemm": "attention projections (GEMM)",
-    "compute_attention_core": "attention scores and context",
+    "compute_attention_core": "attention scores, softmax and context",
     "compute_elementwise": "norms, residuals, small kernels",
     "compute_dense_ffn": "dense FFN (GEMM)",
     "compute_moe_experts": "routed and shared experts (GEMM)",
