@@ -20,9 +20,8 @@ import numpy as np
 
 from moebench.commands.calibrate import PARAMETERS, calibrate
 from moebench.commands.calibrate_report import replace_figure, write_stack
-from moebench.commands.measured_runs import load_runs, shipped_runs_path
+from moebench.commands.measured_runs import load_runs, run_stack, shipped_runs_path
 from moebench.inputs import catalog
-from moebench.inputs.hardware import load_chip
 from moebench.inputs.stack import load_stack_spec
 
 # Which parameters each vendor stack fits, chosen by leave-one-out error among physically
@@ -46,8 +45,7 @@ TEMPLATE = "megatron-core-nvidia"
 def runs_by_stack() -> dict[str, list]:
     out: dict[str, list] = {}
     for run in load_runs():
-        stack = run.stack or load_chip(run.chip).default_stack
-        out.setdefault(stack, []).append(run)
+        out.setdefault(run_stack(run), []).append(run)
     return out
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 
 import pytest
 from typer.testing import CliRunner
@@ -80,3 +82,23 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None):
     key = min(tuple(float(convention_key(every, f)[i]) for f, _ in CONVENTION) for i in tied)
     assert tuple(float(convention_key(res.plans, f)[res.best]) for f, _ in CONVENTION) == key
     return res, every
+
+
+def shipped_rows(keep) -> list[dict[str, str]]:
+    """Rows of the shipped measured-runs CSV that ``keep`` (a set of ids, or a predicate on
+    the row) selects, as dicts of its columns."""
+    from moebench.commands.measured_runs import shipped_runs_path
+
+    rows = list(csv.DictReader(io.StringIO(shipped_runs_path().read_text())))
+    chosen = keep if callable(keep) else (lambda r: r["id"] in keep)
+    return [r for r in rows if chosen(r)]
+
+
+def write_runs(tmp_path, rows, name="runs.csv"):
+    """``rows`` written as a measured-runs CSV under ``tmp_path``; its path."""
+    path = tmp_path / name
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return path

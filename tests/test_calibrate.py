@@ -1,16 +1,14 @@
 """moebench calibrate: it recovers known parameters, its leave-one-out is honest, and it refuses
 what it cannot fit."""
 
-import csv
-import io
-
 import numpy as np
 import pytest
 import yaml
 
 from moebench.commands.calibrate import Prepared, calibrate, fit, leave_one_out, prepare
-from moebench.commands.measured_runs import load_runs, shipped_runs_path
+from moebench.commands.measured_runs import load_runs
 from moebench.inputs.stack import load_stack_spec, stack_from_spec
+from tests.conftest import shipped_rows, write_runs
 
 SYNTHETIC_IDS = ("mbridge2509-qwen3-30b-b200-8-fp8cs", "mbridge260401-qwen3-30b-b200-8-mxfp8",
                  "mbridge-qwen3-30b-b200-8-mxfp8", "mbridge260401-dsv3-gb300-256-mxfp8",
@@ -18,29 +16,15 @@ SYNTHETIC_IDS = ("mbridge2509-qwen3-30b-b200-8-fp8cs", "mbridge260401-qwen3-30b-
                  "mbridge260401-qwen3-30b-h100-16-fp8cs")
 
 
-def _rows(ids):
-    rows = list(csv.DictReader(io.StringIO(shipped_runs_path().read_text())))
-    return [r for r in rows if r["id"] in ids]
-
-
-def _write(tmp_path, rows, name="runs.csv"):
-    path = tmp_path / name
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 def test_calibration_recovers_known_parameters(tmp_path):
     """Runs whose 'measured' speeds are the model's own with gemm_fraction 0.8 and 40 us per
     host operation: the fit finds both."""
     from dataclasses import replace
 
-    rows = _rows(SYNTHETIC_IDS)
+    rows = shipped_rows(SYNTHETIC_IDS)
     truth = {}
     spec = load_stack_spec("megatron-core-nvidia")
-    for run in load_runs(_write(tmp_path, rows)):
+    for run in load_runs(write_runs(tmp_path, rows)):
         p: Prepared = prepare(run, "synthetic")
         stack = replace(stack_from_spec(spec, run.options), gemm_fraction=0.8, host_op_s=40e-6)
         truth[run.id] = float(np.exp(p.speed_error(stack))[0]) * run.measured
@@ -49,7 +33,7 @@ def test_calibration_recovers_known_parameters(tmp_path):
         factor = truth[r["id"]] / float(r["measured"])
         slower = r["metric"] in ("step_time_s", "chip_hours_per_1e12_tokens")
         r["measured"] = repr(float(r["measured"]) / factor if slower else truth[r["id"]])
-    path = _write(tmp_path, rows)
+    path = write_runs(tmp_path, rows)
     _, result = calibrate(load_runs(path), "megatron-core-nvidia",
                           ("gemm_fraction", "host_op_us"), str(path))
     assert result.fit.values["gemm_fraction"] == pytest.approx(0.8, rel=1e-3)
@@ -73,7 +57,7 @@ def test_one_step_leave_one_out_tracks_exact_refits():
 
 
 def test_calibrate_writes_a_calibrated_stack(cli, tmp_path):
-    runs = _write(tmp_path, _rows(SYNTHETIC_IDS))
+    runs = write_runs(tmp_path, shipped_rows(SYNTHETIC_IDS))
     out = tmp_path / "fitted.yaml"
     result = cli("calibrate", str(runs), "--stack", "megatron-core-nvidia", "--output", str(out),
                  "--fit", "gemm_fraction,host_op_us", "--format", "json")
@@ -90,7 +74,7 @@ def test_calibrate_writes_a_calibrated_stack(cli, tmp_path):
 
 
 def test_calibrate_is_deterministic(cli, tmp_path):
-    runs = _write(tmp_path, _rows(SYNTHETIC_IDS))
+    runs = write_runs(tmp_path, shipped_rows(SYNTHETIC_IDS))
     texts = []
     for i in range(2):
         out = tmp_path / f"s{i}.yaml"
@@ -107,7 +91,7 @@ def test_calibrate_is_deterministic(cli, tmp_path):
      ["line 4 (modellink-llama2-7b-910b-8)", "for NVIDIA chips", "Huawei"]),
 ])
 def test_calibrate_refuses_with_one_line(cli, tmp_path, ids, fit_names, needles):
-    runs = _write(tmp_path, _rows(ids))
+    runs = write_runs(tmp_path, shipped_rows(ids))
     result = cli("calibrate", str(runs), "--stack", "megatron-core-nvidia", "--output",
                  str(tmp_path / "x.yaml"), "--fit", fit_names)
     assert result.exit_code == 2, result.output

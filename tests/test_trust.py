@@ -183,11 +183,21 @@ def test_estimate_with_the_scenario_reproduces_the_compare_row(cli):
     assert est["plan"]["pp"] == row["plan"]["pp"] and est["plan"]["ep"] == row["plan"]["ep"]
 
 
+def _ascend_stack_copy(tmp_path, name, *subs):
+    """The shipped modellink-ascend stack written to ``tmp_path/name`` with each regex
+    substitution (pattern, replacement) applied once."""
+    text = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
+    for pattern, replacement in subs:
+        text, done = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+        assert done == 1, pattern
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli, tmp_path):
-    shipped = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
-    worse = tmp_path / "worse.yaml"
-    worse.write_text(re.sub(r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.25", shipped),
-                     encoding="utf-8")
+    worse = _ascend_stack_copy(tmp_path, "worse.yaml",
+                               (r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.25"))
     chips = f"h800,ascend-910b:{worse}"
     text = cli("compare", "--chips", chips, "-f", "markdown").output
     assert f"| ascend-910b:{worse}* |" in text
@@ -202,11 +212,9 @@ def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli, tmp_pat
 def test_the_footer_gives_each_stacks_validation_error(cli, tmp_path):
     """Each row's stack is named with its leave-one-out error and run count, from the stack's
     validation summary (here a copy that says 12.3% over 7 runs), or 'no measured runs'."""
-    shipped = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
-    mine = tmp_path / "mine.yaml"
-    text = re.sub(r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.123", shipped)
-    mine.write_text(re.sub(r"validation: \{runs: \d+", "validation: {runs: 7", text),
-                    encoding="utf-8")
+    mine = _ascend_stack_copy(tmp_path, "mine.yaml",
+                              (r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.123"),
+                              (r"validation: \{runs: \d+", "validation: {runs: 7"))
     out = cli("compare", "--chips", f"h800,ascend-910b:{mine},t-head-ppu", "-f", "markdown").output
     assert f"ascend-910b:{mine} modellink-ascend (12% mean error over 7 runs)" in out
     assert "t-head-ppu generic (no measured runs)" in out
@@ -215,9 +223,8 @@ def test_the_footer_gives_each_stacks_validation_error(cli, tmp_path):
 def test_compare_reads_the_caveat_of_a_stack_given_as_a_file(cli, tmp_path):
     """A stack file whose name the catalog does not know: its own validation summary decides
     the mark (this once failed at render time, looking the name up in the catalog)."""
-    shipped = catalog.resolve("stacks", "modellink-ascend", "--stack").read_text(encoding="utf-8")
-    mine = tmp_path / "mine.yaml"
-    mine.write_text(shipped.replace("name: modellink-ascend", "name: mine", 1), encoding="utf-8")
+    mine = _ascend_stack_copy(tmp_path, "mine.yaml",
+                              (r"^name: modellink-ascend$", "name: mine"))
     result = cli("compare", "--chips", f"h800,ascend-910b:{mine}", "-f", "csv")
     assert result.exit_code == 0, result.output
     assert f"\nascend-910b:{mine}," in result.output

@@ -6,16 +6,14 @@ reason. The issue's targets (15% overall, 20% per vendor, no run beyond 40%) are
 are worse than the issue allows: the bound records them as they are.
 """
 
-import csv
-import io
 import json
 
 import pytest
 
 from moebench.commands.compare import run_comparison
-from moebench.commands.measured_runs import shipped_runs_path
 from moebench.commands.validation import groups, mean_abs, validate
 from moebench.inputs.scenario import load_scenario
+from tests.conftest import shipped_rows, write_runs
 
 MAX_LOO_ALL = 0.15  # the issue's target
 MAX_LOO_NVIDIA = 0.12
@@ -87,13 +85,8 @@ def test_a_users_file_is_refitted_with_the_shipped_runs(tmp_path, comparisons):
     """Leave-one-out on a user's file: two Ascend runs alone cannot refit three figures (the fit
     would pass through both and report 0% error); the shipped runs of the stack help refit it,
     and the shipped file's own runs give the same figures either way."""
-    rows = list(csv.DictReader(io.StringIO(shipped_runs_path().read_text())))
-    mine = [r for r in rows if r["id"] in ("mixtral8x7b-ascend-64", "modellink-grok1-12l-910b-32")]
-    path = tmp_path / "mine.csv"
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(mine[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(mine)
+    path = write_runs(tmp_path, shipped_rows({"mixtral8x7b-ascend-64",
+                                              "modellink-grok1-12l-910b-32"}), "mine.csv")
     users = {c.id: c for c in validate(path)}
     shipped = {c.id: c for c in comparisons}
     for rid in users:
@@ -105,13 +98,8 @@ def test_a_users_file_is_refitted_with_the_shipped_runs(tmp_path, comparisons):
 def test_validate_with_a_stack_predicts_every_run_with_it(cli, tmp_path, comparisons):
     """--stack replaces each run's stack: with hardware-limit the calibrated column is the
     physics column; a stack of another vendor is refused in one line, exit 2."""
-    rows = list(csv.DictReader(io.StringIO(shipped_runs_path().read_text())))
-    mine = [r for r in rows if r["chip"] in ("h100", "b200")][:4]
-    path = tmp_path / "nv.csv"
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(mine[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(mine)
+    nvidia = shipped_rows(lambda r: r["chip"] in ("h100", "b200"))[:4]
+    path = write_runs(tmp_path, nvidia, "nv.csv")
     out = json.loads(cli("validate", "--data", str(path), "--stack", "hardware-limit",
                          "-f", "json").output)
     physics = {c.id: c.physics_error for c in comparisons}

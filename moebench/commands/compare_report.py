@@ -65,6 +65,15 @@ def stack_error(name: str, specs: dict[str, StackSpec] | None = None) -> str:
     return f"{name} ({100 * v.loo_mean_abs_error:.0f}% mean error over {v.runs} runs)"
 
 
+def stacks_line(entries: Iterable[tuple[str, str]],
+                specs: dict[str, StackSpec] | None = None) -> str:
+    """The footer line naming each (entry, stack) with the stack's error; a mixed entry's stack
+    is its types' stacks joined by '+'."""
+    return "stacks (leave-one-out speed error, moebench validate): " + "; ".join(
+        f"{entry} " + " + ".join(stack_error(s, specs) for s in stack.split("+"))
+        for entry, stack in entries)
+
+
 def caveats_for(stacks: Iterable[str], specs: dict[str, StackSpec] | None = None,
                 ) -> dict[str, tuple[str, str]]:
     """:func:`stack_caveats` by stack name (see :func:`_spec`)."""
@@ -164,9 +173,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         f"{a['restart_minutes']} min restarts, per-chip MTBF from each profile",
         f"expert load imbalance {a['expert_imbalance']}; EP overlap under 1F1B: "
         f"{'on' if a['ep_overlap'] else 'off'}; mfu against the peak of each row's precision",
-        "stacks (leave-one-out speed error, moebench validate): " + "; ".join(
-            f"{r.entry} " + " + ".join(stack_error(s, cmp.stacks) for s in r.stack.split("+"))
-            for r in cmp.rows),
+        stacks_line(((r.entry, r.stack) for r in cmp.rows), cmp.stacks),
     ]
     missing = [f"{r.entry}: {r.price_source}" for r in cmp.rows
                if r.price_per_chip_hour is None and r.plan]

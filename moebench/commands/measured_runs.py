@@ -257,6 +257,13 @@ def load_runs(path: Path | None = None) -> list[MeasuredRun]:
     return runs
 
 
+def run_stack(run: MeasuredRun) -> str:
+    """The stack a run ran on: the one its row names, else its chip's default."""
+    from moebench.inputs.hardware import load_chip
+
+    return run.stack or load_chip(run.chip).default_stack
+
+
 def run_setting(run: MeasuredRun) -> dict[str, Any]:
     """The run's job settings as keyword arguments of :func:`moebench.commands.setup.job_inputs`."""
     return {

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from moebench.commands.compare_report import caveats_for, plan_text, stack_error
+from moebench.commands.compare_report import caveats_for, plan_text, stacks_line
 from moebench.commands.mix import MixEstimate, Outcome
 from moebench.commands.report import Report
 from moebench.engine.mix.result import LOCAL_SGD, PIPELINE, STRATEGY_WORDS
@@ -65,8 +65,7 @@ def mix_report(est: MixEstimate) -> Report:
         f"{est.model}, {est.precision} (FP8 only where every chip type has it), seq "
         f"{est.seq_len}, global batch {est.global_batch} sequences, {est.tokens:.3g} tokens; "
         f"{est.price_basis} prices in {cur}",
-        "stacks (leave-one-out speed error, moebench validate): " + "; ".join(
-            f"{c} {stack_error(s)}" for c, s in a["stacks"].items()),
+        stacks_line(a["stacks"].items()),
         f"chosen: the {est.choice} of {', '.join(a['candidates'])}" if est.choice != "named"
         else f"chosen: {est.chosen}, as asked",
     ]

@@ -33,9 +33,13 @@ from moebench.commands.calibrate import (
     leave_one_out,
     prepare,
 )
-from moebench.commands.measured_runs import MeasuredRun, load_runs, shipped_runs_path
+from moebench.commands.measured_runs import (
+    MeasuredRun,
+    load_runs,
+    run_stack,
+    shipped_runs_path,
+)
 from moebench.commands.report import Report
-from moebench.inputs.hardware import load_chip
 from moebench.inputs.stack import StackSpec, load_stack_spec, stack_from_spec
 
 PHYSICS_STACK = "hardware-limit"
@@ -98,20 +102,18 @@ def compare_runs(runs: list[MeasuredRun], where: str,
     physics = [_error(prepare(r, where, PHYSICS_STACK), physics_spec)[0] for r in runs]
     specs: dict[str, StackSpec] = {}
     by_stack: dict[str, list[int]] = {}
-    for i, p in enumerate(own):
-        name = p.run.stack or p.chip.default_stack
+    names = [run_stack(r) for r in runs]
+    for i, name in enumerate(names):
         specs.setdefault(name, load_stack_spec(name))
         by_stack.setdefault(name, []).append(i)
     loo: dict[int, float] = {}
     for done, (name, idx) in enumerate(by_stack.items(), start=1):
-        more = [prepare(r, str(shipped_runs_path())) for r in extra
-                if (r.stack or load_chip(r.chip).default_stack) == name]
+        more = [prepare(r, str(shipped_runs_path())) for r in extra if run_stack(r) == name]
         loo.update(zip(idx, _loo([own[i] for i in idx], specs[name], more), strict=True))
         if progress:
             progress(done, len(by_stack))
     out = []
-    for i, p in enumerate(own):
-        name = p.run.stack or p.chip.default_stack
+    for i, (p, name) in enumerate(zip(own, names, strict=True)):
         cal, fits = _error(p, specs[name])
         r = p.run
         out.append(RunComparison(

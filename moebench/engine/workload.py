@@ -105,14 +105,20 @@ def full_attention_core_flops(att: MhaAttention | MlaAttention, seq_len: int) ->
     return 2.0 * att.num_heads * (d_qk + d_v) * seq_len / 2.0
 
 
+def _per_layer(arch: ModelArch, full: float, linear: float) -> float:
+    """A per-layer figure of the softmax-attention layers, averaged with the linear-attention
+    layers' figure over a hybrid model's layers (the softmax figure alone otherwise)."""
+    spec = arch.spec
+    if spec.linear_attention is None:
+        return full
+    return (spec.num_full_attention_layers * full
+            + spec.linear_attention.count * linear) / spec.num_layers
+
+
 def attention_core_exps(arch: ModelArch, seq_len: int) -> float:
     """Exponentials per token and layer in the attention forward: one per causal score element,
     n_h s / 2, averaged over the layers of a hybrid model (linear attention has no softmax)."""
-    spec = arch.spec
-    full = spec.attention.num_heads * seq_len / 2.0
-    if spec.linear_attention is None:
-        return full
-    return spec.num_full_attention_layers * full / spec.num_layers
+    return _per_layer(arch, arch.spec.attention.num_heads * seq_len / 2.0, 0.0)
 
 
 def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
@@ -121,12 +127,9 @@ def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
     and the linear-attention layers' recurrence (constant in s,
     :func:`~moebench.engine.linear_attention.linear_attention_core_flops`)."""
     spec = arch.spec
-    full = full_attention_core_flops(spec.attention, seq_len)
     lin = spec.linear_attention
-    if lin is None:
-        return full
-    n_full = spec.num_full_attention_layers
-    return (n_full * full + lin.count * linear_attention_core_flops(lin)) / spec.num_layers
+    return _per_layer(arch, full_attention_core_flops(spec.attention, seq_len),
+                      0.0 if lin is None else linear_attention_core_flops(lin))
 
 
 def harmonic_depth(gemms: list[tuple[int, int]]) -> float:

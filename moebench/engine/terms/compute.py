@@ -137,9 +137,8 @@ def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
     """
     tc = attention_core_flops(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.attn_rate
     sfu = attention_core_exps(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.exp_rate
-    fwd = tc + sfu
-    bwd = (ATTENTION_BWD_FACTOR * tc + ATTENTION_EXP_BWD_FACTOR * sfu) / np.maximum(fwd, 1e-300)
-    return fwd, np.where(fwd > 0, bwd, ATTENTION_BWD_FACTOR)
+    fwd = tc + sfu  # > 0: every model has attention work and every rank tokens
+    return fwd, (ATTENTION_BWD_FACTOR * tc + ATTENTION_EXP_BWD_FACTOR * sfu) / fwd
 
 
 def layer_forward(ctx: StepContext) -> LayerForward:
