@@ -21,6 +21,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from moebench.cli import app
+from moebench.commands.measured_runs import load_runs
 from moebench.commands.plan_text import plan_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,6 +245,22 @@ def validation_bounds(f: Facts) -> str:
             "single run")
 
 
+def megatron_table(f: Facts) -> str:
+    """How the nine runs of Megatron-Core r0.8.0's weak-scaling table read, leave-one-out."""
+    errs = [r["loo_error"] for r in f.validate["runs"] if r["model"].startswith("megatron-gpt-")]
+    mean = sum(errs) / len(errs)
+    return (f"{_pct(mean)} on average over its {len(errs)} runs "
+            f"({_pct(min(errs))} to {_pct(max(errs))})")
+
+
+def layouts_given(f: Facts) -> str:
+    """How many runs with pipeline stages give their published layout."""
+    staged = [r for r in load_runs() if (r.plan.pp or 1) > 1]
+    missing = [r.id for r in staged if r.plan.pipeline_layout is None]
+    return (f"for {len(staged) - len(missing)} of the {len(staged)} runs with pp > 1; the other "
+            f"{len(missing)} use `balanced`")
+
+
 def validation_count(f: Facts) -> str:
     runs = f.validate["runs"]
     vendors: dict[str, int] = {}
@@ -401,7 +418,8 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
     "physics-range": physics_range, "validation-summary": validation_summary,
     "validation-outliers": validation_outliers, "validation-count": validation_count,
-    "validation-bounds": validation_bounds,
+    "validation-bounds": validation_bounds, "megatron-table": megatron_table,
+    "layouts-given": layouts_given,
     "stacks-table": stacks_table, "sensitivity": sensitivity, "explain-plan": explain_plan,
     "speed": speed, "mix-example": mix_example, "mix-verdict": mix_verdict,
     "mix-strategies": mix_strategies, "mix-sites": mix_sites, "h800-scaling": h800_scaling,

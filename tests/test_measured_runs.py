@@ -3,6 +3,7 @@
 import pytest
 
 from moebench.commands.measured_runs import load_runs, shipped_runs_path
+from moebench.inputs.model import load_model
 
 HEADER = shipped_runs_path().read_text().splitlines()[0]
 GOOD = ("mine,qwen3-30b-a3b,b200,8,fp8,1,1,1,8,1,1,1,none,1f1b,false,4096,512,"
@@ -45,3 +46,23 @@ def test_bad_runs_files_get_one_line_naming_file_line_and_column(cli, tmp_path, 
     assert len(lines) == 1 and "Traceback" not in result.output
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+# Megatron-Core r0.8.0's weak-scaling table (NVIDIA/Megatron-LM README, images/model_table.png):
+# teraFLOP/s per GPU as published, by model.
+MEGATRON_TABLE_TFLOPS = {"1.7b": 408.8, "7.1b": 465.9, "16b": 489.1, "32b": 459.6, "70b": 419.7,
+                         "119b": 420.5, "177b": 432.8, "314b": 474.4, "462b": 459.9}
+
+
+def test_megatron_table_rows_convert_back_to_the_published_teraflops():
+    """Each row's tokens/s times Megatron r0.8.0's own FLOPs per token (training.py,
+    num_floating_point_operations: 12 L h^2 (2 + s/h + 4 + V / (2 L h)) for a GPT with MHA,
+    a 4h GeLU FFN and untied logits) gives back the table's figure."""
+    rows = {r.model.removeprefix("megatron-gpt-"): r for r in load_runs()
+            if r.model.startswith("megatron-gpt-")}
+    assert set(rows) == set(MEGATRON_TABLE_TFLOPS)
+    for size, run in rows.items():
+        spec = load_model(run.model).spec
+        n, h, v, s = spec.num_layers, spec.hidden_size, spec.vocab_size, run.seq_len
+        flops = 12 * n * h * h * (2 + s / h + 4 + v / (2 * n * h))
+        assert run.measured * flops / 1e12 == pytest.approx(MEGATRON_TABLE_TFLOPS[size], rel=2e-3)
