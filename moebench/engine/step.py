@@ -6,10 +6,11 @@ t_mb is one micro-batch on the slowest pipeline stage. Each block of a layer (at
 dense FFN) has a device time: its compute (:mod:`terms.compute`) plus the communication that
 hides behind it and does not fit (:mod:`terms.comm`, :mod:`terms.overlap`). Against that runs
 the host's time to dispatch it (:mod:`terms.host`): the slower of the two sets each stretch of
-work between syncs. Pipeline sends hide behind the micro-batch's wall time. m is the number of
-micro-batches, the bubble the schedule's idle time (:mod:`terms.pipeline`), and the DP traffic
-and optimizer step are :mod:`terms.data_parallel`. The breakdown falls out of the same terms:
-compute by component, exposed communication by kind and link level, host waits, bubble,
+work between syncs. Pipeline sends hide behind the micro-batch's wall time; what TP, CP, PP and
+DP traffic hides still slows the compute beside it (:func:`terms.overlap.contention`). m is the
+number of micro-batches, the bubble the schedule's idle time (:mod:`terms.pipeline`), and the
+DP traffic and optimizer step are :mod:`terms.data_parallel`. The breakdown falls out of the same
+terms: compute by component, exposed communication by kind and link level, host waits, bubble,
 optimizer.
 """
 
@@ -193,7 +194,17 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     dev_total = base_fwd + base_bwd + moe_layers * ep_x.per_micro_batch
     t_pp = comm.pp_time(ctx)
     pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
-    t_mb = t_core + pp_x
+    # TP, CP and PP traffic per micro-batch, in all and exposed; what hides slows the compute.
+    tp_mb = (layers * tp.attention * (1 + bwd_passes)
+             + moe_layers * tp.moe * (1 + bwd_passes + moe_again)
+             + dense_layers * tp.dense * (1 + bwd_passes + mlp_again))
+    tp_mb_x = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
+               + dense_layers * (den_x + den_xb))
+    cp_mb = layers * ring * (1 + (full + core_again) / 3)
+    cp_mb_x = layers * (cp_xf + cp_xb)
+    share = ctx.stack.overlap_sm_share
+    slowed = overlap.contention(tp_mb - tp_mb_x + cp_mb - cp_mb_x + t_pp - pp_x, share)
+    t_mb = t_core + pp_x + slowed
     host_wait = t_core - dev_total
 
     m = ctx.num_micro
@@ -202,18 +213,16 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     dp = data_parallel.dp_traffic(ctx, params)
     dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE),
                                     ctx.stack.dp_overlap)
+    dp_total = dp.total(m)
+    dp_x = dp_x + overlap.contention(dp_total - dp_x, share)
     t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt
 
     memory = memory if memory is not None else memory_per_chip(ctx, params)
     tp_out = ranks_per_domain(ctx.tp, 1, ctx.chip.up_domain) < ctx.tp
     ep_cross = ranks_per_domain(ctx.ep, 1, ctx.chip.up_domain) < ctx.ep
-    tp_all = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
-              + dense_layers * (den_x + den_xb)) * m
+    tp_all = tp_mb_x * m
     ep_all = moe_layers * ep_x.per_micro_batch * m
-    tp_total = (layers * tp.attention * (1 + bwd_passes)
-                + moe_layers * tp.moe * (1 + bwd_passes + moe_again)
-                + dense_layers * tp.dense * (1 + bwd_passes + mlp_again)) * m
     return StepArrays(
         step_time=step_time, num_micro=m,
         compute={**{k: v * m for k, v in stage.components.items()},
@@ -223,14 +232,14 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
         comm_exposed={
             "tp_scale_up": tp_all * ~tp_out, "tp_scale_out": tp_all * tp_out,
             "ep_scale_up": ep_all * ~ep_cross, "ep_scale_out": ep_all * ep_cross,
-            "cp": layers * (cp_xf + cp_xb) * m, "pp": pp_x * m, "dp": dp_x,
-            "act_offload": act_x * m,
+            "cp": cp_mb_x * m, "pp": pp_x * m, "dp": dp_x,
+            "act_offload": act_x * m, "overlap": slowed * m,
         },
         comm_total={
-            "tp": tp_total,
+            "tp": tp_mb * m,
             "ep": moe_layers * (phases.forward * (bwd_passes + moe_again) + phases.backward) * m,
-            "cp": layers * ring * (1 + (full + core_again) / 3) * m, "pp": t_pp * m,
-            "dp": dp.total(m),
+            "cp": cp_mb * m, "pp": t_pp * m,
+            "dp": dp_total,
             "act_offload": layers * 2 * offloaded / activation_offload.link_bytes_per_s(ctx) * m,
         },
         host=host_wait * m, bubble=bubble, optimizer=t_opt, memory=memory,

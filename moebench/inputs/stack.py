@@ -131,6 +131,9 @@ class OverlapSpec(Record):
 class CollectiveSpec(Record):
     bandwidth_fraction: FractionFigure = Field(
         description="share of the hardware's measured bus bandwidth this stack's collectives get")
+    overlap_sm_share: ShareFigure = Field(
+        description="share of compute lost while TP, CP, pipeline and data-parallel collectives "
+                    "run beside it (their kernels hold SMs or CUs)")
     grad_reduce: Literal["fp32", "bf16"]
 
 
@@ -216,6 +219,8 @@ class Stack:
     dp_overlap: bool
     pp_overlap: bool
     collective_fraction: Num
+    overlap_sm_share: Num
+    """Share of compute lost while overlapped TP, CP, PP and DP collectives run beside it."""
     grad_reduce_bytes: float
     reserve_bytes: Num
     act_offload_mask: int = 0
@@ -267,6 +272,7 @@ def stack_from_spec(
         pp_overlap=spec.overlap.pp_p2p if opts.pp_overlap is None else opts.pp_overlap,
         dp_overlap=spec.overlap.dp if opts.dp_overlap is None else opts.dp_overlap,
         collective_fraction=value(spec.collectives.bandwidth_fraction),
+        overlap_sm_share=value(spec.collectives.overlap_sm_share),
         act_offload_mask=module_mask(tuple(spec.overlap.activation_offload.modules),
                                      OFFLOAD_MODULES),
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,

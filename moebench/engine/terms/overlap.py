@@ -20,6 +20,9 @@ Named, per kind, never a silent max or sum:
 * ``cp``: the KV ring hides behind the attention kernel it feeds.
 * ``pp``: exposed, unless the stack overlaps sends and receives with the next chunk's compute.
 * ``dp``: see :mod:`moebench.engine.terms.data_parallel`.
+
+What overlap hides is not free: the collective's kernels hold part of the chip while the compute
+beside them runs (:func:`contention`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,22 @@ def tp_exposed(ctx: StepContext, tp: Any, gemm: Any) -> Any:
     if not ctx.stack.tp_comm_overlap:
         return tp
     return np.maximum(0.0, tp - gemm)
+
+
+def contention(hidden: Any, share: Any) -> Any:
+    """Compute lost to collectives that run beside it: share x hidden seconds.
+
+    While an overlapped collective runs, its kernels hold a share s of the SMs (CUs), so the
+    compute beside it advances at (1 - s) of its rate: over the ``hidden`` seconds the
+    collective overlaps, s x hidden of compute slips past them. Exposed plus this is
+    s x total + (1 - s) x exposed, never more than the collective alone would expose and never
+    less than hiding it for free, so faster links or compute never make a step slower.
+    Transformer Engine's TP overlaps hold 16 SMs beside the GEMMs they feed
+    (``initialize_ub`` defaults, ``set_sm_margin``: 0.12 of an H100's 132); Primus-Turbo's fused
+    MI355X MoE measures max(communication, GEMM) / wall at 87-94% (docs/README_Mega_MoE.md).
+    The all-to-all's share is its dispatcher's (``comm_sm_share``), applied in the context.
+    """
+    return share * hidden
 
 
 def warmup_micro_batches(ctx: StepContext) -> Any:
