@@ -256,9 +256,9 @@ def megatron_table(f: Facts) -> str:
 def layouts_given(f: Facts) -> str:
     """How many runs with pipeline stages give their published layout."""
     staged = [r for r in load_runs() if (r.plan.pp or 1) > 1]
-    missing = [r.id for r in staged if r.plan.pipeline_layout is None]
-    return (f"for {len(staged) - len(missing)} of the {len(staged)} runs with pp > 1; the other "
-            f"{len(missing)} use `balanced`")
+    missing = sum(r.plan.pipeline_layout is None for r in staged)
+    return (f"for {len(staged) - missing} of the {len(staged)} runs with pp > 1; the other "
+            f"{missing} use `balanced`")
 
 
 def validation_count(f: Facts) -> str:

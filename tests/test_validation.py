@@ -15,13 +15,13 @@ from moebench.commands.validation import groups, mean_abs, validate
 from moebench.inputs.scenario import load_scenario
 from tests.conftest import shipped_rows, write_runs
 
-MAX_LOO_ALL = 0.15  # the issue's target
-MAX_LOO_NVIDIA = 0.12
-MAX_LOO_AMD = 0.22
+MAX_LOO_ALL = 0.13  # 10.6% today; the issue's target is 15%
+MAX_LOO_NVIDIA = 0.11  # 9.2% today
+MAX_LOO_AMD = 0.18  # 14.7% today, since the MI300-series FP8 GEMM rates are AMD's measured ones
 MAX_LOO_HUAWEI = 0.19  # below the issue's 20% since the published pipeline layouts
-# Dense runs read 12.1% since Meta's Llama 3 runs expose their TP communication (the paper
-# names no TP overlap); the issue asked for no worse than the 7.0% of the first 7 dense runs.
-MAX_LOO_DENSE = 0.13
+# Dense runs read 9.1% since overlapped collectives cost the compute beside them; the issue
+# asked for no worse than the 7.0% of the first 7 dense runs, not yet met.
+MAX_LOO_DENSE = 0.11
 # The issue's target. Met since folds whose fit has a parameter on its bound are refitted
 # exactly (the one-step approximation put the Ascend Qwen2-57B run at +41%; refitted, +33%).
 MAX_LOO_ANY_RUN = 0.40
