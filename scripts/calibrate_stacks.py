@@ -15,6 +15,7 @@ import datetime
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,8 @@ INHERIT: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 GENERIC = "generic"
 TEMPLATE = "megatron-core-nvidia"
+# Figures the vendor stacks estimate differently (not fitted) that the generic stack spans too.
+SPANNED_ESTIMATES: tuple[tuple[str, str], ...] = (("collectives", "overlap_sm_share"),)
 
 
 def runs_by_stack() -> dict[str, list]:
@@ -49,6 +52,18 @@ def runs_by_stack() -> dict[str, list]:
     return out
 
 
+def span_line(figs: dict[str, Any], whose: str) -> str:
+    """One figure spanning the stacks' ``figs``: their median, from the lowest low to the
+    highest high."""
+    low = min(f.low if f.low is not None else f.value for f in figs.values())
+    high = max(f.high if f.high is not None else f.value for f in figs.values())
+    value = float(np.median([f.value for f in figs.values()]))
+    detail = ", ".join(f"{s} {f.value:.4g}" for s, f in figs.items())
+    return (f"{{value: {value:.4g}, kind: estimate, low: {low:.4g}, high: {high:.4g}, "
+            f"source: \"median and span of {whose} ({detail}): a chip with no public training "
+            "runs may sit anywhere in it\"}")
+
+
 def generic_text(date: datetime.date) -> str:
     """The template stack with every calibratable figure spanning the fitted vendor stacks."""
     text = catalog.resolve("stacks", TEMPLATE, "--stack").read_text(encoding="utf-8")
@@ -56,18 +71,12 @@ def generic_text(date: datetime.date) -> str:
     for param in PARAMETERS.values():
         fitted = {s: param.figure(spec) for s, spec in specs.items()
                   if param.figure(spec).kind == "calibrated"}
-        if not fitted:
-            continue
-        figs = list(fitted.values())
-        low = min(f.low if f.low is not None else f.value for f in figs)
-        high = max(f.high if f.high is not None else f.value for f in figs)
-        value = float(np.median([f.value for f in figs]))
-        detail = ", ".join(f"{s} {f.value:.4g}" for s, f in fitted.items())
-        line = (f"{{value: {value:.4g}, kind: estimate, low: {low:.4g}, high: {high:.4g}, "
-                f"source: \"median and span of the vendor stacks that calibrate it ({detail}; "
-                f"{date.isoformat()}): a chip with no public training runs may sit anywhere in "
-                "it\"}")
-        text = replace_figure(text, param.field, line)
+        if fitted:
+            text = replace_figure(text, param.field, span_line(
+                fitted, f"the vendor stacks that calibrate it, {date.isoformat()}"))
+    for section, name in SPANNED_ESTIMATES:
+        figs = {s: getattr(getattr(spec, section), name) for s, spec in specs.items()}
+        text = replace_figure(text, name, span_line(figs, "the vendor stacks' estimates"))
     text = text.replace(f"name: {TEMPLATE}", f"name: {GENERIC}", 1)
     text = re.sub(r"^vendor: .*$", "vendor: any", text, count=1, flags=re.MULTILINE)
     text = re.sub(r"^display_name: .*$",
