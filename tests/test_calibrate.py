@@ -41,6 +41,28 @@ def test_calibration_recovers_known_parameters(tmp_path):
     assert np.all(np.abs(result.fit.errors) < 1e-3)
 
 
+def test_calibration_recovers_the_share_overlapped_collectives_take(tmp_path):
+    """Runs 'measured' with the model's own speeds at overlap_sm_share 0.2: fitted from the
+    shipped 0.12, the share comes back; a stack whose share is zero starts from its bound."""
+    from dataclasses import replace
+
+    rows = shipped_rows(SYNTHETIC_IDS)
+    spec = load_stack_spec("megatron-core-nvidia")
+    for run, r in zip(load_runs(write_runs(tmp_path, rows)), rows, strict=True):
+        stack = replace(stack_from_spec(spec, run.options), overlap_sm_share=0.2)
+        factor = float(np.exp(prepare(run, "synthetic").speed_error(stack))[0])
+        slower = r["metric"] in ("step_time_s", "chip_hours_per_1e12_tokens")
+        r["measured"] = repr(float(r["measured"]) / factor if slower
+                             else float(r["measured"]) * factor)
+    path = write_runs(tmp_path, rows)
+    _, result = calibrate(load_runs(path), "megatron-core-nvidia", ("overlap_sm_share",),
+                          str(path))
+    assert result.fit.values["overlap_sm_share"] == pytest.approx(0.2, rel=1e-3)
+    zero = fit([prepare(r, "x") for r in load_runs(path)], load_stack_spec("hardware-limit"),
+               ("overlap_sm_share",))
+    assert 0.01 <= zero.values["overlap_sm_share"] <= 0.5
+
+
 def test_one_step_leave_one_out_tracks_exact_refits():
     """The approximate leave-one-out (one Gauss-Newton step without the run) against refitting
     each fold from scratch, on the AMD runs: within 5 points per run (the largest gap is the

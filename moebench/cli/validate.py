@@ -71,7 +71,8 @@ def calibrate(
                                          dir_okay=False)],
     fit_names: Annotated[str, typer.Option(
         "--fit", help="Parameters to fit, comma-separated: gemm_fraction, gemm_half_rows, "
-                      "attention_fraction, host_op_us, collective_fraction.")]
+                      "attention_fraction, host_op_us, collective_fraction, "
+                      "overlap_sm_share.")]
     = "gemm_fraction,host_op_us",
     exact_loo: Annotated[bool, typer.Option(
         "--exact-loo", help="Refit every leave-one-out fold from scratch (slow). Without it, "

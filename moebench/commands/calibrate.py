@@ -69,6 +69,8 @@ PARAMETERS: dict[str, Parameter] = {
                             "host microseconds to dispatch one operation"),
     "collective_fraction": Parameter("collectives", "bandwidth_fraction", 0.2, 1.0,
                                      "share of the measured bus bandwidth collectives reach"),
+    "overlap_sm_share": Parameter("collectives", "overlap_sm_share", 0.01, 0.5,
+                                  "share of compute lost beside overlapped collectives"),
 }
 
 
@@ -145,7 +147,8 @@ def fit(prepared: list[Prepared], spec: StackSpec, names: tuple[str, ...],
     """Least squares on log speed errors over the named parameters, within their bounds."""
     lo, hi = bounds(names)
     start = start or {n: float(PARAMETERS[n].figure(spec).value) for n in names}
-    x0 = np.clip(np.log([start[n] for n in names]), lo + 1e-9, hi - 1e-9)
+    # A start of zero (hardware-limit's shares) begins at the lower bound.
+    x0 = np.clip(np.log(np.maximum([start[n] for n in names], np.exp(lo))), lo + 1e-9, hi - 1e-9)
     step = 1e-3
 
     def fun(x: np.ndarray) -> np.ndarray:
