@@ -66,3 +66,24 @@ def test_megatron_table_rows_convert_back_to_the_published_teraflops():
         n, h, v, s = spec.num_layers, spec.hidden_size, spec.vocab_size, run.seq_len
         flops = 12 * n * h * h * (2 + s / h + 4 + v / (2 * n * h))
         assert run.measured * flops / 1e12 == pytest.approx(MEGATRON_TABLE_TFLOPS[size], rel=2e-3)
+
+
+# NeMo 25.04's long-sequence table for Llama 3 8B in FP8 on DGX-B200
+# (docs/source/performance/performance_long_sequence.md @14d427f575): TFLOPS/GPU by sequence.
+NEMO_LONG_TFLOPS = {8192: 1671, 16384: 1717, 32768: 1624, 65536: 1600, 131072: 1588,
+                    262144: 1590, 524288: 1619, 1048576: 1608}
+
+
+def test_nemo_long_sequence_rows_convert_back_to_the_published_teraflops():
+    """Each row's tokens/s times NeMo's llama3 FLOPs per token (flops_formulas.py @e1335c8378:
+    L h^2 (12 + 12 kv/heads + 18 ffn/h + 12 s/h + 6 V / (L h))) gives back the table."""
+    rows = {r.seq_len: r for r in load_runs() if r.id.startswith("nemo-llama3-8b-b200-")}
+    assert set(rows) == set(NEMO_LONG_TFLOPS)
+    for s, run in rows.items():
+        spec = load_model(run.model).spec
+        n, h, v = spec.num_layers, spec.hidden_size, spec.vocab_size
+        att, ffn = spec.attention, spec.dense_layers
+        assert ffn is not None
+        flops = n * h * h * (12 + 12 * att.num_kv_heads / att.num_heads
+                             + 18 * ffn.ffn_width / h + 12 * s / h + 6 * v / (n * h))
+        assert run.measured * flops / 1e12 == pytest.approx(NEMO_LONG_TFLOPS[s], rel=2e-3)
