@@ -150,6 +150,21 @@ OptStatesOpt = Annotated[str | None, typer.Option(
     "--optimizer-states", help="Adam moment precision: fp32 (default) or bf16.")]
 
 
+def chip_entries(chips: str | None, baseline: str | None, stack: str | None,
+                 scenario: str) -> tuple[list[str] | None, str | None]:
+    """The --chips list (None: the scenario's) and the baseline, with --stack applied to every
+    entry that names no stack of its own (:func:`~moebench.commands.options.stack_everywhere`)."""
+    from moebench.commands.options import stack_everywhere
+    from moebench.inputs.scenario import load_scenario
+
+    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
+    if chip_list is not None and not chip_list:
+        raise InputError("--chips", None, "give at least one chip")
+    if stack is None:
+        return chip_list, baseline
+    return stack_everywhere(chip_list or load_scenario(scenario).chips, baseline, stack)
+
+
 def modules_choice(text: str | None) -> tuple[str, ...] | None:
     """The --recompute-modules list, checked (None: not given)."""
     from moebench.inputs.run import parse_modules

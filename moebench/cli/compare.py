@@ -17,6 +17,7 @@ from moebench.cli.common import (
     PlacementOpt,
     StrategyOpt,
     SyncEveryOpt,
+    chip_entries,
     cli_errors,
     mix_options,
     show,
@@ -97,7 +98,7 @@ def compare(
     from moebench.commands.compare import run_comparison
     from moebench.commands.compare_report import comparison_report
     from moebench.commands.guards import check_guards
-    from moebench.commands.options import apply_options, parse_tokens, stack_everywhere
+    from moebench.commands.options import apply_options, parse_tokens
     from moebench.commands.pricing import BASES
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.scenario import load_scenario
@@ -119,12 +120,7 @@ def compare(
         raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
     if fx_rate is not None and not fx_rate > 0:
         raise InputError("--fx-rate", None, f"must be a positive number, got {fx_rate}")
-    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
-    if chip_list is not None and not chip_list:
-        raise InputError("--chips", None, "give at least one chip")
-    if stack is not None:
-        chip_list, baseline = stack_everywhere(
-            chip_list or load_scenario(scenario).chips, baseline, stack)
+    chip_list, baseline = chip_entries(chips, baseline, stack, scenario)
     from moebench.commands.setup import split_overrides as by_input
 
     per_chip = split_overrides(set_ or [])

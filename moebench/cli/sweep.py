@@ -10,7 +10,14 @@ import typer
 from rich.console import Console
 
 from moebench.cli.app import app
-from moebench.cli.common import EveryChipStackOpt, FormatOpt, OutputOpt, cli_errors, show
+from moebench.cli.common import (
+    EveryChipStackOpt,
+    FormatOpt,
+    OutputOpt,
+    chip_entries,
+    cli_errors,
+    show,
+)
 from moebench.errors import InputError
 
 
@@ -46,7 +53,7 @@ def sweep(
     Example: moebench sweep --chips h800,ascend-910b --vary num_chips=256,512,1024,2048
     --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
     """
-    from moebench.commands.options import apply_options, stack_everywhere
+    from moebench.commands.options import apply_options
     from moebench.commands.pricing import BASES
     from moebench.commands.report import Report, records
     from moebench.commands.sweep import parse_vary, run_sweep, typed_grid
@@ -60,13 +67,11 @@ def sweep(
     if plot_metric not in ("cost_per_1e12_tokens", "mfu", "tokens_per_s_per_chip", "days"):
         raise InputError("--plot-metric", None, f"unknown metric {plot_metric!r}")
     grid = parse_vary(vary)
-    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
-    baseline = chip_list[0] if chip_list else None
-    if stack is not None:
-        chip_list, baseline = stack_everywhere(
-            chip_list or load_scenario(scenario).chips, baseline, stack)
+    # The baseline is the first entry given (with --stack, the first entry on that stack).
+    chip_list, _ = chip_entries(chips, None, stack, scenario)
     sc = apply_options(
-        load_scenario(scenario), chips=chip_list, baseline=baseline,
+        load_scenario(scenario), chips=chip_list,
+        baseline=chip_list[0] if chip_list else None,
         models=None if model is None else [m.strip() for m in model.split(",") if m.strip()],
         basis=price_basis)
     total = len(sc.models) * len(sc.chips)
