@@ -245,6 +245,36 @@ def validation_bounds(f: Facts) -> str:
             "single run")
 
 
+def baseline_now(f: Facts) -> str:
+    """The baseline's runs (commit 3743958) as validate reads them now, leave-one-out."""
+    from moebench.commands.validation import BASELINE_RUNS
+
+    runs = [r for r in f.validate["runs"] if r["id"] in BASELINE_RUNS]
+
+    def mae(rs: list[dict[str, Any]]) -> str:
+        return _pct(sum(abs(r["loo_error"]) for r in rs) / len(rs), signed=False)
+    moe_nv = [r for r in runs if r["moe"] and r["vendor"] == "NVIDIA"]
+    return (f"{mae(runs)} ({mae([r for r in runs if not r['moe']])} dense, "
+            f"{mae(moe_nv)} NVIDIA MoE, {mae([r for r in runs if r['vendor'] == 'Huawei'])} "
+            "on Ascend)")
+
+
+def loss_fusion(f: Facts) -> str:
+    """Eager against Triton cross-entropy on AMD's DeepSeek-V2-Lite run, as the model sees it."""
+    from dataclasses import replace
+
+    from moebench.commands.calibrate import prepare
+    from moebench.engine.step import evaluate
+    from moebench.inputs.stack import load_stack_spec, stack_from_spec
+
+    run = next(r for r in load_runs() if r.id == "primus-dsv2lite-mi355x-8-mbs12-baseline")
+    p, spec = prepare(run, "measured-runs.csv"), load_stack_spec("primus-amd")
+    step = {ce: float(evaluate(p.arch, p.chip, stack_from_spec(
+        spec, replace(run.options, cross_entropy=ce)), p.config, p.plan).step_time[0])
+        for ce in ("unfused", "te")}
+    return _pct(step["unfused"] / step["te"] - 1, signed=False)
+
+
 def megatron_table(f: Facts) -> str:
     """How the nine runs of Megatron-Core r0.8.0's weak-scaling table read, leave-one-out."""
     errs = [r["loo_error"] for r in f.validate["runs"] if r["model"].startswith("megatron-gpt-")]
@@ -419,6 +449,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "physics-range": physics_range, "validation-summary": validation_summary,
     "validation-outliers": validation_outliers, "validation-count": validation_count,
     "validation-bounds": validation_bounds, "megatron-table": megatron_table,
+    "baseline-now": baseline_now, "loss-fusion": loss_fusion,
     "layouts-given": layouts_given,
     "stacks-table": stacks_table, "sensitivity": sensitivity, "explain-plan": explain_plan,
     "speed": speed, "mix-example": mix_example, "mix-verdict": mix_verdict,

@@ -11,7 +11,13 @@ import json
 import pytest
 
 from moebench.commands.compare import run_comparison
-from moebench.commands.validation import groups, mean_abs, validate
+from moebench.commands.validation import (
+    BASELINE_MAE,
+    BASELINE_RUNS,
+    groups,
+    mean_abs,
+    validate,
+)
 from moebench.inputs.scenario import load_scenario
 from tests.conftest import shipped_rows, write_runs
 
@@ -19,8 +25,8 @@ MAX_LOO_ALL = 0.13  # 10.6% today; the issue's target is 15%
 MAX_LOO_NVIDIA = 0.11  # 9.2% today
 MAX_LOO_AMD = 0.18  # 14.7% today, since the MI300-series FP8 GEMM rates are AMD's measured ones
 MAX_LOO_HUAWEI = 0.19  # below the issue's 20% since the published pipeline layouts
-# Dense runs read 9.1% since overlapped collectives cost the compute beside them; the issue
-# asked for no worse than the 7.0% of the first 7 dense runs, not yet met.
+# All 31 dense runs read 8.4%, most of them added since the baseline; the issue's "no worse than
+# today" is tested on the seven dense runs of its baseline (test_the_baseline_runs_...).
 MAX_LOO_DENSE = 0.11
 # The issue's target. Met since folds whose fit has a parameter on its bound are refitted
 # exactly (the one-step approximation put the Ascend Qwen2-57B run at +41%; refitted, +33%).
@@ -48,6 +54,18 @@ def test_leave_one_out_error_within_the_stated_bounds(comparisons):
     assert mean_abs([c.loo_error for c in g["dense"]]) <= MAX_LOO_DENSE
     for c in comparisons:
         assert abs(c.loo_error) <= MAX_LOO_ANY_RUN, c.id
+
+
+def test_the_baseline_runs_read_no_worse_than_they_did(comparisons):
+    """The 27 runs of the set before the fidelity work (commit 3743958): 39.3% then, in sample;
+    their seven dense runs 7.0%, the issue's bound for dense runs. Leave-one-out now: 8.6% and
+    4.4%."""
+    base = [c for c in comparisons if c.id in BASELINE_RUNS]
+    assert len(base) == len(BASELINE_RUNS) == 27
+    dense = [c.loo_error for c in base if not c.moe]
+    assert len(dense) == 7
+    assert mean_abs(dense) <= BASELINE_MAE["dense"]
+    assert mean_abs([c.loo_error for c in base]) <= 0.12
 
 
 def test_physics_alone_is_optimistic_and_calibration_closes_most_of_the_gap(comparisons):

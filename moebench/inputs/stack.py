@@ -41,8 +41,22 @@ from moebench.units import to_base
 
 Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
 Graphs = Literal["none", "partial", "full"]
+CrossEntropy = Literal["unfused", "fused", "te"]
 DISPATCHERS: tuple[str, ...] = ("alltoall", "allgather", "deepep", "hybridep")
 GRAPHS: tuple[str, ...] = ("none", "partial", "full")
+CROSS_ENTROPY: tuple[str, ...] = ("unfused", "fused", "te")
+
+
+class CrossEntropySpec(Record):
+    """Which cross-entropy implementation the stack runs after the LM head."""
+
+    implementation: CrossEntropy = Field(
+        description="unfused (Megatron's eager vocab-parallel loss), fused (its jit-fused "
+                    "kernels, --cross-entropy-loss-fusion) or te (Transformer Engine's Triton "
+                    "kernels, --cross-entropy-fusion-impl te)")
+    kind: Literal["documented", "estimate"] = Field(
+        description="documented: the stack's published recipes set it; estimate otherwise")
+    source: str = Field(min_length=3)
 
 
 class KernelSpec(Record):
@@ -55,6 +69,7 @@ class KernelSpec(Record):
                     "rate x k/(k + this)")
     attention_fraction: FractionFigure = Field(
         description="attention kernel FLOP rate over the chip's max-achievable BF16 GEMM rate")
+    cross_entropy: CrossEntropySpec
 
 
 class OpCounts(Record):
@@ -181,6 +196,8 @@ class StackOptions:
     sync_free: bool | None = None
     """True: the dispatcher keeps token counts on the device (no host sync), as Primus's
     sync-free MoE or a padded per-rank buffer does."""
+    cross_entropy: str | None = None
+    """unfused, fused or te: the loss implementation the run used."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -196,6 +213,8 @@ class Stack:
     gemm_half_rows: Num
     gemm_half_depth: Num
     attention_fraction: Num
+    cross_entropy: str
+    """unfused, fused or te (:data:`moebench.engine.terms.compute.CROSS_ENTROPY_BYTES`)."""
     host_op_s: Num
     sync_s: Num
     bwd_ops_ratio: Num
@@ -250,12 +269,16 @@ def stack_from_spec(
     graphs = opts.graphs or h.graphs
     if graphs not in GRAPHS:
         raise InputError("--graphs", None, f"expected none, partial or full, got {graphs!r}")
+    if opts.cross_entropy is not None and opts.cross_entropy not in CROSS_ENTROPY:
+        raise InputError("cross_entropy", None,
+                         f"expected unfused, fused or te, got {opts.cross_entropy!r}")
     d = m.dispatchers[kind]  # type: ignore[index]
     return Stack(
         name=spec.name, vendor=spec.vendor,
         gemm_fraction=value(k.gemm_fraction), gemm_half_rows=value(k.gemm_half_rows),
         gemm_half_depth=value(k.gemm_half_depth),
         attention_fraction=value(k.attention_fraction),
+        cross_entropy=opts.cross_entropy or k.cross_entropy.implementation,
         host_op_s=to_base("op_us", value(h.op_us)), sync_s=to_base("sync_us", value(h.sync_us)),
         bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=graphs,
         graph_scope=frozenset(h.partial_graph_scope),

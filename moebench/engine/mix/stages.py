@@ -101,7 +101,7 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
                      expert_dp)
     return StageTable(
         plans=plans, micro_batches=m, layer_s=in_layers / layers,
-        head_s=compute.train(f.head) + compute.train(f.mtp) + zero,
+        head_s=f.head_train + f.mtp_train + zero,
         state_per_layer=state, act_per_layer=stored, working=working, embed_state=embed,
         head_state=head,
         logits=(1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * LOGIT_BYTES,

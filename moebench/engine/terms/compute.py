@@ -35,8 +35,19 @@ ELEMENTWISE_H_PER_LAYER = 10.0
 # (Transformer Engine's FP8 recipe; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
 # element of each GEMM's input and output width, per row.
 FP8_CAST_BYTES = 4.0
-# Cross-entropy over the vocabulary: FP32 logits written, read for softmax, gradient written.
-LOGIT_PASSES_FP32_BYTES = 3 * 4.0
+# HBM bytes per logit (token x vocabulary entry on the rank) of the cross-entropy's forward and
+# backward together, by implementation, counted from the source:
+# - unfused: Megatron-Core's vocab_parallel_cross_entropy in eager PyTorch (core_r0.8.0,
+#   tensor_parallel/cross_entropy.py): the BF16 logits cast to an FP32 copy (2 + 4), max (4),
+#   subtract, exp and divide in place (8 each), sum (4); backward multiplies in place (8) and
+#   autograd casts the gradient back to BF16 (6): 52.
+# - fused: the same steps in four jit-fused kernels (--cross-entropy-loss-fusion, impl native;
+#   fusions/fused_cross_entropy.py): cast with max (6), subtract+exp+sum (8), divide (8),
+#   gradient with the BF16 cast (6): 28.
+# - te: Transformer Engine's Triton kernels (--cross-entropy-fusion-impl te;
+#   common/triton/cross_entropy.py): an online-softmax read (2), a read that writes the
+#   gradient (2 + 2), and backward's in-place scale by the loss gradient (2 + 2): 10.
+CROSS_ENTROPY_BYTES = {"unfused": 52.0, "fused": 28.0, "te": 10.0}
 # Permute and unpermute read and write the k*h routed copies once each, whatever the
 # dispatcher; buffers and sorting by local expert add the dispatcher's own passes when ep > 1.
 LOCAL_COPY_PASSES = 4.0
@@ -111,7 +122,21 @@ class LayerForward:
     shared: Any
     router_permute: Any
     head: Any
+    """The LM head GEMM (forward)."""
     mtp: Any
+    loss: Any = 0.0
+    """The cross-entropy after the head, forward and backward together (:func:`loss_time`)."""
+    mtp_depth: int = 0
+
+    @property
+    def head_train(self) -> Any:
+        """The head's forward and backward with its loss."""
+        return train(self.head) + self.loss
+
+    @property
+    def mtp_train(self) -> Any:
+        """The MTP modules' forward and backward, each with its own head and loss."""
+        return train(self.mtp) + self.mtp_depth * self.loss
 
     @property
     def attention(self) -> Any:
@@ -169,8 +194,7 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     else:
         router = zero
     # The LM head stays in BF16 under FP8 recipes: no cast traffic.
-    head = gemm_time(ctx, h * vocab, tok_gemm, tp, h, h, fp8_cast=False) \
-        + LOGIT_PASSES_FP32_BYTES * vocab * tok_sp / ctx.mem_bw
+    head = gemm_time(ctx, h * vocab, tok_gemm, tp, h, h, fp8_cast=False)
     up_proj = gemm_time(ctx, sh.attn_up_proj_params, tok_gemm, tp, 0, sh.up_proj_depth) \
         if sh.attn_up_proj_params else zero
     moe_layer = attn_proj + attn_core + elementwise + experts + shared + router
@@ -179,7 +203,18 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     return LayerForward(attn_proj=attn_proj, attn_core=attn_core, attn_bwd_factor=core_bwd,
                         elementwise=elementwise,
                         up_proj=up_proj, dense_ffn=dense, experts=experts, shared=shared,
-                        router_permute=router, head=head, mtp=mtp)
+                        router_permute=router, head=head, mtp=mtp, loss=loss_time(ctx),
+                        mtp_depth=spec.mtp_depth)
+
+
+def loss_time(ctx: StepContext) -> Any:
+    """Forward + backward seconds of the cross-entropy over one micro-batch's logits on a rank:
+    B s_r V / m, with B the stack's bytes per logit (:data:`CROSS_ENTROPY_BYTES`), s_r the
+    rank's tokens, V the vocabulary and m the achievable HBM bandwidth. Memory-bound: a few
+    FLOPs per byte."""
+    spec = ctx.arch.spec
+    return CROSS_ENTROPY_BYTES[ctx.stack.cross_entropy] * spec.vocab_size * ctx.tok_sp \
+        / ctx.mem_bw
 
 
 # Of the layer's elementwise pass (10 h per token), the two norms read and write 4 h: the share
@@ -243,7 +278,7 @@ def training_components(ctx: StepContext, f: LayerForward) -> dict[str, Any]:
                                 + rc.shared * f.shared),
         "router_permute": n_moe * (train(f.router_permute)
                                    + (full + rc.moe) * f.router_permute),
-        "lm_head_mtp": train(f.head) + train(f.mtp),
+        "lm_head_mtp": f.head_train + f.mtp_train,
     }
 
 
@@ -317,7 +352,7 @@ def stage_compute(ctx: StepContext, f: LayerForward) -> StageCompute:
     comp.pop("lm_head_mtp")
     scale = ctx.layers_per_stage / ctx.arch.spec.num_layers  # the stage's share of layers
     layers = {k: v * scale for k, v in comp.items()}
-    head_part = head_beyond_layers(ctx, sum(comp.values()), train(f.head), train(f.mtp))
+    head_part = head_beyond_layers(ctx, sum(comp.values()), f.head_train, f.mtp_train)
     lp = layer_pass(ctx, f)
     moe, dense = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
     fwd = ctx.layers_per_stage * lp.attention_fwd + moe * lp.moe_fwd + dense * lp.dense_fwd
