@@ -93,10 +93,6 @@ def generic_text(date: datetime.date) -> str:
                   '  cross_entropy: {implementation: fused, kind: estimate, source: "moebench '
                   'estimate: the middle of the vendor stacks (unfused on Ascend, fused on '
                   'NVIDIA, te on AMD)"}', text, count=1, flags=re.MULTILINE)
-    text = re.sub(r"^  fp8_recipe: .*$",
-                  '  fp8_recipe: {recipe: delayed, kind: estimate, source: "moebench estimate: a '
-                  'recipe whose scale is known before the cast (delayed, MXFP8 or blockwise all '
-                  'cost 4 bytes per element)"}', text, count=1, flags=re.MULTILINE)
     head = ("# A stack for chips with no public training runs (T-Head PPU, Gaudi 3): the\n"
             "# Megatron-Core operation inventory, with every calibrated figure spanning the\n"
             "# vendor stacks, so that --uncertainty shows how little is known. Written by\n"

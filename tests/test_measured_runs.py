@@ -33,8 +33,6 @@ def test_a_good_user_file_validates(cli, tmp_path):
     (HEADER + ",colour\n" + GOOD + ",red\n", ["unknown column", "colour"]),
     (f"{HEADER}\n{GOOD}{',' * 9}liger\n",
      ["line 2", "column cross_entropy", "unfused, fused, te", "'liger'"]),
-    (f"{HEADER}\n{GOOD}{',' * 10}nvfp4\n",
-     ["line 2", "column fp8_recipe", "delayed, current, mxfp8, blockwise", "'nvfp4'"]),
     (f"{HEADER}\n{GOOD.replace(',9299,', ',fast,')}\n",
      ["my-runs.csv", "line 2", "column measured", "expected a number"]),
     (f"{HEADER}\n{GOOD.replace(',4096,', ',4096.5,')}\n", ["line 2", "column seq_len"]),

@@ -321,22 +321,3 @@ def test_loss_fusion_gains_what_amd_measured_on_deepseek_v2_lite():
         spec, replace(run.options, cross_entropy=ce)), p.config, p.plan).step_time)
         for ce in ("unfused", "te")}
     assert 1.01 < steps["unfused"] / steps["te"] < 1.035
-
-
-@pytest.mark.parametrize("recipe, per_element", [
-    ("delayed", 4.0), ("mxfp8", 4.0), ("blockwise", 4.0), ("current", 6.0)])
-def test_fp8_cast_traffic_by_recipe(recipe, per_element):
-    """FP8 quantization of 8192 rows of a GEMM whose input and output widths add to 3 x 4096:
-    4 bytes per element when the scale is known before the cast, 6 under per-tensor current
-    scaling (the BF16 tensor read once more for its amax), at the achievable HBM bandwidth;
-    nothing under BF16."""
-    arch = load_model("llama-3.1-8b")
-    chip = load_chip("h100")
-    run = RunConfig(seq_len=8192, global_batch=8, precision="fp8")
-    stack = replace(stack_of(chip), fp8_recipe=recipe)
-    ctx = build_context(arch, chip, stack, run, _plan(arch, chip, run, 8))
-    by_hand = 8192 * 3 * 4096 * per_element / (chip.hbm_bw * chip.hbm_eff)
-    assert _v(compute.cast_time(ctx, 8192, 3 * 4096)) == pytest.approx(by_hand)
-    bf16 = build_context(arch, chip, stack, replace(run, precision="bf16"),
-                         _plan(arch, chip, replace(run, precision="bf16"), 8))
-    assert _v(compute.cast_time(bf16, 8192, 3 * 4096)) == 0.0

@@ -13,8 +13,7 @@ modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective o
 ``optimizer_offload``, ``offload_modules`` (activation offload: modules, or none; empty is
 none, since a run that offloads activations names the flag), ``dp_overlap`` (false: the
 script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default),
-``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's),
-``fp8_recipe`` (delayed, current, mxfp8 or blockwise; empty: the stack's) and
+``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's) and
 ``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
 Megatron layout string, layers per rank or first=N,last=M; empty: balanced).
 """
@@ -40,13 +39,7 @@ from moebench.inputs.run import (
     parse_modules,
     parse_offload_modules,
 )
-from moebench.inputs.stack import (
-    CROSS_ENTROPY,
-    DISPATCHERS,
-    FP8_RECIPES,
-    GRAPHS,
-    StackOptions,
-)
+from moebench.inputs.stack import CROSS_ENTROPY, DISPATCHERS, GRAPHS, StackOptions
 from moebench.inputs.yamlio import read_text
 
 # Metrics where a larger value means faster training; the others (times, chip-hours) invert.
@@ -58,8 +51,7 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
-            "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy",
-            "fp8_recipe")
+            "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -226,8 +218,7 @@ def _run(r: _Row) -> MeasuredRun:
                              graphs=r.choice("graphs", GRAPHS), sync_free=r.flag("sync_free"),
                              tp_comm_overlap=r.flag("tp_overlap"),
                              dp_overlap=r.flag("dp_overlap"),
-                             cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY),
-                             fp8_recipe=r.choice("fp8_recipe", FP8_RECIPES)),
+                             cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY)),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"), row=r.line,

@@ -52,13 +52,12 @@ class StackOptionsSpec(Record):
     tp_overlap: bool | None = None
     dp_overlap: bool | None = None
     cross_entropy: Literal["unfused", "fused", "te"] | None = None
-    fp8_recipe: Literal["delayed", "current", "mxfp8", "blockwise"] | None = None
 
     def options(self) -> StackOptions:
         return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs,
                             dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
                             tp_comm_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
-                            cross_entropy=self.cross_entropy, fp8_recipe=self.fp8_recipe)
+                            cross_entropy=self.cross_entropy)
 
 
 class Pricing(Record):

@@ -45,8 +45,6 @@ CrossEntropy = Literal["unfused", "fused", "te"]
 DISPATCHERS: tuple[str, ...] = ("alltoall", "allgather", "deepep", "hybridep")
 GRAPHS: tuple[str, ...] = ("none", "partial", "full")
 CROSS_ENTROPY: tuple[str, ...] = ("unfused", "fused", "te")
-Fp8Recipe = Literal["delayed", "current", "mxfp8", "blockwise"]
-FP8_RECIPES: tuple[str, ...] = ("delayed", "current", "mxfp8", "blockwise")
 
 
 class CrossEntropySpec(Record):
@@ -56,17 +54,6 @@ class CrossEntropySpec(Record):
         description="unfused (Megatron's eager vocab-parallel loss), fused (its jit-fused "
                     "kernels, --cross-entropy-loss-fusion) or te (Transformer Engine's Triton "
                     "kernels, --cross-entropy-fusion-impl te)")
-    kind: Literal["documented", "estimate"] = Field(
-        description="documented: the stack's published recipes set it; estimate otherwise")
-    source: str = Field(min_length=3)
-
-
-class Fp8RecipeSpec(Record):
-    """How the stack scales FP8 tensors when a run trains in FP8."""
-
-    recipe: Fp8Recipe = Field(
-        description="delayed (per-tensor, amax history), current (per-tensor, this tensor's "
-                    "amax), mxfp8 (32-element blocks) or blockwise (1x128 / 128x128 tiles)")
     kind: Literal["documented", "estimate"] = Field(
         description="documented: the stack's published recipes set it; estimate otherwise")
     source: str = Field(min_length=3)
@@ -83,7 +70,6 @@ class KernelSpec(Record):
     attention_fraction: FractionFigure = Field(
         description="attention kernel FLOP rate over the chip's max-achievable BF16 GEMM rate")
     cross_entropy: CrossEntropySpec
-    fp8_recipe: Fp8RecipeSpec
 
 
 class OpCounts(Record):
@@ -212,8 +198,6 @@ class StackOptions:
     sync-free MoE or a padded per-rank buffer does."""
     cross_entropy: str | None = None
     """unfused, fused or te: the loss implementation the run used."""
-    fp8_recipe: str | None = None
-    """delayed, current, mxfp8 or blockwise: how the run scaled FP8 tensors."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -231,8 +215,6 @@ class Stack:
     attention_fraction: Num
     cross_entropy: str
     """unfused, fused or te (:data:`moebench.engine.terms.compute.CROSS_ENTROPY_BYTES`)."""
-    fp8_recipe: str
-    """delayed, current, mxfp8 or blockwise (see ``FP8_CAST_BYTES`` in engine.terms.compute)."""
     host_op_s: Num
     sync_s: Num
     bwd_ops_ratio: Num
@@ -290,9 +272,6 @@ def stack_from_spec(
     if opts.cross_entropy is not None and opts.cross_entropy not in CROSS_ENTROPY:
         raise InputError("cross_entropy", None,
                          f"expected unfused, fused or te, got {opts.cross_entropy!r}")
-    if opts.fp8_recipe is not None and opts.fp8_recipe not in FP8_RECIPES:
-        raise InputError("fp8_recipe", None,
-                         f"expected {', '.join(FP8_RECIPES)}, got {opts.fp8_recipe!r}")
     d = m.dispatchers[kind]  # type: ignore[index]
     return Stack(
         name=spec.name, vendor=spec.vendor,
@@ -300,7 +279,6 @@ def stack_from_spec(
         gemm_half_depth=value(k.gemm_half_depth),
         attention_fraction=value(k.attention_fraction),
         cross_entropy=opts.cross_entropy or k.cross_entropy.implementation,
-        fp8_recipe=opts.fp8_recipe or k.fp8_recipe.recipe,
         host_op_s=to_base("op_us", value(h.op_us)), sync_s=to_base("sync_us", value(h.sync_us)),
         bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=graphs,
         graph_scope=frozenset(h.partial_graph_scope),

@@ -32,14 +32,9 @@ from moebench.engine.workload import (
 ELEMENTWISE_H_PER_LAYER = 10.0
 # FP8 GEMMs need their BF16 inputs quantized (read 2 B, write 1 B per element) in forward, and
 # the output gradient quantized plus transposed FP8 copies for the weight gradient in backward
-# (Transformer Engine's FP8 recipes; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
-# element of each GEMM's input and output width, per row, when the scale is known before the
-# tensor is written (delayed scaling's amax history, MXFP8's and blockwise's local blocks).
-# Per-tensor current scaling needs the whole tensor's amax first, so the BF16 tensor is read once
-# more before it is cast: 6 bytes (Transformer Engine pytorch/csrc/extensions/activation.cpp:
-# delayed and MXFP8 quantizers take the FULLY_FUSED path, current scaling
-# FUSED_ACTIVATION_AMAX_FP8, a BF16 write with the amax and a separate quantize after it).
-FP8_CAST_BYTES = {"delayed": 4.0, "mxfp8": 4.0, "blockwise": 4.0, "current": 6.0}
+# (Transformer Engine's FP8 recipe; DeepSeek-V3 sec. 3.3): about 4 bytes of HBM traffic per
+# element of each GEMM's input and output width, per row.
+FP8_CAST_BYTES = 4.0
 # HBM bytes per logit (token x vocabulary entry on the rank) of the cross-entropy's forward and
 # backward together, by implementation, counted from the source:
 # - unfused: Megatron-Core's vocab_parallel_cross_entropy in eager PyTorch (core_r0.8.0,
@@ -77,8 +72,7 @@ def depth_factor(depth: float, half_depth: Any) -> Any:
 
 def cast_time(ctx: StepContext, rows: Any, in_out: Any) -> Any:
     """FP8 quantization traffic of one GEMM's rows (zero under BF16)."""
-    per_element = FP8_CAST_BYTES[ctx.stack.fp8_recipe] if ctx.fp8 else 0.0
-    return rows * in_out * per_element / ctx.mem_bw
+    return rows * in_out * (FP8_CAST_BYTES if ctx.fp8 else 0.0) / ctx.mem_bw
 
 
 def gemm_time(ctx: StepContext, params: Any, rows: Any, shards: Any, in_out: float,
