@@ -19,3 +19,20 @@ def test_readme_figures_are_regenerated_from_the_code():
     stale = [a.group(1) for a, b in zip(module.MARK.finditer(text), module.MARK.finditer(fresh),
                                         strict=True) if a.group(2) != b.group(2)]
     assert not stale, f"README.md is stale in {stale}: run python scripts/make_readme.py"
+
+
+def test_generic_stack_spans_the_shipped_vendor_stacks():
+    """profiles/stacks/generic.yaml is what scripts/calibrate_stacks.py derives from the vendor
+    stacks as shipped (a calibration cut short once left it spanning older fits)."""
+    import re
+
+    script = ROOT / "scripts" / "calibrate_stacks.py"
+    spec = importlib.util.spec_from_file_location("calibrate_stacks", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shipped = (ROOT / "profiles" / "stacks" / "generic.yaml").read_text(encoding="utf-8")
+    found = re.search(r"calibrate it, (\d{4})-(\d\d)-(\d\d)", shipped)
+    assert found
+    date = module.datetime.date(*(int(g) for g in found.groups()))
+    assert module.generic_text(date) == shipped, "run python scripts/calibrate_stacks.py"
