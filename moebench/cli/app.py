@@ -61,8 +61,12 @@ profiles_app = typer.Typer(help="Hardware profiles: list, show and check them. "
 models_app = typer.Typer(help="Model profiles: list them and show their counts. "
                               "Example: moebench models show deepseek-v3",
                          no_args_is_help=True)
+stacks_app = typer.Typer(help="Software stacks: list them and show every figure with its kind and "
+                              "source. Example: moebench stacks show megatron-core-nvidia",
+                         no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(models_app, name="models")
+app.add_typer(stacks_app, name="stacks")
 
 
 def _version(value: bool) -> None:

@@ -1,4 +1,4 @@
-"""``moebench profiles`` and ``moebench models``: inspect and check profiles."""
+"""``moebench profiles``, ``models`` and ``stacks``: inspect and check profiles."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from moebench.cli.app import models_app, profiles_app
+from moebench.cli.app import models_app, profiles_app, stacks_app
 from moebench.cli.common import FormatOpt, OutputOpt, SeqLenOpt, cli_errors, show
 from moebench.errors import InputError
 
@@ -104,3 +104,31 @@ def models_show(
         raise InputError("--seq-len", None, f"must be a positive whole number, got {seq_len}")
     show(model_show(load_model(model), seq_len), fmt, output)
 
+
+
+@stacks_app.command("list")
+@cli_errors
+def stacks_list(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
+    """List the shipped software stacks: vendor, the chips they are the default of, what was
+    fitted and its leave-one-out error.
+
+    Example: moebench stacks list
+    """
+    from moebench.commands.inspect_stacks import stacks_list as build
+
+    show(build(), fmt, output)
+
+
+@stacks_app.command("show")
+@cli_errors
+def stacks_show(
+    name: Annotated[str, typer.Argument(help="Catalog name (primus-amd) or stack YAML path.")],
+    fmt: FormatOpt = None, output: OutputOpt = None,
+) -> None:
+    """Show every figure and setting of one software stack with its kind and source.
+
+    Example: moebench stacks show modellink-ascend
+    """
+    from moebench.commands.inspect_stacks import stack_show
+
+    show(stack_show(name), fmt, output)
