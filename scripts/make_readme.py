@@ -254,9 +254,11 @@ def baseline_now(f: Facts) -> str:
     def mae(rs: list[dict[str, Any]]) -> str:
         return _pct(sum(abs(r["loo_error"]) for r in rs) / len(rs), signed=False)
     moe_nv = [r for r in runs if r["moe"] and r["vendor"] == "NVIDIA"]
+    added = [r for r in f.validate["runs"] if not r["moe"] and r["id"] not in BASELINE_RUNS]
     return (f"{mae(runs)} ({mae([r for r in runs if not r['moe']])} dense, "
             f"{mae(moe_nv)} NVIDIA MoE, {mae([r for r in runs if r['vendor'] == 'Huawei'])} "
-            "on Ascend)")
+            f"on Ascend) leave-one-out; the {len(added)} dense runs added since read "
+            f"{mae(added)}")
 
 
 def loss_fusion(f: Facts) -> str:
