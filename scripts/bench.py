@@ -16,7 +16,8 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target says
 
-from moebench.engine.plan import PlanRequest, candidate_plans  # noqa: E402
+from moebench.engine.plan import PlanRequest  # noqa: E402
+from moebench.engine.plan_space import candidate_plans  # noqa: E402
 from moebench.engine.search import search  # noqa: E402
 from moebench.engine.step import evaluate  # noqa: E402
 from moebench.inputs.hardware import load_chip  # noqa: E402

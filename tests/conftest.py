@@ -62,7 +62,8 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None):
     plans the most conventional one. Returns (search result, every candidate)."""
     import numpy as np
 
-    from moebench.engine.plan import PlanRequest, candidate_plans
+    from moebench.engine.plan import PlanRequest
+    from moebench.engine.plan_space import candidate_plans
     from moebench.engine.search import CONVENTION, TIE_BAND, convention_key, search
     from moebench.engine.step import evaluate
 

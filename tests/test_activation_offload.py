@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from moebench.engine.context import build_context
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.search import search
 from moebench.engine.step import evaluate
 from moebench.engine.terms.activation_offload import offloaded_bytes_per_layer

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from moebench.engine.memory import memory_per_chip, stage_params
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.step import build_context, memory_of, recompute_block
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import load_model

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from moebench.engine.layout import layout_syntax_error, parse_layout
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.step import evaluate
 from moebench.errors import InputError
 from moebench.inputs.hardware import load_chip

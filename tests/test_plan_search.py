@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.search import search
 from moebench.engine.step import evaluate
 from moebench.errors import InputError

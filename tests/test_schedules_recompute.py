@@ -9,7 +9,8 @@ import pytest
 
 from moebench.engine.context import build_context
 from moebench.engine.memory import stage_params
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.step import evaluate
 from moebench.engine.terms import pipeline
 from moebench.inputs.hardware import load_chip
@@ -230,12 +231,12 @@ def test_each_module_adds_its_forward_to_the_backward():
     selective costs the one pass it always has), mla_up_proj the up-projection GEMMs,
     core_attn the attention kernel, mlp the dense FFN, shared_experts the shared expert, moe
     router, permutation, experts and shared expert."""
-    from moebench.engine.terms import compute
+    from moebench.engine.terms import compute, passes
 
     arch, chip = _tiny()
     base = _rc_ctx(arch, chip, recompute="none")
     f = compute.layer_forward(base)
-    lp0 = compute.layer_pass(base, f)
+    lp0 = passes.layer_pass(base, f)
     e = _v(f.elementwise) / 2
     expect = {
         "layernorm": (0.4 * e, 0.4 * e, 0.4 * e),
@@ -246,7 +247,7 @@ def test_each_module_adds_its_forward_to_the_backward():
         "moe": (0.0, _v(f.experts + f.shared + f.router_permute), 0.0),
     }
     for module, (att, moe, dense) in expect.items():
-        lp = compute.layer_pass(_rc_ctx(arch, chip, modules=(module,)), f)
+        lp = passes.layer_pass(_rc_ctx(arch, chip, modules=(module,)), f)
         got = (_v(lp.attention_bwd - lp0.attention_bwd), _v(lp.moe_bwd - lp0.moe_bwd),
                _v(lp.dense_bwd - lp0.dense_bwd))
         assert got == pytest.approx((att, moe, dense), rel=1e-9, abs=1e-15), module
@@ -257,7 +258,7 @@ def test_mla_up_proj_drops_q_k_v_and_reruns_the_up_projections():
     16 x (192 + 192 + 128) = 8192 elements per token, 16 KiB in BF16, and reruns the
     up-projection GEMMs."""
     from moebench.engine.memory import activation_bytes_per_layer
-    from moebench.engine.terms import compute
+    from moebench.engine.terms import compute, passes
 
     arch, chip = load_model("deepseek-v2-lite"), load_chip("h100")
     none = _rc_ctx(arch, chip, recompute="none")
@@ -265,7 +266,7 @@ def test_mla_up_proj_drops_q_k_v_and_reruns_the_up_projections():
     s0, s1 = (float(activation_bytes_per_layer(c)[0][0]) for c in (none, up))
     assert (s0 - s1) / 4096 == pytest.approx(16 * (192 + 192 + 128) * 2)
     f = compute.layer_forward(none)
-    added = compute.layer_pass(up, f).attention_bwd - compute.layer_pass(none, f).attention_bwd
+    added = passes.layer_pass(up, f).attention_bwd - passes.layer_pass(none, f).attention_bwd
     assert _v(added) == pytest.approx(_v(f.up_proj))
 
 

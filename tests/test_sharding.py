@@ -8,7 +8,8 @@ import pytest
 
 from moebench.engine.context import build_context
 from moebench.engine.memory import layer_params
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.step import evaluate
 from moebench.engine.terms.data_parallel import (
     DpTraffic,

@@ -7,7 +7,8 @@ import pytest
 
 from moebench.engine.collectives import Links, alltoall_time, gather_time, p2p_time
 from moebench.engine.context import build_context
-from moebench.engine.plan import PlanRequest, candidate_plans
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.step import evaluate
 from moebench.engine.terms import compute, host, overlap
 from moebench.engine.terms.comm import EpPhases

@@ -278,7 +278,7 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
                           recompute: np.ndarray, rc_modules: np.ndarray) -> MemoryBreakdown:
     """:func:`memory_per_chip` of each plan of ``ctx`` under each of k recompute options
     (``recompute[j]``, ``rc_modules[j]``), as n x k rows, option innermost: the order in which
-    :func:`moebench.engine.plan.candidate_plans` builds them.
+    :func:`moebench.engine.plan_space.candidate_plans` builds them.
 
     Recompute changes only the activations, and those only through (tp, cp, micro-batch, etp)
     per layer: the training state is computed once per plan and the activations once per

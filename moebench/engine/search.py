@@ -19,10 +19,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from moebench.engine.memory import MemoryBreakdown
-from moebench.engine.plan import (
+from moebench.engine.plan import PlanArrays, PlanRequest
+from moebench.engine.plan_space import (
     OFFLOAD_SEARCHED,
-    PlanArrays,
-    PlanRequest,
     candidate_plans,
     first_violation,
     recompute_group_size,

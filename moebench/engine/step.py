@@ -36,6 +36,7 @@ from moebench.engine.terms import (
     data_parallel,
     host,
     overlap,
+    passes,
     pipeline,
 )
 from moebench.engine.terms.activation_offload import offloaded_bytes_per_layer
@@ -81,7 +82,7 @@ def memory_of(
     block: int | None = None,
 ) -> MemoryBreakdown:
     """Memory per chip of every plan, without its step time (cheap: for pruning). Plans laid
-    out as :func:`~moebench.engine.plan.candidate_plans` builds them, each plan's recompute
+    out as :func:`~moebench.engine.plan_space.candidate_plans` builds them, each plan's recompute
     options in adjacent rows (:func:`recompute_block`), are computed once per plan and
     option set (:func:`memory_over_recompute`). ``block``: that layout's group size when the
     caller knows it (plans straight from :func:`candidate_plans`), skipping the check."""
@@ -129,7 +130,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     phases = expand(comm.ep_phases(small), index)
     host_ops = expand(host.block_ops(small, captured=True), index)
     kernel_ops = expand(host.block_ops(small, captured=False), index)
-    stage = compute.stage_compute(ctx, f)
+    stage = passes.stage_compute(ctx, f)
     lp = stage.layer
     layers, moe_layers = ctx.layers_per_stage, ctx.moe_layers_per_stage
     dense_layers = layers - moe_layers

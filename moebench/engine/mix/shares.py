@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from moebench.engine.plan import MICRO_BATCHES, PlanRequest
+from moebench.engine.plan import PlanRequest
+from moebench.engine.plan_space import MICRO_BATCHES
 from moebench.engine.search import plans_worth_timing
 from moebench.engine.step import evaluate
 from moebench.errors import InputError

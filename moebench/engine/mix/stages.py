@@ -21,7 +21,8 @@ import numpy as np
 from moebench.engine.context import build_context
 from moebench.engine.memory import activation_bytes_per_layer
 from moebench.engine.mix.shares import MixType
-from moebench.engine.plan import PlanArrays, PlanRequest, candidate_plans
+from moebench.engine.plan import PlanArrays, PlanRequest
+from moebench.engine.plan_space import candidate_plans
 from moebench.engine.step import evaluate
 from moebench.engine.terms import compute
 from moebench.errors import InputError

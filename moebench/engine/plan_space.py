@@ -1,0 +1,318 @@
+"""The plan space: every candidate plan as flat numpy arrays, and the rules that prune it.
+
+ETP, the tensor parallelism inside experts, is any power of two within a scale-up domain (1
+keeps experts whole, the choice for fine-grained MoE; Megatron-Core defaults to TP). The search
+builds every combination of the candidate values as flat numpy arrays and keeps those that
+real frameworks accept (Megatron-Core's rules, noted per mask), in one pass with no Python
+loop per plan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from moebench.engine.layout import (
+    GIVEN,
+    LAYOUTS,
+    WrittenLayout,
+    parse_layout,
+    shape_key,
+)
+from moebench.engine.plan import HSDP, PlanArrays, PlanRequest
+from moebench.errors import InputError
+from moebench.inputs.hardware import Chip
+from moebench.inputs.model import MlaAttention, ModelArch
+from moebench.inputs.run import (
+    CP_KINDS,
+    DUALPIPEV,
+    OFFLOAD_MODULES,
+    RECOMPUTE,
+    RECOMPUTE_SEARCHED,
+    SCHEDULES,
+    SELECTIVE_MASK,
+    SHARDING,
+    RunConfig,
+    module_mask,
+    parse_modules,
+)
+
+POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+MICRO_BATCHES = (1, 2, 4, 8)
+# Published plans use up to 24 virtual stages (e.g. 12 and 24 in Megatron-Bridge recipes) and
+# context parallelism up to 32 for 128K-token training. The search grid offers CP beyond 8
+# from 32K-token sequences on (below, a rank would hold under 2K tokens); any CP may be given.
+VPP_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24)
+CP_CHOICES = (1, 2, 4, 8)
+CP_LONG_CHOICES = (16, 32)
+LONG_SEQUENCE = 32768
+# Sharding searched by default: zero-1 to zero-3 and hybrid; zero-0 (plain DDP) only on
+# request, since zero-1 moves the same bytes with less memory and a shorter optimizer step.
+SHARDING_SEARCHED = (1, 2, 3, 4)
+# Optimizer-state CPU offload fractions searched (Megatron-Core's --optimizer-offload-fraction):
+# none, or all of it (Megatron's documented setting, 1.0) where the chip's profile describes
+# its host; any fraction from 0 to 1 may be given.
+OFFLOAD_SEARCHED = (0.0, 1.0)
+
+
+
+def _choices(fixed: int | None, default: tuple[int, ...], option: str) -> np.ndarray:
+    if fixed is None:
+        return np.array(default)
+    if fixed <= 0:
+        raise InputError(option, None, f"must be a positive whole number, got {fixed}")
+    return np.array([fixed])
+
+
+def _named(fixed: str | None, names: tuple[str, ...], option: str) -> np.ndarray:
+    if fixed is None:
+        return np.arange(len(names))
+    if fixed not in names:
+        raise InputError(option, None, f"expected one of {', '.join(names)}, got {fixed!r}")
+    return np.array([names.index(fixed)])
+
+
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(d for d in range(1, n + 1) if n % d == 0)
+
+
+class _Grid:
+    """Candidate plans built one dimension at a time, each rule applied as soon as the
+    dimensions it needs exist, so that invalid combinations never multiply."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, np.ndarray] = {"_": np.zeros(1, dtype=np.int64)}
+        self.removed: dict[str, int] = {}
+
+    def expand(self, name: str, values: np.ndarray, dtype: type = np.int64) -> None:
+        n, k = len(next(iter(self.cols.values()))), len(values)
+        self.cols = {c: np.repeat(v, k) for c, v in self.cols.items()}
+        self.cols[name] = np.tile(np.asarray(values, dtype=dtype), n)
+
+    def drop(self, *names: str) -> None:
+        """Columns no later rule reads: not copied by the expansions that follow."""
+        for name in names:
+            del self.cols[name]
+
+    def rule(self, name: str, mask: np.ndarray) -> None:
+        before = len(mask)
+        self.cols = {c: v[mask] for c, v in self.cols.items()}
+        self.removed[name] = before - int(mask.sum())
+        if before and not mask.any():
+            self.removed.setdefault("_last", name)  # type: ignore[arg-type]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.cols[name]
+
+
+def candidate_plans(
+    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int, req: PlanRequest
+) -> tuple[PlanArrays, dict[str, int]]:
+    """Every valid plan for this cluster, and how many combinations each rule removed."""
+    if num_chips <= 0:
+        raise InputError("--num-chips", None, f"must be a positive whole number, got {num_chips}")
+    spec = arch.spec
+    experts = spec.moe.num_experts if spec.moe else 1
+    att = spec.attention
+    kv_heads = att.num_heads if isinstance(att, MlaAttention) else att.num_kv_heads
+    g = _Grid()
+    g.expand("tp", _choices(req.tp, POW2, "--tp"))
+    lin = spec.linear_attention
+    heads = [att.num_heads, kv_heads]
+    if lin:  # Gated DeltaNet splits its key and value heads over tp too
+        heads += [lin.num_key_heads, lin.num_value_heads]
+    g.rule("tp must divide the attention heads and the KV heads, or be a multiple of the KV "
+           "heads (each then replicated)",
+           np.all([n % g["tp"] == 0 for n in heads], axis=0)
+           | ((att.num_heads % g["tp"] == 0) & (g["tp"] % kv_heads == 0) & (lin is None)))
+    g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
+    cp_grid = CP_CHOICES + (CP_LONG_CHOICES if run.seq_len >= LONG_SEQUENCE else ())
+    g.expand("cp", _choices(req.cp, cp_grid, "--cp"))
+    g.rule("cp needs seq_len divisible by 2*cp",
+           (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
+    # Ulysses is searched at long context, like CP beyond 8; it may always be given.
+    kinds = (0, 1) if run.seq_len >= LONG_SEQUENCE else (0,)
+    g.expand("cp_kind", np.array(kinds) if req.cp_kind is None
+             else _named(req.cp_kind, CP_KINDS, "--cp-kind"))
+    g.rule("ulysses needs cp > 1", (g["cp_kind"] == 0) | (g["cp"] > 1))
+    g.rule("ulysses splits heads over tp*cp: they must divide the attention heads",
+           (g["cp_kind"] == 0) | ((att.num_heads % (g["tp"] * g["cp"]) == 0) & (lin is None)))
+    # Linear attention would pass its recurrent state along the sequence, not K/V chunks.
+    g.rule("cp of linear-attention layers is not modelled", (g["cp"] == 1) | (lin is None))
+    g.expand("pp", _choices(req.pp, _divisors(num_chips) if num_chips <= 4096 else POW2, "--pp"))
+    model_par = g["tp"] * g["pp"] * g["cp"]
+    g.rule("chips not divisible by tp*pp*cp", num_chips % model_par == 0)
+    g.cols["dp"] = num_chips // (g["tp"] * g["pp"] * g["cp"])
+    g.expand("mb", _choices(req.micro_batch, MICRO_BATCHES, "--micro-batch"))
+    g.rule("global batch not divisible by dp*micro_batch",
+           run.global_batch % (g["dp"] * g["mb"]) == 0)
+    g.cols["m"] = run.global_batch // (g["dp"] * g["mb"])
+    g.expand("vpp", _choices(req.vpp, VPP_CHOICES, "--vpp"))
+    # Megatron can give the embedding and the loss a virtual stage each
+    # (--account-for-embedding/loss-in-pipeline-split), so chunks may exceed layers by two.
+    g.rule("more pipeline stages than layers (+2 for embedding and loss)",
+           g["pp"] * g["vpp"] <= spec.num_layers + 2)
+    g.rule("vpp needs pp > 1 and micro-batches divisible by pp",
+           (g["vpp"] == 1) | ((g["pp"] > 1) & (g["m"] % g["pp"] == 0)))
+    g.expand("ep", _choices(req.ep, POW2 if spec.moe else (1,), "--ep"))
+    g.rule("ep must divide the experts", experts % g["ep"] == 0)
+    # Expert TP is independent of attention TP in Megatron-Core (--expert-tensor-parallel-size):
+    # any power of two inside a scale-up domain may be given; the search grid keeps it within
+    # the attention TP group (1 to tp), where the tokens are already shared.
+    etp_values = tuple(v for v in POW2 if v <= chip.up_domain) if spec.moe else (1,)
+    g.expand("etp", _choices(req.etp, etp_values, "--etp"))
+    g.rule("etp beyond the scale-up domain", g["etp"] <= chip.up_domain)
+    if req.etp is None:
+        g.rule("searched etp stays within tp", g["etp"] <= g["tp"])
+    g.rule("ep*etp must divide tp*cp*dp (ranks per stage)",
+           (g["tp"] * g["cp"] * g["dp"]) % (g["ep"] * g["etp"]) == 0)
+    g.expand("schedule", _named(req.schedule, SCHEDULES, "--schedule"))
+    pp, m = g["pp"], g["m"]
+    g.rule("dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp",
+           (g["schedule"] != 1)
+           | ((pp >= 2) & (pp % 2 == 0) & (g["vpp"] == 1) & (m >= pp) & (m % 2 == 0)))
+    g.rule("zb1p needs pp >= 2 and vpp 1 (it is a 1F1B variant without virtual stages)",
+           (g["schedule"] != 2) | ((g["pp"] >= 2) & (g["vpp"] == 1)))
+    # DualPipeV (deepseek-ai/DualPipe, dualpipev.py: assert num_chunks >= num_ranks * 2): any
+    # number of ranks (its 2 pp stages are always even), two chunks per rank of its own, not
+    # Megatron's virtual stages, and at least 2 pp micro-batches; one rank is no pipeline.
+    pp, m = g["pp"], g["m"]
+    g.rule("dualpipev needs pp >= 2, vpp 1, micro-batches >= 2*pp and 2*pp <= layers + 2",
+           (g["schedule"] != DUALPIPEV)
+           | ((pp >= 2) & (g["vpp"] == 1) & (m >= 2 * pp) & (2 * pp <= spec.num_layers + 2)))
+    g.drop("_", "m")
+    written = _layout(g, req, spec.num_layers, spec.mtp_depth)
+    _activation_offload(g, req, chip)
+    _sharding(g, req, chip)
+    _offload(g, req, chip)
+    # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
+    # which the search's exact pruning relies on.
+    options = _recompute_options(req)
+    g.expand("_rc", np.arange(len(options)))
+    g.cols["recompute"] = options[g["_rc"], 0]
+    g.cols["rc_modules"] = options[g["_rc"], 1]
+    plans = PlanArrays(
+        tp=g["tp"], pp=g["pp"], vpp=g["vpp"], ep=g["ep"], etp=g["etp"], cp=g["cp"],
+        dp=g["dp"], mb=g["mb"], recompute=g["recompute"], rc_modules=g["rc_modules"],
+        schedule=g["schedule"],
+        sharding=g["sharding"], shard=g["shard"], cp_kind=g["cp_kind"],
+        optimizer_offload=g["optimizer_offload"],
+        layout=g.cols.get("layout"), written=written, act_offload=g.cols.get("act_offload"),
+    )
+    return plans, g.removed
+
+
+def _activation_offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+    """The activation-offload modules, as a column when given (the search adds them itself,
+    only where a plan needs them to fit: :func:`moebench.engine.search.plans_worth_timing`)."""
+    if not req.offload_modules:
+        return
+    names = parse_modules(list(req.offload_modules), "--offload-modules", OFFLOAD_MODULES)
+    g.expand("act_offload", np.array([module_mask(names, OFFLOAD_MODULES)]))
+    g.rule("activation offload needs the chip profile's host section (host link and memory)",
+           np.full(len(g["tp"]), chip.has_host))
+
+
+def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
+            ) -> WrittenLayout | None:
+    """The pipeline layout, when one is asked for (a column only then: the search's own choice,
+    balanced, is every plan's without one). A written layout holds for the pipeline sizes it
+    can be laid on (:meth:`WrittenLayout.fits`), under 1F1B or ZB1P: DualPipe's and
+    DualPipeV's stage placement is their own."""
+    text = req.pipeline_layout
+    if text is None or text.strip() == "balanced":
+        return None
+    if text.strip() == "even":
+        g.expand("layout", np.array([LAYOUTS.index("even")]))
+        chunks = np.where(g["schedule"] == DUALPIPEV, 2, g["vpp"])
+        g.rule("an even pipeline layout needs the layers divisible by pp x vpp (Megatron-LM's "
+               "default split); give --pipeline-layout balanced or a written layout",
+               num_layers % (g["pp"] * chunks) == 0)
+        return None
+    written = parse_layout(text, num_layers, mtp_depth)
+    g.expand("layout", np.array([GIVEN]))
+    if len(g["pp"]) == 0:
+        return written
+    # One check per distinct (pp, vpp, DualPipeV), not per plan.
+    v = g["schedule"] == DUALPIPEV
+    key = shape_key(g["pp"], g["vpp"], v)
+    shapes, first = np.unique(key, return_index=True)
+    ok = [written.fits(int(g["pp"][i]), int(g["vpp"][i]), bool(v[i])) for i in first]
+    g.rule(f"pipeline layout {text!r} needs {written.requirement()}",
+           np.isin(key, shapes[np.array(ok, dtype=bool)]))
+    g.rule("a written pipeline layout does not apply to dualpipe (two copies of each stage)",
+           g["schedule"] != 1)
+    return written
+
+
+def recompute_group_size(req: PlanRequest) -> int:
+    """How many recompute options :func:`candidate_plans` gives each plan (adjacent rows)."""
+    return len(_recompute_options(req))
+
+
+def _recompute_options(req: PlanRequest) -> np.ndarray:
+    """(recompute, module mask) rows to expand: the searched chain, or what was given."""
+    if req.recompute_modules is not None:
+        if req.recompute not in (None, "selective"):
+            raise InputError("--recompute-modules", None, "recompute modules are selective "
+                             f"recompute: not with --recompute {req.recompute}")
+        names = parse_modules(list(req.recompute_modules))
+        return np.array([(1, module_mask(names))])
+    if req.recompute is None:
+        return np.array(RECOMPUTE_SEARCHED)
+    level = int(_named(req.recompute, RECOMPUTE, "--recompute")[0])
+    return np.array([(level, SELECTIVE_MASK if level == 1 else 0)])
+
+
+def offload_fraction(value: object, option: str = "--optimizer-offload") -> float:
+    """A fraction from 0 to 1, or an InputError naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise InputError(option, None, f"must be a fraction from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+    """Expand the optimizer-offload fraction (between sharding and recompute: the search prunes
+    the variants of one plan that differ in these, :func:`moebench.engine.search.dominated`).
+    """
+    if req.optimizer_offload is None:
+        levels = OFFLOAD_SEARCHED if chip.has_host else (0.0,)
+    else:
+        levels = (offload_fraction(req.optimizer_offload),)
+    g.expand("optimizer_offload", np.array(levels, dtype=float), dtype=float)
+    g.rule("optimizer offload needs the chip profile's host section (host link, host memory, "
+           "CPU Adam rate)", (g["optimizer_offload"] == 0) | chip.has_host)
+
+
+def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+    """Expand the sharding of training state (before offload and recompute: the search prunes
+    variants of one plan that differ only in these, :func:`moebench.engine.search.dominated`).
+    """
+    if req.sharding is None:
+        levels = np.array(SHARDING_SEARCHED)
+    else:
+        levels = _named(req.sharding, SHARDING, "--sharding")
+    g.expand("sharding", levels)
+    dense_dp = g["dp"] * g["cp"]
+    if req.shard_group is not None:
+        if req.shard_group <= 0:
+            raise InputError("--shard-group", None,
+                             f"must be a positive whole number, got {req.shard_group}")
+        group = np.full_like(dense_dp, req.shard_group)
+    else:
+        # A scale-up domain's worth of data-parallel ranks (ranks are ordered tp, cp, dp).
+        group = np.minimum(dense_dp, np.maximum(1, chip.up_domain // g["tp"]))
+    hsdp = g["sharding"] == HSDP
+    g.cols["shard"] = np.where(g["sharding"] == 0, 1, np.where(hsdp, group, dense_dp))
+    g.cols["_group"] = group
+    g.rule("sharding beyond zero-1 needs data parallelism (dp*cp > 1)",
+           (g["sharding"] <= 1) | (dense_dp > 1))
+    dense_dp, group = g["dp"] * g["cp"], g["_group"]
+    g.rule("hsdp's shard group must divide dp*cp and be smaller than it (else it is zero-3)",
+           (g["sharding"] != HSDP) | ((dense_dp % group == 0) & (group < dense_dp)))
+    g.drop("_group")
+
+
+def first_violation(removed: dict[str, int]) -> str:
+    """The rule that removed the last candidates, for a one-line error."""
+    return str(removed.get("_last", "no plan satisfies the constraints"))
