@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from moebench.engine.memory import memory_per_chip, stage_params
+from moebench.engine.memory import memory_per_chip
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
+from moebench.engine.state import stage_params
 from moebench.engine.step import build_context, memory_of, recompute_block
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import load_model

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from moebench.engine.context import build_context
-from moebench.engine.memory import stage_params
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
 from moebench.engine.search import TIE_BAND, choose_plan, search
+from moebench.engine.state import stage_params
 from moebench.engine.step import evaluate, memory_of
 from moebench.engine.terms.data_parallel import (
     OffloadTimes,

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from moebench.engine.context import build_context
-from moebench.engine.memory import stage_params
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
+from moebench.engine.state import stage_params
 from moebench.engine.step import evaluate
 from moebench.engine.terms import pipeline
 from moebench.inputs.hardware import load_chip

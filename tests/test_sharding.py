@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from moebench.engine.context import build_context
-from moebench.engine.memory import layer_params
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
+from moebench.engine.state import layer_params
 from moebench.engine.step import evaluate
 from moebench.engine.terms.data_parallel import (
     DpTraffic,
@@ -110,7 +110,7 @@ def test_zero_levels_move_the_same_buffers_at_different_times(tiny):
     def traffic(sharding):
         plans = _one(tiny, chip, 64, sharding=sharding)
         ctx = build_context(tiny, chip, stack, RUN, plans)
-        from moebench.engine.memory import stage_params
+        from moebench.engine.state import stage_params
 
         return dp_traffic(ctx, stage_params(ctx))
 
