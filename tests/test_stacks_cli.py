@@ -48,3 +48,21 @@ def test_unknown_stack_gets_one_line_naming_the_known_ones(cli):
     assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "no-such-stack" in lines[0] and "primus-amd" in lines[0]
+
+
+def test_a_stack_file_missing_a_field_says_what_to_add(cli, tmp_path):
+    """A stack written before the loss implementation existed: one line naming the file, the
+    field and what to add, exit 2."""
+    from moebench.inputs.catalog import resolve
+
+    text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
+    old = "\n".join(ln for ln in text.splitlines() if not ln.startswith("  cross_entropy:"))
+    path = tmp_path / "old-stack.yaml"
+    path.write_text(old + "\n", encoding="utf-8")
+    result = cli("stacks", "show", str(path))
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output
+    for needle in ("old-stack.yaml", "kernels.cross_entropy", "required field is missing",
+                   "add it", "unfused, fused or te"):
+        assert needle in lines[0], lines[0]

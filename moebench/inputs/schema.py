@@ -160,8 +160,21 @@ _FRIENDLY = {
 }
 
 
-def problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """(field path, message) for each problem pydantic found, in plain words."""
+def _description(cls: type[BaseModel] | None, loc: tuple[Any, ...]) -> str | None:
+    """The documented meaning of the field at ``loc`` in ``cls`` (None when not found)."""
+    field = None
+    for part in loc:
+        if cls is None or not isinstance(part, str) or part not in cls.model_fields:
+            return None
+        field = cls.model_fields[part]
+        ann = field.annotation
+        cls = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return field.description if field is not None else None
+
+
+def problems(exc: ValidationError, cls: type[BaseModel] | None = None) -> list[tuple[str, str]]:
+    """(field path, message) for each problem pydantic found, in plain words; a missing field
+    says what to add when ``cls`` documents it."""
     out = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
@@ -175,6 +188,9 @@ def problems(exc: ValidationError) -> list[tuple[str, str]]:
             msg = _FRIENDLY[kind]
             if kind not in ("missing", "extra_forbidden"):
                 msg += f", got {err.get('input')!r}"
+            hint = _description(cls, tuple(err["loc"])) if kind == "missing" else None
+            if hint:
+                msg += f"; add it: {hint}"
         else:
             msg = err["msg"]
         out.append((loc or "(top level)", msg))
@@ -186,7 +202,7 @@ def validate(cls: type[R], data: dict[str, Any], where: str) -> R:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        field, msg = problems(exc)[0]
+        field, msg = problems(exc, cls)[0]
         raise InputError(where, field, msg) from None
 
 
@@ -195,5 +211,5 @@ def validation_problems(cls: type[BaseModel], data: dict[str, Any]) -> list[tupl
     try:
         cls.model_validate(data)
     except ValidationError as exc:
-        return problems(exc)
+        return problems(exc, cls)
     return []

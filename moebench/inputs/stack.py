@@ -69,7 +69,10 @@ class KernelSpec(Record):
                     "rate x k/(k + this)")
     attention_fraction: FractionFigure = Field(
         description="attention kernel FLOP rate over the chip's max-achievable BF16 GEMM rate")
-    cross_entropy: CrossEntropySpec
+    cross_entropy: CrossEntropySpec = Field(
+        description="the loss implementation, e.g. {implementation: fused, kind: estimate, "
+                    "source: \"...\"} (unfused, fused or te; stack files written before "
+                    "2026-11-29 lack it: Megatron-Core's default on NVIDIA is fused)")
 
 
 class OpCounts(Record):
