@@ -45,17 +45,19 @@ def hardware_list() -> Report:
                             "rental_per_hour", "scale_out_gb_per_s", "fp8_tflops"))
 
 
+def figure_row(path: str, fig: Figure) -> dict[str, Any]:
+    """One table row for a sourced figure: its value, kind, interval and source."""
+    return {"field": path, "value": fig.value, "currency": getattr(fig, "currency", None),
+            "kind": fig.kind, "low": fig.low, "high": fig.high, "source": fig.source}
+
+
 def _figures(node: BaseModel, prefix: str = "") -> list[dict[str, Any]]:
     rows = []
     for name in type(node).model_fields:
         value = getattr(node, name)
         path = f"{prefix}{name}"
         if isinstance(value, Figure | ShareFigure):
-            rows.append({
-                "field": path, "value": value.value,
-                "currency": getattr(value, "currency", None), "kind": value.kind,
-                "low": value.low, "high": value.high, "source": value.source,
-            })
+            rows.append(figure_row(path, value))
         elif isinstance(value, BaseModel):
             rows.extend(_figures(value, f"{path}."))
         elif value is None and prefix:

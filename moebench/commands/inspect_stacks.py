@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from moebench.commands.inspect_profiles import figure_row
 from moebench.commands.report import Report
 from moebench.commands.validation import calibrated_names
 from moebench.inputs import catalog
@@ -57,8 +58,7 @@ def _settings(node: BaseModel, prefix: str = "") -> list[dict[str, Any]]:
     for name in type(node).model_fields:
         value, path = getattr(node, name), f"{prefix}{name}"
         if isinstance(value, Figure):
-            rows.append({"field": path, "value": value.value, "kind": value.kind,
-                         "low": value.low, "high": value.high, "source": value.source})
+            rows.append(figure_row(path, value))
         elif isinstance(value, dict):
             for key, sub in value.items():
                 rows.extend(_settings(sub, f"{path}.{key}."))
@@ -90,5 +90,5 @@ def stack_show(name_or_path: str) -> Report:
         footer.append(f"default stack of {', '.join(defaults)}")
     if spec.validation:
         footer.append(f"validation: {spec.validation.note}")
-    return Report(f"Stack {spec.name}", pd.DataFrame(rows),
+    return Report(f"Stack {spec.name}", pd.DataFrame(rows).drop(columns="currency"),
                   spec.model_dump(mode="json"), footer)

@@ -12,7 +12,7 @@ from moebench.inputs import catalog
 from moebench.inputs.fabric import DEFAULT_FABRIC
 from moebench.inputs.mix import parse_mix
 from moebench.inputs.schema import Currency, Figure, MoneyFigure, Record, validate
-from moebench.inputs.stack import StackOptions
+from moebench.inputs.stack import CrossEntropy, Dispatcher, Graphs, StackOptions
 from moebench.inputs.yamlio import load_mapping
 
 
@@ -45,13 +45,13 @@ class PlanFields(Record):
 class StackOptionsSpec(Record):
     """Software settings the scenario's run used, applied to every chip's stack."""
 
-    dispatcher: Literal["alltoall", "allgather", "deepep", "hybridep"] | None = None
-    graphs: Literal["none", "partial", "full"] | None = None
+    dispatcher: Dispatcher | None = None
+    graphs: Graphs | None = None
     dispatch_fp8: bool | None = None
     sync_free: bool | None = None
     tp_overlap: bool | None = None
     dp_overlap: bool | None = None
-    cross_entropy: Literal["unfused", "fused", "te"] | None = None
+    cross_entropy: CrossEntropy | None = None
 
     def options(self) -> StackOptions:
         return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs,
