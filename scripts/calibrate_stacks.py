@@ -84,15 +84,12 @@ def generic_text(date: datetime.date) -> str:
                   count=1, flags=re.MULTILINE)
     text = re.sub(r"^framework: .*$", 'framework: "unknown: spans the calibrated vendor stacks"',
                   text, count=1, flags=re.MULTILINE)
-    # Software features are not spanned but claimed: none without evidence.
-    text = re.sub(r"^  activation_offload: .*$",
-                  '  activation_offload: {modules: [], source: "none searched: no evidence that '
-                  'the software of the chips without public runs offloads activations"}',
-                  text, count=1, flags=re.MULTILINE)
-    text = re.sub(r"^  cross_entropy: .*$",
-                  '  cross_entropy: {implementation: fused, kind: estimate, source: "moebench '
-                  'estimate: the middle of the vendor stacks (unfused on Ascend, fused on '
-                  'NVIDIA, te on AMD)"}', text, count=1, flags=re.MULTILINE)
+    # Software features are not spanned but claimed: the generic stack's own releases,
+    # written by hand with their sources, stay as they are.
+    physics = text.split("\nreleases:", 1)[0]
+    own = (catalog.resolve("stacks", GENERIC, "--stack").read_text(encoding="utf-8")
+           .split("\nreleases:", 1)[1].split("\nvalidation:", 1)[0])
+    text = f"{physics}\nreleases:{own}\nvalidation: {{}}\n"
     head = ("# A stack for chips with no public training runs (T-Head PPU, Gaudi 3): the\n"
             "# Megatron-Core operation inventory, with every calibrated figure spanning the\n"
             "# vendor stacks, so that --uncertainty shows how little is known. Written by\n"

@@ -56,7 +56,7 @@ def _stack(vendor, chip_name, default, name, options):
     return load_stack(name, vendor, chip_name, default, StackOptions(**dict(options)))
 
 
-def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None):
+def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, **options):
     """The vectorised search (with its exact pruning) picks what brute force over every
     candidate plan picks: a plan within the tie band of the true fastest, and among the tied
     plans the most conventional one. Returns (search result, every candidate)."""
@@ -68,13 +68,13 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None):
     from moebench.engine.step import evaluate
 
     request = request or PlanRequest()
-    res = search(arch, chip, stack_of(chip), run, num_chips, request)
+    res = search(arch, chip, stack_of(chip, **options), run, num_chips, request)
     every, _ = candidate_plans(arch, chip, run, num_chips, request)
-    mask = stack_of(chip).act_offload_mask
+    mask = stack_of(chip, **options).act_offload_mask
     if request.offload_modules is None and chip.has_host and mask:  # activation offload
         every = every.concat(every.with_act_offload(mask))
     assert res.candidates == len(every) > len(res.plans)
-    st = evaluate(arch, chip, stack_of(chip), run, every)
+    st = evaluate(arch, chip, stack_of(chip, **options), run, every)
     times = np.where(st.fits, st.step_time, np.inf)
     fastest = times.min()
     best = float(res.steps.step_time[res.best])

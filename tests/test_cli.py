@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from moebench.inputs.stack import load_stack_spec
+
 COMMANDS = [["profiles", "list"], ["profiles", "show"], ["profiles", "check"],
             ["models", "list"], ["models", "show"], ["estimate"], ["validate"], ["compare"],
             ["explain"], ["sweep"]]
@@ -230,7 +232,7 @@ def test_compare_and_sweep_run_every_chip_on_the_stack_given(cli):
     given = rows("--chips", "h800,a100:generic", "--stack", "hardware-limit")
     written = rows("--chips", "h800:hardware-limit,a100:generic")
     assert set(given) == {"h800:hardware-limit", "a100:generic"}
-    assert given["h800:hardware-limit"]["stack"] == "hardware-limit"
+    assert given["h800:hardware-limit"]["stack"] == load_stack_spec("hardware-limit").label
     assert given["h800:hardware-limit"]["cost_ratio"] == pytest.approx(1.0)
     for entry in given:
         assert given[entry]["step_time_s"] == pytest.approx(written[entry]["step_time_s"])

@@ -30,6 +30,7 @@ from moebench.inputs.mix import parse_mix
 from moebench.inputs.model import load_model
 from moebench.inputs.run import RunConfig
 from moebench.inputs.scenario import load_scenario
+from moebench.inputs.stack import load_stack_spec
 from tests.conftest import stack_of
 
 G = 8960
@@ -321,7 +322,8 @@ def test_fp8_only_where_every_chip_type_has_it():
 def test_each_type_runs_its_own_default_stack():
     est = estimate_mix(scenario(), "h800:512+ascend-910b:1024")
     assert {t["chip"]: t["stack"] for t in est.types} == {
-        "h800": "megatron-core-nvidia", "ascend-910b": "modellink-ascend"}
+        "h800": load_stack_spec("megatron-core-nvidia").label,
+        "ascend-910b": load_stack_spec("modellink-ascend").label}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -388,7 +390,8 @@ def test_scenario_mixes_are_validated_and_compared(tmp_path, cli):
     assert mixed["mix"]["strategy"] in ("hetero-dp", "hetero-pipeline")
     assert mixed["mix"]["assumptions"]["sync_every_steps"] == 50
     assert mixed["cost_ratio"] == pytest.approx(mixed["cost"] / rows[0]["cost"])
-    assert mixed["stack"] == "megatron-core-nvidia+modellink-ascend"
+    assert mixed["stack"] == (f"{load_stack_spec('megatron-core-nvidia').label}+"
+                              f"{load_stack_spec('modellink-ascend').label}")
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -274,10 +274,10 @@ def test_the_searched_chain_saves_memory_and_costs_time_in_order():
     """none, selective, selective + mlp + moe, full: each a superset of the one before, so
     never faster and never holding more (what exact pruning relies on)."""
     arch, chip = load_model("qwen3-30b-a3b"), load_chip("h800")
-    run = RunConfig(seq_len=4096, global_batch=1024, ep_overlap=True)
+    run = RunConfig(seq_len=4096, global_batch=1024)
     plans, _ = candidate_plans(arch, chip, run, 64, PlanRequest(schedule="1f1b"))
     assert len(np.unique(plans.recompute_level)) == 4
-    st = evaluate(arch, chip, stack_of(chip), run, plans)
+    st = evaluate(arch, chip, stack_of(chip, ep_overlap=True), run, plans)
     t = st.step_time.reshape(-1, 4)
     m = st.memory.activations.reshape(-1, 4)
     assert np.all(np.diff(t, axis=1) >= -1e-12 * t[:, 1:])
@@ -289,7 +289,7 @@ def test_the_searched_chain_saves_memory_and_costs_time_in_order():
 def test_search_with_dualpipev_and_module_sets_equals_brute_force(model, chip, n):
     _, every = assert_search_equals_brute_force(
         load_model(model), load_chip(chip),
-        RunConfig(seq_len=4096, global_batch=256, ep_overlap=True), n)
+        RunConfig(seq_len=4096, global_batch=256), n, ep_overlap=True)
     assert (every.schedule == 3).any() and len(np.unique(every.recompute_level)) == 4
 
 

@@ -8,23 +8,31 @@ import pandas as pd
 from moebench.inputs.stack import load_stack_spec
 
 
-def test_stacks_list_names_every_stack_with_its_chips_and_error(cli):
+def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     result = cli("stacks", "list", "--format", "csv")
     assert result.exit_code == 0, result.output
     df = pd.read_csv(io.StringIO(result.output)).set_index("name")
-    assert set(df.index) == {"generic", "hardware-limit", "megatron-core-nvidia",
-                             "mindspeed-ascend", "modellink-ascend", "primus-amd"}
-    assert "h800" in df.loc["megatron-core-nvidia", "default_for"].split(", ")
-    assert df.loc["modellink-ascend", "default_for"] == "ascend-910b"
+    families = {"generic", "hardware-limit", "megatron-core-nvidia", "mindspeed-ascend",
+                "modellink-ascend", "primus-amd"}
+    assert set(df["family"]) == families
+    # One row per release, named family@release, dated.
+    for family in families:
+        spec = load_stack_spec(family)
+        for release in spec.releases_resolved.values():
+            row = df.loc[release.label]
+            assert row["date"] == release.date.isoformat()
+            assert row["dispatcher"] == release.defaults["dispatcher"]
     nvidia = load_stack_spec("megatron-core-nvidia")
-    assert df.loc["megatron-core-nvidia", "runs"] == nvidia.validation.runs
-    assert df.loc["megatron-core-nvidia", "loo_error"] == nvidia.validation.loo_mean_abs_error
-    assert "gemm_fraction" in df.loc["megatron-core-nvidia", "fitted"]
-    assert df.loc["modellink-ascend", "cross_entropy"] == "unfused"
-    assert pd.isna(df.loc["hardware-limit", "fitted"])
+    assert "h800" in df.loc[nvidia.label, "default_for"].split(", ")
+    assert df.loc[nvidia.label, "runs"] == nvidia.validation.runs
+    assert df.loc[nvidia.label, "loo_error"] == nvidia.validation.loo_mean_abs_error
+    assert "gemm_fraction" in df.loc[nvidia.label, "fitted"]
+    ascend = load_stack_spec("modellink-ascend")
+    assert df.loc[ascend.label, "cross_entropy"] == "unfused"
+    assert pd.isna(df.loc[load_stack_spec("hardware-limit").label, "fitted"])
 
 
-def test_stacks_show_gives_every_figure_and_choice_with_its_source(cli):
+def test_stacks_show_gives_every_figure_and_the_release_with_its_source(cli):
     result = cli("stacks", "show", "megatron-core-nvidia", "--format", "csv")
     assert result.exit_code == 0, result.output
     df = pd.read_csv(io.StringIO(result.output)).set_index("field")
@@ -32,15 +40,29 @@ def test_stacks_show_gives_every_figure_and_choice_with_its_source(cli):
     gemm = df.loc["kernels.gemm_fraction"]
     assert gemm["kind"] == "calibrated" and float(gemm["value"]) == spec.kernels.gemm_fraction.value
     assert float(gemm["low"]) == spec.kernels.gemm_fraction.low
-    ce = df.loc["kernels.cross_entropy"]
-    assert ce["value"] == "fused" and ce["kind"] == "documented"
-    assert "Megatron-Bridge" in ce["source"]
+    rel = spec.release
+    assert df.loc["release", "value"].startswith(rel.name)
+    ce = df.loc["defaults.cross_entropy"]
+    assert ce["value"] == rel.defaults["cross_entropy"]
+    assert ce["source"] == rel.sources["defaults.cross_entropy"]
     assert df.loc["moe.dispatchers.deepep.comm_sm_share", "kind"] == "measured"
-    assert df.loc["overlap.activation_offload", "value"] == "core_attn, attn_proj, expert_fc1"
-    assert df.loc["host.graphs", "value"] == "partial"
+    assert df.loc["implements.dispatchers", "value"] == ", ".join(rel.caps.dispatchers)
+    assert df.loc["defaults.graphs", "value"] == rel.defaults["graphs"]
     payload = json.loads(cli("stacks", "show", "megatron-core-nvidia", "--format",
                              "json").output)
-    assert payload == spec.model_dump(mode="json")
+    assert payload == {**spec.model_dump(mode="json"), "release": rel.name}
+
+
+def test_a_release_is_picked_with_at_and_an_unknown_one_is_named(cli):
+    spec = load_stack_spec("megatron-core-nvidia")
+    first = next(iter(spec.releases_resolved.values()))
+    out = cli("stacks", "show", f"megatron-core-nvidia@{first.name}", "--format", "json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["release"] == first.name
+    bad = cli("stacks", "show", "megatron-core-nvidia@no-such")
+    lines = [ln for ln in bad.output.splitlines() if ln.strip()]
+    assert bad.exit_code == 2 and len(lines) == 1
+    assert "no-such" in lines[0] and first.name in lines[0]
 
 
 def test_unknown_stack_gets_one_line_naming_the_known_ones(cli):
@@ -50,19 +72,20 @@ def test_unknown_stack_gets_one_line_naming_the_known_ones(cli):
     assert len(lines) == 1 and "no-such-stack" in lines[0] and "primus-amd" in lines[0]
 
 
-def test_a_stack_file_missing_a_field_says_what_to_add(cli, tmp_path):
-    """A stack written before the loss implementation existed: one line naming the file, the
-    field and what to add, exit 2."""
+def test_a_stack_file_missing_a_release_default_says_what_to_add(cli, tmp_path):
+    """A stack whose first release leaves out a default: one line naming the file, the item
+    and that the first release states every item, exit 2."""
     from moebench.inputs.catalog import resolve
 
     text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
-    old = "\n".join(ln for ln in text.splitlines() if not ln.startswith("  cross_entropy:"))
+    lines = text.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("      cross_entropy:")
+                 and "defaults" in "".join(lines[max(0, i - 12):i]))
     path = tmp_path / "old-stack.yaml"
-    path.write_text(old + "\n", encoding="utf-8")
+    path.write_text("\n".join(lines[:first] + lines[first + 1:]) + "\n", encoding="utf-8")
     result = cli("stacks", "show", str(path))
     assert result.exit_code == 2
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.output
-    for needle in ("old-stack.yaml", "kernels.cross_entropy", "required field is missing",
-                   "add it", "unfused, fused or te"):
-        assert needle in lines[0], lines[0]
+    out = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(out) == 1 and "Traceback" not in result.output
+    for needle in ("old-stack.yaml", "releases", "defaults.cross_entropy", "first release"):
+        assert needle in out[0], out[0]

@@ -139,8 +139,8 @@ def test_capacity_factor_bounds_the_busiest_rank_and_removes_the_sync():
 def test_1f1b_warm_up_micro_batches():
     """Megatron's interleaved warm-up on the first rank: (pp-1) x 2 + (vpp-1) x pp chunks."""
     arch, chip = load_model("qwen3-235b-a22b"), load_chip("h100")
-    run = RunConfig(seq_len=4096, global_batch=2048, ep_overlap=True)
-    ctx = build_context(arch, chip, stack_of(chip), run,
+    run = RunConfig(seq_len=4096, global_batch=2048)
+    ctx = build_context(arch, chip, stack_of(chip, ep_overlap=True), run,
                         _plan(arch, chip, run, 256, tp=2, pp=8, vpp=4, ep=32))
     assert float(overlap.warmup_micro_batches(ctx)[0]) == pytest.approx((7 * 2 + 3 * 8) / 4)
 
@@ -150,8 +150,8 @@ def test_paired_phases_expose_only_what_communication_exceeds():
     dispatch hides behind the backward MLP, the backward combine behind the forward attention,
     and so on; only what a phase's communication exceeds its partner's compute is exposed."""
     arch, chip = load_model("qwen3-235b-a22b"), load_chip("h100")
-    run = RunConfig(seq_len=4096, global_batch=2048, ep_overlap=True)
-    ctx = build_context(arch, chip, stack_of(chip), run,
+    run = RunConfig(seq_len=4096, global_batch=2048)
+    ctx = build_context(arch, chip, stack_of(chip, ep_overlap=True), run,
                         _plan(arch, chip, run, 256, tp=2, pp=8, vpp=4, ep=32))
     windows = overlap.PhaseWindows(fwd_attention=np.array([0.5]), fwd_mlp=np.array([1.5]),
                                    bwd_attention=np.array([1.0]), bwd_mlp=np.array([3.0]))
@@ -168,9 +168,9 @@ def test_paired_phases_expose_only_what_communication_exceeds():
 
 def test_better_stack_figures_never_make_a_plan_slower():
     arch, chip = load_model("qwen3-30b-a3b"), load_chip("h800")
-    run = RunConfig(seq_len=4096, global_batch=1024, ep_overlap=True)
+    run = RunConfig(seq_len=4096, global_batch=1024)
     plans, _ = candidate_plans(arch, chip, run, 64, PlanRequest())
-    stack = stack_of(chip)
+    stack = stack_of(chip, ep_overlap=True)
     old = evaluate(arch, chip, stack, run, plans).step_time
     for change in (dict(gemm_fraction=stack.gemm_fraction * 1.1),
                    dict(attention_fraction=stack.attention_fraction * 1.2),

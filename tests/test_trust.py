@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from moebench.cli import app
 from moebench.commands.deadline import SizedRun, octave_sizes, search_deadline
 from moebench.inputs import catalog
+from moebench.inputs.stack import load_stack_spec
 
 H800_YAML = catalog.catalog_dir("hardware") / "h800.yaml"
 
@@ -183,6 +184,9 @@ def test_estimate_with_the_scenario_reproduces_the_compare_row(cli):
     assert est["plan"]["pp"] == row["plan"]["pp"] and est["plan"]["ep"] == row["plan"]["ep"]
 
 
+ASCEND = load_stack_spec("modellink-ascend").label
+
+
 def _ascend_stack_copy(tmp_path, name, *subs):
     """The shipped modellink-ascend stack written to ``tmp_path/name`` with each regex
     substitution (pattern, replacement) applied once."""
@@ -201,7 +205,7 @@ def test_a_stack_above_its_validation_target_is_marked_in_the_table(cli, tmp_pat
     chips = f"h800,ascend-910b:{worse}"
     text = cli("compare", "--chips", chips, "-f", "markdown").output
     assert f"| ascend-910b:{worse}* |" in text
-    assert "* modellink-ascend: predictions are off by 25%" in text
+    assert f"* {ASCEND}: predictions are off by 25%" in text
     # The shipped stack is within its target: no mark.
     assert "ascend-910b*" not in cli("compare", "--chips", "h800,ascend-910b").output
     csv = cli("compare", "--chips", chips, "-f", "csv").output
@@ -216,8 +220,8 @@ def test_the_footer_gives_each_stacks_validation_error(cli, tmp_path):
                               (r"loo_mean_abs_error: [\d.]+", "loo_mean_abs_error: 0.123"),
                               (r"validation: \{runs: \d+", "validation: {runs: 7"))
     out = cli("compare", "--chips", f"h800,ascend-910b:{mine},t-head-ppu", "-f", "markdown").output
-    assert f"ascend-910b:{mine} modellink-ascend (12% mean error over 7 runs)" in out
-    assert "t-head-ppu generic (no measured runs)" in out
+    assert f"ascend-910b:{mine} {ASCEND} (12% mean error over 7 runs)" in out
+    assert f"t-head-ppu {load_stack_spec('generic').label} (no measured runs)" in out
 
 
 def test_compare_reads_the_caveat_of_a_stack_given_as_a_file(cli, tmp_path):

@@ -136,7 +136,7 @@ def _sampled(arch: ModelArch, e: Entry, sc: ScenarioSpec, res: SearchResult, sam
     rng = np.random.default_rng([seed, _stable_hash(e.spec.name), _stable_hash(e.stack_spec.name)])
     value = sampler(rng, samples)
     chip = chip_from_spec(e.spec, value)
-    stack = stack_from_spec(e.stack_spec, sc.stack_options.options(), value=value)
+    stack = stack_from_spec(e.stack_spec, sc.settings(), value=value)
     assert res.best is not None
     st = evaluate(arch, chip, stack, e.run, res.plans.take(res.best))
     econ = economics(chip, e.spec, sc, res.num_chips, st.step_time, st.memory.checkpoint, value)
@@ -186,10 +186,10 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
         stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
         check_vendor(stack_spec, chip.vendor, chip.name)
         run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
-                        precision=resolve_precision(sc.precision, chip), ep_overlap=sc.ep_overlap,
+                        precision=resolve_precision(sc.precision, chip),
                         expert_imbalance=sc.expert_imbalance.value)
         entries.append(Entry(name, spec, chip, stack_spec, run))
-    labels = [(e.chip.name, e.stack_spec.name) for e in entries]
+    labels = [(e.chip.name, e.stack_spec.label) for e in entries]
     for label in labels:
         if labels.count(label) > 1:
             raise InputError("--chips", None, f"two chip entries resolve to {label[0]} on "
@@ -227,7 +227,7 @@ def run_comparison(
     req = PlanRequest(**sc.plan.model_dump())
     for arch in _models(sc):
         for e in entries:
-            stack = stack_from_spec(e.stack_spec, sc.stack_options.options())
+            stack = stack_from_spec(e.stack_spec, sc.settings())
             try:
                 if deadline_days is not None:
                     sized, met = _deadline(arch, e, stack, sc, req, deadline_days)
@@ -258,7 +258,7 @@ def run_comparison(
 
         rows += mix_rows(sc, _models(sc), overrides, deadline_days)
     rows = _with_ratios(rows, sc.baseline, sample_arrays)
-    return Comparison(scenario=sc, rows=rows, stacks={e.stack_spec.name: e.stack_spec
+    return Comparison(scenario=sc, rows=rows, stacks={e.stack_spec.label: e.stack_spec
                                                       for e in entries},
                       assumptions={**assumptions(sc, overrides, deadline_days),
                                    "warnings": warnings})

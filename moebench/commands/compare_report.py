@@ -172,7 +172,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         f"goodput: Young/Daly checkpointing at {a['checkpoint_write_gb_per_s']} GB/s per chip, "
         f"{a['restart_minutes']} min restarts, per-chip MTBF from each profile",
         f"expert load imbalance {a['expert_imbalance']}; EP overlap under 1F1B: "
-        f"{'on' if a['ep_overlap'] else 'off'}; mfu against the peak of each row's precision",
+        f"{_on_off(a['ep_overlap'])}; mfu against the peak of each row's precision",
         stacks_line(((r.entry, r.stack) for r in cmp.rows), cmp.stacks),
     ]
     missing = [f"{r.entry}: {r.price_source}" for r in cmp.rows
@@ -210,3 +210,8 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
                 "chip_hours", "mfu")
     return Report(title(cmp), df, payload, footer, labels=labels, hidden=hidden,
                   display=display, optional=optional)
+
+
+def _on_off(flag: bool | None) -> str:
+    """A setting as given, or each stack release's default when the scenario leaves it."""
+    return "each stack release's default" if flag is None else ("on" if flag else "off")

@@ -67,7 +67,6 @@ class MeasuredRun:
     plan: PlanRequest
     seq_len: int
     global_batch: int
-    ep_overlap: bool
     stack: str | None
     """The stack it ran on; None: the chip's default stack."""
     options: StackOptions
@@ -213,10 +212,10 @@ def _run(r: _Row) -> MeasuredRun:
         num_chips=int(r.integer("num_chips", required=True) or 0), precision=precision,
         plan=plan, seq_len=int(r.integer("seq_len", required=True) or 0),
         global_batch=int(r.integer("global_batch", required=True) or 0),
-        ep_overlap=bool(r.flag("ep_overlap")), stack=r.text("stack"),
+        stack=r.text("stack"),
         options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
                              graphs=r.choice("graphs", GRAPHS), sync_free=r.flag("sync_free"),
-                             tp_comm_overlap=r.flag("tp_overlap"),
+                             tp_overlap=r.flag("tp_overlap"), ep_overlap=r.flag("ep_overlap"),
                              dp_overlap=r.flag("dp_overlap"),
                              cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY)),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
@@ -271,6 +270,6 @@ def run_setting(run: MeasuredRun) -> dict[str, Any]:
     return {
         "model": run.model, "chip": run.chip, "stack": run.stack, "options": run.options,
         "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
-        "ep_overlap": run.ep_overlap, "expert_imbalance": run.expert_imbalance,
+        "expert_imbalance": run.expert_imbalance,
         "capacity_factor": run.capacity_factor, "optimizer_states": run.optimizer_states,
     }

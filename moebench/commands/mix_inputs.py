@@ -71,8 +71,8 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
     precision = mix_precision(sc.precision, [(c.name, c.supports_fp8) for c in chips],
                               "--precision")
     run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=precision,
-                    ep_overlap=sc.ep_overlap, expert_imbalance=sc.expert_imbalance.value)
-    options = sc.stack_options.options()
+                    expert_imbalance=sc.expert_imbalance.value)
+    options = sc.settings()
     types = [MixType(chip=c, stack=stack_from_spec(s, options), count=n, run=run)
              for c, (_, s, n) in zip(chips, loaded.values(), strict=True)]
     fabric_spec = load_fabric_spec(fabric)

@@ -85,7 +85,7 @@ def load_chip_and_stack(
 def job_inputs(
     model: str, chip: str, *, stack: str | None = None,
     options: StackOptions | None = None, overrides: dict[str, str] | None = None,
-    seq_len: int, global_batch: int, precision: str = "bf16", ep_overlap: bool = False,
+    seq_len: int, global_batch: int, precision: str = "bf16",
     expert_imbalance: float = 1.0, capacity_factor: float | None = None,
     optimizer_states: str = "fp32", plan: dict[str, Any] | PlanRequest | None = None,
 ) -> JobInputs:
@@ -98,7 +98,7 @@ def job_inputs(
                                 "expert_imbalance": expert_imbalance, **split.run}
     run = RunConfig(
         seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
-        precision=resolve_precision(precision, hw), ep_overlap=ep_overlap,
+        precision=resolve_precision(precision, hw),
         expert_imbalance=float(settings["expert_imbalance"]),
         capacity_factor=capacity_factor, optimizer_states=optimizer_states,
     )
@@ -108,7 +108,7 @@ def job_inputs(
 
 
 JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precision": "bf16",
-                                "ep_overlap": False, "expert_imbalance": 1.0,
+                                "expert_imbalance": 1.0,
                                 "optimizer_states": "fp32"}
 PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
                "sharding", "shard_group", "cp_kind", "recompute_modules", "optimizer_offload",
@@ -130,16 +130,17 @@ def job_from_options(scenario: str | None, *, model: str | None, chip: str,
         model = model or sc.models[0]
         num_chips = num_chips or sc.num_chips
         base.update(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=sc.precision,
-                    ep_overlap=sc.ep_overlap, expert_imbalance=sc.expert_imbalance.value)
+                    expert_imbalance=sc.expert_imbalance.value)
         plan = {k: v for k, v in sc.plan.model_dump().items() if v is not None}
-        options = sc.stack_options.options().as_dict()
+        options = sc.settings().as_dict()
     if model is None:
         raise InputError("--model", None, "give a model (or a --scenario that names one)")
     if num_chips is None:
         raise InputError("--num-chips", None, "give the cluster size (or a --scenario)")
     run = {k: given[k] if given.get(k) is not None else v for k, v in base.items()}
     plan.update({k: given[k] for k in PLAN_FIELDS if given.get(k) is not None})
-    options.update({k: given[k] for k in ("dispatcher", "graphs") if given.get(k) is not None})
+    options.update({k: given[k] for k in ("dispatcher", "graphs", "ep_overlap")
+                    if given.get(k) is not None})
     job = job_inputs(model, chip, stack=stack, options=StackOptions(**options),
                      overrides=overrides, capacity_factor=given.get("capacity_factor"),
                      plan=plan, **run)

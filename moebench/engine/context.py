@@ -150,7 +150,7 @@ def build_context(
     dualpipe = plans.schedule == SCHEDULES.index("dualpipe")
     dualpipev = plans.schedule == SCHEDULES.index("dualpipev")
     gemm_rate, w_bytes, a_bytes = gemm_precision(chip, stack, run)
-    one_f1b_overlap = bool(run.ep_overlap and stack.ep_1f1b_overlap)
+    one_f1b_overlap = bool(stack.ep_1f1b_overlap)
     ep_overlap = (dualpipe | dualpipev | one_f1b_overlap) & (ep > 1) & arch.is_moe
     # Communication kernels running beside compute take a share of the chip (DeepEP: 20 of 132
     # SMs in DeepSeek-V3).

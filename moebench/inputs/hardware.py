@@ -131,7 +131,7 @@ class HardwareSpec(Record):
         default=None, description="host link, memory and CPU optimizer rate; without it "
                                   "no plan offloads to the host")
     ling_device: LingDevice | None = None
-    default_stack: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$",
+    default_stack: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*(@[a-z0-9][a-z0-9._-]*)?$",
                                description="software stack used unless --stack says otherwise")
 
 

@@ -114,9 +114,6 @@ class RunConfig:
     """Sequences per optimizer step."""
     precision: Precision = "bf16"
     """GEMM precision: fp8 runs GEMMs (and MoE dispatch) in FP8, the rest in BF16."""
-    ep_overlap: bool = False
-    """Overlap MoE all-to-all with another micro-batch's compute under 1F1B (DualPipe always
-    overlaps)."""
     expert_imbalance: float = 1.0
     """Busiest EP rank's token load over the mean (1.0 = balanced, as benchmark runs force)."""
     tp_across_domains: bool = False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -56,7 +57,7 @@ class StackOptionsSpec(Record):
     def options(self) -> StackOptions:
         return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs,
                             dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
-                            tp_comm_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
+                            tp_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
                             cross_entropy=self.cross_entropy)
 
 
@@ -107,7 +108,9 @@ class ScenarioSpec(Record):
     global_batch: int = Field(gt=0)
     num_chips: int = Field(gt=0)
     precision: Literal["bf16", "fp8", "auto"]
-    ep_overlap: bool
+    ep_overlap: bool | None = Field(
+        default=None, description="1F1B all-to-all overlap (omitted: each stack release's "
+                                  "default; DualPipe always overlaps)")
     expert_imbalance: Figure
     plan: PlanFields = Field(default_factory=PlanFields)
     stack_options: StackOptionsSpec = Field(default_factory=StackOptionsSpec)
@@ -116,6 +119,10 @@ class ScenarioSpec(Record):
     mixes: list[str] = Field(default_factory=list, description="mixed clusters compared beside "
                              "the chips, each CHIP:COUNT+CHIP:COUNT")
     mix_options: MixOptionsSpec = Field(default_factory=MixOptionsSpec)
+
+    def settings(self) -> StackOptions:
+        """The software settings the scenario gives (None: each release's default)."""
+        return replace(self.stack_options.options(), ep_overlap=self.ep_overlap)
 
     @field_validator("mixes")
     @classmethod

@@ -4,15 +4,18 @@ A hardware profile says what the silicon and its links sustain (peak, max-achiev
 HBM and link bandwidth). A stack profile, ``profiles/stacks/<name>.yaml``, says what one software
 stack reaches on top of that: the share of the max-achievable GEMM rate its training GEMMs get,
 how GEMM efficiency falls when a GEMM has few rows, its attention kernel, the host (CPU) time it
-spends dispatching each operation and syncing with the device, what it captures in graphs, its
-MoE token dispatchers, which communication it overlaps, and its memory reserve.
+spends dispatching each operation and syncing with the device, its MoE token dispatchers, its
+collectives and its memory reserve: the physics, fitted across every release of the family. Its
+dated ``releases`` (:mod:`moebench.inputs.release`) say what each release implements and what
+its runs do by default; ``NAME@RELEASE`` selects one, the bare name the newest.
 
 ``hardware-limit`` is the ideal stack: no host cost, every kernel at the chip's max-achievable
-rate, every overlap the plan allows. Fitted figures have kind ``calibrated`` (``moebench
+rate, every feature implemented. Fitted figures have kind ``calibrated`` (``moebench
 calibrate``) and carry their interval as low/high.
 
-:class:`StackSpec` is the file's shape; :class:`Stack` is the record the equations read, in base
-units, after the run's options (dispatcher, graphs, ...) have been applied.
+:class:`StackSpec` is the file's shape (one release selected); :class:`Stack` is the record the
+equations read, in base units, after the run's settings (given, else the release's defaults)
+have been applied.
 """
 
 from __future__ import annotations
@@ -22,10 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from moebench.errors import InputError
 from moebench.inputs import catalog
+from moebench.inputs.release import (
+    CrossEntropy,
+    Dispatcher,
+    Graphs,
+    Release,
+    ReleaseSpec,
+    newest,
+    resolve_releases,
+)
 from moebench.inputs.run import OFFLOAD_MODULES, module_mask
 from moebench.inputs.schema import (
     Figure,
@@ -39,24 +51,20 @@ from moebench.inputs.schema import (
 from moebench.inputs.yamlio import cached_record, load_mapping
 from moebench.units import to_base
 
-Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
-Graphs = Literal["none", "partial", "full"]
-CrossEntropy = Literal["unfused", "fused", "te"]
 DISPATCHERS: tuple[str, ...] = ("alltoall", "allgather", "deepep", "hybridep")
 GRAPHS: tuple[str, ...] = ("none", "partial", "full")
 CROSS_ENTROPY: tuple[str, ...] = ("unfused", "fused", "te")
+__all__ = ["CrossEntropy", "Dispatcher", "Graphs"]
 
-
-class CrossEntropySpec(Record):
-    """Which cross-entropy implementation the stack runs after the LM head."""
-
-    implementation: CrossEntropy = Field(
-        description="unfused (Megatron's eager vocab-parallel loss), fused (its jit-fused "
-                    "kernels, --cross-entropy-loss-fusion) or te (Transformer Engine's Triton "
-                    "kernels, --cross-entropy-fusion-impl te)")
-    kind: Literal["documented", "estimate"] = Field(
-        description="documented: the stack's published recipes set it; estimate otherwise")
-    source: str = Field(min_length=3)
+# The physical figures calibration may fit, by name: (section, field) in the stack profile.
+CALIBRATABLE: dict[str, tuple[str, str]] = {
+    "gemm_fraction": ("kernels", "gemm_fraction"),
+    "gemm_half_rows": ("kernels", "gemm_half_rows"),
+    "attention_fraction": ("kernels", "attention_fraction"),
+    "host_op_us": ("host", "op_us"),
+    "collective_fraction": ("collectives", "bandwidth_fraction"),
+    "overlap_sm_share": ("collectives", "overlap_sm_share"),
+}
 
 
 class KernelSpec(Record):
@@ -69,10 +77,6 @@ class KernelSpec(Record):
                     "rate x k/(k + this)")
     attention_fraction: FractionFigure = Field(
         description="attention kernel FLOP rate over the chip's max-achievable BF16 GEMM rate")
-    cross_entropy: CrossEntropySpec = Field(
-        description="the loss implementation, e.g. {implementation: fused, kind: estimate, "
-                    "source: \"...\"} (unfused, fused or te; stack files written before "
-                    "2026-11-29 lack it: Megatron-Core's default on NVIDIA is fused)")
 
 
 class OpCounts(Record):
@@ -93,9 +97,6 @@ class HostSpec(Record):
     sync_us: NonNegFigure = Field(
         description="one device-to-host sync: the queue drains, then refills")
     backward_ops_per_forward_op: Figure
-    graphs: Graphs = Field(description="default graph-capture scope: none, partial or full")
-    partial_graph_scope: list[Literal["attention", "router", "dispatch", "shared", "mlp"]] = Field(
-        description="what the partial scope captures")
     ops: OpCounts
 
 
@@ -112,38 +113,8 @@ class DispatcherSpec(Record):
 
 
 class MoeSpec(Record):
-    dispatcher: Dispatcher
-    dispatch_fp8: bool = Field(description="dispatch in FP8 when the run is FP8")
-    dispatchers: dict[Dispatcher, DispatcherSpec]
-
-    @model_validator(mode="after")
-    def _default_listed(self) -> MoeSpec:
-        if self.dispatcher not in self.dispatchers:
-            raise ValueError(f"dispatcher {self.dispatcher} is not among the dispatchers listed")
-        return self
-
-
-OffloadModule = Literal["attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm",
-                        "expert_fc1", "moe_act"]
-
-
-class ActivationOffloadSpec(Record):
-    """What the stack offloads to host memory when activation offload is searched."""
-
-    modules: list[OffloadModule] = Field(
-        description="modules whose saved inputs the stack offloads (empty: none searched)")
-    source: str = Field(min_length=3, description="where the stack's feature is documented")
-
-
-class OverlapSpec(Record):
-    ep_1f1b: bool = Field(description="implements 1F1B all-to-all overlap across micro-batches")
-    tp_comm: bool = Field(description="overlaps TP collectives with the GEMMs they feed")
-    pp_p2p: bool = Field(description="overlaps pipeline sends and receives with compute")
-    dp: bool = Field(description="overlaps the once-a-step data-parallel gradient reduce with the "
-                                 "last backward and the parameter gather with the first forward "
-                                 "(Megatron --overlap-grad-reduce --overlap-param-gather)")
-    activation_offload: ActivationOffloadSpec = Field(
-        description="activation offload to host memory, copies overlapped with compute")
+    dispatchers: dict[Dispatcher, DispatcherSpec] = Field(
+        description="what each dispatcher the family's releases implement costs")
 
 
 class CollectiveSpec(Record):
@@ -177,10 +148,66 @@ class StackSpec(Record):
     kernels: KernelSpec
     host: HostSpec
     moe: MoeSpec
-    overlap: OverlapSpec
     collectives: CollectiveSpec
     memory: StackMemorySpec
+    releases: list[ReleaseSpec] = Field(
+        min_length=1, description="dated releases, oldest first: what each implements and "
+                                  "does by default (moebench.inputs.release)")
     validation: ValidationSummary | None = None
+    _resolved: dict[str, Release] = PrivateAttr(default_factory=dict)
+    _selected: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _releases(self) -> StackSpec:
+        try:
+            resolved = resolve_releases(self.name, self.releases)
+        except ValueError as exc:
+            raise ValueError(f"releases: {exc}") from None
+        for r in resolved.values():
+            missing = [d for d in r.caps.dispatchers if d not in self.moe.dispatchers]
+            if missing:
+                raise ValueError(f"releases: release {r.name!r} implements the "
+                                 f"{', '.join(missing)} dispatcher, which moe.dispatchers does "
+                                 "not cost")
+            unknown = [n for n in r.refit if n not in CALIBRATABLE]
+            if unknown:
+                raise ValueError(f"releases: release {r.name!r} refits {unknown[0]!r}; "
+                                 f"refittable: {', '.join(CALIBRATABLE)}")
+        self._resolved = resolved
+        self._selected = newest(resolved).name
+        return self
+
+    @property
+    def release(self) -> Release:
+        """The selected release (the newest unless ``NAME@RELEASE`` chose one)."""
+        return self._resolved[self._selected]
+
+    @property
+    def releases_resolved(self) -> dict[str, Release]:
+        return dict(self._resolved)
+
+    @property
+    def label(self) -> str:
+        """``family@release``: what a run on this spec names."""
+        return self.release.label
+
+    def select(self, release: str | None, option: str = "--stack") -> StackSpec:
+        """This family with ``release`` selected (None: the newest) and the figures that
+        release refits in place of the family's."""
+        name = release or newest(self._resolved).name
+        if name not in self._resolved:
+            raise InputError(option, None, f"stack {self.name} has no release {name!r}; its "
+                             f"releases: {', '.join(self._resolved)}")
+        chosen = self._resolved[name]
+        out = self
+        for param, fig in chosen.refit.items():
+            section, field = CALIBRATABLE[param]
+            part = getattr(out, section).model_copy(update={field: fig})
+            out = out.model_copy(update={section: part})
+        if out is self:
+            out = self.model_copy()
+        out._selected = name
+        return out
 
 
 Num = Any  # float, or a numpy array (uncertainty samples, calibration candidates)
@@ -188,12 +215,15 @@ Num = Any  # float, or a numpy array (uncertainty samples, calibration candidate
 
 @dataclass(frozen=True, kw_only=True)
 class StackOptions:
-    """Run facts that pick among what a stack offers (None keeps the stack's default)."""
+    """Settings a run gives (None: the release's default). Names as in
+    :data:`moebench.inputs.release.SETTINGS`."""
 
     dispatcher: str | None = None
     graphs: str | None = None
     dispatch_fp8: bool | None = None
-    tp_comm_overlap: bool | None = None
+    ep_overlap: bool | None = None
+    """1F1B all-to-all overlap across micro-batches (DualPipe and DualPipeV always overlap)."""
+    tp_overlap: bool | None = None
     pp_overlap: bool | None = None
     dp_overlap: bool | None = None
     sync_free: bool | None = None
@@ -208,9 +238,12 @@ class StackOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class Stack:
-    """A stack with the run's options applied, in base units (seconds, bytes)."""
+    """A stack release with the run's settings applied, in base units (seconds, bytes)."""
 
     name: str
+    """``family@release``."""
+    family: str
+    release: Release
     vendor: str
     gemm_fraction: Num
     gemm_half_rows: Num
@@ -237,6 +270,7 @@ class Stack:
     comm_sm_share: Num
     dispatch_fp8: bool
     ep_1f1b_overlap: bool
+    """The run overlaps all-to-all across micro-batches under 1F1B."""
     tp_comm_overlap: bool
     dp_overlap: bool
     pp_overlap: bool
@@ -246,7 +280,13 @@ class Stack:
     grad_reduce_bytes: float
     reserve_bytes: Num
     act_offload_mask: int = 0
-    """Modules the search offloads (a mask over OFFLOAD_MODULES); 0: not searched."""
+    """Modules a plan offloads when it needs activation offload (a mask over OFFLOAD_MODULES);
+    0: not searched."""
+
+    @property
+    def caps(self) -> Any:
+        """What the release implements (:class:`moebench.inputs.release.Capabilities`)."""
+        return self.release.caps
 
     def captured(self, part: str) -> bool:
         """Whether graphs remove the host cost of ``part`` (attention, router, dispatch, ...)."""
@@ -257,61 +297,79 @@ def nominal(fig: Any) -> Num:
     return fig.value
 
 
+OPTION_FLAGS = {"dispatcher": "--dispatcher", "graphs": "--graphs", "ep_overlap": "--ep-overlap",
+                "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap",
+                "pp_overlap": "pp_overlap", "cross_entropy": "cross_entropy",
+                "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free"}
+
+
+def settings_of(release: Release, options: StackOptions | None) -> dict[str, Any]:
+    """The run's settings: each given one (checked against what the release implements), else
+    the release's default. An InputError names the setting and what the release offers."""
+    given = (options or StackOptions()).as_dict()
+    out = {k: given.get(k, release.defaults[k]) for k in OPTION_FLAGS}
+    for k, v in given.items():
+        if not release.allows(k, v):
+            offers = ", ".join(str(o) for o in release.options(k))
+            raise InputError(OPTION_FLAGS[k], None,
+                             f"{release.label} does not implement {k} {v!r} (it offers "
+                             f"{offers}); pick another release (moebench stacks show "
+                             f"{release.family})")
+    return out
+
+
 def stack_from_spec(
     spec: StackSpec, options: StackOptions | None = None,
     value: Callable[[Any], Num] = nominal, where: str = "stack",
 ) -> Stack:
-    """Convert a validated spec to base units with the run's options applied, once."""
-    opts = options or StackOptions()
+    """Convert a validated spec to base units with the run's settings applied, once."""
+    rel = spec.release
+    s = settings_of(rel, options)
     k, h, m = spec.kernels, spec.host, spec.moe
-    kind = opts.dispatcher or m.dispatcher
-    if kind not in m.dispatchers:
-        raise InputError("--dispatcher", None,
-                         f"stack {spec.name} has no {kind!r} dispatcher; it offers "
-                         f"{', '.join(m.dispatchers)}")
-    graphs = opts.graphs or h.graphs
-    if graphs not in GRAPHS:
-        raise InputError("--graphs", None, f"expected none, partial or full, got {graphs!r}")
-    if opts.cross_entropy is not None and opts.cross_entropy not in CROSS_ENTROPY:
-        raise InputError("cross_entropy", None,
-                         f"expected unfused, fused or te, got {opts.cross_entropy!r}")
-    d = m.dispatchers[kind]  # type: ignore[index]
+    d = m.dispatchers[s["dispatcher"]]
     return Stack(
-        name=spec.name, vendor=spec.vendor,
+        name=rel.label, family=spec.name, release=rel, vendor=spec.vendor,
         gemm_fraction=value(k.gemm_fraction), gemm_half_rows=value(k.gemm_half_rows),
         gemm_half_depth=value(k.gemm_half_depth),
         attention_fraction=value(k.attention_fraction),
-        cross_entropy=opts.cross_entropy or k.cross_entropy.implementation,
+        cross_entropy=s["cross_entropy"],
         host_op_s=to_base("op_us", value(h.op_us)), sync_s=to_base("sync_us", value(h.sync_us)),
-        bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=graphs,
-        graph_scope=frozenset(h.partial_graph_scope),
+        bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=s["graphs"],
+        graph_scope=frozenset(rel.caps.partial_graph_scope),
         ops_attention=h.ops.attention.value, ops_mla_extra=h.ops.mla_extra.value,
         ops_mlp=h.ops.mlp.value, ops_router=h.ops.router.value,
         ops_per_expert=h.ops.per_local_expert.value, ops_fp8_cast=h.ops.fp8_cast_per_gemm.value,
-        dispatcher=kind, dispatch_ops=d.host_ops.value, copy_passes=value(d.copy_passes),
-        deduplicates=d.deduplicates, host_sync=d.host_sync and not opts.sync_free,
-        comm_sm_share=value(d.comm_sm_share),
-        dispatch_fp8=m.dispatch_fp8 if opts.dispatch_fp8 is None else opts.dispatch_fp8,
-        ep_1f1b_overlap=spec.overlap.ep_1f1b,
-        tp_comm_overlap=spec.overlap.tp_comm if opts.tp_comm_overlap is None
-        else opts.tp_comm_overlap,
-        pp_overlap=spec.overlap.pp_p2p if opts.pp_overlap is None else opts.pp_overlap,
-        dp_overlap=spec.overlap.dp if opts.dp_overlap is None else opts.dp_overlap,
+        dispatcher=s["dispatcher"], dispatch_ops=d.host_ops.value,
+        copy_passes=value(d.copy_passes), deduplicates=d.deduplicates,
+        host_sync=d.host_sync and not s["sync_free"], comm_sm_share=value(d.comm_sm_share),
+        dispatch_fp8=s["dispatch_fp8"], ep_1f1b_overlap=s["ep_overlap"],
+        tp_comm_overlap=s["tp_overlap"], pp_overlap=s["pp_overlap"], dp_overlap=s["dp_overlap"],
         collective_fraction=value(spec.collectives.bandwidth_fraction),
         overlap_sm_share=value(spec.collectives.overlap_sm_share),
-        act_offload_mask=module_mask(tuple(spec.overlap.activation_offload.modules),
-                                     OFFLOAD_MODULES),
+        act_offload_mask=module_mask(tuple(rel.defaults["offload_modules"]), OFFLOAD_MODULES),
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
     )
 
 
+def split_release(name_or_path: str) -> tuple[str, str | None]:
+    """``NAME@RELEASE`` as (NAME, RELEASE); a bare name or path as (it, None)."""
+    base, at, release = name_or_path.rpartition("@")
+    if not at or not base:
+        return name_or_path, None
+    return base, release
+
+
 def load_stack_spec(name_or_path: str, overrides: dict[str, str] | None = None,
                     option: str = "--stack") -> StackSpec:
-    """A stack profile from a catalog name or a YAML path, with ``section.field`` overrides."""
+    """A stack profile from a catalog name or a YAML path, optionally ``@RELEASE`` (else its
+    newest release), with ``section.field`` overrides."""
     from moebench.inputs.overrides import apply_overrides
 
-    path: Path = catalog.resolve("stacks", name_or_path, option)
+    base, release = split_release(name_or_path)
+    if release is not None and not release.strip():
+        raise InputError(option, None, f"{name_or_path!r}: give a release after '@'")
+    path: Path = catalog.resolve("stacks", base, option)
 
     def build() -> StackSpec:
         data = load_mapping(path)
@@ -319,7 +377,7 @@ def load_stack_spec(name_or_path: str, overrides: dict[str, str] | None = None,
             data = apply_overrides(data, overrides, str(path), "stack")
         return validate(StackSpec, data, str(path))
 
-    return cached_record("stack", path, overrides, build)
+    return cached_record("stack", path, overrides, build).select(release, option)
 
 
 def check_vendor(spec: StackSpec, chip_vendor: str, chip_name: str) -> None:

@@ -114,7 +114,7 @@ def ep_exposed(ctx: StepContext, ph: EpPhases, w: PhaseWindows) -> EpExposure:
     # the backward.
     full = np.where(ctx.recompute == 2, 1.0, 0.0) + ctx.recomputes("moe")
     plain_fwd, plain_bwd = ph.forward, ph.backward + full * ph.forward
-    one_f1b = bool(ctx.run.ep_overlap and ctx.stack.ep_1f1b_overlap) & ~ctx.bidirectional & (
+    one_f1b = bool(ctx.stack.ep_1f1b_overlap) & ~ctx.bidirectional & (
         ctx.ep > 1)
     m = ctx.num_micro
     paired = np.where(one_f1b, np.clip((m - warmup_micro_batches(ctx)) / m, 0.0, 1.0), 0.0)

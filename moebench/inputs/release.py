@@ -1,0 +1,275 @@
+"""Releases of a software stack: what each one implements and what its runs do by default.
+
+A stack profile (``profiles/stacks/<family>.yaml``) describes one framework family: the physical
+figures its kernels, host and collectives reach on a chip (fitted across all its releases) and
+its dated ``releases``. A release states, each item with its source:
+
+* ``implements``: the schedules, dispatchers, sharding modes, offloads, graph scopes, overlaps,
+  context-parallel kinds and loss kernels it has. The plan search never leaves them.
+* ``defaults``: what a run of that release does when nothing is said (dispatcher, overlaps,
+  graphs, loss, pipeline split, schedule). A prediction takes them unless a setting is given or
+  asked to be searched.
+
+A release lists only what changed since the release it comes ``after``; the first lists
+everything. ``refit`` holds the few physical figures refitted on the release's own runs
+(``scripts/calibrate_stacks.py``: at least three of its runs per figure, and only where the
+leave-one-source-out error improves). ``--stack NAME@RELEASE`` picks one; the bare name is the
+newest.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, fields
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import Field
+
+from moebench.inputs.schema import Figure, Record
+
+T = TypeVar("T")
+
+Schedule = Literal["1f1b", "dualpipe", "zb1p", "dualpipev"]
+ShardingName = Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"]
+CpKind = Literal["ring", "ulysses"]
+GraphScope = Literal["attention", "router", "dispatch", "shared", "mlp"]
+Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
+Graphs = Literal["none", "partial", "full"]
+CrossEntropy = Literal["unfused", "fused", "te"]
+OffloadModule = Literal["attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm",
+                        "expert_fc1", "moe_act"]
+LayoutDefault = Literal["even", "balanced"]
+
+
+class Claim(Record, Generic[T]):
+    """What a release implements or does, and where that is documented."""
+
+    value: T
+    source: str = Field(min_length=3)
+    kind: Literal["documented", "estimate"] = Field(
+        default="documented",
+        description="documented: release notes, code or recipes say so; estimate: inferred")
+
+
+class Implements(Record):
+    """What a release implements (each optional after the first release: unchanged)."""
+
+    schedules: Claim[list[Schedule]] | None = Field(
+        default=None, description="pipeline schedules: 1f1b (interleaved when vpp > 1), "
+                                  "dualpipe, zb1p, dualpipev")
+    virtual_pipeline: Claim[bool] | None = Field(
+        default=None, description="interleaved 1F1B with virtual stages (vpp > 1)")
+    dispatchers: Claim[list[Dispatcher]] | None = Field(
+        default=None, description="MoE token dispatchers: alltoall, allgather, deepep, hybridep")
+    sharding: Claim[list[ShardingName]] | None = Field(
+        default=None, description="training-state sharding: zero-0 ... zero-3, hsdp")
+    optimizer_offload: Claim[bool] | None = Field(
+        default=None, description="optimizer states in host memory, stepped on the CPU")
+    activation_offload: Claim[list[OffloadModule]] | None = Field(
+        default=None, description="modules whose saved inputs it can offload to host memory")
+    graphs: Claim[list[Graphs]] | None = Field(
+        default=None, description="graph-capture scopes: none, partial, full")
+    partial_graph_scope: Claim[list[GraphScope]] | None = Field(
+        default=None, description="what partial graphs capture")
+    ep_overlap: Claim[bool] | None = Field(
+        default=None, description="1F1B all-to-all overlap across micro-batches")
+    tp_overlap: Claim[bool] | None = Field(
+        default=None, description="TP collectives overlapped with the GEMMs they feed (TE "
+                                  "userbuffers; Ascend MC2)")
+    dp_overlap: Claim[bool] | None = Field(
+        default=None, description="gradient reduce and parameter gather overlapped")
+    pp_overlap: Claim[bool] | None = Field(
+        default=None, description="pipeline sends and receives overlapped with compute")
+    cp_kinds: Claim[list[CpKind]] | None = Field(
+        default=None, description="context parallelism: ring, ulysses ([]: none)")
+    expert_tp: Claim[bool] | None = Field(
+        default=None, description="expert tensor parallelism set apart from TP (else = TP)")
+    cross_entropy: Claim[list[CrossEntropy]] | None = Field(
+        default=None, description="loss kernels: unfused, fused, te")
+    sync_free: Claim[bool] | None = Field(
+        default=None, description="dropless MoE without a device-to-host sync")
+    dispatch_fp8: Claim[bool] | None = Field(
+        default=None, description="MoE dispatch in FP8 under FP8 training")
+
+
+class Defaults(Record):
+    """What a run of the release does when nothing is said (optional after the first)."""
+
+    schedule: Claim[Schedule] | None = None
+    dispatcher: Claim[Dispatcher] | None = None
+    ep_overlap: Claim[bool] | None = None
+    tp_overlap: Claim[bool] | None = None
+    dp_overlap: Claim[bool] | None = None
+    pp_overlap: Claim[bool] | None = None
+    graphs: Claim[Graphs] | None = None
+    cross_entropy: Claim[CrossEntropy] | None = None
+    pipeline_layout: Claim[LayoutDefault] | None = Field(
+        default=None, description="even (Megatron's default split: layers divide pp x vpp) or "
+                                  "balanced (any split of whole layers)")
+    dispatch_fp8: Claim[bool] | None = None
+    sync_free: Claim[bool] | None = None
+    offload_modules: Claim[list[OffloadModule]] | None = Field(
+        default=None, description="the modules a plan offloads when it needs activation "
+                                  "offload to fit")
+
+
+class ReleaseSpec(Record):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    date: datetime.date = Field(description="release date, YYYY-MM-DD")
+    framework: str = Field(min_length=3, description="versions it pairs, e.g. Megatron-Core 0.15")
+    source: str = Field(min_length=3, description="where the release is documented")
+    after: str | None = Field(default=None,
+                              description="the release this one changes (unlisted items kept)")
+    notes: str | None = None
+    implements: Implements = Field(default_factory=Implements)
+    defaults: Defaults = Field(default_factory=Defaults)
+    refit: dict[str, Figure] = Field(
+        default_factory=dict,
+        description="physical figures refitted on this release's own runs, by calibration "
+                    "parameter name (scripts/calibrate_stacks.py)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What a release implements, resolved (the search reads this)."""
+
+    schedules: tuple[str, ...]
+    virtual_pipeline: bool
+    dispatchers: tuple[str, ...]
+    sharding: tuple[str, ...]
+    optimizer_offload: bool
+    activation_offload: tuple[str, ...]
+    graphs: tuple[str, ...]
+    partial_graph_scope: tuple[str, ...]
+    ep_overlap: bool
+    tp_overlap: bool
+    dp_overlap: bool
+    pp_overlap: bool
+    cp_kinds: tuple[str, ...]
+    expert_tp: bool
+    cross_entropy: tuple[str, ...]
+    sync_free: bool
+    dispatch_fp8: bool
+
+
+# Settings: software choices a run makes within what its release implements. Each has a
+# release default; given or searched (--search) otherwise. The capability that bounds each.
+SETTINGS: dict[str, str] = {
+    "schedule": "schedules", "dispatcher": "dispatchers", "ep_overlap": "ep_overlap",
+    "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap", "pp_overlap": "pp_overlap",
+    "graphs": "graphs", "cross_entropy": "cross_entropy", "pipeline_layout": "",
+    "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """One release, resolved along its ``after`` chain."""
+
+    family: str
+    name: str
+    date: datetime.date
+    framework: str
+    source: str
+    caps: Capabilities
+    defaults: dict[str, Any]
+    """Setting name -> default value (every setting of :data:`SETTINGS`, and offload_modules)."""
+    sources: dict[str, str]
+    """``implements.X`` / ``defaults.X`` -> the source of that claim (of the release that set
+    it)."""
+    refit: dict[str, Figure]
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}@{self.name}"
+
+    def allows(self, setting: str, value: Any) -> bool:
+        """Whether ``value`` of a setting is within what the release implements."""
+        cap = SETTINGS.get(setting, "")
+        if not cap:
+            return True
+        have = getattr(self.caps, cap)
+        if isinstance(have, bool):
+            return have or value is False
+        return value in have
+
+    def options(self, setting: str) -> tuple[Any, ...]:
+        """The values a setting may take in this release (what ``--search`` tries)."""
+        cap = SETTINGS.get(setting, "")
+        if setting == "pipeline_layout":
+            return ("even", "balanced")
+        have = getattr(self.caps, cap)
+        if isinstance(have, bool):
+            return (False, True) if have else (False,)
+        return tuple(have)
+
+
+def resolve_releases(family: str, specs: list[ReleaseSpec]) -> dict[str, Release]:
+    """Every release of a family resolved along its ``after`` chain; ValueError names the first
+    problem (a missing item in the first release, an unknown ``after``, a default the release
+    does not implement)."""
+    out: dict[str, Release] = {}
+    for i, spec in enumerate(specs):
+        if spec.name in out:
+            raise ValueError(f"release {spec.name!r} is listed twice")
+        if spec.after is None:
+            if i:
+                raise ValueError(f"release {spec.name!r}: every release after the first names "
+                                 "the release it changes (after: NAME)")
+            caps_claims: dict[str, Claim[Any]] = {}
+            default_claims: dict[str, Claim[Any]] = {}
+        else:
+            if spec.after not in out:
+                raise ValueError(f"release {spec.name!r}: after {spec.after!r} is not an "
+                                 "earlier release of the list")
+            base = out[spec.after]
+            caps_claims = {k: Claim[Any](value=v, source=base.sources[f"implements.{k}"])
+                           for k, v in cap_values(base.caps).items()}
+            default_claims = {k: Claim[Any](value=v, source=base.sources[f"defaults.{k}"])
+                              for k, v in base.defaults.items()}
+            if spec.date < base.date:
+                raise ValueError(f"release {spec.name!r} ({spec.date}) is dated before "
+                                 f"{base.name!r} ({base.date}), which it comes after")
+        caps_claims.update({k: v for k, v in spec.implements if v is not None})
+        default_claims.update({k: v for k, v in spec.defaults if v is not None})
+        missing = [f"implements.{k}" for k in Implements.model_fields if k not in caps_claims]
+        missing += [f"defaults.{k}" for k in Defaults.model_fields if k not in default_claims]
+        if missing:
+            raise ValueError(f"release {spec.name!r} does not say {', '.join(missing)} (the "
+                             "first release states every item)")
+        caps = Capabilities(**{k: _frozen(c.value) for k, c in caps_claims.items()})
+        defaults = {k: _frozen(c.value) for k, c in default_claims.items()}
+        release = Release(
+            family=family, name=spec.name, date=spec.date, framework=spec.framework,
+            source=spec.source, caps=caps, defaults=defaults,
+            sources={**{f"implements.{k}": c.source for k, c in caps_claims.items()},
+                     **{f"defaults.{k}": c.source for k, c in default_claims.items()}},
+            refit=dict(spec.refit))
+        _check_defaults(release)
+        out[spec.name] = release
+    return out
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def cap_values(caps: Capabilities) -> dict[str, Any]:
+    return {f.name: getattr(caps, f.name) for f in fields(caps)}
+
+
+def _check_defaults(r: Release) -> None:
+    for setting in SETTINGS:
+        value = r.defaults[setting]
+        if not r.allows(setting, value):
+            raise ValueError(f"release {r.name!r}: its default {setting} {value!r} is not "
+                             "among what it implements")
+    extra = set(r.defaults["offload_modules"]) - set(r.caps.activation_offload)
+    if extra:
+        raise ValueError(f"release {r.name!r}: default offload_modules {sorted(extra)} are not "
+                         "among the modules it can offload")
+
+
+def newest(releases: dict[str, Release]) -> Release:
+    """The newest release by date (the last listed among equal dates)."""
+    return max(enumerate(releases.values()), key=lambda ir: (ir[1].date, ir[0]))[1]
