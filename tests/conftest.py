@@ -69,7 +69,8 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, *
 
     request = request or PlanRequest()
     res = search(arch, chip, stack_of(chip, **options), run, num_chips, request)
-    every, _ = candidate_plans(arch, chip, run, num_chips, request)
+    every, _ = candidate_plans(arch, chip, run, num_chips, request,
+                               stack_of(chip, **options).release)
     mask = stack_of(chip, **options).act_offload_mask
     if request.offload_modules is None and chip.has_host and mask:  # activation offload
         every = every.concat(every.with_act_offload(mask))

@@ -22,6 +22,7 @@ from moebench.engine.plan import HSDP, PlanArrays, PlanRequest
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
+from moebench.inputs.release import EVERYTHING, Release
 from moebench.inputs.run import (
     CP_KINDS,
     DUALPIPEV,
@@ -105,11 +106,17 @@ class _Grid:
 
 
 def candidate_plans(
-    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int, req: PlanRequest
+    arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int, req: PlanRequest,
+    release: Release = EVERYTHING,
 ) -> tuple[PlanArrays, dict[str, int]]:
-    """Every valid plan for this cluster, and how many combinations each rule removed."""
+    """Every valid plan for this cluster that ``release`` implements, and how many
+    combinations each rule removed. A fixed field the release does not implement is an
+    InputError naming what it offers. The search passes its stack's release; the default,
+    :data:`~moebench.inputs.release.EVERYTHING`, is the plan space itself (tests of it)."""
     if num_chips <= 0:
         raise InputError("--num-chips", None, f"must be a positive whole number, got {num_chips}")
+    caps = release.caps
+    _check_given(req, release)
     spec = arch.spec
     experts = spec.moe.num_experts if spec.moe else 1
     att = spec.attention
@@ -126,11 +133,12 @@ def candidate_plans(
            | ((att.num_heads % g["tp"] == 0) & (g["tp"] % kv_heads == 0) & (lin is None)))
     g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
     cp_grid = CP_CHOICES + (CP_LONG_CHOICES if run.seq_len >= LONG_SEQUENCE else ())
-    g.expand("cp", _choices(req.cp, cp_grid, "--cp"))
+    g.expand("cp", _choices(req.cp, cp_grid if caps.cp_kinds else (1,), "--cp"))
     g.rule("cp needs seq_len divisible by 2*cp",
            (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
     # Ulysses is searched at long context, like CP beyond 8; it may always be given.
-    kinds = (0, 1) if run.seq_len >= LONG_SEQUENCE else (0,)
+    kinds = tuple(CP_KINDS.index(k) for k in caps.cp_kinds
+                  if k == "ring" or run.seq_len >= LONG_SEQUENCE) or (0,)
     g.expand("cp_kind", np.array(kinds) if req.cp_kind is None
              else _named(req.cp_kind, CP_KINDS, "--cp-kind"))
     g.rule("ulysses needs cp > 1", (g["cp_kind"] == 0) | (g["cp"] > 1))
@@ -146,7 +154,7 @@ def candidate_plans(
     g.rule("global batch not divisible by dp*micro_batch",
            run.global_batch % (g["dp"] * g["mb"]) == 0)
     g.cols["m"] = run.global_batch // (g["dp"] * g["mb"])
-    g.expand("vpp", _choices(req.vpp, VPP_CHOICES, "--vpp"))
+    g.expand("vpp", _choices(req.vpp, VPP_CHOICES if caps.virtual_pipeline else (1,), "--vpp"))
     # Megatron can give the embedding and the loss a virtual stage each
     # (--account-for-embedding/loss-in-pipeline-split), so chunks may exceed layers by two.
     g.rule("more pipeline stages than layers (+2 for embedding and loss)",
@@ -163,9 +171,13 @@ def candidate_plans(
     g.rule("etp beyond the scale-up domain", g["etp"] <= chip.up_domain)
     if req.etp is None:
         g.rule("searched etp stays within tp", g["etp"] <= g["tp"])
+    if spec.moe and not caps.expert_tp:
+        g.rule(f"{release.label} shards experts over the attention TP group (no separate "
+               "expert TP): etp = tp", g["etp"] == g["tp"])
     g.rule("ep*etp must divide tp*cp*dp (ranks per stage)",
            (g["tp"] * g["cp"] * g["dp"]) % (g["ep"] * g["etp"]) == 0)
-    g.expand("schedule", _named(req.schedule, SCHEDULES, "--schedule"))
+    g.expand("schedule", _named(req.schedule, SCHEDULES, "--schedule") if req.schedule
+             else np.array([SCHEDULES.index(s) for s in caps.schedules]))
     pp, m = g["pp"], g["m"]
     g.rule("dualpipe needs even pp >= 2, vpp 1, even micro-batches >= pp",
            (g["schedule"] != 1)
@@ -182,8 +194,8 @@ def candidate_plans(
     g.drop("_", "m")
     written = _layout(g, req, spec.num_layers, spec.mtp_depth)
     _activation_offload(g, req, chip)
-    _sharding(g, req, chip)
-    _offload(g, req, chip)
+    _sharding(g, req, chip, caps.sharding)
+    _offload(g, req, chip, caps.optimizer_offload)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.
     options = _recompute_options(req)
@@ -199,6 +211,36 @@ def candidate_plans(
         layout=g.cols.get("layout"), written=written, act_offload=g.cols.get("act_offload"),
     )
     return plans, g.removed
+
+
+def _check_given(req: PlanRequest, release: Release) -> None:
+    """A fixed plan field the release does not implement: one line naming what it offers."""
+    caps = release.caps
+
+    def refuse(option: str, what: str, offers: str) -> None:
+        raise InputError(option, None, f"{release.label} does not implement {what} (it offers "
+                         f"{offers}); pick another release (moebench stacks show "
+                         f"{release.family})")
+
+    if req.schedule is not None and req.schedule not in caps.schedules:
+        refuse("--schedule", req.schedule, ", ".join(caps.schedules))
+    if req.vpp is not None and req.vpp > 1 and not caps.virtual_pipeline:
+        refuse("--vpp", "virtual pipeline stages", "vpp 1")
+    if req.cp is not None and req.cp > 1 and not caps.cp_kinds:
+        refuse("--cp", "context parallelism", "cp 1")
+    if req.cp_kind is not None and req.cp_kind not in caps.cp_kinds:
+        refuse("--cp-kind", req.cp_kind, ", ".join(caps.cp_kinds) or "no context parallelism")
+    if req.sharding is not None and req.sharding not in caps.sharding:
+        refuse("--zero/--fsdp", req.sharding, ", ".join(caps.sharding))
+    if req.optimizer_offload and not caps.optimizer_offload:
+        refuse("--optimizer-offload", "optimizer offload", "no offload")
+    extra = [m for m in req.offload_modules or () if m not in caps.activation_offload]
+    if extra:
+        refuse("--offload-modules", f"activation offload of {', '.join(extra)}",
+               ", ".join(caps.activation_offload) or "no activation offload")
+    if (req.etp is not None and req.tp is not None and req.etp != req.tp
+            and not caps.expert_tp):
+        refuse("--etp", "expert TP apart from TP", f"etp = tp ({req.tp})")
 
 
 def _activation_offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
@@ -271,12 +313,12 @@ def offload_fraction(value: object, option: str = "--optimizer-offload") -> floa
     return float(value)
 
 
-def _offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+def _offload(g: _Grid, req: PlanRequest, chip: Chip, implemented: bool) -> None:
     """Expand the optimizer-offload fraction (between sharding and recompute: the search prunes
     the variants of one plan that differ in these, :func:`moebench.engine.search.dominated`).
     """
     if req.optimizer_offload is None:
-        levels = OFFLOAD_SEARCHED if chip.has_host else (0.0,)
+        levels = OFFLOAD_SEARCHED if chip.has_host and implemented else (0.0,)
     else:
         levels = (offload_fraction(req.optimizer_offload),)
     g.expand("optimizer_offload", np.array(levels, dtype=float), dtype=float)
@@ -284,12 +326,13 @@ def _offload(g: _Grid, req: PlanRequest, chip: Chip) -> None:
            "CPU Adam rate)", (g["optimizer_offload"] == 0) | chip.has_host)
 
 
-def _sharding(g: _Grid, req: PlanRequest, chip: Chip) -> None:
+def _sharding(g: _Grid, req: PlanRequest, chip: Chip, implemented: tuple[str, ...]) -> None:
     """Expand the sharding of training state (before offload and recompute: the search prunes
     variants of one plan that differ only in these, :func:`moebench.engine.search.dominated`).
     """
     if req.sharding is None:
-        levels = np.array(SHARDING_SEARCHED)
+        levels = np.array([s for s in SHARDING_SEARCHED if SHARDING[s] in implemented]
+                          or [SHARDING.index(implemented[0])])
     else:
         levels = _named(req.sharding, SHARDING, "--sharding")
     g.expand("sharding", levels)

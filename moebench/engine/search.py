@@ -103,9 +103,10 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     plans that fit neither without it nor with optimizer offload alone."""
     fractions = [f for f in OFFLOAD_SEARCHED if f > 0]
     bound = (request.optimizer_offload is None and chip.has_host
+             and stack.caps.optimizer_offload
              and offload_never_faster(chip, run.optimizer_bytes, min(fractions)))
     req = replace(request, optimizer_offload=0.0) if bound else request
-    plans, removed = candidate_plans(arch, chip, run, num_chips, req)
+    plans, removed = candidate_plans(arch, chip, run, num_chips, req, stack.release)
     if len(plans) == 0:
         what = "the requested plan is invalid" if request.is_complete() else "no valid plan"
         raise InputError(
@@ -291,7 +292,7 @@ def least_memory(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_
                  request: PlanRequest) -> float | None:
     """Bytes per chip of the candidate plan needing the least memory (None: no valid plan)."""
     try:
-        plans, _ = candidate_plans(arch, chip, run, num_chips, request)
+        plans, _ = candidate_plans(arch, chip, run, num_chips, request, stack.release)
     except InputError:
         return None
     if len(plans) == 0:

@@ -77,7 +77,7 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
     req = replace(request, vpp=1, cp=1, schedule="1f1b", sharding="zero-1", shard_group=None,
                   optimizer_offload=0.0, offload_modules=(), pipeline_layout=None)
     try:
-        plans, _ = candidate_plans(arch, t.chip, t.run, t.count, req)
+        plans, _ = candidate_plans(arch, t.chip, t.run, t.count, req, t.stack.release)
     except InputError:
         return None
     if len(plans) == 0:
