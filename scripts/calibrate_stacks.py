@@ -1,10 +1,14 @@
-"""Fit the shipped vendor stacks to the shipped measured runs, and derive the generic stack.
+"""Fit the shipped stack families to the shipped measured runs, derive the inherited and generic
+stacks, and record each family's out-of-source error.
 
 Physics first: everything the step model can know comes from hardware profiles and component
 measurements; this script fits only the named, bounded stack parameters below, on the runs of
-profiles/validation/measured-runs.csv that ran on each stack (at most one parameter per three
-runs), and writes them into profiles/stacks/<stack>.yaml as kind ``calibrated``. The generic
-stack (chips with no public training runs) then spans the fitted vendor stacks.
+profiles/validation/measured-runs.csv whose stack is a release of each family (at most one
+parameter per three runs), and writes them into profiles/stacks/<family>.yaml as kind
+``calibrated``. Families with too few runs of their own inherit another family's fit as
+estimates. The generic stack (chips with no public training runs) spans the fitted vendor
+families. Last, moebench validate's leave-one-source-out errors are written into each family's
+``validation`` summary, with the 80% interval compare draws on.
 
 Run:  python scripts/calibrate_stacks.py        (deterministic; rerun after changing the model)
 """
@@ -20,24 +24,25 @@ from typing import Any
 import numpy as np
 
 from moebench.commands.calibrate import PARAMETERS, calibrate
-from moebench.commands.calibrate_report import replace_figure, write_stack
+from moebench.commands.calibrate_report import VALIDATION_TARGET, replace_figure, stack_text
 from moebench.commands.measured_runs import load_runs, run_stack, shipped_runs_path
+from moebench.commands.validation import compare_runs
+from moebench.commands.validation_report import interval_quantiles, mean_abs
 from moebench.inputs import catalog
 from moebench.inputs.stack import load_stack_spec
 
-# Which parameters each vendor stack fits, chosen by leave-one-out error among physically
-# meaningful sets that respect the one-parameter-per-three-runs rule (see the README).
+# Which parameters each family fits, in the order a fold with fewer runs keeps them (one
+# parameter per three runs), chosen among physically meaningful sets by out-of-source error.
 FITS: dict[str, tuple[str, ...]] = {
     "megatron-core-nvidia": ("gemm_fraction", "host_op_us", "collective_fraction",
                              "attention_fraction"),
-    "modellink-ascend": ("gemm_fraction", "attention_fraction", "collective_fraction"),
-    "mindspeed-ascend": ("collective_fraction",),
+    "mindspeed-llm": ("gemm_fraction", "attention_fraction", "collective_fraction"),
     "primus-amd": ("attention_fraction", "host_op_us"),
 }
-# A stack with too few runs for its kernel figures takes them from an earlier generation's fit
-# (written into its YAML before it is fitted; FITS order puts the source first).
+# Families with too few runs to fit take another family's fitted figures, as estimates.
 INHERIT: dict[str, tuple[str, tuple[str, ...]]] = {
-    "mindspeed-ascend": ("modellink-ascend", ("gemm_fraction", "attention_fraction")),
+    "hai-llm": ("megatron-core-nvidia", FITS["megatron-core-nvidia"]),
+    "meta-llama3": ("megatron-core-nvidia", FITS["megatron-core-nvidia"]),
 }
 GENERIC = "generic"
 TEMPLATE = "megatron-core-nvidia"
@@ -45,10 +50,10 @@ TEMPLATE = "megatron-core-nvidia"
 SPANNED_ESTIMATES: tuple[tuple[str, str], ...] = (("collectives", "overlap_sm_share"),)
 
 
-def runs_by_stack() -> dict[str, list]:
+def runs_by_family() -> dict[str, list]:
     out: dict[str, list] = {}
     for run in load_runs():
-        out.setdefault(run_stack(run), []).append(run)
+        out.setdefault(run_stack(run).partition("@")[0], []).append(run)
     return out
 
 
@@ -103,8 +108,8 @@ def generic_text(date: datetime.date) -> str:
 
 def inherit(stack: str, source: str, names: tuple[str, ...], root: Path,
             date: datetime.date) -> None:
-    """Copy ``names``' fitted figures from stack ``source`` into ``stack``'s YAML, as estimates
-    (fitted elsewhere: this stack's own leave-one-out refits only what it fits itself)."""
+    """Copy ``names``' fitted figures from family ``source`` into ``stack``'s YAML, as
+    estimates (fitted elsewhere: this stack's runs never enter that fit)."""
     spec = load_stack_spec(source)
     path = root / f"{stack}.yaml"
     text = path.read_text(encoding="utf-8")
@@ -113,28 +118,58 @@ def inherit(stack: str, source: str, names: tuple[str, ...], root: Path,
         f = param.figure(spec)
         line = (f"{{value: {f.value:.4g}, kind: estimate, low: {f.low:.4g}, "
                 f"high: {f.high:.4g}, source: \"inherited from {source}'s fit (too few "
-                f"{stack} runs to fit it; the same operator library generation), "
+                f"{stack} runs to fit it; the same chips and libraries), "
                 f"{date.isoformat()}\"}}")
         text = replace_figure(text, param.field, line)
     path.write_text(text, encoding="utf-8")
 
 
+def validation_line(family: str, comparisons: list, date: datetime.date) -> str:
+    """The family's validation summary: its runs' leave-one-source-out error and the 80%
+    interval of a new prediction (its vendor's out-of-source residuals)."""
+    from moebench.commands.validation_report import pinned_figures
+
+    mine = [c for c in comparisons if c.stack.partition("@")[0] == family]
+    vendor = [c for c in comparisons if mine and c.vendor == mine[0].vendor]
+    pool = np.log1p([c.loso_error for c in (vendor if len(vendor) >= 15 else comparisons)])
+    lo, hi = interval_quantiles(np.asarray(pool), 0.0)
+    pinned = [p.split(": ", 1)[1] for p in pinned_figures() if p.startswith(f"{family}:")]
+    loo, loso = mean_abs([c.loo_error for c in mine]), mean_abs([c.loso_error for c in mine])
+    return (f"validation: {{runs: {len(mine)}, sources: {len({c.source_id for c in mine})}, "
+            f"loo_mean_abs_error: {loo:.3f}, loso_mean_abs_error: {loso:.3f}, "
+            f"interval_80: [{lo:.3f}, {hi:.3f}], pinned: [{', '.join(pinned)}], "
+            f"target: {VALIDATION_TARGET}, note: \"{shipped_runs_path().name}, "
+            f"{date.isoformat()}\"}}")
+
+
 def main() -> int:
     date = datetime.date.today()
-    groups = runs_by_stack()
+    groups = runs_by_family()
     root = catalog.catalog_dir("stacks")
-    for stack, names in FITS.items():
-        if stack in INHERIT:
-            inherit(stack, *INHERIT[stack], root, date)
-        runs = groups.get(stack, [])
-        spec, result = calibrate(runs, stack, names, str(shipped_runs_path()))
-        write_stack(spec, result, shipped_runs_path(), root / f"{stack}.yaml", date)
+    for family, names in FITS.items():
+        runs = groups.get(family, [])
+        spec, result = calibrate(runs, family, names, str(shipped_runs_path()))
+        path = root / f"{family}.yaml"
+        path.write_text(stack_text(path.read_text(encoding="utf-8"), spec, result,
+                                   shipped_runs_path(), date), encoding="utf-8")
         fitted = ", ".join(f"{n} {result.fit.values[n]:.4g}" for n in names)
-        print(f"{stack}: {len(runs)} runs; {fitted}; mean absolute speed error "
+        print(f"{family}: {len(runs)} runs; {fitted}; mean absolute speed error "
               f"{100 * np.mean(np.abs(result.fit.errors)):.1f}% in sample, "
               f"{100 * np.mean(np.abs(result.loo_errors)):.1f}% leave-one-out")
+    for family, (source, names) in INHERIT.items():
+        inherit(family, source, names, root, date)
     (root / f"{GENERIC}.yaml").write_text(generic_text(date), encoding="utf-8")
     print(f"{GENERIC}: spans {', '.join(FITS)}")
+    comparisons = compare_runs(load_runs(), str(shipped_runs_path()))
+    for family in (*FITS, *INHERIT):
+        path = root / f"{family}.yaml"
+        line = validation_line(family, comparisons, date)
+        text = path.read_text(encoding="utf-8")
+        text = (re.sub(r"^validation:.*$", line, text, flags=re.MULTILINE)
+                if re.search(r"^validation:", text, flags=re.MULTILINE)
+                else text.rstrip() + "\n" + line + "\n")
+        path.write_text(text, encoding="utf-8")
+        print(line)
     return 0
 
 

@@ -59,6 +59,12 @@ def _pct(x: float, signed: bool = True) -> str:
     return f"{100 * x:+.0f}%" if signed else f"{100 * x:.1f}%"
 
 
+# The 910B under its 2024 and 2025 software, and DeepSeek-V3's row on its own stack.
+ASCEND_2024 = "mindspeed-llm@1.0.rc3"
+ASCEND_2025 = "mindspeed-llm@2.1.0"
+DSV3_ENTRY = "h800:hai-llm"
+
+
 class Facts:
     """Every command the README quotes, run once."""
 
@@ -68,10 +74,11 @@ class Facts:
         limit = ",".join(f"{c}:hardware-limit" for c in ("h800", *LING_DEVICES))
         self.limit = cli_json("compare", "--chips", limit)
         self.generations = cli_json("compare", "--chips",
-                                    "h800,ascend-910b:modellink-ascend,ascend-910b:mindspeed-ascend")
+                                    f"h800,ascend-910b:{ASCEND_2024},ascend-910b:{ASCEND_2025}")
         self.dsv3 = cli_json("compare", "--scenario", "deepseek-v3-14.8t")
         self.dsv3_published = cli_json("estimate", "--scenario", "deepseek-v3-14.8t", "--chip",
-                                       "h800", "--tp", "1", "--pp", "16", "--ep", "64", "--cp",
+                                       "h800", "--stack", "hai-llm", "--tp", "1", "--pp", "16",
+                                       "--ep", "64", "--cp",
                                        "1", "--recompute", "selective", "--optimizer-offload",
                                        "0", "--offload-modules", "none", "--allow-oom")
         self.moe_dense = cli_json("compare", "--model", "deepseek-v2,deepseek-llm-67b",
@@ -133,21 +140,21 @@ def ling_ratios(f: Facts) -> str:
 
 
 def ascend_generations(f: Facts) -> str:
-    old = f.row(f.generations, "ascend-910b:modellink-ascend")
-    new = f.row(f.generations, "ascend-910b:mindspeed-ascend")
+    old = f.row(f.generations, f"ascend-910b:{ASCEND_2024}")
+    new = f.row(f.generations, f"ascend-910b:{ASCEND_2025}")
     ant = ANT_LOW_SPEC_PER_1T_CNY / ANT_H800_PER_1T_CNY
     lo, hi = sorted((old["cost_ratio"], new["cost_ratio"]))
     where = ("between the two" if lo <= ant <= hi else
              "above both: moebench finds the 910B cheaper than Ant's figure under either"
              if ant > hi else "below both: moebench finds the 910B dearer than Ant's figure")
     return (f"{old['cost_ratio']:.2f} of the H800's cost with the 2024 stack "
-            f"({old['tokens_per_s_per_chip']:,.0f} tokens/s per chip) and "
-            f"{new['cost_ratio']:.2f} with the 2025 one, MindSpeed-LLM 2.x "
+            f"({old['tokens_per_s_per_chip']:,.0f} tokens/s per chip, ModelLink 1.0.RC3) and "
+            f"{new['cost_ratio']:.2f} with the 2025 one, MindSpeed-LLM 2.1.0 "
             f"({new['tokens_per_s_per_chip']:,.0f}); Ant's ratio of {ant:.2f} lies {where}")
 
 
 def dsv3(f: Facts) -> str:
-    r = f.row(f.dsv3, "h800")
+    r = f.row(f.dsv3, DSV3_ENTRY)
     hours = r["chip_hours"]
     return (f"{hours / 1e6:.2f}M H800-hours, {r['days']:.1f} days, USD {_m(r['cost'])} "
             f"({_pct(hours / DSV3_PRETRAIN_H800_HOURS - 1)} against the published "
@@ -156,11 +163,11 @@ def dsv3(f: Facts) -> str:
 
 
 def dsv3_plan(f: Facts) -> str:
-    return f"`{plan_text(f.row(f.dsv3, 'h800')['plan'])}`"
+    return f"`{plan_text(f.row(f.dsv3, DSV3_ENTRY)['plan'])}`"
 
 
 def dsv3_published(f: Facts) -> str:
-    e, r = f.dsv3_published, f.row(f.dsv3, "h800")
+    e, r = f.dsv3_published, f.row(f.dsv3, DSV3_ENTRY)
     tokens = f.dsv3["assumptions"]["tokens"]
     hours = tokens / e["tokens_per_s_per_chip"] / 3600 / r["goodput"]
     return (f"TP1 PP16 EP64 DualPipe with selective recompute and no offload, as published, "
@@ -178,12 +185,12 @@ def _stack_fig(name: str, dotted: str) -> float:
 
 
 def ascend_fit(f: Facts) -> str:
-    att = _stack_fig("modellink-ascend", "kernels.attention_fraction")
-    coll = _stack_fig("modellink-ascend", "collectives.bandwidth_fraction")
-    new = _stack_fig("mindspeed-ascend", "collectives.bandwidth_fraction")
-    return (f"attention at {100 * att:.0f}% of the chip's measured matmul rate and collectives "
-            f"at {100 * coll:.0f}% of the HCCS bus bandwidth with 2024 software (ModelLink), "
-            f"collectives at {100 * new:.0f}% with 2025 software (MindSpeed-LLM 2.x)")
+    gemm = _stack_fig("mindspeed-llm", "kernels.gemm_fraction")
+    att = _stack_fig("mindspeed-llm", "kernels.attention_fraction")
+    coll = _stack_fig("mindspeed-llm", "collectives.bandwidth_fraction")
+    return (f"GEMMs at {100 * gemm:.0f}% and attention at {100 * att:.0f}% of the chip's "
+            f"measured matmul rate and collectives at {100 * coll:.0f}% of the HCCS bus "
+            f"bandwidth, one fit across the MindSpeed-LLM releases")
 
 
 def _group(f: Facts, name: str) -> dict[str, Any]:
@@ -193,7 +200,8 @@ def _group(f: Facts, name: str) -> dict[str, Any]:
 def vendor_error(name: str) -> Callable[[Facts], str]:
     def words(f: Facts) -> str:
         s = _group(f, name)
-        return f"{s['runs']} runs, {_pct(s['loo_mae'], False)} leave-one-out"
+        return (f"{s['runs']} runs from {s['sources']} sources, {_pct(s['loso_mae'], False)} "
+                f"leave-one-source-out")
     return words
 
 
@@ -218,31 +226,34 @@ def moe_dense(f: Facts) -> str:
 
 
 def validation_summary(f: Facts) -> str:
-    lines = ["", "| runs | count | physics only | calibrated (in sample) | leave-one-out | "
-                 "worst leave-one-out |", "|---|---|---|---|---|---|"]
+    lines = ["", "| runs | count | sources | physics only | calibrated (in sample) | "
+                 "leave-one-out | leave-one-source-out | time split (later runs) | worst out of "
+                 "source |", "|---|---|---|---|---|---|---|---|---|"]
     for s in f.validate["summary"]:
-        lines.append(f"| {s['group']} | {s['runs']} | {_pct(s['physics_mae'], False)} | "
-                     f"{_pct(s['calibrated_mae'], False)} | **{_pct(s['loo_mae'], False)}** | "
-                     f"{s['worst_loo']} {_pct(s['worst_loo_error'])} |")
+        split = "-" if s["split_mae"] is None else \
+            f"{_pct(s['split_mae'], False)} ({s['split_runs']})"
+        lines.append(f"| {s['group']} | {s['runs']} | {s['sources']} | "
+                     f"{_pct(s['physics_mae'], False)} | {_pct(s['calibrated_mae'], False)} | "
+                     f"{_pct(s['loo_mae'], False)} | **{_pct(s['loso_mae'], False)}** | "
+                     f"{split} | {s['worst_loso']} {_pct(s['worst_loso_error'])} |")
     return "\n".join(lines) + "\n"
 
 
 def validation_outliers(f: Facts) -> str:
-    far = sorted((r for r in f.validate["runs"] if abs(r["loo_error"]) > 0.4),
-                 key=lambda r: -abs(r["loo_error"]))
+    far = sorted((r for r in f.validate["runs"] if abs(r["loso_error"]) > 0.4),
+                 key=lambda r: -abs(r["loso_error"]))
     if not far:
         return "none"
-    return "; ".join(f"{r['id']} ({_pct(r['loo_error'])})" for r in far)
+    return "; ".join(f"{r['id']} ({_pct(r['loso_error'])})" for r in far)
 
 
 def validation_bounds(f: Facts) -> str:
     """The error bounds tests/test_validation.py enforces, read from the test itself."""
     text = (ROOT / "tests" / "test_validation.py").read_text(encoding="utf-8")
-    found = re.findall(r"^MAX_LOO_(\w+) = ([\d.]+)", text, re.MULTILINE)
+    found = re.findall(r"^MAX_LOSO_(\w+) = ([\d.]+)", text, re.MULTILINE)
     b = {k: f"{100 * float(v):.0f}%" for k, v in found}
-    return (f"{b['ALL']} over all runs, {b['NVIDIA']} on NVIDIA, {b['AMD']} on AMD, "
-            f"{b['HUAWEI']} on Huawei, {b['DENSE']} on dense runs, or {b['ANY_RUN']} on any "
-            "single run")
+    return (f"{b['ALL']} over all runs, {b['NVIDIA']} on NVIDIA, {b['AMD']} on AMD or "
+            f"{b['HUAWEI']} on Huawei")
 
 
 def baseline_now(f: Facts) -> str:
@@ -306,12 +317,12 @@ def validation_count(f: Facts) -> str:
 def stacks_table(f: Facts) -> str:
     from moebench.inputs.stack import load_stack_spec
 
-    lines = ["", "| stack | chips | fitted on | fitted parameters (90% interval) | "
-                 "leave-one-out error |", "|---|---|---|---|---|"]
+    lines = ["", "| stack family | chips | releases | fitted on | fitted parameters (90% "
+                 "interval) | leave-one-source-out error |", "|---|---|---|---|---|---|"]
     fields = {"kernels.gemm_fraction": "GEMM", "kernels.attention_fraction": "attention",
               "host.op_us": "host µs/op", "collectives.bandwidth_fraction": "collectives"}
-    for name in ("megatron-core-nvidia", "modellink-ascend", "mindspeed-ascend", "primus-amd",
-                 "generic", "hardware-limit"):
+    for name in ("megatron-core-nvidia", "hai-llm", "meta-llama3", "mindspeed-llm",
+                 "primus-amd", "generic", "hardware-limit"):
         spec = load_stack_spec(name)
         fitted = []
         for dotted, label in fields.items():
@@ -319,12 +330,17 @@ def stacks_table(f: Facts) -> str:
             fig = getattr(getattr(spec, section), field)
             if fig.kind == "calibrated":
                 fitted.append(f"{label} {fig.value:.3g} ({fig.low:.3g}-{fig.high:.3g})")
+            elif "inherited" in fig.source:
+                fitted.append(f"{label} {fig.value:.3g} inherited")
         v = spec.validation
-        runs = f"{v.runs} runs" if v and v.runs else "no runs"
-        err = (f"{100 * v.loo_mean_abs_error:.1f}% (target {100 * v.target:.0f}%)"
-               if v and v.loo_mean_abs_error is not None else "-")
-        lines.append(f"| {name} | {spec.vendor} | {runs} | {'; '.join(fitted) or 'none'} | "
-                     f"{err} |")
+        runs = f"{v.runs} runs, {v.sources} sources" if v and v.runs else "no runs"
+        err = (f"{100 * v.loso_mean_abs_error:.1f}% (target {100 * v.target:.0f}%)"
+               if v and v.loso_mean_abs_error is not None else "-")
+        rel = spec.releases_resolved
+        span = (f"{len(rel)}: {next(iter(rel))} to {spec.release.name}" if len(rel) > 1
+                else spec.release.name)
+        lines.append(f"| {name} | {spec.vendor} | {span} | {runs} | "
+                     f"{'; '.join(fitted) or 'none'} | {err} |")
     return "\n".join(lines) + "\n"
 
 

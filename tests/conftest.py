@@ -56,7 +56,8 @@ def _stack(vendor, chip_name, default, name, options):
     return load_stack(name, vendor, chip_name, default, StackOptions(**dict(options)))
 
 
-def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, **options):
+def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, stack=None,
+                                     **options):
     """The vectorised search (with its exact pruning) picks what brute force over every
     candidate plan picks: a plan within the tie band of the true fastest, and among the tied
     plans the most conventional one. Returns (search result, every candidate)."""
@@ -68,14 +69,14 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, *
     from moebench.engine.step import evaluate
 
     request = request or PlanRequest()
-    res = search(arch, chip, stack_of(chip, **options), run, num_chips, request)
+    res = search(arch, chip, stack_of(chip, stack, **options), run, num_chips, request)
     every, _ = candidate_plans(arch, chip, run, num_chips, request,
-                               stack_of(chip, **options).release)
-    mask = stack_of(chip, **options).act_offload_mask
+                               stack_of(chip, stack, **options).release)
+    mask = stack_of(chip, stack, **options).act_offload_mask
     if request.offload_modules is None and chip.has_host and mask:  # activation offload
         every = every.concat(every.with_act_offload(mask))
     assert res.candidates == len(every) > len(res.plans)
-    st = evaluate(arch, chip, stack_of(chip, **options), run, every)
+    st = evaluate(arch, chip, stack_of(chip, stack, **options), run, every)
     times = np.where(st.fits, st.step_time, np.inf)
     fastest = times.min()
     best = float(res.steps.step_time[res.best])

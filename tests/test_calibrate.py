@@ -58,7 +58,7 @@ def test_calibration_recovers_the_share_overlapped_collectives_take(tmp_path):
     _, result = calibrate(load_runs(path), "megatron-core-nvidia", ("overlap_sm_share",),
                           str(path))
     assert result.fit.values["overlap_sm_share"] == pytest.approx(0.2, rel=1e-3)
-    zero = fit([prepare(r, "x") for r in load_runs(path)], load_stack_spec("hardware-limit"),
+    zero = fit([prepare(r, "x", "hardware-limit") for r in load_runs(path)],
                ("overlap_sm_share",))
     assert 0.01 <= zero.values["overlap_sm_share"] <= 0.5
 
@@ -68,12 +68,12 @@ def test_one_step_leave_one_out_tracks_exact_refits():
     each fold from scratch, on the AMD runs: within 5 points per run (the largest gap is the
     one dense run, the most influential one; most agree within a fraction of a point)."""
     runs = [r for r in load_runs() if r.chip.startswith("mi")]
-    spec = load_stack_spec("primus-amd")
     prepared = [prepare(r, "shipped") for r in runs]
     names = ("attention_fraction", "host_op_us")
-    full = fit(prepared, spec, names)
-    approx = leave_one_out(prepared, spec, names, full)
-    exact = leave_one_out(prepared, spec, names, full, exact=True)
+    full = fit(prepared, names)
+    prior = {n: full.values[n] for n in names}
+    approx = leave_one_out(prepared, full, prior)
+    exact = leave_one_out(prepared, full, prior, exact=True)
     gaps = np.abs(approx - exact)
     assert np.max(gaps) < 0.05 and np.median(gaps) < 0.005
 
@@ -125,17 +125,18 @@ def test_calibrate_refuses_with_one_line(cli, tmp_path, ids, fit_names, needles)
 
 
 def test_leave_one_out_refits_folds_when_a_parameter_sits_on_its_bound():
-    """The Ascend 2024 stack's fit puts gemm_fraction on its upper bound, where one Gauss-Newton
+    """The Ascend family's runs put gemm_fraction on its upper bound, where one Gauss-Newton
     step is not a valid stand-in for the constrained refit: the default then refits each fold,
     so it equals exact=True, and the one-step result differs from it."""
-    runs = [r for r in load_runs() if r.stack == "modellink-ascend"]
-    spec = load_stack_spec("modellink-ascend")
+    runs = [r for r in load_runs() if r.stack.startswith("mindspeed-llm@")]
     prepared = [prepare(r, "shipped") for r in runs]
+    # Every fold (twelve runs) still supports the three figures (three runs per figure).
     names = ("gemm_fraction", "attention_fraction", "collective_fraction")
-    full = fit(prepared, spec, names)
+    full = fit(prepared, names)
     assert full.values["gemm_fraction"] == pytest.approx(1.0)
-    default = leave_one_out(prepared, spec, names, full)
-    exact = leave_one_out(prepared, spec, names, full, exact=True)
-    one_step = leave_one_out(prepared, spec, names, full, exact=False)
+    prior = {n: full.values[n] for n in names}
+    default = leave_one_out(prepared, full, prior)
+    exact = leave_one_out(prepared, full, prior, exact=True)
+    one_step = leave_one_out(prepared, full, prior, exact=False)
     assert np.array_equal(default, exact)
     assert np.max(np.abs(one_step - exact)) > 0.02

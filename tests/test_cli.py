@@ -35,7 +35,8 @@ def test_version(cli):
 def test_estimate_json_shape(cli):
     result = cli("estimate", "--model", "deepseek-v3", "--chip", "h800", "--num-chips", "2048",
                  "--tp", "1", "--pp", "16", "--ep", "64", "--precision", "fp8",
-                 "--global-batch", "15360", "--schedule", "dualpipe", "--format", "json")
+                 "--global-batch", "15360", "--schedule", "dualpipe", "--stack", "hai-llm",
+                 "--format", "json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert set(out) >= ESTIMATE_KEYS

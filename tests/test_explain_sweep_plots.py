@@ -138,7 +138,8 @@ def test_plot_with_a_bad_name_exits_2_and_writes_nothing(cli, tmp_path):
 
 def test_sweep_varies_plan_fields(cli):
     """Every plan dimension is a --vary field: the row's plan is the one asked for."""
-    rows = json.loads(cli("sweep", "--chips", "h800", "--vary", "schedule=1f1b,zb1p",
+    rows = json.loads(cli("sweep", "--chips", "h800:hardware-limit", "--vary",
+                          "schedule=1f1b,zb1p",
                           "--vary", "sharding=zero-1,zero-3", "--vary", "tp=2", "-f",
                           "json").output)["rows"]
     assert len(rows) == 4

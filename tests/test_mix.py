@@ -34,7 +34,9 @@ from moebench.inputs.stack import load_stack_spec
 from tests.conftest import stack_of
 
 G = 8960
-REQUEST = PlanRequest(schedule="1f1b")
+# The plan space every strategy shares: 1F1B, and any split of whole layers (a heterogeneous
+# pipeline places layers by speed, so its types are compared on the same freedom).
+REQUEST = PlanRequest(schedule="1f1b", pipeline_layout="balanced")
 RUN = RunConfig(seq_len=4096, global_batch=G, expert_imbalance=1.15)
 
 
@@ -298,15 +300,19 @@ def test_stage_memory_rebuilds_the_engines_memory(model):
 
 
 def test_plan_requests_reach_every_strategy_or_make_it_unavailable():
-    """A sharding request is honoured by the data-parallel parts; the pipeline, whose stage
-    memory is ZeRO-1's and whose schedule is 1F1B, says it cannot rather than ignore it."""
+    """A sharding or virtual-stage request is honoured by the data-parallel parts; the
+    pipeline, whose stage memory is ZeRO-1's and whose schedule is 1F1B, says it cannot rather
+    than ignore it."""
     arch, types = load_model("ling-lite"), mix_types("h800:64+a100:64")
     zero3 = search_mix(arch, types, PlanRequest(sharding="zero-3"), load_fabric())
     assert {p.plan["sharding"] for p in zero3.strategies["hetero-dp"].parts} == {"zero-3"}
     assert "ZeRO-1" in zero3.strategies["hetero-pipeline"].reason
-    zb = search_mix(arch, types, PlanRequest(schedule="zb1p"), load_fabric())
-    assert "1F1B" in zb.strategies["hetero-pipeline"].reason
-    assert all(p.plan["schedule"] == "zb1p" for p in zb.strategies["hetero-dp"].parts)
+    vpp = search_mix(arch, types, PlanRequest(vpp=2), load_fabric())
+    assert "1F1B with one virtual stage" in vpp.strategies["hetero-pipeline"].reason
+    assert all(p.plan["vpp"] == 2 for p in vpp.strategies["hetero-dp"].parts)
+    # A schedule the types' stack releases lack is refused in one line, not ignored.
+    with pytest.raises(InputError, match="does not implement zb1p"):
+        search_mix(arch, types, PlanRequest(schedule="zb1p"), load_fabric())
 
 
 # --- inputs: precision, mix strings, scenarios --------------------------------------------------
@@ -323,7 +329,7 @@ def test_each_type_runs_its_own_default_stack():
     est = estimate_mix(scenario(), "h800:512+ascend-910b:1024")
     assert {t["chip"]: t["stack"] for t in est.types} == {
         "h800": load_stack_spec("megatron-core-nvidia").label,
-        "ascend-910b": load_stack_spec("modellink-ascend").label}
+        "ascend-910b": load_stack_spec("mindspeed-llm").label}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -391,7 +397,7 @@ def test_scenario_mixes_are_validated_and_compared(tmp_path, cli):
     assert mixed["mix"]["assumptions"]["sync_every_steps"] == 50
     assert mixed["cost_ratio"] == pytest.approx(mixed["cost"] / rows[0]["cost"])
     assert mixed["stack"] == (f"{load_stack_spec('megatron-core-nvidia').label}+"
-                              f"{load_stack_spec('modellink-ascend').label}")
+                              f"{load_stack_spec('mindspeed-llm').label}")
 
 
 # --- output -------------------------------------------------------------------------------------

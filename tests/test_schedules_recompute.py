@@ -130,8 +130,12 @@ def test_dualpipev_from_the_cli_and_the_measured_runs_file(cli, tmp_path):
     out = json.loads(cli(
         "estimate", "--model", "mixtral-8x7b", "--chip", "h100", "--num-chips", "64",
         "--tp", "1", "--pp", "4", "--ep", "8", "--schedule", "dualpipev", "--global-batch", "512",
-        "--format", "json").output)
+        "--stack", "hardware-limit", "--format", "json").output)
     assert out["plan"]["schedule"] == "dualpipev" and out["plan"]["pp"] == 4
+    # Megatron-Core implements no DualPipeV: given, it is refused in one line naming the release.
+    refused = cli("estimate", "--model", "mixtral-8x7b", "--chip", "h100", "--num-chips", "64",
+                  "--schedule", "dualpipev", "--global-batch", "512")
+    assert refused.exit_code == 2 and "does not implement dualpipev" in refused.output
     from moebench.commands.measured_runs import load_runs, shipped_runs_path
 
     header = shipped_runs_path().read_text().splitlines()[0]
@@ -150,7 +154,7 @@ def test_dualpipev_from_the_cli_and_the_measured_runs_file(cli, tmp_path):
 def test_bad_dualpipev_plans_are_one_line_errors(cli, args, needle):
     result = cli("estimate", "--model", "mixtral-8x7b", "--chip", "h100", "--num-chips", "64",
                  "--schedule", "dualpipev", "--tp", "1", "--ep", "8", "--cp", "1",
-                 "--micro-batch", "1", *args)
+                 "--micro-batch", "1", "--stack", "hardware-limit", *args)
     assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0], result.output
@@ -289,7 +293,7 @@ def test_the_searched_chain_saves_memory_and_costs_time_in_order():
 def test_search_with_dualpipev_and_module_sets_equals_brute_force(model, chip, n):
     _, every = assert_search_equals_brute_force(
         load_model(model), load_chip(chip),
-        RunConfig(seq_len=4096, global_batch=256), n, ep_overlap=True)
+        RunConfig(seq_len=4096, global_batch=256), n, stack="hardware-limit")
     assert (every.schedule == 3).any() and len(np.unique(every.recompute_level)) == 4
 
 
@@ -321,12 +325,12 @@ def test_measured_runs_take_a_recompute_modules_column(tmp_path):
 
     header = shipped_runs_path().read_text().splitlines()[0]
     assert header.endswith(",recompute_modules,pipeline_layout,offload_modules,dp_overlap,"
-                           "cross_entropy")
+                           "cross_entropy,source_id,published,sweep")
     row = ("mine,qwen3-30b-a3b,b200,8,fp8,1,1,1,8,1,1,1,selective,1f1b,false,4096,512,"
            "tokens_per_s_per_chip,9299,false,,alltoall,partial,,,,1.0,my log,")
     path = tmp_path / "runs.csv"
-    path.write_text(f'{header}\n{row},,,,,"moe_act,layernorm",,,,\n')
+    path.write_text(f'{header}\n{row},,,,,"moe_act,layernorm",,,,,,,\n')
     assert load_runs(path)[0].plan.recompute_modules == ("moe_act", "layernorm")
-    path.write_text(f"{header}\n{row},,,,,attention,,,,\n")
+    path.write_text(f"{header}\n{row},,,,,attention,,,,,,,\n")
     with pytest.raises(InputError, match="column recompute_modules"):
         load_runs(path)

@@ -144,9 +144,10 @@ def test_search_keeps_only_variants_that_can_win(tiny):
 
     chip = load_chip("h100")
     run = RunConfig(seq_len=128, global_batch=64)
-    res = search(tiny, chip, stack_of(chip), run, 16)
-    every, _ = candidate_plans(tiny, chip, run, 16, PlanRequest())
-    st = evaluate(tiny, chip, stack_of(chip), run, every)
+    stack = stack_of(chip, "hardware-limit")  # every sharding mode
+    res = search(tiny, chip, stack, run, 16)
+    every, _ = candidate_plans(tiny, chip, run, 16, PlanRequest(), stack.release)
+    st = evaluate(tiny, chip, stack, run, every)
     assert set(np.unique(every.sharding)) == {1, 2, 3, 4}
     assert len(res.plans) < len(every)
     fastest = float(st.step_time[st.fits].min())
@@ -166,8 +167,13 @@ def test_bad_sharding_flags_exit_2_on_one_line(cli, args):
 
 def test_sharding_flags_reach_the_plan(cli):
     out = json.loads(cli("estimate", "-m", "llama-3-70b", "-c", "h100", "-n", "64",
-                         "--fsdp", "--shard-group", "16", "-f", "json").output)
+                         "--fsdp", "--shard-group", "16", "--stack", "hardware-limit",
+                         "-f", "json").output)
     assert out["plan"]["sharding"] == "hsdp" and out["plan"]["shard_group"] == 16
+    # Megatron-FSDP shards within the data-parallel group only: no hybrid sharding.
+    refused = cli("estimate", "-m", "llama-3-70b", "-c", "h100", "-n", "64", "--fsdp",
+                  "--shard-group", "16")
+    assert refused.exit_code == 2 and "does not implement hsdp" in refused.output
     out = json.loads(cli("estimate", "-m", "llama-3-70b", "-c", "h100", "-n", "64",
                          "--zero", "2", "-f", "json").output)
     assert out["plan"]["sharding"] == "zero-2"

@@ -12,8 +12,8 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     result = cli("stacks", "list", "--format", "csv")
     assert result.exit_code == 0, result.output
     df = pd.read_csv(io.StringIO(result.output)).set_index("name")
-    families = {"generic", "hardware-limit", "megatron-core-nvidia", "mindspeed-ascend",
-                "modellink-ascend", "primus-amd"}
+    families = {"generic", "hai-llm", "hardware-limit", "megatron-core-nvidia", "meta-llama3",
+                "mindspeed-llm", "primus-amd"}
     assert set(df["family"]) == families
     # One row per release, named family@release, dated.
     for family in families:
@@ -27,7 +27,7 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     assert df.loc[nvidia.label, "runs"] == nvidia.validation.runs
     assert df.loc[nvidia.label, "loo_error"] == nvidia.validation.loo_mean_abs_error
     assert "gemm_fraction" in df.loc[nvidia.label, "fitted"]
-    ascend = load_stack_spec("modellink-ascend")
+    ascend = load_stack_spec("mindspeed-llm@1.0.rc3")
     assert df.loc[ascend.label, "cross_entropy"] == "unfused"
     assert pd.isna(df.loc[load_stack_spec("hardware-limit").label, "fitted"])
 

@@ -115,6 +115,11 @@ SetOpt = Annotated[list[str] | None, typer.Option(
                   "stack.host.op_us=10, run.expert_imbalance=1.2.")]
 
 
+SearchOpt = Annotated[str | None, typer.Option(
+    "--search", help="Settings to search instead of taking the stack release's defaults, "
+                     "comma-separated: schedule, dispatcher, ep_overlap, tp_overlap, dp_overlap, "
+                     "pp_overlap, graphs, cross_entropy, layout, dispatch_fp8, sync_free; "
+                     "overlaps; all. Only what the release implements is tried.")]
 StackOpt = Annotated[str | None, typer.Option(
     "--stack", help="Software stack: catalog name or YAML (default: the chip's own).")]
 EveryChipStackOpt = Annotated[str | None, typer.Option(
@@ -210,6 +215,13 @@ def _inputs(scenario: str | None, model: str | None, chip: str, num_chips: int |
 
     return job_from_options(scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
                             overrides=parse_overrides(set_ or []), **given)
+
+
+def search_choice(text: str | None) -> frozenset[str] | None:
+    """The --search settings, checked (None: not given)."""
+    from moebench.inputs.settings import parse_search
+
+    return None if text is None else parse_search(text)
 
 
 FabricOpt = Annotated[str | None, typer.Option(

@@ -15,11 +15,13 @@ from moebench.cli.common import (
     FormatOpt,
     OutputOpt,
     PlacementOpt,
+    SearchOpt,
     StrategyOpt,
     SyncEveryOpt,
     chip_entries,
     cli_errors,
     mix_options,
+    search_choice,
     show,
 )
 from moebench.errors import InputError
@@ -78,7 +80,7 @@ def compare(
                       "h800:512+ascend-910b:1024.")] = None,
     fabric: FabricOpt = None, placement: PlacementOpt = None, sync_every: SyncEveryOpt = None,
     strategy: StrategyOpt = None, choose: ChooseOpt = None,
-    stack: EveryChipStackOpt = None,
+    stack: EveryChipStackOpt = None, search: SearchOpt = None,
     fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Cost and speed of training on each chip, each on its own best plan.
@@ -139,6 +141,7 @@ def compare(
         basis=price_basis, run_changes=run_changes,
         mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
+        search=None if search is None else sorted(search_choice(search) or ()),
     )
     result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
                             overrides=per_chip)

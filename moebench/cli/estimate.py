@@ -41,6 +41,7 @@ from moebench.cli.common import (
     RcOpt,
     ScenarioOpt,
     SchedOpt,
+    SearchOpt,
     SetOpt,
     ShardGroupOpt,
     StackOpt,
@@ -55,6 +56,7 @@ from moebench.cli.common import (
     mix_options,
     modules_choice,
     offload_modules_choice,
+    search_choice,
     sharding_choice,
     show,
 )
@@ -89,7 +91,7 @@ def estimate(
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
-    offload_modules: OffloadModulesOpt = None,
+    offload_modules: OffloadModulesOpt = None, search: SearchOpt = None,
     mix: MixOpt = None, fabric: FabricOpt = None, placement: PlacementOpt = None,
     sync_every: SyncEveryOpt = None, strategy: StrategyOpt = None, choose: ChooseOpt = None,
     price_basis: BasisOpt = None, tokens: TokensOpt = None,
@@ -124,6 +126,7 @@ def estimate(
                 "--tokens": tokens}
     if mix_text is not None:
         not_mixed = {"--num-chips": num_chips, "--stack": stack, "--dispatcher": dispatcher,
+                     "--search": search,
                      "--graphs": graphs, "--capacity-factor": capacity_factor,
                      "--allow-oom": allow_oom or None, "--optimizer-states": optimizer_states}
         _refuse(not_mixed, "not with a mixed cluster: a mix gives each type's count "
@@ -136,15 +139,14 @@ def estimate(
     _refuse(mix_only, "only with a mixed cluster (--mix)")
     if chip is None:
         raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
-    from moebench.commands.estimate import estimate as run_estimate
+    from moebench.commands.estimate import estimate_job
     from moebench.commands.estimate_report import estimate_report
 
     job, num_chips = _inputs(
         scenario, model, chip, num_chips, set_, stack, **run, dispatcher=dispatcher,
         graphs=graphs, capacity_factor=capacity_factor, **plan,
-        optimizer_states=optimizer_states)
-    est, _ = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
-                          allow_oom=allow_oom)
+        optimizer_states=optimizer_states, search=search_choice(search))
+    est, _ = estimate_job(job, num_chips, allow_oom=allow_oom)
     show(estimate_report(est, job.overrides.shown), fmt, output)
 
 
@@ -194,7 +196,7 @@ def explain(
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
-    offload_modules: OffloadModulesOpt = None,
+    offload_modules: OffloadModulesOpt = None, search: SearchOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -219,8 +221,9 @@ def explain(
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
         optimizer_states=optimizer_states, cp_kind=cp_kind,
         recompute_modules=modules_choice(recompute_modules), optimizer_offload=optimizer_offload,
-        pipeline_layout=pipeline_layout, offload_modules=offload_modules_choice(offload_modules))
-    _, result = run_estimate(job.arch, job.chip, job.stack, job.run, num_chips, job.request,
+        pipeline_layout=pipeline_layout, offload_modules=offload_modules_choice(offload_modules),
+        search=search_choice(search))
+    _, result = run_estimate(job.arch, job.chip, job.stacks, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)
     if fmt in (None, OutputFormat.table) and output is None:

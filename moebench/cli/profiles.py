@@ -127,7 +127,7 @@ def stacks_show(
 ) -> None:
     """Show every figure and setting of one software stack with its kind and source.
 
-    Example: moebench stacks show modellink-ascend
+    Example: moebench stacks show mindspeed-llm@1.0.rc3
     """
     from moebench.commands.inspect_stacks import stack_show
 

@@ -22,10 +22,10 @@ DataOpt = Annotated[Path | None, typer.Option(
 def validate(
     data: DataOpt = None,
     max_error: Annotated[float | None, typer.Option(
-        "--max-error", help="Exit 1 if the leave-one-out mean absolute speed error over all "
+        "--max-error", help="Exit 1 if the leave-one-source-out mean absolute speed error over all "
                             "runs exceeds this many percent.")] = None,
     max_run_error: Annotated[float | None, typer.Option(
-        "--max-run-error", help="Exit 1 if any run's leave-one-out speed error exceeds this "
+        "--max-run-error", help="Exit 1 if any run's leave-one-source-out speed error exceeds this "
                                 "many percent.")] = None,
     stack: Annotated[str | None, typer.Option(
         "--stack", help="Predict every run with this stack (catalog name or YAML), e.g. one "
@@ -41,7 +41,8 @@ def validate(
     Example: moebench validate --data my-runs.csv --max-error 25;
     moebench validate --data my-runs.csv --stack my-stack.yaml
     """
-    from moebench.commands.validation import mean_abs, validate, validation_report
+    from moebench.commands.validation import validate
+    from moebench.commands.validation_report import mean_abs, validation_report
 
     for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error)):
         if bound is not None and not bound > 0:
@@ -49,13 +50,14 @@ def validate(
     comparisons = validate(data, stack=stack)
     show(validation_report(comparisons, data, stack), fmt, output)
     failed = []
-    overall = mean_abs([c.loo_error for c in comparisons])
+    overall = mean_abs([c.loso_error for c in comparisons])
     if max_error is not None and 100 * overall > max_error:
-        failed.append(f"leave-one-out mean absolute error {100 * overall:.1f}% > {max_error}%")
+        failed.append(f"leave-one-source-out mean absolute error {100 * overall:.1f}% > "
+                      f"{max_error}%")
     if max_run_error is not None:
-        failed += [f"{c.id}: leave-one-out error {100 * c.loo_error:+.1f}% beyond "
+        failed += [f"{c.id}: leave-one-source-out error {100 * c.loso_error:+.1f}% beyond "
                    f"{max_run_error}%" for c in comparisons
-                   if 100 * abs(c.loo_error) > max_run_error]
+                   if 100 * abs(c.loso_error) > max_run_error]
     for line in failed:
         typer.echo(f"bound exceeded: {line}", err=True)
     if failed:

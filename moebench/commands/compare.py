@@ -9,19 +9,22 @@ from typing import Any
 
 import numpy as np
 
+from moebench.commands.assumptions import assumed_payload
+from moebench.commands.assumptions import assumptions as settings_assumed
 from moebench.commands.deadline import SizedRun, search_deadline
 from moebench.commands.estimate import estimate_from
 from moebench.commands.pricing import BASIS_WORDS, check_price_overrides, economics
-from moebench.commands.setup import split_overrides
+from moebench.commands.setup import resolve_request, split_overrides
 from moebench.commands.uncertainty import interval, sampler
 from moebench.engine.plan import PlanRequest
-from moebench.engine.search import SearchResult, search
+from moebench.engine.search import SearchResult, search_stacks
 from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.hardware import Chip, HardwareSpec, chip_from_spec, load_spec, nominal
 from moebench.inputs.model import ModelArch, load_model
 from moebench.inputs.run import RunConfig, resolve_precision
 from moebench.inputs.scenario import ScenarioSpec
+from moebench.inputs.settings import option_variants, parse_search
 from moebench.inputs.stack import StackSpec, check_vendor, load_stack_spec, stack_from_spec
 
 
@@ -57,6 +60,8 @@ class CompareRow:
     status: str
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     mix: dict[str, Any] | None = None
+    assumed: list[dict[str, Any]] = field(default_factory=list)
+    """Settings and plan dimensions the scenario did not give (:mod:`..assumptions`)."""
     """A mixed cluster's row: its chosen strategy, parts and alternatives (None for a chip)."""
 
 
@@ -224,20 +229,25 @@ def run_comparison(
     entries, warnings = _entries(sc, overrides)
     rows: list[CompareRow] = []
     sample_arrays: dict[tuple[str, str], dict[str, Any]] = {}
-    req = PlanRequest(**sc.plan.model_dump())
+    given = PlanRequest(**sc.plan.model_dump())
+    search_set = parse_search(",".join(sc.search), "search")
     for arch in _models(sc):
         for e in entries:
-            stack = stack_from_spec(e.stack_spec, sc.settings())
+            # What the scenario does not give, each chip's stack release decides.
+            req = resolve_request(e.stack_spec.release, given, search_set)
+            stacks = [stack_from_spec(e.stack_spec, o) for o in
+                      option_variants(e.stack_spec.release, sc.settings(), search_set)]
+            stack = stacks[0]
             try:
                 if deadline_days is not None:
-                    sized, met = _deadline(arch, e, stack, sc, req, deadline_days)
+                    sized, met = _deadline(arch, e, stacks, sc, req, deadline_days)
                     n, res = sized.num_chips, sized.result
                     status = "ok" if met else (
                         f"deadline missed: the fastest cluster, {n:,} chips, takes "
                         f"{sized.days:.1f} days against {deadline_days:g}")
                 else:
-                    n, res, status = sc.num_chips, search(arch, e.chip, stack, e.run,
-                                                          sc.num_chips, req), "ok"
+                    n, res, status = sc.num_chips, search_stacks(arch, e.chip, stacks, e.run,
+                                                                 sc.num_chips, req), "ok"
             except InputError as exc:
                 if exc.where != "plan":
                     raise
@@ -249,7 +259,8 @@ def run_comparison(
                     "currency": sc.pricing.currency, "price_basis": sc.pricing.basis},
                     exc.message, None))
                 continue
-            row = _row(arch, e, sc, n, res, req, status)
+            row = replace(_row(arch, e, sc, n, res, req, status), assumed=assumed_payload(
+                settings_assumed(res, e.stack_spec, sc.settings(), given, search_set)))
             if samples and row.fits_memory:
                 sample_arrays[(arch.name, e.name)] = _sampled(arch, e, sc, res, samples, seed)
             rows.append(row)
@@ -264,11 +275,11 @@ def run_comparison(
                                    "warnings": warnings})
 
 
-def _deadline(arch: ModelArch, e: Entry, stack: Any, sc: ScenarioSpec, req: PlanRequest,
-              deadline_days: float) -> tuple[SizedRun, bool]:
+def _deadline(arch: ModelArch, e: Entry, stacks: list[Any], sc: ScenarioSpec,
+              req: PlanRequest, deadline_days: float) -> tuple[SizedRun, bool]:
     def size_run(n: int) -> SizedRun | None:
         try:
-            res = search(arch, e.chip, stack, e.run, n, req)
+            res = search_stacks(arch, e.chip, stacks, e.run, n, req)
         except InputError:
             return None
         if res.best is None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from moebench.engine.memory import MemoryBreakdown
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import (
     SearchResult,
     least_memory,
-    search,
+    search_stacks,
     smallest_fitting_cluster,
 )
 from moebench.engine.workload import model_flops_per_token
@@ -20,6 +21,9 @@ from moebench.inputs.model import ModelArch
 from moebench.inputs.run import RunConfig
 from moebench.inputs.stack import Stack
 from moebench.units import GIB, HOUR, TERA
+
+if TYPE_CHECKING:
+    from moebench.commands.setup import JobInputs
 
 TRILLION = 1e12
 
@@ -53,6 +57,9 @@ class Estimate:
     memory_gib: dict[str, float]
     plans_evaluated: int
     search_seconds: float
+    assumed: list[dict[str, Any]] = field(default_factory=list)
+    """Settings and plan dimensions the run did not give: value, where it came from and the
+    main alternative's effect (:mod:`moebench.commands.assumptions`)."""
     counting: str = field(default=(
         "model FLOPs = 3 x forward incl. causal attention and MTP, no recompute; "
         "mfu against the dense peak of the precision used, mfu_bf16 against the BF16 peak"
@@ -121,16 +128,30 @@ def host_memory_gib(memory: MemoryBreakdown, i: int, chip: Chip) -> dict[str, fl
 
 
 def estimate(
-    arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, num_chips: int,
-    request: PlanRequest | None = None, allow_oom: bool = False,
+    arch: ModelArch, chip: Chip, stack: Stack | Sequence[Stack], run: RunConfig,
+    num_chips: int, request: PlanRequest | None = None, allow_oom: bool = False,
 ) -> tuple[Estimate, SearchResult]:
-    """Search (or evaluate the fixed plan) and return the chosen plan's estimate."""
-    result = search(arch, chip, stack, run, num_chips, request)
+    """Search (or evaluate the fixed plan) and return the chosen plan's estimate; several
+    stacks (searched settings) are each searched and the fastest kept."""
+    stacks = [stack] if isinstance(stack, Stack) else list(stack)
+    result = search_stacks(arch, chip, stacks, run, num_chips, request)
+    stack = result.stack
     if not result.fits and not allow_oom:
         why = why_nothing_fits(arch, chip, stack, run, num_chips, request or PlanRequest())
         raise InputError("plan", None, f"no plan fits in memory for {arch.name} on "
                                        f"{num_chips:,} x {chip.name}: {why} (or use --allow-oom)")
     return estimate_from(result), result
+
+
+def estimate_job(job: JobInputs, num_chips: int, allow_oom: bool = False
+                 ) -> tuple[Estimate, SearchResult]:
+    """A job's estimate (its stacks searched), with what it assumed."""
+    from moebench.commands.assumptions import assumed_payload, assumptions
+
+    est, result = estimate(job.arch, job.chip, job.stacks, job.run, num_chips, job.request,
+                           allow_oom)
+    items = assumptions(result, job.spec, job.options, job.given, job.search)
+    return replace(est, assumed=assumed_payload(items)), result
 
 
 def why_nothing_fits(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from moebench.commands.assumptions import Assumption, assumed_lines
 from moebench.commands.estimate import Estimate
 from moebench.commands.plan_text import offload_text, recompute_text, sharding_text
 from moebench.commands.report import Report
@@ -54,4 +55,5 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
               est.counting]
     if overrides:
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    footer += assumed_lines([Assumption(**a) for a in est.assumed])
     return Report(f"{est.model} on {est.num_chips} x {est.chip}", df, payload, footer)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from moebench.commands.estimate import Estimate, estimate_from
 from moebench.commands.setup import JobInputs, Overrides, load_chip_and_stack
-from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search
+from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search_stacks
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
 from moebench.inputs.run import SHARDING
@@ -193,8 +193,8 @@ def sensitivities(job: JobInputs, num_chips: int, base_step: float) -> list[dict
         current = getattr(getattr(spec, section), name).value
         trial = Overrides({**job.overrides.hardware, dotted: repr(current * 1.1)},
                           job.overrides.stack, job.overrides.run)
-        chip, stack = load_chip_and_stack(job.chip_ref, job.stack_ref, job.options, trial)
-        res = search(job.arch, chip, stack, job.run, num_chips, job.request)
+        chip, _ = load_chip_and_stack(job.chip_ref, job.stack_ref, job.options, trial)
+        res = search_stacks(job.arch, chip, job.stacks, job.run, num_chips, job.request)
         step = float(res.steps.step_time[res.best]) if res.best is not None else float("nan")
         change = step / base_step - 1 if np.isfinite(step) else None
         out.append({"figure": label, "field": dotted, "step_time_change": change})
@@ -204,7 +204,11 @@ def sensitivities(job: JobInputs, num_chips: int, base_step: float) -> list[dict
 def explain(result: SearchResult, job: JobInputs) -> Explanation:
     """Break the chosen plan down and compare it with the runners-up; the job's overrides are
     re-applied when each hardware figure is improved by 10%."""
+    from moebench.commands.assumptions import assumed_payload, assumptions
+
     best = estimate_from(result)
+    best = replace(best, assumed=assumed_payload(
+        assumptions(result, job.spec, job.options, job.given, job.search)))
     total = best.step_time_s
     split = [{"item": k, "label": LABELS.get(k, k), "seconds": v, "share": v / total}
              for k, v in sorted(best.breakdown_s.items(), key=lambda kv: -kv[1]) if v > 0]

@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from moebench.commands.assumptions import Assumption, assumed_lines
 from moebench.commands.compare_report import plan_text
 from moebench.commands.explain import Explanation
 from moebench.commands.report import Report
@@ -37,6 +38,7 @@ def explanation_report(ex: Explanation) -> Report:
     footer += [f"runner-up {plan_text(a['plan'])}: {a['why_not']}" for a in ex.alternatives]
     if ex.overrides:
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in ex.overrides.items()))
+    footer += assumed_lines([Assumption(**a) for a in est.assumed])
     return Report(f"Why {est.model} on {est.num_chips} x {est.chip} runs as it does",
                   pd.DataFrame(rows), payload, footer)
 
@@ -85,5 +87,8 @@ def rich_view(ex: Explanation) -> Group:
     parts += [time, mem, alt, sens]
     if ex.overrides:
         parts.append(Text("overridden: " + ", ".join(f"{k}={v}" for k, v in ex.overrides.items())))
+    lines = assumed_lines([Assumption(**a) for a in est.assumed], limit=8)
+    if lines:
+        parts.append(Text("\n".join(lines)))
     return Group(*parts)
 

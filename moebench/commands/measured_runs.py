@@ -15,12 +15,20 @@ none, since a run that offloads activations names the flag), ``dp_overlap`` (fal
 script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default),
 ``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's) and
 ``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
-Megatron layout string, layers per rank or first=N,last=M; empty: balanced).
+Megatron layout string, layers per rank or first=N,last=M; empty: the release's default), and
+for validation by source and date: ``source_id`` (one slug per publication or table: its runs are
+left out together; empty: the run's ``source`` text), ``published`` (YYYY-MM-DD, when the figure
+was first published) and ``sweep`` (a slug shared by the runs of one published plan sweep: same
+source, model, chip and cluster size, different plans).
+
+``stack`` names the framework release the run used, ``family@release`` (``moebench stacks
+list``); a bare family is its newest release, an empty cell the chip's default stack.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import math
 from dataclasses import dataclass
@@ -51,7 +59,8 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
-            "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy")
+            "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
+            "published", "sweep")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -78,6 +87,12 @@ class MeasuredRun:
     production: bool
     """A whole training run's average (restarts, ramp-up) rather than a steady-state figure."""
     source: str
+    source_id: str
+    """The publication or table it comes from (runs left out together in validation)."""
+    published: datetime.date | None
+    """When the figure was first published (None: not given)."""
+    sweep: str | None
+    """The published plan sweep it belongs to (None: none)."""
     row: int
     """Line of the file (for messages)."""
 
@@ -137,6 +152,15 @@ class _Row:
         if not 0.0 <= value <= 1.0:
             raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}")
         return value
+
+    def date(self, column: str) -> datetime.date | None:
+        raw = self.text(column)
+        if raw is None:
+            return None
+        try:
+            return datetime.date.fromisoformat(raw)
+        except ValueError:
+            raise self._err(column, f"expected a date YYYY-MM-DD, got {raw!r}") from None
 
     def flag(self, column: str) -> bool | None:
         raw = self.text(column)
@@ -220,7 +244,9 @@ def _run(r: _Row) -> MeasuredRun:
                              cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY)),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
-        production=bool(r.flag("production")), source=r.required("source"), row=r.line,
+        production=bool(r.flag("production")), source=r.required("source"),
+        source_id=r.text("source_id") or r.required("source"), published=r.date("published"),
+        sweep=r.text("sweep"), row=r.line,
     )
 
 

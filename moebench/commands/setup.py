@@ -15,8 +15,17 @@ from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.hardware import Chip, chip_from_spec, load_spec
 from moebench.inputs.model import ModelArch, load_model
+from moebench.inputs.release import Release
 from moebench.inputs.run import RUN_SET_FIELDS, RunConfig, resolve_precision
-from moebench.inputs.stack import Stack, StackOptions, load_stack
+from moebench.inputs.settings import option_variants, parse_search
+from moebench.inputs.stack import (
+    Stack,
+    StackOptions,
+    StackSpec,
+    load_stack,
+    load_stack_spec,
+    stack_from_spec,
+)
 
 
 @dataclass(frozen=True)
@@ -63,12 +72,26 @@ class JobInputs:
     arch: ModelArch
     chip: Chip
     stack: Stack
+    """The stack with the settings given and the release's defaults for the rest."""
     run: RunConfig
     request: PlanRequest
+    """The plan fields given, and the release's default schedule and layout unless searched."""
     chip_ref: str
     stack_ref: str | None
     options: StackOptions
     overrides: Overrides
+    spec: StackSpec
+    """The stack family, its release selected."""
+    given: PlanRequest
+    """The plan fields as given (before the release's defaults)."""
+    search: frozenset[str] = frozenset()
+    """Settings searched (``--search``) instead of taking the release's default."""
+    variants: tuple[Stack, ...] = ()
+    """The stacks the search compares (the searched settings' options); () means ``stack``."""
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        return self.variants or (self.stack,)
 
 
 def load_chip_and_stack(
@@ -82,18 +105,28 @@ def load_chip_and_stack(
     return chip, stack
 
 
+def resolve_request(release: Release, given: PlanRequest, search: frozenset[str]
+                    ) -> PlanRequest:
+    """The plan request with the release's default schedule and pipeline layout where the
+    run gives none and they are not searched."""
+    return given.with_defaults(release, search)
+
+
 def job_inputs(
     model: str, chip: str, *, stack: str | None = None,
     options: StackOptions | None = None, overrides: dict[str, str] | None = None,
     seq_len: int, global_batch: int, precision: str = "bf16",
     expert_imbalance: float = 1.0, capacity_factor: float | None = None,
     optimizer_states: str = "fp32", plan: dict[str, Any] | PlanRequest | None = None,
+    search: frozenset[str] = frozenset(),
 ) -> JobInputs:
-    """Load and validate model, chip and stack, and build the run and the plan request."""
+    """Load and validate model, chip and stack, and build the run and the plan request: what
+    the run does not give takes its stack release's default, unless named in ``search``."""
     split = split_overrides(overrides or {})
     options = options or StackOptions()
     arch = load_model(model)
     hw, st = load_chip_and_stack(chip, stack, options, split)
+    spec = load_stack_spec(stack or hw.default_stack, split.stack)
     settings: dict[str, Any] = {"seq_len": seq_len, "global_batch": global_batch,
                                 "expert_imbalance": expert_imbalance, **split.run}
     run = RunConfig(
@@ -102,9 +135,13 @@ def job_inputs(
         expert_imbalance=float(settings["expert_imbalance"]),
         capacity_factor=capacity_factor, optimizer_states=optimizer_states,
     )
-    request = plan if isinstance(plan, PlanRequest) else PlanRequest(**(plan or {}))
-    return JobInputs(arch=arch, chip=hw, stack=st, run=run, request=request,
-                     chip_ref=chip, stack_ref=stack, options=options, overrides=split)
+    given = plan if isinstance(plan, PlanRequest) else PlanRequest(**(plan or {}))
+    variants = tuple(stack_from_spec(spec, o)
+                     for o in option_variants(spec.release, options, search))
+    return JobInputs(arch=arch, chip=hw, stack=st, run=run,
+                     request=resolve_request(spec.release, given, search), chip_ref=chip,
+                     stack_ref=stack, options=options, overrides=split, spec=spec, given=given,
+                     search=search, variants=variants if len(variants) > 1 else ())
 
 
 JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precision": "bf16",
@@ -141,7 +178,10 @@ def job_from_options(scenario: str | None, *, model: str | None, chip: str,
     plan.update({k: given[k] for k in PLAN_FIELDS if given.get(k) is not None})
     options.update({k: given[k] for k in ("dispatcher", "graphs", "ep_overlap")
                     if given.get(k) is not None})
+    search = given.get("search")
+    if search is None:
+        search = parse_search(",".join(sc.search), "search") if scenario else frozenset()
     job = job_inputs(model, chip, stack=stack, options=StackOptions(**options),
                      overrides=overrides, capacity_factor=given.get("capacity_factor"),
-                     plan=plan, **run)
+                     plan=plan, search=search, **run)
     return job, num_chips

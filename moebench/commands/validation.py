@@ -1,48 +1,56 @@
-"""Predictions against measured training runs: physics only, calibrated, and leave-one-out.
+"""Predictions against measured training runs, judged the way users will judge them: on runs the
+fit never saw.
 
-Each run is predicted with its published plan (open fields searched) and no per-run constant,
-three ways:
+Each run is predicted with its published plan (open fields searched) on its own stack release,
+with no per-run constant, several ways:
 
 * ``physics``: the ``hardware-limit`` stack, what the chip allows with ideal software;
-* ``calibrated``: the run's own stack as shipped (its calibrated figures fitted on all runs);
-* ``loo``: the run's stack refitted without that run (the figures of kind ``calibrated``, on
-  the other runs that use the stack: those of the file and, when the file is not the shipped
-  one, the shipped runs too), then the run predicted: the honest error. With fewer than
-  three runs per fitted figure in all (calibration's own minimum) a stack is not refitted: its
-  runs' ``loo`` is then the calibrated error (the shipped stack never saw a user's run).
+* ``calibrated``: the run's stack as shipped (its family's figures fitted on all runs);
+* ``loo``: the family refitted without that run;
+* ``loso``: the family refitted without every run of the run's source (one publication or
+  table: its rows share stack, release and authors' habits), the headline figure;
+* ``split``: the families fitted only on runs published before :data:`SPLIT_DATE`, predicting
+  the later ones (NaN for earlier runs).
 
-Errors are speed errors, predicted speed / measured speed - 1, summarised as mean absolute error
-per vendor and per dense/MoE group.
+A fold whose remaining runs cannot support a fitted figure (three runs per figure) holds it at a
+prior: the median of the other vendor families' fitted values (:func:`priors`), the value a
+stack with no runs of its own would take. Errors are speed errors, predicted speed / measured
+speed - 1. Figures a family inherits from another family (``kind: estimate``) are not refitted:
+its runs were never in that fit, so every column but physics is out of sample for them.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from moebench.commands.calibrate import (
     PARAMETERS,
-    RUNS_PER_PARAMETER,
+    FitResult,
     Prepared,
     fit,
-    leave_one_out,
+    leave_out,
     prepare,
+    run_values,
+    supported,
 )
 from moebench.commands.measured_runs import (
+    FASTER_IS_LARGER,
     MeasuredRun,
     load_runs,
     run_stack,
     shipped_runs_path,
 )
-from moebench.commands.report import Report
-from moebench.inputs.stack import StackSpec, load_stack_spec, stack_from_spec
+from moebench.inputs import catalog
+from moebench.inputs.stack import StackSpec, load_stack_spec
 
 PHYSICS_STACK = "hardware-limit"
+SPLIT_DATE = datetime.date(2025, 7, 1)
+"""The time split: fit on runs published before it, predict the later ones."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,72 +62,187 @@ class RunComparison:
     moe: bool
     num_chips: int
     stack: str
+    """``family@release``."""
+    source_id: str
+    published: str | None
+    sweep: str | None
     metric: str
     measured: float
+    faster_is_larger: bool
     physics_error: float
     """Speed error with the hardware-limit stack (positive: the prediction is faster)."""
     calibrated_error: float
     loo_error: float
+    loso_error: float
+    split_error: float
+    """Error when fitted only on runs published before SPLIT_DATE (NaN: not a later run)."""
+    param_sd: float
+    """Standard deviation of the log prediction over the family's fitted-figure uncertainty."""
     fits_memory: bool
     production: bool
     source: str
 
 
+def family_of(run: MeasuredRun) -> str:
+    return run_stack(run).partition("@")[0]
+
+
 def calibrated_names(spec: StackSpec) -> tuple[str, ...]:
-    """The parameters of a stack that a calibration fitted (figures of kind calibrated)."""
-    return tuple(n for n, p in PARAMETERS.items() if p.figure(spec).kind == "calibrated")
+    """What a calibration fitted: the family's figures of kind calibrated, then each release's
+    own refits (``name@release``)."""
+    names = [n for n, p in PARAMETERS.items() if p.figure(spec).kind == "calibrated"]
+    for release in spec.releases_resolved.values():
+        names += [f"{n}@{release.name}" for n, fig in release.refit.items()
+                  if fig.kind == "calibrated"]
+    return tuple(names)
 
 
-def _error(p: Prepared, spec: StackSpec) -> tuple[float, bool]:
-    stack = stack_from_spec(spec, p.run.options)
+def priors(exclude: str) -> dict[str, float]:
+    """Each calibratable figure's prior for a family with too few runs: the median of the
+    shipped vendor families' calibrated values, ``exclude`` left out."""
+    values: dict[str, list[float]] = {}
+    for name in catalog.catalog_names("stacks"):
+        spec = load_stack_spec(name)
+        if name == exclude or spec.vendor == "any":
+            continue
+        for param in PARAMETERS:
+            fig = spec.family_figure(param)
+            if fig.kind == "calibrated":
+                values.setdefault(param, []).append(float(fig.value))
+    out = {k: float(np.median(v)) for k, v in values.items()}
+    spec = load_stack_spec(exclude)
+    # A figure no vendor family calibrates keeps this family's own value.
+    return {p: out.get(p, float(spec.family_figure(p).value)) for p in PARAMETERS}
+
+
+def _error(p: Prepared) -> tuple[float, bool]:
     from moebench.engine.step import evaluate
 
+    stack = p.stack()
     fits = bool(evaluate(p.arch, p.chip, stack, p.config, p.plan).fits[0])
     return float(np.expm1(p.speed_error(stack))[0]), fits
 
 
-def _loo(group: list[Prepared], spec: StackSpec, helpers: list[Prepared]) -> list[float]:
-    """Leave-one-out speed errors of the runs of one stack: its calibrated figures fitted on
-    the others and ``helpers`` (see :func:`moebench.commands.calibrate.leave_one_out`)."""
-    names = calibrated_names(spec)
-    pool = group + helpers
-    if not names or len(pool) < RUNS_PER_PARAMETER * len(names):
-        return [_error(p, spec)[0] for p in group]
-    start = {n: float(PARAMETERS[n].figure(spec).value) for n in names}
-    full = fit(pool, spec, names, start)
-    return [float(e) for e in leave_one_out(pool, spec, names, full, only=len(group))]
+@dataclass(frozen=True)
+class FamilyErrors:
+    loo: np.ndarray
+    loso: np.ndarray
+    split: np.ndarray
+    param_sd: np.ndarray
+    full: FitResult | None
+
+
+def _family(own: list[Prepared], helpers: list[Prepared], names: tuple[str, ...],
+            prior: dict[str, float], early_prior: dict[str, float]) -> FamilyErrors:
+    """Out-of-sample errors of a family's runs (``own``; ``helpers`` only help fit)."""
+    n = len(own)
+    calibrated = np.array([_error(p)[0] for p in own])
+    if not names:
+        return FamilyErrors(calibrated, calibrated, _split(own, helpers, (), early_prior),
+                            np.zeros(n), None)
+    pool = own + helpers
+    fold_names = supported(pool, names)
+    held = {k: prior[k] for k in names if "@" not in k and k not in fold_names}
+    full = fit(pool, fold_names, fixed=held) if fold_names else None
+    if full is None:
+        return FamilyErrors(calibrated, calibrated, _split(own, helpers, names, early_prior),
+                            np.zeros(n), None)
+    loo = leave_out(pool, full, [[i] for i in range(n)], prior)[:n]
+    sources: dict[str, list[int]] = {}
+    for i, p in enumerate(pool):
+        sources.setdefault(p.run.source_id, []).append(i)
+    mine = {pool[i].run.source_id for i in range(n)}
+    loso = leave_out(pool, full, [g for s, g in sources.items() if s in mine], prior)[:n]
+    return FamilyErrors(loo, loso, _split(own, helpers, names, early_prior),
+                        _param_sd(full, n), full)
+
+
+def _param_sd(full: FitResult, n: int) -> np.ndarray:
+    """Per run, the sd of its log prediction over the fit's covariance: sqrt(j C j')."""
+    j = full.jac[:n]
+    dof = max(len(full.errors) - len(full.names), 1)
+    cov = float(np.sum(np.log1p(full.errors) ** 2)) / dof * np.linalg.pinv(full.jac.T @ full.jac)
+    return np.sqrt(np.clip(np.einsum("ij,jk,ik->i", j, cov, j), 0.0, None))
+
+
+def _split(own: list[Prepared], helpers: list[Prepared], names: tuple[str, ...],
+           prior: dict[str, float]) -> np.ndarray:
+    """Errors of the runs published on or after SPLIT_DATE, the family fitted on the earlier
+    ones only (its unsupported figures at ``prior``); NaN for the others."""
+    out = np.full(len(own), np.nan)
+    late = [i for i, p in enumerate(own)
+            if p.run.published is not None and p.run.published >= SPLIT_DATE]
+    if not late:
+        return out
+    early = [p for p in own + helpers
+             if p.run.published is not None and p.run.published < SPLIT_DATE]
+    fold_names = supported(early, names)
+    held = {k: prior[k] for k in names if "@" not in k and k not in fold_names}
+    values = {**held, **(fit(early, fold_names, fixed=held).values if fold_names else {})}
+    for i in late:
+        p = own[i]
+        vals = run_values(list(values), list(values.values()), p.release)
+        out[i] = float(np.expm1(p.speed_error(p.stack(vals)))[0])
+    return out
+
+
+def early_priors(prepared: dict[str, list[Prepared]]) -> dict[str, dict[str, float]]:
+    """The time split's priors: per family, the median over the other families of what their
+    runs before SPLIT_DATE fit (a figure none of them can fit: the full-fit prior)."""
+    fitted: dict[str, dict[str, float]] = {}
+    for family, runs in prepared.items():
+        names = calibrated_names(load_stack_spec(family))
+        early = [p for p in runs if p.run.published and p.run.published < SPLIT_DATE]
+        base = tuple(n for n in supported(early, names) if "@" not in n)
+        if base:
+            fitted[family] = fit(early, base, fixed={
+                k: v for k, v in priors(family).items() if k in names and k not in base}).values
+    out = {}
+    for family in prepared:
+        others = [v for f, v in fitted.items() if f != family]
+        full = priors(family)
+        out[family] = {p: float(np.median([o[p] for o in others if p in o]))
+                       if any(p in o for o in others) else full[p] for p in PARAMETERS}
+    return out
 
 
 def compare_runs(runs: list[MeasuredRun], where: str,
                  progress: Callable[[int, int], None] | None = None,
                  helpers: list[MeasuredRun] | None = None) -> list[RunComparison]:
-    """Every run predicted three ways (see the module docstring); ``helpers`` are further runs
-    that help refit each stack for leave-one-out but are not reported (the shipped runs)."""
+    """Every run predicted every way (see the module docstring); ``helpers`` are further runs
+    that help refit each family but are not reported (the shipped runs, for a user's file)."""
     own = [prepare(r, where) for r in runs]
     ids = {r.id for r in runs}
-    extra = [r for r in helpers or [] if r.id not in ids]
-    physics_spec = load_stack_spec(PHYSICS_STACK)
-    physics = [_error(prepare(r, where, PHYSICS_STACK), physics_spec)[0] for r in runs]
-    specs: dict[str, StackSpec] = {}
-    by_stack: dict[str, list[int]] = {}
-    names = [run_stack(r) for r in runs]
-    for i, name in enumerate(names):
-        specs.setdefault(name, load_stack_spec(name))
-        by_stack.setdefault(name, []).append(i)
-    loo: dict[int, float] = {}
-    for done, (name, idx) in enumerate(by_stack.items(), start=1):
-        more = [prepare(r, str(shipped_runs_path())) for r in extra if run_stack(r) == name]
-        loo.update(zip(idx, _loo([own[i] for i in idx], specs[name], more), strict=True))
+    extra = [prepare(r, str(shipped_runs_path())) for r in helpers or [] if r.id not in ids]
+    physics = [_error(prepare(r, where, PHYSICS_STACK))[0] for r in runs]
+    by_family: dict[str, list[int]] = {}
+    for i, r in enumerate(runs):
+        by_family.setdefault(family_of(r), []).append(i)
+    pools = {f: [own[i] for i in idx] + [p for p in extra if family_of(p.run) == f]
+             for f, idx in by_family.items()}
+    early = early_priors(pools)
+    columns: dict[int, tuple[float, float, float, float]] = {}
+    for done, (family, idx) in enumerate(by_family.items(), start=1):
+        names = calibrated_names(load_stack_spec(family))
+        more = [p for p in extra if family_of(p.run) == family]
+        errs = _family([own[i] for i in idx], more, names, priors(family), early[family])
+        for k, i in enumerate(idx):
+            columns[i] = (errs.loo[k], errs.loso[k], errs.split[k], errs.param_sd[k])
         if progress:
-            progress(done, len(by_stack))
+            progress(done, len(by_family))
     out = []
-    for i, (p, name) in enumerate(zip(own, names, strict=True)):
-        cal, fits = _error(p, specs[name])
+    for i, p in enumerate(own):
+        cal, fits = _error(p)
         r = p.run
+        loo, loso, split, sd = columns[i]
         out.append(RunComparison(
             id=r.id, model=r.model, chip=p.chip.name, vendor=p.vendor, moe=p.is_moe,
-            num_chips=r.num_chips, stack=name, metric=r.metric, measured=r.measured,
-            physics_error=physics[i], calibrated_error=cal, loo_error=loo[i], fits_memory=fits,
+            num_chips=r.num_chips, stack=p.spec.label, source_id=r.source_id,
+            published=r.published.isoformat() if r.published else None, sweep=r.sweep,
+            metric=r.metric, measured=r.measured,
+            faster_is_larger=FASTER_IS_LARGER[r.metric], physics_error=physics[i],
+            calibrated_error=cal, loo_error=float(loo), loso_error=float(loso),
+            split_error=float(split), param_sd=float(sd), fits_memory=fits,
             production=r.production, source=r.source,
         ))
     return out
@@ -130,100 +253,24 @@ def compare_runs(runs: list[MeasuredRun], where: str,
 # 39.3% over them, in sample, and 7.0% on their seven dense runs (issue 9's bar for dense runs).
 BASELINE_DENSE_MAE = 0.070
 BASELINE_RUNS: tuple[str, ...] = (
-    "dsv3-h800-prod",
-    "dsv3-h100-1024-fp8",
-    "dsv3-gb200-256-mxfp8",
-    "dsv3-gb200-256-bf16",
-    "qwen3-235b-h100-256-bf16",
-    "qwen3-235b-h100-256-bf16-a2a",
-    "mixtral8x22b-h100-128-bf16",
-    "mixtral8x7b-ascend-64",
-    "dsv2lite-ascend-8",
-    "llama3-405b-h100-8192",
-    "llama3-405b-h100-16384",
-    "mbridge-dsv3-gb300-256-bf16",
-    "mbridge-dsv3-gb300-256-mxfp8",
-    "mbridge-dsv3-gb200-256-mxfp8",
-    "mbridge-dsv3-b200-256-mxfp8",
-    "mbridge-qwen3-30b-gb300-8-mxfp8",
-    "mbridge-qwen3-30b-gb200-8-mxfp8",
-    "mbridge-qwen3-30b-b200-8-mxfp8",
-    "mbridge-qwen3-30b-h100-16-fp8",
-    "mbridge-qwen3-235b-gb300-256-bf16",
-    "mbridge-qwen3-235b-gb200-256-bf16",
-    "mbridge-qwen3-235b-b200-64-mxfp8",
-    "mbridge-llama3-70b-h100-64-fp8",
-    "mbridge-llama31-405b-h100-1024-fp8",
-    "mbridge-llama31-405b-gb200-256-fp8",
-    "mbridge-llama31-405b-gb300-256-fp8",
-    "mbridge-llama31-405b-b200-128-fp8",
+    "dsv3-h800-prod", "dsv3-h100-1024-fp8", "dsv3-gb200-256-mxfp8", "dsv3-gb200-256-bf16",
+    "qwen3-235b-h100-256-bf16", "qwen3-235b-h100-256-bf16-a2a", "mixtral8x22b-h100-128-bf16",
+    "mixtral8x7b-ascend-64", "dsv2lite-ascend-8", "llama3-405b-h100-8192",
+    "llama3-405b-h100-16384", "mbridge-dsv3-gb300-256-bf16", "mbridge-dsv3-gb300-256-mxfp8",
+    "mbridge-dsv3-gb200-256-mxfp8", "mbridge-dsv3-b200-256-mxfp8",
+    "mbridge-qwen3-30b-gb300-8-mxfp8", "mbridge-qwen3-30b-gb200-8-mxfp8",
+    "mbridge-qwen3-30b-b200-8-mxfp8", "mbridge-qwen3-30b-h100-16-fp8",
+    "mbridge-qwen3-235b-gb300-256-bf16", "mbridge-qwen3-235b-gb200-256-bf16",
+    "mbridge-qwen3-235b-b200-64-mxfp8", "mbridge-llama3-70b-h100-64-fp8",
+    "mbridge-llama31-405b-h100-1024-fp8", "mbridge-llama31-405b-gb200-256-fp8",
+    "mbridge-llama31-405b-gb300-256-fp8", "mbridge-llama31-405b-b200-128-fp8",
 )
-
-
-def mean_abs(values: list[float]) -> float:
-    return float(np.mean(np.abs(values))) if values else float("nan")
-
-
-def groups(comparisons: list[RunComparison]) -> dict[str, list[RunComparison]]:
-    """Runs by vendor and by dense/MoE, and all together."""
-    out: dict[str, list[RunComparison]] = {"all": list(comparisons)}
-    for c in comparisons:
-        out.setdefault(f"vendor {c.vendor}", []).append(c)
-        out.setdefault("MoE" if c.moe else "dense", []).append(c)
-    return out
-
-
-def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
-    """Mean absolute speed error per group, three ways, and the worst leave-one-out run."""
-    rows = []
-    for name, group in groups(comparisons).items():
-        worst = max(group, key=lambda c: abs(c.loo_error))
-        rows.append({
-            "group": name, "runs": len(group),
-            "physics_mae": mean_abs([c.physics_error for c in group]),
-            "calibrated_mae": mean_abs([c.calibrated_error for c in group]),
-            "loo_mae": mean_abs([c.loo_error for c in group]),
-            "worst_loo": worst.id, "worst_loo_error": worst.loo_error,
-        })
-    return rows
-
-
-def validation_report(comparisons: list[RunComparison], path: Path | None = None,
-                      stack: str | None = None) -> Report:
-    rows = [{
-        "run": c.id, "num_chips": c.num_chips, "chip": c.chip, "stack": c.stack,
-        "metric": c.metric, "measured": c.measured,
-        "physics_%": 100 * c.physics_error, "calibrated_%": 100 * c.calibrated_error,
-        "loo_%": 100 * c.loo_error,
-    } for c in comparisons]
-    summ = summary(comparisons)
-    payload = {"runs": [c.__dict__ for c in comparisons], "summary": summ,
-               "data": str(path or shipped_runs_path()), "stack": stack}
-    footer = [
-        f"{s['group']}: {s['runs']} runs, mean absolute speed error physics "
-        f"{100 * s['physics_mae']:.1f}%, calibrated {100 * s['calibrated_mae']:.1f}%, "
-        f"leave-one-out {100 * s['loo_mae']:.1f}% (worst {s['worst_loo']} "
-        f"{100 * s['worst_loo_error']:+.1f}%)" for s in summ]
-    footer += [
-        "speed error = predicted speed / measured speed - 1 (positive: moebench is optimistic)",
-        "physics: hardware-limit stack; calibrated: "
-        + (f"{stack} (--stack) for every run" if stack else "the run's stack as shipped")
-        + "; loo: the stack refitted without the run",
-    ]
-    production = [c.id for c in comparisons if c.production]
-    if production:
-        footer.append(f"{', '.join(production)}: a whole run's average, with restarts and batch "
-                      "ramp-up that the steady-state prediction leaves out")
-    return Report("moebench predictions against measured runs", pd.DataFrame(rows), payload,
-                  footer, labels={"num_chips": "chips", "physics_%": "physics %",
-                                        "calibrated_%": "calib %", "loo_%": "LOO %"},
-                  optional=("metric", "stack", "measured", "physics_%", "num_chips"))
 
 
 def validate(path: Path | None = None,
              progress: Callable[[int, int], None] | None = None,
              stack: str | None = None) -> list[RunComparison]:
-    """The runs of ``path`` (default: the shipped file) predicted three ways; ``stack`` (a
+    """The runs of ``path`` (default: the shipped file) predicted every way; ``stack`` (a
     catalog name or YAML) replaces the stack each run names, e.g. one a user calibrated."""
     runs = load_runs(path)
     shipped = path is None or path.resolve() == shipped_runs_path().resolve()
@@ -232,3 +279,4 @@ def validate(path: Path | None = None,
         runs, shipped = [replace(r, stack=stack) for r in runs], False
     return compare_runs(runs, str(path or shipped_runs_path()), progress,
                         helpers=None if shipped else load_runs())
+

@@ -119,7 +119,7 @@ FORMS = ("balanced, even, a Megatron layout such as Et*3|(tt|)*29m|L, layers per
 def layout_syntax_error(text: str) -> str | None:
     """Why ``text`` is no pipeline layout (before the model is known), or None."""
     compact = text.replace(" ", "")
-    if compact in ("balanced", "even") or compact in ACCOUNT \
+    if compact in ("balanced", "even", "even_where_divisible") or compact in ACCOUNT \
             or re.fullmatch(r"first=\d+,last=\d+", compact) \
             or re.fullmatch(r"\d+(,\d+)+", compact):
         return None

@@ -18,6 +18,7 @@ from moebench.engine.layout import (
     WrittenLayout,
     stage_counts,
 )
+from moebench.inputs.release import Release
 from moebench.inputs.run import (
     CP_KINDS,
     DUALPIPEV,
@@ -28,6 +29,7 @@ from moebench.inputs.run import (
     SHARDING,
     module_names,
 )
+from moebench.inputs.settings import plan_defaults
 
 HSDP = SHARDING.index("hsdp")
 
@@ -210,6 +212,12 @@ class PlanRequest:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
+
+    def with_defaults(self, release: Release, search: frozenset[str] = frozenset()
+                      ) -> PlanRequest:
+        """The request with the release's default schedule and pipeline layout where it gives
+        none and they are not searched (:func:`moebench.inputs.settings.plan_defaults`)."""
+        return replace(self, **plan_defaults(release, self.__dict__, search))
 
     def is_complete(self) -> bool:
         return all(getattr(self, f.name) is not None for f in fields(self)

@@ -38,6 +38,9 @@ from moebench.inputs.run import (
 )
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# A release default: Megatron's even split where the layers divide pp x vpp; where they do not,
+# Megatron-Bridge's recipes write an uneven layout, taken as the balanced bound.
+EVEN_WHERE_DIVISIBLE = "even_where_divisible"
 MICRO_BATCHES = (1, 2, 4, 8)
 # Published plans use up to 24 virtual stages (e.g. 12 and 24 in Megatron-Bridge recipes) and
 # context parallelism up to 32 for 128K-token training. The search grid offers CP beyond 8
@@ -262,6 +265,14 @@ def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
     DualPipeV's stage placement is their own."""
     text = req.pipeline_layout
     if text is None or text.strip() == "balanced":
+        return None
+    if text.strip() == EVEN_WHERE_DIVISIBLE:
+        # Even where the layers divide pp x chunks, else the recipe's own uneven split, which
+        # the balanced bound stands for.
+        g.expand("layout", np.array([LAYOUTS.index("even")]))
+        chunks = np.where(g["schedule"] == DUALPIPEV, 2, g["vpp"])
+        g.cols["layout"] = np.where(num_layers % (g["pp"] * chunks) == 0,
+                                    LAYOUTS.index("even"), LAYOUTS.index("balanced"))
         return None
     if text.strip() == "even":
         g.expand("layout", np.array([LAYOUTS.index("even")]))

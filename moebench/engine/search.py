@@ -14,6 +14,7 @@ compare against brute force).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -83,6 +84,32 @@ def search(
         best=best, shown=shown, search_seconds=time.perf_counter() - start,
         candidates=candidates,
     )
+
+
+def search_stacks(
+    arch: ModelArch, chip: Chip, stacks: Sequence[Stack], run: RunConfig, num_chips: int,
+    request: PlanRequest | None = None,
+) -> SearchResult:
+    """The best plan over several stacks of one release, differing in searched settings
+    (dispatcher, 1F1B all-to-all overlap, ...): each stack's own search, then the fastest that
+    fits; within :data:`TIE_BAND` the earlier stack (the release's default) is kept."""
+    best: SearchResult | None = None
+    for stack in stacks:
+        res = search(arch, chip, stack, run, num_chips, request)
+        if best is None or _faster(res, best):
+            best = res
+    if best is None:
+        raise ValueError("search_stacks needs at least one stack")
+    return best
+
+
+def _faster(a: SearchResult, b: SearchResult) -> bool:
+    """Whether ``a`` beats ``b``: it fits where ``b`` does not, or is faster by more than the
+    tie band."""
+    if a.fits != b.fits:
+        return a.fits
+    ta, tb = float(a.steps.step_time[a.shown]), float(b.steps.step_time[b.shown])
+    return ta < tb * (1 - TIE_BAND)
 
 
 def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,

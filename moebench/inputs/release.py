@@ -38,7 +38,7 @@ Graphs = Literal["none", "partial", "full"]
 CrossEntropy = Literal["unfused", "fused", "te"]
 OffloadModule = Literal["attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm",
                         "expert_fc1", "moe_act"]
-LayoutDefault = Literal["even", "balanced"]
+LayoutDefault = Literal["even", "balanced", "even_where_divisible"]
 
 
 class Claim(Record, Generic[T]):
@@ -104,8 +104,9 @@ class Defaults(Record):
     graphs: Claim[Graphs] | None = None
     cross_entropy: Claim[CrossEntropy] | None = None
     pipeline_layout: Claim[LayoutDefault] | None = Field(
-        default=None, description="even (Megatron's default split: layers divide pp x vpp) or "
-                                  "balanced (any split of whole layers)")
+        default=None, description="even (Megatron's default split: layers divide pp x vpp), "
+                                  "balanced (any split of whole layers) or even_where_divisible "
+                                  "(even, else the recipe's uneven layout)")
     dispatch_fp8: Claim[bool] | None = None
     sync_free: Claim[bool] | None = None
     offload_modules: Claim[list[OffloadModule]] | None = Field(
@@ -197,7 +198,7 @@ class Release:
         """The values a setting may take in this release (what ``--search`` tries)."""
         cap = SETTINGS.get(setting, "")
         if setting == "pipeline_layout":
-            return ("even", "balanced")
+            return ("even", "balanced", "even_where_divisible")
         have = getattr(self.caps, cap)
         if isinstance(have, bool):
             return (False, True) if have else (False,)

@@ -114,6 +114,10 @@ class ScenarioSpec(Record):
     expert_imbalance: Figure
     plan: PlanFields = Field(default_factory=PlanFields)
     stack_options: StackOptionsSpec = Field(default_factory=StackOptionsSpec)
+    search: list[str] = Field(
+        default_factory=list, description="settings searched instead of taken from each stack "
+                                          "release's defaults (moebench.inputs.settings: "
+                                          "dispatcher, schedule, layout, overlaps, all, ...)")
     pricing: Pricing
     goodput: GoodputSpec
     mixes: list[str] = Field(default_factory=list, description="mixed clusters compared beside "

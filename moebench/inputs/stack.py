@@ -21,7 +21,7 @@ have been applied.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,7 +134,17 @@ class ValidationSummary(Record):
     """How well the stack predicts measured runs (written by calibration), for caveats."""
 
     runs: int = Field(ge=0)
+    sources: int | None = Field(default=None, ge=0, description="publications the runs are from")
     loo_mean_abs_error: float | None = Field(default=None, ge=0)
+    loso_mean_abs_error: float | None = Field(
+        default=None, ge=0, description="mean absolute speed error, each source predicted by the "
+                                        "stack fitted without it (moebench validate)")
+    interval_80: list[float] | None = Field(
+        default=None, min_length=2, max_length=2,
+        description="10th and 90th percentile of log(predicted / measured speed) out of source: "
+                    "a new prediction's 80% interval before its figures' own uncertainty")
+    pinned: list[str] = Field(default_factory=list,
+                              description="fitted figures that sit on a bound")
     target: float = Field(gt=0, description="the error a stack should stay within")
     note: str = Field(min_length=3)
 
@@ -192,22 +202,23 @@ class StackSpec(Record):
         return self.release.label
 
     def select(self, release: str | None, option: str = "--stack") -> StackSpec:
-        """This family with ``release`` selected (None: the newest) and the figures that
-        release refits in place of the family's."""
+        """This family with ``release`` selected (None: the newest)."""
         name = release or newest(self._resolved).name
         if name not in self._resolved:
             raise InputError(option, None, f"stack {self.name} has no release {name!r}; its "
                              f"releases: {', '.join(self._resolved)}")
-        chosen = self._resolved[name]
-        out = self
-        for param, fig in chosen.refit.items():
-            section, field = CALIBRATABLE[param]
-            part = getattr(out, section).model_copy(update={field: fig})
-            out = out.model_copy(update={section: part})
-        if out is self:
-            out = self.model_copy()
+        out = self.model_copy()
         out._selected = name
         return out
+
+    def family_figure(self, param: str) -> Figure:
+        """A calibratable figure (:data:`CALIBRATABLE`) as the family states it."""
+        section, field = CALIBRATABLE[param]
+        return getattr(getattr(self, section), field)  # type: ignore[no-any-return]
+
+    def figure(self, param: str) -> Figure:
+        """A calibratable figure for the selected release: its refit, else the family's."""
+        return self.release.refit.get(param) or self.family_figure(param)
 
 
 Num = Any  # float, or a numpy array (uncertainty samples, calibration candidates)
@@ -327,13 +338,15 @@ def stack_from_spec(
     s = settings_of(rel, options)
     k, h, m = spec.kernels, spec.host, spec.moe
     d = m.dispatchers[s["dispatcher"]]
+    fig = spec.figure
     return Stack(
         name=rel.label, family=spec.name, release=rel, vendor=spec.vendor,
-        gemm_fraction=value(k.gemm_fraction), gemm_half_rows=value(k.gemm_half_rows),
+        gemm_fraction=value(fig("gemm_fraction")), gemm_half_rows=value(fig("gemm_half_rows")),
         gemm_half_depth=value(k.gemm_half_depth),
-        attention_fraction=value(k.attention_fraction),
+        attention_fraction=value(fig("attention_fraction")),
         cross_entropy=s["cross_entropy"],
-        host_op_s=to_base("op_us", value(h.op_us)), sync_s=to_base("sync_us", value(h.sync_us)),
+        host_op_s=to_base("op_us", value(fig("host_op_us"))),
+        sync_s=to_base("sync_us", value(h.sync_us)),
         bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=s["graphs"],
         graph_scope=frozenset(rel.caps.partial_graph_scope),
         ops_attention=h.ops.attention.value, ops_mla_extra=h.ops.mla_extra.value,
@@ -344,12 +357,24 @@ def stack_from_spec(
         host_sync=d.host_sync and not s["sync_free"], comm_sm_share=value(d.comm_sm_share),
         dispatch_fp8=s["dispatch_fp8"], ep_1f1b_overlap=s["ep_overlap"],
         tp_comm_overlap=s["tp_overlap"], pp_overlap=s["pp_overlap"], dp_overlap=s["dp_overlap"],
-        collective_fraction=value(spec.collectives.bandwidth_fraction),
-        overlap_sm_share=value(spec.collectives.overlap_sm_share),
+        collective_fraction=value(fig("collective_fraction")),
+        overlap_sm_share=value(fig("overlap_sm_share")),
         act_offload_mask=module_mask(tuple(rel.defaults["offload_modules"]), OFFLOAD_MODULES),
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
     )
+
+
+def with_calibrated(stack: Stack, values: dict[str, Num]) -> Stack:
+    """``stack`` with calibratable figures (:data:`CALIBRATABLE` names, profile units) set to
+    ``values`` (numbers, or arrays of candidates evaluated at once)."""
+    fields = {"gemm_fraction": "gemm_fraction", "gemm_half_rows": "gemm_half_rows",
+              "attention_fraction": "attention_fraction", "collective_fraction":
+              "collective_fraction", "overlap_sm_share": "overlap_sm_share"}
+    changes = {fields[k]: v for k, v in values.items() if k in fields}
+    if "host_op_us" in values:
+        changes["host_op_s"] = to_base("op_us", values["host_op_us"])
+    return replace(stack, **changes)
 
 
 def split_release(name_or_path: str) -> tuple[str, str | None]:

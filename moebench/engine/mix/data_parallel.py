@@ -68,7 +68,7 @@ class ExactShares:
             t = self.types[k]
             try:
                 res = search(self.arch, t.chip, t.stack, replace(t.run, global_batch=share),
-                             t.count, self.request)
+                             t.count, self.request.with_defaults(t.stack.release))
             except InputError as exc:
                 if exc.where != "plan":
                     raise

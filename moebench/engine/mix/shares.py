@@ -57,7 +57,8 @@ def _lines(arch: ModelArch, t: MixType, request: PlanRequest
     ref = t.count * mb_max
     run1, run2 = replace(t.run, global_batch=ref), replace(t.run, global_batch=2 * ref)
     try:
-        plans, memory, _ = plans_worth_timing(arch, t.chip, t.stack, run1, t.count, request)
+        plans, memory, _ = plans_worth_timing(arch, t.chip, t.stack, run1, t.count,
+                                              request.with_defaults(t.stack.release))
     except InputError:
         return None
     plans = plans.take(np.flatnonzero(memory.fits(t.chip)))  # exact pruning, fitting ones

@@ -1,0 +1,189 @@
+"""What a prediction assumed: every setting the run did not give, where it came from, and what
+the main alternative would change.
+
+A setting not given takes its stack release's default (or, named in ``--search``, the best of
+what the release implements); a plan dimension not given is searched within the release. For the
+settings, the chosen plan is evaluated again with each other option the release implements, and
+the one that moves the step most is reported: "dispatcher alltoall (release default); deepep
+would be -29%". That tells a reader which unstated choice the answer hangs on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from moebench.engine.plan import PlanRequest
+from moebench.engine.search import SearchResult, search
+from moebench.engine.step import evaluate
+from moebench.errors import InputError
+from moebench.inputs.release import SETTINGS
+from moebench.inputs.settings import PLAN_SETTINGS
+from moebench.inputs.stack import Stack, StackOptions, StackSpec, stack_from_spec
+
+# Settings that only matter for MoE models.
+MOE_ONLY = ("dispatcher", "ep_overlap", "dispatch_fp8", "sync_free")
+# Plan dimensions a search fills when the run does not give them.
+PLAN_DIMENSIONS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute",
+                   "sharding", "optimizer_offload", "offload_modules")
+# How a plan's JSON names each dimension.
+PLAN_KEYS = {"micro_batch": "micro_batch", "recompute": "recompute"}
+
+
+@dataclass(frozen=True)
+class Assumption:
+    setting: str
+    value: Any
+    how: str
+    """given, release default, searched (a setting) or searched within the release (a plan
+    dimension)."""
+    source: str
+    alternative: Any = None
+    change: float | None = None
+    """Step-time change with the alternative (-0.29: 29% faster); None: not evaluated."""
+
+    def text(self) -> str:
+        value = _words(self.setting, self.value)
+        out = f"{self.setting} {value} ({self.how})"
+        if self.alternative is not None and self.change is not None:
+            out += (f"; {_words(self.setting, self.alternative)} would be "
+                    f"{100 * self.change:+.0f}%")
+        return out
+
+
+def _words(setting: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "none"
+    return str(value)
+
+
+def stack_settings(stack: Stack) -> dict[str, Any]:
+    """The settings a stack was built with, by setting name."""
+    return {"dispatcher": stack.dispatcher, "ep_overlap": stack.ep_1f1b_overlap,
+            "tp_overlap": stack.tp_comm_overlap, "dp_overlap": stack.dp_overlap,
+            "pp_overlap": stack.pp_overlap, "graphs": stack.graphs,
+            "cross_entropy": stack.cross_entropy, "dispatch_fp8": stack.dispatch_fp8,
+            "sync_free": not stack.host_sync}
+
+
+def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
+                given: PlanRequest, search_set: frozenset[str]) -> list[Assumption]:
+    """Every setting and plan dimension of the chosen plan the run did not give, with where it
+    came from and, for settings, the alternative that changes the step most; the largest
+    changes first."""
+    if result.best is None:
+        return []
+    release = result.stack.release
+    i = result.best
+    plan = result.plans.describe(i, 0)
+    base = float(result.steps.step_time[i])
+    chosen = stack_settings(result.stack)
+    given_opts = options.as_dict()
+    out = []
+    for name in SETTINGS:
+        if (name in MOE_ONLY and not result.arch.is_moe) or name in given_opts:
+            continue
+        if name in PLAN_SETTINGS:
+            if getattr(given, name) is not None:
+                continue
+            value = plan["schedule"] if name == "schedule" else _layout_value(given, release)
+        else:
+            value = chosen[name]
+        how = "searched" if name in search_set else f"{release.label} default"
+        alt, change = _alternative(result, spec, chosen, name, value, base)
+        out.append(Assumption(setting=name, value=value, how=how,
+                              source=release.sources[f"defaults.{name}"],
+                              alternative=alt, change=change))
+    out.sort(key=lambda a: -abs(a.change or 0.0))
+    for dim in PLAN_DIMENSIONS:
+        if getattr(given, dim, None) is None:
+            out.append(Assumption(setting=dim, value=plan[PLAN_KEYS.get(dim, dim)],
+                                  how=f"searched within {release.label}",
+                                  source=f"{release.label} implements "
+                                         f"{_capability(release, dim)}"))
+    return out
+
+
+def _layout_value(given: PlanRequest, release: Any) -> str:
+    return given.pipeline_layout or release.defaults["pipeline_layout"]
+
+
+def _capability(release: Any, dim: str) -> str:
+    caps = release.caps
+    return {"sharding": ", ".join(caps.sharding),
+            "optimizer_offload": "optimizer offload" if caps.optimizer_offload
+            else "no optimizer offload",
+            "offload_modules": ", ".join(caps.activation_offload) or "no activation offload",
+            "vpp": "virtual stages" if caps.virtual_pipeline else "no virtual stages",
+            "cp": ", ".join(caps.cp_kinds) or "no context parallelism",
+            "etp": "expert TP apart from TP" if caps.expert_tp else "expert TP = TP",
+            }.get(dim, "it")
+
+
+def _alternative(result: SearchResult, spec: StackSpec, chosen: dict[str, Any], name: str,
+                 value: Any, base: float) -> tuple[Any, float | None]:
+    """The other option of a setting that changes the chosen plan's step most (the fastest
+    one if any is faster), and the change; (None, None) when no other option applies."""
+    release = result.stack.release
+    changes = {}
+    for option in release.options(name):
+        if option == value:
+            continue
+        step = _step_with(result, spec, chosen, name, option)
+        if step is not None:
+            changes[option] = step / base - 1.0
+    if not changes:
+        return None, None
+    faster = {k: v for k, v in changes.items() if v < 0}
+    pick = min(faster, key=faster.__getitem__) if faster else max(
+        changes, key=lambda k: abs(changes[k]))
+    return (pick, changes[pick]) if abs(changes[pick]) > 1e-4 else (None, None)
+
+
+def _step_with(result: SearchResult, spec: StackSpec, chosen: dict[str, Any], name: str,
+               option: Any) -> float | None:
+    """The chosen plan's step time with one setting changed (None: the plan cannot run so)."""
+    i = result.best
+    assert i is not None
+    if name in PLAN_SETTINGS:
+        plan: dict[str, Any] = result.plans.describe(i, 0)
+        fixed = {k: plan[k] for k in ("tp", "pp", "vpp", "ep", "etp", "cp", "cp_kind",
+                                      "schedule", "sharding", "optimizer_offload",
+                                      "micro_batch", "recompute")}
+        fixed[name] = option
+        modules = tuple(plan["recompute_modules"]) or None
+        try:
+            res = search(result.arch, result.chip, result.stack, result.run, result.num_chips,
+                         PlanRequest(**fixed, recompute_modules=modules,
+                                     offload_modules=tuple(plan["offload_modules"])))
+        except InputError:
+            return None
+        return float(res.steps.step_time[res.shown]) if res.fits else None
+    options = StackOptions(**{k: v for k, v in {**chosen, name: option}.items()
+                              if k != "sync_free"},
+                           sync_free=option if name == "sync_free" else chosen["sync_free"])
+    stack = stack_from_spec(spec.select(result.stack.release.name), options)
+    steps = evaluate(result.arch, result.chip, stack, result.run, result.plans.take(i))
+    return float(steps.step_time[0])
+
+
+def assumed_payload(items: list[Assumption]) -> list[dict[str, Any]]:
+    return [asdict(a) for a in items]
+
+
+def assumed_lines(items: list[Assumption], limit: int = 4) -> list[str]:
+    """The footer: the settings that move the answer most, then what the search filled."""
+    settings = [a for a in items if a.how.endswith("default") or a.how == "searched"]
+    searched = [a for a in items if a.how.startswith("searched within")]
+    lines = []
+    if settings:
+        lines.append("assumed (not given): " + "; ".join(a.text() for a in settings[:limit])
+                     + (f"; {len(settings) - limit} more in --format json"
+                        if len(settings) > limit else ""))
+    if searched:
+        lines.append(f"searched within {searched[0].how.rpartition(' ')[2]}: "
+                     + ", ".join(f"{a.setting} {_words(a.setting, a.value)}" for a in searched))
+    return lines
+

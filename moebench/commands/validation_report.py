@@ -1,0 +1,225 @@
+"""What ``moebench validate`` reports: errors per group, plan ranking on published sweeps,
+prediction intervals and their coverage, and fitted figures pinned at a bound."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm, spearmanr
+
+from moebench.commands.calibrate import PARAMETERS
+from moebench.commands.measured_runs import shipped_runs_path
+from moebench.commands.report import Report
+from moebench.commands.validation import SPLIT_DATE, RunComparison
+from moebench.inputs import catalog
+from moebench.inputs.stack import load_stack_spec
+
+INTERVAL = 0.8
+"""The prediction interval's coverage: 10th to 90th percentile of out-of-source errors."""
+MIN_POOL = 15
+"""Out-of-source residuals a vendor needs to pool its own; below, every vendor's are pooled."""
+
+
+def mean_abs(values: list[float]) -> float:
+    vals = [v for v in values if not math.isnan(v)]
+    return float(np.mean(np.abs(vals))) if vals else float("nan")
+
+
+def groups(comparisons: list[RunComparison]) -> dict[str, list[RunComparison]]:
+    """Runs by vendor and by dense/MoE, and all together."""
+    out: dict[str, list[RunComparison]] = {"all": list(comparisons)}
+    for c in comparisons:
+        out.setdefault(f"vendor {c.vendor}", []).append(c)
+        out.setdefault("MoE" if c.moe else "dense", []).append(c)
+    return out
+
+
+def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
+    """Mean absolute speed error per group, every way, and the worst out-of-source run."""
+    rows = []
+    for name, group in groups(comparisons).items():
+        worst = max(group, key=lambda c: abs(c.loso_error))
+        late = [c.split_error for c in group if not math.isnan(c.split_error)]
+        rows.append({
+            "group": name, "runs": len(group),
+            "physics_mae": mean_abs([c.physics_error for c in group]),
+            "calibrated_mae": mean_abs([c.calibrated_error for c in group]),
+            "loo_mae": mean_abs([c.loo_error for c in group]),
+            "loso_mae": mean_abs([c.loso_error for c in group]),
+            "split_mae": mean_abs(late), "split_runs": len(late),
+            "worst_loso": worst.id, "worst_loso_error": worst.loso_error,
+            "sources": len({c.source_id for c in group}),
+        })
+    return rows
+
+
+def _speed(c: RunComparison, error: float) -> tuple[float, float]:
+    """(measured speed, predicted speed) in a common, larger-is-faster unit."""
+    measured = c.measured if c.faster_is_larger else 1.0 / c.measured
+    return measured, measured * (1.0 + error)
+
+
+def sweep_ranking(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
+    """Per published sweep (three plans or more): Spearman correlation of the out-of-source
+    predicted speeds with the measured ones, and the regret: how much slower the plan predicted
+    fastest measured than the fastest measured plan."""
+    by_sweep: dict[str, list[RunComparison]] = {}
+    for c in comparisons:
+        if c.sweep:
+            by_sweep.setdefault(c.sweep, []).append(c)
+    out = []
+    for name, runs in by_sweep.items():
+        if len(runs) < 3:
+            continue
+        speeds = np.array([_speed(c, c.loso_error) for c in runs])
+        rho = float(spearmanr(speeds[:, 1], speeds[:, 0]).statistic)
+        chosen, best = int(np.argmax(speeds[:, 1])), int(np.argmax(speeds[:, 0]))
+        out.append({
+            "sweep": name, "runs": len(runs), "chip": runs[0].chip, "model": runs[0].model,
+            "num_chips": runs[0].num_chips, "stack": runs[0].stack,
+            "spearman": rho if not math.isnan(rho) else 0.0,
+            "regret": float(speeds[best, 0] / speeds[chosen, 0] - 1.0),
+            "predicted_best": runs[chosen].id, "measured_best": runs[best].id,
+        })
+    return out
+
+
+def residual_pool(comparisons: list[RunComparison], c: RunComparison) -> np.ndarray:
+    """Out-of-source log errors of the runs of other sources: the run's vendor's when it has
+    :data:`MIN_POOL` of them, else every vendor's."""
+    others = [x for x in comparisons if x.source_id != c.source_id]
+    same = [x for x in others if x.vendor == c.vendor]
+    pool = same if len(same) >= MIN_POOL else others
+    return np.log1p(np.array([x.loso_error for x in pool]))
+
+
+# Standard normal quantiles at the midpoints of 41 equal-probability bins: the parameter spread
+# convolved with the residual pool.
+_Z = norm.ppf((np.arange(41) + 0.5) / 41)
+
+
+def interval_quantiles(pool: np.ndarray, sd: float, level: float = INTERVAL
+                       ) -> tuple[float, float]:
+    """The (low, high) quantiles of log(predicted / measured) for a new run: the residual pool
+    spread by the parameters' uncertainty (sd in log), widened to hold zero so that the point
+    prediction always lies inside its interval."""
+    pool = pool if pool.size else np.zeros(1)  # no other source: the parameters' spread alone
+    samples = (pool[:, None] + sd * _Z[None, :]).ravel()
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(samples, [tail, 1.0 - tail])
+    return min(float(lo), 0.0), max(float(hi), 0.0)
+
+
+def intervals(comparisons: list[RunComparison]) -> dict[str, tuple[float, float]]:
+    """Each run's interval for log(predicted / measured), from other sources' residuals."""
+    return {c.id: interval_quantiles(residual_pool(comparisons, c), c.param_sd)
+            for c in comparisons}
+
+
+def coverage(comparisons: list[RunComparison],
+             bands: dict[str, tuple[float, float]]) -> float:
+    """Share of runs whose out-of-source error lies inside its interval."""
+    inside = [bands[c.id][0] <= math.log1p(c.loso_error) <= bands[c.id][1] for c in comparisons]
+    return float(np.mean(inside)) if inside else float("nan")
+
+
+def pinned_figures() -> list[str]:
+    """Shipped calibrated figures that sit on a bound of their parameter: the data would push
+    them further, a sign that something physical is missing."""
+    out = []
+    for name in catalog.catalog_names("stacks"):
+        spec = load_stack_spec(name)
+        figs = [(p, spec.family_figure(p)) for p in PARAMETERS]
+        figs += [(f"{p}@{r.name}", f) for r in spec.releases_resolved.values()
+                 for p, f in r.refit.items()]
+        for param, fig in figs:
+            bound = PARAMETERS[param.partition("@")[0]]
+            if fig.kind == "calibrated" and fig.value in (bound.low, bound.high):
+                side = "lower" if fig.value == bound.low else "upper"
+                out.append(f"{name}: {param} at its {side} bound {fig.value:g}")
+    return out
+
+
+def _measured_band(c: RunComparison, band: tuple[float, float]) -> tuple[float, float]:
+    """The interval of the measured value around the out-of-source prediction, in its unit."""
+    measured, predicted = _speed(c, c.loso_error)
+    lo, hi = predicted * math.exp(-band[1]), predicted * math.exp(-band[0])
+    return (lo, hi) if c.faster_is_larger else (1.0 / hi, 1.0 / lo)
+
+
+def validation_report(comparisons: list[RunComparison], path: Path | None = None,
+                      stack: str | None = None) -> Report:
+    bands = intervals(comparisons)
+    rows = []
+    for c in comparisons:
+        lo, hi = _measured_band(c, bands[c.id])
+        rows.append({
+            "run": c.id, "num_chips": c.num_chips, "chip": c.chip, "stack": c.stack,
+            "metric": c.metric, "measured": c.measured, "interval_80": f"{lo:.4g}-{hi:.4g}",
+            "physics_%": 100 * c.physics_error, "calibrated_%": 100 * c.calibrated_error,
+            "loo_%": 100 * c.loo_error, "loso_%": 100 * c.loso_error,
+            "split_%": 100 * c.split_error,
+        })
+    summ = summary(comparisons)
+    sweeps = sweep_ranking(comparisons)
+    cover = coverage(comparisons, bands)
+    pinned = pinned_figures()
+    payload = {"runs": [_no_nan({**c.__dict__, "interval_log": list(bands[c.id])})
+                        for c in comparisons],
+               "summary": [_no_nan(s) for s in summ], "sweeps": sweeps, "coverage_80": cover,
+               "pinned": pinned,
+               "split_date": SPLIT_DATE.isoformat(),
+               "data": str(path or shipped_runs_path()), "stack": stack}
+    footer = [
+        f"{s['group']}: {s['runs']} runs from {s['sources']} sources, mean absolute speed "
+        f"error leave-one-source-out {100 * s['loso_mae']:.1f}% (leave-one-out "
+        f"{100 * s['loo_mae']:.1f}%, calibrated {100 * s['calibrated_mae']:.1f}%, physics "
+        f"{100 * s['physics_mae']:.1f}%); time split {_pct(s['split_mae'])} on "
+        f"{s['split_runs']} later runs (worst {s['worst_loso']} "
+        f"{100 * s['worst_loso_error']:+.1f}%)" for s in summ]
+    if sweeps:
+        footer.append(
+            f"plan ranking over {len(sweeps)} published sweeps: mean Spearman "
+            f"{np.mean([s['spearman'] for s in sweeps]):.2f}, mean regret "
+            f"{100 * np.mean([s['regret'] for s in sweeps]):.1f}%, worst "
+            f"{max(sweeps, key=lambda s: s['regret'])['sweep']} "
+            f"{100 * max(s['regret'] for s in sweeps):.1f}%")
+        footer += [f"  {s['sweep']} ({s['runs']} plans, {s['num_chips']} {s['chip']}): "
+                   f"Spearman {s['spearman']:.2f}, regret {100 * s['regret']:.1f}%"
+                   for s in sweeps]
+    footer += [
+        f"80% intervals (10th-90th percentile of other sources' out-of-source errors, spread "
+        f"by the fitted figures' uncertainty) hold {100 * cover:.0f}% of the measured runs",
+        "speed error = predicted speed / measured speed - 1 (positive: moebench is optimistic)",
+        "physics: hardware-limit stack; calibrated: "
+        + (f"{stack} (--stack) for every run" if stack else "the run's stack release as shipped")
+        + "; loo: refitted without the run; loso: refitted without the run's whole source; "
+        f"split: fitted on runs published before {SPLIT_DATE.isoformat()}",
+    ]
+    if pinned:
+        footer.append("fitted figures on a bound (something physical is missing): "
+                      + "; ".join(pinned))
+    production = [c.id for c in comparisons if c.production]
+    if production:
+        footer.append(f"{', '.join(production)}: a whole run's average, with restarts and batch "
+                      "ramp-up that the steady-state prediction leaves out")
+    return Report("moebench predictions against measured runs", pd.DataFrame(rows), payload,
+                  footer, labels={"num_chips": "chips", "physics_%": "physics %",
+                                  "calibrated_%": "calib %", "loo_%": "LOO %",
+                                  "loso_%": "LOSO %", "split_%": "split %",
+                                  "interval_80": "80% interval"},
+                  optional=("metric", "stack", "measured", "physics_%", "num_chips",
+                            "interval_80", "loo_%", "split_%", "calibrated_%"))
+
+
+def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A JSON row with 'no value' (NaN: e.g. a run before the time split) as null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
