@@ -34,14 +34,14 @@ from moebench.inputs.scenario import load_scenario
 from moebench.inputs.stack import load_stack_spec
 from tests.conftest import shipped_rows, write_runs
 
-# Leave-one-source-out, on 2026-12-05 (130 runs from 26 sources): all 15.0%, NVIDIA 9.6%,
-# AMD 23.5%, Huawei 52.9% (its 2024 table is 9 of its 13 runs: left out, the other 4 fit it).
+# Leave-one-source-out, on 2026-12-05 (172 runs from 33 sources): all 16.4%, NVIDIA 13.4%,
+# AMD 16.4%, Huawei 40.2% (its 2024 table is 9 of its 16 runs: left out, the others fit it).
 MAX_LOSO_ALL = 0.17
-MAX_LOSO_NVIDIA = 0.12
-MAX_LOSO_AMD = 0.27
-MAX_LOSO_HUAWEI = 0.58
-# Leave-one-run-out, beside it: 11.0% over all runs on 2026-12-05.
-MAX_LOO_ALL = 0.13
+MAX_LOSO_NVIDIA = 0.145
+MAX_LOSO_AMD = 0.19
+MAX_LOSO_HUAWEI = 0.43
+# Leave-one-run-out, beside it: 13.4% over all runs on 2026-12-05.
+MAX_LOO_ALL = 0.145
 
 
 @pytest.fixture(scope="module")
