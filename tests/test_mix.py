@@ -123,8 +123,8 @@ def test_only_pooled_memory_lets_a_mix_beat_its_parts(model, mix):
     band: a share of the batch can divide into micro-batches a little better than the whole
     batch). With real memory a pipeline may, by pooling memory; Mixtral 8x7B on 16 H800 + 16 A100
     does (alone, each type fits only micro-batch 1 with its experts split eight ways) when
-    neither side offloads optimizer states or activations (the pipeline does not model offload, the other way to buy memory), and the
-    output says why."""
+    neither side offloads optimizer states or activations (the pipeline does not model offload,
+    the other way to buy memory), and the output says why."""
     found = searched(model, mix, big_memory=True)
     apart = apart_tokens_per_s(found)
     for name, s in found.strategies.items():
