@@ -165,7 +165,9 @@ def test_the_split_is_whole_micro_batches_and_balances_the_types():
         assert p.sequences % (p.plan["dp"] * p.plan["micro_batch"]) == 0
         assert p.plan["num_micro_batches"] * p.plan["dp"] * p.plan["micro_batch"] == p.sequences
     steps = [p.step_time_s for p in dp.parts]
-    assert max(steps) / min(steps) < 1.02  # the faster type gets more of the batch
+    # The faster type gets more of the batch, balanced within what whole micro-batches allow
+    # (a part with 1,024-way data parallelism and micro-batch 4 moves 4,096 sequences at once).
+    assert max(steps) / min(steps) < 1.06
     assert dp.parts[0].sequences > dp.parts[1].sequences  # H800s are faster in total
 
 

@@ -12,8 +12,8 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     result = cli("stacks", "list", "--format", "csv")
     assert result.exit_code == 0, result.output
     df = pd.read_csv(io.StringIO(result.output)).set_index("name")
-    families = {"generic", "hai-llm", "hardware-limit", "megatron-core-nvidia", "meta-llama3",
-                "mindspeed-llm", "primus-amd"}
+    families = {"generic", "hai-llm", "hardware-limit", "megatron-core-nvidia",
+                "megatron-deepspeed", "meta-llama3", "mindspeed-llm", "primus-amd"}
     assert set(df["family"]) == families
     # One row per release, named family@release, dated.
     for family in families:

@@ -64,12 +64,13 @@ def test_alltoall_with_and_without_deduplication():
                                       1000 * remote * 1e3 / 10e9))
 
 
-def _tiny_moe_context(**stack_changes):
+def _tiny_moe_context(modules: tuple[str, ...] = (), **stack_changes):
     arch = arch_from_spec(tiny_spec())
     chip = load_chip("h100")
     stack = replace(stack_of(chip), **stack_changes)
     run = RunConfig(seq_len=128, global_batch=8)
-    plans = _plan(arch, chip, run, 2, ep=2)
+    rc = dict(recompute="selective", recompute_modules=modules) if modules else {}
+    plans = _plan(arch, chip, run, 2, ep=2, **rc)
     return build_context(arch, chip, stack, run, plans)
 
 
@@ -82,11 +83,35 @@ def test_host_time_counts_operations_by_block():
     ops = host.block_ops(ctx, captured=True)
     assert _v(ops.attention) == 10 and _v(ops.dense) == 5 and _v(ops.router) == 31
     assert _v(ops.moe_post) == 5 + 20 + 3 * 4  # shared expert, dispatcher, 4 local experts
-    ht = host.host_time(ctx, host.block_ops(ctx, captured=True))
+    ht = host.host_time(ctx, host.block_ops(ctx, captured=True),
+                        host.recompute_ops(ctx, captured=True))
     forward_ops = 1 * (10 + 5) + 3 * (10 + 31 + 37)
     assert _v(ht.forward) == pytest.approx(forward_ops * 30e-6)
     assert _v(ht.backward) == pytest.approx(2 * forward_ops * 30e-6)
     assert _v(ht.syncs) == 3  # one per MoE layer (dropless dispatcher)
+
+
+def test_selective_recompute_dispatches_its_modules_again():
+    """core_attn, layernorm and moe_act on the tiny model (4 layers, 1 dense, one shared
+    expert), checkpoint worth 8 operations: per layer the attention block reruns the fused
+    attention (1) and its norm (1), each with a checkpoint (8): 18; a MoE block its norm and the
+    routed and shared activations (1 + 2) with two checkpoints: 19; the dense block its norm and
+    activation with two: 18. The host pays 4 x 18 + 3 x 19 + 18 = 147 more operations in
+    backward; the device runs the 2, 3 and 2 kernels again, without the checkpoints. Adding the
+    moe module reruns the whole MoE block instead of checkpointing its activations apart."""
+    ops = dict(graphs="none", ops_checkpoint=8.0, host_op_s=30e-6, bwd_ops_ratio=2.0)
+    ctx = _tiny_moe_context(("core_attn", "layernorm", "moe_act"), **ops)
+    rc = host.recompute_ops(ctx, captured=True)
+    assert (_v(rc.attention), _v(rc.moe_post), _v(rc.dense)) == (18, 19, 18)
+    kernels = host.recompute_ops(ctx, captured=False)
+    assert (_v(kernels.attention), _v(kernels.moe_post), _v(kernels.dense)) == (2, 3, 2)
+    plain = _tiny_moe_context(**ops)
+    blocks = host.block_ops(ctx, captured=True)
+    extra = (_v(host.host_time(ctx, blocks, rc).backward)
+             - _v(host.host_time(plain, blocks, host.recompute_ops(plain, True)).backward))
+    assert extra == pytest.approx(147 * 30e-6)
+    whole = _tiny_moe_context(("core_attn", "layernorm", "moe_act", "moe"), **ops)
+    assert _v(host.recompute_ops(whole, captured=True).moe_post) == 9  # its norm alone
 
 
 def test_graphs_remove_host_operations_but_not_the_dropless_experts():
@@ -134,6 +159,22 @@ def test_capacity_factor_bounds_the_busiest_rank_and_removes_the_sync():
     assert float(a.received[0]) == pytest.approx(4096 * 2 * 1.3)
     assert float(b.received[0]) == pytest.approx(4096 * 2 * 1.1)
     assert a.dropless_sync and not b.dropless_sync
+
+
+def test_expert_imbalance_needs_more_than_one_expert_rank():
+    """Dropless imbalance loads the busiest of several expert ranks; with ep = 1 one rank holds
+    every expert and receives exactly k copies of each of its tokens (capacity padding still
+    applies at any ep)."""
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    stack = stack_of(chip)
+    run = RunConfig(seq_len=4096, global_batch=64, expert_imbalance=1.3)
+    alone = build_context(arch, chip, stack, run, _plan(arch, chip, run, 8, tp=8, ep=1))
+    spread = build_context(arch, chip, stack, run, _plan(arch, chip, run, 8, tp=1, ep=8))
+    padded = build_context(arch, chip, stack, replace(run, capacity_factor=1.1),
+                           _plan(arch, chip, run, 8, tp=8, ep=1))
+    assert float(alone.received[0]) == pytest.approx(4096 / 8 * 2)
+    assert float(spread.received[0]) == pytest.approx(4096 * 2 * 1.3)
+    assert float(padded.received[0]) == pytest.approx(4096 / 8 * 2 * 1.1)
 
 
 def test_1f1b_warm_up_micro_batches():

@@ -69,6 +69,8 @@ class RunComparison:
     metric: str
     measured: float
     faster_is_larger: bool
+    tokens_per_step: float
+    """Global batch x sequence length: what a step of this run trains."""
     physics_error: float
     """Speed error with the hardware-limit stack (positive: the prediction is faster)."""
     calibrated_error: float
@@ -240,7 +242,8 @@ def compare_runs(runs: list[MeasuredRun], where: str,
             num_chips=r.num_chips, stack=p.spec.label, source_id=r.source_id,
             published=r.published.isoformat() if r.published else None, sweep=r.sweep,
             metric=r.metric, measured=r.measured,
-            faster_is_larger=FASTER_IS_LARGER[r.metric], physics_error=physics[i],
+            faster_is_larger=FASTER_IS_LARGER[r.metric],
+            tokens_per_step=float(r.global_batch * r.seq_len), physics_error=physics[i],
             calibrated_error=cal, loo_error=float(loo), loso_error=float(loso),
             split_error=float(split), param_sd=float(sd), fits_memory=fits,
             production=r.production, source=r.source,

@@ -58,8 +58,12 @@ def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
 
 
 def _speed(c: RunComparison, error: float) -> tuple[float, float]:
-    """(measured speed, predicted speed) in a common, larger-is-faster unit."""
-    measured = c.measured if c.faster_is_larger else 1.0 / c.measured
+    """(measured speed, predicted speed) in a common, larger-is-faster unit: a step time
+    becomes tokens per second per chip, since a sweep's plans may train different batches."""
+    if c.metric == "step_time_s":
+        measured = c.tokens_per_step / (c.measured * c.num_chips)
+    else:
+        measured = c.measured if c.faster_is_larger else 1.0 / c.measured
     return measured, measured * (1.0 + error)
 
 
@@ -84,6 +88,54 @@ def sweep_ranking(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
             "spearman": rho if not math.isnan(rho) else 0.0,
             "regret": float(speeds[best, 0] / speeds[chosen, 0] - 1.0),
             "predicted_best": runs[chosen].id, "measured_best": runs[best].id,
+        })
+    return out
+
+
+# Sources held before first predictions were recorded (commit bf96b23): every later source
+# entered validation through scripts/add_source.py, which records how the model predicted it
+# before it joined the fit.
+SOURCES_BEFORE_FIRST_PREDICTIONS = frozenset({
+    "amd-primus-projection-blog-mi325x-llama31", "amd-primus-projection-blog-mi355x-mixtral",
+    "deepseek-v3-report-table1", "llama3-herd-table4", "mbridge-perf-summary-25.09",
+    "mbridge-perf-summary-25.11", "mbridge-perf-summary-26.02.01", "mbridge-perf-summary-26.04",
+    "mbridge-perf-summary-26.04.01", "mbridge-perf-summary-26.08", "mcore-moe-report-2603.07685",
+    "mindspeed-llm-features-readme-2026-06", "mindspeed-llm-readme-2025-03",
+    "mlm-dsv3-gb200-optimization-guide", "mlm-readme-weak-scaling-2024",
+    "modellink-readme-pretrain-2024", "modelzoo-mixtral-8x22b-script", "modelzoo-qwen3-gb200-table",
+    "modelzoo-qwen3-gb300-script-2603", "modelzoo-qwen3-gb300-script-2605",
+    "modelzoo-qwen3-h100-longctx", "modelzoo-qwen3-h100-script-2603", "modelzoo-qwen3-h100-table",
+    "nemo-long-seq-25.04-b200", "primus-moe-blog-fig6-dsv2lite", "primus-moe-blog-fig7-dsv2",
+})
+
+
+def first_predictions_path() -> Path:
+    return shipped_runs_path().with_name("first-predictions.csv")
+
+
+def load_first_predictions(path: Path | None = None) -> pd.DataFrame:
+    """The recorded first predictions: id, source_id, recorded, commit, stack, predicted_error
+    (speed error before the run's source joined the fit)."""
+    return pd.read_csv(path or first_predictions_path(), dtype={"commit": str})
+
+
+def first_predictions(comparisons: list[RunComparison],
+                      path: Path | None = None) -> list[dict[str, Any]]:
+    """Per source added since first predictions were recorded: its runs, when it was
+    recorded, the mean absolute error of the prediction made before it joined the fit, and
+    its leave-one-source-out error now (both over the runs it still holds)."""
+    table = load_first_predictions(path)
+    loso = {c.id: c.loso_error for c in comparisons}
+    out = []
+    for source, rows in table.groupby("source_id", sort=False):
+        held = rows[rows["id"].isin(loso.keys())]
+        if held.empty:
+            continue
+        out.append({
+            "source_id": source, "runs": len(held), "recorded": str(held["recorded"].min()),
+            "stack": held["stack"].iloc[0],
+            "first_mae": float(np.mean(np.abs(held["predicted_error"]))),
+            "loso_mae": float(np.mean([abs(loso[i]) for i in held["id"]])),
         })
     return out
 

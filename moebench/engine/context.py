@@ -157,9 +157,11 @@ def build_context(
     slow = np.where(ep_overlap, 1.0 / (1.0 - stack.comm_sm_share), 1.0)
     tokens = f["mb"] * run.seq_len
     tok_sp = tokens / (tp * cp)
-    # The busiest rank's load: the imbalance under dropless routing; exactly the capacity factor
-    # under drop-and-pad (every expert computes its padded capacity).
-    load = run.capacity_factor if run.capacity_factor is not None else run.expert_imbalance
+    # The busiest rank's load: the imbalance under dropless routing, none when one rank holds
+    # every expert (ep = 1: it receives exactly k copies of each token); exactly the capacity
+    # factor under drop-and-pad (every expert computes its padded capacity, at any ep).
+    load = (run.capacity_factor if run.capacity_factor is not None
+            else np.where(ep > 1, run.expert_imbalance, 1.0))
     received = tok_sp * sh.top_k * load
     local_experts = max(sh.num_experts, 1) / ep
     counts = plans.stage_counts(spec.num_layers)
@@ -213,7 +215,7 @@ def distinct(ctx: StepContext, fields: tuple[str, ...] = ("tp", "cp", "cp_kind",
 
     Per-layer compute, TP/EP/CP traffic and kernel counts depend only on (tp, cp, micro-batch,
     ep, etp) and on whether all-to-all runs beside compute; activations per layer on (tp, cp,
-    micro-batch, etp, recompute). A full search repeats each combination across pipeline
+    micro-batch, ep, etp, recompute). A full search repeats each combination across pipeline
     sizes, virtual stages, recompute and schedules: evaluated once per combination and gathered
     back, they cost a fraction. Only with more than one plan (calibration and sampling evaluate
     one plan against arrays of figures, which must not be gathered).

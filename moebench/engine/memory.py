@@ -166,7 +166,7 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
                     ) -> MemoryBreakdown:
     """Bytes per chip on the most loaded stage for every plan, from its (replicated,
     expert-sharded) parameters per chip (:func:`stage_params`)."""
-    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "recompute", "rc_modules",
+    small, index = distinct(ctx, ("tp", "cp", "mb", "ep", "etp", "recompute", "rc_modules",
                                   "act_offload"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
     off = expand(np.broadcast_to(offloaded_bytes_per_layer(small), small.tp.shape), index)
@@ -180,12 +180,13 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
     (``recompute[j]``, ``rc_modules[j]``), as n x k rows, option innermost: the order in which
     :func:`moebench.engine.plan_space.candidate_plans` builds them.
 
-    Recompute changes only the activations, and those only through (tp, cp, micro-batch, etp)
-    per layer: the training state is computed once per plan and the activations once per
-    distinct combination and option, instead of k times over every row (equal to
+    Recompute changes only the activations, and those only through (tp, cp, micro-batch, ep,
+    etp) per layer (ep through the busiest rank's imbalance, none at ep = 1): the training
+    state is computed once per plan and the activations once per distinct combination and
+    option, instead of k times over every row (equal to
     :func:`memory_per_chip` of the expanded plans, tested)."""
     k = len(recompute)
-    small, index = distinct(ctx, ("tp", "cp", "mb", "etp", "act_offload"))
+    small, index = distinct(ctx, ("tp", "cp", "mb", "ep", "etp", "act_offload"))
     stored: list[np.ndarray] = []
     working: list[np.ndarray] = []
     off: list[np.ndarray] = []

@@ -136,13 +136,16 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     moe_again, mlp_again = ctx.recomputes("moe"), ctx.recomputes("mlp")
     core_again = ctx.recomputes("core_attn")
 
-    # TP per block and pass, hidden (if the stack overlaps it) behind that block's GEMMs.
+    # TP per block and pass: forwards (recomputed ones too) hide it only if the stack overlaps
+    # it with their GEMMs; the backward pass hides two of its three collectives regardless.
     def tp_x(block: np.ndarray, gemm: np.ndarray, again: np.ndarray | float = 0.0
              ) -> tuple[np.ndarray, np.ndarray]:
+        redo = full + again
         return (overlap.tp_exposed(ctx, block, gemm),
-                overlap.tp_exposed(ctx, block * (bwd_passes + again),
-                                   gemm * (compute.GEMM_BWD_FACTOR + full + again)))
+                overlap.tp_exposed(ctx, block * redo, gemm * redo)
+                + overlap.tp_backward_exposed(ctx, block, gemm * compute.GEMM_BWD_FACTOR))
 
+    tp_bwd = overlap.TP_BWD_VOLUME + full  # backward TP traffic per block, in forwards'
     att_x, att_xb = tp_x(tp.attention, f.attn_proj)
     moe_x, moe_xb = tp_x(tp.moe, f.shared + f.experts, moe_again)
     den_x, den_xb = tp_x(tp.dense, f.dense_ffn, mlp_again)
@@ -153,24 +156,27 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     windows = overlap.PhaseWindows(
         fwd_attention=lp.attention_fwd - (tp.attention - att_x) - cp_hidden_f,
         fwd_mlp=lp.moe_fwd - (tp.moe - moe_x),
-        bwd_attention=lp.attention_bwd - (tp.attention * bwd_passes - att_xb) - cp_hidden_b,
-        bwd_mlp=lp.moe_bwd - (tp.moe * (bwd_passes + moe_again) - moe_xb))
+        bwd_attention=lp.attention_bwd - (tp.attention * tp_bwd - att_xb) - cp_hidden_b,
+        bwd_mlp=lp.moe_bwd - (tp.moe * (tp_bwd + moe_again) - moe_xb))
     ep_x = overlap.ep_exposed(ctx, phases, windows)
 
     # Device time of each block and pass (compute, exposed communication, the kernels' own
     # overhead); the host against it, stretch by stretch.
     kern = host.kernel_overhead(ctx, kernel_ops)
+    # Selective recompute's modules run their kernels again in backward (``mlp`` and ``moe``
+    # rerun whole blocks: ``mlp_again``, ``moe_again``).
+    rc_kern = host.kernel_overhead(ctx, host.recompute_ops(ctx, captured=False))
     kb = ctx.stack.bwd_ops_ratio + full  # backward kernels, and the recomputed forward's
     att_f = lp.attention_fwd + att_x + cp_xf + kern.attention
-    att_b = lp.attention_bwd + att_xb + cp_xb + kern.attention * kb
+    att_b = lp.attention_bwd + att_xb + cp_xb + kern.attention * kb + rc_kern.attention
     moe_kern = kern.router + kern.moe_post
     moe_f = lp.moe_fwd + moe_x + moe_kern
-    moe_b = lp.moe_bwd + moe_xb + moe_kern * (kb + moe_again)
+    moe_b = lp.moe_bwd + moe_xb + moe_kern * (kb + moe_again) + rc_kern.moe_post
     den_f = lp.dense_fwd + den_x + kern.dense
-    den_b = lp.dense_bwd + den_xb + kern.dense * (kb + mlp_again)
+    den_b = lp.dense_bwd + den_xb + kern.dense * (kb + mlp_again) + rc_kern.dense
     base_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
     base_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
-    ht = host.host_time(ctx, host_ops)
+    ht = host.host_time(ctx, host_ops, host.recompute_ops(ctx, captured=True))
     # Micro-batches that run alone: the all-to-all is exposed, and syncs split the forward.
     fwd_wall = host.forward_wall(ctx, ht, att_f, moe_f + ep_x.alone_forward, den_f,
                                  stage.head_fwd)
@@ -192,9 +198,9 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     t_pp = comm.pp_time(ctx)
     pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
     # TP, CP and PP traffic per micro-batch, in all and exposed; what hides slows the compute.
-    tp_mb = (layers * tp.attention * (1 + bwd_passes)
-             + moe_layers * tp.moe * (1 + bwd_passes + moe_again)
-             + dense_layers * tp.dense * (1 + bwd_passes + mlp_again))
+    tp_mb = (layers * tp.attention * (1 + tp_bwd)
+             + moe_layers * tp.moe * (1 + tp_bwd + moe_again)
+             + dense_layers * tp.dense * (1 + tp_bwd + mlp_again))
     tp_mb_x = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
                + dense_layers * (den_x + den_xb))
     cp_mb = layers * ring * (1 + (full + core_again) / 3)
@@ -223,9 +229,11 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     return StepArrays(
         step_time=step_time, num_micro=m,
         compute={**{k: v * m for k, v in stage.components.items()},
-                 "kernel_overhead": (layers * kern.attention * (1 + kb)
-                                     + moe_layers * moe_kern * (1 + kb + moe_again)
-                                     + dense_layers * kern.dense * (1 + kb + mlp_again)) * m},
+                 "kernel_overhead": (layers * (kern.attention * (1 + kb) + rc_kern.attention)
+                                     + moe_layers * (moe_kern * (1 + kb + moe_again)
+                                                     + rc_kern.moe_post)
+                                     + dense_layers * (kern.dense * (1 + kb + mlp_again)
+                                                       + rc_kern.dense)) * m},
         comm_exposed={
             "tp_scale_up": tp_all * ~tp_out, "tp_scale_out": tp_all * tp_out,
             "ep_scale_up": ep_all * ~ep_cross, "ep_scale_out": ep_all * ep_cross,

@@ -89,6 +89,10 @@ class OpCounts(Record):
     per_local_expert: OpCountFigure = Field(description="per local expert: GEMMs and activation")
     fp8_cast_per_gemm: OpCountFigure = Field(
         description="quantization operations per GEMM under FP8 (amax, cast, transpose)")
+    checkpoint: OpCountFigure = Field(
+        description="host cost of checkpointing one module for selective recompute (RNG state "
+                    "saved and restored, output storage freed and refilled, hooks, autograd "
+                    "re-entry), in operations")
 
 
 class HostSpec(Record):
@@ -273,6 +277,7 @@ class Stack:
     ops_router: float
     ops_per_expert: float
     ops_fp8_cast: float
+    ops_checkpoint: float
     dispatcher: str
     dispatch_ops: float
     copy_passes: Num
@@ -352,6 +357,7 @@ def stack_from_spec(
         ops_attention=h.ops.attention.value, ops_mla_extra=h.ops.mla_extra.value,
         ops_mlp=h.ops.mlp.value, ops_router=h.ops.router.value,
         ops_per_expert=h.ops.per_local_expert.value, ops_fp8_cast=h.ops.fp8_cast_per_gemm.value,
+        ops_checkpoint=h.ops.checkpoint.value,
         dispatcher=s["dispatcher"], dispatch_ops=d.host_ops.value,
         copy_passes=value(d.copy_passes), deduplicates=d.deduplicates,
         host_sync=d.host_sync and not s["sync_free"], comm_sm_share=value(d.comm_sm_share),

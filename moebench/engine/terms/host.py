@@ -78,6 +78,46 @@ def block_ops(ctx: StepContext, captured: bool) -> BlockOps:
     return BlockOps(attention=attention, dense=dense, router=router, moe_post=post)
 
 
+# Forward operations a selectively recomputed module runs again in backward, besides those the
+# stack counts per block: the fused attention kernel (core_attn), one norm (layernorm, twice a
+# layer), one activation (moe_act, per FFN it covers).
+CORE_ATTENTION_OPS = 1.0
+NORM_OPS = 1.0
+ACTIVATION_OPS = 1.0
+
+
+def recompute_ops(ctx: StepContext, captured: bool) -> BlockOps:
+    """Operations per layer that selective recompute adds to a block's backward: each
+    recomputed module's forward operations again, and on the host its checkpoint (the stack's
+    ``host.ops.checkpoint``) too; with ``captured=True`` only those the host dispatches (graphs
+    replay a captured scope's recompute as they replay its forward). The moe module's rerun is
+    counted by :func:`host_time` (it repeats the dispatcher's sync)."""
+    s = ctx.stack
+    core, act, norm = (ctx.recomputes(m) for m in ("core_attn", "moe_act", "layernorm"))
+    up, mlp, shared_rc = (ctx.recomputes(m) for m in ("mla_up_proj", "mlp", "shared_experts"))
+    # A module inside a block that is rerun whole (mlp, moe) is not checkpointed apart.
+    moe_whole = ctx.recomputes("moe")
+    dense_act, moe_act = act * (1.0 - mlp), act * (1.0 - moe_whole)
+    shared_rc = shared_rc * (1.0 - moe_whole)
+    mla = isinstance(ctx.arch.spec.attention, MlaAttention)
+    shared = 1.0 if ctx.shapes.shared_params else 0.0
+    ckpt = s.ops_checkpoint if captured else 0.0
+
+    def host(part: str, ops: Any) -> Any:
+        return 0.0 * ops if (captured and s.captured(part)) else ops
+
+    attention = host("attention", core * (CORE_ATTENTION_OPS + ckpt) + norm * (NORM_OPS + ckpt)
+                     + (up * (s.ops_mla_extra + ckpt) if mla else 0.0))
+    dense = host("mlp", norm * (NORM_OPS + ckpt) + dense_act * (ACTIVATION_OPS + ckpt)
+                 + mlp * (s.ops_mlp + ckpt))
+    ffn = s.ops_mlp + FFN_GEMMS * (s.ops_fp8_cast if ctx.fp8 else 0.0)
+    moe = (norm * (NORM_OPS + ckpt) + moe_act * ((1.0 + shared) * ACTIVATION_OPS + ckpt)
+           + host("shared", shared * shared_rc * (ffn + ckpt)))
+    if not ctx.arch.is_moe:
+        moe = 0.0 * moe
+    return BlockOps(attention=attention, dense=dense, router=0.0 * attention, moe_post=moe)
+
+
 @dataclass(frozen=True)
 class HostTime:
     """Host seconds of one micro-batch on the slowest stage."""
@@ -95,9 +135,10 @@ class HostTime:
     """Device-to-host syncs per micro-batch."""
 
 
-def host_time(ctx: StepContext, ops: BlockOps) -> HostTime:
+def host_time(ctx: StepContext, ops: BlockOps, rc: BlockOps) -> HostTime:
     """Host time and syncs of one micro-batch on the slowest stage, from the operations the
-    host dispatches per block (:func:`block_ops` with ``captured=True``)."""
+    host dispatches per block (:func:`block_ops` with ``captured=True``) and those selective
+    recompute adds to backward (:func:`recompute_ops` with ``captured=True``)."""
     s = ctx.stack
     moe_layers, dense_layers = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
     pre, dense = ops.attention + ops.router, ops.attention + ops.dense
@@ -106,7 +147,10 @@ def host_time(ctx: StepContext, ops: BlockOps) -> HostTime:
     # The moe module reruns the MoE block's forward, its dispatcher's sync included.
     moe_again = ctx.recomputes("moe")
     syncs = moe_layers * (1.0 + full + moe_again) if ctx.dropless_sync else 0.0 * moe_layers
-    again = moe_again * moe_layers * (ops.router + ops.moe_post) * s.host_op_s
+    # Full recompute checkpoints each layer once; the moe module each MoE block.
+    again = (moe_again * moe_layers * (ops.router + ops.moe_post + s.ops_checkpoint)
+             + ctx.layers_per_stage * (rc.attention + full * s.ops_checkpoint)
+             + dense_layers * rc.dense + moe_layers * rc.moe_post) * s.host_op_s
     return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full) + again,
                     moe_pre=pre * s.host_op_s, moe_post=ops.moe_post * s.host_op_s,
                     dense=dense * s.host_op_s, syncs=syncs)

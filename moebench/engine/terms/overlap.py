@@ -2,8 +2,9 @@
 
 Named, per kind, never a silent max or sum:
 
-* ``tp``: exposed, unless the stack overlaps TP collectives with the GEMMs they feed
-  (Megatron's ``--tp-comm-overlap``); then only what exceeds those GEMMs is exposed.
+* ``tp``: forward, exposed, unless the stack overlaps TP collectives with the GEMMs they feed
+  (Megatron's ``--tp-comm-overlap``); then only what exceeds those GEMMs is exposed. Backward,
+  even without it, Megatron hides two of its three collectives: see :func:`tp_backward_exposed`.
 * ``ep``, plain 1F1B: exposed.
 * ``ep``, 1F1B all-to-all overlap (Megatron-Core's EP overlap, MindSpeed's fb-overlap): in the
   steady state a forward and a backward micro-batch run layer against layer, phase by phase:
@@ -42,6 +43,37 @@ def tp_exposed(ctx: StepContext, tp: Any, gemm: Any) -> Any:
     if not ctx.stack.tp_comm_overlap:
         return tp
     return np.maximum(0.0, tp - gemm)
+
+
+# Backward TP traffic per block over the forward's all-gather + reduce-scatter: the mirror of
+# the forward's reduce-scatter (an all-gather of the output gradient), the column-parallel
+# layer's input gathered again for its weight gradient (sequence parallelism keeps only the
+# shard), and the reduce-scatter of its input gradient.
+TP_BWD_VOLUME = 1.5
+# Share of a block's GEMM time in its column-parallel layer (QKV, or fc1 with gate and up), the
+# one whose backward hides the gather and the reduce-scatter: QKV against the output projection
+# is 3:1 with full heads and about 1.5:1 with grouped KV heads, fc1 against fc2 2:1 gated and
+# 1:1 plain; a half is the low end, so the hiding is not overstated.
+COLUMN_GEMM_SHARE = 0.5
+
+
+def tp_backward_exposed(ctx: StepContext, block: Any, gemm_bwd: Any) -> Any:
+    """Exposed TP seconds of one block's backward pass (not its recomputed forward).
+
+    Megatron's tensor-parallel linear layers overlap backward communication by themselves
+    (``LinearWithGradAccumulationAndAsyncCommunication.backward``, megatron/core/tensor_parallel/
+    layers.py): with sequence parallelism the column-parallel layer launches the all-gather of
+    its input asynchronously and computes the input gradient while it runs, then launches the
+    reduce-scatter of that gradient and computes the weight gradient while it runs. Only the
+    all-gather of the output gradient, before the row-parallel layer, waits. Of the backward's
+    1.5 ``block`` (the forward's all-gather + reduce-scatter), 0.5 is exposed and 1.0 hides
+    behind the column-parallel layer's two backward GEMMs, up to their length. With the stack's
+    TP overlap all 1.5 hide behind the block's backward GEMMs, up to their length.
+    """
+    if ctx.stack.tp_comm_overlap:
+        return np.maximum(0.0, TP_BWD_VOLUME * block - gemm_bwd)
+    half = block / 2
+    return half + np.maximum(0.0, block - COLUMN_GEMM_SHARE * gemm_bwd)
 
 
 def contention(hidden: Any, share: Any) -> Any:
