@@ -10,7 +10,13 @@ estimates. The generic stack (chips with no public training runs) spans the fitt
 families. Last, moebench validate's leave-one-source-out errors are written into each family's
 ``validation`` summary, with the 80% interval compare draws on.
 
-Run:  python scripts/calibrate_stacks.py        (deterministic; rerun after changing the model)
+A release refits a family figure (``releases[].refit``) only where at least three of its runs
+support it and the family's leave-one-source-out error falls by at least MIN_REFIT_GAIN with
+it: ``--select-refits`` chooses them afresh (forward selection, one at a time, best first);
+without it the refits the profiles hold are refitted.
+
+Run:  python scripts/calibrate_stacks.py [--select-refits]
+      (deterministic; rerun after changing the model)
 """
 
 from __future__ import annotations
@@ -23,10 +29,26 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.calibrate import PARAMETERS, calibrate
-from moebench.commands.calibrate_report import VALIDATION_TARGET, replace_figure, stack_text
+from moebench.commands.calibrate import (
+    PARAMETERS,
+    RUNS_PER_PARAMETER,
+    calibrate,
+    prepare,
+)
+from moebench.commands.calibrate_report import (
+    VALIDATION_TARGET,
+    clear_release_refits,
+    replace_figure,
+    stack_text,
+)
 from moebench.commands.measured_runs import load_runs, run_stack, shipped_runs_path
-from moebench.commands.validation import compare_runs
+from moebench.commands.validation import (
+    calibrated_names,
+    compare_runs,
+    early_priors,
+    family_errors,
+    priors,
+)
 from moebench.commands.validation_report import interval_quantiles, mean_abs
 from moebench.inputs import catalog
 from moebench.inputs.stack import load_stack_spec
@@ -46,6 +68,9 @@ INHERIT: dict[str, tuple[str, tuple[str, ...]]] = {
     "meta-llama3": ("megatron-core-nvidia", FITS["megatron-core-nvidia"]),
     "megatron-deepspeed": ("megatron-core-nvidia", FITS["megatron-core-nvidia"]),
 }
+# A release's own figure must lower its family's leave-one-source-out error by this much (one
+# point of mean absolute error) to be kept: less is within what refitting noise moves.
+MIN_REFIT_GAIN = 0.01
 GENERIC = "generic"
 TEMPLATE = "megatron-core-nvidia"
 # Figures the vendor stacks estimate differently (not fitted) that the generic stack spans too.
@@ -144,14 +169,50 @@ def validation_line(family: str, comparisons: list, date: datetime.date) -> str:
             f"{date.isoformat()}\"}}")
 
 
-def main() -> int:
+def select_refits(family: str, runs: list) -> tuple[str, ...]:
+    """Release refits for ``family``, chosen forward: each round adds the ``param@release``
+    (a fitted family figure, a release with RUNS_PER_PARAMETER runs or more) that lowers the
+    family's leave-one-source-out error most, while it lowers it by MIN_REFIT_GAIN."""
+    own = [prepare(r, str(shipped_runs_path())) for r in runs]
+    prior, early = priors(family), early_priors({family: own})[family]
+
+    def loso(names: tuple[str, ...]) -> float:
+        return mean_abs(family_errors(own, [], names, prior, early).loso)
+    counts: dict[str, int] = {}
+    for p in own:
+        counts[p.release] = counts.get(p.release, 0) + 1
+    candidates = [f"{n}@{rel}" for rel, k in sorted(counts.items())
+                  if k >= RUNS_PER_PARAMETER for n in FITS[family]]
+    chosen: tuple[str, ...] = ()
+    best = loso(FITS[family])
+    print(f"{family}: leave-one-source-out {100 * best:.2f}% without release refits")
+    while candidates:
+        scores = {c: loso(FITS[family] + chosen + (c,)) for c in candidates}
+        pick = min(scores, key=lambda c: scores[c])
+        if best - scores[pick] < MIN_REFIT_GAIN:
+            break
+        print(f"  + {pick}: {100 * scores[pick]:.2f}%")
+        chosen, best = chosen + (pick,), scores[pick]
+        candidates.remove(pick)
+    return chosen
+
+
+def main(argv: list[str]) -> int:
     date = datetime.date.today()
     groups = runs_by_family()
     root = catalog.catalog_dir("stacks")
-    for family, names in FITS.items():
+    select = "--select-refits" in argv
+    for family, base in FITS.items():
         runs = groups.get(family, [])
-        spec, result = calibrate(runs, family, names, str(shipped_runs_path()))
         path = root / f"{family}.yaml"
+        if select:
+            path.write_text(clear_release_refits(path.read_text(encoding="utf-8")),
+                            encoding="utf-8")
+            refits = select_refits(family, runs)
+        else:
+            refits = tuple(n for n in calibrated_names(load_stack_spec(family)) if "@" in n)
+        names = base + refits
+        spec, result = calibrate(runs, family, names, str(shipped_runs_path()))
         path.write_text(stack_text(path.read_text(encoding="utf-8"), spec, result,
                                    shipped_runs_path(), date), encoding="utf-8")
         fitted = ", ".join(f"{n} {result.fit.values[n]:.4g}" for n in names)
@@ -176,4 +237,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

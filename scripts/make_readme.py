@@ -397,8 +397,10 @@ def stacks_table(f: Facts) -> str:
                  "interval) | leave-one-source-out error |", "|---|---|---|---|---|---|"]
     fields = {"kernels.gemm_fraction": "GEMM", "kernels.attention_fraction": "attention",
               "host.op_us": "host µs/op", "collectives.bandwidth_fraction": "collectives"}
-    for name in ("megatron-core-nvidia", "hai-llm", "meta-llama3", "mindspeed-llm",
-                 "primus-amd", "generic", "hardware-limit"):
+    params = {"gemm_fraction": "GEMM", "attention_fraction": "attention",
+              "host_op_us": "host µs/op", "collective_fraction": "collectives"}
+    for name in ("megatron-core-nvidia", "hai-llm", "meta-llama3", "megatron-deepspeed",
+                 "mindspeed-llm", "primus-amd", "generic", "hardware-limit"):
         spec = load_stack_spec(name)
         fitted = []
         for dotted, label in fields.items():
@@ -408,6 +410,10 @@ def stacks_table(f: Facts) -> str:
                 fitted.append(f"{label} {fig.value:.3g} ({fig.low:.3g}-{fig.high:.3g})")
             elif "inherited" in fig.source:
                 fitted.append(f"{label} {fig.value:.3g} inherited")
+        for release in spec.releases_resolved.values():
+            for param, fig in release.refit.items():
+                fitted.append(f"{params.get(param, param)} {fig.value:.3g} "
+                              f"({fig.low:.3g}-{fig.high:.3g}) for {release.name}")
         v = spec.validation
         runs = f"{v.runs} runs, {v.sources} sources" if v and v.runs else "no runs"
         err = (f"{100 * v.loso_mean_abs_error:.1f}% (target {100 * v.target:.0f}%)"

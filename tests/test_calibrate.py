@@ -139,3 +139,30 @@ def test_leave_one_out_refits_folds_when_a_parameter_sits_on_its_bound():
     one_step = leave_one_out(prepared, full, prior, exact=False)
     assert np.array_equal(default, exact)
     assert np.max(np.abs(one_step - exact)) > 0.005
+
+
+def test_a_release_refit_is_written_into_its_release_and_read_back_for_its_runs(tmp_path):
+    """calibrate_stacks writes a release's own figure under that release's ``refit``; the
+    family's figure of the same name (above the releases) is untouched, runs of the release
+    read the refit and runs of other releases the family's; clearing removes it."""
+    from moebench.commands.calibrate_report import (
+        clear_release_refits,
+        replace_figure,
+        set_release_refit,
+    )
+    from moebench.inputs.catalog import catalog_dir
+
+    text = (catalog_dir("stacks") / "primus-amd.yaml").read_text(encoding="utf-8")
+    line = "{value: 0.5, kind: calibrated, low: 0.4, high: 0.6, source: \"test\"}"
+    refitted = set_release_refit(text, "0.6.0", "attention_fraction", line)
+    again = set_release_refit(refitted, "0.6.0", "attention_fraction",
+                              line.replace("0.5,", "0.45,"))
+    assert again.count("      attention_fraction:") == 1
+    family = replace_figure(again, "attention_fraction",
+                            "{value: 0.3, kind: calibrated, low: 0.2, high: 0.4, source: \"fam\"}")
+    path = tmp_path / "primus-amd.yaml"
+    path.write_text(family, encoding="utf-8")
+    assert load_stack_spec(f"{path}@0.6.0").figure("attention_fraction").value == 0.45
+    assert load_stack_spec(f"{path}@0.5.0").figure("attention_fraction").value == 0.3
+    assert clear_release_refits(family).count("refit:") == 0
+    assert yaml.safe_load(clear_release_refits(family)) is not None

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from moebench.commands.calibrate import PARAMETERS, Calibration
+from moebench.commands.calibrate import PARAMETERS, Calibration, split_name
 from moebench.commands.report import Report, write_atomic
 from moebench.inputs.stack import StackSpec
 
@@ -39,15 +39,50 @@ def figure_line(name: str, result: Calibration, source: str) -> str:
             f"source: \"{source}\"}}")
 
 
+RELEASES = "\nreleases:"
+
+
 def replace_figure(text: str, field: str, line: str) -> str:
     """``text`` (a profile's YAML) with the one-line figure ``  field: {...}`` set to ``line``,
-    comments and layout kept; the field must appear exactly once."""
+    comments and layout kept; the field must appear exactly once above the releases (whose
+    refits are set by :func:`set_release_refit`)."""
+    head, sep, tail = text.partition(RELEASES)
     pattern = re.compile(rf"^(\s+{field}:\s*)\{{.*\}}\s*$", re.MULTILINE)
-    if len(pattern.findall(text)) != 1:
+    if len(pattern.findall(head)) != 1:
         raise ValueError(f"field {field} is not one line in the stack profile")
-    match = pattern.search(text)
+    match = pattern.search(head)
     assert match is not None
-    return text[:match.start()] + match.group(1) + line + text[match.end():]
+    return head[:match.start()] + match.group(1) + line + head[match.end():] + sep + tail
+
+
+def _release_span(text: str, release: str) -> tuple[int, int]:
+    """Start and end of release ``release``'s entry in a stack profile's ``releases`` list."""
+    start = re.search(rf'^  - name: "?{re.escape(release)}"?\s*$', text, re.MULTILINE)
+    if start is None:
+        raise ValueError(f"release {release} is not in the stack profile")
+    end = re.compile(r"^(  - name:|\S)", re.MULTILINE).search(text, start.end())
+    return start.start(), end.start() if end else len(text)
+
+
+def set_release_refit(text: str, release: str, name: str, line: str) -> str:
+    """``text`` with release ``release`` refitting parameter ``name`` to the one-line figure
+    ``line`` (its ``refit`` mapping created when missing)."""
+    a, b = _release_span(text, release)
+    entry = text[a:b]
+    own = re.compile(rf"^      {name}:.*\n", re.MULTILINE)
+    if own.search(entry):
+        entry = own.sub(f"      {name}: {line}\n", entry)
+    elif re.search(r"^    refit:\s*\n", entry, re.MULTILINE):
+        entry = re.sub(r"^(    refit:\s*\n)", rf"\g<1>      {name}: {line}\n", entry,
+                       flags=re.MULTILINE)
+    else:
+        entry = entry.rstrip("\n") + f"\n    refit:\n      {name}: {line}\n"
+    return text[:a] + entry + text[b:]
+
+
+def clear_release_refits(text: str) -> str:
+    """``text`` with every release's ``refit`` mapping removed."""
+    return re.sub(r"^    refit:\s*\n(      .*\n)*", "", text, flags=re.MULTILINE)
 
 
 def stack_text(base_text: str, spec: StackSpec, result: Calibration, runs_path: Path,
@@ -57,7 +92,10 @@ def stack_text(base_text: str, spec: StackSpec, result: Calibration, runs_path: 
     source = fitted_source(result, runs_path, date or datetime.date.today())
     text = base_text
     for name in result.names:
-        text = replace_figure(text, PARAMETERS[name].field, figure_line(name, result, source))
+        base, release = split_name(name)
+        line = figure_line(name, result, source)
+        text = (set_release_refit(text, release, base, line) if release
+                else replace_figure(text, PARAMETERS[base].field, line))
     loo = float(np.mean(np.abs(result.loo_errors)))
     summary = (f"validation: {{runs: {len(result.run_ids)}, loo_mean_abs_error: {loo:.3f}, "
                f"target: {VALIDATION_TARGET}, note: \"{runs_path.name}, "

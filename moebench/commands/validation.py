@@ -134,7 +134,7 @@ class FamilyErrors:
     full: FitResult | None
 
 
-def _family(own: list[Prepared], helpers: list[Prepared], names: tuple[str, ...],
+def family_errors(own: list[Prepared], helpers: list[Prepared], names: tuple[str, ...],
             prior: dict[str, float], early_prior: dict[str, float]) -> FamilyErrors:
     """Out-of-sample errors of a family's runs (``own``; ``helpers`` only help fit)."""
     n = len(own)
@@ -227,7 +227,7 @@ def compare_runs(runs: list[MeasuredRun], where: str,
     for done, (family, idx) in enumerate(by_family.items(), start=1):
         names = calibrated_names(load_stack_spec(family))
         more = [p for p in extra if family_of(p.run) == family]
-        errs = _family([own[i] for i in idx], more, names, priors(family), early[family])
+        errs = family_errors([own[i] for i in idx], more, names, priors(family), early[family])
         for k, i in enumerate(idx):
             columns[i] = (errs.loo[k], errs.loso[k], errs.split[k], errs.param_sd[k])
         if progress:
