@@ -112,6 +112,13 @@ def test_selective_recompute_dispatches_its_modules_again():
     assert extra == pytest.approx(147 * 30e-6)
     whole = _tiny_moe_context(("core_attn", "layernorm", "moe_act", "moe"), **ops)
     assert _v(host.recompute_ops(whole, captured=True).moe_post) == 9  # its norm alone
+    # The mlp module reruns the dense layer's FFN whole: its 5 operations and one checkpoint
+    # on the host (host_time), its kernels once (the step's mlp rerun), not again here.
+    mlp = _tiny_moe_context(("mlp",), ops_mlp=5.0, **ops)
+    assert _v(host.recompute_ops(mlp, captured=False).dense) == 0
+    mlp_extra = (_v(host.host_time(mlp, blocks, host.recompute_ops(mlp, True)).backward)
+                 - _v(host.host_time(plain, blocks, host.recompute_ops(plain, True)).backward))
+    assert mlp_extra == pytest.approx(1 * (5 + 8) * 30e-6)
 
 
 def test_graphs_remove_host_operations_but_not_the_dropless_experts():

@@ -51,20 +51,31 @@ class BlockOps:
     moe_post: Any
 
 
+def _dispatched(ctx: StepContext, captured: bool, part: str, ops: Any) -> Any:
+    """``ops`` of graph scope ``part``: none when counting what the host dispatches
+    (``captured``) and the stack captures that scope, else all of them."""
+    return 0.0 * ops if (captured and ctx.stack.captured(part)) else ops
+
+
+def ffn_ops(ctx: StepContext) -> Any:
+    """Operations of one dense FFN or shared expert, FP8 quantization included."""
+    return ctx.stack.ops_mlp + FFN_GEMMS * (ctx.stack.ops_fp8_cast if ctx.fp8 else 0.0)
+
+
 def block_ops(ctx: StepContext, captured: bool) -> BlockOps:
     """Operations per block and forward pass: all the kernels the device runs
     (``captured=False``), or those the host still dispatches after graph capture."""
     s = ctx.stack
 
     def host(part: str, ops: Any) -> Any:
-        return 0.0 * ops if (captured and s.captured(part)) else ops
+        return _dispatched(ctx, captured, part, ops)
 
     cast = s.ops_fp8_cast if ctx.fp8 else 0.0
     mla = isinstance(ctx.arch.spec.attention, MlaAttention)
     zero = 0.0 * ctx.tp
     attention = host("attention", s.ops_attention + (s.ops_mla_extra if mla else 0.0)
                      + (MLA_GEMMS if mla else ATTENTION_GEMMS) * cast) + zero
-    ffn = s.ops_mlp + FFN_GEMMS * cast
+    ffn = ffn_ops(ctx)
     dense = host("mlp", ffn) + zero
     if not ctx.arch.is_moe:
         return BlockOps(attention=attention, dense=dense, router=zero, moe_post=zero)
@@ -90,8 +101,9 @@ def recompute_ops(ctx: StepContext, captured: bool) -> BlockOps:
     """Operations per layer that selective recompute adds to a block's backward: each
     recomputed module's forward operations again, and on the host its checkpoint (the stack's
     ``host.ops.checkpoint``) too; with ``captured=True`` only those the host dispatches (graphs
-    replay a captured scope's recompute as they replay its forward). The moe module's rerun is
-    counted by :func:`host_time` (it repeats the dispatcher's sync)."""
+    replay a captured scope's recompute as they replay its forward). The blocks the mlp and moe
+    modules rerun whole are counted beside the block's own operations: by :func:`host_time`
+    on the host (moe repeats the dispatcher's sync) and by the step's kernel overhead."""
     s = ctx.stack
     core, act, norm = (ctx.recomputes(m) for m in ("core_attn", "moe_act", "layernorm"))
     up, mlp, shared_rc = (ctx.recomputes(m) for m in ("mla_up_proj", "mlp", "shared_experts"))
@@ -104,15 +116,13 @@ def recompute_ops(ctx: StepContext, captured: bool) -> BlockOps:
     ckpt = s.ops_checkpoint if captured else 0.0
 
     def host(part: str, ops: Any) -> Any:
-        return 0.0 * ops if (captured and s.captured(part)) else ops
+        return _dispatched(ctx, captured, part, ops)
 
     attention = host("attention", core * (CORE_ATTENTION_OPS + ckpt) + norm * (NORM_OPS + ckpt)
                      + (up * (s.ops_mla_extra + ckpt) if mla else 0.0))
-    dense = host("mlp", norm * (NORM_OPS + ckpt) + dense_act * (ACTIVATION_OPS + ckpt)
-                 + mlp * (s.ops_mlp + ckpt))
-    ffn = s.ops_mlp + FFN_GEMMS * (s.ops_fp8_cast if ctx.fp8 else 0.0)
+    dense = host("mlp", norm * (NORM_OPS + ckpt) + dense_act * (ACTIVATION_OPS + ckpt))
     moe = (norm * (NORM_OPS + ckpt) + moe_act * ((1.0 + shared) * ACTIVATION_OPS + ckpt)
-           + host("shared", shared * shared_rc * (ffn + ckpt)))
+           + host("shared", shared * shared_rc * (ffn_ops(ctx) + ckpt)))
     if not ctx.arch.is_moe:
         moe = 0.0 * moe
     return BlockOps(attention=attention, dense=dense, router=0.0 * attention, moe_post=moe)
@@ -144,11 +154,13 @@ def host_time(ctx: StepContext, ops: BlockOps, rc: BlockOps) -> HostTime:
     pre, dense = ops.attention + ops.router, ops.attention + ops.dense
     forward = (dense_layers * dense + moe_layers * (pre + ops.moe_post)) * s.host_op_s
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
-    # The moe module reruns the MoE block's forward, its dispatcher's sync included.
-    moe_again = ctx.recomputes("moe")
+    # The moe module reruns the MoE block's forward, its dispatcher's sync included; the mlp
+    # module a dense layer's FFN. Full recompute checkpoints each layer once, the moe and mlp
+    # modules each block they rerun.
+    moe_again, mlp_again = ctx.recomputes("moe"), ctx.recomputes("mlp")
     syncs = moe_layers * (1.0 + full + moe_again) if ctx.dropless_sync else 0.0 * moe_layers
-    # Full recompute checkpoints each layer once; the moe module each MoE block.
     again = (moe_again * moe_layers * (ops.router + ops.moe_post + s.ops_checkpoint)
+             + mlp_again * dense_layers * (ops.dense + s.ops_checkpoint)
              + ctx.layers_per_stage * (rc.attention + full * s.ops_checkpoint)
              + dense_layers * rc.dense + moe_layers * rc.moe_post) * s.host_op_s
     return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full) + again,
