@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from moebench.cli import app
 from moebench.commands.measured_runs import load_runs
 from moebench.commands.plan_text import plan_text
+from moebench.commands.validation_report import first_predictions, sweep_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -243,9 +244,7 @@ def validation_summary(f: Facts) -> str:
 def first_prediction_table(f: Facts) -> str:
     """Each source added since first predictions were recorded: how the model predicted it
     before it joined the fit, and out of source now."""
-    from moebench.commands.validation import validate
-    from moebench.commands.validation_report import first_predictions
-    rows = first_predictions(validate())
+    rows = first_predictions({r["id"]: r["loso_error"] for r in f.validate["runs"]})
     lines = ["", "| source | runs | stack | recorded | first prediction | leave-one-source-out "
                  "now |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -268,20 +267,15 @@ def sweep_table(f: Facts) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sweep_stats(sweeps: list[dict[str, Any]]) -> tuple[int, float, float, float]:
-    n = len(sweeps)
-    return (n, sum(s["spearman"] for s in sweeps) / n, sum(s["regret"] for s in sweeps) / n,
-            max(s["regret"] for s in sweeps))
-
-
 def sweep_summary(f: Facts) -> str:
     sweeps = f.validate["sweeps"]
-    n, rho, regret, worst = _sweep_stats(sweeps)
-    modern = [s for s in sweeps if not s["stack"].startswith("megatron-deepspeed@")]
-    m, mrho, mregret, mworst = _sweep_stats(modern)
-    return (f"over all {n} sweeps, mean Spearman {rho:.2f}, mean regret {_pct(regret, False)}, "
-            f"worst {_pct(worst, False)}; without the {n - m} Megatron-DeepSpeed sweeps of 2022, "
-            f"{m} sweeps, {mrho:.2f}, {_pct(mregret, False)} and {_pct(mworst, False)}")
+    a = sweep_stats(sweeps)
+    m = sweep_stats([s for s in sweeps if not s["stack"].startswith("megatron-deepspeed@")])
+    return (f"over all {a['sweeps']} sweeps, mean Spearman {a['spearman']:.2f}, mean regret "
+            f"{_pct(a['regret'], False)}, worst {_pct(a['worst_regret'], False)}; without the "
+            f"{a['sweeps'] - m['sweeps']} Megatron-DeepSpeed sweeps of 2022, {m['sweeps']} "
+            f"sweeps, {m['spearman']:.2f}, {_pct(m['regret'], False)} and "
+            f"{_pct(m['worst_regret'], False)}")
 
 
 def coverage_line(f: Facts) -> str:
@@ -291,8 +285,8 @@ def coverage_line(f: Facts) -> str:
 def targets(f: Facts) -> str:
     """The issue's bars (issue 21), each against today's figure."""
     g = {s["group"]: s for s in f.validate["summary"]}
-    sweeps = f.validate["sweeps"]
-    n, rho, regret, worst = _sweep_stats(sweeps)
+    st = sweep_stats(f.validate["sweeps"])
+    n, rho, regret, worst = st["sweeps"], st["spearman"], st["regret"], st["worst_regret"]
     far = [r for r in f.validate["runs"] if abs(r["loso_error"]) > 0.4]
     cov = f.validate["coverage_80"]
 

@@ -34,6 +34,7 @@ from moebench.commands.validation_report import (
     mean_abs,
     pinned_figures,
     sweep_ranking,
+    sweep_stats,
 )
 from moebench.inputs.scenario import load_scenario
 from moebench.inputs.stack import load_stack_spec
@@ -130,6 +131,10 @@ def test_sweep_ranking_compares_tokens_per_second_and_measures_regret():
     assert sweep["spearman"] == pytest.approx(0.5)
     assert sweep["regret"] == pytest.approx(0.25)
     assert sweep_ranking(runs[:2]) == []  # two plans are no sweep
+    other = {**sweep, "sweep": "other", "spearman": 1.0, "regret": 0.0}
+    assert sweep_stats([sweep, other]) == {"sweeps": 2, "spearman": pytest.approx(0.75),
+                                           "regret": pytest.approx(0.125), "worst": "sw",
+                                           "worst_regret": pytest.approx(0.25)}
 
 
 def test_every_new_source_was_predicted_before_it_joined_the_fit():
@@ -154,8 +159,7 @@ def test_first_predictions_are_summarised_per_source(tmp_path):
     path = tmp_path / "first.csv"
     path.write_text("id,source_id,recorded,commit,stack,predicted_error\n"
                     "a,src,2026-12-05,abc1234,s@1,-0.10\nb,src,2026-12-05,abc1234,s@1,0.30\n")
-    runs = [_swept("a", 1.0, 8, -0.05), _swept("b", 1.0, 8, 0.05)]
-    (row,) = first_predictions(runs, path)
+    (row,) = first_predictions({"a": -0.05, "b": 0.05, "other": 0.9}, path)
     assert row["runs"] == 2 and row["first_mae"] == pytest.approx(0.20)
     assert row["loso_mae"] == pytest.approx(0.05)
 

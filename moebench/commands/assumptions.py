@@ -26,8 +26,6 @@ MOE_ONLY = ("dispatcher", "ep_overlap", "dispatch_fp8", "sync_free")
 # Plan dimensions a search fills when the run does not give them.
 PLAN_DIMENSIONS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute",
                    "sharding", "optimizer_offload", "offload_modules")
-# How a plan's JSON names each dimension.
-PLAN_KEYS = {"micro_batch": "micro_batch", "recompute": "recompute"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
     out.sort(key=lambda a: -abs(a.change or 0.0))
     for dim in PLAN_DIMENSIONS:
         if getattr(given, dim, None) is None:
-            out.append(Assumption(setting=dim, value=plan[PLAN_KEYS.get(dim, dim)],
+            out.append(Assumption(setting=dim, value=plan[dim],
                                   how=f"searched within {release.label}",
                                   source=f"{release.label} implements "
                                          f"{_capability(release, dim)}"))

@@ -4,6 +4,7 @@ prediction intervals and their coverage, and fitted figures pinned at a bound.""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,13 @@ def load_first_predictions(path: Path | None = None) -> pd.DataFrame:
     return pd.read_csv(path or first_predictions_path(), dtype={"commit": str})
 
 
-def first_predictions(comparisons: list[RunComparison],
+def first_predictions(loso: Mapping[str, float],
                       path: Path | None = None) -> list[dict[str, Any]]:
     """Per source added since first predictions were recorded: its runs, when it was
     recorded, the mean absolute error of the prediction made before it joined the fit, and
-    its leave-one-source-out error now (both over the runs it still holds)."""
+    its leave-one-source-out error now (``loso``, by run id; both over the runs it still
+    holds)."""
     table = load_first_predictions(path)
-    loso = {c.id: c.loso_error for c in comparisons}
     out = []
     for source, rows in table.groupby("source_id", sort=False):
         held = rows[rows["id"].isin(loso.keys())]
@@ -138,6 +139,15 @@ def first_predictions(comparisons: list[RunComparison],
             "loso_mae": float(np.mean([abs(loso[i]) for i in held["id"]])),
         })
     return out
+
+
+def sweep_stats(sweeps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Over sweeps (:func:`sweep_ranking`): how many, mean Spearman, mean regret, and the
+    sweep with the largest regret."""
+    worst = max(sweeps, key=lambda s: s["regret"])
+    return {"sweeps": len(sweeps), "spearman": float(np.mean([s["spearman"] for s in sweeps])),
+            "regret": float(np.mean([s["regret"] for s in sweeps])),
+            "worst": worst["sweep"], "worst_regret": float(worst["regret"])}
 
 
 def residual_pool(comparisons: list[RunComparison], c: RunComparison) -> np.ndarray:
@@ -234,12 +244,11 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
         f"{s['split_runs']} later runs (worst {s['worst_loso']} "
         f"{100 * s['worst_loso_error']:+.1f}%)" for s in summ]
     if sweeps:
+        st = sweep_stats(sweeps)
         footer.append(
-            f"plan ranking over {len(sweeps)} published sweeps: mean Spearman "
-            f"{np.mean([s['spearman'] for s in sweeps]):.2f}, mean regret "
-            f"{100 * np.mean([s['regret'] for s in sweeps]):.1f}%, worst "
-            f"{max(sweeps, key=lambda s: s['regret'])['sweep']} "
-            f"{100 * max(s['regret'] for s in sweeps):.1f}%")
+            f"plan ranking over {st['sweeps']} published sweeps: mean Spearman "
+            f"{st['spearman']:.2f}, mean regret {100 * st['regret']:.1f}%, worst "
+            f"{st['worst']} {100 * st['worst_regret']:.1f}%")
         footer += [f"  {s['sweep']} ({s['runs']} plans, {s['num_chips']} {s['chip']}): "
                    f"Spearman {s['spearman']:.2f}, regret {100 * s['regret']:.1f}%"
                    for s in sweeps]

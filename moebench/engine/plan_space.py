@@ -266,20 +266,19 @@ def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
     text = req.pipeline_layout
     if text is None or text.strip() == "balanced":
         return None
-    if text.strip() == EVEN_WHERE_DIVISIBLE:
-        # Even where the layers divide pp x chunks, else the recipe's own uneven split, which
-        # the balanced bound stands for.
+    if text.strip() in ("even", EVEN_WHERE_DIVISIBLE):
         g.expand("layout", np.array([LAYOUTS.index("even")]))
         chunks = np.where(g["schedule"] == DUALPIPEV, 2, g["vpp"])
-        g.cols["layout"] = np.where(num_layers % (g["pp"] * chunks) == 0,
-                                    LAYOUTS.index("even"), LAYOUTS.index("balanced"))
-        return None
-    if text.strip() == "even":
-        g.expand("layout", np.array([LAYOUTS.index("even")]))
-        chunks = np.where(g["schedule"] == DUALPIPEV, 2, g["vpp"])
-        g.rule("an even pipeline layout needs the layers divisible by pp x vpp (Megatron-LM's "
-               "default split); give --pipeline-layout balanced or a written layout",
-               num_layers % (g["pp"] * chunks) == 0)
+        divides = num_layers % (g["pp"] * chunks) == 0
+        if text.strip() == "even":
+            g.rule("an even pipeline layout needs the layers divisible by pp x vpp (Megatron-"
+                   "LM's default split); give --pipeline-layout balanced or a written layout",
+                   divides)
+        else:
+            # Even where the layers divide pp x chunks, else the recipe's own uneven split,
+            # which the balanced bound stands for.
+            g.cols["layout"] = np.where(divides, LAYOUTS.index("even"),
+                                        LAYOUTS.index("balanced"))
         return None
     written = parse_layout(text, num_layers, mtp_depth)
     g.expand("layout", np.array([GIVEN]))
