@@ -78,10 +78,7 @@ class Facts:
                                     f"h800,ascend-910b:{ASCEND_2024},ascend-910b:{ASCEND_2025}")
         self.dsv3 = cli_json("compare", "--scenario", "deepseek-v3-14.8t")
         self.dsv3_published = cli_json("estimate", "--scenario", "deepseek-v3-14.8t", "--chip",
-                                       "h800", "--stack", "hai-llm", "--tp", "1", "--pp", "16",
-                                       "--ep", "64", "--cp",
-                                       "1", "--recompute", "selective", "--optimizer-offload",
-                                       "0", "--offload-modules", "none", "--allow-oom")
+                                       "h800", "--stack", "hai-llm")
         self.moe_dense = cli_json("compare", "--model", "deepseek-v2,deepseek-llm-67b",
                                   "--chips", "h800", "--num-chips", "1024",
                                   "--global-batch", "4608")
@@ -168,14 +165,15 @@ def dsv3_plan(f: Facts) -> str:
 
 
 def dsv3_published(f: Facts) -> str:
-    e, r = f.dsv3_published, f.row(f.dsv3, DSV3_ENTRY)
-    tokens = f.dsv3["assumptions"]["tokens"]
-    hours = tokens / e["tokens_per_s_per_chip"] / 3600 / r["goodput"]
-    return (f"TP1 PP16 EP64 DualPipe with selective recompute and no offload, as published, "
-            f"needs "
-            f"{e['memory_gib_per_chip']:.0f} GiB per chip by moebench's memory model against "
-            f"{e['memory_capacity_gib']:.1f}; forced with `--allow-oom` it gives "
-            f"{hours / 1e6:.2f}M H800-hours ({_pct(hours / DSV3_PRETRAIN_H800_HOURS - 1)})")
+    e = f.dsv3_published
+    m = e["memory_gib"]
+    live = sum(m[k] for k in ("weights", "gradients", "optimizer", "activations", "logits"))
+    return (f"{live:.1f} GiB of live tensors on the fullest rank (weights {m['weights']:.1f}, "
+            f"FP32 gradients {m['gradients']:.1f}, optimizer shard {m['optimizer']:.1f}, "
+            f"activations {m['activations']:.1f}, logits {m['logits']:.1f}), "
+            f"{e['memory_gib_per_chip']:.1f} of {e['memory_capacity_gib']:.1f} GiB with the "
+            f"allocator's hold ({m['fragmentation']:.1f}) and the runtime's reserve "
+            f"({m['reserve']:.1f})")
 
 
 def _stack_fig(name: str, dotted: str) -> float:
@@ -224,6 +222,20 @@ def moe_dense(f: Facts) -> str:
             f"per trillion tokens, a {100 * saving:.0f}% saving (published "
             f"{DSV2_H800_HOURS_PER_1T / 1e3:.1f}K against {DSLLM67B_H800_HOURS_PER_1T / 1e3:.1f}K, "
             f"{100 * (1 - DSV2_H800_HOURS_PER_1T / DSLLM67B_H800_HOURS_PER_1T):.1f}%)")
+
+
+def memory_validation(f: Facts) -> str:
+    m = f.validate["memory"]
+    if not m["runs"]:
+        return "no run publishes its peak memory yet."
+    vendors = ", ".join(f"{v} {100 * e:.1f}%" for v, e in m["by_vendor"].items())
+    kinds = ", ".join(f"{n} {k}" for k, n in m["by_kind"].items())
+    fits = ("every measured run in the set fits" if not m["not_fitting"] else
+            f"{len(m['not_fitting'])} measured runs are predicted not to fit")
+    return (f"{m['runs']} runs from {m['sources']} sources ({kinds}), mean absolute memory "
+            f"error **{100 * m['mae']:.1f}%** ({vendors}), mean {_pct(m['bias'])}; "
+            f"{m['beyond']} beyond ±20%, worst {m['worst']} ({_pct(m['worst_error'])}); "
+            f"{fits}.")
 
 
 def validation_summary(f: Facts) -> str:
@@ -543,6 +555,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "first-predictions": first_prediction_table, "sweep-table": sweep_table,
     "sweep-summary": sweep_summary, "coverage": coverage_line, "targets": targets,
     "physics-range": physics_range, "validation-summary": validation_summary,
+    "memory-validation": memory_validation,
     "validation-outliers": validation_outliers, "validation-count": validation_count,
     "validation-bounds": validation_bounds, "megatron-table": megatron_table,
     "baseline-now": baseline_now, "loss-fusion": loss_fusion,

@@ -10,7 +10,7 @@ import pytest
 from moebench.engine.memory import memory_per_chip
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
-from moebench.engine.state import stage_params
+from moebench.engine.state import rank_params
 from moebench.engine.step import build_context, memory_of, recompute_block
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import load_model
@@ -34,7 +34,7 @@ def test_memory_per_recompute_block_equals_the_plain_memory_model(model, chip, c
     assert recompute_block(plans) == len(RECOMPUTE_SEARCHED)
     fast = memory_of(arch, c, stack, run, plans)
     ctx = build_context(arch, c, stack, run, plans)
-    plain = memory_per_chip(ctx, stage_params(ctx))
+    plain = memory_per_chip(ctx, rank_params(ctx))
     for field in fast.__dataclass_fields__:
         np.testing.assert_allclose(getattr(fast, field), getattr(plain, field), rtol=1e-12)
 

@@ -108,7 +108,8 @@ def _params(tmp_path, data):
 
 
 def test_every_supported_type_has_a_config_under_test():
-    assert set(MAPPERS) == set(CONFIGS) | set(NEWER) | {"deepseek_v3"}  # DSV3 has its own
+    # DSV3 has its own; llama4_text is tested below (LLAMA4_MAVERICK).
+    assert set(MAPPERS) == set(CONFIGS) | set(NEWER) | {"deepseek_v3", "llama4_text"}
 
 
 def test_glm4_moe_glm_4_5(tmp_path):
@@ -256,3 +257,54 @@ def test_models_show_lists_the_linear_attention_layers(tmp_path, cli):
     assert out["params_by_component"]["linear_attention"] == 36 * 33_718_464
     assert out["architecture"]["linear_attention"]["count"] == 36
     assert out["forward_flops_per_token"]["linear_attention"] > 0
+
+
+# meta-llama/Llama-4-Maverick-17B-128E config.json: the text model sits in text_config
+# (model_type llama4_text); keys as transformers' Llama4TextConfig. MoE on every second layer
+# (interleave_moe_layer_step 2), the others dense with intermediate_size_mlp.
+LLAMA4_MAVERICK = {
+    "model_type": "llama4", "_name_or_path": "meta-llama/Llama-4-Maverick-17B-128E",
+    "text_config": {
+        "model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 5120,
+        "vocab_size": 202048, "num_attention_heads": 40, "num_key_value_heads": 8,
+        "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+        "num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2,
+        "use_qk_norm": False, "attention_chunk_size": 8192, "tie_word_embeddings": False,
+    },
+}
+
+
+def test_llama4_maverick_interleaves_dense_and_moe_layers(tmp_path):
+    """Meta's model card: 400B total, 17B active. By hand: attention 48 x 62.9M = 3.02B; 24 MoE
+    layers of 128 experts + 1 shared of 3 x 5120 x 8192 = 125.8M each, 389.5B with routers; 24
+    dense FFNs of 3 x 5120 x 16384 = 251.7M, 6.04B; embedding and head 2.07B: 400.7B. Active:
+    one routed and the shared expert per MoE layer, 6.04B + 6.04B + 3.02B + 2.07B = 17.2B."""
+    arch = _load(tmp_path, LLAMA4_MAVERICK)
+    spec = arch.spec
+    assert spec.dense_layers.count == 24 and spec.dense_layers.placement == "interleaved"
+    assert spec.dense_layers.ffn_width == 16384 and arch.num_moe_layers == 24
+    assert arch.params.total == pytest.approx(400e9, rel=0.01)
+    assert arch.params.active == pytest.approx(17e9, rel=0.02)
+
+
+def test_llama4_style_model_estimates(tmp_path, cli):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA4_MAVERICK))
+    result = cli("estimate", "--model", str(path), "--chip", "h100", "--num-chips", "512",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["fits_memory"] and out["tokens_per_s_per_chip"] > 0
+
+
+def test_qwen_style_sparse_step_and_mlp_only_layers(tmp_path):
+    """Qwen2-MoE's decoder_sparse_step 2 makes layers 1, 3, 5, ... sparse; mlp_only_layers
+    [1] makes layer 1 dense too: of 24 layers, 11 MoE and 13 dense, interleaved. Without
+    either every layer is MoE."""
+    base = json.loads(json.dumps(CONFIGS["qwen2_moe"]))
+    arch = _load(tmp_path, dict(base, decoder_sparse_step=2, mlp_only_layers=[1]))
+    layers = arch.spec.num_layers
+    assert arch.num_moe_layers == layers // 2 - 1
+    assert arch.spec.dense_layers.placement == "interleaved"
+    arch = _load(tmp_path, base, name="plain.json")
+    assert arch.num_moe_layers == layers and arch.spec.dense_layers.count == 0

@@ -26,6 +26,28 @@ def test_a_good_user_file_validates(cli, tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_a_run_with_its_peak_memory_is_compared_in_kind(cli, tmp_path):
+    """A run that publishes 40 GiB allocated gets the model's live-tensor figure beside it, its
+    error and the breakdown; --max-memory-error trips on it."""
+    import json
+
+    text = f"{HEADER}\n{GOOD}{',' * 13}40,allocated\n"
+    result = cli("validate", "--data", _csv(tmp_path, text), "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    run = out["runs"][0]
+    assert run["memory_kind"] == "allocated" and run["memory_measured_gib"] == 40.0
+    terms = run["memory_terms_gib"]
+    live = sum(terms[k] for k in ("weights", "gradients", "optimizer", "activations", "logits"))
+    assert run["memory_predicted_gib"] == pytest.approx(live)
+    assert run["memory_error"] == pytest.approx(live / 40.0 - 1.0)
+    assert out["memory"]["runs"] == 1
+    err = abs(run["memory_error"]) * 100
+    tripped = cli("validate", "--data", _csv(tmp_path, text), "--max-memory-error",
+                  f"{err / 2:.3f}")
+    assert tripped.exit_code == 1 and "memory mean absolute error" in tripped.output
+
+
 @pytest.mark.parametrize(("text", "needles"), [
     ("", ["my-runs.csv", "empty"]),
     (HEADER + "\n", ["my-runs.csv", "no runs"]),
@@ -40,6 +62,10 @@ def test_a_good_user_file_validates(cli, tmp_path):
     (f"{HEADER}\n{GOOD.replace('mine,qwen3-30b-a3b', 'mine,no-such-model')}\n",
      ["my-runs.csv", "line 2 (mine)", "no-such-model"]),
     (f"{HEADER}\n{GOOD}\n{GOOD}\n", ["line 3", "duplicate id"]),
+    (f"{HEADER}\n{GOOD}{',' * 13}40\n", ["line 2", "column memory_kind", "together"]),
+    (f"{HEADER}\n{GOOD}{',' * 13}40,rss\n",
+     ["line 2", "column memory_kind", "allocated, reserved, device", "'rss'"]),
+    (f"{HEADER}\n{GOOD}{',' * 13}-3,device\n", ["line 2", "column memory_gib", "positive"]),
 ])
 def test_bad_runs_files_get_one_line_naming_file_line_and_column(cli, tmp_path, text, needles):
     result = cli("validate", "--data", _csv(tmp_path, text))

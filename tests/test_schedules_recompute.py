@@ -187,25 +187,61 @@ def _rc_ctx(arch, chip, recompute=None, modules=None):
 # dense layer of width 256, three MoE layers of 8 experts top-2 width 32 and a shared expert
 # of 32; SwiGLU). Attention: GEMM inputs h + q = 128, other h + q + 2 kv = 160: 576 B.
 # Dense FFN: (h + w) + (2w + h) = 896 elements, 1792 B. MoE per token (router and shared
-# expert): (h + h + 32) + (h + 2E + 64) = 304 elements, 608 B; per routed pair (h + 32) +
-# (64 + h) = 224, 448 B, two pairs per token. None: 576 + (3 x (608 + 896) + 1792) / 4 = 2152.
+# expert): (h + h + 32) + (h + 2E + 64) = 304 elements, 608 B; per routed pair (h + 32) + 64
+# = 160, 320 B, two pairs per token (the probabilities multiply the activation, Megatron-Core
+# 0.13 on: no expert output kept). None: 576 + (3 x (608 + 640) + 1792) / 4 = 1960.
 STORED_PER_TOKEN = {
-    None: 2152.0,
-    # norm outputs: 64 x 2 B in attention, dense and MoE: 448 + (3 x 1376 + 1664) / 4
-    ("layernorm",): 1896.0,
-    # activation outputs: w = 256 dense, 32 shared, 32 per pair: 576 + (3 x 1312 + 1280) / 4
-    ("moe_act",): 1880.0,
+    None: 1960.0,
+    # norm outputs: 64 x 2 B in attention, dense and MoE: 448 + (3 x 1120 + 1664) / 4
+    ("layernorm",): 1704.0,
+    # activation outputs: w = 256 dense, 32 shared, 32 per pair: 576 + (3 x 1056 + 1280) / 4
+    ("moe_act",): 1688.0,
     # selective = layernorm + moe_act (+ mla_up_proj, nothing under GQA)
-    ("layernorm", "moe_act", "mla_up_proj"): 1624.0,
-    # shared experts drop all of theirs, (h + 32) + 2 x 32 elements: 576 + (3 x 1184 + 1792) / 4
-    ("shared_experts",): 1912.0,
-    # mlp keeps the dense FFN's input and residual, 2 h = 256 B: 576 + (3 x 1504 + 256) / 4
-    ("mlp",): 1768.0,
+    ("layernorm", "moe_act", "mla_up_proj"): 1432.0,
+    # shared experts drop all of theirs, (h + 32) + 2 x 32 elements: 576 + (3 x 928 + 1792) / 4
+    ("shared_experts",): 1720.0,
+    # mlp keeps the dense FFN's input and residual, 2 h = 256 B: 576 + (3 x 1248 + 256) / 4
+    ("mlp",): 1576.0,
     # moe keeps the MoE layer's input and residual, 256 B, no pairs: 576 + (3 x 256 + 1792) / 4
     ("moe",): 1216.0,
     # core_attn: FlashAttention stores no scores; nothing this model counts goes
-    ("core_attn",): 2152.0,
+    ("core_attn",): 1960.0,
 }
+
+
+def test_a_release_that_scales_expert_outputs_keeps_them():
+    """Before Megatron-Core 0.13 (!2668) unpermute multiplied each expert's output by its
+    probability, so autograd kept the output, h = 64 BF16 per routed pair: two pairs per token
+    in three of four layers add 2 x 128 x 3 / 4 = 192 B to the 1960 above."""
+    from dataclasses import replace
+
+    from moebench.engine.memory import activation_bytes_per_layer
+
+    arch, chip = _tiny()
+    ctx = _rc_ctx(arch, chip, recompute="none")
+    ctx = replace(ctx, stack=replace(ctx.stack, probs_in_activation=False))
+    stored, _ = activation_bytes_per_layer(ctx)
+    assert float(stored[0]) / 4096 == pytest.approx(2152.0)
+
+
+def test_fp8_keeps_gemm_inputs_and_the_release_s_swiglu_input_in_fp8():
+    """Under FP8 the GEMM inputs take one byte: attention 128 + 160 x 2 = 448 B; dense
+    (h + w) + (2w + h) x 2 = 320 + 1152 = 1472 B; MoE per token 160 + (h + 2E + 64) x 2 = 448 B
+    and per pair 96 + 64 x 2 = 224 B: 448 + (3 x (448 + 448) + 1472) / 4 = 1488. A release that
+    keeps the SwiGLU input in FP8 (DeepSeek-V3 report sec. 3.3.4) saves a byte on each of
+    2w: dense 512, shared 64, pairs 2 x 64: 1488 - (3 x 192 + 512) / 4 = 1216."""
+    from dataclasses import replace
+
+    from moebench.engine.memory import activation_bytes_per_layer
+
+    arch, chip = _tiny()
+    ctx = _rc_ctx(arch, chip, recompute="none")
+    ctx = replace(ctx, fp8=True)
+    stored, _ = activation_bytes_per_layer(ctx)
+    assert float(stored[0]) / 4096 == pytest.approx(1488.0)
+    ctx = replace(ctx, stack=replace(ctx.stack, swiglu_fp8_store=True))
+    stored, _ = activation_bytes_per_layer(ctx)
+    assert float(stored[0]) / 4096 == pytest.approx(1216.0)
 
 
 @pytest.mark.parametrize("modules", list(STORED_PER_TOKEN))
@@ -325,12 +361,12 @@ def test_measured_runs_take_a_recompute_modules_column(tmp_path):
 
     header = shipped_runs_path().read_text().splitlines()[0]
     assert header.endswith(",recompute_modules,pipeline_layout,offload_modules,dp_overlap,"
-                           "cross_entropy,source_id,published,sweep")
+                           "cross_entropy,source_id,published,sweep,memory_gib,memory_kind")
     row = ("mine,qwen3-30b-a3b,b200,8,fp8,1,1,1,8,1,1,1,selective,1f1b,false,4096,512,"
            "tokens_per_s_per_chip,9299,false,,alltoall,partial,,,,1.0,my log,")
     path = tmp_path / "runs.csv"
-    path.write_text(f'{header}\n{row},,,,,"moe_act,layernorm",,,,,,,\n')
+    path.write_text(f'{header}\n{row},,,,,"moe_act,layernorm",,,,,,,,,\n')
     assert load_runs(path)[0].plan.recompute_modules == ("moe_act", "layernorm")
-    path.write_text(f"{header}\n{row},,,,,attention,,,,,,,\n")
+    path.write_text(f"{header}\n{row},,,,,attention,,,,,,,,,\n")
     with pytest.raises(InputError, match="column recompute_modules"):
         load_runs(path)

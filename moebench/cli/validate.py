@@ -27,6 +27,10 @@ def validate(
     max_run_error: Annotated[float | None, typer.Option(
         "--max-run-error", help="Exit 1 if any run's leave-one-source-out speed error exceeds this "
                                 "many percent.")] = None,
+    max_memory_error: Annotated[float | None, typer.Option(
+        "--max-memory-error", help="Exit 1 if the mean absolute memory error over the runs "
+                                   "that publish their peak memory exceeds this many percent, "
+                                   "or a measured run is predicted not to fit.")] = None,
     stack: Annotated[str | None, typer.Option(
         "--stack", help="Predict every run with this stack (catalog name or YAML), e.g. one "
                         "moebench calibrate wrote, instead of the stack each run names; runs on "
@@ -34,7 +38,8 @@ def validate(
     fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Predict measured training runs three ways (physics only, calibrated, leave-one-out)
-    and report the error per run, per vendor and per dense/MoE group.
+    and report the error per run, per vendor and per dense/MoE group, and the memory error
+    of the runs that publish their peak memory.
 
     Exit codes: 0 ok, 1 an error bound was exceeded, 2 bad input.
 
@@ -42,9 +47,10 @@ def validate(
     moebench validate --data my-runs.csv --stack my-stack.yaml
     """
     from moebench.commands.validation import validate
-    from moebench.commands.validation_report import mean_abs, validation_report
+    from moebench.commands.validation_report import mean_abs, memory_summary, validation_report
 
-    for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error)):
+    for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error),
+                        ("--max-memory-error", max_memory_error)):
         if bound is not None and not bound > 0:
             raise InputError(name, None, f"must be a positive percentage, got {bound}")
     comparisons = validate(data, stack=stack)
@@ -58,6 +64,13 @@ def validate(
         failed += [f"{c.id}: leave-one-source-out error {100 * c.loso_error:+.1f}% beyond "
                    f"{max_run_error}%" for c in comparisons
                    if 100 * abs(c.loso_error) > max_run_error]
+    if max_memory_error is not None:
+        memory = memory_summary(comparisons)
+        if memory.get("mae", 0.0) * 100 > max_memory_error:
+            failed.append(f"memory mean absolute error {100 * memory['mae']:.1f}% > "
+                          f"{max_memory_error}%")
+        failed += [f"{run}: a measured run predicted not to fit"
+                   for run in memory["not_fitting"]]
     for line in failed:
         typer.echo(f"bound exceeded: {line}", err=True)
     if failed:

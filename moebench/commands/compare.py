@@ -192,7 +192,8 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
         check_vendor(stack_spec, chip.vendor, chip.name)
         run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
                         precision=resolve_precision(sc.precision, chip),
-                        expert_imbalance=sc.expert_imbalance.value)
+                        expert_imbalance=sc.expert_imbalance.value,
+                        optimizer_states=stack_spec.release.defaults["optimizer_states"])
         entries.append(Entry(name, spec, chip, stack_spec, run))
     labels = [(e.chip.name, e.stack_spec.label) for e in entries]
     for label in labels:

@@ -57,6 +57,9 @@ class Estimate:
     memory_gib: dict[str, float]
     plans_evaluated: int
     search_seconds: float
+    memory_advice: str | None = None
+    """Where the plan does not fit (--allow-oom): by how much, its largest term and the
+    cheapest change that fits (:mod:`moebench.commands.fit_advice`)."""
     assumed: list[dict[str, Any]] = field(default_factory=list)
     """Settings and plan dimensions the run did not give: value, where it came from and the
     main alternative's effect (:mod:`moebench.commands.assumptions`)."""
@@ -133,14 +136,20 @@ def estimate(
 ) -> tuple[Estimate, SearchResult]:
     """Search (or evaluate the fixed plan) and return the chosen plan's estimate; several
     stacks (searched settings) are each searched and the fastest kept."""
+    from moebench.commands.fit_advice import fit_advice
+
     stacks = [stack] if isinstance(stack, Stack) else list(stack)
     result = search_stacks(arch, chip, stacks, run, num_chips, request)
     stack = result.stack
-    if not result.fits and not allow_oom:
+    if result.fits:
+        return estimate_from(result), result
+    advice = fit_advice(arch, chip, stacks, run, num_chips, request or PlanRequest(), result)
+    if not allow_oom:
         why = why_nothing_fits(arch, chip, stack, run, num_chips, request or PlanRequest())
         raise InputError("plan", None, f"no plan fits in memory for {arch.name} on "
-                                       f"{num_chips:,} x {chip.name}: {why} (or use --allow-oom)")
-    return estimate_from(result), result
+                                       f"{num_chips:,} x {chip.name}: {advice}; {why} (or use "
+                                       "--allow-oom)")
+    return replace(estimate_from(result), memory_advice=advice), result
 
 
 def estimate_job(job: JobInputs, num_chips: int, allow_oom: bool = False
@@ -159,7 +168,7 @@ def why_nothing_fits(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
     """What the plan needing least memory needs, and the smallest cluster where one fits."""
     need = least_memory(arch, chip, stack, run, num_chips, request) or 0.0
     bigger = smallest_fitting_cluster(arch, chip, stack, run, request, num_chips)
-    where = (f"the smallest cluster where a plan fits is {bigger:,} chips" if bigger
+    where = (f"as given, the smallest cluster where it fits is {bigger:,} chips" if bigger
              else "no cluster up to a million chips fits it")
     return (f"the plan needing least memory needs {need / GIB:.1f} GiB of "
             f"{float(chip.hbm_bytes) / GIB:.1f} GiB per chip; {where}")

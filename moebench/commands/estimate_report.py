@@ -55,5 +55,7 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
               est.counting]
     if overrides:
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    if est.memory_advice:
+        footer.append(f"does not fit: {est.memory_advice}")
     footer += assumed_lines([Assumption(**a) for a in est.assumed])
     return Report(f"{est.model} on {est.num_chips} x {est.chip}", df, payload, footer)

@@ -19,7 +19,9 @@ Megatron layout string, layers per rank or first=N,last=M; empty: the release's 
 for validation by source and date: ``source_id`` (one slug per publication or table: its runs are
 left out together; empty: the run's ``source`` text), ``published`` (YYYY-MM-DD, when the figure
 was first published) and ``sweep`` (a slug shared by the runs of one published plan sweep: same
-source, model, chip and cluster size, different plans).
+source, model, chip and cluster size, different plans), and for memory validation
+``memory_gib`` (the published peak memory per device, GiB) with ``memory_kind`` (allocated,
+reserved or device: :data:`MEMORY_KINDS`).
 
 ``stack`` names the framework release the run used, ``family@release`` (``moebench stacks
 list``); a bare family is its newest release, an empty cell the chip's default stack.
@@ -49,6 +51,7 @@ from moebench.inputs.run import (
 )
 from moebench.inputs.stack import CROSS_ENTROPY, DISPATCHERS, GRAPHS, StackOptions
 from moebench.inputs.yamlio import read_text
+from moebench.units import to_base
 
 # Metrics where a larger value means faster training; the others (times, chip-hours) invert.
 FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True, "mfu": True,
@@ -60,7 +63,11 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
-            "published", "sweep")
+            "published", "sweep", "memory_gib", "memory_kind")
+# What a published peak-memory figure counts: live tensors (torch max_memory_allocated),
+# what the caching allocator holds (max_memory_reserved), or the whole device as nvidia-smi or
+# npu-smi shows it (with the runtime and communication buffers).
+MEMORY_KINDS = ("allocated", "reserved", "device")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -81,7 +88,7 @@ class MeasuredRun:
     options: StackOptions
     capacity_factor: float | None
     expert_imbalance: float
-    optimizer_states: str
+    optimizer_states: str | None
     metric: str
     measured: float
     production: bool
@@ -95,6 +102,10 @@ class MeasuredRun:
     """The published plan sweep it belongs to (None: none)."""
     row: int
     """Line of the file (for messages)."""
+    memory_bytes: float | None = None
+    """Published peak memory per device (None: not published)."""
+    memory_kind: str | None = None
+    """What it counts (:data:`MEMORY_KINDS`)."""
 
 
 class _Row:
@@ -229,7 +240,7 @@ def _run(r: _Row) -> MeasuredRun:
     imbalance = r.number("expert_imbalance") or 1.0
     if imbalance < 1.0:
         raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")
-    states = r.choice("optimizer_states", OPTIMIZER_STATES) or "fp32"
+    states = r.choice("optimizer_states", OPTIMIZER_STATES)  # None: the release's default
     return MeasuredRun(
         optimizer_states=states, id=r.required("id"), model=r.required("model"),
         chip=r.required("chip"),
@@ -246,8 +257,19 @@ def _run(r: _Row) -> MeasuredRun:
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"),
         source_id=r.text("source_id") or r.required("source"), published=r.date("published"),
-        sweep=r.text("sweep"), row=r.line,
+        sweep=r.text("sweep"), row=r.line, **_memory(r),
     )
+
+
+def _memory(r: _Row) -> dict[str, Any]:
+    """The published peak memory (GiB to bytes) and what it counts, given together."""
+    gib, kind = r.number("memory_gib"), r.choice("memory_kind", MEMORY_KINDS)
+    if (gib is None) != (kind is None):
+        missing = "memory_kind" if kind is None else "memory_gib"
+        raise r._err(missing, "give memory_gib and memory_kind together (memory_kind: "
+                              f"{', '.join(MEMORY_KINDS)})")
+    return {"memory_bytes": None if gib is None else to_base("memory_gib", gib),
+            "memory_kind": kind}
 
 
 def shipped_runs_path() -> Path:

@@ -3,7 +3,7 @@ default stack and the mix's run settings, and the fabric between them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from moebench.commands.setup import split_overrides
@@ -73,7 +73,9 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
     run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=precision,
                     expert_imbalance=sc.expert_imbalance.value)
     options = sc.settings()
-    types = [MixType(chip=c, stack=stack_from_spec(s, options), count=n, run=run)
+    # Each type keeps its stack release's optimizer-state precision (FP32 or BF16 moments).
+    types = [MixType(chip=c, stack=stack_from_spec(s, options), count=n,
+                     run=replace(run, optimizer_states=s.release.defaults["optimizer_states"]))
              for c, (_, s, n) in zip(chips, loaded.values(), strict=True)]
     fabric_spec = load_fabric_spec(fabric)
     label = "+".join(f"{name}:{n}" for name, (_, _, n) in loaded.items())

@@ -117,7 +117,7 @@ def job_inputs(
     options: StackOptions | None = None, overrides: dict[str, str] | None = None,
     seq_len: int, global_batch: int, precision: str = "bf16",
     expert_imbalance: float = 1.0, capacity_factor: float | None = None,
-    optimizer_states: str = "fp32", plan: dict[str, Any] | PlanRequest | None = None,
+    optimizer_states: str | None = None, plan: dict[str, Any] | PlanRequest | None = None,
     search: frozenset[str] = frozenset(),
 ) -> JobInputs:
     """Load and validate model, chip and stack, and build the run and the plan request: what
@@ -133,7 +133,8 @@ def job_inputs(
         seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
         precision=resolve_precision(precision, hw),
         expert_imbalance=float(settings["expert_imbalance"]),
-        capacity_factor=capacity_factor, optimizer_states=optimizer_states,
+        capacity_factor=capacity_factor,
+        optimizer_states=optimizer_states or spec.release.defaults["optimizer_states"],
     )
     given = plan if isinstance(plan, PlanRequest) else PlanRequest(**(plan or {}))
     variants = tuple(stack_from_spec(spec, o)
@@ -146,7 +147,7 @@ def job_inputs(
 
 JOB_DEFAULTS: dict[str, Any] = {"seq_len": 4096, "global_batch": 4096, "precision": "bf16",
                                 "expert_imbalance": 1.0,
-                                "optimizer_states": "fp32"}
+                                "optimizer_states": None}
 PLAN_FIELDS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
                "sharding", "shard_group", "cp_kind", "recompute_modules", "optimizer_offload",
                "pipeline_layout", "offload_modules")

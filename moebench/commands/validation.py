@@ -25,6 +25,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,10 @@ from moebench.commands.measured_runs import (
     run_stack,
     shipped_runs_path,
 )
+from moebench.engine.memory import MemoryBreakdown
 from moebench.inputs import catalog
 from moebench.inputs.stack import StackSpec, load_stack_spec
+from moebench.units import GIB
 
 PHYSICS_STACK = "hardware-limit"
 SPLIT_DATE = datetime.date(2025, 7, 1)
@@ -83,6 +86,18 @@ class RunComparison:
     fits_memory: bool
     production: bool
     source: str
+    memory_kind: str | None = None
+    """What the published peak memory counts (None: not published)."""
+    memory_measured_gib: float = float("nan")
+    memory_predicted_gib: float = float("nan")
+    """The model's figure of the same kind for the run's plan."""
+    memory_terms_gib: dict[str, float] | None = None
+    """The predicted breakdown by term."""
+
+    @property
+    def memory_error(self) -> float:
+        """Predicted over published peak memory, minus one (NaN: none published)."""
+        return self.memory_predicted_gib / self.memory_measured_gib - 1.0
 
 
 def family_of(run: MeasuredRun) -> str:
@@ -117,12 +132,25 @@ def priors(exclude: str) -> dict[str, float]:
     return {p: out.get(p, float(spec.family_figure(p).value)) for p in PARAMETERS}
 
 
-def _error(p: Prepared) -> tuple[float, bool]:
+def _error(p: Prepared) -> tuple[float, bool, dict[str, Any]]:
+    """The calibrated speed error, whether the plan fits, and the memory comparison."""
     from moebench.engine.step import evaluate
 
     stack = p.stack()
-    fits = bool(evaluate(p.arch, p.chip, stack, p.config, p.plan).fits[0])
-    return float(np.expm1(p.speed_error(stack))[0]), fits
+    res = evaluate(p.arch, p.chip, stack, p.config, p.plan)
+    return float(np.expm1(p.speed_error(stack))[0]), bool(res.fits[0]), _memory(p, res.memory)
+
+
+def _memory(p: Prepared, m: MemoryBreakdown) -> dict[str, Any]:
+    """The memory fields of a run's comparison: the predicted figure of the kind the run
+    publishes (live tensors, the allocator's hold, or the device's), and the breakdown."""
+    r = p.run
+    if r.memory_bytes is None or r.memory_kind is None:
+        return {}
+    figure = {"allocated": m.allocated, "reserved": m.reserved, "device": m.total}
+    return {"memory_kind": r.memory_kind, "memory_measured_gib": r.memory_bytes / GIB,
+            "memory_predicted_gib": float(figure[r.memory_kind][0]) / GIB,
+            "memory_terms_gib": {k: float(v[0]) / GIB for k, v in m.as_dict().items()}}
 
 
 @dataclass(frozen=True)
@@ -234,7 +262,7 @@ def compare_runs(runs: list[MeasuredRun], where: str,
             progress(done, len(by_family))
     out = []
     for i, p in enumerate(own):
-        cal, fits = _error(p)
+        cal, fits, memory = _error(p)
         r = p.run
         loo, loso, split, sd = columns[i]
         out.append(RunComparison(
@@ -246,7 +274,7 @@ def compare_runs(runs: list[MeasuredRun], where: str,
             tokens_per_step=float(r.global_batch * r.seq_len), physics_error=physics[i],
             calibrated_error=cal, loo_error=float(loo), loso_error=float(loso),
             split_error=float(split), param_sd=float(sd), fits_memory=fits,
-            production=r.production, source=r.source,
+            production=r.production, source=r.source, **memory,
         ))
     return out
 

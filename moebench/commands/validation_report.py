@@ -58,6 +58,55 @@ def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
     return rows
 
 
+MEMORY_RUN_BOUND = 0.20
+"""Issue 22's bar: no run's memory error beyond this."""
+
+
+def memory_summary(comparisons: list[RunComparison]) -> dict[str, Any]:
+    """Memory error over the runs that publish their peak memory: mean absolute error overall
+    and per vendor, mean signed error, the worst run and its largest predicted term, how many
+    lie beyond :data:`MEMORY_RUN_BOUND`, and the measured runs predicted not to fit."""
+    with_mem = [c for c in comparisons if c.memory_kind is not None]
+    out: dict[str, Any] = {"runs": len(with_mem),
+                           "not_fitting": [c.id for c in comparisons if not c.fits_memory]}
+    if not with_mem:
+        return out
+    errors = np.array([c.memory_error for c in with_mem])
+    worst = with_mem[int(np.argmax(np.abs(errors)))]
+    terms = worst.memory_terms_gib or {}
+    out.update({
+        "mae": float(np.mean(np.abs(errors))), "bias": float(np.mean(errors)),
+        "by_vendor": {v: mean_abs([c.memory_error for c in with_mem if c.vendor == v])
+                      for v in sorted({c.vendor for c in with_mem})},
+        "by_kind": {k: len([c for c in with_mem if c.memory_kind == k])
+                    for k in sorted({c.memory_kind or "" for c in with_mem})},
+        "sources": len({c.source_id for c in with_mem}),
+        "beyond": int(np.sum(np.abs(errors) > MEMORY_RUN_BOUND)),
+        "worst": worst.id, "worst_error": float(worst.memory_error),
+        "worst_term": max(terms, key=lambda k: terms[k]) if terms else None,
+    })
+    return out
+
+
+def memory_footer(m: dict[str, Any]) -> list[str]:
+    """The footer lines of :func:`memory_summary`."""
+    if not m["runs"]:
+        lines = ["memory: no run in the file publishes its peak memory (memory_gib)"]
+    else:
+        vendors = ", ".join(f"{v} {100 * e:.1f}%" for v, e in m["by_vendor"].items())
+        lines = [
+            f"memory: {m['runs']} runs from {m['sources']} sources publish their peak memory; "
+            f"mean absolute error {100 * m['mae']:.1f}% ({vendors}), mean {100 * m['bias']:+.1f}%"
+            f"; {m['beyond']} beyond {100 * MEMORY_RUN_BOUND:.0f}%; worst {m['worst']} "
+            f"{100 * m['worst_error']:+.1f}% (largest predicted term: {m['worst_term']})",
+            "memory error = predicted / published peak memory - 1, of the kind published: live "
+            "tensors (allocated), the allocator's hold (reserved) or the device's (device)"]
+    if m["not_fitting"]:
+        lines.append(f"measured runs the memory model says do not fit: "
+                     f"{', '.join(m['not_fitting'])}")
+    return lines
+
+
 def _speed(c: RunComparison, error: float) -> tuple[float, float]:
     """(measured speed, predicted speed) in a common, larger-is-faster unit: a step time
     becomes tokens per second per chip, since a sweep's plans may train different batches."""
@@ -225,12 +274,16 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
             "physics_%": 100 * c.physics_error, "calibrated_%": 100 * c.calibrated_error,
             "loo_%": 100 * c.loo_error, "loso_%": 100 * c.loso_error,
             "split_%": 100 * c.split_error,
+            "memory_%": 100 * c.memory_error if c.memory_kind else float("nan"),
         })
     summ = summary(comparisons)
     sweeps = sweep_ranking(comparisons)
     cover = coverage(comparisons, bands)
     pinned = pinned_figures()
-    payload = {"runs": [_no_nan({**c.__dict__, "interval_log": list(bands[c.id])})
+    memory = memory_summary(comparisons)
+    payload = {"memory": _no_nan(memory),
+               "runs": [_no_nan({**c.__dict__, "memory_error": c.memory_error,
+                                 "interval_log": list(bands[c.id])})
                         for c in comparisons],
                "summary": [_no_nan(s) for s in summ], "sweeps": sweeps, "coverage_80": cover,
                "pinned": pinned,
@@ -261,6 +314,7 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
         + "; loo: refitted without the run; loso: refitted without the run's whole source; "
         f"split: fitted on runs published before {SPLIT_DATE.isoformat()}",
     ]
+    footer += memory_footer(memory)
     if pinned:
         footer.append("fitted figures on a bound (something physical is missing): "
                       + "; ".join(pinned))
@@ -272,9 +326,9 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
                   footer, labels={"num_chips": "chips", "physics_%": "physics %",
                                   "calibrated_%": "calib %", "loo_%": "LOO %",
                                   "loso_%": "LOSO %", "split_%": "split %",
-                                  "interval_80": "80% interval"},
+                                  "interval_80": "80% interval", "memory_%": "memory %"},
                   optional=("metric", "stack", "measured", "physics_%", "num_chips",
-                            "interval_80", "loo_%", "split_%", "calibrated_%"))
+                            "interval_80", "loo_%", "split_%", "calibrated_%", "memory_%"))
 
 
 def _no_nan(row: dict[str, Any]) -> dict[str, Any]:

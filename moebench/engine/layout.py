@@ -181,6 +181,18 @@ def uniform_layers(pp: np.ndarray, chunks: np.ndarray, num_layers: int) -> np.nd
     return np.minimum(np.ceil(num_layers / (pp * chunks)) * chunks, num_layers)
 
 
+def balanced_ends(pp: np.ndarray, chunks: np.ndarray, even: np.ndarray, num_layers: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(first, last) ranks' decoder layers in a balanced layout of one chunk per rank: where
+    pp ceil(L/pp) exceeds L, the ranks one layer short are the first (the embedding, and the
+    most micro-batches in flight) and the last (the LM head, loss and MTP), as planners place
+    them (Megatron-LM's --account-for-embedding/loss-in-pipeline-split; the DeepSeek-V3 layouts
+    of Megatron-Bridge, e.g. ``Et*3|...|tmL``). Interleaved and DualPipeV plans keep the even
+    split (their rank 0 holds several chunks)."""
+    short = np.where(chunks == 1, pp * even - num_layers, 0)
+    return even - (short >= 1), even - (short >= 2)
+
+
 @dataclass(frozen=True)
 class StageCounts:
     """Decoder layers per plan on the ranks that can be the slowest or the fullest."""
@@ -213,9 +225,15 @@ def stage_counts(pp: np.ndarray, vpp: np.ndarray, chunks: np.ndarray, kind: np.n
     """The layer counts of every plan: an even split, except where a plan's layout is the
     written one (once per distinct pipeline shape, not per plan; DualPipeV has 2 chunks)."""
     even = uniform_layers(pp.astype(float), chunks.astype(float), num_layers)
+    first, head = balanced_ends(pp, chunks, even, num_layers)
     if kind is None or written is None or not np.any(kind == GIVEN):
-        return StageCounts(0 if kind is None else kind, even, even, even, -1.0)
-    first, head, fullest = even.copy(), even.copy(), even.copy()
+        if kind is None:
+            return StageCounts(0, first, head, even, -1.0)
+        bal = kind == BALANCED
+        return StageCounts(kind, np.where(bal, first, even), np.where(bal, head, even), even,
+                           -1.0)
+    bal = kind == BALANCED
+    first, head, fullest = np.where(bal, first, even), np.where(bal, head, even), even.copy()
     mtp = np.full(len(even), -1.0)
     given = kind == GIVEN
     v = (chunks == 2) & (vpp == 1)

@@ -1,4 +1,5 @@
-"""Memory per chip: weights, gradients, optimizer states, activations, logits and a reserve.
+"""Memory per chip: weights, gradients, optimizer states, activations, logits, the allocator's
+fragmentation and the runtime's reserve.
 
 Activation accounting follows Korthikanti et al., "Reducing Activation Recomputation in Large
 Transformer Models" (arXiv 2205.05198): with tensor and sequence parallelism every stored tensor
@@ -44,6 +45,10 @@ class MemoryBreakdown:
     activations: np.ndarray
     logits: np.ndarray
     reserve: np.ndarray
+    """Runtime context and communication buffers (the stack's reserve_gb)."""
+    fragmentation: np.ndarray
+    """What the caching allocator holds beyond the peak of live tensors (the stack's
+    fragmentation times :attr:`allocated`)."""
     offloaded_optimizer: np.ndarray
     """Optimizer-state bytes per chip moved to host memory (not in :attr:`total`)."""
     offloaded_activations: np.ndarray
@@ -58,11 +63,22 @@ class MemoryBreakdown:
         (wherever it lives)."""
         return self.weights + self.optimizer + self.offloaded_optimizer
 
+    @property
+    def allocated(self) -> np.ndarray:
+        """The peak of live tensors (what torch.cuda.max_memory_allocated reports)."""
+        return (self.weights + self.gradients + self.optimizer + self.activations
+                + self.logits)
+
+    @property
+    def reserved(self) -> np.ndarray:
+        """What the caching allocator holds at the peak (torch.cuda.max_memory_reserved)."""
+        return self.allocated + self.fragmentation
+
     @cached_property
     def total(self) -> np.ndarray:
-        """Device bytes (computed once: the search reads it several times)."""
-        return (self.weights + self.gradients + self.optimizer + self.activations
-                + self.logits + self.reserve)
+        """Device bytes, as nvidia-smi or npu-smi would show them (computed once: the search
+        reads it several times)."""
+        return self.reserved + self.reserve
 
     def take(self, index: np.ndarray) -> MemoryBreakdown:
         """The breakdown of the plans at ``index``."""
@@ -81,10 +97,15 @@ class MemoryBreakdown:
         :func:`memory_per_chip` of the offloading plans (tested), at the cost of a few products.
         """
         states = self.optimizer
+        before = self.allocated
+        after = before - fraction * states
         return MemoryBreakdown(
             weights=self.weights, gradients=self.gradients,
             optimizer=(1.0 - fraction) * states, activations=self.activations,
-            logits=self.logits, reserve=self.reserve, offloaded_optimizer=fraction * states,
+            logits=self.logits, reserve=self.reserve,
+            fragmentation=self.fragmentation * np.divide(
+                after, before, out=np.ones_like(before), where=before > 0),
+            offloaded_optimizer=fraction * states,
             host=fraction * states * (optimizer_bytes + GRAD_BYTES) / optimizer_bytes
             + self.offloaded_activations,
             offloaded_activations=self.offloaded_activations)
@@ -98,80 +119,116 @@ class MemoryBreakdown:
         """Device memory by kind (what :attr:`total` adds up)."""
         return {"weights": self.weights, "gradients": self.gradients,
                 "optimizer": self.optimizer, "activations": self.activations,
-                "logits": self.logits, "reserve": self.reserve}
+                "logits": self.logits, "fragmentation": self.fragmentation,
+                "reserve": self.reserve}
 
 
 def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(stored, working) bytes per chip of one average layer and one micro-batch.
 
-    ``stored`` is what waits for the backward pass (only the layer input under full recompute);
-    selective recompute drops, per module (:data:`~moebench.inputs.run.RECOMPUTE_MODULES`):
-    layernorm the two norm outputs (h each); mla_up_proj MLA's Q, K and V (the up-projections'
-    outputs); moe_act the activation output of each FFN (its width per token or routed pair);
-    shared_experts every tensor of the shared experts; mlp every tensor of a dense layer's FFN
-    but its input and the residual; moe every tensor of a MoE layer but those two. core_attn
-    drops nothing here: FlashAttention keeps no s x s scores, and what the checkpoint drops,
-    the kernel's softmax statistics (n_h FP32 per token), is not in this model.
+    ``stored`` is what waits for the backward pass (only the layer input under full recompute).
+    GEMM inputs are kept in FP8 under FP8 training (Transformer Engine saves the quantized
+    input for the weight gradient); the rest in BF16. A dropped tensor counts in the precision
+    it was kept in. Selective recompute drops, per module
+    (:data:`~moebench.inputs.run.RECOMPUTE_MODULES`): layernorm the two norm outputs (h each);
+    mla_up_proj MLA's Q, K and V (the up-projections' outputs); moe_act the activation output
+    of each FFN (its width per token or routed pair); shared_experts every tensor of the shared
+    experts; mlp every tensor of a dense layer's FFN but its input and the residual; moe every
+    tensor of a MoE layer but those two. core_attn drops nothing under FlashAttention, which
+    keeps no s x s scores (what the checkpoint drops, the kernel's softmax statistics, n_h FP32
+    per token, is not in this model); a release without it keeps the scores, which core_attn
+    drops.
+
+    Two release settings (:class:`~moebench.inputs.stack.Stack`): ``swiglu_fp8_store`` keeps
+    the SwiGLU input (the gate/up output) in FP8 under FP8 (Megatron-Core's
+    activation_func_fp8_input_store; DeepSeek-V3 report sec. 3.3.4); without
+    ``probs_in_activation`` each routed pair also keeps its expert output (h) for the router
+    probabilities' gradient, as Megatron-Core's unpermute did before 0.13 (!2668).
     ``working`` is the extra one layer needs while it is recomputed (full recompute), plus, in a
     hybrid model, a linear-attention layer's chunk states: its backward recomputes them and
     holds their gradients beside them, two BF16 copies of n_v d_k d_v / C elements per token,
     split over tp with the heads (:mod:`moebench.engine.linear_attention`).
+    Tensors are split over tp x cp as sequence parallelism splits them; a release without it
+    keeps the hidden-size ones whole on each tensor-parallel rank.
     """
     arch, spec, sh = ctx.arch, ctx.arch.spec, ctx.shapes
     h = spec.hidden_size
-    gemm_in_bytes = 1.0 if ctx.fp8 else BF16  # FP8 activation caches
+    fp8 = 1.0 if ctx.fp8 else 0.0
+    gemm_in_bytes = BF16 - fp8  # FP8 activation caches
+    # The SwiGLU input kept as a GEMM input is (FP8 under FP8) where the release stores it so.
+    swiglu_in_gemm = bool(ctx.stack.swiglu_fp8_store)
+    expert_out = 0.0 if ctx.stack.probs_in_activation else float(h)
     rc = ctx.recompute
     tok_sp, received = ctx.tok_sp, ctx.received
     norm, act = ctx.recomputes("layernorm"), ctx.recomputes("moe_act")
     up, mlp = ctx.recomputes("mla_up_proj"), ctx.recomputes("mlp")
     moe_rc, shared_rc = ctx.recomputes("moe"), ctx.recomputes("shared_experts")
 
-    def block(gemm_in: Any, other: Any, dropped: Any) -> np.ndarray:
-        # What output-discarding recompute drops counts at BF16, as selective always has.
-        return np.maximum(gemm_in * gemm_in_bytes + other * BF16 - dropped * BF16, 0.0)
+    def block(gemm_in: Any, other: Any, drop_gemm: Any = 0.0, drop_other: Any = 0.0
+              ) -> np.ndarray:
+        return np.maximum((gemm_in - drop_gemm) * gemm_in_bytes
+                          + (other - drop_other) * BF16, 0.0)
+
+    def ffn(width: int) -> tuple[float, float, float]:
+        """(GEMM inputs, other, the activation output) elements of one FFN per token."""
+        g_in, other, recomp = ffn_act_elements(width, arch.gated, h)
+        return (g_in + other, 0.0, recomp) if swiglu_in_gemm else (g_in, other, recomp)
 
     # A checkpointed block (mlp, moe) keeps its input, the norm output unless layernorm
     # drops it, and the residual.
     checkpoint = (1 - norm) * h * gemm_in_bytes + h * BF16
     # Replicated KV heads: each rank keeps K and V of kv_copies heads more than its share.
     kv_more = sh.kv_proj_params / h * (ctx.kv_copies - 1)
-    attn = block(sh.attn_act_gemm_in, sh.attn_act_other + kv_more,
-                 norm * h + up * (sh.attn_act_recomputable - h)) * tok_sp
-    g_in, other, recomp = ffn_act_elements(sh.dense_width, arch.gated, h)
+    attn = block(sh.attn_act_gemm_in, sh.attn_act_other + kv_more, norm * h,
+                 up * (sh.attn_act_recomputable - h)) * tok_sp
+    if not ctx.stack.flash_attention:
+        # Without a fused attention kernel the scores are kept: softmax output (2 B), its
+        # dropout mask (1 B) and the scores (2 B) for each head and key, 5 a s / t bytes per
+        # token (Korthikanti et al. eq. 1), unless core_attn recomputes them.
+        heads = getattr(spec.attention, "num_heads", 0) * spec.num_full_attention_layers \
+            / spec.num_layers
+        attn = attn + (1 - ctx.recomputes("core_attn")) * 5.0 * heads \
+            * (ctx.run.seq_len / ctx.cp) / ctx.tp * tok_sp
+    g_in, other, recomp = ffn(sh.dense_width)
     dense = block(g_in, other + h, norm * h + act * recomp)
     dense = np.where(mlp > 0, np.minimum(checkpoint, dense), dense) * tok_sp
     moe = 0.0
     if arch.is_moe:
-        e_in, e_other, e_recomp = ffn_act_elements(sh.expert_width, arch.gated, h)
-        s_in, s_other, s_recomp = ffn_act_elements(sh.shared_width, arch.gated, h)
+        e_in, e_other, e_recomp = ffn(sh.expert_width)
+        s_in, s_other, s_recomp = ffn(sh.shared_width)
         # shared_experts drops all the shared experts keep (moe_act has taken their
         # activation output already); their input is the router's, which stays.
-        shared_own = s_in * gemm_in_bytes + (s_other - act * s_recomp) * BF16
+        shared_own = block(s_in, s_other, act * s_recomp)
         per_token = np.maximum(
             block(h + s_in, h + 2 * sh.num_experts + s_other, norm * h + act * s_recomp)
             - shared_rc * shared_own, 0.0)
         per_token = np.where(moe_rc > 0, np.minimum(checkpoint, per_token), per_token)
         # Under expert TP each rank keeps etp gathered rows of h per pair, 1/etp of the width.
         etp = ctx.etp
-        per_pair = (1 - moe_rc) * block(e_in + h * (etp - 1), e_other + h, act * e_recomp)
+        per_pair = (1 - moe_rc) * block(e_in + h * (etp - 1), e_other + expert_out,
+                                        act * e_recomp)
         moe = per_token * tok_sp + per_pair * received
     n_moe, n_dense = arch.num_moe_layers, spec.dense_layers.count
     avg = attn + (n_moe * moe + n_dense * dense) / spec.num_layers
-    layer_input = BF16 * h * tok_sp
+    # Without sequence parallelism (a release that lacks it) the hidden-size tensors of both
+    # sublayers, each norm's output and its residual, and the layer input are whole on every
+    # tensor-parallel rank (Korthikanti et al. eq. 2: the 10 sbh of 10 + 24/t), not 1/tp.
+    rep = 0.0 if ctx.stack.sequence_parallel else ctx.tp - 1.0
+    avg = avg + 2 * ((1 - norm) * h * gemm_in_bytes + h * BF16) * tok_sp * rep
+    layer_input = BF16 * h * tok_sp * (1 + rep)
     states = 2 * BF16 * sh.recurrent_state * tok_sp
     return np.where(rc == 2, layer_input, avg), np.where(rc == 2, avg, 0.0) + states
 
 
 def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
                     ) -> MemoryBreakdown:
-    """Bytes per chip on the most loaded stage for every plan, from its (replicated,
-    expert-sharded) parameters per chip (:func:`stage_params`)."""
+    """Bytes per chip on the rank that holds the most, for every plan, from the (replicated,
+    expert-sharded) parameters of each candidate rank (:func:`rank_params`)."""
     small, index = distinct(ctx, ("tp", "cp", "mb", "ep", "etp", "recompute", "rc_modules",
                                   "act_offload"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
     off = expand(np.broadcast_to(offloaded_bytes_per_layer(small), small.tp.shape), index)
-    acts, logits, on_host = _stage_activations(ctx, stored, working, off)
-    return _breakdown(ctx, params, acts, logits, on_host)
+    return _fullest_rank(ctx, params, _rank_activations(ctx, stored, working, off))
 
 
 def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
@@ -197,67 +254,103 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
                                (*activation_bytes_per_layer(opt), offloaded_bytes_per_layer(opt)),
                                strict=True):
             out.append(expand(np.broadcast_to(values, small.tp.shape), index))
-    acts, logits, on_host = _stage_activations(
-        ctx, np.stack(stored, axis=1), np.stack(working, axis=1), np.stack(off, axis=1))
-    return _breakdown(ctx, params, acts.ravel(), logits.ravel(), on_host.ravel(), repeat=k)
+    ranks = _rank_activations(ctx, np.stack(stored, axis=1), np.stack(working, axis=1),
+                              np.stack(off, axis=1))
+    flat = [(acts.ravel(), logits.ravel(), host.ravel()) for acts, logits, host in ranks]
+    return _fullest_rank(ctx, params, flat, repeat=k)
 
 
-def _stage_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
-                       offloaded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(activations, logits, activations on the host) bytes on the heavier of the first and
-    the last stage, from one layer's stored, working and offloaded bytes (per plan, or per plan
-    and option as columns). Of n layer-passes in flight, a rank keeps stored - offloaded of
-    each and the offloaded bytes of min(n, 2) (:mod:`moebench.engine.terms.activation_offload`);
-    the host holds the rest."""
+def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
+                      offloaded: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(activations, logits, activations on the host) bytes of each candidate rank of
+    :func:`moebench.engine.state.rank_params` (rank 0, the loss's, the fullest, MTP's apart),
+    from one layer's stored, working and offloaded bytes (per plan, or per plan and option as
+    columns). Of n layer-passes in flight, a rank keeps stored - offloaded of each and the
+    offloaded bytes of min(n, 2) (:mod:`moebench.engine.terms.activation_offload`); the host
+    holds the rest.
+
+    Micro-batches in flight: rank 0 holds pp under 1F1B, times 1 + (pp-1)/(pp vpp) when
+    interleaved; under DualPipe pp of its first stage and one of its last (pp + 1, DeepSeek-V3
+    Table 2); under DualPipeV pp + 1/2 of its layers. Rank 1, the fullest rank of a layout whose
+    rank 0 is lighter, holds one fewer under 1F1B and as many under DualPipe(V). The loss's rank
+    holds one, and the logits; with one stage, or under DualPipe(V), rank 0 holds them. A
+    release that keeps stage outputs adds one hidden state per micro-batch in flight."""
     off = np.minimum(offloaded, stored)
 
     def held(n: np.ndarray) -> np.ndarray:
         return n * (stored - off) + np.minimum(n, 2.0) * off + working
 
-    spec = ctx.arch.spec
+    spec, st = ctx.arch.spec, ctx.stage
     pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
-    col = (lambda a: a[:, None]) if stored.ndim == 2 else (lambda a: a)
-    in_flight = np.where(
-        ctx.dualpipe, pp + 1, np.where(
-            ctx.dualpipev, pp + 0.5,
-            np.minimum(pp, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)),
-    )
-    st = ctx.stage
-    n_first = col(in_flight * st.first)
-    first_stage_acts = held(n_first)
-    if not st.uniform:
-        # A written layout may leave rank 0 lighter: rank 1, one micro-batch fewer in flight
-        # under 1F1B, with the fullest rank's layers.
-        second = np.minimum(pp - 1, num_micro) * np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp),
-                                                          1.0)
-        first_stage_acts = np.maximum(first_stage_acts, held(col(second * st.fullest)))
-    on_host = np.maximum(n_first - 2.0, 0.0) * off
+    shape = np.shape(pp)
+
+    def col(a: Any) -> np.ndarray:
+        a = np.broadcast_to(np.asarray(a, dtype=float), shape)
+        return a[:, None] if stored.ndim == 2 else a
+
+    dual, v = np.asarray(ctx.dualpipe, dtype=bool), np.asarray(ctx.dualpipev, dtype=bool)
+    interleave = np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)
+    in_flight = np.where(dual, pp + 1, np.where(v, pp + 0.5,
+                                                np.minimum(pp, num_micro) * interleave))
+    n_first = np.where(dual, pp * st.first + st.head, in_flight * st.first)
+    n_full = np.where(dual | v, in_flight, np.minimum(pp - 1, num_micro) * interleave
+                      ) * st.fullest
+    ends = (pp == 1) | dual | v
     logits = col((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0)  # FP32
-    last_stage_acts = held(col(st.head))
-    # With one stage it holds everything; otherwise report the heavier of first and last
-    # (DualPipeV's rank 0 is both).
-    multi, v = col(pp > 1), col(ctx.dualpipev)
-    first_heavier = multi & (first_stage_acts >= last_stage_acts + logits) & ~v
-    acts = np.where(first_heavier | ~multi | v, first_stage_acts, last_stage_acts)
-    return acts, np.where(first_heavier, 0.0, logits), np.broadcast_to(on_host, acts.shape)
+    zero = np.zeros_like(stored + working)
+    on_ends, on_last = col(np.where(ends, 1.0, 0.0)), col(np.where(ends, 0.0, 1.0))
+    mtp_layers = col(np.maximum(np.asarray(st.mtp_apart, dtype=float), 0.0))
+    counts = [col(n_first), col(st.head + 0.0 * pp), col(n_full), mtp_layers]
+    # A stack that keeps each in-flight micro-batch's stage output (DeepSpeed's pipeline
+    # engine; Megatron frees its data once sent, deallocate_pipeline_outputs) holds one BF16
+    # hidden state per micro-batch in flight on every rank that sends one (not the last).
+    kept = ctx.stack.keeps_stage_outputs and bool(np.any(pp > 1))
+    outputs = col(np.where(pp > 1, BF16 * spec.hidden_size * ctx.tok_sp
+                           * np.where(ctx.stack.sequence_parallel, 1.0, ctx.tp), 0.0)) \
+        if kept else 0.0
+    flights = [col(np.where(dual, pp + 1, in_flight)),
+               col(np.zeros_like(in_flight, dtype=float)),
+               col(n_full / np.maximum(st.fullest, 1)), col(np.zeros_like(in_flight))]
+    rows = []
+    for i, n in enumerate(counts):
+        acts = held(n) * (on_last if i == 1 else 1.0) + outputs * flights[i]
+        if i == 3:
+            acts = np.where(mtp_layers > 0, acts, zero)
+        rows.append((acts, zero + logits * (on_ends if i == 0 else on_last if i == 1 else 0.0),
+                     np.maximum(n - 2.0, 0.0) * off * (on_last if i == 1 else 1.0)))
+    return rows
 
 
-def _breakdown(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np.ndarray,
-               logits: np.ndarray, on_host: np.ndarray, repeat: int = 1) -> MemoryBreakdown:
-    """The breakdown from the plans' training state and the given activation bytes (each
-    plan's state repeated ``repeat`` times, beside as many activation rows)."""
-    copies = np.where(ctx.dualpipe, 2.0, 1.0)  # DualPipe keeps two copies of a stage per rank
-    weights, grads, optimizer = (b * copies for b in state_bytes(ctx, params))
-    offloaded, host = (b * copies for b in host_state_bytes(ctx, params))
+def _fullest_rank(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
+                  ranks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], repeat: int = 1
+                  ) -> MemoryBreakdown:
+    """The breakdown of the candidate rank that needs the most device memory, per plan (each
+    plan's state repeated ``repeat`` times, beside as many activation rows). The rank is picked
+    on live bytes (the allocator's hold and the reserve grow with them), and only its fields
+    are gathered: the candidates' states stay one row per plan."""
+    state = [state_bytes(ctx, (d, e)) for d, e in zip(*params, strict=True)]
+    hosted = [host_state_bytes(ctx, (d, e)) for d, e in zip(*params, strict=True)]
+    live = np.stack([np.repeat(w + g + o, repeat) + acts + logits
+                     for (w, g, o), (acts, logits, _) in zip(state, ranks, strict=True)])
+    pick = np.argmax(live, axis=0)
+    rows = np.arange(pick.size)
+    plan = rows // repeat
 
-    def rows(a: np.ndarray) -> np.ndarray:
-        return np.repeat(a, repeat) if repeat > 1 else a
+    def per_plan(values: list[np.ndarray]) -> np.ndarray:
+        return np.stack([np.broadcast_to(v, plan.size // repeat if repeat > 1 else plan.size)
+                         for v in values])[pick, plan]
 
+    def per_row(values: list[np.ndarray]) -> np.ndarray:
+        return np.stack([np.broadcast_to(v, pick.shape) for v in values])[pick, rows]
+
+    weights, grads, optimizer = (per_plan([s[j] for s in state]) for j in range(3))
+    offloaded, host = (per_plan([h[j] for h in hosted]) for j in range(2))
+    acts, logits, on_host = (per_row([r[j] for r in ranks]) for j in range(3))
+    allocated = live[pick, rows]
     return MemoryBreakdown(
-        weights=rows(weights), gradients=rows(grads), optimizer=rows(optimizer),
-        activations=acts, logits=logits,
+        weights=weights, gradients=grads, optimizer=optimizer, activations=acts, logits=logits,
         # The reserve may be an array of sampled figures (uncertainty): broadcast, not fill.
-        reserve=np.zeros_like(acts + rows(weights)) + ctx.stack.reserve_bytes,
-        offloaded_optimizer=rows(offloaded), host=rows(host) + on_host,
-        offloaded_activations=on_host,
+        reserve=np.zeros_like(allocated) + ctx.stack.reserve_bytes,
+        fragmentation=allocated * ctx.stack.fragmentation,
+        offloaded_optimizer=offloaded, host=host + on_host, offloaded_activations=on_host,
     )

@@ -1,71 +1,66 @@
 """Training state per chip: the parameters the heaviest pipeline stage holds (replicated and
 expert-sharded), and their weights, gradients and optimizer states in bytes, on the device and,
-with optimizer offload, on the host. Sharding as the plan's ZeRO/FSDP level; DualPipe holds two
-copies of a stage's share, DualPipeV one (see :mod:`moebench.engine.memory`).
+with optimizer offload, on the host, for the ranks that can hold the most. Sharding as the
+plan's ZeRO/FSDP level; DualPipe holds two stages per rank, DualPipeV two half stages (see
+:mod:`moebench.engine.memory`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from moebench.engine.context import StepContext
-from moebench.engine.layout import GIVEN
 from moebench.inputs.run import GRAD_BYTES, WEIGHT_BYTES
 
 
-def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
-    """(replicated, expert-sharded) parameters held per chip on the heaviest stage.
+def rank_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
+    """(replicated, expert-sharded) parameters per chip on each rank that can hold the most
+    memory, as rows: rank 0, the loss's rank, the fullest rank and MTP's rank when apart (that
+    row zero otherwise).
 
-    Layer weights spread over pp stages of ceil(L/(pp*vpp))*vpp layers; the input embedding
-    sits on the first stage, the LM head and MTP modules on the last (both on one when pp = 1,
-    and on rank 0 under DualPipeV, whose V ends where it starts).
-    Replicated weights are split over tp, routed experts over ep x etp.
+    Rank 0 holds its layers and the input embedding; with one stage it holds everything, and
+    under DualPipe (stages 0 and pp-1 on rank 0) and DualPipeV (whose V ends where it starts)
+    also the LM head and MTP. The loss's rank holds its layers, the LM head and MTP unless MTP
+    sits apart. The fullest rank holds only layers, two stages of them under DualPipe (its
+    "two copies of the parameters", DeepSeek-V3 report Table 2). Replicated weights are split
+    over tp, routed experts over ep x etp.
     """
-    p, spec, sh = ctx.arch.params, ctx.arch.spec, ctx.shapes
-    tp, pp, ep = ctx.tp, ctx.pp, ctx.ep * ctx.etp
+    p, spec, sh, st = ctx.arch.params, ctx.arch.spec, ctx.shapes, ctx.stage
+    n = spec.num_layers
     mtp_expert = spec.mtp_depth * sh.num_experts * sh.expert_params
     mtp_dense = p.mtp - mtp_expert
-    frac = ctx.layers_per_stage / spec.num_layers
     # Replicated KV heads (tp wider than the KV heads) add their weights on every rank.
-    layer_dense = p.dense - p.embedding - p.lm_head + spec.num_layers * ctx.kv_extra
-    first = layer_dense * frac + p.embedding
-    last = layer_dense * frac + p.lm_head + mtp_dense
-    whole = layer_dense + p.embedding + p.lm_head + mtp_dense
-    # DualPipeV: the V turns back to rank 0, which holds the first and the last stage.
-    both = layer_dense * frac + p.embedding + p.lm_head + mtp_dense
-    dense = np.where(pp > 1, np.where(ctx.dualpipev, both, np.maximum(first, last)), whole)
-    expert = p.expert * frac + mtp_expert
-    if ctx.stage.uniform:
-        return dense / tp, expert / ep
-    return _written_stage_params(ctx, layer_dense, mtp_dense, mtp_expert, (dense, expert))
-
-
-def _written_stage_params(ctx: StepContext, layer_dense: Any, mtp_dense: Any, mtp_expert: Any,
-                          uniform: tuple[np.ndarray, np.ndarray]
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """(replicated, expert) parameters per chip on the heaviest rank of a written layout: of
-    the first rank (its layers and the embedding), the loss's (its layers, the LM head, and MTP
-    unless apart), MTP's when apart, and the fullest; plans without one keep ``uniform``."""
-    p, n, st = ctx.arch.params, ctx.arch.spec.num_layers, ctx.stage
-    tp, ep = ctx.tp, ctx.ep * ctx.etp
+    layer_dense = p.dense - p.embedding - p.lm_head + n * ctx.kv_extra
     apart = np.asarray(st.mtp_apart) >= 0
     with_head = np.where(apart, 0.0, 1.0)
+    dual = np.asarray(ctx.dualpipe, dtype=bool)
+    ends = (ctx.pp == 1) | dual | np.asarray(ctx.dualpipev, dtype=bool)
+    first = np.where(ctx.pp == 1, n, np.where(dual, st.first + st.head, st.first))
+    on_first = np.where(ends, 1.0, 0.0)
+    fullest = np.where(dual, 2 * st.fullest, st.fullest)
+    mtp_layers = np.maximum(st.mtp_apart, 0)
     ranks = [
-        (layer_dense * st.first / n + p.embedding, p.expert * st.first / n),
-        (layer_dense * st.head / n + p.lm_head + with_head * mtp_dense,
-         p.expert * st.head / n + with_head * mtp_expert),
-        (layer_dense * st.fullest / n, p.expert * st.fullest / n),
-        (np.where(apart, layer_dense * np.maximum(st.mtp_apart, 0) / n + mtp_dense, 0.0),
-         np.where(apart, p.expert * np.maximum(st.mtp_apart, 0) / n + mtp_expert, 0.0)),
+        (layer_dense * first / n + p.embedding + on_first * (p.lm_head + mtp_dense),
+         p.expert * first / n + on_first * mtp_expert),
+        ((layer_dense * st.head / n + p.lm_head + with_head * mtp_dense) * (1 - on_first),
+         (p.expert * st.head / n + with_head * mtp_expert) * (1 - on_first)),
+        (layer_dense * fullest / n, p.expert * fullest / n),
+        (np.where(apart, layer_dense * mtp_layers / n + mtp_dense, 0.0),
+         np.where(apart, p.expert * mtp_layers / n + mtp_expert, 0.0)),
     ]
-    per_chip = np.stack([d / tp + e / ep for d, e in ranks])
-    pick = np.argmax(per_chip, axis=0)
-    dense = np.choose(pick, [np.broadcast_to(d, pick.shape) for d, _ in ranks])
-    expert = np.choose(pick, [np.broadcast_to(e, pick.shape) for _, e in ranks])
-    given = np.asarray(st.kind) == GIVEN
-    return (np.where(given, dense, uniform[0]) / tp, np.where(given, expert, uniform[1]) / ep)
+    shape = np.broadcast(ctx.tp, first).shape
+    dense = np.stack([np.broadcast_to(d / ctx.tp, shape) for d, _ in ranks])
+    expert = np.stack([np.broadcast_to(e / (ctx.ep * ctx.etp), shape) for _, e in ranks])
+    return dense, expert
+
+
+def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
+    """(replicated, expert-sharded) parameters per chip on the rank that holds the most
+    (:func:`rank_params`): what its gradient reduce and optimizer step move."""
+    dense, expert = rank_params(ctx)
+    pick = np.argmax(dense + expert, axis=0)
+    cols = np.arange(dense.shape[1])
+    return dense[pick, cols], expert[pick, cols]
 
 
 def layer_params(ctx: StepContext) -> np.ndarray:
@@ -86,7 +81,10 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     owns (S, S_e the shard groups): weights 2P, or under zero-3/hsdp 2O plus two gathered layers
     (the one computing and the one prefetched, as FSDP2 prefetches); gradients 4P, or from zero-2
     on 4O plus one layer's bucket before its reduce-scatter; optimizer states P x (12, or 8 with
-    BF16 moments), or O x that from zero-1 on (ZeRO, arXiv 1910.02054, sec. 5)."""
+    BF16 moments), or O x that from zero-1 on (ZeRO, arXiv 1910.02054, sec. 5). A release that
+    keeps half-precision gradients (DeepSpeed ZeRO, main_grads half) holds 2P of them, or from
+    zero-2 on one layer's half bucket, plus 4O, the FP32 copy of its shard the optimizer reads;
+    DeepSpeed's BF16 optimizer (half+fp32) keeps 2P beside a full FP32 accumulation, 6P."""
     dense, expert = params
     full = dense + expert
     owned = dense / ctx.shard + expert / ctx.expert_shard
@@ -95,6 +93,13 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     gathered = (s == 3) | (s == 4)
     weights = np.where(gathered, owned + 2 * layer, full) * WEIGHT_BYTES
     grads = np.where(s >= 2, owned + layer, full) * GRAD_BYTES
+    if ctx.stack.main_grads == "half":
+        # DeepSpeed ZeRO: half-precision gradients (all of them, or one bucket from zero-2
+        # on) and an FP32 copy of the owned shard for the optimizer.
+        grads = np.where(s >= 2, layer, full) * WEIGHT_BYTES + owned * GRAD_BYTES
+    elif ctx.stack.main_grads == "half+fp32":
+        # DeepSpeed's BF16 optimizer: the half gradients beside a full FP32 accumulation.
+        grads = full * (WEIGHT_BYTES + GRAD_BYTES)
     optimizer = np.where(s == 0, full, owned) * ctx.run.optimizer_bytes
     return weights, grads, (1.0 - ctx.optimizer_offload) * optimizer
 

@@ -24,7 +24,7 @@ from moebench.engine.collectives import ranks_per_domain
 from moebench.engine.context import StepContext, build_context, distinct, expand
 from moebench.engine.memory import MemoryBreakdown, memory_over_recompute, memory_per_chip
 from moebench.engine.plan import PlanArrays
-from moebench.engine.state import stage_params
+from moebench.engine.state import rank_params, stage_params
 from moebench.engine.terms import (
     activation_offload,
     comm,
@@ -85,10 +85,10 @@ def memory_of(
     k = recompute_block(plans) if block is None else block
     if k > 1:
         ctx = build_context(arch, chip, stack, run, plans.take(np.arange(0, len(plans), k)))
-        return memory_over_recompute(ctx, stage_params(ctx), plans.recompute[:k],
+        return memory_over_recompute(ctx, rank_params(ctx), plans.recompute[:k],
                                      plans.rc_modules[:k])
     ctx = build_context(arch, chip, stack, run, plans)
-    return memory_per_chip(ctx, stage_params(ctx))
+    return memory_per_chip(ctx, rank_params(ctx))
 
 
 def recompute_block(plans: PlanArrays) -> int:
@@ -221,7 +221,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt
 
-    memory = memory if memory is not None else memory_per_chip(ctx, params)
+    memory = memory if memory is not None else memory_per_chip(ctx, rank_params(ctx))
     tp_out = ranks_per_domain(ctx.tp, 1, ctx.chip.up_domain) < ctx.tp
     ep_cross = ranks_per_domain(ctx.ep, 1, ctx.chip.up_domain) < ctx.ep
     tp_all = tp_mb_x * m

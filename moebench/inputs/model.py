@@ -30,8 +30,14 @@ NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 
 
 class DenseLayers(Record):
-    count: NonNegInt = Field(description="the first `count` layers have a dense FFN")
+    count: NonNegInt = Field(description="layers with a dense FFN")
     ffn_width: NonNegInt
+    placement: Literal["first", "interleaved"] = Field(
+        default="first", description="first: the first `count` layers (DeepSeek's "
+        "first_k_dense_replace); interleaved: spread among the MoE layers (Llama 4's "
+        "interleave_moe_layer_step, Qwen2-MoE's decoder_sparse_step and mlp_only_layers). The "
+        "step model spreads dense and MoE layers over pipeline stages in proportion either way: "
+        "exact for interleaved layers, the stage average for the first ones")
 
 
 class MoeLayers(Record):

@@ -112,6 +112,32 @@ class Defaults(Record):
     offload_modules: Claim[list[OffloadModule]] | None = Field(
         default=None, description="the modules a plan offloads when it needs activation "
                                   "offload to fit")
+    optimizer_states: Claim[Literal["fp32", "bf16"]] | None = Field(
+        default=None, description="Adam moment precision its runs use unless told (FP32 "
+                                  "master weights either way)")
+    probs_in_activation: Claim[bool] | None = Field(
+        default=None, description="router probabilities applied inside the expert's "
+                                  "activation, so no expert output is kept for their gradient")
+    keeps_stage_outputs: Claim[bool] | None = Field(
+        default=None, description="each in-flight micro-batch's pipeline-stage output kept "
+                                  "until its backward (DeepSpeed's pipeline engine); Megatron "
+                                  "frees its data once sent")
+    flash_attention: Claim[bool] | None = Field(
+        default=None, description="a fused attention kernel that keeps no s x s scores "
+                                  "(FlashAttention, cuDNN or TE fused attention); memory only")
+    sequence_parallel: Claim[bool] | None = Field(
+        default=None, description="with TP, the norms, residuals and layer inputs split over "
+                                  "the tensor-parallel ranks along the sequence (Megatron "
+                                  "--sequence-parallel), as the release's recipes run")
+    main_grads: Claim[Literal["fp32", "half", "half+fp32"]] | None = Field(
+        default=None, description="fp32: gradients accumulate in a full-size FP32 buffer "
+                                  "(Megatron's main_grad); half: in the model's precision, FP32 "
+                                  "only for the rank's optimizer shard (DeepSpeed ZeRO); "
+                                  "half+fp32: half-precision gradients beside a full FP32 "
+                                  "accumulation buffer (DeepSpeed's BF16 optimizer)")
+    swiglu_fp8_store: Claim[bool] | None = Field(
+        default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
+                                  "for the backward")
 
 
 class ReleaseSpec(Record):
@@ -292,7 +318,10 @@ def _everything() -> Release:
     defaults = {"schedule": "1f1b", "dispatcher": "alltoall", "ep_overlap": False,
                 "tp_overlap": True, "dp_overlap": True, "pp_overlap": True, "graphs": "none",
                 "cross_entropy": "fused", "pipeline_layout": "balanced", "dispatch_fp8": False,
-                "sync_free": False, "offload_modules": ("core_attn", "attn_proj", "expert_fc1")}
+                "sync_free": False, "offload_modules": ("core_attn", "attn_proj", "expert_fc1"),
+                "optimizer_states": "fp32", "probs_in_activation": True,
+                "swiglu_fp8_store": False, "main_grads": "fp32", "sequence_parallel": True,
+                "flash_attention": True, "keeps_stage_outputs": False}
     why = "moebench: the plan space with every feature any framework implements"
     return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),
                    framework="every framework together", source=why, caps=caps,

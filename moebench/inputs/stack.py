@@ -131,7 +131,10 @@ class CollectiveSpec(Record):
 
 
 class StackMemorySpec(Record):
-    reserve_gb: Figure = Field(description="runtime, communication buffers, fragmentation")
+    reserve_gb: Figure = Field(description="runtime context and communication buffers, outside "
+                                           "the framework's allocator")
+    allocator_factor: Figure = Field(description="what the caching allocator reserves at the "
+                                                 "peak over the live tensors then (>= 1)")
 
 
 class ValidationSummary(Record):
@@ -285,6 +288,22 @@ class Stack:
     host_sync: bool
     comm_sm_share: Num
     dispatch_fp8: bool
+    probs_in_activation: bool = True
+    """The router probabilities multiply the expert activation: no expert output is kept for
+    their gradient (the release's default; Megatron-Core 0.13 on)."""
+    keeps_stage_outputs: bool = False
+    """Each in-flight micro-batch's stage output is kept until its backward (the release's
+    default: DeepSpeed's pipeline engine)."""
+    flash_attention: bool = True
+    """A fused attention kernel that keeps no scores (the release's default)."""
+    sequence_parallel: bool = True
+    """With TP, hidden-size activations split over the tensor-parallel ranks (the release's
+    default)."""
+    main_grads: str = "fp32"
+    """Where gradients accumulate (the release's default): fp32, half or half+fp32
+    (:class:`moebench.inputs.release.Defaults`)."""
+    swiglu_fp8_store: bool = False
+    """Under FP8, the SwiGLU input is kept in FP8 for the backward (the release's default)."""
     ep_1f1b_overlap: bool
     """The run overlaps all-to-all across micro-batches under 1F1B."""
     tp_comm_overlap: bool
@@ -295,6 +314,8 @@ class Stack:
     """Share of compute lost while overlapped TP, CP, PP and DP collectives run beside it."""
     grad_reduce_bytes: float
     reserve_bytes: Num
+    fragmentation: Num = 0.0
+    """Allocator reserve over the peak of live tensors (a fraction of it)."""
     act_offload_mask: int = 0
     """Modules a plan offloads when it needs activation offload (a mask over OFFLOAD_MODULES);
     0: not searched."""
@@ -362,12 +383,19 @@ def stack_from_spec(
         copy_passes=value(d.copy_passes), deduplicates=d.deduplicates,
         host_sync=d.host_sync and not s["sync_free"], comm_sm_share=value(d.comm_sm_share),
         dispatch_fp8=s["dispatch_fp8"], ep_1f1b_overlap=s["ep_overlap"],
+        probs_in_activation=rel.defaults["probs_in_activation"],
+        swiglu_fp8_store=rel.defaults["swiglu_fp8_store"],
+        main_grads=rel.defaults["main_grads"],
+        sequence_parallel=rel.defaults["sequence_parallel"],
+        flash_attention=rel.defaults["flash_attention"],
+        keeps_stage_outputs=rel.defaults["keeps_stage_outputs"],
         tp_comm_overlap=s["tp_overlap"], pp_overlap=s["pp_overlap"], dp_overlap=s["dp_overlap"],
         collective_fraction=value(fig("collective_fraction")),
         overlap_sm_share=value(fig("overlap_sm_share")),
         act_offload_mask=module_mask(tuple(rel.defaults["offload_modules"]), OFFLOAD_MODULES),
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
+        fragmentation=value(spec.memory.allocator_factor) - 1.0,
     )
 
 

@@ -88,13 +88,13 @@ def _best_of_pairs(arch: ModelArch, a: StageTable, b: StageTable, ia: np.ndarray
     # engine checks a homogeneous pipeline: later 1F1B stages hold fewer, but crediting that
     # only here would favour mixes over the single-chip plans they are compared with.
     in_flight_1 = in_flight_2 = np.minimum(p1 + p2, m)
-    l1max = _max_layers(a.hbm - a.reserve - a.working[ia] - a.embed_state[ia],
+    l1max = _max_layers(a.usable - a.working[ia] - a.embed_state[ia],
                         a.state_per_layer[ia] + in_flight_1 * a.act_per_layer[ia])
     head = b.head_state[ib] + b.logits[ib]
     l2max = np.minimum(
-        _max_layers(b.hbm - b.reserve - b.working[ib] - np.where(p2 == 1, head, 0.0),
+        _max_layers(b.usable - b.working[ib] - np.where(p2 == 1, head, 0.0),
                     b.state_per_layer[ib] + in_flight_2 * b.act_per_layer[ib]),
-        _max_layers(b.hbm - b.reserve - b.working[ib] - head,
+        _max_layers(b.usable - b.working[ib] - head,
                     b.state_per_layer[ib] + b.act_per_layer[ib]))
     lo = np.maximum(p1, num_layers - p2 * l2max)
     hi = np.minimum(p1 * l1max, num_layers - p2)
@@ -141,14 +141,15 @@ def _part(t: MixType, table: StageTable, i: int, layers: int, stage_s: float, m:
     stages = int(table.plans.pp[i])
     per_stage = -(-layers // stages)
     state = per_stage * (table.state_per_layer[i] + in_flight * table.act_per_layer[i]) \
-        + table.working[i] + table.reserve
+        + table.working[i]
     if first:
-        memory = state + table.embed_state[i]
+        live = state + table.embed_state[i]
     else:
         last = per_stage * (table.state_per_layer[i] + table.act_per_layer[i]) \
-            + table.working[i] + table.reserve + table.head_state[i] + table.logits[i]
-        memory = max(state + (table.head_state[i] + table.logits[i] if stages == 1 else 0.0),
-                     last)
+            + table.working[i] + table.head_state[i] + table.logits[i]
+        live = max(state + (table.head_state[i] + table.logits[i] if stages == 1 else 0.0),
+                   last)
+    memory = table.device_bytes(live)
     plan = table.plans.describe(i, int(round(m)))
     plan.update(layers=layers, layers_per_stage=per_stage)
     return PartPlan(chip=t.chip.name, stack=t.stack.name, count=t.count, plan=plan,

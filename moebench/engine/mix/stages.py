@@ -15,6 +15,7 @@ number of layers, anywhere in a longer pipeline, can be checked against the chip
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,19 @@ class StageTable:
     ckpt_per_layer: np.ndarray
     """Checkpoint bytes per chip per layer (weights and optimizer shard)."""
     hbm: float
+    fragmentation: float
+    """The stack's allocator hold beyond live tensors, a fraction of them."""
     seq_len: int
+
+    @property
+    def usable(self) -> float:
+        """Bytes live tensors may take: the device less the reserve, over the allocator's
+        hold (:class:`moebench.engine.memory.MemoryBreakdown`)."""
+        return (self.hbm - self.reserve) / (1.0 + self.fragmentation)
+
+    def device_bytes(self, allocated: Any) -> Any:
+        """What live tensors of ``allocated`` bytes take of the device, as the engine counts."""
+        return allocated * (1.0 + self.fragmentation) + self.reserve
 
 
 def _state(dense: np.ndarray, expert: np.ndarray, dense_dp: np.ndarray,
@@ -108,5 +121,6 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
         logits=(1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * LOGIT_BYTES,
         reserve=float(t.stack.reserve_bytes),
         tail_per_layer=(steps.comm_exposed["dp"] + steps.optimizer) / layers,
-        ckpt_per_layer=ckpt, hbm=float(t.chip.hbm_bytes), seq_len=t.run.seq_len,
+        ckpt_per_layer=ckpt, seq_len=t.run.seq_len, hbm=float(t.chip.hbm_bytes),
+        fragmentation=float(t.stack.fragmentation),
     )

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from moebench.inputs.hf_config.reader import _base, _Config, _every_layer_moe, _gqa, _moe
+from moebench.inputs.hf_config.reader import (
+    _base,
+    _Config,
+    _dense_layers,
+    _gqa,
+    _moe,
+    _sparse_step_layers,
+)
 
 
 def _deepseek(c: _Config) -> dict[str, Any]:
@@ -33,8 +40,8 @@ def _deepseek(c: _Config) -> dict[str, Any]:
 def _qwen_moe(c: _Config, qwen3: bool) -> dict[str, Any]:
     d = _base(c, f"Hugging Face config.json ({'qwen3_moe' if qwen3 else 'qwen2_moe'})")
     d["attention"] = _gqa(c, qkv_bias=not qwen3, qk_norm=qwen3)
-    _every_layer_moe(c)
-    d["dense_layers"] = {"count": 0, "ffn_width": c.integer("intermediate_size", 0)}
+    # Dense layers (mlp_only_layers, decoder_sparse_step) use intermediate_size.
+    d["dense_layers"] = _dense_layers(c, _sparse_step_layers(c), c.integer("intermediate_size", 0))
     shared_width = 0 if qwen3 else c.integer("shared_expert_intermediate_size")
     d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
                     0 if qwen3 or not shared_width else 1, shared_width)

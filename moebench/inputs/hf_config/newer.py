@@ -1,6 +1,7 @@
 """Hugging Face ``config.json`` mappers of the MoE types released since the first families: GLM-4.5
 (glm4_moe), ERNIE 4.5 (ernie4_5_moe), OLMoE, Phi-3.5-MoE (phimoe), DBRX, Hunyuan-A13B
-(hunyuan_v1_moe) and the hybrid Qwen3-Next (qwen3_next).
+(hunyuan_v1_moe), the hybrid Qwen3-Next (qwen3_next) and Llama 4 (llama4_text, with its dense and
+MoE layers interleaved).
 
 Key names, their defaults and each family's weights follow Hugging Face transformers'
 ``models/<type>/configuration_<type>.py`` and ``modeling_<type>.py``; a key whose default there
@@ -12,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from moebench.inputs.hf_config.reader import _base, _Config, _every_layer_moe, _gqa, _moe
+from moebench.inputs.hf_config.reader import (
+    _base,
+    _Config,
+    _dense_layers,
+    _gqa,
+    _moe,
+    _sparse_step_layers,
+)
 
 LAYER_TYPES = ("linear_attention", "full_attention")
 
@@ -143,13 +151,34 @@ def _qwen3_next(c: _Config) -> dict[str, Any]:
         "value_head_dim": c.integer("linear_value_head_dim"),
         "conv_kernel_size": c.integer("linear_conv_kernel_dim"),
     } if count else None
-    _every_layer_moe(c)
     # Not counted: the shared expert's sigmoid gate (h weights per layer, 0.1M in all).
     shared_width = c.integer("shared_expert_intermediate_size", 0)
-    d["dense_layers"] = {"count": 0, "ffn_width": c.integer("intermediate_size", 0)}
+    d["dense_layers"] = _dense_layers(c, _sparse_step_layers(c), c.integer("intermediate_size", 0))
     d["moe"] = _moe(c, "num_experts", "moe_intermediate_size", 1 if shared_width else 0,
                     shared_width)
     d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
+    return d
+
+
+def _llama4_text(c: _Config) -> dict[str, Any]:
+    """Llama 4 (the text model of llama4's text_config): GQA with QK norm (use_qk_norm), MoE
+    on the layers moe_layers lists, else every interleave_moe_layer_step-th layer (from
+    interleave_moe_layer_step - 1), each with num_local_experts routed experts and one shared
+    expert of intermediate_size, top num_experts_per_tok; the other layers dense with
+    intermediate_size_mlp (transformers Llama4TextConfig and Llama4TextDecoderLayer). Chunked
+    local attention (attention_chunk_size) is not modelled: every layer attends causally over
+    the whole sequence, an upper bound on its attention work."""
+    d = _base(c, "Hugging Face config.json (llama4_text)")
+    d["attention"] = _gqa(c, qk_norm=c.flag("use_qk_norm", True))
+    layers, step = c.integer("num_hidden_layers"), c.integer("interleave_moe_layer_step", 1)
+    listed = c.data.get("moe_layers")
+    if listed is not None and (not isinstance(listed, list)
+                               or not all(isinstance(i, int) for i in listed)):
+        raise c.error("moe_layers", f"expected a list of layer indices, got {listed!r}")
+    moe = listed if listed is not None else list(range(step - 1, layers, step))
+    width = c.integer("intermediate_size")
+    d["dense_layers"] = _dense_layers(c, moe, c.integer("intermediate_size_mlp"))
+    d["moe"] = _moe(c, "num_local_experts", "intermediate_size", 1, width)
     return d
 
 
@@ -161,4 +190,5 @@ NEWER: dict[str, Callable[[_Config], dict[str, Any]]] = {
     "dbrx": _dbrx,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "qwen3_next": _qwen3_next,
+    "llama4_text": _llama4_text,
 }

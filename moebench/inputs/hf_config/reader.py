@@ -113,9 +113,25 @@ def _moe(c: _Config, experts: str, width: str, shared: int, shared_width: int,
     }
 
 
-def _every_layer_moe(c: _Config) -> None:
-    """Qwen-style configs may interleave dense and MoE layers; moebench's record has dense layers
-    only first, so refuse the interleaving rather than miscount it."""
-    if c.integer("decoder_sparse_step", 1) != 1 or c.data.get("mlp_only_layers"):
-        raise c.error("decoder_sparse_step",
-                      "interleaved dense/MoE layers are not supported; use a model YAML")
+def _sparse_step_layers(c: _Config) -> list[int]:
+    """The MoE layers of a Qwen2/Qwen3-MoE-style config: layer i is sparse unless it is in
+    ``mlp_only_layers``, and only when (i + 1) is a multiple of ``decoder_sparse_step``
+    (transformers Qwen2MoeDecoderLayer)."""
+    layers, step = c.integer("num_hidden_layers"), c.integer("decoder_sparse_step", 1)
+    only = c.data.get("mlp_only_layers") or []
+    if not isinstance(only, list) or not all(isinstance(i, int) for i in only):
+        raise c.error("mlp_only_layers", f"expected a list of layer indices, got {only!r}")
+    return [i for i in range(layers) if i not in set(only) and (i + 1) % step == 0]
+
+
+def _dense_layers(c: _Config, moe_layers: list[int], width: int) -> dict[str, Any]:
+    """The dense_layers record of a model whose MoE layers are ``moe_layers``: how many are
+    dense, their FFN width, and whether they come first or sit among the MoE layers."""
+    layers = c.integer("num_hidden_layers")
+    moe = set(moe_layers)
+    dense = [i for i in range(layers) if i not in moe]
+    if not moe:
+        raise c.error("num_hidden_layers", "no layer is a MoE layer; use a dense model type")
+    first = dense == list(range(len(dense)))
+    return {"count": len(dense), "ffn_width": width,
+            "placement": "first" if first else "interleaved"}
