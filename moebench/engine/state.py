@@ -12,6 +12,9 @@ import numpy as np
 from moebench.engine.context import StepContext
 from moebench.inputs.run import GRAD_BYTES, WEIGHT_BYTES
 
+# Transformer Engine's FP8 weight caches: one byte row-wise, one column-wise (its transpose).
+FP8_WEIGHT_COPIES_BYTES = 2.0
+
 
 def rank_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(replicated, expert-sharded) parameters per chip on each rank that can hold the most
@@ -81,7 +84,8 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     owns (S, S_e the shard groups): weights 2P, or under zero-3/hsdp 2O plus two gathered layers
     (the one computing and the one prefetched, as FSDP2 prefetches); gradients 4P, or from zero-2
     on 4O plus one layer's bucket before its reduce-scatter; optimizer states P x (12, or 8 with
-    BF16 moments), or O x that from zero-1 on (ZeRO, arXiv 1910.02054, sec. 5). A release that
+    BF16 moments), or O x that from zero-1 on (ZeRO, arXiv 1910.02054, sec. 5). Under FP8 a
+    release that caches FP8 weights adds 2 bytes per parameter held whole (weights). A release that
     keeps half-precision gradients (DeepSpeed ZeRO, main_grads half) holds 2P of them, or from
     zero-2 on one layer's half bucket, plus 4O, the FP32 copy of its shard the optimizer reads;
     DeepSpeed's BF16 optimizer (half+fp32) keeps 2P beside a full FP32 accumulation, 6P."""
@@ -92,6 +96,11 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     s = ctx.sharding
     gathered = (s == 3) | (s == 4)
     weights = np.where(gathered, owned + 2 * layer, full) * WEIGHT_BYTES
+    if ctx.fp8 and ctx.stack.fp8_weight_cache:
+        # Transformer Engine keeps each weight's FP8 copy, row- and column-wise (the forward's
+        # and the input gradient's layouts), across micro-batches: 2 bytes per parameter it
+        # holds whole (under zero-3/hsdp, the two gathered layers).
+        weights = weights + np.where(gathered, 2 * layer, full) * FP8_WEIGHT_COPIES_BYTES
     grads = np.where(s >= 2, owned + layer, full) * GRAD_BYTES
     if ctx.stack.main_grads == "half":
         # DeepSpeed ZeRO: half-precision gradients (all of them, or one bucket from zero-2

@@ -118,6 +118,9 @@ class Defaults(Record):
     probs_in_activation: Claim[bool] | None = Field(
         default=None, description="router probabilities applied inside the expert's "
                                   "activation, so no expert output is kept for their gradient")
+    fp8_weight_cache: Claim[bool] | None = Field(
+        default=None, description="under FP8, each GEMM weight's FP8 copy and its transpose "
+                                  "kept across micro-batches (Transformer Engine)")
     keeps_stage_outputs: Claim[bool] | None = Field(
         default=None, description="each in-flight micro-batch's pipeline-stage output kept "
                                   "until its backward (DeepSpeed's pipeline engine); Megatron "
@@ -321,7 +324,8 @@ def _everything() -> Release:
                 "sync_free": False, "offload_modules": ("core_attn", "attn_proj", "expert_fc1"),
                 "optimizer_states": "fp32", "probs_in_activation": True,
                 "swiglu_fp8_store": False, "main_grads": "fp32", "sequence_parallel": True,
-                "flash_attention": True, "keeps_stage_outputs": False}
+                "flash_attention": True, "keeps_stage_outputs": False,
+                "fp8_weight_cache": True}
     why = "moebench: the plan space with every feature any framework implements"
     return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),
                    framework="every framework together", source=why, caps=caps,

@@ -291,6 +291,9 @@ class Stack:
     probs_in_activation: bool = True
     """The router probabilities multiply the expert activation: no expert output is kept for
     their gradient (the release's default; Megatron-Core 0.13 on)."""
+    fp8_weight_cache: bool = False
+    """Under FP8, the weights' FP8 copies (row- and column-wise) are kept across micro-batches
+    (the release's default: Transformer Engine)."""
     keeps_stage_outputs: bool = False
     """Each in-flight micro-batch's stage output is kept until its backward (the release's
     default: DeepSpeed's pipeline engine)."""
@@ -389,6 +392,7 @@ def stack_from_spec(
         sequence_parallel=rel.defaults["sequence_parallel"],
         flash_attention=rel.defaults["flash_attention"],
         keeps_stage_outputs=rel.defaults["keeps_stage_outputs"],
+        fp8_weight_cache=rel.defaults["fp8_weight_cache"],
         tp_comm_overlap=s["tp_overlap"], pp_overlap=s["pp_overlap"], dp_overlap=s["dp_overlap"],
         collective_fraction=value(fig("collective_fraction")),
         overlap_sm_share=value(fig("overlap_sm_share")),
