@@ -100,7 +100,7 @@ def compare(
     from moebench.commands.compare import run_comparison
     from moebench.commands.compare_report import comparison_report
     from moebench.commands.guards import check_guards
-    from moebench.commands.options import apply_options, parse_tokens
+    from moebench.commands.options import apply_options, check_num_chips, parse_tokens
     from moebench.commands.pricing import BASES
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.scenario import load_scenario
@@ -111,6 +111,7 @@ def compare(
                         ("--global-batch", global_batch)):
         if value is not None and value <= 0:
             raise InputError(name, None, f"must be a positive whole number, got {value}")
+    check_num_chips(num_chips)
     if deadline_days is not None and num_chips is not None:
         raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
     if currency is not None and currency.upper() not in ("CNY", "USD"):

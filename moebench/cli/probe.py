@@ -34,7 +34,7 @@ def probe(
                        "(default: matched to the device name, else h800).")] = None,
     backend: Annotated[BackendChoice, typer.Option(
         "--backend", case_sensitive=False,
-        help="torch (CUDA, ROCm, Ascend through torch_npu; pip install 'moebench[probe]'), "
+        help="torch (CUDA, ROCm, Ascend through torch_npu; pip install 'moebench\\[probe]'), "
              "numpy (the host CPU) or auto: torch when it sees an accelerator.")
     ] = BackendChoice.auto,
     budget_s: Annotated[float, typer.Option(

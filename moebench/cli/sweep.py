@@ -38,7 +38,7 @@ def sweep(
         "--price-basis", help="ling, rental or ownership (default: the scenario's).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     dask_scheduler: Annotated[str | None, typer.Option(
-        help="Run the points on an existing Dask cluster (moebench[dask]).")] = None,
+        help="Run the points on an existing Dask cluster (moebench\\[dask]).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a plot: FILE.png or FILE.svg.")]
     = None,
     plot_metric: Annotated[str, typer.Option(

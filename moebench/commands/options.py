@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.inputs.scenario import ScenarioSpec
+from moebench.inputs.scenario import MAX_CHIPS, MAX_TOKENS, ScenarioSpec
 from moebench.inputs.schema import validate
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
@@ -23,7 +23,18 @@ def parse_tokens(text: str, option: str = "--tokens") -> float:
     value = float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
     if not (value > 0 and math.isfinite(value)):
         raise InputError(option, None, f"must be a positive number, got {text!r}")
+    if value > MAX_TOKENS:
+        raise InputError(option, None, f"{text!r} is beyond any training run; give at most "
+                                       f"{MAX_TOKENS:.0e} tokens (1000T)")
     return value
+
+
+def check_num_chips(num_chips: int | None, option: str = "--num-chips") -> int | None:
+    """A cluster size within 1 and :data:`MAX_CHIPS`, or an InputError naming the range."""
+    if num_chips is not None and not 1 <= num_chips <= MAX_CHIPS:
+        raise InputError(option, None, f"must be from 1 to {MAX_CHIPS:,} chips, got "
+                                       f"{num_chips:,}")
+    return num_chips
 
 
 def stack_everywhere(chips: list[str], baseline: str | None, stack: str | None,

@@ -42,12 +42,21 @@ FORMAT_BY_SUFFIX = {".json": OutputFormat.json, ".csv": OutputFormat.csv,
                     ".parquet": OutputFormat.parquet}
 
 
+# Extensions written as the rich table (and a file with none).
+TABLE_SUFFIXES = ("", ".txt", ".text", ".log")
+
+
 def resolve_format(fmt: OutputFormat | None, output: Path | None) -> OutputFormat:
     """``--format`` if given, else the output file's extension, else a table."""
     if fmt is not None:
         chosen = fmt
     elif output is not None:
-        chosen = FORMAT_BY_SUFFIX.get(output.suffix.lower(), OutputFormat.table)
+        suffix = output.suffix.lower()
+        if suffix not in FORMAT_BY_SUFFIX and suffix not in TABLE_SUFFIXES:
+            raise InputError("--output", str(output), f"unknown extension {suffix!r}; use .json, "
+                                                      ".csv, .md, .parquet, or .txt for the table "
+                                                      "(or give --format)")
+        chosen = FORMAT_BY_SUFFIX.get(suffix, OutputFormat.table)
     else:
         chosen = OutputFormat.table
     if chosen is OutputFormat.parquet and output is None:
@@ -201,7 +210,12 @@ def rich_table(report: Report, width: int = 200) -> Table:
     return _vertical(report)
 
 
-def to_text(report: Report, width: int = 160) -> str:
+def to_text(report: Report, width: int | None = None) -> str:
+    """The table as text; for a file (``width`` None) at the width every column needs, since
+    no terminal is there to fit."""
+    if width is None:
+        measure = Console(file=io.StringIO(), width=100_000).measure
+        width = max(80, measure(_grid(report, report.shown(), report.footer)).maximum)
     buf = io.StringIO()
     Console(file=buf, width=width, no_color=True, highlight=False).print(
         rich_table(report, width))

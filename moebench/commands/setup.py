@@ -175,6 +175,9 @@ def job_from_options(scenario: str | None, *, model: str | None, chip: str,
         raise InputError("--model", None, "give a model (or a --scenario that names one)")
     if num_chips is None:
         raise InputError("--num-chips", None, "give the cluster size (or a --scenario)")
+    from moebench.commands.options import check_num_chips
+
+    check_num_chips(num_chips)
     run = {k: given[k] if given.get(k) is not None else v for k, v in base.items()}
     plan.update({k: given[k] for k in PLAN_FIELDS if given.get(k) is not None})
     options.update({k: given[k] for k in ("dispatcher", "graphs", "ep_overlap")

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.attention import MhaAttention, MlaAttention, attention_params
 from moebench.inputs.linear_attention import LinearAttention, gated_deltanet_params
@@ -245,10 +246,16 @@ def arch_from_spec(spec: ModelSpec) -> ModelArch:
 
 
 def load_model(name_or_path: str) -> ModelArch:
-    """A model from a catalog name, a model YAML path, or a Hugging Face config.json path."""
+    """A model from a catalog name, a model YAML path, or a Hugging Face config.json path (or
+    the checkpoint folder that holds it)."""
     from moebench.inputs.hf_config import spec_from_hf_config
 
     path = catalog.resolve("models", name_or_path, "--model")
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError("--model", str(path), "is a folder without a config.json; give "
+                                                   "a catalog name, a model YAML or a config.json")
+        path = path / "config.json"
     data = load_mapping(path)
     if path.suffix == ".json" or "model_type" in data:
         spec = spec_from_hf_config(data, str(path))

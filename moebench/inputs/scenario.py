@@ -16,6 +16,11 @@ from moebench.inputs.schema import Currency, Figure, MoneyFigure, Record, valida
 from moebench.inputs.stack import CrossEntropy, Dispatcher, Graphs, StackOptions
 from moebench.inputs.yamlio import load_mapping
 
+# Sanity bounds on a scenario's scale: the cluster-size search stops at 2^20 chips, and no
+# training run comes near a quadrillion tokens (the largest published are tens of trillions).
+MAX_CHIPS = 1 << 20
+MAX_TOKENS = 1e15
+
 
 class PlanFields(Record):
     tp: int | None = Field(default=None, gt=0)
@@ -103,10 +108,11 @@ class ScenarioSpec(Record):
     models: list[str] = Field(min_length=1)
     chips: list[str] = Field(min_length=1)
     baseline: str
-    tokens: float = Field(gt=0, allow_inf_nan=False)
+    tokens: float = Field(gt=0, le=MAX_TOKENS, allow_inf_nan=False)
     seq_len: int = Field(gt=0)
     global_batch: int = Field(gt=0)
-    num_chips: int = Field(gt=0)
+    num_chips: int = Field(gt=0, le=MAX_CHIPS, description="at most a million chips, where the "
+                                                          "cluster-size search stops")
     precision: Literal["bf16", "fp8", "auto"]
     ep_overlap: bool | None = Field(
         default=None, description="1F1B all-to-all overlap (omitted: each stack release's "
