@@ -208,11 +208,6 @@ class StageCounts:
     mtp_apart: np.ndarray | float
     """On MTP's rank when it is not the loss's; -1 where they share one."""
 
-    @property
-    def uniform(self) -> bool:
-        """No written layout among the plans: every rank holds :attr:`fullest` layers."""
-        return self.first is self.fullest and self.head is self.fullest
-
 
 def shape_key(pp: np.ndarray, vpp: np.ndarray, dualpipev: np.ndarray) -> np.ndarray:
     """One integer per distinct (pp, vpp, DualPipeV) pipeline shape, which a written layout is
@@ -226,14 +221,13 @@ def stage_counts(pp: np.ndarray, vpp: np.ndarray, chunks: np.ndarray, kind: np.n
     written one (once per distinct pipeline shape, not per plan; DualPipeV has 2 chunks)."""
     even = uniform_layers(pp.astype(float), chunks.astype(float), num_layers)
     first, head = balanced_ends(pp, chunks, even, num_layers)
-    if kind is None or written is None or not np.any(kind == GIVEN):
-        if kind is None:
-            return StageCounts(0, first, head, even, -1.0)
-        bal = kind == BALANCED
-        return StageCounts(kind, np.where(bal, first, even), np.where(bal, head, even), even,
-                           -1.0)
+    if kind is None:
+        return StageCounts(0, first, head, even, -1.0)
     bal = kind == BALANCED
-    first, head, fullest = np.where(bal, first, even), np.where(bal, head, even), even.copy()
+    first, head = np.where(bal, first, even), np.where(bal, head, even)
+    if written is None or not np.any(kind == GIVEN):
+        return StageCounts(kind, first, head, even, -1.0)
+    fullest = even.copy()
     mtp = np.full(len(even), -1.0)
     given = kind == GIVEN
     v = (chunks == 2) & (vpp == 1)

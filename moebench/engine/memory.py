@@ -337,8 +337,7 @@ def _fullest_rank(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
     plan = rows // repeat
 
     def per_plan(values: list[np.ndarray]) -> np.ndarray:
-        return np.stack([np.broadcast_to(v, plan.size // repeat if repeat > 1 else plan.size)
-                         for v in values])[pick, plan]
+        return np.stack([np.broadcast_to(v, plan.size // repeat) for v in values])[pick, plan]
 
     def per_row(values: list[np.ndarray]) -> np.ndarray:
         return np.stack([np.broadcast_to(v, pick.shape) for v in values])[pick, rows]

@@ -60,7 +60,12 @@ def rank_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
 def stage_params(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(replicated, expert-sharded) parameters per chip on the rank that holds the most
     (:func:`rank_params`): what its gradient reduce and optimizer step move."""
-    dense, expert = rank_params(ctx)
+    return heaviest(rank_params(ctx))
+
+
+def heaviest(ranks: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Of :func:`rank_params`' rows, the rank holding the most parameters, per plan."""
+    dense, expert = ranks
     pick = np.argmax(dense + expert, axis=0)
     cols = np.arange(dense.shape[1])
     return dense[pick, cols], expert[pick, cols]

@@ -24,7 +24,7 @@ from moebench.engine.collectives import ranks_per_domain
 from moebench.engine.context import StepContext, build_context, distinct, expand
 from moebench.engine.memory import MemoryBreakdown, memory_over_recompute, memory_per_chip
 from moebench.engine.plan import PlanArrays
-from moebench.engine.state import rank_params, stage_params
+from moebench.engine.state import heaviest, rank_params
 from moebench.engine.terms import (
     activation_offload,
     comm,
@@ -212,7 +212,8 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
 
     m = ctx.num_micro
     bubble = pipeline.bubble(ctx, t_mb)
-    params = stage_params(ctx)
+    ranks = rank_params(ctx)
+    params = heaviest(ranks)
     dp = data_parallel.dp_traffic(ctx, params)
     dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE),
                                     ctx.stack.dp_overlap)
@@ -221,7 +222,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt
 
-    memory = memory if memory is not None else memory_per_chip(ctx, rank_params(ctx))
+    memory = memory if memory is not None else memory_per_chip(ctx, ranks)
     tp_out = ranks_per_domain(ctx.tp, 1, ctx.chip.up_domain) < ctx.tp
     ep_cross = ranks_per_domain(ctx.ep, 1, ctx.chip.up_domain) < ctx.ep
     tp_all = tp_mb_x * m
