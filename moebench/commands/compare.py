@@ -11,11 +11,17 @@ import numpy as np
 
 from moebench.commands.assumptions import assumed_payload
 from moebench.commands.assumptions import assumptions as settings_assumed
+from moebench.commands.break_even import break_even
 from moebench.commands.deadline import SizedRun, search_deadline
 from moebench.commands.estimate import estimate_from
-from moebench.commands.pricing import BASIS_WORDS, check_price_overrides, economics
+from moebench.commands.pricing import (
+    BASIS_WORDS,
+    check_price_overrides,
+    economics,
+    prices_by_basis,
+)
 from moebench.commands.setup import resolve_request, split_overrides
-from moebench.commands.uncertainty import interval, sampler
+from moebench.commands.uncertainty import around, residual_draws, sampler
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import SearchResult, search_stacks
 from moebench.errors import InputError
@@ -55,6 +61,16 @@ class CompareRow:
     cost: float | None
     currency: str
     cost_ratio: float | None
+    break_even_per_chip_hour: float | None = None
+    """The price per chip-hour at which this row costs what the baseline costs (on the table's
+    basis): below it this chip is the cheaper one."""
+    break_even_price_ratio: float | None = None
+    """How many of this chip's hours one baseline hour must cost for the two to tie: this row's
+    chip-hours over the baseline's, whatever the prices."""
+    price_by_basis: dict[str, float | None] = field(default_factory=dict)
+    """This chip's price per chip-hour on every basis, in the table's currency."""
+    cost_ratio_by_basis: dict[str, float | None] = field(default_factory=dict)
+    """The cost ratio against the baseline on every basis that prices both."""
     energy_mwh: float | None
     co2_tonnes: float | None
     status: str
@@ -118,6 +134,7 @@ def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
         price_per_chip_hour=None if price.per_chip_hour is None else float(price.per_chip_hour),
         price_source=price.source if price.missing is None else price.missing,
         cost=None if econ["cost"] is None else float(econ["cost"]), cost_ratio=None,
+        price_by_basis=prices_by_basis(e.chip, e.spec, sc, nominal),
         energy_mwh=float(econ["energy_mwh"]), co2_tonnes=float(econ["co2_tonnes"]),
         status=status if price.missing is None else f"{status}; no price: {price.missing}",
     )
@@ -149,7 +166,25 @@ def _sampled(arch: ModelArch, e: Entry, sc: ScenarioSpec, res: SearchResult, sam
            "tokens_per_s_per_chip": sc.seq_len * sc.global_batch / st.step_time / res.num_chips}
     if econ["cost"] is not None:
         out["cost"] = econ["cost"]
+    out["residual"] = residual_draws(rng, samples, out_of_source_interval(e.stack_spec))
     return out
+
+
+def out_of_source_interval(spec: StackSpec) -> list[float]:
+    """The stack's 80% out-of-source error interval (log predicted / measured speed); a stack
+    with no measured runs takes the widest of the catalogued stacks', the honest guess for a
+    stack nobody has checked."""
+    v = spec.validation
+    if v is not None and v.runs and v.interval_80:
+        return list(v.interval_80)
+    widest = [-0.0, 0.0]
+    for name in catalog.catalog_names("stacks"):
+        other = load_stack_spec(name).validation
+        if other is not None and other.runs and other.interval_80:
+            lo, hi = other.interval_80
+            if hi - lo > widest[1] - widest[0]:
+                widest = [lo, hi]
+    return widest
 
 
 def _stable_hash(text: str) -> int:
@@ -296,6 +331,8 @@ def _deadline(arch: ModelArch, e: Entry, stacks: list[Any], sc: ScenarioSpec,
 
 def _with_ratios(rows: list[CompareRow], baseline: str,
                  samples: dict[tuple[str, str], dict[str, Any]]) -> list[CompareRow]:
+    """Each row against the baseline row of its model: cost ratio on the table's basis and on
+    every other, break-even price, and the intervals of the sampled figures."""
     out = []
     for row in rows:
         base = next((r for r in rows if r.model == row.model and r.entry == baseline), None)
@@ -303,14 +340,29 @@ def _with_ratios(rows: list[CompareRow], baseline: str,
         intervals = dict(row.intervals)
         if base is not None and base.cost and row.cost is not None:
             ratio = row.cost / base.cost
+        extra = break_even(row, base)
         s, sb = samples.get((row.model, row.entry)), samples.get((row.model, baseline))
         if s is not None:
-            for key in ("days", "cost", "chip_hours", "tokens_per_s_per_chip"):
-                if key in s:
-                    intervals[key] = interval(s[key])
-            if sb is not None and ratio is not None and "cost" in s and "cost" in sb:
-                intervals["cost_ratio"] = interval(np.asarray(s["cost"]) / np.asarray(sb["cost"]))
-        out.append(replace(row, cost_ratio=ratio, intervals=intervals))
+            slow = np.exp(s["residual"])  # measured time / predicted time, out of source
+            for key in ("days", "cost", "chip_hours"):
+                point = getattr(row, key)
+                if key in s and point is not None:
+                    intervals[key] = around(point, s[key], slow)
+            intervals["tokens_per_s_per_chip"] = around(
+                row.tokens_per_s_per_chip or 0.0, s["tokens_per_s_per_chip"], 1.0 / slow)
+            if sb is not None and base is not None:
+                rel = np.exp(s["residual"] - sb["residual"])
+                hours = np.asarray(s["chip_hours"]) / np.asarray(sb["chip_hours"])
+                if extra["break_even_price_ratio"] is not None:
+                    intervals["break_even_price_ratio"] = around(
+                        extra["break_even_price_ratio"], hours, rel)
+                if ratio is not None and "cost" in s and "cost" in sb:
+                    costs = np.asarray(s["cost"]) / np.asarray(sb["cost"])
+                    intervals["cost_ratio"] = around(ratio, costs, rel)
+                    intervals["break_even_per_chip_hour"] = around(
+                        extra["break_even_per_chip_hour"], np.asarray(sb["cost"])
+                        / np.asarray(s["chip_hours"]), 1.0 / rel)
+        out.append(replace(row, cost_ratio=ratio, intervals=intervals, **extra))
     return out
 
 

@@ -9,8 +9,10 @@ from typing import Any
 import pandas as pd
 
 from moebench.commands.assumptions import Assumption
+from moebench.commands.break_even import verdict_line
 from moebench.commands.compare import CompareRow, Comparison, row_dict
 from moebench.commands.plan_text import plan_text, sharding_text  # noqa: F401 - re-exported
+from moebench.commands.pricing import BASES
 from moebench.commands.report import Report
 from moebench.inputs.stack import StackSpec, ValidationSummary, load_stack_spec
 
@@ -46,11 +48,13 @@ def title(cmp: Comparison) -> str:
             f"{', '.join(others) or 'itself'}; {a['price_basis']} prices in {a['currency']}")
 
 
-def stack_caveats(cmp: Comparison) -> dict[str, tuple[str, str]]:
+def stack_caveats(cmp: Comparison, with_intervals: bool = False) -> dict[str, tuple[str, str]]:
     """Stacks whose validation error is above the target, or that have no measured runs:
     the mark to put beside their rows and the footnote that explains it."""
     # A mixed row's stack is its types' stacks joined by '+'.
-    return caveats_for((s for r in cmp.rows for s in r.stack.split("+")), cmp.stacks)
+    return caveats_for((s for r in cmp.rows for s in r.stack.split("+")), cmp.stacks,
+                       "read its interval" if with_intervals
+                       else "--uncertainty 1000 prints its interval")
 
 
 def _spec(name: str, specs: dict[str, StackSpec] | None) -> StackSpec:
@@ -83,8 +87,10 @@ def stacks_line(entries: Iterable[tuple[str, str]],
 
 
 def caveats_for(stacks: Iterable[str], specs: dict[str, StackSpec] | None = None,
-                ) -> dict[str, tuple[str, str]]:
-    """:func:`stack_caveats` by stack name (see :func:`_spec`)."""
+                interval_note: str = "") -> dict[str, tuple[str, str]]:
+    """:func:`stack_caveats` by stack name (see :func:`_spec`); ``interval_note`` ends the
+    footnote of a stack with no measured runs (where its interval is, if the report has one)."""
+    read = f"; {interval_note}" if interval_note else ""
     out: dict[str, tuple[str, str]] = {}
     for name in dict.fromkeys(stacks):
         v = _spec(name, specs).validation
@@ -93,7 +99,7 @@ def caveats_for(stacks: Iterable[str], specs: dict[str, StackSpec] | None = None
         err = out_of_source_error(v)
         if v.runs == 0 or err is None:
             out[name] = (NO_RUNS_MARK, f"{NO_RUNS_MARK} {name}: no public training runs to "
-                                       f"validate against ({v.note}); read its interval")
+                                       f"validate against ({v.note}){read}")
         elif err > v.target:
             how = ("each source predicted by the stack fitted without it"
                    if v.loso_mean_abs_error is not None else "leave-one-out")
@@ -140,9 +146,10 @@ def mix_footer(rows: list[CompareRow]) -> list[str]:
 def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     a = cmp.assumptions
     cur = a["currency"]
-    caveats = stack_caveats(cmp)
+    caveats = stack_caveats(cmp, uncertainty)
     rows = []
-    display: dict[str, list[str]] = {"chip": [], "cost_ratio": [], "days": []}
+    display: dict[str, list[str]] = {"chip": [], "cost_ratio": [], "days": [],
+                                     "break_even_per_chip_hour": []}
     for r in cmp.rows:
         mark = max((caveats.get(s, ("", ""))[0] for s in r.stack.split("+")), key=len)
         row: dict[str, Any] = {
@@ -152,18 +159,25 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
             "mfu": r.mfu, "memory_gib_per_chip": r.memory_gib_per_chip, "days": r.days,
             "chip_hours": r.chip_hours, "goodput": r.goodput,
             "price_per_chip_hour": r.price_per_chip_hour, "cost": r.cost,
-            "currency": r.currency, "cost_ratio": r.cost_ratio, "energy_mwh": r.energy_mwh,
-            "stack": r.stack, "validation_caveat": mark or None,
+            "currency": r.currency, "cost_ratio": r.cost_ratio,
+            "break_even_per_chip_hour": r.break_even_per_chip_hour,
+            "break_even_price_ratio": r.break_even_price_ratio, "energy_mwh": r.energy_mwh,
+            "status": r.status, "entry": r.entry, "stack": r.stack,
+            "validation_caveat": mark or None, "fits_memory": r.fits_memory,
+            "price_basis": r.price_basis, "price_source": r.price_source,
+            "mfu_bf16": r.mfu_bf16, "co2_tonnes": r.co2_tonnes,
+            **{f"cost_ratio_{b}": v for b, v in r.cost_ratio_by_basis.items()},
         }
         display["chip"].append(f"{r.entry}{mark}")
         if uncertainty:
-            for key, fmt in (("cost_ratio", ".2f"), ("days", ".1f")):
+            for key, fmt in (("cost_ratio", ".2f"), ("days", ".1f"),
+                             ("break_even_per_chip_hour", ".3g")):
                 iv = r.intervals.get(key)
                 row[f"{key}_p05"], row[f"{key}_p95"] = iv if iv else (None, None)
                 display[key].append(_with_interval(row[key], iv, fmt))
         rows.append(row)
     if not uncertainty:
-        del display["cost_ratio"], display["days"]
+        del display["cost_ratio"], display["days"], display["break_even_per_chip_hour"]
     df = pd.DataFrame(rows)
     if len({r.model for r in cmp.rows}) == 1:
         df = df.drop(columns=["model"])
@@ -173,7 +187,9 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     size = (f"deadline {a['deadline_days']:g} days: the cheapest cluster size that meets it, "
             "else the fastest (marked deadline missed)" if a["deadline_days"] is not None
             else f"{a['num_chips']:,} chips of each type")
-    footer = [
+    verdict = verdict_line(cmp.rows, cmp.scenario.baseline)
+    footer = [verdict] if verdict else []
+    footer += [
         f"scenario {a['scenario']}: {a['tokens']:.3g} tokens, seq {a['seq_len']}, global batch "
         f"{a['global_batch']} sequences, {size}, baseline {cmp.scenario.baseline}",
         f"price basis {a['price_basis']}: {a['price_basis_meaning']}; {cur} at "
@@ -209,21 +225,31 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:
-        footer.append("intervals: 5th-95th percentile over the ranges of estimated and "
-                      "calibrated figures")
+        footer.append("intervals: 5th-95th percentile of the point times two spreads: each "
+                      "stack's out-of-source error (moebench validate; a stack with no measured "
+                      "runs takes the widest stack's) and the ranges of estimated and calibrated "
+                      "figures around their stated values; figures fitted on a bound are named "
+                      "in the stacks line")
     if a["overrides"]:
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in a["overrides"].items()))
     labels = {"num_chips": "chips", "precision": "prec", "step_time_s": "step s",
               "tokens_per_s_per_chip": "tok/s/chip", "mfu": "MFU",
               "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours",
               "price_per_chip_hour": f"{cur}/h", "cost": f"cost {cur}", "cost_ratio": "ratio",
-              "energy_mwh": "MWh"}
+              "energy_mwh": "MWh", "break_even_per_chip_hour": f"b/e {cur}/h"}
+    # CSV carries every field JSON has; the tables leave out what the footer says.
     hidden = ("currency", "stack", "validation_caveat", "cost_ratio_p05", "cost_ratio_p95",
-              "days_p05", "days_p95")
+              "days_p05", "days_p95", "break_even_per_chip_hour_p05",
+              "break_even_per_chip_hour_p95", "break_even_price_ratio", "entry", "fits_memory",
+              "price_basis", "price_source", "mfu_bf16", "co2_tonnes",
+              *(f"cost_ratio_{b}" for b in BASES))
+    # A deadline missed (or any row whose status is not plain ok) shows it in every format.
+    if all(r.status.split(";")[0] == "ok" or not r.plan for r in cmp.rows):
+        hidden += ("status",)
     # A narrow terminal keeps chip, plan, days, cost and ratio longest.
-    optional = ("energy_mwh", "goodput", "step_time_s", "memory_gib_per_chip",
-                "price_per_chip_hour", "tokens_per_s_per_chip", "precision", "num_chips",
-                "chip_hours", "mfu")
+    optional = ("energy_mwh", "break_even_per_chip_hour", "goodput", "step_time_s",
+                "memory_gib_per_chip", "price_per_chip_hour", "tokens_per_s_per_chip",
+                "precision", "num_chips", "chip_hours", "mfu")
     return Report(title(cmp), df, payload, footer, labels=labels, hidden=hidden,
                   display=display, optional=optional)
 

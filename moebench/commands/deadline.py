@@ -1,12 +1,15 @@
 """``compare --deadline-days``: the cheapest cluster that trains in time, or the fastest one.
 
-Cluster sizes are whole scale-up domains. Days to train fall with size until failures take over
-(goodput falls as the cluster's MTBF shrinks), and cost rises with size as parallel efficiency
-drops, but neither is smooth: a size that divides the batch and the layers well can be both
-faster and cheaper than its neighbours. So powers of two first bracket the smallest size that
-meets the deadline, then every size on a quarter-octave grid in that octave and the next is
-tried, and the cheapest that meets the deadline wins (the fewest chips where there is no price).
-When no size meets it, the fastest size is returned, marked as missing the deadline.
+Days to train fall with size until failures take over (goodput falls as the cluster's MTBF
+shrinks), and cost rises with size as parallel efficiency drops, but neither is smooth: a size
+that divides the batch and the layers well can be both faster and cheaper than its neighbours.
+So the search first brackets: whole scale-up domains doubling (1, 2, 4... domains) and, between
+them, the powers of two (a 384-chip domain gives 384, 512, 768, 1,024, 1,536, 2,048...), up to
+the first size that meets the deadline. Then every size on a quarter-octave grid from half to
+twice that size is tried, in steps of whole nodes (the largest power of two dividing the domain),
+and the cheapest that meets the deadline wins (the fewest chips where there is no price). When
+no size meets it, the same refinement runs around the fastest bracket size, and the fastest size
+found is returned, marked as missing the deadline.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 from moebench.engine.search import SearchResult
 from moebench.errors import InputError
 
-MAX_DOMAINS = 4096  # clusters of up to 4,096 scale-up domains
+MAX_DOMAINS = 4096  # clusters of up to 4,096 scale-up domains...
+MAX_CHIPS = 2**20  # ...and of at most 2^20 chips (the --num-chips range)
 STEPS_PER_OCTAVE = 4
 
 
@@ -32,17 +36,40 @@ class SizedRun:
     cost: float | None
 
 
-def octave_sizes(domain: int, low: int, high: int) -> list[int]:
-    """Sizes in domains on a quarter-octave grid between ``low`` and ``high`` domains."""
+def node_size(domain: int) -> int:
+    """The step between cluster sizes: the largest power of two dividing the scale-up domain
+    (8 for an 8-GPU server, 128 for a 384-chip supernode, 8 for a 72-GPU rack)."""
+    return domain & -domain
+
+
+def bracket_sizes(domain: int, max_chips: int) -> list[int]:
+    """Whole domains doubling, and the powers of two between them, in chips, ascending."""
     sizes = set()
-    k = low
+    k = 1
+    while domain * k <= max_chips:
+        sizes.add(domain * k)
+        k *= 2
+    p = 1
+    while p <= max_chips:
+        if p >= domain:
+            sizes.add(p)
+        p *= 2
+    return sorted(sizes)
+
+
+def octave_sizes(domain: int, low: int, high: int) -> list[int]:
+    """Sizes in chips on a quarter-octave grid between ``low`` and ``high`` chips, rounded to
+    whole nodes (:func:`node_size`), never below one domain."""
+    step = node_size(domain)
+    sizes = set()
+    k = float(low)
     while k <= high:
         for j in range(STEPS_PER_OCTAVE):
-            n = round(k * 2 ** (j / STEPS_PER_OCTAVE))
+            n = max(domain, step * round(k * 2 ** (j / STEPS_PER_OCTAVE) / step))
             if low <= n <= high:
                 sizes.add(n)
         k *= 2
-    return sorted(domain * n for n in sizes)
+    return sorted(sizes)
 
 
 def search_deadline(domain: int, deadline_days: float,
@@ -57,25 +84,29 @@ def search_deadline(domain: int, deadline_days: float,
             tried[n] = size_run(n)
         return tried[n]
 
+    max_chips = min(domain * MAX_DOMAINS, MAX_CHIPS)
     first_ok: int | None = None
-    k = 1
-    while k <= MAX_DOMAINS:
-        r = at(domain * k)
+    for n in bracket_sizes(domain, max_chips):
+        r = at(n)
         if r is not None and r.days <= deadline_days:
-            first_ok = k
+            first_ok = n
             break
-        k *= 2
-    if first_ok is not None:
-        for n in octave_sizes(domain, max(1, first_ok // 2), min(MAX_DOMAINS, first_ok * 2)):
-            at(n)
     done = [r for r in tried.values() if r is not None]
     if not done:
         raise InputError("--deadline-days", None,
-                         "no cluster size up to 4,096 scale-up domains has a plan that fits")
+                         f"no cluster size up to {max_chips:,} chips has a plan that fits")
+    centre = first_ok if first_ok is not None else min(done, key=_fastest).num_chips
+    for n in octave_sizes(domain, max(domain, centre // 2), min(max_chips, centre * 2)):
+        at(n)
+    done = [r for r in tried.values() if r is not None]
     meeting = [r for r in done if r.days <= deadline_days]
     if meeting:
         return min(meeting, key=_cheapest), True
-    return min(done, key=lambda r: (r.days, r.num_chips)), False
+    return min(done, key=_fastest), False
+
+
+def _fastest(r: SizedRun) -> tuple[float, int]:
+    return (r.days, r.num_chips)
 
 
 def _cheapest(r: SizedRun) -> tuple[Any, int]:

@@ -94,6 +94,19 @@ def chip_price(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, fx: Any,
                  "ownership: purchase amortised + power x PUE x electricity")
 
 
+def prices_by_basis(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec,
+                    value: Any) -> dict[str, float | None]:
+    """The chip's price per chip-hour on every basis, in the table's currency (None where the
+    basis has no price for it): what the verdict-stability line compares."""
+    out: dict[str, float | None] = {}
+    fx = value(sc.pricing.cny_per_usd)
+    for basis in BASES:
+        other = sc.model_copy(update={"pricing": sc.pricing.model_copy(update={"basis": basis})})
+        p = chip_price(chip, spec, other, fx, value).per_chip_hour
+        out[basis] = None if p is None else float(p)
+    return out
+
+
 def economics(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, num_chips: int, step_s: Any,
               ckpt_bytes: Any, value: Any) -> dict[str, Any]:
     """Days, chip-hours, goodput, price, cost and energy: scalars, or arrays of samples."""

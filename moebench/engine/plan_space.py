@@ -75,8 +75,9 @@ def _named(fixed: str | None, names: tuple[str, ...], option: str) -> np.ndarray
     return np.array([names.index(fixed)])
 
 
-def _divisors(n: int) -> tuple[int, ...]:
-    return tuple(d for d in range(1, n + 1) if n % d == 0)
+def _divisors(n: int, at_most: int) -> tuple[int, ...]:
+    """The divisors of ``n`` up to ``at_most``."""
+    return tuple(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
 class _Grid:
@@ -149,7 +150,9 @@ def candidate_plans(
            (g["cp_kind"] == 0) | ((att.num_heads % (g["tp"] * g["cp"]) == 0) & (lin is None)))
     # Linear attention would pass its recurrent state along the sequence, not K/V chunks.
     g.rule("cp of linear-attention layers is not modelled", (g["cp"] == 1) | (lin is None))
-    g.expand("pp", _choices(req.pp, _divisors(num_chips) if num_chips <= 4096 else POW2, "--pp"))
+    # Any divisor of the chips up to layers + 2 (a stage per layer, embedding and loss), at every
+    # scale: 6,144 chips take PP24 as readily as 4,096 take PP16.
+    g.expand("pp", _choices(req.pp, _divisors(num_chips, spec.num_layers + 2), "--pp"))
     model_par = g["tp"] * g["pp"] * g["cp"]
     g.rule("chips not divisible by tp*pp*cp", num_chips % model_par == 0)
     g.cols["dp"] = num_chips // (g["tp"] * g["pp"] * g["cp"])
