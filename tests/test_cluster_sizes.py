@@ -55,3 +55,32 @@ def test_pipeline_depth_is_any_divisor_at_every_scale():
     plans, _ = candidate_plans(arch, chip, run, 6144, PlanRequest(tp=1, ep=64, cp=1, vpp=1))
     pps = set(plans.pp.tolist())
     assert pps == {24, 48, 96}
+
+
+def test_deadline_finds_a_910c_cluster_between_supernode_doublings(cli):
+    """Qwen3-235B on 10T tokens in 30 days: whole 384-chip supernodes doubling give 3,072
+    chips (too slow) then 6,144; the search also tries the sizes between, and the 910C meets
+    the deadline there, marked ok, with a size that is whole 128-chip nodes."""
+    import json
+
+    out = json.loads(cli("compare", "--model", "qwen3-235b-a22b", "--tokens", "10T",
+                         "--deadline-days", "30", "--price-basis", "ownership",
+                         "--chips", "h800,ascend-910c", "-f", "json").output)
+    c = next(r for r in out["rows"] if r["chip"] == "ascend-910c")
+    assert c["status"] == "ok" and c["days"] <= 30
+    assert c["num_chips"] % 128 == 0 and c["num_chips"] not in (3072, 6144)
+
+
+def test_a_missed_deadline_is_marked_in_every_format(cli):
+    args = ("compare", "--chips", "h800,t-head-ppu", "--deadline-days", "2")
+    md = cli(*args, "-f", "markdown").output
+    header = next(line for line in md.splitlines() if line.startswith("| chip"))
+    assert header.rstrip(" |").endswith("status")
+    assert "| deadline missed: the fastest cluster" in md
+    table = cli(*args).output
+    assert "deadline missed" in table.split("└")[0]  # in the grid, not only the footer
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(cli(*args, "-f", "csv").output)))
+    assert [r["status"].startswith("deadline missed") for r in rows] == [False, True]
