@@ -205,8 +205,33 @@ def vendor_error(name: str) -> Callable[[Facts], str]:
 
 
 def savings(f: Facts) -> str:
-    ratios = [f.row(f.compare, e)["cost_ratio"] for e in LING_DEVICES]
-    return f"{100 * (1 - max(ratios)):.0f}-{100 * (1 - min(ratios)):.0f}%"
+    """Which Ling devices come out cheaper than the H800 at Ant's prices, and by how much."""
+    ratios = {e: f.row(f.compare, e)["cost_ratio"] for e in LING_DEVICES}
+    cheaper = {e: r for e, r in ratios.items() if r < 1}
+    dearer = {e: r for e, r in ratios.items() if r >= 1}
+    words = ("none", "one", "two", "three", "four")
+    text = (f"{words[len(cheaper)]} of the {words[len(ratios)]} Ling devices come out cheaper than the "
+            f"H800, by {100 * (1 - max(cheaper.values())):.0f}-"
+            f"{100 * (1 - min(cheaper.values())):.0f}% ({', '.join(cheaper)})")
+    if dearer:
+        text += "; " + ", ".join(f"{e} {100 * (r - 1):.0f}% dearer" for e, r in dearer.items())
+    return text
+
+
+def ascend_break_even(f: Facts) -> str:
+    """The 910B's break-even price ratio against the H800 and what each basis prices it at."""
+    b, h = f.row(f.compare, "ascend-910b"), f.row(f.compare, "h800")
+    lo, hi = b["intervals"]["break_even_price_ratio"]
+    priced = ", ".join(f"{basis} {h['price_by_basis'][basis] / p:.1f}x"
+                       for basis, p in b["price_by_basis"].items()
+                       if p and h["price_by_basis"].get(basis))
+    flips = {basis: r < 1 for basis, r in b["cost_ratio_by_basis"].items() if r is not None}
+    holds = "holds on every basis" if len(set(flips.values())) == 1 else (
+        "flips with the basis: cheaper on " + ", ".join(k for k, v in flips.items() if v)
+        + ", dearer on " + ", ".join(k for k, v in flips.items() if not v))
+    return (f"the 910B wins while one H800 hour costs more than "
+            f"{b['break_even_price_ratio']:.2f}x ({lo:.2f}-{hi:.2f}) one 910B hour; the bases "
+            f"price it at {priced}, so its verdict {holds}")
 
 
 def physics_range(f: Facts) -> str:
@@ -552,6 +577,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "dsv3-plan": dsv3_plan, "ascend-fit": ascend_fit,
     "nvidia-error": vendor_error("vendor NVIDIA"), "amd-error": vendor_error("vendor AMD"),
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
+    "ascend-break-even": ascend_break_even,
     "first-predictions": first_prediction_table, "sweep-table": sweep_table,
     "sweep-summary": sweep_summary, "coverage": coverage_line, "targets": targets,
     "physics-range": physics_range, "validation-summary": validation_summary,

@@ -90,3 +90,54 @@ def test_a_checkpoint_folder_with_a_config_json_is_a_model(cli, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     _one_line_error(cli("models", "show", str(empty)), "--model", "without a config.json")
+
+
+def test_validate_keeps_units_when_the_metric_column_is_dropped(cli, tmp_path):
+    """The measured value and its interval carry their unit in every table, so a narrow
+    terminal that drops the metric column still says what they count."""
+    from moebench.commands.measured_runs import shipped_runs_path
+
+    lines = shipped_runs_path().read_text().splitlines()
+    mine = tmp_path / "runs.csv"
+    mine.write_text("\n".join([lines[0], *[ln for ln in lines if ln.startswith(
+        ("mbridge-qwen3-30b-h100-16-fp8,", "dsv3-h800-prod,"))]]) + "\n")
+    md = cli("validate", "--data", str(mine), "-f", "markdown").output
+    assert "5,275 tok/s/chip" in md
+    row = next(line for line in md.splitlines() if line.startswith("| dsv3-h800-prod"))
+    assert "| 180,000 chip-h/1e12 tok |" in row  # DeepSeek-V3's 180K H800-hours per 1T
+
+
+def test_validate_with_a_stack_that_fits_nothing_says_loo_is_not_out_of_sample(cli, tmp_path):
+    from moebench.commands.measured_runs import shipped_runs_path
+
+    lines = shipped_runs_path().read_text().splitlines()
+    mine = tmp_path / "runs.csv"
+    mine.write_text("\n".join([lines[0], *[ln for ln in lines if ln.startswith(
+        "mbridge-qwen3-30b-h100-16-fp8,")]]) + "\n")
+    plain = cli("validate", "--data", str(mine), "-f", "markdown").output
+    assert "no calibrated figure to refit" not in plain
+    fixed = cli("validate", "--data", str(mine), "--stack", "hardware-limit",
+                "-f", "markdown").output
+    assert ("hardware-limit: no calibrated figure to refit, so its leave-one-out, "
+            "leave-one-source-out and split columns are its calibrated predictions") in fixed
+
+
+def test_a_scenario_files_problems_come_in_one_line(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmodels: [ling-plus]\nchips: [h800]\ntokens: -5\nseq_len: 0\n")
+    result = cli("compare", "--scenario", str(bad))
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    assert "tokens: Input should be greater than 0" in lines[0]
+    assert "seq_len: Input should be greater than 0" in lines[0]
+    assert "baseline: required field is missing" in lines[0]
+
+
+def test_mfu_against_the_bf16_peak_is_labelled_where_fp8_can_exceed_it(cli):
+    fp8 = cli("estimate", "--model", "qwen3-30b-a3b", "--chip", "h800", "--num-chips", "16",
+              "--precision", "fp8", "-f", "markdown").output
+    assert "MFU (vs BF16 dense peak; above 1 possible under FP8)" in fp8
+    bf16 = cli("estimate", "--model", "qwen3-30b-a3b", "--chip", "h800", "--num-chips", "16",
+               "-f", "markdown").output
+    assert "vs BF16 dense peak; above 1" not in bf16

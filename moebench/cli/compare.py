@@ -18,26 +18,9 @@ from moebench.cli.common import (
     SearchOpt,
     StrategyOpt,
     SyncEveryOpt,
-    chip_entries,
     cli_errors,
-    mix_options,
-    search_choice,
     show,
 )
-from moebench.errors import InputError
-
-
-def split_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
-    """``CHIP:FIELD=VALUE`` (one chip) or ``FIELD=VALUE`` (every chip, key '*')."""
-    from moebench.inputs.overrides import parse_overrides
-
-    out: dict[str, dict[str, str]] = {}
-    for pair in pairs:
-        key, _, _ = pair.partition("=")
-        chip, sep, _ = key.partition(":")
-        target, item = (chip, pair.split(":", 1)[1]) if sep else ("*", pair)
-        out.setdefault(target, {}).update(parse_overrides([item]))
-    return out
 
 
 @app.command()
@@ -97,55 +80,18 @@ def compare(
     Example: moebench compare --chips h800,ascend-910b --tokens 500B --fail-if
     "ascend-910b.cost_ratio > 1.0"; moebench compare --mix h800:512+ascend-910b:1024
     """
-    from moebench.commands.compare import run_comparison
+    from moebench.api import compare as run_compare
     from moebench.commands.compare_report import comparison_report
     from moebench.commands.guards import check_guards
-    from moebench.commands.options import apply_options, check_num_chips, parse_tokens
-    from moebench.commands.pricing import BASES
-    from moebench.inputs.mix import parse_mix
-    from moebench.inputs.scenario import load_scenario
 
-    if uncertainty < 0 or uncertainty > 100_000:
-        raise InputError("--uncertainty", None, f"must be 0..100000 samples, got {uncertainty}")
-    for name, value in (("--num-chips", num_chips), ("--seq-len", seq_len),
-                        ("--global-batch", global_batch)):
-        if value is not None and value <= 0:
-            raise InputError(name, None, f"must be a positive whole number, got {value}")
-    check_num_chips(num_chips)
-    if deadline_days is not None and num_chips is not None:
-        raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
-    if currency is not None and currency.upper() not in ("CNY", "USD"):
-        raise InputError("--currency", None, f"expected CNY or USD, got {currency!r}")
-    if price_basis is not None and price_basis not in BASES:
-        raise InputError("--price-basis", None,
-                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
-    if precision is not None and precision not in ("bf16", "fp8", "auto"):
-        raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
-    if fx_rate is not None and not fx_rate > 0:
-        raise InputError("--fx-rate", None, f"must be a positive number, got {fx_rate}")
-    chip_list, baseline = chip_entries(chips, baseline, stack, scenario)
-    from moebench.commands.setup import split_overrides as by_input
-
-    per_chip = split_overrides(set_ or [])
-    everywhere = by_input(per_chip.pop("*", {}))
-    run_changes = everywhere.run
-    hw_and_stack = {**everywhere.hardware, **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
-    if hw_and_stack:
-        per_chip["*"] = hw_and_stack
-    sc = apply_options(
-        load_scenario(scenario),
-        models=None if model is None else [m.strip() for m in model.split(",") if m.strip()],
-        chips=chip_list, tokens=None if tokens is None else parse_tokens(tokens),
+    result = run_compare(
+        scenario=scenario, model=model, chips=chips, baseline=baseline, tokens=tokens,
         num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
-        baseline=baseline or (chip_list[0] if chip_list else None),
-        currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
-        basis=price_basis, run_changes=run_changes,
-        mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
-        mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
-        search=None if search is None else sorted(search_choice(search) or ()),
-    )
-    result = run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
-                            overrides=per_chip)
+        price_basis=price_basis, currency=currency, fx_rate=fx_rate,
+        deadline_days=deadline_days, uncertainty=uncertainty, seed=seed, set=set_, mix=mix,
+        fabric=fabric, placement=placement, sync_every=sync_every, strategy=strategy,
+        choose=choose, stack=stack, search=search)
+    sc = result.scenario
     tripped = check_guards(result, fail_if or [])
     report = comparison_report(result, uncertainty > 0)
     if plot is not None:

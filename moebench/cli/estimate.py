@@ -139,15 +139,23 @@ def estimate(
     _refuse(mix_only, "only with a mixed cluster (--mix)")
     if chip is None:
         raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
-    from moebench.commands.estimate import estimate_job
+    from moebench.api import estimate as run_estimate
     from moebench.commands.estimate_report import estimate_report
+    from moebench.commands.setup import split_overrides
+    from moebench.inputs.overrides import parse_overrides
 
-    job, num_chips = _inputs(
-        scenario, model, chip, num_chips, set_, stack, **run, dispatcher=dispatcher,
-        graphs=graphs, capacity_factor=capacity_factor, **plan,
-        optimizer_states=optimizer_states, search=search_choice(search))
-    est, _ = estimate_job(job, num_chips, allow_oom=allow_oom)
-    show(estimate_report(est, job.overrides.shown), fmt, output)
+    est = run_estimate(
+        model, chip, num_chips, scenario=scenario, stack=stack, tp=tp, pp=pp, vpp=vpp, ep=ep,
+        etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch, recompute=recompute,
+        recompute_modules=recompute_modules, schedule=schedule, seq_len=seq_len,
+        global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
+        expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
+        capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
+        optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
+        pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,
+        set=set_, allow_oom=allow_oom)
+    shown = split_overrides(parse_overrides(set_ or [])).shown
+    show(estimate_report(est, shown), fmt, output)
 
 
 def _refuse(given: Mapping[str, object], why: str) -> None:
@@ -161,12 +169,12 @@ def _estimate_mix(mix: str, option: str, scenario: str | None, model: str | None
                   plan: dict[str, Any], set_: list[str] | None, fmt: Any, output: Any,
                   options: dict[str, Any], tokens: str | None, basis: str | None) -> None:
     """Parse, load, one library call, render: the mixed-cluster estimate."""
-    from moebench.cli.compare import split_overrides
     from moebench.commands.mix import estimate_mix
     from moebench.commands.mix_inputs import mix_scenario
     from moebench.commands.mix_report import mix_report
     from moebench.commands.setup import split_overrides as by_input
     from moebench.inputs.mix import parse_mix
+    from moebench.inputs.overrides import split_chip_overrides as split_overrides
 
     label = parse_mix(mix, option).label
     per_chip = split_overrides(set_ or [])

@@ -46,14 +46,14 @@ def validate(
     Example: moebench validate --data my-runs.csv --max-error 25;
     moebench validate --data my-runs.csv --stack my-stack.yaml
     """
-    from moebench.commands.validation import validate
+    from moebench.api import validate as predict_runs
     from moebench.commands.validation_report import mean_abs, memory_summary, validation_report
 
     for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error),
                         ("--max-memory-error", max_memory_error)):
         if bound is not None and not bound > 0:
             raise InputError(name, None, f"must be a positive percentage, got {bound}")
-    comparisons = validate(data, stack=stack)
+    comparisons = predict_runs(data, stack=stack).runs
     show(validation_report(comparisons, data, stack), fmt, output)
     failed = []
     overall = mean_abs([c.loso_error for c in comparisons])
@@ -105,11 +105,9 @@ def calibrate(
 
     Example: moebench calibrate my-runs.csv --stack megatron-core-nvidia --output my-stack.yaml
     """
-    from moebench.commands.calibrate import calibrate as fit_stack
+    from moebench.api import calibrate as fit_stack
     from moebench.commands.calibrate_report import calibration_report, write_stack
-    from moebench.commands.measured_runs import load_runs
 
-    names = tuple(n.strip() for n in fit_names.split(",") if n.strip())
-    spec, result = fit_stack(load_runs(runs), stack, names, str(runs), exact_loo or None)
-    write_stack(spec, result, runs, output)
-    show(calibration_report(result, runs, output), fmt, None)
+    fitted = fit_stack(runs, stack=stack, fit=fit_names, exact_loo=exact_loo)
+    write_stack(fitted.spec, fitted.result, runs, output)
+    show(calibration_report(fitted.result, runs, output), fmt, None)

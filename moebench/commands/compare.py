@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from moebench.inputs.run import RunConfig, resolve_precision
 from moebench.inputs.scenario import ScenarioSpec
 from moebench.inputs.settings import option_variants, parse_search
 from moebench.inputs.stack import StackSpec, check_vendor, load_stack_spec, stack_from_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +91,13 @@ class Comparison:
     rows: list[CompareRow]
     stacks: dict[str, StackSpec] = field(default_factory=dict)
     """The stacks the entries ran on, by name (a stack given as a file is not in the catalog)."""
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (model, chip entry), as JSON has it: the plan and the intervals
+        flattened one level (``plan.tp``, ``intervals.days`` as [p05, p95])."""
+        import pandas as pd
+
+        return pd.json_normalize([row_dict(r) for r in self.rows], max_level=1)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from moebench.inputs.stack import Stack
 from moebench.units import GIB, HOUR, TERA
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from moebench.commands.setup import JobInputs
 
 TRILLION = 1e12
@@ -70,6 +72,13 @@ class Estimate:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the scalar figures as columns, the plan, time breakdown and memory terms
+        flattened (``plan.tp``, ``breakdown_s.compute_gemm``, ``memory_gib.weights``...)."""
+        import pandas as pd
+
+        return pd.json_normalize(self.as_dict(), max_level=1)
 
 
 def speed_metrics(arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,

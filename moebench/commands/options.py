@@ -78,3 +78,63 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
         else:
             data[key] = value
     return validate(ScenarioSpec, data, "command line")
+
+
+def chip_entries(chips: str | None, baseline: str | None, stack: str | None,
+                 scenario: str) -> tuple[list[str] | None, str | None]:
+    """The --chips list (None: the scenario's) and the baseline, with --stack applied to every
+    entry that names no stack of its own (:func:`~moebench.commands.options.stack_everywhere`)."""
+    from moebench.inputs.scenario import load_scenario
+
+    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
+    if chip_list is not None and not chip_list:
+        raise InputError("--chips", None, "give at least one chip")
+    if stack is None:
+        return chip_list, baseline
+    return stack_everywhere(chip_list or load_scenario(scenario).chips, baseline, stack)
+
+
+def modules_choice(text: str | None) -> tuple[str, ...] | None:
+    """The --recompute-modules list, checked (None: not given)."""
+    from moebench.inputs.run import parse_modules
+
+    return None if text is None else parse_modules(text)
+
+
+def offload_modules_choice(text: str | None) -> tuple[str, ...] | None:
+    """The --offload-modules list, checked: () for none (None: not given, searched)."""
+    from moebench.inputs.run import parse_offload_modules
+
+    return None if text is None else parse_offload_modules(text)
+
+
+def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:
+    """The plan's sharding from --zero, --fsdp and --shard-group (None: searched)."""
+    from moebench.inputs.run import SHARDING
+
+    if zero is not None and fsdp:
+        raise InputError("--fsdp", None, "give --fsdp or --zero, not both (--fsdp is --zero 3)")
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise InputError("--zero", None, f"expected 0, 1, 2 or 3, got {zero}")
+    if shard_group is not None:
+        if zero is not None and zero != 3:
+            raise InputError("--shard-group", None, "hybrid sharding shards parameters: it "
+                                                    "needs --zero 3 or --fsdp, or neither")
+        return "hsdp"
+    if fsdp:
+        return "zero-3"
+    return None if zero is None else SHARDING[zero]
+
+
+def search_choice(text: str | None) -> frozenset[str] | None:
+    """The --search settings, checked (None: not given)."""
+    from moebench.inputs.settings import parse_search
+
+    return None if text is None else parse_search(text)
+
+
+def mix_options(fabric: str | None, placement: str | None, sync_every: int | None,
+                strategy: str | None, choose: str | None) -> dict[str, Any]:
+    """The mix options given on the command line, as scenario ``mix_options`` fields."""
+    return {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
+            "strategy": strategy, "choose": choose}

@@ -16,6 +16,7 @@ from moebench.commands.calibrate import PARAMETERS
 from moebench.commands.measured_runs import shipped_runs_path
 from moebench.commands.report import Report
 from moebench.commands.validation import SPLIT_DATE, RunComparison
+from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.stack import load_stack_spec
 
@@ -266,8 +267,14 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
                       stack: str | None = None) -> Report:
     bands = intervals(comparisons)
     rows = []
+    # The unit goes into the shown value, so that it stays when a narrow terminal drops the
+    # metric column.
+    display: dict[str, list[str]] = {"measured": [], "interval_80": []}
     for c in comparisons:
         lo, hi = _measured_band(c, bands[c.id])
+        unit = METRIC_UNITS.get(c.metric, c.metric)
+        display["measured"].append(f"{_num(c.measured)} {unit}")
+        display["interval_80"].append(f"{_num(lo)}-{_num(hi)} {unit}")
         rows.append({
             "run": c.id, "num_chips": c.num_chips, "chip": c.chip, "stack": c.stack,
             "metric": c.metric, "measured": c.measured, "interval_80": f"{lo:.4g}-{hi:.4g}",
@@ -314,6 +321,11 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
         + "; loo: refitted without the run; loso: refitted without the run's whole source; "
         f"split: fitted on runs published before {SPLIT_DATE.isoformat()}",
     ]
+    fixed = _fits_nothing(comparisons, stack)
+    if fixed:
+        footer.append(f"{', '.join(fixed)}: no calibrated figure to refit, so its leave-one-out, "
+                      "leave-one-source-out and split columns are its calibrated predictions, "
+                      "not out-of-sample ones (moebench calibrate fits one)")
     footer += memory_footer(memory)
     if pinned:
         footer.append("fitted figures on a bound (something physical is missing): "
@@ -328,7 +340,37 @@ def validation_report(comparisons: list[RunComparison], path: Path | None = None
                                   "loso_%": "LOSO %", "split_%": "split %",
                                   "interval_80": "80% interval", "memory_%": "memory %"},
                   optional=("metric", "stack", "measured", "physics_%", "num_chips",
-                            "interval_80", "loo_%", "split_%", "calibrated_%", "memory_%"))
+                            "interval_80", "loo_%", "split_%", "calibrated_%", "memory_%"),
+                  display=display)
+
+
+def _num(value: float) -> str:
+    """A measured figure as people write it: 180,000 and 5,275, but 0.412 and 12.5."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _fits_nothing(comparisons: list[RunComparison], stack: str | None) -> list[str]:
+    """The stack families of these runs (``stack``, a name or YAML, when --stack gave one)
+    that have no calibrated figure: nothing to refit."""
+    from moebench.commands.validation import calibrated_names
+    from moebench.inputs.stack import load_stack_spec
+
+    out = []
+    families = [stack] if stack else [c.stack.partition("@")[0] for c in comparisons]
+    for family in dict.fromkeys(families):
+        try:
+            spec = load_stack_spec(family)
+        except InputError:  # a stack given as a file, labelled by its name: not re-loadable
+            continue
+        if not calibrated_names(spec):
+            out.append(family)
+    return out
+
+
+# Short units of the measured metrics, as the table shows them beside the value.
+METRIC_UNITS = {"tokens_per_s_per_chip": "tok/s/chip", "model_tflops_per_chip": "TFLOP/s/chip",
+                "mfu": "MFU", "step_time_s": "s/step",
+                "chip_hours_per_1e12_tokens": "chip-h/1e12 tok"}
 
 
 def _no_nan(row: dict[str, Any]) -> dict[str, Any]:

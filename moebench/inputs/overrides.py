@@ -19,6 +19,17 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def split_chip_overrides(pairs: list[str]) -> dict[str, dict[str, str]]:
+    """``CHIP:FIELD=VALUE`` (one chip) or ``FIELD=VALUE`` (every chip, key '*'), by chip."""
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        key, _, _ = pair.partition("=")
+        chip, sep, _ = key.partition(":")
+        target, item = (chip, pair.split(":", 1)[1]) if sep else ("*", pair)
+        out.setdefault(target, {}).update(parse_overrides([item]))
+    return out
+
+
 def apply_overrides(
     data: dict[str, Any], overrides: dict[str, str], where: str, kind: str
 ) -> dict[str, Any]:

@@ -197,12 +197,22 @@ def problems(exc: ValidationError, cls: type[BaseModel] | None = None) -> list[t
     return out
 
 
+MAX_PROBLEMS = 8  # problems named in one error line; the rest are counted
+
+
 def validate(cls: type[R], data: dict[str, Any], where: str) -> R:
-    """``cls`` validated from ``data``, or an InputError naming the first bad field."""
+    """``cls`` validated from ``data``, or one InputError naming the first bad field and, on
+    the same line, every other one, so that a file is fixed in one pass."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        field, msg = problems(exc, cls)[0]
+        found = problems(exc, cls)
+        field, msg = found[0]
+        rest = [f"{f}: {m}" for f, m in found[1:MAX_PROBLEMS]]
+        if len(found) > MAX_PROBLEMS:
+            rest.append(f"and {len(found) - MAX_PROBLEMS} more")
+        if rest:
+            msg += f" (also {'; '.join(rest)})"
         raise InputError(where, field, msg) from None
 
 

@@ -1,0 +1,276 @@
+"""moebench as a library: the function behind each command, its keyword arguments named as the
+command's options (``--num-chips`` is ``num_chips``, ``--set`` is ``set``), returning the typed
+result records, each with ``.to_frame()`` for pandas. The CLI parses its options, calls one of
+these and renders what it returns; nothing here prints.
+
+    >>> import moebench
+    >>> est = moebench.estimate(model="ling-plus", chip="h800", num_chips=1024)
+    >>> est.to_frame()[["chip", "step_time_s", "mfu"]]
+
+Bad input raises :class:`moebench.errors.InputError`: ``.where`` is the option or file, and
+``str(error)`` the one-line message the CLI prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moebench.commands.options import (
+    chip_entries,
+    mix_options,
+    modules_choice,
+    offload_modules_choice,
+    search_choice,
+    sharding_choice,
+)
+from moebench.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from moebench.commands.calibrate import Calibration
+    from moebench.commands.compare import Comparison
+    from moebench.commands.estimate import Estimate
+    from moebench.commands.validation import RunComparison
+    from moebench.inputs.stack import StackSpec
+
+Overrides = Sequence[str] | Mapping[str, Any] | None
+"""``--set``: "FIELD=VALUE" strings (compare also "CHIP:FIELD=VALUE"), or a mapping of them."""
+
+
+def _pairs(overrides: Overrides) -> list[str]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        return [overrides]
+    if isinstance(overrides, Mapping):
+        return [f"{k}={v}" for k, v in overrides.items()]
+    return list(overrides)
+
+
+def _text(value: str | Sequence[str] | None) -> str | None:
+    """A list option as the CLI takes it: "a,b" (a sequence is joined)."""
+    return value if value is None or isinstance(value, str) else ",".join(value)
+
+
+def estimate(
+    model: str | None = None, chip: str | None = None, num_chips: int | None = None, *,
+    scenario: str | None = None, stack: str | None = None,
+    tp: int | None = None, pp: int | None = None, vpp: int | None = None, ep: int | None = None,
+    etp: int | None = None, cp: int | None = None, cp_kind: str | None = None,
+    micro_batch: int | None = None, recompute: str | None = None,
+    recompute_modules: str | Sequence[str] | None = None, schedule: str | None = None,
+    seq_len: int | None = None, global_batch: int | None = None, precision: str | None = None,
+    ep_overlap: bool | None = None, expert_imbalance: float | None = None,
+    dispatcher: str | None = None, graphs: str | None = None,
+    capacity_factor: float | None = None, zero: int | None = None, fsdp: bool = False,
+    shard_group: int | None = None, optimizer_states: str | None = None,
+    optimizer_offload: float | None = None, pipeline_layout: str | None = None,
+    offload_modules: str | Sequence[str] | None = None, search: str | Sequence[str] | None = None,
+    set: Overrides = None,  # noqa: A002 - the option is --set
+    allow_oom: bool = False,
+) -> Estimate:
+    """``moebench estimate`` for one chip type: the best plan (or the plan given) of ``model``
+    on ``num_chips`` x ``chip``, its speed, memory and what it assumed. What is not given comes
+    from ``scenario``, else the defaults; plan fields not given are searched inside the stack
+    release's capabilities."""
+    from moebench.commands.estimate import estimate_job
+    from moebench.commands.setup import job_from_options
+    from moebench.inputs.overrides import parse_overrides
+
+    if chip is None:
+        raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
+    job, n = job_from_options(
+        scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
+        overrides=parse_overrides(_pairs(set)), seq_len=seq_len, global_batch=global_batch,
+        precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
+        dispatcher=dispatcher, graphs=graphs, capacity_factor=capacity_factor,
+        tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch,
+        recompute=recompute, schedule=schedule,
+        sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
+        recompute_modules=modules_choice(_text(recompute_modules)),
+        optimizer_offload=optimizer_offload, pipeline_layout=pipeline_layout,
+        offload_modules=offload_modules_choice(_text(offload_modules)),
+        optimizer_states=optimizer_states, search=search_choice(_text(search)))
+    est, _ = estimate_job(job, n, allow_oom=allow_oom)
+    return est
+
+
+def compare(
+    *, scenario: str = "ling-plus-1t", model: str | Sequence[str] | None = None,
+    chips: str | Sequence[str] | None = None, baseline: str | None = None,
+    tokens: str | float | None = None, num_chips: int | None = None,
+    seq_len: int | None = None, global_batch: int | None = None, precision: str | None = None,
+    price_basis: str | None = None, currency: str | None = None, fx_rate: float | None = None,
+    deadline_days: float | None = None, uncertainty: int = 0, seed: int = 0,
+    set: Overrides = None,  # noqa: A002 - the option is --set
+    mix: Sequence[str] | None = None, fabric: str | None = None, placement: str | None = None,
+    sync_every: int | None = None, strategy: str | None = None, choose: str | None = None,
+    stack: str | None = None, search: str | Sequence[str] | None = None,
+) -> Comparison:
+    """``moebench compare``: every chip (and mix) of the scenario on its own best plan, priced
+    on one basis against the baseline, with break-even prices and, with ``uncertainty``
+    samples, intervals."""
+    from moebench.commands.compare import run_comparison
+    from moebench.commands.options import apply_options, check_num_chips, parse_tokens
+    from moebench.commands.pricing import BASES
+    from moebench.commands.setup import split_overrides as by_input
+    from moebench.inputs.mix import parse_mix
+    from moebench.inputs.overrides import split_chip_overrides
+    from moebench.inputs.scenario import load_scenario
+
+    if uncertainty < 0 or uncertainty > 100_000:
+        raise InputError("--uncertainty", None, f"must be 0..100000 samples, got {uncertainty}")
+    for name, value in (("--num-chips", num_chips), ("--seq-len", seq_len),
+                        ("--global-batch", global_batch)):
+        if value is not None and value <= 0:
+            raise InputError(name, None, f"must be a positive whole number, got {value}")
+    check_num_chips(num_chips)
+    if deadline_days is not None and num_chips is not None:
+        raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
+    if currency is not None and currency.upper() not in ("CNY", "USD"):
+        raise InputError("--currency", None, f"expected CNY or USD, got {currency!r}")
+    if price_basis is not None and price_basis not in BASES:
+        raise InputError("--price-basis", None,
+                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
+    if precision is not None and precision not in ("bf16", "fp8", "auto"):
+        raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
+    if fx_rate is not None and not fx_rate > 0:
+        raise InputError("--fx-rate", None, f"must be a positive number, got {fx_rate}")
+    chip_list, baseline = chip_entries(_text(chips), baseline, stack, scenario)
+    per_chip = split_chip_overrides(_pairs(set))
+    everywhere = by_input(per_chip.pop("*", {}))
+    hw_and_stack = {**everywhere.hardware, **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
+    if hw_and_stack:
+        per_chip["*"] = hw_and_stack
+    models = _text(model)
+    searched = search_choice(_text(search))
+    sc = apply_options(
+        load_scenario(scenario),
+        models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
+        chips=chip_list,
+        tokens=None if tokens is None else parse_tokens(str(tokens)),
+        num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
+        baseline=baseline or (chip_list[0] if chip_list else None),
+        currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
+        basis=price_basis, run_changes=everywhere.run,
+        mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
+        mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
+        search=None if searched is None else sorted(searched),
+    )
+    return run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
+                          overrides=per_chip)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """``moebench validate``: every measured run predicted four ways (physics, calibrated,
+    leave-one-out, leave-one-source-out), and the memory of those that publish it."""
+
+    runs: list[RunComparison]
+    data: Path | None
+    stack: str | None
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per run: its figures and its error each way (predicted / measured - 1)."""
+        import pandas as pd
+
+        return pd.DataFrame([{**c.__dict__, "memory_error": c.memory_error} for c in self.runs])
+
+    def summary(self) -> pd.DataFrame:
+        """Mean absolute errors per group (all, vendor, dense/MoE), as the CLI's footer."""
+        import pandas as pd
+
+        from moebench.commands.validation_report import summary
+
+        return pd.DataFrame(summary(self.runs))
+
+
+def validate(data: str | Path | None = None, *, stack: str | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Validation:
+    """``moebench validate``: the runs of ``data`` (default: the shipped measured runs)
+    predicted every way; ``stack`` replaces the stack each run names."""
+    from moebench.commands.validation import validate as predict_runs
+
+    path = None if data is None else Path(data)
+    return Validation(predict_runs(path, progress=progress, stack=stack), path, stack)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """``moebench sweep``: the best plan at every grid point, one row per point."""
+
+    frame: pd.DataFrame
+    scenario: str
+    varied: dict[str, list[Any]]
+    title: str
+    currency: str
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.frame
+
+
+def sweep(
+    vary: Sequence[str] | Mapping[str, Sequence[Any]], *, scenario: str = "ling-plus-1t",
+    model: str | Sequence[str] | None = None, chips: str | Sequence[str] | None = None,
+    price_basis: str | None = None, workers: int = 1, dask_scheduler: str | None = None,
+    stack: str | None = None, progress: Callable[[int, int], None] | None = None,
+) -> Sweep:
+    """``moebench sweep``: ``vary`` as "FIELD=v1,v2" strings or a mapping FIELD -> values."""
+    from moebench.commands.options import apply_options
+    from moebench.commands.pricing import BASES
+    from moebench.commands.sweep import parse_vary, run_sweep, typed_grid
+    from moebench.inputs.scenario import load_scenario
+
+    if price_basis is not None and price_basis not in BASES:
+        raise InputError("--price-basis", None,
+                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
+    if workers < 1 or workers > 256:
+        raise InputError("--workers", None, f"must be 1..256, got {workers}")
+    grid = parse_vary(_pairs({k: ",".join(map(str, v)) for k, v in vary.items()}
+                             if isinstance(vary, Mapping) else vary))
+    # The baseline is the first entry given (with --stack, the first entry on that stack).
+    chip_list, _ = chip_entries(_text(chips), None, stack, scenario)
+    models = _text(model)
+    sc = apply_options(
+        load_scenario(scenario), chips=chip_list,
+        baseline=chip_list[0] if chip_list else None,
+        models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
+        basis=price_basis)
+    df = run_sweep(sc, grid, workers=workers, dask_address=dask_scheduler, progress=progress)
+    df.attrs["varied"] = list(grid)
+    title = (f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}; "
+             f"{sc.pricing.basis} prices in {sc.pricing.currency}")
+    return Sweep(df, sc.name, typed_grid(grid), title, sc.pricing.currency)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """``moebench calibrate``: the fitted stack and the fit (values, intervals, errors)."""
+
+    spec: StackSpec
+    result: Calibration
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        r = self.result
+        return pd.DataFrame({"run": r.run_ids, "in_sample_error": r.fit.errors,
+                             "loo_error": r.loo_errors})
+
+
+def calibrate(runs: str | Path, *, stack: str,
+              fit: str | Sequence[str] = "gemm_fraction,host_op_us",
+              exact_loo: bool = False) -> Fitted:
+    """``moebench calibrate`` without writing: fit the named parameters of ``stack`` to the
+    measured runs in ``runs``; write the stack with :func:`moebench.commands.calibrate_report.
+    write_stack` (the CLI's ``--output``)."""
+    from moebench.commands.calibrate import calibrate as fit_stack
+    from moebench.commands.measured_runs import load_runs
+
+    names = tuple(n.strip() for n in (_text(fit) or "").split(",") if n.strip())
+    spec, result = fit_stack(load_runs(Path(runs)), stack, names, str(runs), exact_loo or None)
+    return Fitted(spec, result)

@@ -1,0 +1,90 @@
+"""The Python API: the functions the commands call, with the CLI's option names, returning
+typed records with ``.to_frame()``; the CLI's JSON is the same answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import moebench
+from moebench.errors import InputError
+from tests.test_measured_runs import GOOD, HEADER
+
+
+def test_estimate_is_the_cli_estimate(cli):
+    est = moebench.estimate(model="ling-plus", chip="h800", num_chips=1024)
+    out = json.loads(cli("estimate", "--model", "ling-plus", "--chip", "h800", "--num-chips",
+                         "1024", "-f", "json").output)
+    assert est.step_time_s == pytest.approx(out["step_time_s"], rel=1e-12)
+    assert est.plan == out["plan"]
+    df = est.to_frame()
+    assert len(df) == 1 and df.loc[0, "plan.tp"] == est.plan["tp"]
+    assert df.loc[0, "mfu"] == pytest.approx(est.mfu)
+
+
+def test_estimate_takes_options_as_the_cli_spells_them():
+    """Lists as "a,b" or as a sequence, --set as strings or a mapping, --zero and --fsdp."""
+    a = moebench.estimate(model="qwen3-30b-a3b", chip="h800", num_chips=16, tp=1, pp=1, ep=8,
+                          recompute="selective", recompute_modules=["moe_act", "layernorm"],
+                          zero=1, set={"scale_out.bandwidth_gb_per_s": 25})
+    b = moebench.estimate(model="qwen3-30b-a3b", chip="h800", num_chips=16, tp=1, pp=1, ep=8,
+                          recompute="selective", recompute_modules="moe_act,layernorm",
+                          zero=1, set=["scale_out.bandwidth_gb_per_s=25"])
+    assert a.step_time_s == b.step_time_s and a.plan["sharding"] == "zero-1"
+    assert set(a.plan["recompute_modules"]) == {"moe_act", "layernorm"}
+
+
+def test_bad_input_raises_input_error_naming_the_option():
+    with pytest.raises(InputError) as err:
+        moebench.estimate(model="ling-plus", chip="h800", num_chips=1024, zero=5)
+    assert err.value.where == "--zero" and "expected 0, 1, 2 or 3" in str(err.value)
+    with pytest.raises(InputError):
+        moebench.compare(price_basis="barter")
+
+
+def test_compare_is_the_cli_compare(cli):
+    cmp = moebench.compare(chips=["h800", "ascend-910b"], tokens="500B")
+    out = json.loads(cli("compare", "--chips", "h800,ascend-910b", "--tokens", "500B",
+                         "-f", "json").output)
+    df = cmp.to_frame()
+    assert list(df["entry"]) == ["h800", "ascend-910b"]
+    for row, r in zip(out["rows"], df.to_dict("records"), strict=True):
+        assert r["days"] == pytest.approx(row["days"], rel=1e-12)
+        assert r["break_even_price_ratio"] == pytest.approx(row["break_even_price_ratio"])
+        assert r["plan.tp"] == row["plan"]["tp"]
+
+
+def test_validate_and_its_frame(tmp_path):
+    path = tmp_path / "my-runs.csv"
+    path.write_text(f"{HEADER}\n{GOOD}\n")
+    v = moebench.validate(path)
+    df = v.to_frame()
+    assert list(df["id"]) == ["mine"]
+    # speed error = predicted / measured - 1, against the 9,299 tokens/s the row gives
+    assert df.loc[0, "measured"] == 9299
+    assert df.loc[0, "calibrated_error"] == pytest.approx(v.runs[0].calibrated_error)
+
+
+def test_sweep_takes_a_mapping_and_returns_its_frame(cli):
+    s = moebench.sweep({"num_chips": [256, 512]}, chips="h800", model="qwen3-30b-a3b")
+    df = s.to_frame()
+    assert list(df["num_chips"]) == [256, 512] and s.varied == {"num_chips": [256, 512]}
+    out = json.loads(cli("sweep", "--chips", "h800", "--model", "qwen3-30b-a3b", "--vary",
+                         "num_chips=256,512", "-f", "json").output)
+    assert [r["step_time_s"] for r in out["rows"]] == pytest.approx(list(df["step_time_s"]))
+
+
+def test_the_readme_python_examples_run(capsys):
+    """Every ```python block of the README's "Use from Python" section runs as written."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("## Use from Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "ascend-910b" in out and "break_even_price_ratio" in out
