@@ -210,8 +210,8 @@ def savings(f: Facts) -> str:
     cheaper = {e: r for e, r in ratios.items() if r < 1}
     dearer = {e: r for e, r in ratios.items() if r >= 1}
     words = ("none", "one", "two", "three", "four")
-    text = (f"{words[len(cheaper)]} of the {words[len(ratios)]} Ling devices come out cheaper than the "
-            f"H800, by {100 * (1 - max(cheaper.values())):.0f}-"
+    text = (f"{words[len(cheaper)]} of the {words[len(ratios)]} Ling devices come out cheaper "
+            f"than the H800, by {100 * (1 - max(cheaper.values())):.0f}-"
             f"{100 * (1 - min(cheaper.values())):.0f}% ({', '.join(cheaper)})")
     if dearer:
         text += "; " + ", ".join(f"{e} {100 * (r - 1):.0f}% dearer" for e, r in dearer.items())
