@@ -68,8 +68,9 @@ EstimateChipOpt = Annotated[str | None, typer.Option(
     help="Catalog name or hardware YAML; or a mixed cluster CHIP:COUNT+CHIP:COUNT (as --mix).")]
 MixOpt = Annotated[str | None, typer.Option(
     "--mix", help="A mixed cluster, CHIP:COUNT+CHIP:COUNT (e.g. h800:512+ascend-910b:1024): "
-                  "every strategy, each type alone and apart; what is not given comes from "
-                  "--scenario (default: ling-plus-1t, compare's).")]
+                  "every strategy, each type alone and apart. What is not given comes from "
+                  "--scenario; without one, each type alone runs what estimate --chip runs "
+                  "(estimate's defaults), with the tokens and prices of compare's scenario.")]
 BasisOpt = Annotated[str | None, typer.Option(
     "--price-basis", help="Mixes: ling, rental or ownership (default: the scenario's).")]
 TokensOpt = Annotated[str | None, typer.Option(

@@ -88,16 +88,26 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
 def mix_scenario(scenario: str | None, *, model: str | None, tokens: str | None,
                  price_basis: str | None, run: dict[str, Any], plan: dict[str, Any],
                  mix_options: dict[str, Any], run_changes: dict[str, float]) -> ScenarioSpec:
-    """The scenario a mix estimate runs in: ``scenario`` (default: the one ``compare`` runs)
-    with the command line's model, run, plan, price basis and mix options applied, so that
-    ``estimate --mix`` shows a mixed ``compare`` row in full."""
+    """The scenario a mix estimate runs in: ``scenario`` with the command line's model, run,
+    plan, price basis and mix options applied, so that ``estimate --scenario S --mix M`` shows
+    a mixed ``compare`` row in full. Without one, each type alone runs what ``estimate --chip``
+    runs (the job defaults), priced on compare's scenario."""
     from moebench.commands.options import apply_options, parse_tokens
+    from moebench.commands.setup import JOB_DEFAULTS
 
     changes = dict(run_changes)
     imbalance = run.pop("expert_imbalance", None)
     if imbalance is not None:
         changes["expert_imbalance"] = imbalance
+    base = load_scenario(scenario or DEFAULT_SCENARIO)
+    if scenario is None:
+        # Without a scenario a mix runs what `estimate --chip` runs for each type alone: the
+        # job defaults (sequence, batch, precision, balanced experts) and no plan pinned; only
+        # the tokens, prices and goodput come from compare's scenario.
+        base = base.model_copy(update={"plan": type(base.plan)()})
+        changes.setdefault("expert_imbalance", JOB_DEFAULTS["expert_imbalance"])
+        run = {**{k: JOB_DEFAULTS[k] for k in ("seq_len", "global_batch", "precision")}, **run}
     return apply_options(
-        load_scenario(scenario or DEFAULT_SCENARIO), models=[model] if model else None,
+        base, models=[model] if model else None,
         tokens=None if tokens is None else parse_tokens(tokens), basis=price_basis,
         run_changes=changes, plan=plan, mix_options=mix_options, **run)
