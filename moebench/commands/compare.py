@@ -261,11 +261,13 @@ def _models(sc: ScenarioSpec) -> list[ModelArch]:
 
 def run_comparison(
     sc: ScenarioSpec, deadline_days: float | None = None, samples: int = 0, seed: int = 0,
-    overrides: dict[str, dict[str, str]] | None = None,
+    overrides: dict[str, dict[str, str]] | None = None, with_assumptions: bool = True,
 ) -> Comparison:
     """Every (model, chip entry) of the scenario on its best plan, with costs relative to the
     baseline. An entry is a chip on its default stack, or ``CHIP:STACK`` for another stack, so
-    one table can show a chip under two stacks. Rows are keyed by model and entry."""
+    one table can show a chip under two stacks. Rows are keyed by model and entry.
+    ``with_assumptions=False`` leaves out what each unstated setting's alternative would
+    change (a step evaluation per setting), for callers that do not show it (sweep)."""
     if sc.baseline not in sc.chips:
         raise InputError("--baseline", None,
                          f"{sc.baseline!r} is not among the chips ({', '.join(sc.chips)})")
@@ -305,8 +307,10 @@ def run_comparison(
                     "currency": sc.pricing.currency, "price_basis": sc.pricing.basis},
                     exc.message, None))
                 continue
-            row = replace(_row(arch, e, sc, n, res, req, status), assumed=assumed_payload(
-                settings_assumed(res, e.stack_spec, sc.settings(), given, search_set)))
+            row = _row(arch, e, sc, n, res, req, status)
+            if with_assumptions:
+                row = replace(row, assumed=assumed_payload(
+                    settings_assumed(res, e.stack_spec, sc.settings(), given, search_set)))
             if samples and row.fits_memory:
                 sample_arrays[(arch.name, e.name)] = _sampled(arch, e, sc, res, samples, seed)
             rows.append(row)

@@ -207,7 +207,8 @@ def evaluate_point(point: Point) -> dict[str, Any]:
                 for k, v in point.values})
     # A point whose chip has no valid plan gets a row saying so (run_comparison keeps it);
     # any other error is the user's input and stops the sweep.
-    r = run_comparison(sc, overrides={"*": hardware} if hardware else None).rows[0]
+    r = run_comparison(sc, overrides={"*": hardware} if hardware else None,
+                       with_assumptions=False).rows[0]
     from moebench.commands.compare_report import plan_text
 
     row.update(
@@ -228,11 +229,13 @@ def run_sweep(
     """Evaluate every point; rows come back in grid order whatever ran them."""
     todo = list(points(sc, vary))
     results: list[dict[str, Any] | None] = [None] * len(todo)
+    finished = [0]
 
     def done(i: int, row: dict[str, Any]) -> None:
         results[i] = row
+        finished[0] += 1
         if progress:
-            progress(sum(r is not None for r in results), len(todo))
+            progress(finished[0], len(todo))
 
     if dask_address:
         _run_dask(todo, dask_address, done)
