@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moebench.commands.options import (
+from moebench.commands.shared.options import (
     chip_entries,
     mix_options,
     modules_choice,
@@ -31,10 +31,10 @@ from moebench.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from moebench.commands.calibrate import Calibration
-    from moebench.commands.compare import Comparison
-    from moebench.commands.estimate import Estimate
-    from moebench.commands.validation import RunComparison
+    from moebench.commands.compare.records import Comparison
+    from moebench.commands.estimate.estimate import Estimate
+    from moebench.commands.validation.calibrate import Calibration
+    from moebench.commands.validation.validation import RunComparison
     from moebench.inputs.stack import StackSpec
 
 Overrides = Sequence[str] | Mapping[str, Any] | None
@@ -77,8 +77,8 @@ def estimate(
     on ``num_chips`` x ``chip``, its speed, memory and what it assumed. What is not given comes
     from ``scenario``, else the defaults; plan fields not given are searched inside the stack
     release's capabilities."""
-    from moebench.commands.estimate import estimate_job
-    from moebench.commands.setup import job_from_options
+    from moebench.commands.estimate.estimate import estimate_job
+    from moebench.commands.shared.setup import job_from_options
     from moebench.inputs.overrides import parse_overrides
 
     if chip is None:
@@ -114,10 +114,10 @@ def compare(
     """``moebench compare``: every chip (and mix) of the scenario on its own best plan, priced
     on one basis against the baseline, with break-even prices and, with ``uncertainty``
     samples, intervals."""
-    from moebench.commands.compare import run_comparison
-    from moebench.commands.options import apply_options, check_num_chips, parse_tokens
-    from moebench.commands.pricing import BASES
-    from moebench.commands.setup import split_overrides as by_input
+    from moebench.commands.compare.comparison import run_comparison
+    from moebench.commands.shared.options import apply_options, check_num_chips, parse_tokens
+    from moebench.commands.shared.pricing import BASES
+    from moebench.commands.shared.setup import split_overrides as by_input
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.overrides import split_chip_overrides
     from moebench.inputs.scenario import load_scenario
@@ -184,7 +184,7 @@ class Validation:
         """Mean absolute errors per group (all, vendor, dense/MoE), as the CLI's footer."""
         import pandas as pd
 
-        from moebench.commands.validation_report import summary
+        from moebench.commands.validation.summaries import summary
 
         return pd.DataFrame(summary(self.runs))
 
@@ -193,7 +193,7 @@ def validate(data: str | Path | None = None, *, stack: str | None = None,
              progress: Callable[[int, int], None] | None = None) -> Validation:
     """``moebench validate``: the runs of ``data`` (default: the shipped measured runs)
     predicted every way; ``stack`` replaces the stack each run names."""
-    from moebench.commands.validation import validate as predict_runs
+    from moebench.commands.validation.validation import validate as predict_runs
 
     path = None if data is None else Path(data)
     return Validation(predict_runs(path, progress=progress, stack=stack), path, stack)
@@ -220,9 +220,9 @@ def sweep(
     stack: str | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Sweep:
     """``moebench sweep``: ``vary`` as "FIELD=v1,v2" strings or a mapping FIELD -> values."""
-    from moebench.commands.options import apply_options
-    from moebench.commands.pricing import BASES
-    from moebench.commands.sweep import parse_vary, run_sweep, typed_grid
+    from moebench.commands.shared.options import apply_options
+    from moebench.commands.shared.pricing import BASES
+    from moebench.commands.sweep.sweep import parse_vary, run_sweep, typed_grid
     from moebench.inputs.scenario import load_scenario
 
     if price_basis is not None and price_basis not in BASES:
@@ -266,10 +266,10 @@ def calibrate(runs: str | Path, *, stack: str,
               fit: str | Sequence[str] = "gemm_fraction,host_op_us",
               exact_loo: bool = False) -> Fitted:
     """``moebench calibrate`` without writing: fit the named parameters of ``stack`` to the
-    measured runs in ``runs``; write the stack with :func:`moebench.commands.calibrate_report.
-    write_stack` (the CLI's ``--output``)."""
-    from moebench.commands.calibrate import calibrate as fit_stack
-    from moebench.commands.measured_runs import load_runs
+    measured runs in ``runs``; write the stack with ``write_stack`` of
+    :mod:`moebench.commands.validation.calibrate_report` (the CLI's ``--output``)."""
+    from moebench.commands.validation.calibrate import calibrate as fit_stack
+    from moebench.commands.validation.measured_runs import load_runs
 
     names = tuple(n.strip() for n in (_text(fit) or "").split(",") if n.strip())
     spec, result = fit_stack(load_runs(Path(runs)), stack, names, str(runs), exact_loo or None)

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from moebench.commands.calibrate import prepare
-from moebench.commands.measured_runs import load_runs, shipped_runs_path
+from moebench.commands.validation.calibrate import prepare
+from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 
 FIRST = shipped_runs_path().with_name("first-predictions.csv")
 COLUMNS = ("id", "source_id", "recorded", "commit", "stack", "predicted_error")

@@ -70,7 +70,7 @@ def main() -> None:
     figures["estimate_cli_s"] = wall
     print(f"moebench estimate, full DeepSeek-V3 search on 2048 x H800, whole command (median "
           f"of 5): {wall:.2f} s ({'meets' if wall < 2 else 'MISSES'} the 2 s target)")
-    from moebench.commands.compare import run_comparison
+    from moebench.commands.compare.comparison import run_comparison
     from moebench.inputs.scenario import load_scenario
 
     sc = load_scenario("ling-plus-1t")
@@ -79,8 +79,8 @@ def main() -> None:
     print(f"moebench compare default scenario (library call, 6 chips): {t_cmp * 1e3:.0f} ms")
     # Mixed clusters: a two-type mix of 4,096 chips searched (every strategy, each type alone,
     # the types apart, with costs) in under 5 s wall, and the whole command with start-up.
-    from moebench.commands.mix import estimate_mix
-    from moebench.commands.options import apply_options
+    from moebench.commands.mix.estimate import estimate_mix
+    from moebench.commands.shared.options import apply_options
 
     mix, mix_chips = "h800:2048+ascend-910b:2048", 4096
     mix_sc = apply_options(sc, models=["deepseek-v3"])

@@ -29,27 +29,28 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.calibrate import (
+from moebench.commands.validation.calibrate import (
     PARAMETERS,
     RUNS_PER_PARAMETER,
     calibrate,
     prepare,
 )
-from moebench.commands.calibrate_report import (
+from moebench.commands.validation.calibrate_report import (
     VALIDATION_TARGET,
     clear_release_refits,
     replace_figure,
     stack_text,
 )
-from moebench.commands.measured_runs import load_runs, run_stack, shipped_runs_path
-from moebench.commands.validation import (
+from moebench.commands.validation.measured_runs import load_runs, run_stack, shipped_runs_path
+from moebench.commands.validation.report import interval_quantiles
+from moebench.commands.validation.summaries import mean_abs
+from moebench.commands.validation.validation import (
     calibrated_names,
     compare_runs,
     early_priors,
     family_errors,
     priors,
 )
-from moebench.commands.validation_report import interval_quantiles, mean_abs
 from moebench.inputs import catalog
 from moebench.inputs.stack import load_stack_spec
 
@@ -154,7 +155,7 @@ def inherit(stack: str, source: str, names: tuple[str, ...], root: Path,
 def validation_line(family: str, comparisons: list, date: datetime.date) -> str:
     """The family's validation summary: its runs' leave-one-source-out error and the 80%
     interval of a new prediction (its vendor's out-of-source residuals)."""
-    from moebench.commands.validation_report import pinned_figures
+    from moebench.commands.validation.report import pinned_figures
 
     mine = [c for c in comparisons if c.stack.partition("@")[0] == family]
     vendor = [c for c in comparisons if mine and c.vendor == mine[0].vendor]

@@ -21,9 +21,10 @@ from typing import Any
 from typer.testing import CliRunner
 
 from moebench.cli import app
-from moebench.commands.measured_runs import load_runs
-from moebench.commands.plan_text import plan_text
-from moebench.commands.validation_report import first_predictions, sweep_stats
+from moebench.commands.shared.plan_text import plan_text
+from moebench.commands.validation.measured_runs import load_runs
+from moebench.commands.validation.ranking import sweep_stats
+from moebench.commands.validation.report import first_predictions
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -365,7 +366,7 @@ def validation_bounds(f: Facts) -> str:
 
 def baseline_now(f: Facts) -> str:
     """The baseline's runs (commit 3743958) as validate reads them now, leave-one-out."""
-    from moebench.commands.validation import BASELINE_RUNS
+    from moebench.commands.validation.validation import BASELINE_RUNS
 
     runs = [r for r in f.validate["runs"] if r["id"] in BASELINE_RUNS]
 
@@ -383,7 +384,7 @@ def loss_fusion(f: Facts) -> str:
     """Eager against Triton cross-entropy on AMD's DeepSeek-V2-Lite run, as the model sees it."""
     from dataclasses import replace
 
-    from moebench.commands.calibrate import prepare
+    from moebench.commands.validation.calibrate import prepare
     from moebench.engine.step import evaluate
     from moebench.inputs.stack import load_stack_spec, stack_from_spec
 
@@ -464,7 +465,7 @@ def sensitivity(f: Facts) -> str:
 
 
 def explain_plan(f: Facts) -> str:
-    from moebench.commands.compare_report import plan_text
+    from moebench.commands.shared.plan_text import plan_text
 
     e = f.explain["estimate"]
     return f"{plan_text(e['plan'])}, {e['step_time_s']:.1f} s per step"

@@ -13,6 +13,23 @@ from moebench.cli import app
 from moebench.inputs.model import ModelSpec, arch_from_spec
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run the slow end-to-end checks (marked slow), as CI does")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast tests by default (under two minutes on two cores); --run-slow adds the
+    end-to-end checks that predict the whole validation set, refit stacks or regenerate the
+    README."""
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow end-to-end check: add --run-slow (CI does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def cli():
     runner = CliRunner()
@@ -90,7 +107,7 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, s
 def shipped_rows(keep) -> list[dict[str, str]]:
     """Rows of the shipped measured-runs CSV that ``keep`` (a set of ids, or a predicate on
     the row) selects, as dicts of its columns."""
-    from moebench.commands.measured_runs import shipped_runs_path
+    from moebench.commands.validation.measured_runs import shipped_runs_path
 
     rows = list(csv.DictReader(io.StringIO(shipped_runs_path().read_text())))
     chosen = keep if callable(keep) else (lambda r: r["id"] in keep)

@@ -139,9 +139,9 @@ def test_offload_modules_need_a_host(tiny):
 
 @pytest.mark.parametrize("modules", [None, []])
 def test_compare_says_when_a_row_offloads_activations(modules):
-    from moebench.commands.compare import run_comparison
-    from moebench.commands.compare_report import comparison_report
-    from moebench.commands.options import apply_options
+    from moebench.commands.compare.comparison import run_comparison
+    from moebench.commands.compare.report import comparison_report
+    from moebench.commands.shared.options import apply_options
     from moebench.inputs.scenario import load_scenario
 
     plan = {} if modules is None else {"offload_modules": modules}

@@ -55,6 +55,7 @@ def test_compare_is_the_cli_compare(cli):
         assert r["plan.tp"] == row["plan"]["tp"]
 
 
+@pytest.mark.slow
 def test_validate_and_its_frame(tmp_path):
     path = tmp_path / "my-runs.csv"
     path.write_text(f"{HEADER}\n{GOOD}\n")

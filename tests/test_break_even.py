@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from moebench.commands.break_even import break_even as _break_even
-from moebench.commands.break_even import verdict_line
-from moebench.commands.compare import CompareRow
-from moebench.commands.uncertainty import around, interval, residual_draws
+from moebench.commands.compare.break_even import break_even as _break_even
+from moebench.commands.compare.break_even import verdict_line
+from moebench.commands.compare.records import CompareRow
+from moebench.commands.shared.uncertainty import around, interval, residual_draws
 
 
 def _row(entry: str, chip_hours: float, prices: dict[str, float | None],

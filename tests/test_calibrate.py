@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 
-from moebench.commands.calibrate import Prepared, calibrate, fit, leave_one_out, prepare
-from moebench.commands.measured_runs import load_runs
+from moebench.commands.validation.calibrate import Prepared, calibrate, fit, leave_one_out, prepare
+from moebench.commands.validation.measured_runs import load_runs
 from moebench.inputs.stack import load_stack_spec, stack_from_spec
 from tests.conftest import shipped_rows, write_runs
 
@@ -63,6 +63,7 @@ def test_calibration_recovers_the_share_overlapped_collectives_take(tmp_path):
     assert 0.01 <= zero.values["overlap_sm_share"] <= 0.5
 
 
+@pytest.mark.slow
 def test_one_step_leave_one_out_tracks_exact_refits():
     """The approximate leave-one-out (one Gauss-Newton step without the run) against refitting
     each fold from scratch, on the AMD runs: within 5 points per run (the largest gap is the
@@ -124,6 +125,7 @@ def test_calibrate_refuses_with_one_line(cli, tmp_path, ids, fit_names, needles)
     assert not (tmp_path / "x.yaml").exists()
 
 
+@pytest.mark.slow
 def test_leave_one_out_refits_folds_when_a_parameter_sits_on_its_bound():
     """The AMD family's runs put attention_fraction on its lower bound, where one Gauss-Newton
     step is not a valid stand-in for the constrained refit: the default then refits each fold,
@@ -145,7 +147,7 @@ def test_a_release_refit_is_written_into_its_release_and_read_back_for_its_runs(
     """calibrate_stacks writes a release's own figure under that release's ``refit``; the
     family's figure of the same name (above the releases) is untouched, runs of the release
     read the refit and runs of other releases the family's; clearing removes it."""
-    from moebench.commands.calibrate_report import (
+    from moebench.commands.validation.calibrate_report import (
         clear_release_refits,
         replace_figure,
         set_release_refit,

@@ -86,7 +86,7 @@ def test_compare_tokens_scale_cost_linearly(cli):
 @pytest.mark.parametrize(("text", "value"), [("1T", 1e12), ("500B", 5e11), ("1.5e12", 1.5e12),
                                              ("800m", 8e8)])
 def test_token_counts(text, value):
-    from moebench.commands.options import parse_tokens
+    from moebench.commands.shared.options import parse_tokens
 
     assert parse_tokens(text) == value
 

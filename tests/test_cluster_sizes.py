@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from moebench.commands.deadline import (
+import pytest
+
+from moebench.commands.compare.deadline import (
     SizedRun,
     bracket_sizes,
     node_size,
@@ -57,6 +59,7 @@ def test_pipeline_depth_is_any_divisor_at_every_scale():
     assert pps == {24, 48, 96}
 
 
+@pytest.mark.slow
 def test_deadline_finds_a_910c_cluster_between_supernode_doublings(cli):
     """Qwen3-235B on 10T tokens in 30 days: whole 384-chip supernodes doubling give 3,072
     chips (too slow) then 6,144; the search also tries the sizes between, and the 910C meets

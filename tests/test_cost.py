@@ -1,6 +1,6 @@
 import pytest
 
-from moebench.commands.cost import convert, energy_mwh, ownership_per_chip_hour, young_daly
+from moebench.commands.shared.cost import convert, energy_mwh, ownership_per_chip_hour, young_daly
 
 
 def test_young_daly_by_hand():

@@ -104,6 +104,7 @@ def test_sweep_on_a_local_dask_cluster(cli):
     assert on_dask == local
 
 
+@pytest.mark.slow
 def test_sweep_bad_input(cli):
     for args in (("sweep", "--vary", "colour=1,2"), ("sweep", "--vary", "num_chips="),
                  ("sweep", "--vary", "num_chips=lots"), ("sweep", "--vary", "num_chips=8",

@@ -157,6 +157,7 @@ def test_any_run_numbers_give_a_result_or_exit_2(cli, chips, batch, seq):
         assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_same_command_gives_byte_identical_json(cli):
     for args in (("compare", "--format", "json"),
                  ("compare", "--uncertainty", "50", "--format", "json"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from moebench.commands.measured_runs import load_runs, shipped_runs_path
+from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 from moebench.inputs.model import load_model
 
 HEADER = shipped_runs_path().read_text().splitlines()[0]
@@ -21,11 +21,13 @@ def test_the_shipped_file_loads():
     assert len(runs) >= 45 and len({r.id for r in runs}) == len(runs)
 
 
+@pytest.mark.slow
 def test_a_good_user_file_validates(cli, tmp_path):
     result = cli("validate", "--data", _csv(tmp_path, f"{HEADER}\n{GOOD}\n"), "--format", "json")
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_a_run_with_its_peak_memory_is_compared_in_kind(cli, tmp_path):
     """A run that publishes 40 GiB allocated gets the model's live-tensor figure beside it, its
     error and the breakdown; --max-memory-error trips on it."""

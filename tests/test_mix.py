@@ -10,11 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from moebench.commands.compare import run_comparison
-from moebench.commands.mix import estimate_mix
-from moebench.commands.mix_cost import PaidType, mixed_economics
-from moebench.commands.options import apply_options
-from moebench.commands.pricing import economics
+from moebench.commands.compare.comparison import run_comparison
+from moebench.commands.mix.cost import PaidType, mixed_economics
+from moebench.commands.mix.estimate import estimate_mix
+from moebench.commands.shared.options import apply_options
+from moebench.commands.shared.pricing import economics
 from moebench.engine.layout import EVEN
 from moebench.engine.mix.links import COMMON, WAN, cross_link, group_allreduce_time
 from moebench.engine.mix.search import search_mix

@@ -246,7 +246,7 @@ def test_ties_go_to_no_offload():
 
 
 def test_explain_names_offload_as_an_unusual_choice():
-    from moebench.commands.explain import unusual_choices
+    from moebench.commands.estimate.explain import unusual_choices
 
     arch, hw = load_model("qwen3-8b"), load_chip("h100")
     res = search(arch, hw, stack_of(hw), RunConfig(seq_len=4096, global_batch=8), 1)
@@ -282,7 +282,7 @@ def test_offload_flag_reaches_the_plan_and_the_sweep_parser(cli):
 
 
 def test_measured_run_offload_column(tmp_path):
-    from moebench.commands.measured_runs import load_runs
+    from moebench.commands.validation.measured_runs import load_runs
 
     header = ("id,model,chip,num_chips,precision,seq_len,global_batch,metric,measured,source,"
               "optimizer_offload\n")
@@ -321,9 +321,9 @@ def test_context_carries_the_fraction(tiny):
 def test_compare_says_when_a_row_offloads(fraction):
     """The compare footer names the rows whose plan offloads, and says their host figures are
     estimates with no measured run behind them; no such line when none offloads."""
-    from moebench.commands.compare import run_comparison
-    from moebench.commands.compare_report import comparison_report
-    from moebench.commands.options import apply_options
+    from moebench.commands.compare.comparison import run_comparison
+    from moebench.commands.compare.report import comparison_report
+    from moebench.commands.shared.options import apply_options
     from moebench.inputs.scenario import load_scenario
 
     sc = apply_options(load_scenario("ling-plus-1t"), chips=["h800", "a100"],

@@ -182,7 +182,7 @@ def test_measured_runs_csv_checks_the_layout_column(tmp_path):
     import csv
     import io
 
-    from moebench.commands.measured_runs import load_runs, shipped_runs_path
+    from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 
     rows = list(csv.reader(io.StringIO(shipped_runs_path().read_text())))
     header, row = rows[0], rows[1]

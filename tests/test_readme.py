@@ -3,9 +3,12 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_readme_figures_are_regenerated_from_the_code():
     script = ROOT / "scripts" / "make_readme.py"
     spec = importlib.util.spec_from_file_location("make_readme", script)

@@ -92,10 +92,11 @@ def test_a_checkpoint_folder_with_a_config_json_is_a_model(cli, tmp_path):
     _one_line_error(cli("models", "show", str(empty)), "--model", "without a config.json")
 
 
+@pytest.mark.slow
 def test_validate_keeps_units_when_the_metric_column_is_dropped(cli, tmp_path):
     """The measured value and its interval carry their unit in every table, so a narrow
     terminal that drops the metric column still says what they count."""
-    from moebench.commands.measured_runs import shipped_runs_path
+    from moebench.commands.validation.measured_runs import shipped_runs_path
 
     lines = shipped_runs_path().read_text().splitlines()
     mine = tmp_path / "runs.csv"
@@ -107,8 +108,9 @@ def test_validate_keeps_units_when_the_metric_column_is_dropped(cli, tmp_path):
     assert "| 180,000 chip-h/1e12 tok |" in row  # DeepSeek-V3's 180K H800-hours per 1T
 
 
+@pytest.mark.slow
 def test_validate_with_a_stack_that_fits_nothing_says_loo_is_not_out_of_sample(cli, tmp_path):
-    from moebench.commands.measured_runs import shipped_runs_path
+    from moebench.commands.validation.measured_runs import shipped_runs_path
 
     lines = shipped_runs_path().read_text().splitlines()
     mine = tmp_path / "runs.csv"

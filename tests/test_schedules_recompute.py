@@ -136,7 +136,7 @@ def test_dualpipev_from_the_cli_and_the_measured_runs_file(cli, tmp_path):
     refused = cli("estimate", "--model", "mixtral-8x7b", "--chip", "h100", "--num-chips", "64",
                   "--schedule", "dualpipev", "--global-batch", "512")
     assert refused.exit_code == 2 and "does not implement dualpipev" in refused.output
-    from moebench.commands.measured_runs import load_runs, shipped_runs_path
+    from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 
     header = shipped_runs_path().read_text().splitlines()[0]
     row = ("mine,qwen3-30b-a3b,b200,8,fp8,1,2,1,4,1,1,1,none,dualpipev,false,4096,512,"
@@ -356,7 +356,7 @@ def test_bad_recompute_modules_are_one_line_errors(cli, args, needle):
 
 
 def test_measured_runs_take_a_recompute_modules_column(tmp_path):
-    from moebench.commands.measured_runs import load_runs, shipped_runs_path
+    from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
     from moebench.errors import InputError
 
     header = shipped_runs_path().read_text().splitlines()[0]

@@ -214,6 +214,7 @@ def test_paired_phases_expose_only_what_communication_exceeds():
     assert _v(x.per_micro_batch) == pytest.approx(paired * 3.0 + (1 - paired) * 8.0)
 
 
+@pytest.mark.slow
 def test_better_stack_figures_never_make_a_plan_slower():
     arch, chip = load_model("qwen3-30b-a3b"), load_chip("h800")
     run = RunConfig(seq_len=4096, global_batch=1024)
@@ -358,8 +359,8 @@ def test_loss_fusion_gains_what_amd_measured_on_deepseek_v2_lite():
     """AMD's DeepSeek-V2-Lite chart on 8 MI355X (Primus README, Fig. 6): turning loss fusion
     on at MBS 12 gained 2.1%. The step model, same plan, unfused against Transformer Engine's
     kernels: between 1% and 3.5% faster."""
-    from moebench.commands.calibrate import prepare
-    from moebench.commands.measured_runs import load_runs
+    from moebench.commands.validation.calibrate import prepare
+    from moebench.commands.validation.measured_runs import load_runs
     from moebench.inputs.stack import load_stack_spec, stack_from_spec
 
     run = next(r for r in load_runs() if r.id == "primus-dsv2lite-mi355x-8-mbs12-baseline")

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from moebench.cli import app
-from moebench.commands.deadline import SizedRun, octave_sizes, search_deadline
+from moebench.commands.compare.deadline import SizedRun, octave_sizes, search_deadline
 from moebench.inputs import catalog
 from moebench.inputs.stack import load_stack_spec
 
@@ -359,7 +359,7 @@ def test_plots_draw_error_bars_and_small_multiples(tmp_path):
     pytest.importorskip("matplotlib")
     import pandas as pd
 
-    from moebench.commands.plots import MAX_SERIES_PER_PANEL, plot_comparison, plot_sweep
+    from moebench.commands.shared.plots import MAX_SERIES_PER_PANEL, plot_comparison, plot_sweep
 
     rows_ = [{"model": "m", "entry": c, "cost": 2e6, "days": 10.0,
               "intervals": {"cost": (1.5e6, 3e6), "days": (8.0, 14.0)}} for c in "ab"]

@@ -13,29 +13,26 @@ import math
 import numpy as np
 import pytest
 
-from moebench.commands.calibrate import fit, prepare, run_values
-from moebench.commands.compare import run_comparison
-from moebench.commands.measured_runs import load_runs
-from moebench.commands.validation import (
+from moebench.commands.compare.comparison import run_comparison
+from moebench.commands.validation.calibrate import fit, prepare, run_values
+from moebench.commands.validation.measured_runs import load_runs
+from moebench.commands.validation.ranking import sweep_ranking, sweep_stats
+from moebench.commands.validation.report import (
+    SOURCES_BEFORE_FIRST_PREDICTIONS,
+    coverage,
+    first_predictions,
+    intervals,
+    load_first_predictions,
+    pinned_figures,
+)
+from moebench.commands.validation.summaries import groups, mean_abs, memory_summary
+from moebench.commands.validation.validation import (
     BASELINE_DENSE_MAE,
     BASELINE_RUNS,
     SPLIT_DATE,
     RunComparison,
     calibrated_names,
     validate,
-)
-from moebench.commands.validation_report import (
-    SOURCES_BEFORE_FIRST_PREDICTIONS,
-    coverage,
-    first_predictions,
-    groups,
-    intervals,
-    load_first_predictions,
-    mean_abs,
-    memory_summary,
-    pinned_figures,
-    sweep_ranking,
-    sweep_stats,
 )
 from moebench.inputs.scenario import load_scenario
 from moebench.inputs.stack import load_stack_spec
@@ -53,6 +50,9 @@ MAX_LOO_ALL = 0.145
 # 12.1% (the first 53 read 13.9% as first predicted, before the stage-output term). Issue 22
 # asks for 10% and none beyond 20%; the bound records where the model stands.
 MAX_MEMORY_MAE = 0.13
+
+# The whole validation set predicted every way (a minute of refits) behind every test here.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from moebench.commands.options import (  # noqa: F401 - the library's, used by commands
+from moebench.commands.shared.options import (  # noqa: F401 - the library's, used by commands
     chip_entries,
     mix_options,
     modules_choice,
@@ -20,7 +20,7 @@ from moebench.commands.options import (  # noqa: F401 - the library's, used by c
     search_choice,
     sharding_choice,
 )
-from moebench.commands.report import OutputFormat, Report, emit
+from moebench.commands.shared.report import OutputFormat, Report, emit
 from moebench.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -171,7 +171,7 @@ def _inputs(scenario: str | None, model: str | None, chip: str, num_chips: int |
             set_: list[str] | None, stack: str | None, **given: Any) -> Any:
     """The job (model, chip, stack, run, plan request) and cluster size from the options:
     given, else the scenario's, else the defaults; shared by estimate and explain."""
-    from moebench.commands.setup import job_from_options
+    from moebench.commands.shared.setup import job_from_options
     from moebench.inputs.overrides import parse_overrides
 
     return job_from_options(scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,

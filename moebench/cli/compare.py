@@ -81,8 +81,8 @@ def compare(
     "ascend-910b.cost_ratio > 1.0"; moebench compare --mix h800:512+ascend-910b:1024
     """
     from moebench.api import compare as run_compare
-    from moebench.commands.compare_report import comparison_report
-    from moebench.commands.guards import check_guards
+    from moebench.commands.compare.guards import check_guards
+    from moebench.commands.compare.report import comparison_report
 
     result = run_compare(
         scenario=scenario, model=model, chips=chips, baseline=baseline, tokens=tokens,
@@ -95,7 +95,7 @@ def compare(
     tripped = check_guards(result, fail_if or [])
     report = comparison_report(result, uncertainty > 0)
     if plot is not None:
-        from moebench.commands.plots import plot_comparison
+        from moebench.commands.shared.plots import plot_comparison
 
         plot_comparison(report.payload["rows"], sc.baseline, sc.pricing.currency,
                         report.title, plot)

@@ -60,7 +60,7 @@ from moebench.cli.common import (
     sharding_choice,
     show,
 )
-from moebench.commands.report import OutputFormat
+from moebench.commands.shared.report import OutputFormat
 from moebench.errors import InputError
 
 EstimateChipOpt = Annotated[str | None, typer.Option(
@@ -141,8 +141,8 @@ def estimate(
     if chip is None:
         raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
     from moebench.api import estimate as run_estimate
-    from moebench.commands.estimate_report import estimate_report
-    from moebench.commands.setup import split_overrides
+    from moebench.commands.estimate.report import estimate_report
+    from moebench.commands.shared.setup import split_overrides
     from moebench.inputs.overrides import parse_overrides
 
     est = run_estimate(
@@ -170,10 +170,10 @@ def _estimate_mix(mix: str, option: str, scenario: str | None, model: str | None
                   plan: dict[str, Any], set_: list[str] | None, fmt: Any, output: Any,
                   options: dict[str, Any], tokens: str | None, basis: str | None) -> None:
     """Parse, load, one library call, render: the mixed-cluster estimate."""
-    from moebench.commands.mix import estimate_mix
-    from moebench.commands.mix_inputs import mix_scenario
-    from moebench.commands.mix_report import mix_report
-    from moebench.commands.setup import split_overrides as by_input
+    from moebench.commands.mix.estimate import estimate_mix
+    from moebench.commands.mix.inputs import mix_scenario
+    from moebench.commands.mix.report import mix_report
+    from moebench.commands.shared.setup import split_overrides as by_input
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.overrides import split_chip_overrides as split_overrides
 
@@ -217,9 +217,9 @@ def explain(
     Example: moebench explain --model ling-plus --chip h800 --num-chips 1024
     --set scale_out.bandwidth_gb_per_s=100
     """
-    from moebench.commands.estimate import estimate as run_estimate
-    from moebench.commands.explain import explain as build
-    from moebench.commands.explain_report import explanation_report, rich_view
+    from moebench.commands.estimate.estimate import estimate as run_estimate
+    from moebench.commands.estimate.explain import explain as build
+    from moebench.commands.estimate.explain_report import explanation_report, rich_view
 
     job, num_chips = _inputs(
         scenario, model, chip, num_chips, set_, stack, seq_len=seq_len,

@@ -11,7 +11,7 @@ import typer
 
 from moebench.cli.app import app
 from moebench.cli.common import FormatOpt, cli_errors, show
-from moebench.commands.report import Report
+from moebench.commands.shared.report import Report
 from moebench.errors import InputError
 
 

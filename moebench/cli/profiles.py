@@ -19,7 +19,7 @@ def profiles_list(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
 
     Example: moebench profiles list --format csv
     """
-    from moebench.commands.inspect_profiles import hardware_list
+    from moebench.commands.inspect.profiles import hardware_list
 
     show(hardware_list(), fmt, output)
 
@@ -34,7 +34,7 @@ def profiles_show(
 
     Example: moebench profiles show ascend-910b
     """
-    from moebench.commands.inspect_profiles import hardware_show
+    from moebench.commands.inspect.profiles import hardware_show
 
     show(hardware_show(name), fmt, output)
 
@@ -54,7 +54,7 @@ def profiles_check(
 
     Example: moebench profiles check my-chip.yaml --strict
     """
-    from moebench.commands.inspect_profiles import check_files, shipped_profile_files
+    from moebench.commands.inspect.profiles import check_files, shipped_profile_files
 
     files = list(paths) if paths else shipped_profile_files()
     problems, warnings = check_files(files)
@@ -76,7 +76,7 @@ def models_list(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
 
     Example: moebench models list
     """
-    from moebench.commands.inspect_profiles import models_list as build
+    from moebench.commands.inspect.profiles import models_list as build
     from moebench.inputs.catalog import catalog_names
     from moebench.inputs.model import load_model
 
@@ -97,7 +97,7 @@ def models_show(
 
     Example: moebench models show deepseek-v3 --seq-len 4096 --format json
     """
-    from moebench.commands.inspect_profiles import model_show
+    from moebench.commands.inspect.profiles import model_show
     from moebench.inputs.model import load_model
 
     if seq_len <= 0:
@@ -114,7 +114,7 @@ def stacks_list(fmt: FormatOpt = None, output: OutputOpt = None) -> None:
 
     Example: moebench stacks list
     """
-    from moebench.commands.inspect_stacks import stacks_list as build
+    from moebench.commands.inspect.stacks import stacks_list as build
 
     show(build(), fmt, output)
 
@@ -129,6 +129,6 @@ def stacks_show(
 
     Example: moebench stacks show mindspeed-llm@1.0.rc3
     """
-    from moebench.commands.inspect_stacks import stack_show
+    from moebench.commands.inspect.stacks import stack_show
 
     show(stack_show(name), fmt, output)

@@ -53,7 +53,7 @@ def sweep(
     --vary seq_len=4096,8192 --output sweep.parquet --plot sweep.png
     """
     from moebench.api import sweep as run_sweep
-    from moebench.commands.report import Report, records
+    from moebench.commands.shared.report import Report, records
 
     if plot_metric not in ("cost_per_1e12_tokens", "mfu", "tokens_per_s_per_chip", "days"):
         raise InputError("--plot-metric", None, f"unknown metric {plot_metric!r}")
@@ -78,7 +78,7 @@ def sweep(
             progress.stop()
     df, title = result.frame, result.title
     if plot is not None:
-        from moebench.commands.plots import plot_sweep
+        from moebench.commands.shared.plots import plot_sweep
 
         plot_sweep(df, next(iter(result.varied)), plot_metric, title, plot)
     report = Report(f"Sweep: {title}", df, {"scenario": result.scenario,

@@ -47,7 +47,8 @@ def validate(
     moebench validate --data my-runs.csv --stack my-stack.yaml
     """
     from moebench.api import validate as predict_runs
-    from moebench.commands.validation_report import mean_abs, memory_summary, validation_report
+    from moebench.commands.validation.report import validation_report
+    from moebench.commands.validation.summaries import mean_abs, memory_summary
 
     for name, bound in (("--max-error", max_error), ("--max-run-error", max_run_error),
                         ("--max-memory-error", max_memory_error)):
@@ -106,7 +107,7 @@ def calibrate(
     Example: moebench calibrate my-runs.csv --stack megatron-core-nvidia --output my-stack.yaml
     """
     from moebench.api import calibrate as fit_stack
-    from moebench.commands.calibrate_report import calibration_report, write_stack
+    from moebench.commands.validation.calibrate_report import calibration_report, write_stack
 
     fitted = fit_stack(runs, stack=stack, fit=fit_names, exact_loo=exact_loo)
     write_stack(fitted.spec, fitted.result, runs, output)

@@ -15,7 +15,7 @@ Counting conventions, stated in every output:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -245,11 +245,17 @@ def arch_from_spec(spec: ModelSpec) -> ModelArch:
     return ModelArch(spec=spec, params=count_params(spec))
 
 
+def spec_from_hf_config(data: dict[str, Any], where: str) -> ModelSpec:
+    """A validated ModelSpec from a parsed Hugging Face config.json (:mod:`.hf_config` maps
+    its fields; this module owns the record)."""
+    from moebench.inputs.hf_config import hf_mapping
+
+    return validate(ModelSpec, hf_mapping(data, where), where)
+
+
 def load_model(name_or_path: str) -> ModelArch:
     """A model from a catalog name, a model YAML path, or a Hugging Face config.json path (or
     the checkpoint folder that holds it)."""
-    from moebench.inputs.hf_config import spec_from_hf_config
-
     path = catalog.resolve("models", name_or_path, "--model")
     if path.is_dir():
         if not (path / "config.json").is_file():

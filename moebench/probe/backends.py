@@ -13,35 +13,17 @@ import platform
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import Literal, Protocol
 
 import numpy as np
 
 from moebench.errors import InputError
+from moebench.probe.device import DeviceInfo, cpu_name, physical_memory
 from moebench.probe.timing import Kernel
 
 BackendName = Literal["auto", "torch", "numpy"]
 TORCH_HINT = "pip install 'moebench[probe]'"
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """What was measured, and with which software: named in every measured figure's source."""
-
-    device: str
-    """Device name as its runtime reports it."""
-    vendor: str
-    driver: str
-    runtime: str
-    """Framework and library versions."""
-    memory_bytes: float
-    """Memory the device offers (the driver's total; a CPU's physical memory)."""
-    memory_source: str
-
-    def describe(self) -> str:
-        return f"{self.device} (driver {self.driver}; {self.runtime})"
 
 
 class Backend(Protocol):
@@ -92,17 +74,6 @@ def _timed(step: Callable[[], object],
     return run
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def _blas() -> str:
     try:
         config = np.show_config(mode="dicts")  # type: ignore[call-arg]
@@ -110,13 +81,6 @@ def _blas() -> str:
         return f"{blas.get('name', 'BLAS')} {blas.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 - older numpy: the version is a nicety, not a need
         return "BLAS unknown"
-
-
-def _physical_memory() -> float:
-    try:
-        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return 0.0
 
 
 class NumpyBackend:
@@ -141,11 +105,11 @@ class NumpyBackend:
         self._limit = lambda: controller.limit(limits=blas_threads, user_api="blas")
         cpus = os.cpu_count() or 1
         self.info = DeviceInfo(
-            device=f"{_cpu_name()} ({blas_threads} BLAS thread(s) of {cpus} logical CPUs)",
+            device=f"{cpu_name()} ({blas_threads} BLAS thread(s) of {cpus} logical CPUs)",
             vendor="host CPU",
             driver=f"{platform.system()} {platform.release()}",
             runtime=f"numpy {np.__version__}, {_blas()}, Python {platform.python_version()}",
-            memory_bytes=_physical_memory(),
+            memory_bytes=physical_memory(),
             memory_source="physical memory the OS reports (sysconf)")
 
     def _rand(self, *shape: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.report import Report
+from moebench.commands.shared.report import Report
 from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.hardware import HardwareSpec, load_spec

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from moebench import __version__
-from moebench.commands.report import atomic_target
+from moebench.commands.shared.report import atomic_target
 from moebench.errors import InputError
 from moebench.inputs.hardware import HardwareSpec, fp8_consistent
 from moebench.inputs.schema import Figure, validate

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from importlib.util import find_spec
 from typing import Any
 
-from moebench.probe.backends import DeviceInfo, _cpu_name, _physical_memory
+from moebench.probe.device import DeviceInfo, cpu_name, physical_memory
 from moebench.probe.timing import Kernel
 
 ASSUMED_CLOCK_HZ = 2.0e9
@@ -97,9 +97,9 @@ def _describe(torch: Any, kind: str) -> DeviceInfo:
             memory_bytes=float(props.total_memory),
             memory_source="total memory the driver reports (torch.npu.get_device_properties)")
     return DeviceInfo(
-        device=f"{_cpu_name()} (torch on the host CPU)", vendor="host CPU",
+        device=f"{cpu_name()} (torch on the host CPU)", vendor="host CPU",
         driver=f"{platform.system()} {platform.release()}", runtime=base,
-        memory_bytes=_physical_memory(), memory_source="physical memory the OS reports")
+        memory_bytes=physical_memory(), memory_source="physical memory the OS reports")
 
 
 def _scaled_mm(torch: Any, a: Any, b: Any, scale: Any) -> Any:

@@ -15,14 +15,13 @@ from moebench.errors import InputError
 from moebench.inputs.hf_config.families import FAMILIES
 from moebench.inputs.hf_config.newer import NEWER
 from moebench.inputs.hf_config.reader import _Config
-from moebench.inputs.model import ModelSpec
-from moebench.inputs.schema import validate
 
 MAPPERS: dict[str, Callable[[_Config], dict[str, Any]]] = {**FAMILIES, **NEWER}
 
 
-def spec_from_hf_config(data: dict[str, Any], where: str) -> ModelSpec:
-    """A validated ModelSpec from a parsed Hugging Face config.json (a multimodal wrapper's
+def hf_mapping(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A parsed Hugging Face config.json mapped to the fields of
+    :class:`moebench.inputs.model.ModelSpec`, which validates it (a multimodal wrapper's
     language model is read from its ``text_config``)."""
     text = data.get("text_config")
     if isinstance(text, dict) and text.get("model_type") in MAPPERS:
@@ -37,5 +36,4 @@ def spec_from_hf_config(data: dict[str, Any], where: str) -> ModelSpec:
         raise InputError(
             where, "model_type", f"unsupported model type {model_type!r}; supported: {supported}"
         )
-    mapped = MAPPERS[str(model_type)](_Config(data, where))
-    return validate(ModelSpec, mapped, where)
+    return MAPPERS[str(model_type)](_Config(data, where))

@@ -1,0 +1,3 @@
+"""`moebench compare`: every chip on its own best plan, priced on one basis, with break-even
+prices, deadlines and guards.
+"""

@@ -1,0 +1,1 @@
+"""`moebench profiles` and `stacks`: what the catalog holds."""

@@ -1,0 +1,3 @@
+"""What every feature uses: rendering (report), options and job setup, plan text, prices and costs,
+intervals, plots, assumed settings, stack caveats.
+"""

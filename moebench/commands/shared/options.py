@@ -1,0 +1,140 @@
+"""Command-line options applied to a scenario (compare, sweep, estimate, explain)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from moebench.errors import InputError
+from moebench.inputs.scenario import MAX_CHIPS, MAX_TOKENS, ScenarioSpec
+from moebench.inputs.schema import validate
+
+_SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
+
+
+def parse_tokens(text: str, option: str = "--tokens") -> float:
+    """'1T', '500B', '1.5e12', '800M' as a number of tokens."""
+    raw = text.strip().upper().replace("_", "").replace(",", "")
+    match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:E[+-]?[0-9]+)?)([KMBGTP]?)", raw)
+    if not match:
+        raise InputError(option, None,
+                         f"expected a count like 1T, 500B or 1.5e12, got {text!r}")
+    value = float(match.group(1)) * _SUFFIX.get(match.group(2), 1.0)
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(option, None, f"must be a positive number, got {text!r}")
+    if value > MAX_TOKENS:
+        raise InputError(option, None, f"{text!r} is beyond any training run; give at most "
+                                       f"{MAX_TOKENS:.0e} tokens (1000T)")
+    return value
+
+
+def check_num_chips(num_chips: int | None, option: str = "--num-chips") -> int | None:
+    """A cluster size within 1 and :data:`MAX_CHIPS`, or an InputError naming the range."""
+    if num_chips is not None and not 1 <= num_chips <= MAX_CHIPS:
+        raise InputError(option, None, f"must be from 1 to {MAX_CHIPS:,} chips, got "
+                                       f"{num_chips:,}")
+    return num_chips
+
+
+def stack_everywhere(chips: list[str], baseline: str | None, stack: str | None,
+                     ) -> tuple[list[str], str | None]:
+    """``--stack`` on compare and sweep: every chip entry that names no stack of its own
+    (CHIP, not CHIP:STACK) runs on ``stack``, and the baseline follows its entry."""
+    if stack is None:
+        return chips, baseline
+    if not stack.strip():
+        raise InputError("--stack", None, "give a stack name or YAML path")
+    entries = [c if ":" in c else f"{c}:{stack}" for c in chips]
+    base = baseline or chips[0]
+    return entries, (f"{base}:{stack}" if ":" not in base and base in chips else base)
+
+
+def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
+    """A copy of the scenario with the command line's options applied (None = keep)."""
+    data = sc.model_dump()
+    for key, value in opts.items():
+        if value is None:
+            continue
+        if key == "cny_per_usd":
+            data["pricing"]["cny_per_usd"] = {
+                "value": value, "kind": "estimate", "low": value, "high": value,
+                "source": "command line --fx-rate"}
+        elif key in ("currency", "basis"):
+            data["pricing"][key] = value
+        elif key == "mix_options":
+            data["mix_options"].update({k: v for k, v in value.items() if v is not None})
+        elif key == "mixes":
+            data["mixes"] = list(dict.fromkeys([*data["mixes"], *value]))
+        elif key == "plan":
+            data["plan"].update({k: v for k, v in value.items() if v is not None})
+        elif key == "run_changes":
+            for name, v in value.items():
+                if name == "expert_imbalance":
+                    data[name] = {**data[name], "value": v, "low": v, "high": v,
+                                  "source": f"command line --set run.{name}"}
+                else:
+                    data[name] = v
+        else:
+            data[key] = value
+    return validate(ScenarioSpec, data, "command line")
+
+
+def chip_entries(chips: str | None, baseline: str | None, stack: str | None,
+                 scenario: str) -> tuple[list[str] | None, str | None]:
+    """The --chips list (None: the scenario's) and the baseline, with --stack applied to every
+    entry that names no stack of its own (:func:`stack_everywhere`)."""
+    from moebench.inputs.scenario import load_scenario
+
+    chip_list = None if chips is None else [c.strip() for c in chips.split(",") if c.strip()]
+    if chip_list is not None and not chip_list:
+        raise InputError("--chips", None, "give at least one chip")
+    if stack is None:
+        return chip_list, baseline
+    return stack_everywhere(chip_list or load_scenario(scenario).chips, baseline, stack)
+
+
+def modules_choice(text: str | None) -> tuple[str, ...] | None:
+    """The --recompute-modules list, checked (None: not given)."""
+    from moebench.inputs.run import parse_modules
+
+    return None if text is None else parse_modules(text)
+
+
+def offload_modules_choice(text: str | None) -> tuple[str, ...] | None:
+    """The --offload-modules list, checked: () for none (None: not given, searched)."""
+    from moebench.inputs.run import parse_offload_modules
+
+    return None if text is None else parse_offload_modules(text)
+
+
+def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:
+    """The plan's sharding from --zero, --fsdp and --shard-group (None: searched)."""
+    from moebench.inputs.run import SHARDING
+
+    if zero is not None and fsdp:
+        raise InputError("--fsdp", None, "give --fsdp or --zero, not both (--fsdp is --zero 3)")
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise InputError("--zero", None, f"expected 0, 1, 2 or 3, got {zero}")
+    if shard_group is not None:
+        if zero is not None and zero != 3:
+            raise InputError("--shard-group", None, "hybrid sharding shards parameters: it "
+                                                    "needs --zero 3 or --fsdp, or neither")
+        return "hsdp"
+    if fsdp:
+        return "zero-3"
+    return None if zero is None else SHARDING[zero]
+
+
+def search_choice(text: str | None) -> frozenset[str] | None:
+    """The --search settings, checked (None: not given)."""
+    from moebench.inputs.settings import parse_search
+
+    return None if text is None else parse_search(text)
+
+
+def mix_options(fabric: str | None, placement: str | None, sync_every: int | None,
+                strategy: str | None, choose: str | None) -> dict[str, Any]:
+    """The mix options given on the command line, as scenario ``mix_options`` fields."""
+    return {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
+            "strategy": strategy, "choose": choose}

@@ -1,0 +1,1 @@
+"""`moebench sweep`: the best plan at every point of a grid."""

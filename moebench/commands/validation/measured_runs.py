@@ -1,0 +1,324 @@
+"""Measured training runs (``profiles/validation/measured-runs.csv`` or a user's own file).
+
+One row per published (or logged) run: its model, chip and count, plan, software settings and
+one measured figure. Rows are validated once, here, into :class:`MeasuredRun` records; a
+malformed file gets one line naming the file, the row and the column.
+
+Columns (empty cells: plan fields are searched, settings take the stack's default):
+``id, model, chip, num_chips, precision, tp, pp, vpp, ep, etp, cp, micro_batch, recompute,
+schedule, ep_overlap, seq_len, global_batch, metric, measured, production, stack, dispatcher,
+graphs, sync_free, tp_overlap, capacity_factor, expert_imbalance, source, notes``, and optionally
+``sharding, shard_group, optimizer_states, cp_kind, recompute_modules`` (selective recompute's
+modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective or empty),
+``optimizer_offload``, ``offload_modules`` (activation offload: modules, or none; empty is
+none, since a run that offloads activations names the flag), ``dp_overlap`` (false: the
+script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default),
+``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's) and
+``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
+Megatron layout string, layers per rank or first=N,last=M; empty: the release's default), and
+for validation by source and date: ``source_id`` (one slug per publication or table: its runs are
+left out together; empty: the run's ``source`` text), ``published`` (YYYY-MM-DD, when the figure
+was first published) and ``sweep`` (a slug shared by the runs of one published plan sweep: same
+source, model, chip and cluster size, different plans), and for memory validation
+``memory_gib`` (the published peak memory per device, GiB) with ``memory_kind`` (allocated,
+reserved or device: :data:`MEMORY_KINDS`).
+
+``stack`` names the framework release the run used, ``family@release`` (``moebench stacks
+list``); a bare family is its newest release, an empty cell the chip's default stack.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moebench.engine.plan import PlanRequest
+from moebench.errors import InputError
+from moebench.inputs import catalog
+from moebench.inputs.run import (
+    CP_KINDS,
+    OPTIMIZER_STATES,
+    RECOMPUTE,
+    SCHEDULES,
+    SHARDING,
+    parse_modules,
+    parse_offload_modules,
+)
+from moebench.inputs.stack import CROSS_ENTROPY, DISPATCHERS, GRAPHS, StackOptions
+from moebench.inputs.yamlio import read_text
+from moebench.units import to_base
+
+# Metrics where a larger value means faster training; the others (times, chip-hours) invert.
+FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True, "mfu": True,
+                    "step_time_s": False, "chip_hours_per_1e12_tokens": False}
+REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_batch",
+            "metric", "measured", "source")
+OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
+            "ep_overlap", "production", "stack", "dispatcher", "graphs", "sync_free", "tp_overlap",
+            "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
+            "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
+            "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
+            "published", "sweep", "memory_gib", "memory_kind")
+# What a published peak-memory figure counts: live tensors (torch max_memory_allocated),
+# what the caching allocator holds (max_memory_reserved), or the whole device as nvidia-smi or
+# npu-smi shows it (with the runtime and communication buffers).
+MEMORY_KINDS = ("allocated", "reserved", "device")
+PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasuredRun:
+    """One measured run, validated."""
+
+    id: str
+    model: str
+    chip: str
+    num_chips: int
+    precision: str
+    plan: PlanRequest
+    seq_len: int
+    global_batch: int
+    stack: str | None
+    """The stack it ran on; None: the chip's default stack."""
+    options: StackOptions
+    capacity_factor: float | None
+    expert_imbalance: float
+    optimizer_states: str | None
+    metric: str
+    measured: float
+    production: bool
+    """A whole training run's average (restarts, ramp-up) rather than a steady-state figure."""
+    source: str
+    source_id: str
+    """The publication or table it comes from (runs left out together in validation)."""
+    published: datetime.date | None
+    """When the figure was first published (None: not given)."""
+    sweep: str | None
+    """The published plan sweep it belongs to (None: none)."""
+    row: int
+    """Line of the file (for messages)."""
+    memory_bytes: float | None = None
+    """Published peak memory per device (None: not published)."""
+    memory_kind: str | None = None
+    """What it counts (:data:`MEMORY_KINDS`)."""
+
+
+class _Row:
+    """Typed access to one CSV row with errors naming file, line and column."""
+
+    def __init__(self, cells: dict[str, str], where: str, line: int) -> None:
+        self.cells, self.where, self.line = cells, where, line
+
+    def _err(self, column: str, message: str) -> InputError:
+        return InputError(self.where, f"line {self.line}, column {column}", message)
+
+    def text(self, column: str) -> str | None:
+        value = (self.cells.get(column) or "").strip()
+        return value or None
+
+    def required(self, column: str) -> str:
+        value = self.text(column)
+        if value is None:
+            raise self._err(column, "is empty; this column is required")
+        return value
+
+    def integer(self, column: str, required: bool = False) -> int | None:
+        raw = self.required(column) if required else self.text(column)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._err(column, f"expected a whole number, got {raw!r}") from None
+        if not value.is_integer() or value <= 0:
+            raise self._err(column, f"expected a positive whole number, got {raw!r}")
+        return int(value)
+
+    def number(self, column: str, required: bool = False) -> float | None:
+        raw = self.required(column) if required else self.text(column)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._err(column, f"expected a number, got {raw!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise self._err(column, f"expected a positive number, got {raw!r}")
+        return value
+
+    def fraction(self, column: str) -> float:
+        """A fraction from 0 to 1; an empty cell is 0 (published runs keep state on device)."""
+        raw = self.text(column)
+        if raw is None:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}")
+        return value
+
+    def date(self, column: str) -> datetime.date | None:
+        raw = self.text(column)
+        if raw is None:
+            return None
+        try:
+            return datetime.date.fromisoformat(raw)
+        except ValueError:
+            raise self._err(column, f"expected a date YYYY-MM-DD, got {raw!r}") from None
+
+    def flag(self, column: str) -> bool | None:
+        raw = self.text(column)
+        if raw is None:
+            return None
+        if raw.lower() not in ("true", "false"):
+            raise self._err(column, f"expected true or false, got {raw!r}")
+        return raw.lower() == "true"
+
+    def choice(self, column: str, allowed: tuple[str, ...]) -> str | None:
+        raw = self.text(column)
+        if raw is not None and raw not in allowed:
+            raise self._err(column, f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return raw
+
+
+def _offload_modules(r: _Row) -> tuple[str, ...] | None:
+    """The offload_modules column: modules, or none. Empty is none, not searched: activation
+    offload is a flag a run's published settings name (--fine-grained-activation-offloading),
+    and a run that does not name it did not offload."""
+    text = r.text("offload_modules")
+    if text is None:
+        return ()
+    try:
+        return parse_offload_modules(text, "offload_modules")
+    except InputError as exc:
+        raise r._err("offload_modules", exc.message) from None
+
+
+def _layout_text(r: _Row) -> str | None:
+    """The pipeline_layout column, its form checked (against the model when it runs)."""
+    from moebench.engine.layout import layout_syntax_error
+
+    text = r.text("pipeline_layout")
+    problem = None if text is None else layout_syntax_error(text)
+    if problem:
+        raise r._err("pipeline_layout", problem)
+    return text
+
+
+def _run(r: _Row) -> MeasuredRun:
+    metric = r.choice("metric", tuple(FASTER_IS_LARGER))
+    if metric is None:
+        raise r._err("metric", "is empty; this column is required")
+    precision = r.choice("precision", ("bf16", "fp8"))
+    if precision is None:
+        raise r._err("precision", "is empty; this column is required")
+    recompute = r.choice("recompute", RECOMPUTE)
+    schedule = r.choice("schedule", SCHEDULES)
+    ints: dict[str, Any] = {k: r.integer(k) for k in PLAN_INTS}
+    modules_text = r.text("recompute_modules")
+    try:
+        modules = None if modules_text is None else parse_modules(modules_text)
+    except InputError as exc:
+        raise r._err("recompute_modules", exc.message) from None
+    if modules is not None and recompute not in (None, "selective"):
+        raise r._err("recompute_modules", f"modules are selective recompute, not {recompute}")
+    plan = PlanRequest(**ints, recompute=recompute, schedule=schedule,
+                       recompute_modules=modules,
+                       sharding=r.choice("sharding", SHARDING),
+                       shard_group=r.integer("shard_group"),
+                       cp_kind=r.choice("cp_kind", CP_KINDS),
+                       optimizer_offload=r.fraction("optimizer_offload"),
+                       pipeline_layout=_layout_text(r),
+                       offload_modules=_offload_modules(r))
+    imbalance = r.number("expert_imbalance") or 1.0
+    if imbalance < 1.0:
+        raise r._err("expert_imbalance", f"must be at least 1.0, got {imbalance}")
+    states = r.choice("optimizer_states", OPTIMIZER_STATES)  # None: the release's default
+    return MeasuredRun(
+        optimizer_states=states, id=r.required("id"), model=r.required("model"),
+        chip=r.required("chip"),
+        num_chips=int(r.integer("num_chips", required=True) or 0), precision=precision,
+        plan=plan, seq_len=int(r.integer("seq_len", required=True) or 0),
+        global_batch=int(r.integer("global_batch", required=True) or 0),
+        stack=r.text("stack"),
+        options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
+                             graphs=r.choice("graphs", GRAPHS), sync_free=r.flag("sync_free"),
+                             tp_overlap=r.flag("tp_overlap"), ep_overlap=r.flag("ep_overlap"),
+                             dp_overlap=r.flag("dp_overlap"),
+                             cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY)),
+        capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
+        metric=metric, measured=float(r.number("measured", required=True) or 0.0),
+        production=bool(r.flag("production")), source=r.required("source"),
+        source_id=r.text("source_id") or r.required("source"), published=r.date("published"),
+        sweep=r.text("sweep"), row=r.line, **_memory(r),
+    )
+
+
+def _memory(r: _Row) -> dict[str, Any]:
+    """The published peak memory (GiB to bytes) and what it counts, given together."""
+    gib, kind = r.number("memory_gib"), r.choice("memory_kind", MEMORY_KINDS)
+    if (gib is None) != (kind is None):
+        missing = "memory_kind" if kind is None else "memory_gib"
+        raise r._err(missing, "give memory_gib and memory_kind together (memory_kind: "
+                              f"{', '.join(MEMORY_KINDS)})")
+    return {"memory_bytes": None if gib is None else to_base("memory_gib", gib),
+            "memory_kind": kind}
+
+
+def shipped_runs_path() -> Path:
+    return catalog.catalog_dir("validation") / "measured-runs.csv"
+
+
+def load_runs(path: Path | None = None) -> list[MeasuredRun]:
+    """Every run of a measured-runs CSV, validated; an InputError names the first bad cell."""
+    path = path or shipped_runs_path()
+    where = str(path)
+    text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    if not header:
+        raise InputError(where, None, "is empty; expected a CSV header line and runs")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputError(where, "header", f"missing column(s) {', '.join(missing)}")
+    unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if unknown:
+        raise InputError(where, "header", f"unknown column(s) {', '.join(unknown)}; "
+                         f"allowed: {', '.join(REQUIRED + OPTIONAL)}")
+    runs, seen = [], set()
+    for i, cells in enumerate(reader, start=2):
+        if None in cells:
+            raise InputError(where, f"line {i}", "has more cells than the header")
+        run = _run(_Row(cells, where, i))
+        if run.id in seen:
+            raise InputError(where, f"line {i}, column id", f"duplicate id {run.id!r}")
+        seen.add(run.id)
+        runs.append(run)
+    if not runs:
+        raise InputError(where, None, "has a header but no runs")
+    return runs
+
+
+def run_stack(run: MeasuredRun) -> str:
+    """The stack a run ran on: the one its row names, else its chip's default."""
+    from moebench.inputs.hardware import load_chip
+
+    return run.stack or load_chip(run.chip).default_stack
+
+
+def run_setting(run: MeasuredRun) -> dict[str, Any]:
+    """The run's job settings as keyword arguments of
+    :func:`moebench.commands.shared.setup.job_inputs`."""
+    return {
+        "model": run.model, "chip": run.chip, "stack": run.stack, "options": run.options,
+        "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
+        "expert_imbalance": run.expert_imbalance,
+        "capacity_factor": run.capacity_factor, "optimizer_states": run.optimizer_states,
+    }
