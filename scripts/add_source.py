@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moebench.commands.validation.calibrate import prepare
+from moebench.commands.validation.fitting import prepare
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 
 FIRST = shipped_runs_path().with_name("first-predictions.csv")

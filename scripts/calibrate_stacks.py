@@ -29,18 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.validation.calibrate import (
-    PARAMETERS,
-    RUNS_PER_PARAMETER,
-    calibrate,
-    prepare,
-)
+from moebench.commands.validation.calibrate import calibrate
 from moebench.commands.validation.calibrate_report import (
     VALIDATION_TARGET,
     clear_release_refits,
     replace_figure,
     stack_text,
 )
+from moebench.commands.validation.fitting import PARAMETERS, RUNS_PER_PARAMETER, prepare
 from moebench.commands.validation.measured_runs import load_runs, run_stack, shipped_runs_path
 from moebench.commands.validation.report import interval_quantiles
 from moebench.commands.validation.summaries import mean_abs

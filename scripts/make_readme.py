@@ -384,7 +384,7 @@ def loss_fusion(f: Facts) -> str:
     """Eager against Triton cross-entropy on AMD's DeepSeek-V2-Lite run, as the model sees it."""
     from dataclasses import replace
 
-    from moebench.commands.validation.calibrate import prepare
+    from moebench.commands.validation.fitting import prepare
     from moebench.engine.step import evaluate
     from moebench.inputs.stack import load_stack_spec, stack_from_spec
 

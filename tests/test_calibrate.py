@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import yaml
 
-from moebench.commands.validation.calibrate import Prepared, calibrate, fit, leave_one_out, prepare
+from moebench.commands.validation.calibrate import calibrate, leave_one_out
+from moebench.commands.validation.fitting import Prepared, fit, prepare
 from moebench.commands.validation.measured_runs import load_runs
 from moebench.inputs.stack import load_stack_spec, stack_from_spec
 from tests.conftest import shipped_rows, write_runs

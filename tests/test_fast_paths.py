@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from moebench.engine.memory import memory_per_chip
+from moebench.engine.memory_ranks import memory_per_chip
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
 from moebench.engine.state import rank_params

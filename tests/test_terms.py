@@ -359,7 +359,7 @@ def test_loss_fusion_gains_what_amd_measured_on_deepseek_v2_lite():
     """AMD's DeepSeek-V2-Lite chart on 8 MI355X (Primus README, Fig. 6): turning loss fusion
     on at MBS 12 gained 2.1%. The step model, same plan, unfused against Transformer Engine's
     kernels: between 1% and 3.5% faster."""
-    from moebench.commands.validation.calibrate import prepare
+    from moebench.commands.validation.fitting import prepare
     from moebench.commands.validation.measured_runs import load_runs
     from moebench.inputs.stack import load_stack_spec, stack_from_spec
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from moebench.commands.compare.comparison import run_comparison
-from moebench.commands.validation.calibrate import fit, prepare, run_values
+from moebench.commands.validation.fitting import fit, prepare, run_values
 from moebench.commands.validation.measured_runs import load_runs
 from moebench.commands.validation.ranking import sweep_ranking, sweep_stats
 from moebench.commands.validation.report import (

@@ -22,7 +22,8 @@ import numpy as np
 
 from moebench.engine.collectives import ranks_per_domain
 from moebench.engine.context import StepContext, build_context, distinct, expand
-from moebench.engine.memory import MemoryBreakdown, memory_over_recompute, memory_per_chip
+from moebench.engine.memory import MemoryBreakdown
+from moebench.engine.memory_ranks import memory_over_recompute, memory_per_chip
 from moebench.engine.plan import PlanArrays
 from moebench.engine.state import heaviest, rank_params
 from moebench.engine.terms import (

@@ -11,7 +11,8 @@ import pandas as pd
 import yaml
 
 from moebench.commands.shared.report import Report, write_atomic
-from moebench.commands.validation.calibrate import PARAMETERS, Calibration, split_name
+from moebench.commands.validation.calibrate import Calibration
+from moebench.commands.validation.fitting import PARAMETERS, split_name
 from moebench.inputs.stack import StackSpec
 
 # The mean absolute leave-one-out error a vendor stack should stay within (issue 9's target per

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from moebench.commands.shared.report import Report
-from moebench.commands.validation.calibrate import PARAMETERS
+from moebench.commands.validation.fitting import PARAMETERS
 from moebench.commands.validation.measured_runs import shipped_runs_path
 from moebench.commands.validation.ranking import _speed, sweep_ranking, sweep_stats
 from moebench.commands.validation.summaries import (

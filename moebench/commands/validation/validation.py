@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.validation.calibrate import (
+from moebench.commands.validation.calibrate import leave_out
+from moebench.commands.validation.fitting import (
     PARAMETERS,
     FitResult,
     Prepared,
     fit,
-    leave_out,
     prepare,
     run_values,
     supported,

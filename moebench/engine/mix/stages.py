@@ -77,7 +77,7 @@ def _state(dense: np.ndarray, expert: np.ndarray, dense_dp: np.ndarray,
            expert_dp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(training state, checkpoint) bytes per chip of ``dense`` replicated and ``expert``
     expert-sharded parameters per chip: weights and gradients whole, optimizer sharded over
-    the data-parallel groups (as :func:`moebench.engine.memory.memory_per_chip`)."""
+    the data-parallel groups (as :func:`moebench.engine.memory_ranks.memory_per_chip`)."""
     optimizer = OPTIMIZER_BYTES * (dense / dense_dp + expert / expert_dp)
     weights = WEIGHT_BYTES * (dense + expert)
     return weights + GRAD_BYTES * (dense + expert) + optimizer, weights + optimizer
