@@ -104,7 +104,8 @@ def compare(
     chips: str | Sequence[str] | None = None, baseline: str | None = None,
     tokens: str | float | None = None, num_chips: int | None = None,
     seq_len: int | None = None, global_batch: int | None = None, precision: str | None = None,
-    price_basis: str | None = None, currency: str | None = None, fx_rate: float | None = None,
+    price_basis: str | None = None, market: str | None = None, include_unavailable: bool = False,
+    currency: str | None = None, fx_rate: float | None = None,
     deadline_days: float | None = None, uncertainty: int = 0, seed: int = 0,
     set: Overrides = None,  # noqa: A002 - the option is --set
     mix: Sequence[str] | None = None, fabric: str | None = None, placement: str | None = None,
@@ -118,6 +119,7 @@ def compare(
     from moebench.commands.shared.options import apply_options, check_num_chips, parse_tokens
     from moebench.commands.shared.pricing import BASES
     from moebench.commands.shared.setup import split_overrides as by_input
+    from moebench.inputs.hardware import MARKETS
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.overrides import split_chip_overrides
     from moebench.inputs.scenario import load_scenario
@@ -136,6 +138,14 @@ def compare(
     if price_basis is not None and price_basis not in BASES:
         raise InputError("--price-basis", None,
                          f"expected one of {', '.join(BASES)}, got {price_basis!r}")
+    if market is not None and market not in MARKETS:
+        raise InputError("--market", None, f"expected one of {', '.join(MARKETS)}, got "
+                                           f"{market!r}")
+    if market is not None and price_basis not in (None, "market"):
+        raise InputError("--market", None, f"prices one buyer's market; drop --price-basis "
+                                           f"{price_basis} (or --market)")
+    if price_basis == "market" and market is None:
+        raise InputError("--price-basis", None, "market needs --market cn or us")
     if precision is not None and precision not in ("bf16", "fp8", "auto"):
         raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
     if fx_rate is not None and not fx_rate > 0:
@@ -156,13 +166,13 @@ def compare(
         num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
-        basis=price_basis, run_changes=everywhere.run,
+        basis=None if market else price_basis, market=market, run_changes=everywhere.run,
         mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
         search=None if searched is None else sorted(searched),
     )
     return run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
-                          overrides=per_chip)
+                          overrides=per_chip, include_unavailable=include_unavailable)
 
 
 @dataclass(frozen=True)

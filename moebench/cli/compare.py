@@ -47,7 +47,13 @@ def compare(
     fx_rate: Annotated[float | None, typer.Option(help="CNY per USD.")] = None,
     price_basis: Annotated[str | None, typer.Option(
         help="One price basis for every chip: ling (the Ling report's fair cost, devices A-E), "
-             "rental or ownership (default: the scenario's).")] = None,
+             "rental or ownership (default: the scenario's); --market sets market.")] = None,
+    market: Annotated[str | None, typer.Option(
+        help="One buyer's market, cn or us: its rental prices (with sources), its currency, "
+             "and the chips not sold there marked (and not sized by --deadline-days).")] = None,
+    include_unavailable: Annotated[bool, typer.Option(
+        "--include-unavailable", help="With --market and --deadline-days: size chips not "
+                                      "sold in the market too.")] = False,
     uncertainty: Annotated[int, typer.Option(
         help="Monte Carlo samples over estimated figures' ranges (0 = off).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed for --uncertainty.")] = 0,
@@ -87,7 +93,8 @@ def compare(
     result = run_compare(
         scenario=scenario, model=model, chips=chips, baseline=baseline, tokens=tokens,
         num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
-        price_basis=price_basis, currency=currency, fx_rate=fx_rate,
+        price_basis=price_basis, market=market, include_unavailable=include_unavailable,
+        currency=currency, fx_rate=fx_rate,
         deadline_days=deadline_days, uncertainty=uncertainty, seed=seed, set=set_, mix=mix,
         fabric=fabric, placement=placement, sync_every=sync_every, strategy=strategy,
         choose=choose, stack=stack, search=search)

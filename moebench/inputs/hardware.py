@@ -85,6 +85,26 @@ class PriceSpec(Record):
     purchase_per_chip: MoneyFigure
 
 
+class MarketSpec(Record):
+    """One buyer's market for a chip: whether it can be bought or rented new there (export
+    rules, sales channels), and its rental price there, each with its source."""
+
+    available: bool
+    available_source: str = Field(min_length=3)
+    rental_per_chip_hour: MoneyFigure | None = None
+    no_price: str | None = Field(default=None, description="why there is no price, if none")
+
+    @model_validator(mode="after")
+    def _price_or_reason(self) -> MarketSpec:
+        if (self.rental_per_chip_hour is None) == (self.no_price is None):
+            raise ValueError("give rental_per_chip_hour or no_price (why there is none)")
+        return self
+
+
+MARKETS = {"cn": "a buyer in mainland China", "us": "a buyer in the United States"}
+MARKET_CURRENCY = {"cn": "CNY", "us": "USD"}
+
+
 class ReliabilitySpec(Record):
     mtbf_hours: Figure
 
@@ -131,6 +151,9 @@ class HardwareSpec(Record):
         default=None, description="host link, memory and CPU optimizer rate; without it "
                                   "no plan offloads to the host")
     ling_device: LingDevice | None = None
+    markets: dict[Literal["cn", "us"], MarketSpec] = Field(
+        default_factory=dict, description="per buyer's market (cn, us): availability and "
+                                          "rental price, each sourced")
     default_stack: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*(@[a-z0-9][a-z0-9._-]*)?$",
                                description="software stack used unless --stack says otherwise")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from moebench.errors import InputError
 from moebench.inputs import catalog
@@ -67,9 +67,12 @@ class StackOptionsSpec(Record):
 
 
 class Pricing(Record):
-    basis: Literal["ling", "rental", "ownership"] = Field(
+    basis: Literal["ling", "rental", "ownership", "market"] = Field(
         description="one price basis for every chip: the Ling report's fair cost (devices A-E "
-                    "only), rental prices, or ownership (purchase amortised + power)")
+                    "only), rental prices, ownership (purchase amortised + power), or one "
+                    "buyer's market (market: rental prices and availability there)")
+    market: Literal["cn", "us"] | None = Field(
+        default=None, description="the buyer's market of the market basis: cn or us")
     currency: Currency
     cny_per_usd: Figure
     prices: dict[str, MoneyFigure] = Field(
@@ -79,6 +82,13 @@ class Pricing(Record):
     amortisation_years: Figure
     utilisation: Figure
     carbon_kg_per_kwh: Figure
+
+    @model_validator(mode="after")
+    def _market(self) -> Pricing:
+        if (self.basis == "market") != (self.market is not None):
+            raise ValueError("the market basis needs a market (cn or us), and a market needs "
+                             "basis: market")
+        return self
 
 
 class GoodputSpec(Record):

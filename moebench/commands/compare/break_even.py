@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from moebench.commands.shared.pricing import BASES
-
 if TYPE_CHECKING:
     from moebench.commands.compare.records import CompareRow
 
@@ -26,7 +24,7 @@ def break_even(row: CompareRow, base: CompareRow | None) -> dict[str, Any]:
     out["break_even_price_ratio"] = row.chip_hours / base.chip_hours
     if base.cost is not None:
         out["break_even_per_chip_hour"] = base.cost / row.chip_hours
-    for basis in BASES:
+    for basis in dict.fromkeys([*row.price_by_basis, *base.price_by_basis]):
         p, pb = row.price_by_basis.get(basis), base.price_by_basis.get(basis)
         out["cost_ratio_by_basis"][basis] = (
             None if p is None or not pb else row.chip_hours * p / (base.chip_hours * pb))
@@ -59,6 +57,8 @@ def verdict_line(rows: list[CompareRow], baseline: str) -> str | None:
         priced = [f"{b} {pb / p:.2f}x" for b in by if (p := r.price_by_basis.get(b))
                   and (pb := _base_price(rows, r.model, baseline, b))]
         priced_text = f" (priced {', '.join(priced)})" if priced else ""
+        if r.status.startswith("not sold"):
+            verdict = f"{r.status} (other bases: {verdict})"
         parts.append(f"{r.entry} {verdict}; it wins while one {baseline} hour costs more than "
                      f"{be} one {r.chip} hour{priced_text}")
     if not parts:

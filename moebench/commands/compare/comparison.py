@@ -20,6 +20,7 @@ from moebench.commands.shared.pricing import (
     check_price_overrides,
     economics,
     prices_by_basis,
+    unavailable,
 )
 from moebench.commands.shared.setup import resolve_request, split_overrides
 from moebench.commands.shared.uncertainty import around, residual_draws, sampler
@@ -83,6 +84,13 @@ def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
         energy_mwh=float(econ["energy_mwh"]), co2_tonnes=float(econ["co2_tonnes"]),
         status=status if price.missing is None else f"{status}; no price: {price.missing}",
     )
+
+
+def _base(arch: ModelArch, e: Entry, sc: ScenarioSpec, stack: str) -> dict[str, Any]:
+    """The identifying fields of a row with no figures."""
+    return {"model": arch.name, "chip": e.chip.name, "entry": e.name, "stack": stack,
+            "num_chips": sc.num_chips, "precision": e.run.precision,
+            "currency": sc.pricing.currency, "price_basis": sc.pricing.basis}
 
 
 def _empty(base: dict[str, Any], status: str, memory_gib: float | None) -> CompareRow:
@@ -197,12 +205,15 @@ def _models(sc: ScenarioSpec) -> list[ModelArch]:
 def run_comparison(
     sc: ScenarioSpec, deadline_days: float | None = None, samples: int = 0, seed: int = 0,
     overrides: dict[str, dict[str, str]] | None = None, with_assumptions: bool = True,
+    include_unavailable: bool = False,
 ) -> Comparison:
     """Every (model, chip entry) of the scenario on its best plan, with costs relative to the
     baseline. An entry is a chip on its default stack, or ``CHIP:STACK`` for another stack, so
     one table can show a chip under two stacks. Rows are keyed by model and entry.
     ``with_assumptions=False`` leaves out what each unstated setting's alternative would
-    change (a step evaluation per setting), for callers that do not show it (sweep)."""
+    change (a step evaluation per setting), for callers that do not show it (sweep). With a
+    market, a chip not sold there keeps its time figures and says why it has no cost; a
+    deadline search skips it unless ``include_unavailable``."""
     if sc.baseline not in sc.chips:
         raise InputError("--baseline", None,
                          f"{sc.baseline!r} is not among the chips ({', '.join(sc.chips)})")
@@ -221,6 +232,11 @@ def run_comparison(
             stacks = [stack_from_spec(e.stack_spec, o) for o in
                       option_variants(e.stack_spec.release, sc.settings(), search_set)]
             stack = stacks[0]
+            not_sold = unavailable(e.spec, sc.pricing.market)
+            if not_sold and deadline_days is not None and not include_unavailable:
+                rows.append(_empty(_base(arch, e, sc, stack.name), f"{not_sold} (not sized for "
+                                   "the deadline; --include-unavailable sizes it)", None))
+                continue
             try:
                 if deadline_days is not None:
                     sized, met = _deadline(arch, e, stacks, sc, req, deadline_days)
@@ -236,13 +252,11 @@ def run_comparison(
                     raise
                 # No valid plan on this chip (the cluster or batch does not divide): say so in
                 # its row rather than dropping it or failing the whole comparison.
-                rows.append(_empty({
-                    "model": arch.name, "chip": e.chip.name, "entry": e.name,
-                    "stack": stack.name, "num_chips": sc.num_chips, "precision": e.run.precision,
-                    "currency": sc.pricing.currency, "price_basis": sc.pricing.basis},
-                    exc.message, None))
+                rows.append(_empty(_base(arch, e, sc, stack.name), exc.message, None))
                 continue
             row = _row(arch, e, sc, n, res, req, status)
+            if not_sold and row.plan:
+                row = replace(row, status=not_sold)
             if with_assumptions:
                 row = replace(row, assumed=assumed_payload(
                     settings_assumed(res, e.stack_spec, sc.settings(), given, search_set)))
@@ -325,6 +339,7 @@ def assumptions(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
         "num_chips": None if deadline_days is not None else sc.num_chips,
         "deadline_days": deadline_days, "precision": sc.precision,
         "price_basis": p.basis, "price_basis_meaning": BASIS_WORDS[p.basis],
+        "market": p.market,
         "currency": p.currency, "cny_per_usd": p.cny_per_usd.value, "pue": p.pue.value,
         "electricity_per_kwh": p.electricity_per_kwh.value,
         "electricity_currency": p.electricity_per_kwh.currency,

@@ -14,6 +14,7 @@ from moebench.commands.shared.caveats import caveats_for, stacks_line
 from moebench.commands.shared.plan_text import plan_text
 from moebench.commands.shared.pricing import BASES
 from moebench.commands.shared.report import Report
+from moebench.inputs.hardware import MARKETS
 
 
 def _with_interval(value: float | None, iv: tuple[float, float] | None, fmt: str) -> str:
@@ -91,7 +92,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     caveats = stack_caveats(cmp, uncertainty)
     rows = []
     display: dict[str, list[str]] = {"chip": [], "cost_ratio": [], "days": [],
-                                     "break_even_per_chip_hour": []}
+                                     "break_even_per_chip_hour": [], "status": []}
     for r in cmp.rows:
         mark = max((caveats.get(s, ("", ""))[0] for s in r.stack.split("+")), key=len)
         row: dict[str, Any] = {
@@ -111,6 +112,9 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
             **{f"cost_ratio_{b}": v for b, v in r.cost_ratio_by_basis.items()},
         }
         display["chip"].append(f"{r.entry}{mark}")
+        # Why a row has no price is in the footer's "no price" line; the cell says only that.
+        display["status"].append(r.status.split("; no price:")[0]
+                                 + ("; no price" if "; no price:" in r.status else ""))
         if uncertainty:
             for key, fmt in (("cost_ratio", ".2f"), ("days", ".1f"),
                              ("break_even_per_chip_hour", ".3g")):
@@ -134,8 +138,10 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     footer += [
         f"scenario {a['scenario']}: {a['tokens']:.3g} tokens, seq {a['seq_len']}, global batch "
         f"{a['global_batch']} sequences, {size}, baseline {cmp.scenario.baseline}",
-        f"price basis {a['price_basis']}: {a['price_basis_meaning']}; {cur} at "
-        f"{a['cny_per_usd']} CNY/USD; a chip with no price on this basis has no cost or ratio",
+        f"price basis {a['price_basis']}"
+        + (f" ({a['market']}: {MARKETS[a['market']]})" if a.get("market") else "")
+        + f": {a['price_basis_meaning']}; {cur} at {a['cny_per_usd']} CNY/USD; a chip with no "
+        "price on this basis has no cost or ratio",
         f"PUE {a['pue']}; electricity {a['electricity_per_kwh']} {a['electricity_currency']}/kWh;"
         f" ownership: {a['amortisation_years']} years at {a['utilisation']:.0%} utilisation",
         f"goodput: Young/Daly checkpointing at {a['checkpoint_write_gb_per_s']} GB/s per chip, "

@@ -72,6 +72,13 @@ def hardware_show(name_or_path: str) -> Report:
     footer = [f"{spec.display_name} ({spec.vendor})"]
     if spec.ling_device:
         footer.append(f"Ling device {spec.ling_device.device}: {spec.ling_device.match}")
+    for market, m in spec.markets.items():
+        if m.rental_per_chip_hour is not None:
+            rows.append(figure_row(f"markets.{market}.rental_per_chip_hour",
+                                   m.rental_per_chip_hour))
+        footer.append(f"market {market}: {'sold' if m.available else 'not sold'} "
+                      f"({m.available_source})"
+                      + ("" if m.rental_per_chip_hour else f"; no price: {m.no_price}"))
     return Report(f"Hardware profile {spec.name}", pd.DataFrame(rows),
                   spec.model_dump(mode="json"), footer)
 

@@ -62,6 +62,15 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
                 "source": "command line --fx-rate"}
         elif key in ("currency", "basis"):
             data["pricing"][key] = value
+            if key == "basis" and value != "market":
+                data["pricing"]["market"] = None
+        elif key == "market":
+            # One buyer's market: its prices, its currency (unless --currency says otherwise).
+            from moebench.inputs.hardware import MARKET_CURRENCY
+
+            data["pricing"].update(basis="market", market=value)
+            if opts.get("currency") is None:
+                data["pricing"]["currency"] = MARKET_CURRENCY[value]
         elif key == "mix_options":
             data["mix_options"].update({k: v for k, v in value.items() if v is not None})
         elif key == "mixes":

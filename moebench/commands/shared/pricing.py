@@ -31,17 +31,20 @@ from moebench.inputs.hardware import Chip, HardwareSpec
 from moebench.inputs.scenario import ScenarioSpec
 from moebench.units import GIGA, HOUR
 
-BASES = ("ling", "rental", "ownership")
+BASES = ("ling", "rental", "ownership", "market")
 BASIS_WORDS = {
     "ling": "the Ling report's fair cost per hour (devices A-E only)",
     "rental": "rental price per chip-hour (scenario, else hardware profile)",
     "ownership": "ownership: purchase amortised over used hours + power x PUE x electricity",
+    "market": "one buyer's market: the rental price there and whether the chip is sold there "
+              "(hardware profiles' markets section)",
 }
 # Which profile price fields each basis reads; overriding another one has no effect.
 BASIS_FIELDS = {
     "ling": ("ling_device.fair_cost_per_hour",),
     "rental": ("price.rental_per_chip_hour",),
     "ownership": ("price.purchase_per_chip",),
+    "market": ("markets.MARKET.rental_per_chip_hour",),
 }
 OVERRIDE_SOURCE = "override on the command line"
 
@@ -71,6 +74,8 @@ def chip_price(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, fx: Any,
                value: Any) -> Price:
     """The chip's price per chip-hour in the scenario's currency on the scenario's basis."""
     p, cur = sc.pricing, sc.pricing.currency
+    if p.basis == "market":
+        return market_price(chip.name, spec, p.market or "", cur, fx)
     if p.basis == "ling":
         if chip.ling_device is None or chip.ling_cost_per_hour is None:
             return Price(None, "", f"no Ling fair cost: the Ling report prices only devices "
@@ -101,10 +106,36 @@ def prices_by_basis(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec,
     out: dict[str, float | None] = {}
     fx = value(sc.pricing.cny_per_usd)
     for basis in BASES:
+        if basis == "market" and sc.pricing.market is None:
+            continue
         other = sc.model_copy(update={"pricing": sc.pricing.model_copy(update={"basis": basis})})
         p = chip_price(chip, spec, other, fx, value).per_chip_hour
         out[basis] = None if p is None else float(p)
     return out
+
+
+def market_price(chip: str, spec: HardwareSpec, market: str, cur: str, fx: Any) -> Price:
+    """The chip's rental price in one buyer's market, or why it has none there (not sold
+    there, or no public price)."""
+    m = spec.markets.get(market)  # type: ignore[call-overload]
+    if m is None:
+        return Price(None, "", f"the {chip} profile states nothing about the {market} market")
+    if not m.available:
+        return Price(None, "", f"not sold in {market}: {m.available_source}")
+    if m.rental_per_chip_hour is None:
+        return Price(None, "", f"no public {market} price: {m.no_price}")
+    fig = m.rental_per_chip_hour
+    return Price(convert(fig.value, fig.currency, cur, fx), f"{market} market: {fig.source}")
+
+
+def unavailable(spec: HardwareSpec, market: str | None) -> str | None:
+    """Why the chip cannot be bought in ``market`` (None: it can, or no market is set)."""
+    if market is None:
+        return None
+    m = spec.markets.get(market)  # type: ignore[call-overload]
+    if m is None:
+        return f"the profile states nothing about the {market} market"
+    return None if m.available else f"not sold in {market}"
 
 
 def economics(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, num_chips: int, step_s: Any,
