@@ -107,6 +107,10 @@ def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
                col(np.zeros_like(in_flight, dtype=float)),
                col(n_full / np.maximum(st.fullest, 1)), col(np.zeros_like(in_flight))]
     rows = []
+    # MTP's rank is a candidate only where some plan puts MTP apart; elsewhere its row holds
+    # nothing and can never be the fullest, so it is not computed.
+    if not np.any(np.asarray(st.mtp_apart) >= 0):
+        counts = counts[:3]
     for i, n in enumerate(counts):
         acts = held(n) * (on_last if i == 1 else 1.0) + outputs * flights[i]
         if i == 3:
@@ -123,8 +127,10 @@ def _fullest_rank(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
     plan's state repeated ``repeat`` times, beside as many activation rows). The rank is picked
     on live bytes (the allocator's hold and the reserve grow with them), and only its fields
     are gathered: the candidates' states stay one row per plan."""
-    state = [state_bytes(ctx, (d, e)) for d, e in zip(*params, strict=True)]
-    hosted = [host_state_bytes(ctx, (d, e)) for d, e in zip(*params, strict=True)]
+    k = len(ranks)  # MTP's rank left out where no plan puts it apart (_rank_activations)
+    state = [state_bytes(ctx, (d, e)) for d, e in zip(params[0][:k], params[1][:k], strict=True)]
+    hosted = [host_state_bytes(ctx, (d, e))
+              for d, e in zip(params[0][:k], params[1][:k], strict=True)]
     live = np.stack([np.repeat(w + g + o, repeat) + acts + logits
                      for (w, g, o), (acts, logits, _) in zip(state, ranks, strict=True)])
     pick = np.argmax(live, axis=0)

@@ -4,14 +4,12 @@ energy and goodput, relative to a baseline chip, every chip priced on one basis.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
-from moebench.commands.compare.break_even import break_even
 from moebench.commands.compare.deadline import SizedRun, search_deadline
-from moebench.commands.compare.records import CompareRow, Comparison
+from moebench.commands.compare.records import CompareRow, Comparison, Entry
+from moebench.commands.compare.sampling import sampled, with_ratios
 from moebench.commands.estimate.estimate import estimate_from
 from moebench.commands.shared.assumptions import assumed_payload
 from moebench.commands.shared.assumptions import assumptions as settings_assumed
@@ -23,28 +21,16 @@ from moebench.commands.shared.pricing import (
     unavailable,
 )
 from moebench.commands.shared.setup import resolve_request, split_overrides
-from moebench.commands.shared.uncertainty import around, residual_draws, sampler
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import SearchResult, search_stacks
 from moebench.errors import InputError
 from moebench.inputs import catalog
-from moebench.inputs.hardware import Chip, HardwareSpec, chip_from_spec, load_spec, nominal
+from moebench.inputs.hardware import chip_from_spec, load_spec, nominal
 from moebench.inputs.model import ModelArch, load_model
 from moebench.inputs.run import RunConfig, resolve_precision
 from moebench.inputs.scenario import ScenarioSpec
 from moebench.inputs.settings import option_variants, parse_search
-from moebench.inputs.stack import StackSpec, check_vendor, load_stack_spec, stack_from_spec
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One chip entry of the comparison, loaded: hardware spec, chip, stack and run."""
-
-    name: str
-    spec: HardwareSpec
-    chip: Chip
-    stack_spec: StackSpec
-    run: RunConfig
+from moebench.inputs.stack import check_vendor, load_stack_spec, stack_from_spec
 
 
 def parse_entry(entry: str) -> tuple[str, str | None]:
@@ -100,52 +86,6 @@ def _empty(base: dict[str, Any], status: str, memory_gib: float | None) -> Compa
         mfu_bf16=None, memory_gib_per_chip=memory_gib, fits_memory=False, days=None,
         chip_hours=None, goodput=None, price_per_chip_hour=None, price_source="", cost=None,
         cost_ratio=None, energy_mwh=None, co2_tonnes=None, status=status)
-
-
-def _sampled(arch: ModelArch, e: Entry, sc: ScenarioSpec, res: SearchResult, samples: int,
-             seed: int) -> dict[str, Any]:
-    """Sample arrays of the chosen plan's figures over the ranges of the hardware, stack
-    (calibration intervals included) and scenario figures."""
-    from moebench.engine.step import evaluate
-
-    rng = np.random.default_rng([seed, _stable_hash(e.spec.name), _stable_hash(e.stack_spec.name)])
-    value = sampler(rng, samples)
-    chip = chip_from_spec(e.spec, value)
-    stack = stack_from_spec(e.stack_spec, sc.settings(), value=value)
-    assert res.best is not None
-    st = evaluate(arch, chip, stack, e.run, res.plans.take(res.best))
-    econ = economics(chip, e.spec, sc, res.num_chips, st.step_time, st.memory.checkpoint, value)
-    out = {"step_time_s": st.step_time, "days": econ["days"], "chip_hours": econ["chip_hours"],
-           "tokens_per_s_per_chip": sc.seq_len * sc.global_batch / st.step_time / res.num_chips}
-    if econ["cost"] is not None:
-        out["cost"] = econ["cost"]
-    out["residual"] = residual_draws(rng, samples, out_of_source_interval(e.stack_spec))
-    return out
-
-
-def out_of_source_interval(spec: StackSpec) -> list[float]:
-    """The stack's 80% out-of-source error interval (log predicted / measured speed); a stack
-    with no measured runs takes the widest of the catalogued stacks', the honest guess for a
-    stack nobody has checked."""
-    v = spec.validation
-    if v is not None and v.runs and v.interval_80:
-        return list(v.interval_80)
-    widest = [-0.0, 0.0]
-    for name in catalog.catalog_names("stacks"):
-        other = load_stack_spec(name).validation
-        if other is not None and other.runs and other.interval_80:
-            lo, hi = other.interval_80
-            if hi - lo > widest[1] - widest[0]:
-                widest = [lo, hi]
-    return widest
-
-
-def _stable_hash(text: str) -> int:
-    """A hash that does not change between runs (Python's hash() is salted)."""
-    h = 0
-    for ch in text.encode():
-        h = (h * 131 + ch) % (2**31 - 1)
-    return h
 
 
 def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
@@ -261,13 +201,13 @@ def run_comparison(
                 row = replace(row, assumed=assumed_payload(
                     settings_assumed(res, e.stack_spec, sc.settings(), given, search_set)))
             if samples and row.fits_memory:
-                sample_arrays[(arch.name, e.name)] = _sampled(arch, e, sc, res, samples, seed)
+                sample_arrays[(arch.name, e.name)] = sampled(arch, e, sc, res, samples, seed)
             rows.append(row)
     if sc.mixes:
         from moebench.commands.mix.compare import mix_rows
 
         rows += mix_rows(sc, _models(sc), overrides, deadline_days)
-    rows = _with_ratios(rows, sc.baseline, sample_arrays)
+    rows = with_ratios(rows, sc.baseline, sample_arrays)
     return Comparison(scenario=sc, rows=rows, stacks={e.stack_spec.label: e.stack_spec
                                                       for e in entries},
                       assumptions={**assumptions(sc, overrides, deadline_days),
@@ -290,43 +230,6 @@ def _deadline(arch: ModelArch, e: Entry, stacks: list[Any], sc: ScenarioSpec,
                         None if econ["cost"] is None else float(econ["cost"]))
 
     return search_deadline(e.chip.up_domain, deadline_days, size_run)
-
-
-def _with_ratios(rows: list[CompareRow], baseline: str,
-                 samples: dict[tuple[str, str], dict[str, Any]]) -> list[CompareRow]:
-    """Each row against the baseline row of its model: cost ratio on the table's basis and on
-    every other, break-even price, and the intervals of the sampled figures."""
-    out = []
-    for row in rows:
-        base = next((r for r in rows if r.model == row.model and r.entry == baseline), None)
-        ratio = None
-        intervals = dict(row.intervals)
-        if base is not None and base.cost and row.cost is not None:
-            ratio = row.cost / base.cost
-        extra = break_even(row, base)
-        s, sb = samples.get((row.model, row.entry)), samples.get((row.model, baseline))
-        if s is not None:
-            slow = np.exp(s["residual"])  # measured time / predicted time, out of source
-            for key in ("days", "cost", "chip_hours"):
-                point = getattr(row, key)
-                if key in s and point is not None:
-                    intervals[key] = around(point, s[key], slow)
-            intervals["tokens_per_s_per_chip"] = around(
-                row.tokens_per_s_per_chip or 0.0, s["tokens_per_s_per_chip"], 1.0 / slow)
-            if sb is not None and base is not None:
-                rel = np.exp(s["residual"] - sb["residual"])
-                hours = np.asarray(s["chip_hours"]) / np.asarray(sb["chip_hours"])
-                if extra["break_even_price_ratio"] is not None:
-                    intervals["break_even_price_ratio"] = around(
-                        extra["break_even_price_ratio"], hours, rel)
-                if ratio is not None and "cost" in s and "cost" in sb:
-                    costs = np.asarray(s["cost"]) / np.asarray(sb["cost"])
-                    intervals["cost_ratio"] = around(ratio, costs, rel)
-                    intervals["break_even_per_chip_hour"] = around(
-                        extra["break_even_per_chip_hour"], np.asarray(sb["cost"])
-                        / np.asarray(s["chip_hours"]), 1.0 / rel)
-        out.append(replace(row, cost_ratio=ratio, intervals=intervals, **extra))
-    return out
 
 
 def assumptions(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],

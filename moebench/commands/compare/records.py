@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from moebench.inputs.hardware import Chip, HardwareSpec
+from moebench.inputs.run import RunConfig
 from moebench.inputs.scenario import ScenarioSpec
 from moebench.inputs.stack import StackSpec
 
@@ -84,3 +86,14 @@ def row_dict(row: CompareRow) -> dict[str, Any]:
     d = asdict(row)
     d["intervals"] = {k: list(v) for k, v in row.intervals.items()}
     return d
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One chip entry of the comparison, loaded: hardware spec, chip, stack and run."""
+
+    name: str
+    spec: HardwareSpec
+    chip: Chip
+    stack_spec: StackSpec
+    run: RunConfig
