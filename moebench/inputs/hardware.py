@@ -83,6 +83,10 @@ class PowerSpec(Record):
 class PriceSpec(Record):
     rental_per_chip_hour: MoneyFigure
     purchase_per_chip: MoneyFigure
+    purchase_scope: Literal["chip", "server", "rack"] = Field(
+        description="what purchase_per_chip buys: the accelerator alone (chip), with its share "
+                    "of the server (server), or with its server and scale-up rack (rack); "
+                    "ownership adds the parts it leaves out (scenario pricing.tco)")
 
 
 class MarketSpec(Record):

@@ -66,6 +66,21 @@ class StackOptionsSpec(Record):
                             cross_entropy=self.cross_entropy)
 
 
+class TcoSpec(Record):
+    """The parts of owning a chip beyond the accelerator, the same for every chip: what a
+    purchase price of each scope leaves out is added, and the capital is charged at a cost of
+    capital (moebench.commands.shared.pricing.tco_parts)."""
+
+    server_share: Figure = Field(description="the rest of the server (CPUs, memory, chassis, "
+                                             "power supplies) as a share of the accelerators' "
+                                             "price; added to chip-scope prices")
+    network_per_chip: MoneyFigure = Field(description="scale-out network per accelerator "
+                                                      "(NICs, switches, optics, cables)")
+    facility_per_kw: MoneyFigure = Field(description="data-centre construction per kW of IT "
+                                                     "load")
+    cost_of_capital: Figure = Field(description="annual rate the capital is charged at")
+
+
 class Pricing(Record):
     basis: Literal["ling", "rental", "ownership", "market"] = Field(
         description="one price basis for every chip: the Ling report's fair cost (devices A-E "
@@ -82,6 +97,9 @@ class Pricing(Record):
     amortisation_years: Figure
     utilisation: Figure
     carbon_kg_per_kwh: Figure
+    tco: TcoSpec | None = Field(default=None, description="ownership's parts beyond the "
+                                                          "accelerator; without it, ownership "
+                                                          "is the purchase price alone")
 
     @model_validator(mode="after")
     def _market(self) -> Pricing:

@@ -143,7 +143,12 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         + f": {a['price_basis_meaning']}; {cur} at {a['cny_per_usd']} CNY/USD; a chip with no "
         "price on this basis has no cost or ratio",
         f"PUE {a['pue']}; electricity {a['electricity_per_kwh']} {a['electricity_currency']}/kWh;"
-        f" ownership: {a['amortisation_years']} years at {a['utilisation']:.0%} utilisation",
+        f" ownership: {a['amortisation_years']} years at {a['utilisation']:.0%} utilisation"
+        + (f"; TCO beyond the accelerator: server share {t['server_share']:.0%} of chip-only "
+           f"prices, scale-out network {t['network_per_chip']:,.0f} {t['network_currency']} "
+           f"per chip, facility {t['facility_per_kw']:,.0f} {t['facility_currency']}/kW, "
+           f"capital at {t['cost_of_capital']:.0%} a year"
+           if (t := a.get("tco")) else "; ownership counts the purchase price alone"),
         f"goodput: Young/Daly checkpointing at {a['checkpoint_write_gb_per_s']} GB/s per chip, "
         f"{a['restart_minutes']} min restarts, per-chip MTBF from each profile",
         f"expert load imbalance {a['expert_imbalance']}; EP overlap under 1F1B: "

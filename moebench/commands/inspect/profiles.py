@@ -66,12 +66,31 @@ def _figures(node: BaseModel, prefix: str = "") -> list[dict[str, Any]]:
     return rows
 
 
+def _tco_line(spec: Any) -> str:
+    """The ownership parts of this chip under compare's default scenario, as compare counts
+    them (:func:`moebench.commands.shared.pricing.tco_parts`)."""
+    from moebench.commands.shared.pricing import tco_parts
+    from moebench.inputs.hardware import chip_from_spec, nominal
+    from moebench.inputs.scenario import DEFAULT_SCENARIO, load_scenario
+
+    sc = load_scenario(DEFAULT_SCENARIO)
+    if sc.pricing.tco is None:
+        return "ownership counts the purchase price alone"
+    cur = sc.pricing.currency
+    parts = tco_parts(chip_from_spec(spec), spec, sc, sc.pricing.cny_per_usd.value, nominal)
+    return (f"ownership per chip under {DEFAULT_SCENARIO}, in {cur}: "
+            + ", ".join(f"{p.name} {float(p.amount):,.0f}" for p in parts)
+            + f"; total {float(sum(p.amount for p in parts)):,.0f}")
+
+
 def hardware_show(name_or_path: str) -> Report:
     spec = load_spec(catalog.resolve("hardware", name_or_path, "NAME"))
     rows = _figures(spec)
     footer = [f"{spec.display_name} ({spec.vendor})"]
     if spec.ling_device:
         footer.append(f"Ling device {spec.ling_device.device}: {spec.ling_device.match}")
+    footer.append(f"purchase price scope: {spec.price.purchase_scope}; "
+                  + _tco_line(spec))
     for market, m in spec.markets.items():
         if m.rental_per_chip_hour is not None:
             rows.append(figure_row(f"markets.{market}.rental_per_chip_hour",

@@ -64,6 +64,30 @@ def ownership_per_chip_hour(
     return purchase / hours + wall_w * pue / 1000.0 * electricity_per_kwh
 
 
+def capital_recovery_factor(rate: Num, years: Num) -> Num:
+    """The share of a capital outlay paid each year to repay it with interest over ``years``:
+    r / (1 - (1 + r)^-years), 1 / years at r = 0 (the annuity formula)."""
+    import numpy as np
+
+    r = np.asarray(rate, dtype=float)
+    safe = np.where(r > 0, r, 1.0)
+    crf = np.where(r > 0, safe / (1.0 - (1.0 + safe) ** (-np.asarray(years, dtype=float))),
+                   1.0 / np.asarray(years, dtype=float))
+    return crf if np.ndim(crf) else float(crf)
+
+
+def tco_per_chip_hour(
+    capex: Num, rate: Num, years: Num, utilisation: Num, wall_w: Num, pue: Num,
+    electricity_per_kwh: Num,
+) -> Num:
+    """Owner's cost of one used chip-hour with the capital charged at a cost of capital:
+    capex x CRF(r, years) / (8766 h x utilisation) + wall W x PUE / 1000 x price per kWh, where
+    capex is every part bought per chip (:func:`moebench.commands.shared.pricing.tco_parts`)."""
+    hours = 8766.0 * utilisation
+    return capex * capital_recovery_factor(rate, years) / hours \
+        + wall_w * pue / 1000.0 * electricity_per_kwh
+
+
 def energy_mwh(num_chips: int, wall_w: Num, pue: Num, wall_seconds: Num) -> Num:
     """Facility energy: N x (chip + host share) W x PUE x time, in MWh."""
     return num_chips * wall_w * pue * wall_seconds / HOUR / 1e6

@@ -24,6 +24,7 @@ from moebench.commands.shared.cost import (
     convert,
     energy_mwh,
     ownership_per_chip_hour,
+    tco_per_chip_hour,
     young_daly,
 )
 from moebench.errors import InputError
@@ -35,7 +36,9 @@ BASES = ("ling", "rental", "ownership", "market")
 BASIS_WORDS = {
     "ling": "the Ling report's fair cost per hour (devices A-E only)",
     "rental": "rental price per chip-hour (scenario, else hardware profile)",
-    "ownership": "ownership: purchase amortised over used hours + power x PUE x electricity",
+    "ownership": "ownership: the accelerator and what its price's scope leaves out (server "
+                 "share, scale-out network, facility), charged at the cost of capital over the "
+                 "used hours, + power x PUE x electricity",
     "market": "one buyer's market: the rental price there and whether the chip is sold there "
               "(hardware profiles' markets section)",
 }
@@ -93,10 +96,18 @@ def chip_price(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, fx: Any,
         return Price(convert(chip.rental_per_hour, chip.rental_currency, cur, fx),
                      f"profile rental: {rental.source}")
     elec = convert(value(p.electricity_per_kwh), p.electricity_per_kwh.currency, cur, fx)
-    capex = convert(chip.purchase, chip.purchase_currency, cur, fx)
-    return Price(ownership_per_chip_hour(capex, value(p.amortisation_years),
-                                         value(p.utilisation), chip.wall_w, value(p.pue), elec),
-                 "ownership: purchase amortised + power x PUE x electricity")
+    if p.tco is None:
+        capex = convert(chip.purchase, chip.purchase_currency, cur, fx)
+        return Price(ownership_per_chip_hour(capex, value(p.amortisation_years),
+                                             value(p.utilisation), chip.wall_w, value(p.pue),
+                                             elec),
+                     "ownership: purchase amortised + power x PUE x electricity")
+    parts = tco_parts(chip, spec, sc, fx, value)
+    capex = sum(part.amount for part in parts)
+    return Price(tco_per_chip_hour(capex, value(p.tco.cost_of_capital), value(p.amortisation_years),
+                                   value(p.utilisation), chip.wall_w, value(p.pue), elec),
+                 "ownership TCO: " + ", ".join(part.name for part in parts if part.shown)
+                 + " at the cost of capital, + power x PUE x electricity")
 
 
 def prices_by_basis(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec,
@@ -112,6 +123,41 @@ def prices_by_basis(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec,
         p = chip_price(chip, spec, other, fx, value).per_chip_hour
         out[basis] = None if p is None else float(p)
     return out
+
+
+@dataclass(frozen=True)
+class TcoPart:
+    """One part of what owning a chip costs, per chip, in the table's currency."""
+
+    name: str
+    amount: Any
+    source: str
+    shown: bool = True
+    """False where the purchase price's scope already holds it (amount 0)."""
+
+
+def tco_parts(chip: Chip, spec: HardwareSpec, sc: ScenarioSpec, fx: Any, value: Any
+              ) -> list[TcoPart]:
+    """Accelerator, server share, scale-out network and facility per chip: the purchase price
+    as its profile scopes it, plus what that scope leaves out (the scenario's tco section),
+    every chip counted to the same scope."""
+    p, cur = sc.pricing, sc.pricing.currency
+    t = p.tco
+    assert t is not None
+    scope = spec.price.purchase_scope
+    accel = convert(chip.purchase, chip.purchase_currency, cur, fx)
+    fig = spec.price.purchase_per_chip
+    server = accel * value(t.server_share) if scope == "chip" else 0.0 * accel
+    return [
+        TcoPart(f"accelerator ({scope} scope)", accel, fig.source),
+        TcoPart("server share", server, t.server_share.source if scope == "chip" else
+                f"in the {scope}-scope purchase price", shown=scope == "chip"),
+        TcoPart("scale-out network", convert(value(t.network_per_chip),
+                                             t.network_per_chip.currency, cur, fx),
+                t.network_per_chip.source),
+        TcoPart("facility", convert(value(t.facility_per_kw), t.facility_per_kw.currency, cur,
+                                    fx) * chip.wall_w / 1000.0, t.facility_per_kw.source),
+    ]
 
 
 def market_price(chip: str, spec: HardwareSpec, market: str, cur: str, fx: Any) -> Price:
