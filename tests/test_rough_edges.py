@@ -143,3 +143,10 @@ def test_mfu_against_the_bf16_peak_is_labelled_where_fp8_can_exceed_it(cli):
     bf16 = cli("estimate", "--model", "qwen3-30b-a3b", "--chip", "h800", "--num-chips", "16",
                "-f", "markdown").output
     assert "vs BF16 dense peak; above 1" not in bf16
+
+
+def test_mix_tables_print_chip_counts_as_integers(cli):
+    md = cli("estimate", "--model", "ling-plus", "--mix", "h800:512+ascend-910b:1024",
+             "-f", "markdown").output
+    assert "| h800 alone | 512 |" in md and "| ascend-910b alone | 1,024 |" in md
+    assert "| apart | 1,536 |" in md and ".0 |" not in md.split("| apart |")[1].split("|")[1]
