@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -124,3 +125,21 @@ def test_no_runs_footnote_reads_an_interval_only_when_printed(cli):
     sampled = cli("compare", "--chips", "h800,t-head-ppu", "--uncertainty", "50",
                   "--format", "markdown").output
     assert "read its interval" in sampled
+
+
+def test_break_even_interval_without_samples_by_hand():
+    """Stacks with out-of-source intervals [-0.3, 0.5] (row) and [-0.15, 0.23] (baseline):
+    log errors N(0.10, 0.3121) and N(0.04, 0.1483), so the ratio's log error is N(0.06,
+    0.3455): a ratio of 2.0 spans 2 exp(0.06 -/+ 1.6449 x 0.3455) = 1.2030 to 3.7491."""
+    from moebench.commands.compare.sampling import ratio_interval
+
+    lo, hi = ratio_interval(2.0, [-0.3, 0.5], [-0.15, 0.23])
+    assert lo == pytest.approx(1.2030, rel=1e-3) and hi == pytest.approx(3.7491, rel=1e-3)
+
+
+def test_the_default_table_gives_the_break_even_ratio_an_interval(cli):
+    md = cli("compare", "-f", "markdown").output
+    verdict = next(line for line in md.splitlines() if line.startswith("- verdict against"))
+    part = verdict.split("ascend-910b FLIPS")[1]
+    assert re.search(r"costs more than \d\.\d\dx \(\d\.\d\d-\d\.\d\d\) one ascend-910b hour",
+                     part)

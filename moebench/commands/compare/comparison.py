@@ -9,7 +9,12 @@ from typing import Any
 
 from moebench.commands.compare.deadline import SizedRun, search_deadline
 from moebench.commands.compare.records import CompareRow, Comparison, Entry
-from moebench.commands.compare.sampling import sampled, with_ratios
+from moebench.commands.compare.sampling import (
+    out_of_source_interval,
+    ratio_interval,
+    sampled,
+    with_ratios,
+)
 from moebench.commands.estimate.estimate import estimate_from
 from moebench.commands.shared.assumptions import assumed_payload
 from moebench.commands.shared.assumptions import assumptions as settings_assumed
@@ -208,10 +213,31 @@ def run_comparison(
 
         rows += mix_rows(sc, _models(sc), overrides, deadline_days)
     rows = with_ratios(rows, sc.baseline, sample_arrays)
+    if not samples:
+        rows = _break_even_intervals(rows, entries, sc.baseline)
     return Comparison(scenario=sc, rows=rows, stacks={e.stack_spec.label: e.stack_spec
                                                       for e in entries},
                       assumptions={**assumptions(sc, overrides, deadline_days),
                                    "warnings": warnings})
+
+
+def _break_even_intervals(rows: list[CompareRow], entries: list[Entry], baseline: str
+                          ) -> list[CompareRow]:
+    """Without samples, the break-even price ratio's interval from the two stacks'
+    out-of-source errors alone (:func:`.sampling.ratio_interval`), so that the verdict line
+    always says how sure its break-even is."""
+    spec = {e.name: e.stack_spec for e in entries}
+    out = []
+    for r in rows:
+        base = next((b for b in rows if b.model == r.model and b.entry == baseline), None)
+        if (r.break_even_price_ratio is None or base is None or r.entry == baseline
+                or r.entry not in spec or baseline not in spec):
+            out.append(r)
+            continue
+        iv = ratio_interval(r.break_even_price_ratio, out_of_source_interval(spec[r.entry]),
+                            out_of_source_interval(spec[baseline]))
+        out.append(replace(r, intervals={**r.intervals, "break_even_price_ratio": iv}))
+    return out
 
 
 def _deadline(arch: ModelArch, e: Entry, stacks: list[Any], sc: ScenarioSpec,

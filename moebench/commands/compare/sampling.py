@@ -4,6 +4,7 @@ and their intervals around the point with each stack's out-of-source error."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,8 @@ from moebench.inputs.hardware import chip_from_spec
 from moebench.inputs.model import ModelArch
 from moebench.inputs.scenario import ScenarioSpec
 from moebench.inputs.stack import StackSpec, load_stack_spec, stack_from_spec
+
+Z90 = 1.6448536269514722  # two-sided 90% normal quantile
 
 
 def sampled(arch: ModelArch, e: Entry, sc: ScenarioSpec, res: SearchResult, samples: int,
@@ -65,6 +68,20 @@ def stable_hash(text: str) -> int:
     for ch in text.encode():
         h = (h * 131 + ch) % (2**31 - 1)
     return h
+
+
+def ratio_interval(ratio: float, row_iv: list[float], base_iv: list[float]
+                   ) -> tuple[float, float]:
+    """The 90% interval of a ratio of two chips' chip-hours from their stacks' out-of-source
+    errors alone (no samples drawn): each stack's log error a normal through its interval_80
+    (:func:`moebench.commands.shared.uncertainty.residual_draws`), independent, so the log of
+    the ratio's error is normal with the difference of the means and the root sum of the
+    variances; its 5th and 95th percentiles scale the point."""
+    from moebench.commands.shared.uncertainty import Z80
+
+    m = (sum(row_iv) - sum(base_iv)) / 2.0
+    sd = math.hypot((row_iv[1] - row_iv[0]) / (2 * Z80), (base_iv[1] - base_iv[0]) / (2 * Z80))
+    return ratio * math.exp(m - Z90 * sd), ratio * math.exp(m + Z90 * sd)
 
 
 def with_ratios(rows: list[CompareRow], baseline: str,
