@@ -103,6 +103,8 @@ def test_default_table_break_even_and_intervals(cli):
     assert b["break_even_per_chip_hour"] * b["chip_hours"] == pytest.approx(base["cost"])
     assert b["cost_ratio_by_basis"]["ling"] == pytest.approx(b["cost_ratio"])
     assert b["cost_ratio_by_basis"]["ling"] < 1 < b["cost_ratio_by_basis"]["rental"]
+    assert out["verdict"].startswith("verdict against h800, across price bases: ascend-910b "
+                                     "FLIPS")
     table = cli("compare", "--uncertainty", "200", "--format", "markdown").output
     lo, hi = b["intervals"]["break_even_price_ratio"]
     assert (f"ascend-910b FLIPS: cheaper on ling ({b['cost_ratio']:.2f})" in table

@@ -127,13 +127,13 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     df = pd.DataFrame(rows)
     if len({r.model for r in cmp.rows}) == 1:
         df = df.drop(columns=["model"])
+    verdict = verdict_line(cmp.rows, cmp.scenario.baseline)
     payload = {"scenario": cmp.scenario.name, "title": title(cmp),
-               "description": cmp.scenario.description, "assumptions": a,
+               "description": cmp.scenario.description, "assumptions": a, "verdict": verdict,
                "rows": [row_dict(r) for r in cmp.rows]}
     size = (f"deadline {a['deadline_days']:g} days: the cheapest cluster size that meets it, "
             "else the fastest (marked deadline missed)" if a["deadline_days"] is not None
             else f"{a['num_chips']:,} chips of each type")
-    verdict = verdict_line(cmp.rows, cmp.scenario.baseline)
     footer = [verdict] if verdict else []
     footer += [
         f"scenario {a['scenario']}: {a['tokens']:.3g} tokens, seq {a['seq_len']}, global batch "
