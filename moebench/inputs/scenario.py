@@ -84,7 +84,8 @@ class TcoSpec(Record):
 class Pricing(Record):
     basis: Literal["ling", "rental", "ownership", "market"] = Field(
         description="one price basis for every chip: the Ling report's fair cost (devices A-E "
-                    "only), rental prices, ownership (purchase amortised + power), or one "
+                    "only), rental prices, ownership (a TCO: accelerator, server share, "
+                    "network and facility at a cost of capital, + power), or one "
                     "buyer's market (market: rental prices and availability there)")
     market: Literal["cn", "us"] | None = Field(
         default=None, description="the buyer's market of the market basis: cn or us")

@@ -7,7 +7,12 @@ A table's cost ratios compare like with like, so every chip is priced on the sam
   for the chips matched to its devices A-E; any other chip has no price on this basis;
 * ``rental``: the scenario's explicit price for a chip, else the hardware profile's rental price
   (a ``--set CHIP:price.rental_per_chip_hour=...`` override takes precedence over both);
-* ``ownership``: purchase price amortised over the used hours, plus power x PUE x electricity.
+* ``ownership``: a TCO (:func:`tco_parts`): the accelerator as its profile's price is scoped,
+  plus what that scope leaves out (server share, scale-out network, facility), charged at the
+  scenario's cost of capital over the used hours, plus power x PUE x electricity (without a
+  ``tco`` section in the scenario, the purchase price alone, amortised);
+* ``market``: one buyer's market (cn, us): the profile's rental price there, or none where the
+  chip is not sold there or no price is public (:func:`market_price`).
 
 A chip with no price on the basis keeps its time and energy figures, with no cost and no ratio,
 and says why.
