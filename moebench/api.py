@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from moebench.commands.compare.records import Comparison
     from moebench.commands.estimate.estimate import Estimate
+    from moebench.commands.shared.setup import JobInputs
     from moebench.commands.validation.calibrate import Calibration
     from moebench.commands.validation.validation import RunComparison
     from moebench.inputs.stack import StackSpec
@@ -56,7 +57,7 @@ def _text(value: str | Sequence[str] | None) -> str | None:
     return value if value is None or isinstance(value, str) else ",".join(value)
 
 
-def estimate(
+def job(
     model: str | None = None, chip: str | None = None, num_chips: int | None = None, *,
     scenario: str | None = None, stack: str | None = None,
     tp: int | None = None, pp: int | None = None, vpp: int | None = None, ep: int | None = None,
@@ -71,19 +72,16 @@ def estimate(
     optimizer_offload: float | None = None, pipeline_layout: str | None = None,
     offload_modules: str | Sequence[str] | None = None, search: str | Sequence[str] | None = None,
     set: Overrides = None,  # noqa: A002 - the option is --set
-    allow_oom: bool = False,
-) -> Estimate:
-    """``moebench estimate`` for one chip type: the best plan (or the plan given) of ``model``
-    on ``num_chips`` x ``chip``, its speed, memory and what it assumed. What is not given comes
-    from ``scenario``, else the defaults; plan fields not given are searched inside the stack
-    release's capabilities."""
-    from moebench.commands.estimate.estimate import estimate_job
+) -> tuple[JobInputs, int]:
+    """The job ``estimate`` and ``explain`` run (model, chip, stacks, run, plan request) and its
+    cluster size, from their options: what is given, else ``scenario``'s, else the defaults;
+    plan fields not given are searched inside the stack release's capabilities."""
     from moebench.commands.shared.setup import job_from_options
     from moebench.inputs.overrides import parse_overrides
 
     if chip is None:
         raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
-    job, n = job_from_options(
+    return job_from_options(
         scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
         overrides=parse_overrides(_pairs(set)), seq_len=seq_len, global_batch=global_batch,
         precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
@@ -95,7 +93,17 @@ def estimate(
         optimizer_offload=optimizer_offload, pipeline_layout=pipeline_layout,
         offload_modules=offload_modules_choice(_text(offload_modules)),
         optimizer_states=optimizer_states, search=search_choice(_text(search)))
-    est, _ = estimate_job(job, n, allow_oom=allow_oom)
+
+
+def estimate(model: str | None = None, chip: str | None = None, num_chips: int | None = None,
+             *, allow_oom: bool = False, **options: Any) -> Estimate:
+    """``moebench estimate`` for one chip type: the best plan (or the plan given) of ``model``
+    on ``num_chips`` x ``chip``, its speed, memory and what it assumed. ``options`` are
+    :func:`job`'s keyword arguments, the command's options (``tp``, ``scenario``, ``set``...)."""
+    from moebench.commands.estimate.estimate import estimate_job
+
+    inputs, n = job(model, chip, num_chips, **options)
+    est, _ = estimate_job(inputs, n, allow_oom=allow_oom)
     return est
 
 

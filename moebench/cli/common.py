@@ -12,14 +12,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from moebench.commands.shared.options import (  # noqa: F401 - the library's, used by commands
-    chip_entries,
-    mix_options,
-    modules_choice,
-    offload_modules_choice,
-    search_choice,
-    sharding_choice,
-)
 from moebench.commands.shared.report import OutputFormat, Report, emit
 from moebench.errors import InputError
 
@@ -165,17 +157,6 @@ OptStatesOpt = Annotated[str | None, typer.Option(
 
 CapacityOpt = Annotated[float | None, typer.Option(
     "--capacity-factor", help="Drop-and-pad routing at this capacity (default: dropless).")]
-
-
-def _inputs(scenario: str | None, model: str | None, chip: str, num_chips: int | None,
-            set_: list[str] | None, stack: str | None, **given: Any) -> Any:
-    """The job (model, chip, stack, run, plan request) and cluster size from the options:
-    given, else the scenario's, else the defaults; shared by estimate and explain."""
-    from moebench.commands.shared.setup import job_from_options
-    from moebench.inputs.overrides import parse_overrides
-
-    return job_from_options(scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
-                            overrides=parse_overrides(set_ or []), **given)
 
 
 FabricOpt = Annotated[str | None, typer.Option(

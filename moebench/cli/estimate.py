@@ -50,15 +50,15 @@ from moebench.cli.common import (
     TpOpt,
     VppOpt,
     ZeroOpt,
-    _inputs,
     cli_errors,
     console,
+    show,
+)
+from moebench.commands.shared.options import (
     mix_options,
     modules_choice,
     offload_modules_choice,
-    search_choice,
     sharding_choice,
-    show,
 )
 from moebench.commands.shared.report import OutputFormat
 from moebench.errors import InputError
@@ -217,21 +217,21 @@ def explain(
     Example: moebench explain --model ling-plus --chip h800 --num-chips 1024
     --set scale_out.bandwidth_gb_per_s=100
     """
+    from moebench.api import job as build_job
     from moebench.commands.estimate.estimate import estimate as run_estimate
     from moebench.commands.estimate.explain import explain as build
     from moebench.commands.estimate.explain_report import explanation_report, rich_view
 
-    job, num_chips = _inputs(
-        scenario, model, chip, num_chips, set_, stack, seq_len=seq_len,
+    job, num_chips = build_job(
+        model, chip, num_chips, scenario=scenario, stack=stack, tp=tp, pp=pp, vpp=vpp, ep=ep,
+        etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch, recompute=recompute,
+        recompute_modules=recompute_modules, schedule=schedule, seq_len=seq_len,
         global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
         expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
-        capacity_factor=capacity_factor, tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp,
-        micro_batch=micro_batch, recompute=recompute, schedule=schedule,
-        sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        optimizer_states=optimizer_states, cp_kind=cp_kind,
-        recompute_modules=modules_choice(recompute_modules), optimizer_offload=optimizer_offload,
-        pipeline_layout=pipeline_layout, offload_modules=offload_modules_choice(offload_modules),
-        search=search_choice(search))
+        capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
+        optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
+        pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,
+        set=set_)
     _, result = run_estimate(job.arch, job.chip, job.stacks, job.run, num_chips, job.request,
                              allow_oom=allow_oom)
     ex = build(result, job)

@@ -49,10 +49,7 @@ def parse_entry(entry: str) -> tuple[str, str | None]:
 def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
          req: PlanRequest, status: str = "ok") -> CompareRow:
     """The row of a chip on its chosen plan (or the reason there is none)."""
-    base: dict[str, Any] = {
-        "model": arch.name, "chip": e.chip.name, "entry": e.name, "stack": res.stack.name,
-        "num_chips": n, "precision": e.run.precision, "currency": sc.pricing.currency,
-        "price_basis": sc.pricing.basis}
+    base = _base(arch, e, sc, res.stack.name, n)
     est = estimate_from(res)
     if res.best is None:
         from moebench.commands.estimate.estimate import why_nothing_fits
@@ -77,10 +74,11 @@ def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
     )
 
 
-def _base(arch: ModelArch, e: Entry, sc: ScenarioSpec, stack: str) -> dict[str, Any]:
-    """The identifying fields of a row with no figures."""
+def _base(arch: ModelArch, e: Entry, sc: ScenarioSpec, stack: str,
+          num_chips: int | None = None) -> dict[str, Any]:
+    """The identifying fields of a row (on ``num_chips``, else the scenario's cluster)."""
     return {"model": arch.name, "chip": e.chip.name, "entry": e.name, "stack": stack,
-            "num_chips": sc.num_chips, "precision": e.run.precision,
+            "num_chips": num_chips or sc.num_chips, "precision": e.run.precision,
             "currency": sc.pricing.currency, "price_basis": sc.pricing.basis}
 
 

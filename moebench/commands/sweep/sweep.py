@@ -229,13 +229,14 @@ def run_sweep(
     """Evaluate every point; rows come back in grid order whatever ran them."""
     todo = list(points(sc, vary))
     results: list[dict[str, Any] | None] = [None] * len(todo)
-    finished = [0]
+    finished = 0
 
     def done(i: int, row: dict[str, Any]) -> None:
+        nonlocal finished
         results[i] = row
-        finished[0] += 1
+        finished += 1
         if progress:
-            progress(finished[0], len(todo))
+            progress(finished, len(todo))
 
     if dask_address:
         _run_dask(todo, dask_address, done)

@@ -127,26 +127,30 @@ class _Row:
             raise self._err(column, "is empty; this column is required")
         return value
 
-    def integer(self, column: str, required: bool = False) -> int | None:
+    def _float(self, column: str, required: bool, noun: str) -> tuple[str, float] | None:
+        """The cell as written and as a float (None when empty and not required)."""
         raw = self.required(column) if required else self.text(column)
         if raw is None:
             return None
         try:
-            value = float(raw)
+            return raw, float(raw)
         except ValueError:
-            raise self._err(column, f"expected a whole number, got {raw!r}") from None
+            raise self._err(column, f"expected a {noun}, got {raw!r}") from None
+
+    def integer(self, column: str, required: bool = False) -> int | None:
+        cell = self._float(column, required, "whole number")
+        if cell is None:
+            return None
+        raw, value = cell
         if not value.is_integer() or value <= 0:
             raise self._err(column, f"expected a positive whole number, got {raw!r}")
         return int(value)
 
     def number(self, column: str, required: bool = False) -> float | None:
-        raw = self.required(column) if required else self.text(column)
-        if raw is None:
+        cell = self._float(column, required, "number")
+        if cell is None:
             return None
-        try:
-            value = float(raw)
-        except ValueError:
-            raise self._err(column, f"expected a number, got {raw!r}") from None
+        raw, value = cell
         if not (math.isfinite(value) and value > 0):
             raise self._err(column, f"expected a positive number, got {raw!r}")
         return value
