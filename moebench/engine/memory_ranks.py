@@ -23,7 +23,7 @@ def memory_per_chip(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
                                   "act_offload"))
     stored, working = (expand(a, index) for a in activation_bytes_per_layer(small))
     off = expand(np.broadcast_to(offloaded_bytes_per_layer(small), small.tp.shape), index)
-    return _fullest_rank(ctx, params, _rank_activations(ctx, stored, working, off))
+    return _fullest_rank(ctx, params, *_rank_activations(ctx, stored, working, off))
 
 
 def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
@@ -51,18 +51,19 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
             out.append(expand(np.broadcast_to(values, small.tp.shape), index))
     ranks = _rank_activations(ctx, np.stack(stored, axis=1), np.stack(working, axis=1),
                               np.stack(off, axis=1))
-    flat = [(acts.ravel(), logits.ravel(), host.ravel()) for acts, logits, host in ranks]
-    return _fullest_rank(ctx, params, flat, repeat=k)
+    # (rank, plan, option) -> (rank, row): the option innermost, as the rows are laid out.
+    acts, logits, host = (a.reshape(len(a), -1) for a in ranks)
+    return _fullest_rank(ctx, params, acts, logits, host, repeat=k)
 
 
 def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
-                      offloaded: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                      offloaded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(activations, logits, activations on the host) bytes of each candidate rank of
     :func:`moebench.engine.state.rank_params` (rank 0, the loss's, the fullest, MTP's apart),
-    from one layer's stored, working and offloaded bytes (per plan, or per plan and option as
-    columns). Of n layer-passes in flight, a rank keeps stored - offloaded of each and the
-    offloaded bytes of min(n, 2) (:mod:`moebench.engine.terms.activation_offload`); the host
-    holds the rest.
+    one row per rank, from one layer's stored, working and offloaded bytes (per plan, or per
+    plan and option as columns: then each rank's row is a plan x option array). Of n
+    layer-passes in flight, a rank keeps stored - offloaded of each and the offloaded bytes of
+    min(n, 2) (:mod:`moebench.engine.terms.activation_offload`); the host holds the rest.
 
     Micro-batches in flight: rank 0 holds pp under 1F1B, times 1 + (pp-1)/(pp vpp) when
     interleaved; under DualPipe pp of its first stage and one of its last (pp + 1, DeepSeek-V3
@@ -71,17 +72,14 @@ def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
     holds one, and the logits; with one stage, or under DualPipe(V), rank 0 holds them. A
     release that keeps stage outputs adds one hidden state per micro-batch in flight."""
     off = np.minimum(offloaded, stored)
-
-    def held(n: np.ndarray) -> np.ndarray:
-        return n * (stored - off) + np.minimum(n, 2.0) * off + working
-
     spec, st = ctx.arch.spec, ctx.stage
     pp, vpp, num_micro = ctx.pp, ctx.vpp, ctx.num_micro
     shape = np.shape(pp)
 
-    def col(a: Any) -> np.ndarray:
-        a = np.broadcast_to(np.asarray(a, dtype=float), shape)
-        return a[:, None] if stored.ndim == 2 else a
+    def ranks(*values: Any) -> np.ndarray:
+        """One row per rank, each a column beside the options when there are options."""
+        a = np.stack([np.broadcast_to(np.asarray(v, dtype=float), shape) for v in values])
+        return a[:, :, None] if stored.ndim == 2 else a
 
     dual, v = np.asarray(ctx.dualpipe, dtype=bool), np.asarray(ctx.dualpipev, dtype=bool)
     interleave = np.where(vpp > 1, 1 + (pp - 1) / (pp * vpp), 1.0)
@@ -90,63 +88,60 @@ def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
     n_first = np.where(dual, pp * st.first + st.head, in_flight * st.first)
     n_full = np.where(dual | v, in_flight, np.minimum(pp - 1, num_micro) * interleave
                       ) * st.fullest
-    ends = (pp == 1) | dual | v
-    logits = col((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0)  # FP32
-    zero = np.zeros_like(stored + working)
-    on_ends, on_last = col(np.where(ends, 1.0, 0.0)), col(np.where(ends, 0.0, 1.0))
-    mtp_layers = col(np.maximum(np.asarray(st.mtp_apart, dtype=float), 0.0))
-    counts = [col(n_first), col(st.head + 0.0 * pp), col(n_full), mtp_layers]
+    ends = np.where((pp == 1) | dual | v, 1.0, 0.0)
+    mtp_layers = np.maximum(np.asarray(st.mtp_apart, dtype=float), 0.0)
+    # MTP's rank is a candidate only where some plan puts MTP apart; elsewhere its row holds
+    # nothing and can never be the fullest, so it is not computed.
+    with_mtp = bool(np.any(np.asarray(st.mtp_apart) >= 0))
+    r = slice(None) if with_mtp else slice(0, 3)
+    counts = ranks(n_first, st.head, n_full, mtp_layers)[r]
+    # What each rank holds of its layers' activations: the loss's rank only when it is not
+    # rank 0, MTP's only where MTP sits apart.
+    share = ranks(1.0, 1.0 - ends, 1.0, mtp_layers > 0)[r]
+    offloads = bool(off.any())  # most plans offload nothing: skip those terms
+    held = (counts * (stored - off) + np.minimum(counts, 2.0) * off if offloads
+            else counts * stored) + working
+    held *= share
     # A stack that keeps each in-flight micro-batch's stage output (DeepSpeed's pipeline
     # engine; Megatron frees its data once sent, deallocate_pipeline_outputs) holds one BF16
     # hidden state per micro-batch in flight on every rank that sends one (not the last).
-    kept = ctx.stack.keeps_stage_outputs and bool(np.any(pp > 1))
-    outputs = col(np.where(pp > 1, BF16 * spec.hidden_size * ctx.tok_sp
-                           * np.where(ctx.stack.sequence_parallel, 1.0, ctx.tp), 0.0)) \
-        if kept else 0.0
-    flights = [col(np.where(dual, pp + 1, in_flight)),
-               col(np.zeros_like(in_flight, dtype=float)),
-               col(n_full / np.maximum(st.fullest, 1)), col(np.zeros_like(in_flight))]
-    rows = []
-    # MTP's rank is a candidate only where some plan puts MTP apart; elsewhere its row holds
-    # nothing and can never be the fullest, so it is not computed.
-    if not np.any(np.asarray(st.mtp_apart) >= 0):
-        counts = counts[:3]
-    for i, n in enumerate(counts):
-        acts = held(n) * (on_last if i == 1 else 1.0) + outputs * flights[i]
-        if i == 3:
-            acts = np.where(mtp_layers > 0, acts, zero)
-        rows.append((acts, zero + logits * (on_ends if i == 0 else on_last if i == 1 else 0.0),
-                     np.maximum(n - 2.0, 0.0) * off * (on_last if i == 1 else 1.0)))
-    return rows
+    if ctx.stack.keeps_stage_outputs and bool(np.any(pp > 1)):
+        outputs = np.where(pp > 1, BF16 * spec.hidden_size * ctx.tok_sp
+                           * np.where(ctx.stack.sequence_parallel, 1.0, ctx.tp), 0.0)
+        flights = ranks(np.where(dual, pp + 1, in_flight), 0.0,
+                        n_full / np.maximum(st.fullest, 1), 0.0)[r]
+        held = held + ranks(outputs)[0] * flights * (share > 0)
+    logits = (1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0  # FP32
+    on_logits = ranks(ends * logits, (1.0 - ends) * logits, 0.0, 0.0)[r]
+    zero = np.zeros_like(held)
+    host = (np.maximum(counts - 2.0, 0.0) * off * ranks(1.0, 1.0 - ends, 1.0, 1.0)[r]
+            if offloads else 0.0)
+    return held, zero + on_logits, zero + host
 
 
-def _fullest_rank(ctx: StepContext, params: tuple[np.ndarray, np.ndarray],
-                  ranks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], repeat: int = 1
-                  ) -> MemoryBreakdown:
+def _fullest_rank(ctx: StepContext, params: tuple[np.ndarray, np.ndarray], acts: np.ndarray,
+                  logits: np.ndarray, on_host: np.ndarray, repeat: int = 1) -> MemoryBreakdown:
     """The breakdown of the candidate rank that needs the most device memory, per plan (each
-    plan's state repeated ``repeat`` times, beside as many activation rows). The rank is picked
+    plan's state repeated ``repeat`` times, beside as many activation rows; ``acts``,
+    ``logits`` and ``on_host`` one row per rank, :func:`_rank_activations`). The rank is picked
     on live bytes (the allocator's hold and the reserve grow with them), and only its fields
     are gathered: the candidates' states stay one row per plan."""
-    k = len(ranks)  # MTP's rank left out where no plan puts it apart (_rank_activations)
-    state = [state_bytes(ctx, (d, e)) for d, e in zip(params[0][:k], params[1][:k], strict=True)]
-    hosted = [host_state_bytes(ctx, (d, e))
-              for d, e in zip(params[0][:k], params[1][:k], strict=True)]
-    live = np.stack([np.repeat(w + g + o, repeat) + acts + logits
-                     for (w, g, o), (acts, logits, _) in zip(state, ranks, strict=True)])
+    k = len(acts)  # MTP's rank left out where no plan puts it apart (_rank_activations)
+    ranks = (params[0][:k], params[1][:k])
+    weights, grads, optimizer = state_bytes(ctx, ranks)
+    offloaded, host = host_state_bytes(ctx, ranks)
+    live = np.repeat(weights + grads + optimizer, repeat, axis=1) + acts + logits
     pick = np.argmax(live, axis=0)
-    rows = np.arange(pick.size)
-    plan = rows // repeat
+    n_rows = pick.size
+    # Flat positions of each row's picked rank: in the (rank, row) and (rank, plan) arrays.
+    at_row = pick * n_rows + np.arange(n_rows)
+    at_plan = pick * (n_rows // repeat) + np.arange(n_rows) // repeat
 
-    def per_plan(values: list[np.ndarray]) -> np.ndarray:
-        return np.stack([np.broadcast_to(v, plan.size // repeat) for v in values])[pick, plan]
-
-    def per_row(values: list[np.ndarray]) -> np.ndarray:
-        return np.stack([np.broadcast_to(v, pick.shape) for v in values])[pick, rows]
-
-    weights, grads, optimizer = (per_plan([s[j] for s in state]) for j in range(3))
-    offloaded, host = (per_plan([h[j] for h in hosted]) for j in range(2))
-    acts, logits, on_host = (per_row([r[j] for r in ranks]) for j in range(3))
-    allocated = live[pick, rows]
+    weights, grads, optimizer, offloaded, host = (
+        np.take(np.broadcast_to(a, (k, n_rows // repeat)).ravel(), at_plan)
+        for a in (weights, grads, optimizer, offloaded, host))
+    acts, logits, on_host = (np.take(a.ravel(), at_row) for a in (acts, logits, on_host))
+    allocated = np.take(live.ravel(), at_row)
     return MemoryBreakdown(
         weights=weights, gradients=grads, optimizer=optimizer, activations=acts, logits=logits,
         # The reserve may be an array of sampled figures (uncertainty): broadcast, not fill.
