@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from moebench.commands.estimate.estimate import Estimate
     from moebench.commands.shared.setup import JobInputs
     from moebench.commands.validation.calibrate import Calibration
-    from moebench.commands.validation.validation import RunComparison
+    from moebench.commands.validation.run_comparison import RunComparison
     from moebench.inputs.stack import StackSpec
 
 Overrides = Sequence[str] | Mapping[str, Any] | None
@@ -127,7 +127,7 @@ def compare(
     from moebench.commands.shared.options import apply_options, check_num_chips, parse_tokens
     from moebench.commands.shared.pricing import BASES
     from moebench.commands.shared.setup import split_overrides as by_input
-    from moebench.inputs.hardware import MARKETS
+    from moebench.inputs.hardware_costs import MARKETS
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.overrides import split_chip_overrides
     from moebench.inputs.scenario import load_scenario

@@ -37,7 +37,8 @@ from moebench.commands.validation.calibrate_report import (
     stack_text,
 )
 from moebench.commands.validation.fitting import PARAMETERS, RUNS_PER_PARAMETER, prepare
-from moebench.commands.validation.measured_runs import load_runs, run_stack, shipped_runs_path
+from moebench.commands.validation.measured_run import run_stack
+from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 from moebench.commands.validation.report import interval_quantiles
 from moebench.commands.validation.summaries import mean_abs
 from moebench.commands.validation.validation import (

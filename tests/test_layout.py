@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "moebench"
-MAX_LINES = 340  # the target is ~300: six files between 300 and 340 remain
+MAX_LINES = 300  # the issue asks for no file over ~300 lines
 
 
 def _modules() -> dict[str, Path]:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from moebench.engine.workload import attention_core_flops, model_flops_per_token
+from moebench.engine.model_flops import model_flops_per_token
+from moebench.engine.workload import attention_core_flops
 from moebench.inputs.model import load_model
 
 # (model, published total, published active, which embeddings the published active count

@@ -134,7 +134,7 @@ class Stack:
     default)."""
     main_grads: str = "fp32"
     """Where gradients accumulate (the release's default): fp32, half or half+fp32
-    (:class:`moebench.inputs.release.Defaults`)."""
+    (:class:`moebench.inputs.release_spec.Defaults`)."""
     swiglu_fp8_store: bool = False
     """Under FP8, the SwiGLU input is kept in FP8 for the backward (the release's default)."""
     ep_1f1b_overlap: bool

@@ -11,15 +11,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, model_validator
 
 from moebench.errors import InputError
-from moebench.inputs.release import (
-    CrossEntropy,
-    Dispatcher,
-    Graphs,
-    Release,
-    ReleaseSpec,
-    newest,
-    resolve_releases,
-)
+from moebench.inputs.release import Release, newest, resolve_releases
+from moebench.inputs.release_spec import CrossEntropy, Dispatcher, Graphs, ReleaseSpec
 from moebench.inputs.schema import (
     Figure,
     FractionFigure,

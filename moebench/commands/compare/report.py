@@ -14,7 +14,7 @@ from moebench.commands.shared.caveats import caveats_for, stacks_line
 from moebench.commands.shared.plan_text import plan_text
 from moebench.commands.shared.pricing import BASES
 from moebench.commands.shared.report import Report
-from moebench.inputs.hardware import MARKETS
+from moebench.inputs.hardware_costs import MARKETS
 
 
 def _with_interval(value: float | None, iv: tuple[float, float] | None, fmt: str) -> str:

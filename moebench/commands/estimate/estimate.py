@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from moebench.engine.memory import MemoryBreakdown
+from moebench.engine.model_flops import model_flops_per_token
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import (
     SearchResult,
@@ -14,7 +15,6 @@ from moebench.engine.search import (
     search_stacks,
     smallest_fitting_cluster,
 )
-from moebench.engine.workload import model_flops_per_token
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch

@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from moebench.commands.shared.report import Report
-from moebench.engine.workload import model_flops_per_token
+from moebench.engine.model_flops import model_flops_per_token
 from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.hardware import HardwareSpec, fp8_consistent, load_spec

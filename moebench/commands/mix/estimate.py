@@ -18,9 +18,9 @@ from moebench.engine.mix.result import (
     StrategyResult,
 )
 from moebench.engine.mix.search import MixSearch, search_mix
+from moebench.engine.model_flops import model_flops_per_token
 from moebench.engine.plan import PlanRequest
 from moebench.engine.search import SearchResult
-from moebench.engine.workload import model_flops_per_token
 from moebench.inputs.hardware import nominal
 from moebench.inputs.model import ModelArch, load_model
 from moebench.inputs.scenario import MixOptionsSpec, ScenarioSpec

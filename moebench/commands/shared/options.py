@@ -66,7 +66,7 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
                 data["pricing"]["market"] = None
         elif key == "market":
             # One buyer's market: its prices, its currency (unless --currency says otherwise).
-            from moebench.inputs.hardware import MARKET_CURRENCY
+            from moebench.inputs.hardware_costs import MARKET_CURRENCY
 
             data["pricing"].update(basis="market", market=value)
             if opts.get("currency") is None:

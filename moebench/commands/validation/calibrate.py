@@ -39,7 +39,7 @@ from moebench.commands.validation.fitting import (
     split_name,
     supported,
 )
-from moebench.commands.validation.measured_runs import (
+from moebench.commands.validation.measured_run import (
     MeasuredRun,
     run_stack,
 )

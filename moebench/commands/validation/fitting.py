@@ -14,7 +14,7 @@ from scipy.optimize import least_squares
 
 from moebench.commands.estimate.estimate import speed_metrics
 from moebench.commands.shared.setup import job_inputs
-from moebench.commands.validation.measured_runs import (
+from moebench.commands.validation.measured_run import (
     FASTER_IS_LARGER,
     MeasuredRun,
     run_setting,

@@ -33,10 +33,10 @@ import csv
 import datetime
 import io
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moebench.commands.validation.measured_run import FASTER_IS_LARGER, MEMORY_KINDS, MeasuredRun
 from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
 from moebench.inputs import catalog
@@ -53,9 +53,6 @@ from moebench.inputs.stack import CROSS_ENTROPY, DISPATCHERS, GRAPHS, StackOptio
 from moebench.inputs.yamlio import read_text
 from moebench.units import to_base
 
-# Metrics where a larger value means faster training; the others (times, chip-hours) invert.
-FASTER_IS_LARGER = {"tokens_per_s_per_chip": True, "model_tflops_per_chip": True, "mfu": True,
-                    "step_time_s": False, "chip_hours_per_1e12_tokens": False}
 REQUIRED = ("id", "model", "chip", "num_chips", "precision", "seq_len", "global_batch",
             "metric", "measured", "source")
 OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "schedule",
@@ -64,48 +61,7 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
             "published", "sweep", "memory_gib", "memory_kind")
-# What a published peak-memory figure counts: live tensors (torch max_memory_allocated),
-# what the caching allocator holds (max_memory_reserved), or the whole device as nvidia-smi or
-# npu-smi shows it (with the runtime and communication buffers).
-MEMORY_KINDS = ("allocated", "reserved", "device")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
-
-
-@dataclass(frozen=True, kw_only=True)
-class MeasuredRun:
-    """One measured run, validated."""
-
-    id: str
-    model: str
-    chip: str
-    num_chips: int
-    precision: str
-    plan: PlanRequest
-    seq_len: int
-    global_batch: int
-    stack: str | None
-    """The stack it ran on; None: the chip's default stack."""
-    options: StackOptions
-    capacity_factor: float | None
-    expert_imbalance: float
-    optimizer_states: str | None
-    metric: str
-    measured: float
-    production: bool
-    """A whole training run's average (restarts, ramp-up) rather than a steady-state figure."""
-    source: str
-    source_id: str
-    """The publication or table it comes from (runs left out together in validation)."""
-    published: datetime.date | None
-    """When the figure was first published (None: not given)."""
-    sweep: str | None
-    """The published plan sweep it belongs to (None: none)."""
-    row: int
-    """Line of the file (for messages)."""
-    memory_bytes: float | None = None
-    """Published peak memory per device (None: not published)."""
-    memory_kind: str | None = None
-    """What it counts (:data:`MEMORY_KINDS`)."""
 
 
 class _Row:
@@ -309,20 +265,3 @@ def load_runs(path: Path | None = None) -> list[MeasuredRun]:
         raise InputError(where, None, "has a header but no runs")
     return runs
 
-
-def run_stack(run: MeasuredRun) -> str:
-    """The stack a run ran on: the one its row names, else its chip's default."""
-    from moebench.inputs.hardware import load_chip
-
-    return run.stack or load_chip(run.chip).default_stack
-
-
-def run_setting(run: MeasuredRun) -> dict[str, Any]:
-    """The run's job settings as keyword arguments of
-    :func:`moebench.commands.shared.setup.job_inputs`."""
-    return {
-        "model": run.model, "chip": run.chip, "stack": run.stack, "options": run.options,
-        "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
-        "expert_imbalance": run.expert_imbalance,
-        "capacity_factor": run.capacity_factor, "optimizer_states": run.optimizer_states,
-    }

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from moebench.commands.validation.validation import RunComparison
+from moebench.commands.validation.run_comparison import RunComparison
 
 
 def _speed(c: RunComparison, error: float) -> tuple[float, float]:

@@ -16,12 +16,12 @@ from moebench.commands.shared.report import Report
 from moebench.commands.validation.fitting import PARAMETERS
 from moebench.commands.validation.measured_runs import shipped_runs_path
 from moebench.commands.validation.ranking import _speed, sweep_ranking, sweep_stats
+from moebench.commands.validation.run_comparison import SPLIT_DATE, RunComparison
 from moebench.commands.validation.summaries import (
     memory_footer,
     memory_summary,
     summary,
 )
-from moebench.commands.validation.validation import SPLIT_DATE, RunComparison
 from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.stack import load_stack_spec

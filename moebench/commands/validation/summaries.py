@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.validation.validation import RunComparison
+from moebench.commands.validation.run_comparison import RunComparison
 
 MEMORY_RUN_BOUND = 0.20
 """Issue 22's bar: no run's memory error beyond this."""

@@ -9,7 +9,8 @@ with no per-run constant, several ways:
 * ``loo``: the family refitted without that run;
 * ``loso``: the family refitted without every run of the run's source (one publication or
   table: its rows share stack, release and authors' habits), the headline figure;
-* ``split``: the families fitted only on runs published before :data:`SPLIT_DATE`, predicting
+* ``split``: the families fitted only on runs published before
+  :data:`~moebench.commands.validation.run_comparison.SPLIT_DATE`, predicting
   the later ones (NaN for earlier runs).
 
 A fold whose remaining runs cannot support a fitted figure (three runs per figure) holds it at a
@@ -21,7 +22,6 @@ its runs were never in that fit, so every column but physics is out of sample fo
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,67 +39,15 @@ from moebench.commands.validation.fitting import (
     run_values,
     supported,
 )
-from moebench.commands.validation.measured_runs import (
-    FASTER_IS_LARGER,
-    MeasuredRun,
-    load_runs,
-    run_stack,
-    shipped_runs_path,
-)
+from moebench.commands.validation.measured_run import FASTER_IS_LARGER, MeasuredRun, run_stack
+from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
+from moebench.commands.validation.run_comparison import SPLIT_DATE, RunComparison
 from moebench.engine.memory import MemoryBreakdown
 from moebench.inputs import catalog
 from moebench.inputs.stack import StackSpec, load_stack_spec
 from moebench.units import GIB
 
 PHYSICS_STACK = "hardware-limit"
-SPLIT_DATE = datetime.date(2025, 7, 1)
-"""The time split: fit on runs published before it, predict the later ones."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunComparison:
-    id: str
-    model: str
-    chip: str
-    vendor: str
-    moe: bool
-    num_chips: int
-    stack: str
-    """``family@release``."""
-    source_id: str
-    published: str | None
-    sweep: str | None
-    metric: str
-    measured: float
-    faster_is_larger: bool
-    tokens_per_step: float
-    """Global batch x sequence length: what a step of this run trains."""
-    physics_error: float
-    """Speed error with the hardware-limit stack (positive: the prediction is faster)."""
-    calibrated_error: float
-    loo_error: float
-    loso_error: float
-    split_error: float
-    """Error when fitted only on runs published before SPLIT_DATE (NaN: not a later run)."""
-    param_sd: float
-    """Standard deviation of the log prediction over the family's fitted-figure uncertainty."""
-    fits_memory: bool
-    production: bool
-    source: str
-    memory_kind: str | None = None
-    """What the published peak memory counts (None: not published)."""
-    memory_measured_gib: float = float("nan")
-    memory_predicted_gib: float = float("nan")
-    """The model's figure of the same kind for the run's plan."""
-    memory_terms_gib: dict[str, float] | None = None
-    """The predicted breakdown by term."""
-
-    @property
-    def memory_error(self) -> float:
-        """Predicted over published peak memory, minus one (NaN: none published)."""
-        return self.memory_predicted_gib / self.memory_measured_gib - 1.0
-
-
 def family_of(run: MeasuredRun) -> str:
     return run_stack(run).partition("@")[0]
 

@@ -1,0 +1,160 @@
+"""The releases section of a stack profile as written: each release's claims of what it
+implements and what its runs do by default, each with its source (resolved along the ``after``
+chain into :class:`moebench.inputs.release.Release`)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import Field
+
+from moebench.inputs.schema import Figure, Record
+
+T = TypeVar("T")
+
+
+Schedule = Literal["1f1b", "dualpipe", "zb1p", "dualpipev"]
+
+
+ShardingName = Literal["zero-0", "zero-1", "zero-2", "zero-3", "hsdp"]
+
+
+CpKind = Literal["ring", "ulysses"]
+
+
+GraphScope = Literal["attention", "router", "dispatch", "shared", "mlp"]
+
+
+Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
+
+
+Graphs = Literal["none", "partial", "full"]
+
+
+CrossEntropy = Literal["unfused", "fused", "te"]
+
+
+OffloadModule = Literal["attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm",
+                        "expert_fc1", "moe_act"]
+
+
+LayoutDefault = Literal["even", "balanced", "even_where_divisible"]
+
+
+class Claim(Record, Generic[T]):
+    """What a release implements or does, and where that is documented."""
+
+    value: T
+    source: str = Field(min_length=3)
+    kind: Literal["documented", "estimate"] = Field(
+        default="documented",
+        description="documented: release notes, code or recipes say so; estimate: inferred")
+
+
+class Implements(Record):
+    """What a release implements (each optional after the first release: unchanged)."""
+
+    schedules: Claim[list[Schedule]] | None = Field(
+        default=None, description="pipeline schedules: 1f1b (interleaved when vpp > 1), "
+                                  "dualpipe, zb1p, dualpipev")
+    virtual_pipeline: Claim[bool] | None = Field(
+        default=None, description="interleaved 1F1B with virtual stages (vpp > 1)")
+    dispatchers: Claim[list[Dispatcher]] | None = Field(
+        default=None, description="MoE token dispatchers: alltoall, allgather, deepep, hybridep")
+    sharding: Claim[list[ShardingName]] | None = Field(
+        default=None, description="training-state sharding: zero-0 ... zero-3, hsdp")
+    optimizer_offload: Claim[bool] | None = Field(
+        default=None, description="optimizer states in host memory, stepped on the CPU")
+    activation_offload: Claim[list[OffloadModule]] | None = Field(
+        default=None, description="modules whose saved inputs it can offload to host memory")
+    graphs: Claim[list[Graphs]] | None = Field(
+        default=None, description="graph-capture scopes: none, partial, full")
+    partial_graph_scope: Claim[list[GraphScope]] | None = Field(
+        default=None, description="what partial graphs capture")
+    ep_overlap: Claim[bool] | None = Field(
+        default=None, description="1F1B all-to-all overlap across micro-batches")
+    tp_overlap: Claim[bool] | None = Field(
+        default=None, description="TP collectives overlapped with the GEMMs they feed (TE "
+                                  "userbuffers; Ascend MC2)")
+    dp_overlap: Claim[bool] | None = Field(
+        default=None, description="gradient reduce and parameter gather overlapped")
+    pp_overlap: Claim[bool] | None = Field(
+        default=None, description="pipeline sends and receives overlapped with compute")
+    cp_kinds: Claim[list[CpKind]] | None = Field(
+        default=None, description="context parallelism: ring, ulysses ([]: none)")
+    expert_tp: Claim[bool] | None = Field(
+        default=None, description="expert tensor parallelism set apart from TP (else = TP)")
+    cross_entropy: Claim[list[CrossEntropy]] | None = Field(
+        default=None, description="loss kernels: unfused, fused, te")
+    sync_free: Claim[bool] | None = Field(
+        default=None, description="dropless MoE without a device-to-host sync")
+    dispatch_fp8: Claim[bool] | None = Field(
+        default=None, description="MoE dispatch in FP8 under FP8 training")
+
+
+class Defaults(Record):
+    """What a run of the release does when nothing is said (optional after the first)."""
+
+    schedule: Claim[Schedule] | None = None
+    dispatcher: Claim[Dispatcher] | None = None
+    ep_overlap: Claim[bool] | None = None
+    tp_overlap: Claim[bool] | None = None
+    dp_overlap: Claim[bool] | None = None
+    pp_overlap: Claim[bool] | None = None
+    graphs: Claim[Graphs] | None = None
+    cross_entropy: Claim[CrossEntropy] | None = None
+    pipeline_layout: Claim[LayoutDefault] | None = Field(
+        default=None, description="even (Megatron's default split: layers divide pp x vpp), "
+                                  "balanced (any split of whole layers) or even_where_divisible "
+                                  "(even, else the recipe's uneven layout)")
+    dispatch_fp8: Claim[bool] | None = None
+    sync_free: Claim[bool] | None = None
+    offload_modules: Claim[list[OffloadModule]] | None = Field(
+        default=None, description="the modules a plan offloads when it needs activation "
+                                  "offload to fit")
+    optimizer_states: Claim[Literal["fp32", "bf16"]] | None = Field(
+        default=None, description="Adam moment precision its runs use unless told (FP32 "
+                                  "master weights either way)")
+    probs_in_activation: Claim[bool] | None = Field(
+        default=None, description="router probabilities applied inside the expert's "
+                                  "activation, so no expert output is kept for their gradient")
+    fp8_weight_cache: Claim[bool] | None = Field(
+        default=None, description="under FP8, each GEMM weight's FP8 copy and its transpose "
+                                  "kept across micro-batches (Transformer Engine)")
+    keeps_stage_outputs: Claim[bool] | None = Field(
+        default=None, description="each in-flight micro-batch's pipeline-stage output kept "
+                                  "until its backward (DeepSpeed's pipeline engine); Megatron "
+                                  "frees its data once sent")
+    flash_attention: Claim[bool] | None = Field(
+        default=None, description="a fused attention kernel that keeps no s x s scores "
+                                  "(FlashAttention, cuDNN or TE fused attention); memory only")
+    sequence_parallel: Claim[bool] | None = Field(
+        default=None, description="with TP, the norms, residuals and layer inputs split over "
+                                  "the tensor-parallel ranks along the sequence (Megatron "
+                                  "--sequence-parallel), as the release's recipes run")
+    main_grads: Claim[Literal["fp32", "half", "half+fp32"]] | None = Field(
+        default=None, description="fp32: gradients accumulate in a full-size FP32 buffer "
+                                  "(Megatron's main_grad); half: in the model's precision, FP32 "
+                                  "only for the rank's optimizer shard (DeepSpeed ZeRO); "
+                                  "half+fp32: half-precision gradients beside a full FP32 "
+                                  "accumulation buffer (DeepSpeed's BF16 optimizer)")
+    swiglu_fp8_store: Claim[bool] | None = Field(
+        default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
+                                  "for the backward")
+
+
+class ReleaseSpec(Record):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    date: datetime.date = Field(description="release date, YYYY-MM-DD")
+    framework: str = Field(min_length=3, description="versions it pairs, e.g. Megatron-Core 0.15")
+    source: str = Field(min_length=3, description="where the release is documented")
+    after: str | None = Field(default=None,
+                              description="the release this one changes (unlisted items kept)")
+    notes: str | None = None
+    implements: Implements = Field(default_factory=Implements)
+    defaults: Defaults = Field(default_factory=Defaults)
+    refit: dict[str, Figure] = Field(
+        default_factory=dict,
+        description="physical figures refitted on this release's own runs, by calibration "
+                    "parameter name (scripts/calibrate_stacks.py)")
