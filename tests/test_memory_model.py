@@ -96,6 +96,33 @@ def test_the_kinds_of_peak_memory_nest():
     np.testing.assert_allclose(m.total, m.reserved + m.reserve)
 
 
+def test_the_device_shows_the_allocator_cache_up_to_its_memory_but_fits_ignore_it():
+    """Device level = total + cache_growth x live tensors, capped at the device (hand-computed:
+    50 + 0.2 x 40 = 58 GB, or the 55 GB the device has); the cache decides no fit."""
+    from moebench.engine.memory import MemoryBreakdown, device_level
+
+    gb = 1e9
+    zero = np.zeros(2)
+    m = MemoryBreakdown(weights=np.full(2, 10 * gb), gradients=np.full(2, 10 * gb),
+                        optimizer=np.full(2, 10 * gb), activations=np.full(2, 10 * gb),
+                        logits=zero, reserve=np.full(2, 6 * gb), fragmentation=np.full(2, 4 * gb),
+                        offloaded_optimizer=zero, offloaded_activations=zero, host=zero)
+    assert m.total[0] == 50 * gb
+    np.testing.assert_allclose(device_level(m, 0.2, 80 * gb), 58 * gb)
+    np.testing.assert_allclose(device_level(m, 0.2, 55 * gb), 55 * gb)
+    np.testing.assert_allclose(device_level(m, 0.0, 80 * gb), 50 * gb)
+    # A stack's cache growth is its cache_factor over its allocator_factor (1.22 - 1.05), and
+    # nothing that decides a fit reads it.
+    arch, chip = arch_from_spec(tiny_spec()), load_chip("a100")
+    stack = stack_of(chip, "megatron-deepspeed")
+    assert stack.cache_growth == pytest.approx(1.22 - 1.05)
+    plans, _ = candidate_plans(arch, chip, RUN, 8, PlanRequest())
+    with_cache = evaluate(arch, chip, stack, RUN, plans).memory
+    without = evaluate(arch, chip, replace(stack, cache_growth=0.0), RUN, plans).memory
+    np.testing.assert_array_equal(with_cache.total, without.total)
+    assert stack_of(chip, "hardware-limit").cache_growth == 0.0
+
+
 def test_releases_state_their_memory_defaults():
     """DeepSeek's stack keeps BF16 moments and FP8 SwiGLU inputs (report sec. 3.3.4); Megatron
     applies router probabilities in the activation from core 0.13 (!2668); BLOOM's 2022 stack

@@ -47,9 +47,12 @@ MAX_LOSO_HUAWEI = 0.26
 # Leave-one-run-out, beside it: 13.8% over all runs on 2026-12-06.
 MAX_LOO_ALL = 0.145
 # Memory, 2026-12-06: 66 runs from 6 sources publish their peak memory; mean absolute error
-# 12.1% (the first 53 read 13.9% as first predicted, before the stage-output term). Issue 22
-# asks for 10% and none beyond 20%; the bound records where the model stands.
-MAX_MEMORY_MAE = 0.13
+# 5.0% with 3 runs beyond 20% (12.1% and 2 before the device-level figures carried the
+# allocator's cache, each stack's cache_factor measured on the other stacks' runs; the first 53
+# read 13.9% as first predicted, before the stage-output term). Issue 22 asks for 10% and none
+# beyond 20%; the bounds record where the model stands.
+MAX_MEMORY_MAE = 0.06
+MAX_MEMORY_BEYOND_20 = 3
 
 # The whole validation set predicted every way (a minute of refits) behind every test here.
 pytestmark = pytest.mark.slow
@@ -78,6 +81,7 @@ def test_memory_is_validated_and_every_measured_run_fits(comparisons):
     assert m["runs"] >= 25 and m["sources"] >= 4
     assert set(m["by_vendor"]) == {"NVIDIA", "AMD", "Huawei"}
     assert m["mae"] <= MAX_MEMORY_MAE
+    assert m["beyond"] <= MAX_MEMORY_BEYOND_20
     assert m["not_fitting"] == []
 
 

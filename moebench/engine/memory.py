@@ -121,6 +121,16 @@ class MemoryBreakdown:
                 "reserve": self.reserve}
 
 
+def device_level(memory: MemoryBreakdown, cache_growth: Any, hbm_bytes: float) -> np.ndarray:
+    """What the device shows at the peak (nvidia-smi, rocm-smi): :attr:`MemoryBreakdown.total`
+    plus the caching allocator's cache, cache_growth x the live tensors, up to the device's
+    memory. Freed blocks stay cached, and show in nvidia-smi, while there is room; that cache
+    stays available to the framework's own allocations ("empty_cache() doesn't increase the
+    amount of GPU memory available for PyTorch", torch.cuda.memory.empty_cache), so it shows in
+    device-level figures but never decides whether a plan fits."""
+    return np.minimum(memory.total + cache_growth * memory.allocated, hbm_bytes)
+
+
 def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
     """(stored, working) bytes per chip of one average layer and one micro-batch.
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.release import Release
@@ -149,6 +151,9 @@ class Stack:
     reserve_bytes: Num
     fragmentation: Num = 0.0
     """Allocator reserve over the peak of live tensors (a fraction of it)."""
+    cache_growth: Num = 0.0
+    """What the caching allocator's cache adds beyond that when the device has room (a
+    fraction of the live tensors): in the device-level figure only, never in what must fit."""
     act_offload_mask: int = 0
     """Modules a plan offloads when it needs activation offload (a mask over OFFLOAD_MODULES);
     0: not searched."""
@@ -230,6 +235,8 @@ def stack_from_spec(
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
         fragmentation=value(spec.memory.allocator_factor) - 1.0,
+        cache_growth=0.0 if spec.memory.cache_factor is None else np.maximum(
+            value(spec.memory.cache_factor) - value(spec.memory.allocator_factor), 0.0),
     )
 
 

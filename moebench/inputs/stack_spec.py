@@ -106,6 +106,21 @@ class StackMemorySpec(Record):
                                            "the framework's allocator")
     allocator_factor: Figure = Field(description="what the caching allocator reserves at the "
                                                  "peak over the live tensors then (>= 1)")
+    cache_factor: Figure | None = Field(
+        default=None,
+        description="what the caching allocator grows to over the live tensors when the device "
+                    "has room (the device-level figure nvidia-smi or rocm-smi shows, less "
+                    "reserve_gb; >= allocator_factor). It frees that cache before it fails an "
+                    "allocation, so only allocator_factor decides what fits. Absent: the device "
+                    "shows allocator_factor's hold")
+
+    @model_validator(mode="after")
+    def _cache_holds_the_hold(self) -> StackMemorySpec:
+        if self.cache_factor is not None and \
+                self.cache_factor.value < self.allocator_factor.value:
+            raise ValueError("cache_factor must be at least allocator_factor (the cache grows "
+                             "on top of the allocator's hold)")
+        return self
 
 
 class ValidationSummary(Record):

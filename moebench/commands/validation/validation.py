@@ -42,7 +42,7 @@ from moebench.commands.validation.fitting import (
 from moebench.commands.validation.measured_run import FASTER_IS_LARGER, MeasuredRun, run_stack
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 from moebench.commands.validation.run_comparison import SPLIT_DATE, RunComparison
-from moebench.engine.memory import MemoryBreakdown
+from moebench.engine.memory import MemoryBreakdown, device_level
 from moebench.inputs import catalog
 from moebench.inputs.stack import StackSpec, load_stack_spec
 from moebench.units import GIB
@@ -86,19 +86,23 @@ def _error(p: Prepared) -> tuple[float, bool, dict[str, Any]]:
 
     stack = p.stack()
     res = evaluate(p.arch, p.chip, stack, p.config, p.plan)
-    return float(np.expm1(p.speed_error(stack))[0]), bool(res.fits[0]), _memory(p, res.memory)
+    device = device_level(res.memory, stack.cache_growth, p.chip.hbm_bytes)
+    return (float(np.expm1(p.speed_error(stack))[0]), bool(res.fits[0]),
+            _memory(p, res.memory, device))
 
 
-def _memory(p: Prepared, m: MemoryBreakdown) -> dict[str, Any]:
+def _memory(p: Prepared, m: MemoryBreakdown, device: np.ndarray) -> dict[str, Any]:
     """The memory fields of a run's comparison: the predicted figure of the kind the run
-    publishes (live tensors, the allocator's hold, or the device's), and the breakdown."""
+    publishes (live tensors, the allocator's hold, or the device's: ``device``,
+    :func:`~moebench.engine.memory.device_level`), and the breakdown."""
     r = p.run
     if r.memory_bytes is None or r.memory_kind is None:
         return {}
-    figure = {"allocated": m.allocated, "reserved": m.reserved, "device": m.total}
+    figure = {"allocated": m.allocated, "reserved": m.reserved, "device": device}
     return {"memory_kind": r.memory_kind, "memory_measured_gib": r.memory_bytes / GIB,
             "memory_predicted_gib": float(figure[r.memory_kind][0]) / GIB,
-            "memory_terms_gib": {k: float(v[0]) / GIB for k, v in m.as_dict().items()}}
+            "memory_terms_gib": {**{k: float(v[0]) / GIB for k, v in m.as_dict().items()},
+                                 "cache": float(device[0] - m.total[0]) / GIB}}
 
 
 @dataclass(frozen=True)
