@@ -127,7 +127,8 @@ def device_level(memory: MemoryBreakdown, cache_growth: Any, hbm_bytes: float) -
     memory. Freed blocks stay cached, and show in nvidia-smi, while there is room; that cache
     stays available to the framework's own allocations ("empty_cache() doesn't increase the
     amount of GPU memory available for PyTorch", torch.cuda.memory.empty_cache), so it shows in
-    device-level figures but never decides whether a plan fits."""
+    device-level figures but never decides whether a plan fits; the fragmentation it cannot
+    release is the stack's allocator_factor, in :attr:`MemoryBreakdown.total`."""
     return np.minimum(memory.total + cache_growth * memory.allocated, hbm_bytes)
 
 
