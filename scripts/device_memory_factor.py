@@ -26,6 +26,7 @@ import numpy as np
 from moebench.commands.validation.fitting import prepare
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 from moebench.engine.step import evaluate
+from moebench.inputs.stack import load_stack_spec
 
 
 def implied_factors() -> list[tuple[str, str, float]]:
@@ -54,7 +55,8 @@ def main(families: list[str]) -> None:
     for family in families or sorted({f for f, _, _ in rows}):
         others = [f for fam, _, f in rows if fam != family]
         low, high = np.percentile(others, [10, 90])
-        print(f"{family}: {statistics.median(others):.2f} ({max(low, 1.0):.2f}-{high:.2f}) "
+        floor = float(load_stack_spec(family).memory.allocator_factor.value)
+        print(f"{family}: {statistics.median(others):.2f} ({max(low, floor):.2f}-{high:.2f}) "
               f"from {len(others)} runs of other stacks")
 
 

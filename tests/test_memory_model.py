@@ -167,3 +167,30 @@ def test_allow_oom_keeps_the_advice_in_the_output(cli):
     assert not out["fits_memory"]
     assert out["memory_advice"].startswith("the plan needs")
     assert "cheapest change that fits: recompute more" in out["memory_advice"]
+
+
+def test_cache_factors_are_what_the_script_measures_on_the_other_stacks():
+    """Each stack's memory.cache_factor is scripts/device_memory_factor.py's median over the
+    other stacks' device-level runs (to the profile's two decimals), and its low and high the
+    10th and 90th percentiles (the low end floored at the stack's allocator_factor): rerun the
+    script when the memory model or the runs change."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "device_memory_factor.py"
+    spec = importlib.util.spec_from_file_location("device_memory_factor", path)
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = script.implied_factors()
+    families = {family for family, _, _ in rows}
+    assert families == {"megatron-core-nvidia", "megatron-deepspeed", "primus-amd"}
+    for family in families:
+        others = [f for fam, _, f in rows if fam != family]
+        memory = load_stack_spec(family).memory
+        assert memory.cache_factor is not None, family
+        assert memory.cache_factor.value == pytest.approx(np.median(others), abs=0.005), family
+        low, high = np.percentile(others, [10, 90])
+        floor = float(memory.allocator_factor.value)
+        assert memory.cache_factor.low == pytest.approx(max(low, floor), abs=0.005), family
+        assert memory.cache_factor.high == pytest.approx(high, abs=0.005), family
