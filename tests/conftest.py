@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import csv
 import functools
+import importlib.util
 import io
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from typer.testing import CliRunner
 
 from moebench.cli import app
 from moebench.inputs.model import ModelSpec, arch_from_spec
+
+
+def load_script(name: str) -> ModuleType:
+    """The module of ``scripts/<name>.py`` (scripts are not a package), for tests that check
+    what a script derives against what the repository holds."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

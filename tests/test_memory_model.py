@@ -18,7 +18,7 @@ from moebench.inputs.hardware import load_chip
 from moebench.inputs.model import arch_from_spec
 from moebench.inputs.run import RunConfig, module_mask
 from moebench.inputs.stack import load_stack_spec
-from tests.conftest import stack_of, tiny_spec
+from tests.conftest import load_script, stack_of, tiny_spec
 
 RUN = RunConfig(seq_len=4096, global_batch=512)
 
@@ -174,15 +174,7 @@ def test_cache_factors_are_what_the_script_measures_on_the_other_stacks():
     other stacks' device-level runs (to the profile's two decimals), and its low and high the
     10th and 90th percentiles (the low end floored at the stack's allocator_factor): rerun the
     script when the memory model or the runs change."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "device_memory_factor.py"
-    spec = importlib.util.spec_from_file_location("device_memory_factor", path)
-    assert spec and spec.loader
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    rows = script.implied_factors()
+    rows = load_script("device_memory_factor").implied_factors()
     families = {family for family, _, _ in rows}
     assert families == {"megatron-core-nvidia", "megatron-deepspeed", "primus-amd"}
     for family in families:
