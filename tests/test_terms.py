@@ -371,3 +371,26 @@ def test_loss_fusion_gains_what_amd_measured_on_deepseek_v2_lite():
         spec, replace(run.options, cross_entropy=ce)), p.config, p.plan).step_time)
         for ce in ("unfused", "te")}
     assert 1.01 < steps["unfused"] / steps["te"] < 1.035
+
+
+def test_expert_tp_traffic_stays_exposed_under_tp_overlap():
+    """Mixtral 8x7B (32 MoE layers, no shared expert) at TP8 = expert TP8 on 8 H100s, no
+    recompute: per layer and micro-batch the attention block's TP moves 1 forward and 1.5
+    backward, the routed pairs' gather and scatter 1 and 1 (the dispatcher's collectives have
+    no weight-gradient re-gather). The fused TP overlap (Transformer Engine's, MindSpeed's MC2)
+    covers the attention linear layers only, so all of the routed traffic stays exposed."""
+    from moebench.engine.terms import comm
+
+    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
+    run = RunConfig(seq_len=4096, global_batch=8)
+    plans = _plan(arch, chip, run, 8, tp=8, etp=8)
+    assert overlap.routed_tp_exposed(2.0, 1.0) == (2.0, 4.0)  # a full recompute: 2 forwards
+    for on in (False, True):
+        stack = stack_of(chip, tp_overlap=on)
+        r = evaluate(arch, chip, stack, run, plans)
+        tp = comm.tp_layer(build_context(arch, chip, stack, run, plans))
+        m, routed, block = _v(r.num_micro), _v(tp.routed), _v(tp.attention)
+        assert m == 8 and _v(tp.moe) == 0.0 and routed > 0
+        assert _v(r.comm_total["tp"]) == pytest.approx(m * 32 * (2.5 * block + 2 * routed))
+        exposed = _v(r.comm_exposed["tp_scale_up"])
+        assert m * 32 * 2 * routed <= exposed <= m * 32 * (2.5 * block + 2 * routed) + 1e-12

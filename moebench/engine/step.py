@@ -148,7 +148,9 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
 
     tp_bwd = overlap.TP_BWD_VOLUME + full  # backward TP traffic per block, in forwards'
     att_x, att_xb = tp_x(tp.attention, f.attn_proj)
-    moe_x, moe_xb = tp_x(tp.moe, f.shared + f.experts, moe_again)
+    shared_x, shared_xb = tp_x(tp.moe, f.shared, moe_again)
+    routed_x, routed_xb = overlap.routed_tp_exposed(tp.routed, full + moe_again)
+    moe_x, moe_xb = shared_x + routed_x, shared_xb + routed_xb
     den_x, den_xb = tp_x(tp.dense, f.dense_ffn, mlp_again)
     cp_xf, cp_xb = overlap.cp_exposed(ctx, ring, f)
     # Compute that already hides a phase's TP or CP traffic cannot also hide the all-to-all.
@@ -156,9 +158,9 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     cp_hidden_b = np.where(ctx.cp > 1, ring * (2 + full + core_again) / 3 - cp_xb, 0.0)
     windows = overlap.PhaseWindows(
         fwd_attention=lp.attention_fwd - (tp.attention - att_x) - cp_hidden_f,
-        fwd_mlp=lp.moe_fwd - (tp.moe - moe_x),
+        fwd_mlp=lp.moe_fwd - (tp.moe - shared_x),
         bwd_attention=lp.attention_bwd - (tp.attention * tp_bwd - att_xb) - cp_hidden_b,
-        bwd_mlp=lp.moe_bwd - (tp.moe * (tp_bwd + moe_again) - moe_xb))
+        bwd_mlp=lp.moe_bwd - (tp.moe * (tp_bwd + moe_again) - shared_xb))
     ep_x = overlap.ep_exposed(ctx, phases, windows)
 
     # Device time of each block and pass (compute, exposed communication, the kernels' own
@@ -200,7 +202,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
     # TP, CP and PP traffic per micro-batch, in all and exposed; what hides slows the compute.
     tp_mb = (layers * tp.attention * (1 + tp_bwd)
-             + moe_layers * tp.moe * (1 + tp_bwd + moe_again)
+             + moe_layers * (tp.moe * (1 + tp_bwd + moe_again) + routed_x + routed_xb)
              + dense_layers * tp.dense * (1 + tp_bwd + mlp_again))
     tp_mb_x = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
                + dense_layers * (den_x + den_xb))

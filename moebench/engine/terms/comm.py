@@ -53,7 +53,10 @@ class TpLayer:
     dense: Any
     """The FFN of a dense layer."""
     moe: Any
-    """The shared expert's TP and the expert-TP gather/scatter of the routed pairs."""
+    """The shared expert's TP (zero without a shared expert)."""
+    routed: Any
+    """Expert TP's all-gather of the routed pairs before the experts and reduce-scatter after:
+    the token dispatcher's own collectives, not a TP-sharded linear layer's."""
 
 
 def tp_layer(ctx: StepContext) -> TpLayer:
@@ -65,7 +68,7 @@ def tp_layer(ctx: StepContext) -> TpLayer:
     etp_in = ranks_per_domain(ctx.etp, 1, chip.up_domain)
     routed = 2 * gather_time(ctx.expert_rows * h * BF16, ctx.etp, etp_in, links)
     return TpLayer(attention=block, dense=block,
-                   moe=(block if sh.shared_params else 0.0 * block) + routed)
+                   moe=block if sh.shared_params else 0.0 * block, routed=routed)
 
 
 def ep_phases(ctx: StepContext) -> EpPhases:

@@ -5,6 +5,8 @@ Named, per kind, never a silent max or sum:
 * ``tp``: forward, exposed, unless the stack overlaps TP collectives with the GEMMs they feed
   (Megatron's ``--tp-comm-overlap``); then only what exceeds those GEMMs is exposed. Backward,
   even without it, Megatron hides two of its three collectives: see :func:`tp_backward_exposed`.
+  Expert TP's gather and scatter of the routed pairs belong to the token dispatcher, not to a
+  TP-sharded linear layer, so neither overlap hides them: see :func:`routed_tp_exposed`.
 * ``ep``, plain 1F1B: exposed.
 * ``ep``, 1F1B all-to-all overlap (Megatron-Core's EP overlap, MindSpeed's fb-overlap): in the
   steady state a forward and a backward micro-batch run layer against layer, phase by phase:
@@ -74,6 +76,24 @@ def tp_backward_exposed(ctx: StepContext, block: Any, gemm_bwd: Any) -> Any:
         return np.maximum(0.0, TP_BWD_VOLUME * block - gemm_bwd)
     half = block / 2
     return half + np.maximum(0.0, block - COLUMN_GEMM_SHARE * gemm_bwd)
+
+
+def routed_tp_exposed(routed: Any, forwards: Any) -> tuple[Any, Any]:
+    """Exposed expert-TP seconds of one MoE layer: (forward, backward with its re-forwards).
+
+    With expert TP the token dispatcher all-gathers the routed pairs over the expert-TP group
+    before the experts and reduce-scatters their outputs after (``routed``, per forward); the
+    backward runs the mirror collectives (a reduce-scatter and an all-gather of the same size)
+    and each recomputed forward (``forwards`` of them) its own pair. All are plain collectives
+    the experts wait on: Megatron-Core's alltoall dispatcher ends its permutation with the
+    expert-TP all-gather and only then runs the experts, serially (MindSpeed-Core-MS
+    docs/features/megatron_moe/megatron-moe-alltoall-dispatcher.md; its per-expert async
+    variant is void under grouped GEMM), and the fused TP overlaps cover the attention and
+    dense linear layers only: MindSpeed's MC2 "is not enabled for the MLP part of MoE models"
+    under Megatron-Core (MindSpeed docs/features/mc2.md, 注意事项), Transformer Engine's
+    userbuffers the TE linear layers (qkv, proj, fc1, fc2) only.
+    """
+    return routed, routed * (1 + forwards)
 
 
 def contention(hidden: Any, share: Any) -> Any:
