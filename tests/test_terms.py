@@ -394,3 +394,20 @@ def test_expert_tp_traffic_stays_exposed_under_tp_overlap():
         assert _v(r.comm_total["tp"]) == pytest.approx(m * 32 * (2.5 * block + 2 * routed))
         exposed = _v(r.comm_exposed["tp_scale_up"])
         assert m * 32 * 2 * routed <= exposed <= m * 32 * (2.5 * block + 2 * routed) + 1e-12
+
+
+def test_without_sequence_parallelism_tp_is_all_reduced_and_exposed():
+    """Megatron-LM before sequence parallelism (BigScience's Megatron-DeepSpeed, 2022): per
+    block one all-reduce forward and one backward (1 + 1 forwards' worth, not 1 + 1.5), both
+    waited on, and every TP rank normalises all its tokens (elementwise x tp)."""
+    arch, chip = load_model("llama-3-70b"), load_chip("a100")
+    run = RunConfig(seq_len=2048, global_batch=16)
+    plans = _plan(arch, chip, run, 8, tp=4, pp=2, micro_batch=1)
+    no_sp = stack_of(chip, "megatron-deepspeed")
+    assert not no_sp.sequence_parallel and not no_sp.tp_comm_overlap
+    sp = replace(no_sp, sequence_parallel=True)
+    a, b = evaluate(arch, chip, no_sp, run, plans), evaluate(arch, chip, sp, run, plans)
+    assert _v(a.compute["elementwise"]) == pytest.approx(4 * _v(b.compute["elementwise"]))
+    assert _v(a.comm_total["tp"]) == pytest.approx(_v(b.comm_total["tp"]) * 2 / 2.5)
+    assert _v(a.comm_exposed["tp_scale_up"]) == pytest.approx(_v(a.comm_total["tp"]))
+    assert _v(b.comm_exposed["tp_scale_up"]) < _v(b.comm_total["tp"])

@@ -146,7 +146,7 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
                 overlap.tp_exposed(ctx, block * redo, gemm * redo)
                 + overlap.tp_backward_exposed(ctx, block, gemm * compute.GEMM_BWD_FACTOR))
 
-    tp_bwd = overlap.TP_BWD_VOLUME + full  # backward TP traffic per block, in forwards'
+    tp_bwd = overlap.tp_backward_volume(ctx) + full  # backward TP traffic per block, in forwards'
     att_x, att_xb = tp_x(tp.attention, f.attn_proj)
     shared_x, shared_xb = tp_x(tp.moe, f.shared, moe_again)
     routed_x, routed_xb = overlap.routed_tp_exposed(tp.routed, full + moe_again)

@@ -3,6 +3,8 @@
 * TP with sequence parallelism: all-gather and reduce-scatter of T/cp tokens x h around attention
   and each TP-sharded FFN, forward and backward (and forward again under full recompute); with
   expert TP, the routed pairs are all-gathered before the experts and reduce-scattered after.
+  Without sequence parallelism each all-gather + reduce-scatter pair is one all-reduce of the
+  same bytes (its backward: :func:`~moebench.engine.terms.overlap.tp_backward_volume`).
 * EP: per MoE layer four all-to-alls, forward dispatch and combine and their backward
   counterparts, each over the dispatcher's path (deduplicated per domain or not); dispatch in FP8
   where the run is FP8 and the stack sends FP8. An all-gather dispatcher gathers every token of

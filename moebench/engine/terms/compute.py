@@ -180,7 +180,10 @@ def layer_forward(ctx: StepContext) -> LayerForward:
     ring_steps = np.where(ctx.plans.cp_kind == 1, 1.0, ctx.cp)  # Ulysses: one kernel
     core, core_bwd = attention_core_time(ctx)
     attn_core = np.maximum(core, ring_steps * chip.min_kernel)
-    elementwise = ELEMENTWISE_H_PER_LAYER * h * BF16 * tok_sp / ctx.mem_bw
+    # Without sequence parallelism every TP rank normalises and adds the residual of all the
+    # micro-batch's tokens, not its 1/tp share (arXiv 2205.05198 sec. 4.2.2).
+    elem_tokens = tok_sp if stack.sequence_parallel else tok_sp * tp
+    elementwise = ELEMENTWISE_H_PER_LAYER * h * BF16 * elem_tokens / ctx.mem_bw
     dense = ffn_time(ctx, sh.dense_width, tok_gemm, tp)
     # Expert GEMMs: every pair the rank received, 1/etp of the width under expert TP, at the
     # rate the rows per local expert allow; each local expert's weights are read once.

@@ -52,6 +52,15 @@ def tp_exposed(ctx: StepContext, tp: Any, gemm: Any) -> Any:
 # layer's input gathered again for its weight gradient (sequence parallelism keeps only the
 # shard), and the reduce-scatter of its input gradient.
 TP_BWD_VOLUME = 1.5
+# Without sequence parallelism a block's forward all-reduce (its bytes those of an all-gather
+# plus a reduce-scatter) has one mirror in backward, the all-reduce of the column-parallel
+# layer's input gradient; the input is whole on every rank, so nothing is gathered again.
+TP_BWD_VOLUME_NO_SP = 1.0
+
+
+def tp_backward_volume(ctx: StepContext) -> float:
+    """Backward TP traffic per block, in forwards: 1.5 with sequence parallelism, 1 without."""
+    return TP_BWD_VOLUME if ctx.stack.sequence_parallel else TP_BWD_VOLUME_NO_SP
 # Share of a block's GEMM time in its column-parallel layer (QKV, or fc1 with gate and up), the
 # one whose backward hides the gather and the reduce-scatter: QKV against the output projection
 # is 3:1 with full heads and about 1.5:1 with grouped KV heads, fc1 against fc2 2:1 gated and
@@ -71,9 +80,17 @@ def tp_backward_exposed(ctx: StepContext, block: Any, gemm_bwd: Any) -> Any:
     1.5 ``block`` (the forward's all-gather + reduce-scatter), 0.5 is exposed and 1.0 hides
     behind the column-parallel layer's two backward GEMMs, up to their length. With the stack's
     TP overlap all 1.5 hide behind the block's backward GEMMs, up to their length.
+
+    Without sequence parallelism (Megatron-LM before arXiv 2205.05198, as BigScience's
+    Megatron-DeepSpeed ran BLOOM) the column-parallel layer's input gradient is all-reduced by
+    ``copy_to_tensor_model_parallel_region``, an autograd function the backward waits on
+    (bigscience-workshop/Megatron-DeepSpeed megatron/mpu/layers.py, ColumnParallelLinear): its
+    one ``block`` is exposed whole.
     """
     if ctx.stack.tp_comm_overlap:
-        return np.maximum(0.0, TP_BWD_VOLUME * block - gemm_bwd)
+        return np.maximum(0.0, tp_backward_volume(ctx) * block - gemm_bwd)
+    if not ctx.stack.sequence_parallel:
+        return block
     half = block / 2
     return half + np.maximum(0.0, block - COLUMN_GEMM_SHARE * gemm_bwd)
 
