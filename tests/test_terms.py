@@ -411,3 +411,24 @@ def test_without_sequence_parallelism_tp_is_all_reduced_and_exposed():
     assert _v(a.comm_total["tp"]) == pytest.approx(_v(b.comm_total["tp"]) * 2 / 2.5)
     assert _v(a.comm_exposed["tp_scale_up"]) == pytest.approx(_v(a.comm_total["tp"]))
     assert _v(b.comm_exposed["tp_scale_up"]) < _v(b.comm_total["tp"])
+
+
+def test_gradients_added_up_outside_the_gemms_cost_a_pass_per_micro_batch():
+    """DeepSpeed's pipeline engine accumulates autograd's half-precision param.grad: each
+    micro-batch after the first reads both gradients and writes the sum, 6 B per parameter
+    on the rank (10 B into the BF16 optimizer's FP32 buffer); Megatron's main_grad takes the
+    sum inside the weight-gradient GEMM, so nothing."""
+    from moebench.engine.state import heaviest, rank_params
+
+    arch, chip = load_model("llama-3-70b"), load_chip("a100")
+    run = RunConfig(seq_len=2048, global_batch=16)
+    plans = _plan(arch, chip, run, 8, tp=4, pp=2, micro_batch=1)
+    stack = stack_of(chip, "megatron-deepspeed")
+    ctx = build_context(arch, chip, stack, run, plans)
+    m = _v(ctx.num_micro)
+    params = sum(_v(p) for p in heaviest(rank_params(ctx)))
+    assert m == 16 and params > 8e9  # 70B over tp 4 x pp 2, the embedding's stage
+    for grads, per_param in (("half", 6.0), ("half+fp32", 10.0), ("fp32", 0.0)):
+        r = evaluate(arch, chip, replace(stack, main_grads=grads), run, plans)
+        assert _v(r.compute["grad_accumulation"]) == pytest.approx(
+            15 * per_param * params / _v(ctx.mem_bw))

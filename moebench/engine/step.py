@@ -210,13 +210,14 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     cp_mb_x = layers * (cp_xf + cp_xb)
     share = ctx.stack.overlap_sm_share
     slowed = overlap.contention(tp_mb - tp_mb_x + cp_mb - cp_mb_x + t_pp - pp_x, share)
-    t_mb = t_core + pp_x + slowed
+    ranks = rank_params(ctx)
+    params = heaviest(ranks)
+    accumulate = data_parallel.accumulation_time(ctx, params)
+    t_mb = t_core + pp_x + slowed + accumulate
     host_wait = t_core - dev_total
 
     m = ctx.num_micro
     bubble = pipeline.bubble(ctx, t_mb)
-    ranks = rank_params(ctx)
-    params = heaviest(ranks)
     dp = data_parallel.dp_traffic(ctx, params)
     dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE),
                                     ctx.stack.dp_overlap)
@@ -237,7 +238,8 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
                                      + moe_layers * (moe_kern * (1 + kb + moe_again)
                                                      + rc_kern.moe_post)
                                      + dense_layers * (kern.dense * (1 + kb + mlp_again)
-                                                       + rc_kern.dense)) * m},
+                                                       + rc_kern.dense)) * m,
+                 "grad_accumulation": accumulate * m},
         comm_exposed={
             "tp_scale_up": tp_all * ~tp_out, "tp_scale_out": tp_all * tp_out,
             "ep_scale_up": ep_all * ~ep_cross, "ep_scale_out": ep_all * ep_cross,

@@ -138,7 +138,9 @@ class Defaults(Record):
                                   "(Megatron's main_grad); half: in the model's precision, FP32 "
                                   "only for the rank's optimizer shard (DeepSpeed ZeRO); "
                                   "half+fp32: half-precision gradients beside a full FP32 "
-                                  "accumulation buffer (DeepSpeed's BF16 optimizer)")
+                                  "accumulation buffer (DeepSpeed's BF16 optimizer). Memory, "
+                                  "and the HBM pass per micro-batch that half and half+fp32 "
+                                  "spend adding gradients up (fp32: inside the GEMM)")
     swiglu_fp8_store: Claim[bool] | None = Field(
         default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
                                   "for the backward")

@@ -33,6 +33,7 @@ LABELS = {
     "compute_router_permute": "router, permutation, all-to-all buffers",
     "compute_lm_head_mtp": "LM head, loss and MTP",
     "compute_kernel_overhead": "kernel launch and tail overhead (device)",
+    "compute_grad_accumulation": "gradients added up after each micro-batch (HBM)",
     "comm_tp_scale_up": "TP collectives, scale-up",
     "comm_tp_scale_out": "TP collectives, scale-out",
     "comm_ep_scale_up": "EP all-to-all, scale-up",

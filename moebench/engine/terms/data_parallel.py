@@ -111,6 +111,26 @@ def optimizer_step_bytes(optimizer_bytes: float) -> float:
     return 2 * optimizer_bytes + GRAD_BYTES + WEIGHT_BYTES
 
 
+# HBM bytes per parameter to add one micro-batch's gradients into the accumulated ones, by
+# where the stack keeps them (``main_grads``). fp32: Megatron's main_grad, which the weight-
+# gradient GEMM accumulates into in place (gradient_accumulation_fusion, Megatron's default),
+# no pass of its own. half: DeepSpeed ZeRO-1/2 under its pipeline engine, autograd's
+# AccumulateGrad adds each new half-precision gradient into param.grad (read 2 + 2, write 2).
+# half+fp32: DeepSpeed's BF16 optimizer adds param.grad into its FP32 buffer after every
+# micro-batch (deepspeed/runtime/bf16_optimizer.py, update_hp_grads: read 2 + 4, write 4).
+ACCUMULATION_BYTES = {"fp32": 0.0, "half": 6.0, "half+fp32": 10.0}
+
+
+def accumulation_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
+    """Seconds per micro-batch to accumulate its gradients where the GEMMs do not:
+    (m - 1) / m x bytes x (dense + expert parameters on the rank) / HBM B/s (the first
+    micro-batch writes its gradients, the others add to them)."""
+    dense, expert = params
+    per_param = ACCUMULATION_BYTES[ctx.stack.main_grads]
+    m = ctx.num_micro
+    return (m - 1) / m * per_param * (dense + expert) / ctx.mem_bw
+
+
 def owned_params(ctx: StepContext, params: tuple[Any, Any]) -> Any:
     """Parameters whose optimizer states this rank holds and steps (all of them under zero-0)."""
     dense, expert = params
