@@ -432,3 +432,16 @@ def test_gradients_added_up_outside_the_gemms_cost_a_pass_per_micro_batch():
         r = evaluate(arch, chip, replace(stack, main_grads=grads), run, plans)
         assert _v(r.compute["grad_accumulation"]) == pytest.approx(
             15 * per_param * params / _v(ctx.mem_bw))
+
+
+def test_pipeline_sends_overlap_only_where_the_schedule_leaves_room():
+    """Megatron overlaps point-to-point only in the interleaved schedule; plain 1F1B exposes
+    all of it even when the stack turns the overlap on (DualPipe overlaps by design)."""
+    arch, chip = load_model("llama-3-70b"), load_chip("h100")
+    run = RunConfig(seq_len=4096, global_batch=64)
+    stack = stack_of(chip, pp_overlap=True)
+    plain = evaluate(arch, chip, stack, run, _plan(arch, chip, run, 16, tp=8, pp=2))
+    interleaved = evaluate(arch, chip, stack, run, _plan(arch, chip, run, 16, tp=8, pp=2, vpp=2))
+    assert _v(plain.comm_total["pp"]) > 0
+    assert _v(plain.comm_exposed["pp"]) == pytest.approx(_v(plain.comm_total["pp"]))
+    assert _v(interleaved.comm_exposed["pp"]) < 0.5 * _v(interleaved.comm_total["pp"])

@@ -21,7 +21,8 @@ Named, per kind, never a silent max or sum:
   "almost fully" hidden; DualPipeV's main step runs the same overlapped forward-backward chunk
   pairs, deepseek-ai/DualPipe dualpipev.py ``_forward_backward_chunk``).
 * ``cp``: the KV ring hides behind the attention kernel it feeds.
-* ``pp``: exposed, unless the stack overlaps sends and receives with the next chunk's compute.
+* ``pp``: exposed, unless the stack overlaps sends and receives with the next chunk's compute
+  in a schedule that leaves room for it (interleaved, DualPipe): see :func:`pp_exposed`.
 * ``dp``: see :mod:`moebench.engine.terms.data_parallel`.
 
 What overlap hides is not free: the collective's kernels hold part of the chip while the compute
@@ -219,7 +220,16 @@ def cp_exposed(ctx: StepContext, ring: Any, f: LayerForward) -> tuple[Any, Any]:
 
 def pp_exposed(ctx: StepContext, pp: Any, chunk_wall: Any) -> Any:
     """Exposed PP seconds per micro-batch: all, or what exceeds the wall time of the chunk it
-    overlaps (the links are idle while the device computes or waits for the host)."""
+    overlaps (the links are idle while the device computes or waits for the host).
+
+    The stack's overlap needs a schedule with room for it: Megatron overlaps point-to-point
+    only in the interleaved schedule ("Overlap P2P communication is disabled if not using the
+    interleaved schedule", megatron/training/arguments.py; Pai-Megatron-Patch's Qwen3-235B
+    benchmark measures PP32 without VPP slower for it, InternLM/xtuner
+    docs/zh_cn/benchmark/megatron_moe_benchmark.md), since plain 1F1B packs each stage's
+    forwards and backwards too tightly; DualPipe and DualPipeV overlap it by design
+    (DeepSeek-V3 report sec. 3.2.1)."""
     if not ctx.stack.pp_overlap:
         return pp
-    return np.maximum(0.0, pp - chunk_wall)
+    room = (ctx.vpp > 1) | ctx.dualpipe | ctx.dualpipev
+    return np.where(room, np.maximum(0.0, pp - chunk_wall), pp)
