@@ -68,6 +68,12 @@ def test_a_run_with_its_peak_memory_is_compared_in_kind(cli, tmp_path):
     (f"{HEADER}\n{GOOD}{',' * 13}40,rss\n",
      ["line 2", "column memory_kind", "allocated, reserved, device", "'rss'"]),
     (f"{HEADER}\n{GOOD}{',' * 13}-3,device\n", ["line 2", "column memory_gib", "positive"]),
+    (f"{HEADER}\n{GOOD}{',' * 15}stack.host.op_us=5\n",
+     ["line 2", "column hardware_set", "not a hardware figure"]),
+    (f"{HEADER}\n{GOOD}{',' * 15}scale_out.bandwidth_gb_per_s\n",
+     ["line 2", "column hardware_set", "FIELD=VALUE"]),
+    (f"{HEADER}\n{GOOD}{',' * 15}scale_out.no_such=3\n",
+     ["my-runs.csv", "line 2 (mine)", "scale_out.no_such"]),
 ])
 def test_bad_runs_files_get_one_line_naming_file_line_and_column(cli, tmp_path, text, needles):
     result = cli("validate", "--data", _csv(tmp_path, text))
@@ -117,3 +123,18 @@ def test_nemo_long_sequence_rows_convert_back_to_the_published_teraflops():
         flops = n * h * h * (12 + 12 * att.num_kv_heads / att.num_heads
                              + 18 * ffn.ffn_width / h + 12 * s / h + 6 * v / (n * h))
         assert run.measured * flops / 1e12 == pytest.approx(NEMO_LONG_TFLOPS[s], rel=2e-3)
+
+
+def test_a_run_on_a_cluster_with_shared_nics_gets_its_scale_out():
+    """BigScience's runs state Jean Zay's 4 Omni-Path links per 8-GPU node: 6.25 GB/s per A100
+    instead of the profile's one 25 GB/s HDR NIC per GPU; the chip of the prepared run has it."""
+    from moebench.commands.validation.fitting import prepare
+    from moebench.units import to_base
+
+    runs = {r.id: r for r in load_runs()}
+    bloom = runs["bloom-prequel-181b-0225-tp8-pp2-mbs1-gbs2016"]
+    assert dict(bloom.hardware_set) == {"scale_out.bandwidth_gb_per_s": "6.25"}
+    chip = prepare(bloom, "test").chip
+    assert chip.out_bw == pytest.approx(to_base("bandwidth_gb_per_s", 6.25))
+    other = prepare(runs["flagperf-llama3-8b-a100x8-tp8"], "test").chip
+    assert other.out_bw == pytest.approx(to_base("bandwidth_gb_per_s", 25.0))

@@ -57,6 +57,9 @@ class MeasuredRun:
     """Published peak memory per device (None: not published)."""
     memory_kind: str | None = None
     """What it counts (:data:`MEMORY_KINDS`)."""
+    hardware_set: tuple[tuple[str, str], ...] = ()
+    """Figures of the cluster it ran on where the source states them apart from the chip's
+    profile (``section.field``, value), as ``--set`` takes them: e.g. the scale-out network."""
 
 
 def run_stack(run: MeasuredRun) -> str:
@@ -74,4 +77,5 @@ def run_setting(run: MeasuredRun) -> dict[str, Any]:
         "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
         "expert_imbalance": run.expert_imbalance,
         "capacity_factor": run.capacity_factor, "optimizer_states": run.optimizer_states,
+        "overrides": dict(run.hardware_set),
     }

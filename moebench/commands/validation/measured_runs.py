@@ -21,7 +21,10 @@ left out together; empty: the run's ``source`` text), ``published`` (YYYY-MM-DD,
 was first published) and ``sweep`` (a slug shared by the runs of one published plan sweep: same
 source, model, chip and cluster size, different plans), and for memory validation
 ``memory_gib`` (the published peak memory per device, GiB) with ``memory_kind`` (allocated,
-reserved or device: :data:`MEMORY_KINDS`).
+reserved or device: :data:`MEMORY_KINDS`), and ``hardware_set``: figures of the cluster the
+source states apart from the chip's profile, ``section.field=value`` pairs separated by ``;``
+as ``--set`` takes them (e.g. ``scale_out.bandwidth_gb_per_s=6.25`` for a node whose NICs are
+shared by its GPUs), with their source in ``notes``.
 
 ``stack`` names the framework release the run used, ``family@release`` (``moebench stacks
 list``); a bare family is its newest release, an empty cell the chip's default stack.
@@ -60,7 +63,7 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
-            "published", "sweep", "memory_gib", "memory_kind")
+            "published", "sweep", "memory_gib", "memory_kind", "hardware_set")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -172,6 +175,25 @@ def _layout_text(r: _Row) -> str | None:
     return text
 
 
+def _hardware_set(r: _Row) -> tuple[tuple[str, str], ...]:
+    """The hardware_set column: hardware figures only (a stack or run figure set per run would
+    be a knob, not a fact about the cluster)."""
+    from moebench.inputs.overrides import parse_overrides
+
+    text = r.text("hardware_set")
+    if text is None:
+        return ()
+    try:
+        pairs = parse_overrides([p for p in text.split(";") if p.strip()])
+    except InputError as exc:
+        raise r._err("hardware_set", exc.message) from None
+    for key in pairs:
+        if key.startswith(("stack.", "run.")):
+            raise r._err("hardware_set", f"{key} is not a hardware figure; give section.field "
+                                         "of the chip profile, e.g. scale_out.bandwidth_gb_per_s")
+    return tuple(pairs.items())
+
+
 def _run(r: _Row) -> MeasuredRun:
     metric = r.choice("metric", tuple(FASTER_IS_LARGER))
     if metric is None:
@@ -217,7 +239,7 @@ def _run(r: _Row) -> MeasuredRun:
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"),
         source_id=r.text("source_id") or r.required("source"), published=r.date("published"),
-        sweep=r.text("sweep"), row=r.line, **_memory(r),
+        sweep=r.text("sweep"), row=r.line, hardware_set=_hardware_set(r), **_memory(r),
     )
 
 
