@@ -188,9 +188,16 @@ def ascend_fit(f: Facts) -> str:
     gemm = _stack_fig("mindspeed-llm", "kernels.gemm_fraction")
     att = _stack_fig("mindspeed-llm", "kernels.attention_fraction")
     coll = _stack_fig("mindspeed-llm", "collectives.bandwidth_fraction")
+    from moebench.inputs.stack import load_stack_spec
+
+    refits = [f"{r.name}'s {name.replace('_fraction', 's')} at {100 * fig.value:.0f}%"
+              for r in load_stack_spec("mindspeed-llm").releases
+              for name, fig in r.refit.items()]
+    where = (f"one fit across the MindSpeed-LLM releases but {', '.join(refits)} (refitted on "
+             "its own runs)" if refits else "one fit across the MindSpeed-LLM releases")
     return (f"GEMMs at {100 * gemm:.0f}% and attention at {100 * att:.0f}% of the chip's "
             f"measured matmul rate and collectives at {100 * coll:.0f}% of the HCCS bus "
-            f"bandwidth, one fit across the MindSpeed-LLM releases")
+            f"bandwidth, {where}")
 
 
 def _group(f: Facts, name: str) -> dict[str, Any]:
