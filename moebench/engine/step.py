@@ -202,7 +202,8 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     pp_x = overlap.pp_exposed(ctx, t_pp, t_core / ctx.chunks)
     # TP, CP and PP traffic per micro-batch, in all and exposed; what hides slows the compute.
     tp_mb = (layers * tp.attention * (1 + tp_bwd)
-             + moe_layers * (tp.moe * (1 + tp_bwd + moe_again) + routed_x + routed_xb)
+             + moe_layers * (tp.moe * (1 + tp_bwd + moe_again)
+                             + routed_x + routed_xb)  # routed: all of it exposed
              + dense_layers * tp.dense * (1 + tp_bwd + mlp_again))
     tp_mb_x = (layers * (att_x + att_xb) + moe_layers * (moe_x + moe_xb)
                + dense_layers * (den_x + den_xb))

@@ -39,10 +39,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from moebench.commands.shared.setup import split_overrides
 from moebench.commands.validation.measured_run import FASTER_IS_LARGER, MEMORY_KINDS, MeasuredRun
 from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
 from moebench.inputs import catalog
+from moebench.inputs.overrides import parse_overrides
 from moebench.inputs.run import (
     CP_KINDS,
     OPTIMIZER_STATES,
@@ -177,18 +179,17 @@ def _layout_text(r: _Row) -> str | None:
 
 def _hardware_set(r: _Row) -> tuple[tuple[str, str], ...]:
     """The hardware_set column: hardware figures only (a stack or run figure set per run would
-    be a knob, not a fact about the cluster)."""
-    from moebench.inputs.overrides import parse_overrides
-
+    be a knob, not a fact about the cluster): ``--set``'s own routing decides which is which."""
     text = r.text("hardware_set")
     if text is None:
         return ()
     try:
         pairs = parse_overrides([p for p in text.split(";") if p.strip()])
+        hardware = split_overrides(pairs).hardware
     except InputError as exc:
         raise r._err("hardware_set", exc.message) from None
     for key in pairs:
-        if key.startswith(("stack.", "run.")):
+        if key not in hardware:
             raise r._err("hardware_set", f"{key} is not a hardware figure; give section.field "
                                          "of the chip profile, e.g. scale_out.bandwidth_gb_per_s")
     return tuple(pairs.items())

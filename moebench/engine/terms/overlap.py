@@ -62,6 +62,8 @@ TP_BWD_VOLUME_NO_SP = 1.0
 def tp_backward_volume(ctx: StepContext) -> float:
     """Backward TP traffic per block, in forwards: 1.5 with sequence parallelism, 1 without."""
     return TP_BWD_VOLUME if ctx.stack.sequence_parallel else TP_BWD_VOLUME_NO_SP
+
+
 # Share of a block's GEMM time in its column-parallel layer (QKV, or fc1 with gate and up), the
 # one whose backward hides the gather and the reduce-scatter: QKV against the output projection
 # is 3:1 with full heads and about 1.5:1 with grouped KV heads, fc1 against fc2 2:1 gated and
