@@ -120,3 +120,26 @@ def test_bad_numbers_on_the_command_line(cli):
 def test_a_file_that_cannot_be_read(cli):
     # /proc/self/mem exists but reading it fails with an I/O error, even for root.
     _assert_one_line_error(cli("profiles", "show", "/proc/self/mem"), "cannot be read")
+
+
+def test_a_schedule_the_release_lacks_names_a_stack_that_has_it(cli):
+    """DualPipe is DeepSeek's (hai-llm), not Megatron-Core's: asked on the H800's default
+    stack, the error names the shipped NVIDIA stack that implements it."""
+    result = cli("estimate", "--model", "deepseek-v3", "--chip", "h800", "--num-chips", "2048",
+                 "--tp", "1", "--pp", "16", "--ep", "64", "--schedule", "dualpipe")
+    _assert_one_line_error(result, "--schedule", "does not implement dualpipe",
+                           "--stack hai-llm@v3")
+
+
+def test_a_port_that_is_not_a_dask_scheduler_is_one_line(cli, monkeypatch):
+    """Whatever the address answers (here a handshake that decodes garbage into a huge
+    allocation, as a non-Dask service can), the user gets one line, not a traceback."""
+    distributed = pytest.importorskip("dask.distributed")
+
+    def garbage(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.07 EiB for an array")
+
+    monkeypatch.setattr(distributed, "Client", garbage)
+    result = cli("sweep", "--vary", "num_chips=8", "--dask-scheduler", "tcp://10.0.0.5:8786")
+    _assert_one_line_error(result, "--dask-scheduler", "cannot reach a Dask scheduler",
+                           "MemoryError")

@@ -54,7 +54,7 @@ def candidate_plans(
     if num_chips <= 0:
         raise InputError("--num-chips", None, f"must be a positive whole number, got {num_chips}")
     caps = release.caps
-    _check_given(req, release)
+    _check_given(req, release, chip.vendor)
     spec = arch.spec
     experts = spec.moe.num_experts if spec.moe else 1
     att = spec.attention
@@ -153,17 +153,23 @@ def candidate_plans(
     return plans, g.removed
 
 
-def _check_given(req: PlanRequest, release: Release) -> None:
-    """A fixed plan field the release does not implement: one line naming what it offers."""
+def _check_given(req: PlanRequest, release: Release, vendor: str) -> None:
+    """A fixed plan field the release does not implement: one line naming what it offers
+    and, for a schedule, the shipped stacks that implement it."""
     caps = release.caps
 
-    def refuse(option: str, what: str, offers: str) -> None:
+    def refuse(option: str, what: str, offers: str, elsewhere: str = "") -> None:
         raise InputError(option, None, f"{release.label} does not implement {what} (it offers "
                          f"{offers}); pick another release (moebench stacks show "
-                         f"{release.family})")
+                         f"{release.family}){elsewhere}")
 
     if req.schedule is not None and req.schedule not in caps.schedules:
-        refuse("--schedule", req.schedule, ", ".join(caps.schedules))
+        from moebench.inputs.stack import releases_with_schedule  # catalog, on this path only
+
+        others = [r for r in releases_with_schedule(req.schedule, vendor)
+                  if not r.startswith(f"{release.family}@")]
+        refuse("--schedule", req.schedule, ", ".join(caps.schedules),
+               f" or a stack that does: --stack {' or '.join(others)}" if others else "")
     if req.vpp is not None and req.vpp > 1 and not caps.virtual_pipeline:
         refuse("--vpp", "virtual pipeline stages", "vpp 1")
     if req.cp is not None and req.cp > 1 and not caps.cp_kinds:

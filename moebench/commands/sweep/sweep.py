@@ -261,10 +261,13 @@ def _run_dask(todo: list[Point], address: str, done: Callable[[int, dict[str, An
                          "needs the dask extra: pip install 'moebench[dask]'") from None
     try:
         client = Client(address, timeout=10)
-    except (OSError, ValueError, TypeError, TimeoutError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever answers there, one line, not a traceback
+        # Not only OSError and timeouts: a port that answers with something other than a Dask
+        # scheduler makes its handshake decode garbage (a MemoryError, a protocol error).
         raise InputError("--dask-scheduler", None,
-                         f"cannot reach {address!r} (expected tcp://HOST:PORT): "
-                         f"{' '.join(str(exc).split())}") from None
+                         f"cannot reach a Dask scheduler at {address!r} (expected "
+                         f"tcp://HOST:PORT of a running dask-scheduler): {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}") from None
     try:
         futures = client.map(evaluate_point, todo, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
