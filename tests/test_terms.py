@@ -39,6 +39,52 @@ def test_rows_and_depth_factors():
     assert compute.depth_factor(768, 490) == pytest.approx(768 / 1258)
 
 
+def test_tile_and_wave_quantization_by_hand():
+    """A100, 256 x 128 tiles, 108 SMs (NVIDIA Matrix Multiplication Background sec. 3.2).
+    BLOOM's QKV at TP8, one 2048-token micro-batch: 3 x 14336 / 8 = 5376 columns, 8 x 42 =
+    336 tiles, 4 waves of 108: 336 / 432. Four micro-batches: 1344 tiles in 13 waves."""
+    a100 = (108, 256, 128)
+    assert _v(compute.wave_efficiency(2048, 5376, 1, a100)) == pytest.approx(336 / 432)
+    assert _v(compute.wave_efficiency(8192, 5376, 1, a100)) == pytest.approx(1344 / 1404)
+    # A partial tile costs a whole one: 100 x 100 fills 10000 / 32768 of one tile, one wave.
+    assert _v(compute.wave_efficiency(100, 100, 1, a100)) == pytest.approx(
+        100 * 100 / (256 * 128) / 108)
+    # Eight experts' 300-row GEMMs launched as one group: 8 x 2 x 4 = 64 tiles, one wave.
+    assert _v(compute.wave_efficiency(300, 512, 8, a100)) == pytest.approx(
+        8 * 300 * 512 / (256 * 128) / 108)
+
+
+def test_quantization_only_where_the_chip_states_a_tile(tiny):
+    """The rate share averages forward, input-gradient and weight-gradient shapes; a chip
+    whose profile states no tile (H100: its libraries pick tiles per shape) keeps 1."""
+    run = RunConfig(seq_len=2048, global_batch=8, precision="bf16")
+    a100 = load_chip("a100")
+    ctx = build_context(tiny, a100, stack_of(a100), run, _plan(tiny, a100, run, 8))
+    tile = (108, 256, 128)
+    expected = (compute.wave_efficiency(2048, 5376, 1, tile)
+                + compute.wave_efficiency(2048, 14336, 1, tile)
+                + compute.wave_efficiency(14336, 5376, 1, tile)) / 3
+    assert _v(compute.quantization(ctx, 2048, 5376, 14336, 1)) == pytest.approx(_v(expected))
+    h100 = load_chip("h100")
+    ctx = build_context(tiny, h100, stack_of(h100), run, _plan(tiny, h100, run, 8))
+    assert compute.quantization(ctx, 2048, 5376, 14336, 1) == 1.0
+
+
+def test_wave_quantization_makes_one_sequence_micro_batches_dearer_on_a100():
+    """BLOOM 0221 (TP8 PP12): per sample, MBS 1 now costs more GEMM time than MBS 4, as the
+    chronicles measured (143 s against 124 s a step)."""
+    arch = load_model("bloom-prequel-181b")
+    chip = load_chip("a100")
+    times = {}
+    for mb in (1, 4):
+        run = RunConfig(seq_len=2048, global_batch=2048, precision="bf16")
+        ctx = build_context(arch, chip, stack_of(chip, "megatron-deepspeed"), run,
+                            _plan(arch, chip, run, 384, tp=8, pp=12, micro_batch=mb,
+                                  recompute="full"))
+        times[mb] = _v(compute.layer_forward(ctx).attn_proj) / mb
+    assert times[1] > 1.05 * times[4]
+
+
 def test_full_mesh_gives_small_groups_a_share_of_the_links():
     """910B: 7 HCCS links; a pair of NPUs gets one link, eight get all seven."""
     links = Links(up_bw=196e9, up_lat=0.0, out_bw=25e9, out_lat=0.0, domain=8, mesh_links=7)

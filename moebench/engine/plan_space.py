@@ -164,7 +164,7 @@ def _check_given(req: PlanRequest, release: Release, vendor: str) -> None:
                          f"{release.family}){elsewhere}")
 
     if req.schedule is not None and req.schedule not in caps.schedules:
-        from moebench.inputs.stack import releases_with_schedule  # catalog, on this path only
+        from moebench.inputs.stack_catalog import releases_with_schedule  # on this path only
 
         others = [r for r in releases_with_schedule(req.schedule, vendor)
                   if not r.startswith(f"{release.family}@")]

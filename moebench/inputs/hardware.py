@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from moebench.errors import InputError
 from moebench.inputs import catalog
+from moebench.inputs.hardware_compute import ComputeSpec
 from moebench.inputs.hardware_costs import (
     LingDevice,
     MarketSpec,
@@ -34,23 +35,6 @@ from moebench.inputs.schema import (
 )
 from moebench.inputs.yamlio import cached_record, load_mapping
 from moebench.units import to_base
-
-
-class ComputeSpec(Record):
-    bf16_dense_tflops: Figure
-    fp8_dense_tflops: Figure | None = Field(
-        description="null when the chip has no FP8 tensor path"
-    )
-    bf16_gemm_efficiency: FractionFigure = Field(
-        description="max-achievable matmul (best shape, vendor BLAS) over the BF16 peak: what the "
-                    "silicon sustains under load (clocks, power)")
-    fp8_gemm_efficiency: FractionFigure | None
-    min_kernel_us: Figure = Field(
-        description="device-side floor of one kernel (start, tail, gap to the next)")
-    sfu_exp_tera_per_s: Figure | None = Field(
-        default=None,
-        description="exponentials per second the special-function units compute (softmax's "
-                    "exp in attention); absent where no figure is known: no exp term")
 
 
 class MemorySpec(Record):
@@ -174,6 +158,8 @@ class Chip:
     """Host memory per chip, byte."""
     host_adam: Num | None = None
     """Adam parameter updates per second on the chip's share of the host."""
+    gemm_tile: tuple[int, int, int] | None = None
+    """(SMs, tile rows, tile columns) of the BLAS's large GEMMs; None: no quantization term."""
     ling_device: str | None
     ling_cost_per_hour: float | None
     ling_currency: str | None
@@ -244,6 +230,8 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         host_link_eff=None if host is None else value(host.link_efficiency),
         host_dram=None if host is None else _v(host, "dram_per_chip_gb"),
         host_adam=None if host is None else _v(host, "adam_gparams_per_s"),
+        gemm_tile=None if c.gemm_tile is None else (
+            int(c.gemm_tile.sms.value), int(c.gemm_tile.rows.value), int(c.gemm_tile.cols.value)),
         ling_device=spec.ling_device.device if spec.ling_device else None,
         ling_cost_per_hour=spec.ling_device.fair_cost_per_hour.value if spec.ling_device else None,
         ling_currency=spec.ling_device.fair_cost_per_hour.currency if spec.ling_device else None,

@@ -280,21 +280,6 @@ def load_stack_spec(name_or_path: str, overrides: dict[str, str] | None = None,
     return cached_record("stack", path, overrides, build).select(release, option)
 
 
-def releases_with_schedule(schedule: str, vendor: str) -> list[str]:
-    """The shipped vendor stacks (``vendor``'s own, not generic or hardware-limit) whose newest
-    release implementing ``schedule`` is named, as ``family@release``: where to go when the
-    chosen release lacks a schedule (DeepSeek's DualPipe is hai-llm's, not Megatron's)."""
-    found = []
-    for name in catalog.catalog_names("stacks"):
-        spec = load_stack_spec(name)
-        if spec.vendor.lower() != vendor.lower():
-            continue
-        offering = [r for r in spec.releases_resolved.values() if schedule in r.caps.schedules]
-        if offering:
-            found.append(max(offering, key=lambda r: r.date).label)
-    return found
-
-
 def check_vendor(spec: StackSpec, chip_vendor: str, chip_name: str) -> None:
     """A vendor stack runs only on its vendor's chips (``any`` runs everywhere)."""
     if spec.vendor != "any" and spec.vendor.lower() != chip_vendor.lower():

@@ -10,6 +10,10 @@ factor on top of the roofline reproduces the masked grouped GEMM's 62/53/47% of 
 59, 61 and 39% at K = 16384, 7168, 2048, 1536 and 512 with k_half = 490. Together they make the
 skinny, shallow per-expert GEMMs of fine-grained MoE slow (Qwen3-30B's down-projection has
 K = 768). Each GEMM of an FFN (fc1 with K = h, fc2 with K = its width) gets its own factor.
+
+Where a chip profile states its BLAS's large-GEMM tile (``compute.gemm_tile``), tile and wave
+quantization scale the rate too (:func:`quantization`): a GEMM runs whole tiles, and whole
+waves of one tile per SM.
 """
 
 from __future__ import annotations
@@ -66,6 +70,34 @@ def rows_factor(rows: Any, half_rows: Any) -> Any:
     return np.where(rows > 0, rows / np.maximum(rows + half_rows, 1e-30), 1.0)
 
 
+def wave_efficiency(rows: Any, cols: Any, groups: Any, tile: tuple[int, int, int]) -> Any:
+    """Share of the SM time a GEMM (``groups`` of them, as one grouped launch) issues that
+    computes its rows x cols output: useful tile area / (waves x SMs x tile area), with
+    tiles = groups x ceil(rows / t_r) x ceil(cols / t_c) and waves = ceil(tiles / SMs).
+
+    Tile quantization (a partial tile costs a whole one) and wave quantization (a partial wave
+    costs a whole one): NVIDIA, Matrix Multiplication Background User's Guide (DU-09799-001,
+    2023) sec. 3.1-3.2, whose A100 example runs 256 x 128 tiles, one per SM, 108 at once.
+    """
+    sms, t_r, t_c = tile
+    rows = np.maximum(np.asarray(rows, dtype=float), 1.0)
+    cols = np.maximum(np.asarray(cols, dtype=float), 1.0)
+    tiles = groups * np.ceil(rows / t_r) * np.ceil(cols / t_c)
+    return groups * rows * cols / (t_r * t_c) / (np.ceil(tiles / sms) * sms)
+
+
+def quantization(ctx: StepContext, rows: Any, width: Any, depth: Any, groups: Any) -> Any:
+    """Rate share a weight GEMM of ``rows`` x ``depth`` by ``depth`` x ``width`` keeps under
+    tile and wave quantization, over its three products: the forward (rows x width), the
+    input gradient (rows x depth) and the weight gradient (depth x width), equally weighted
+    since the backward's two cost a forward each. 1 when the chip states no tile."""
+    tile = ctx.chip.gemm_tile
+    if tile is None:
+        return 1.0
+    return (wave_efficiency(rows, width, groups, tile) + wave_efficiency(rows, depth, groups, tile)
+            + wave_efficiency(depth, width, groups, tile)) / 3.0
+
+
 def depth_factor(depth: float, half_depth: Any) -> Any:
     """Share of the large-shape GEMM rate reached with a reduction of ``depth``: k / (k + k_h)."""
     return depth / (depth + half_depth)
@@ -86,7 +118,8 @@ def gemm_time(ctx: StepContext, params: Any, rows: Any, shards: Any, in_out: flo
     bytes_ = copies * params / shards * ctx.weight_bytes + rows * in_out * ctx.act_bytes
     m = rows if gemm_rows is None else gemm_rows
     rate = ctx.gemm_rate * rows_factor(m, ctx.stack.gemm_half_rows) * depth_factor(
-        depth, ctx.stack.gemm_half_depth)
+        depth, ctx.stack.gemm_half_depth) * quantization(
+        ctx, m, params / shards / depth, depth, copies)
     return roofline(flops, bytes_, rate, ctx.mem_bw) + (cast_time(ctx, rows, in_out)
                                                         if fp8_cast else 0.0)
 
