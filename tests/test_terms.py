@@ -122,13 +122,18 @@ def _tiny_moe_context(modules: tuple[str, ...] = (), **stack_changes):
 
 def test_host_time_counts_operations_by_block():
     """Tiny model: 4 layers (1 dense), GQA, 8 experts over EP 2 (4 local), one shared expert;
-    no graphs: every operation is the host's."""
+    no graphs: every operation is the host's. A Python loop over experts (no grouped GEMM)
+    dispatches each local expert's 3 operations; a grouped call dispatches them once, while the
+    device still runs all 4 experts' kernels."""
     ctx = _tiny_moe_context(graphs="none", ops_attention=10.0, ops_mlp=5.0, ops_router=31.0,
                             ops_per_expert=3.0, dispatch_ops=20.0, host_op_s=30e-6,
-                            bwd_ops_ratio=2.0)
+                            bwd_ops_ratio=2.0, grouped_gemm=False)
     ops = host.block_ops(ctx, captured=True)
     assert _v(ops.attention) == 10 and _v(ops.dense) == 5 and _v(ops.router) == 31
     assert _v(ops.moe_post) == 5 + 20 + 3 * 4  # shared expert, dispatcher, 4 local experts
+    grouped = replace(ctx, stack=replace(ctx.stack, grouped_gemm=True))
+    assert _v(host.block_ops(grouped, captured=True).moe_post) == 5 + 20 + 3
+    assert _v(host.block_ops(grouped, captured=False).moe_post) == 5 + 20 + 3 * 4
     ht = host.host_time(ctx, host.block_ops(ctx, captured=True),
                         host.recompute_ops(ctx, captured=True))
     forward_ops = 1 * (10 + 5) + 3 * (10 + 31 + 37)

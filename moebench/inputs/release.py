@@ -192,7 +192,7 @@ def _everything() -> Release:
                 "sync_free": False, "offload_modules": ("core_attn", "attn_proj", "expert_fc1"),
                 "optimizer_states": "fp32", "probs_in_activation": True,
                 "swiglu_fp8_store": False, "main_grads": "fp32", "sequence_parallel": True,
-                "flash_attention": True, "keeps_stage_outputs": False,
+                "flash_attention": True, "keeps_stage_outputs": False, "grouped_gemm": True,
                 "fp8_weight_cache": True}
     why = "moebench: the plan space with every feature any framework implements"
     return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),

@@ -122,6 +122,11 @@ class Defaults(Record):
     fp8_weight_cache: Claim[bool] | None = Field(
         default=None, description="under FP8, each GEMM weight's FP8 copy and its transpose "
                                   "kept across micro-batches (Transformer Engine)")
+    grouped_gemm: Claim[bool] | None = Field(
+        default=None, description="the routed experts' GEMMs issued as one grouped call per "
+                                  "projection (Megatron's --moe-grouped-gemm, MindSpeed's "
+                                  "npu_gmm, Primus-Turbo): the host dispatches each block once, "
+                                  "not once per local expert (a Python loop over experts)")
     keeps_stage_outputs: Claim[bool] | None = Field(
         default=None, description="each in-flight micro-batch's pipeline-stage output kept "
                                   "until its backward (DeepSpeed's pipeline engine); Megatron "

@@ -127,6 +127,7 @@ class Stack:
     """Under FP8, the weights' FP8 copies (row- and column-wise) are kept across micro-batches
     (the release's default: Transformer Engine)."""
     keeps_stage_outputs: bool = False
+    grouped_gemm: bool = True  # routed experts' GEMMs as one grouped call (host: once a block)
     """Each in-flight micro-batch's stage output is kept until its backward (the release's
     default: DeepSpeed's pipeline engine)."""
     flash_attention: bool = True
@@ -227,6 +228,7 @@ def stack_from_spec(
         sequence_parallel=rel.defaults["sequence_parallel"],
         flash_attention=rel.defaults["flash_attention"],
         keeps_stage_outputs=rel.defaults["keeps_stage_outputs"],
+        grouped_gemm=rel.defaults["grouped_gemm"],
         fp8_weight_cache=rel.defaults["fp8_weight_cache"],
         tp_comm_overlap=s["tp_overlap"], pp_overlap=s["pp_overlap"], dp_overlap=s["dp_overlap"],
         collective_fraction=value(fig("collective_fraction")),

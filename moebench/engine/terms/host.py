@@ -84,7 +84,10 @@ def block_ops(ctx: StepContext, captured: bool) -> BlockOps:
     # What follows the dispatcher's sync (the all-to-all, sorting, per-expert GEMMs, combine)
     # can be captured only when no count comes from the host.
     eager = not captured or ctx.dropless_sync or s.graphs != "full"
-    experts = (s.ops_per_expert + FFN_GEMMS * cast) * ctx.local_experts
+    # The device runs each local expert's GEMMs; a grouped call (the release's grouped_gemm)
+    # issues them all from one host operation per block, a Python loop once per expert.
+    per_call = 1.0 if (captured and s.grouped_gemm) else ctx.local_experts
+    experts = (s.ops_per_expert + FFN_GEMMS * cast) * per_call
     post = shared + (s.dispatch_ops + experts if eager else 0.0) + zero
     return BlockOps(attention=attention, dense=dense, router=router, moe_post=post)
 
