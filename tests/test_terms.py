@@ -123,16 +123,18 @@ def _tiny_moe_context(modules: tuple[str, ...] = (), **stack_changes):
 def test_host_time_counts_operations_by_block():
     """Tiny model: 4 layers (1 dense), GQA, 8 experts over EP 2 (4 local), one shared expert;
     no graphs: every operation is the host's. A Python loop over experts (no grouped GEMM)
-    dispatches each local expert's 3 operations; a grouped call dispatches them once, while the
-    device still runs all 4 experts' kernels."""
+    dispatches each local expert's 3 operations; a grouped call dispatches them once and pays
+    its per-expert GEMM launches, while the device still runs all 4 experts' kernels."""
     ctx = _tiny_moe_context(graphs="none", ops_attention=10.0, ops_mlp=5.0, ops_router=31.0,
                             ops_per_expert=3.0, dispatch_ops=20.0, host_op_s=30e-6,
                             bwd_ops_ratio=2.0, grouped_gemm=False)
     ops = host.block_ops(ctx, captured=True)
     assert _v(ops.attention) == 10 and _v(ops.dense) == 5 and _v(ops.router) == 31
     assert _v(ops.moe_post) == 5 + 20 + 3 * 4  # shared expert, dispatcher, 4 local experts
-    grouped = replace(ctx, stack=replace(ctx.stack, grouped_gemm=True))
-    assert _v(host.block_ops(grouped, captured=True).moe_post) == 5 + 20 + 3
+    # Grouped: one call of 3 operations, plus each of the 4 experts' 2 GEMMs issued at 15 us
+    # (half an operation's 30 us): 3 + 4 operations' worth on the host.
+    grouped = replace(ctx, stack=replace(ctx.stack, grouped_gemm=True, expert_gemm_s=15e-6))
+    assert _v(host.block_ops(grouped, captured=True).moe_post) == pytest.approx(5 + 20 + 3 + 4)
     assert _v(host.block_ops(grouped, captured=False).moe_post) == 5 + 20 + 3 * 4
     ht = host.host_time(ctx, host.block_ops(ctx, captured=True),
                         host.recompute_ops(ctx, captured=True))

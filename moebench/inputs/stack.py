@@ -99,9 +99,9 @@ class Stack:
     gemm_half_rows: Num
     gemm_half_depth: Num
     attention_fraction: Num
-    cross_entropy: str
-    """unfused, fused or te (:data:`moebench.engine.terms.compute.CROSS_ENTROPY_BYTES`)."""
+    cross_entropy: str  # unfused, fused or te (terms.compute.CROSS_ENTROPY_BYTES)
     host_op_s: Num
+    expert_gemm_s: Num  # host seconds per expert GEMM a grouped call issues
     sync_s: Num
     bwd_ops_ratio: Num
     graphs: str
@@ -127,11 +127,10 @@ class Stack:
     """Under FP8, the weights' FP8 copies (row- and column-wise) are kept across micro-batches
     (the release's default: Transformer Engine)."""
     keeps_stage_outputs: bool = False
-    grouped_gemm: bool = True  # routed experts' GEMMs as one grouped call (host: once a block)
     """Each in-flight micro-batch's stage output is kept until its backward (the release's
     default: DeepSpeed's pipeline engine)."""
-    flash_attention: bool = True
-    """A fused attention kernel that keeps no scores (the release's default)."""
+    grouped_gemm: bool = True  # routed experts' GEMMs as one grouped call (host: once a block)
+    flash_attention: bool = True  # a fused attention kernel that keeps no scores (default)
     sequence_parallel: bool = True
     """With TP, hidden-size activations split over the tensor-parallel ranks (the release's
     default)."""
@@ -212,6 +211,7 @@ def stack_from_spec(
         cross_entropy=s["cross_entropy"],
         host_op_s=to_base("op_us", value(fig("host_op_us"))),
         sync_s=to_base("sync_us", value(h.sync_us)),
+        expert_gemm_s=to_base("expert_gemm_us", value(h.expert_gemm_us)),
         bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=s["graphs"],
         graph_scope=frozenset(rel.caps.partial_graph_scope),
         ops_attention=h.ops.attention.value, ops_mla_extra=h.ops.mla_extra.value,

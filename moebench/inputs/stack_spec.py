@@ -69,6 +69,9 @@ class OpCounts(Record):
 class HostSpec(Record):
     op_us: NonNegFigure = Field(
         description="host time to dispatch one operation (framework + launch)")
+    expert_gemm_us: NonNegFigure = Field(
+        description="host time per routed-expert GEMM that a grouped call issues (its tensors, "
+                    "descriptors and launch): once per local expert and GEMM")
     sync_us: NonNegFigure = Field(
         description="one device-to-host sync: the queue drains, then refills")
     backward_ops_per_forward_op: Figure

@@ -84,10 +84,14 @@ def block_ops(ctx: StepContext, captured: bool) -> BlockOps:
     # What follows the dispatcher's sync (the all-to-all, sorting, per-expert GEMMs, combine)
     # can be captured only when no count comes from the host.
     eager = not captured or ctx.dropless_sync or s.graphs != "full"
-    # The device runs each local expert's GEMMs; a grouped call (the release's grouped_gemm)
-    # issues them all from one host operation per block, a Python loop once per expert.
-    per_call = 1.0 if (captured and s.grouped_gemm) else ctx.local_experts
-    experts = (s.ops_per_expert + FFN_GEMMS * cast) * per_call
+    # The device runs each local expert's GEMMs. A grouped call (the release's grouped_gemm) is
+    # one host operation per block, plus expert_gemm_s for each expert GEMM it issues (counted
+    # here in operations' worth); a Python loop dispatches each expert's block whole.
+    grouped = captured and s.grouped_gemm
+    per_call = 1.0 if grouped else ctx.local_experts
+    launches = (FFN_GEMMS * ctx.local_experts * s.expert_gemm_s / np.maximum(s.host_op_s, 1e-12)
+                if grouped else 0.0)
+    experts = (s.ops_per_expert + FFN_GEMMS * cast) * per_call + launches
     post = shared + (s.dispatch_ops + experts if eager else 0.0) + zero
     return BlockOps(attention=attention, dense=dense, router=router, moe_post=post)
 
