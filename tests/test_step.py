@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from moebench.api import estimate
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
 from moebench.engine.search import search
@@ -215,3 +216,20 @@ def test_expert_tensor_parallelism_splits_expert_weights_and_adds_tp_traffic():
     # The same expert FLOPs are done either way.
     assert float(split.compute["moe_experts"][0]) == pytest.approx(
         float(whole.compute["moe_experts"][0]), rel=0.3)
+
+
+def test_deepseek_v3_micro_batch_matches_deepseeks_own_profile():
+    """DeepSeek's published training profile (deepseek-ai/profile-data train.json: a forward
+    and a backward chunk of 4 MoE layers overlapped in DualPipe, EP64, TP1, 4K sequence; PP
+    communication left out) spans 129 ms of wall time, its compute stream busy 92-96%
+    (parsed in the shared reference's component measurements, C2). moebench's stage time per
+    micro-batch for the published plan (4 layers on the fullest rank, balanced routing, the
+    step less its bubble, DP and optimizer tail) comes to the same within 10%; the production
+    average's larger gap (the DeepSeek-V3 anchor) is then not the steady-state step."""
+    e = estimate("deepseek-v3", "h800", 2048, tp=1, pp=16, ep=64, precision="fp8",
+                 global_batch=15360, schedule="dualpipe", stack="hai-llm")
+    b = e.breakdown_s
+    per_micro_batch = (e.step_time_s - b["pipeline_bubble"] - b["comm_dp"]
+                       - b["optimizer_step"]) / e.plan["num_micro_batches"]
+    assert e.plan["num_micro_batches"] == 120
+    assert per_micro_batch == pytest.approx(0.129, rel=0.10)
