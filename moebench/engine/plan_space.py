@@ -33,6 +33,7 @@ from moebench.inputs.run import (
     SCHEDULES,
     RunConfig,
 )
+from moebench.inputs.stack_catalog import releases_with_schedule
 
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MICRO_BATCHES = (1, 2, 4, 8)
@@ -164,8 +165,6 @@ def _check_given(req: PlanRequest, release: Release, vendor: str) -> None:
                          f"{release.family}){elsewhere}")
 
     if req.schedule is not None and req.schedule not in caps.schedules:
-        from moebench.inputs.stack_catalog import releases_with_schedule  # on this path only
-
         others = [r for r in releases_with_schedule(req.schedule, vendor)
                   if not r.startswith(f"{release.family}@")]
         refuse("--schedule", req.schedule, ", ".join(caps.schedules),

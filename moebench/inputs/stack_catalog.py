@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from moebench.inputs import catalog
+from moebench.inputs.release import newest
 from moebench.inputs.stack import load_stack_spec
 
 
@@ -15,7 +16,8 @@ def releases_with_schedule(schedule: str, vendor: str) -> list[str]:
         spec = load_stack_spec(name)
         if spec.vendor.lower() != vendor.lower():
             continue
-        offering = [r for r in spec.releases_resolved.values() if schedule in r.caps.schedules]
+        offering = {n: r for n, r in spec.releases_resolved.items()
+                    if schedule in r.caps.schedules}
         if offering:
-            found.append(max(offering, key=lambda r: r.date).label)
+            found.append(newest(offering).label)
     return found
