@@ -113,6 +113,18 @@ class MemoryBreakdown:
         on_host = self.host <= (chip.host_dram if chip.host_dram is not None else 0.0)
         return (self.total <= chip.hbm_bytes) & on_host
 
+    def with_high_hold(self, fragmentation_high: Any) -> np.ndarray:
+        """Device bytes if the caching allocator held the top of its measured range
+        (``fragmentation_high``, the stack's) over the live tensors, never below
+        :attr:`total`."""
+        return np.maximum(self.allocated * (1.0 + fragmentation_high) + self.reserve,
+                          self.total)
+
+    def keeps_headroom(self, chip: Any, fragmentation_high: Any) -> np.ndarray:
+        """Whether each plan fits and would still fit at the allocator's measured high hold:
+        the headroom real allocators needed (the search prefers such plans among ties)."""
+        return self.fits(chip) & (self.with_high_hold(fragmentation_high) <= chip.hbm_bytes)
+
     def as_dict(self) -> dict[str, np.ndarray]:
         """Device memory by kind (what :attr:`total` adds up)."""
         return {"weights": self.weights, "gradients": self.gradients,

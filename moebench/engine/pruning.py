@@ -11,7 +11,8 @@ from moebench.inputs.run import SHARDING
 
 
 def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False,
-              group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              group: np.ndarray | None = None, roomy: np.ndarray | None = None,
+              could: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(beaten, lightest, group): whether a variant of the same plan that is never slower fits;
     whether a variant has the least recompute present at its sharding and offload; and each
     row's plan (a group of variants).
@@ -31,11 +32,21 @@ def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False,
     are adjacent rows, sharding outer and recompute inner (checked here); a subset of them in
     the same order is accepted too (a missing variant beats nothing). ``group``: each row's
     plan when the caller knows it (a subset of rows whose groups were found already).
+
+    ``roomy``: which rows keep the allocator's measured headroom, which the search prefers
+    among ties (:func:`moebench.engine.search.choose_plan`); ``could`` (a superset, default
+    ``roomy``): which rows keep it or might with an offloading twin
+    (:func:`moebench.engine.headroom.could_keep_headroom`). Then a never-slower variant beats a
+    row only if it keeps the headroom itself or the row could not: a plan that keeps it, or
+    whose twins might, is never dropped for one that fits only at the typical hold (a variant
+    that keeps it wins over the row and its twins alike: never slower, and more conventional
+    than any twin that offloads). The chain argument above holds with "fits" read as "fits, and
+    keeps the headroom wherever the beaten row could".
     """
     if group is None:
         group = plan_groups(plans)
     return variants_dominated(group, plans.sharding, plans.optimizer_offload,
-                              plans.recompute_level, fits, offload_slower)
+                              plans.recompute_level, fits, offload_slower, roomy, could)
 
 
 def plan_groups(plans: PlanArrays) -> np.ndarray:
@@ -52,7 +63,8 @@ def plan_groups(plans: PlanArrays) -> np.ndarray:
 
 
 def variants_dominated(group: np.ndarray, sharding: np.ndarray, off: np.ndarray,
-                       level: np.ndarray, fits: np.ndarray, offload_slower: bool = False
+                       level: np.ndarray, fits: np.ndarray, offload_slower: bool = False,
+                       roomy: np.ndarray | None = None, could: np.ndarray | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`dominated` from the columns it reads: each row's plan, sharding, optimizer
     offload and recompute level."""
@@ -85,7 +97,9 @@ def variants_dominated(group: np.ndarray, sharding: np.ndarray, off: np.ndarray,
         if miss.any():
             idx[miss] = np.minimum(np.searchsorted(key, want[miss]), n - 1)
         exists = valid & (key[idx] == want) & (idx < pos)
-        return exists, exists & fits[idx]
+        if roomy is None:
+            return exists, exists & fits[idx]
+        return exists, exists & fits[idx] & (roomy[idx] | ~(roomy if could is None else could))
 
     has_lighter, lighter_fits = lighter(1, 1, r > 0)
     _, less_sharding_fits = lighter(n_off * n_levels, n_off * n_rc, (s >= 2) & (s <= 3))

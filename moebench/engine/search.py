@@ -19,9 +19,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from moebench.engine.headroom import (
+    concat_steps,
+    could_keep_headroom,
+    headroom_variants,
+    offload_searched,
+)
 from moebench.engine.memory import MemoryBreakdown
 from moebench.engine.plan import PlanArrays, PlanRequest
-from moebench.engine.plan_grid import OFFLOAD_SEARCHED, recompute_group_size
+from moebench.engine.plan_grid import recompute_group_size
 from moebench.engine.plan_space import candidate_plans, first_violation
 from moebench.engine.pruning import dominated, variants_dominated
 from moebench.engine.step import StepArrays, evaluate, memory_of
@@ -73,8 +79,12 @@ def search(
     start = time.perf_counter()
     plans, memory, candidates = plans_worth_timing(arch, chip, stack, run, num_chips, request)
     steps = evaluate(arch, chip, stack, run, plans, memory)
+    extra = headroom_variants(arch, chip, stack, run, request, plans, steps, TIE_BAND)
+    if extra is not None:
+        plans, steps = plans.concat(extra[0]), concat_steps(steps, extra[1])
     fitting = np.flatnonzero(steps.fits)
-    best = choose_plan(plans, steps.step_time, fitting) if fitting.size else None
+    roomy = steps.memory.keeps_headroom(chip, stack.fragmentation_high)
+    best = choose_plan(plans, steps.step_time, fitting, roomy) if fitting.size else None
     shown = best if best is not None else int(np.argmin(steps.step_time))
     return SearchResult(
         arch=arch, chip=chip, stack=stack, run=run, num_chips=num_chips, plans=plans, steps=steps,
@@ -124,11 +134,10 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
 
     Activation offload (the modules the stack offloads, :attr:`Stack.act_offload_mask`), when
     searched and the chip has a host, only ever adds copy time, so it is built the same way: for the
-    plans that fit neither without it nor with optimizer offload alone."""
-    fractions = [f for f in OFFLOAD_SEARCHED if f > 0]
-    bound = (request.optimizer_offload is None and chip.has_host
-             and stack.caps.optimizer_offload
-             and offload_never_faster(chip, run.optimizer_bytes, min(fractions)))
+    plans that fit neither without it nor with optimizer offload alone. A plan that fits but
+    lacks the allocator's headroom can gain by either only within the tie band, so those twins
+    wait for the times (:func:`moebench.engine.headroom.headroom_variants`)."""
+    fractions, bound, act = offload_searched(chip, stack, run, request)
     req = replace(request, optimizer_offload=0.0) if bound else request
     plans, removed = candidate_plans(arch, chip, run, num_chips, req, stack.release)
     if len(plans) == 0:
@@ -140,13 +149,16 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     # candidate_plans expands recompute last, with no rule after it: whole groups of k rows.
     memory = memory_of(arch, chip, stack, run, plans, recompute_group_size(req))
     fits = memory.fits(chip)
-    # Activation offload is searched with the modules the stack offloads (none: not searched).
-    act = stack.act_offload_mask if request.offload_modules is None and chip.has_host else 0
+    roomy = memory.keeps_headroom(chip, stack.fragmentation_high)
+    could = could_keep_headroom(memory, chip, stack, bool(act), bound)
     considered = len(plans) * (1 + len(fractions) if bound else 1) * (2 if act else 1)
     beaten, lightest, group = dominated(
-        plans, fits, not bound and offload_never_faster(chip, run.optimizer_bytes))
+        plans, fits, not bound and offload_never_faster(chip, run.optimizer_bytes),
+        roomy=roomy, could=could)
     # A variant that does not fit and that no fitting variant beats: only these can gain by
     # offload (the offloading twin of a beaten one is beaten too, being no faster than it).
+    # One that fits without the allocator's headroom can gain too, only within the tie band:
+    # :func:`headroom_variants`, once the times are known.
     need = np.flatnonzero(~fits & ~beaten)
     any_fit = np.bincount(group, weights=fits.astype(float), minlength=group[-1] + 1) > 0
     parts = []
@@ -159,8 +171,11 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
         dominance reads; only the survivors are built as plans."""
         off_memory = src_memory.take(at).with_offload(f, run.optimizer_bytes)
         off_fits = off_memory.fits(chip)
+        off_roomy = off_memory.keeps_headroom(chip, stack.fragmentation_high)
+        off_could = could_keep_headroom(off_memory, chip, stack, bool(act), False)
         off_beaten, _, _ = variants_dominated(group[rows], plans.sharding[rows],
-                                              np.full(len(rows), f), level[rows], off_fits)
+                                              np.full(len(rows), f), level[rows], off_fits,
+                                              roomy=off_roomy, could=off_could)
         take = np.flatnonzero(off_fits & ~off_beaten)
         any_fit[group[rows[take]]] = True
         parts.append((src.take(at[take]).with_offload(f), off_memory.take(take)))
@@ -181,7 +196,11 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
         act_plans = plans.take(rows).with_act_offload(act)
         act_memory = memory_of(arch, chip, stack, run, act_plans)
         act_fits = act_memory.fits(chip)
-        take = np.flatnonzero(act_fits & ~dominated(act_plans, act_fits, group=group[rows])[0])
+        act_roomy = act_memory.keeps_headroom(chip, stack.fragmentation_high)
+        act_could = could_keep_headroom(act_memory, chip, stack, False, bound)
+        beaten_act = dominated(act_plans, act_fits, group=group[rows], roomy=act_roomy,
+                               could=act_could)[0]
+        take = np.flatnonzero(act_fits & ~beaten_act)
         any_fit[group[rows[take]]] = True
         parts.append((act_plans.take(take), act_memory.take(take)))
         both = np.flatnonzero(no_opt_fit & ~act_fits) if bound else np.arange(0)
@@ -211,12 +230,18 @@ CONVENTION: tuple[tuple[str, str], ...] = (
 )
 
 
-def choose_plan(plans: PlanArrays, step_time: np.ndarray, fitting: np.ndarray) -> int:
-    """The fitting plan to use: among those within :data:`TIE_BAND` of the fastest, the most
-    conventional (:data:`CONVENTION`, in order), then the fastest."""
+def choose_plan(plans: PlanArrays, step_time: np.ndarray, fitting: np.ndarray,
+                roomy: np.ndarray | None = None) -> int:
+    """The fitting plan to use: among those within :data:`TIE_BAND` of the fastest, one that
+    keeps the allocator's measured headroom (``roomy``,
+    :meth:`~moebench.engine.memory.MemoryBreakdown.keeps_headroom`) before one that fits only
+    at its typical hold, then the most conventional (:data:`CONVENTION`, in order), then the
+    fastest. Beyond the band speed decides: a tight plan is reported as such, not avoided."""
     times = step_time[fitting]
     near = fitting[times <= times.min() * (1 + TIE_BAND)]
     keys = [step_time[near]] + [convention_key(plans, f)[near] for f, _ in reversed(CONVENTION)]
+    if roomy is not None:
+        keys.append(~roomy[near])
     return int(near[np.lexsort(keys)[0]])
 
 

@@ -31,9 +31,7 @@ from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.release import Release
 from moebench.inputs.run import OFFLOAD_MODULES, module_mask
-from moebench.inputs.schema import (
-    validate,
-)
+from moebench.inputs.schema import validate
 from moebench.inputs.stack_spec import (  # the profile records, re-exported
     CALIBRATABLE,
     CROSS_ENTROPY,
@@ -151,6 +149,7 @@ class Stack:
     reserve_bytes: Num
     fragmentation: Num = 0.0
     """Allocator reserve over the peak of live tensors (a fraction of it)."""
+    fragmentation_high: Num = 0.0  # the same at its range's top: the headroom search prefers
     cache_growth: Num = 0.0
     """What the caching allocator's cache adds beyond that when the device has room (a
     fraction of the live tensors): in the device-level figure only, never in what must fit."""
@@ -200,7 +199,7 @@ def stack_from_spec(
     """Convert a validated spec to base units with the run's settings applied, once."""
     rel = spec.release
     s = settings_of(rel, options)
-    k, h, m = spec.kernels, spec.host, spec.moe
+    k, h, m, af = spec.kernels, spec.host, spec.moe, spec.memory.allocator_factor
     d = m.dispatchers[s["dispatcher"]]
     fig = spec.figure
     return Stack(
@@ -236,9 +235,9 @@ def stack_from_spec(
         act_offload_mask=module_mask(tuple(rel.defaults["offload_modules"]), OFFLOAD_MODULES),
         grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
-        fragmentation=value(spec.memory.allocator_factor) - 1.0,
+        fragmentation=value(af) - 1.0, fragmentation_high=(af.high or af.value) - 1.0,
         cache_growth=0.0 if spec.memory.cache_factor is None else np.maximum(
-            value(spec.memory.cache_factor) - value(spec.memory.allocator_factor), 0.0),
+            value(spec.memory.cache_factor) - value(af), 0.0),
     )
 
 

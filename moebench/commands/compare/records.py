@@ -37,6 +37,10 @@ class CompareRow:
     """Model FLOP/s over the dense BF16 peak (the usual published convention)."""
     memory_gib_per_chip: float | None
     fits_memory: bool
+    memory_gib_high_hold: float | None = None
+    """Device memory if the caching allocator held the top of its measured range."""
+    keeps_headroom: bool = True
+    """The plan fits at that hold too (else it is tight: it fits only at the typical hold)."""
     days: float | None
     chip_hours: float | None
     goodput: float | None

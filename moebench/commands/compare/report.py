@@ -14,6 +14,7 @@ from moebench.commands.shared.caveats import caveats_for, stacks_line
 from moebench.commands.shared.plan_text import plan_text
 from moebench.commands.shared.pricing import BASES
 from moebench.commands.shared.report import Report
+from moebench.engine.search import TIE_BAND
 from moebench.inputs.hardware_costs import MARKETS
 
 
@@ -175,6 +176,12 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         footer.append(f"act-offload ({', '.join(act)}): activations wait in host memory "
                       "between forward and backward, copied over the host link behind compute; "
                       "few measured runs offload activations (moebench validate)")
+    tight = [f"{r.entry} {r.memory_gib_high_hold:.1f} GiB" for r in cmp.rows
+             if r.plan and r.memory_gib_high_hold and not r.keeps_headroom]
+    if tight:
+        footer.append("tight (fits at the caching allocator's typical hold, not at the top of "
+                      f"its measured range; no plan within {100 * TIE_BAND:g}% of the speed "
+                      f"keeps that headroom): {', '.join(tight)} at the high hold")
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:
@@ -194,7 +201,8 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
     hidden = ("currency", "stack", "validation_caveat", "cost_ratio_p05", "cost_ratio_p95",
               "days_p05", "days_p95", "break_even_per_chip_hour_p05",
               "break_even_per_chip_hour_p95", "break_even_price_ratio", "entry", "fits_memory",
-              "price_basis", "price_source", "mfu_bf16", "co2_tonnes",
+              "price_basis", "price_source", "mfu_bf16", "co2_tonnes", "memory_gib_high_hold",
+              "keeps_headroom",
               *(f"cost_ratio_{b}" for b in BASES))
     # A deadline missed (or any row whose status is not plain ok) shows it in every format.
     if all(r.status.split(";")[0] == "ok" or not r.plan for r in cmp.rows):

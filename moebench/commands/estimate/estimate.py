@@ -54,6 +54,11 @@ class Estimate:
     memory_gib_per_chip: float
     memory_capacity_gib: float
     fits_memory: bool
+    memory_gib_high_hold: float
+    """Device memory if the caching allocator held the top of its measured range (the stack's
+    allocator_factor high) instead of its typical hold: what a tight plan risks."""
+    keeps_headroom: bool
+    """The plan fits even at that hold (the search prefers such plans among ties)."""
     chip_hours_per_1e12_tokens: float
     breakdown_s: dict[str, float]
     memory_gib: dict[str, float]
@@ -108,6 +113,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
     breakdown["host_overhead"] = float(st.host[i])
     breakdown["pipeline_bubble"] = float(st.bubble[i])
     breakdown["optimizer_step"] = float(st.optimizer[i])
+    high = float(st.memory.with_high_hold(result.stack.fragmentation_high)[i])
     return Estimate(
         model=result.arch.name, chip=chip.name, stack=result.stack.name,
         num_chips=result.num_chips,
@@ -121,7 +127,8 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         mfu_bf16=float(speed["mfu_bf16"]),
         memory_gib_per_chip=float(st.memory.total[i]) / GIB,
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
-        fits_memory=bool(st.fits[i]),
+        fits_memory=bool(st.fits[i]), memory_gib_high_hold=high / GIB,
+        keeps_headroom=bool(st.fits[i]) and high <= chip.hbm_bytes,
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={**{k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},

@@ -87,8 +87,12 @@ def _why_slower(best: Estimate, other: Estimate) -> str:
                 f"{other.memory_capacity_gib:.1f} GiB")
     slower = other.step_time_s / best.step_time_s - 1
     if slower < 0:
+        why = ("its lack of the allocator's measured headroom (it needs "
+               f"{other.memory_gib_high_hold:.1f} GiB at the high hold)"
+               if best.keeps_headroom and not other.keeps_headroom
+               else _less_conventional(best, other))
         return (f"{changes}: {100 * -slower:.2f}% faster, a tie within {100 * TIE_BAND:g}% "
-                f"(the model's error is larger), passed over for {_less_conventional(best, other)}")
+                f"(the model's error is larger), passed over for {why}")
     if slower < TIE:
         return f"{changes}: as fast ({100 * slower:.2f}% slower), ranked after it"
     diffs = {k: other.breakdown_s.get(k, 0.0) - best.breakdown_s.get(k, 0.0)
@@ -127,13 +131,18 @@ def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> st
     slower = float(steps.step_time[other] / steps.step_time[best] - 1)
     if slower >= 0:
         return f"the fastest plan {what} is {100 * slower:.1f}% slower"
+    tie = f"the fastest plan {what} is {100 * -slower:.2f}% faster, a tie within " \
+          f"{100 * TIE_BAND:g}%, passed over because it"
+    high = steps.memory.with_high_hold(result.stack.fragmentation_high)
+    if high[best] <= result.chip.hbm_bytes < high[other]:
+        return (f"{tie} lacks the caching allocator's measured headroom (it needs "
+                f"{float(high[other]) / 2**30:.1f} GiB at the top of its range)")
     p = result.plans
     field_, words = next(((f, w) for f, w in CONVENTION
                           if getattr(p, f)[other] != getattr(p, f)[best]), ("", "other choices"))
     shown = p.describe(other, 0).get(field_, "")
     uses = f" ({PLAN_LABELS[field_]} {shown})" if field_ else ""
-    return (f"the fastest plan {what} is {100 * -slower:.2f}% faster, a tie within "
-            f"{100 * TIE_BAND:g}%, passed over because it needs {words}{uses}")
+    return f"{tie} needs {words}{uses}"
 
 
 def unusual_choices(result: SearchResult) -> list[str]:
@@ -158,6 +167,14 @@ def unusual_choices(result: SearchResult) -> list[str]:
         notes.append(f"optimizer states offloaded to host memory ({f:g} of them), stepped on the "
                      "CPU over the host link: "
                      + _against(result, b, p.optimizer_offload == 0, "without offload"))
+    roomy = result.steps.memory.keeps_headroom(result.chip, result.stack.fragmentation_high)
+    if not roomy[b]:
+        high = result.steps.memory.with_high_hold(result.stack.fragmentation_high)
+        why = (_against(result, b, roomy, "with that headroom") if roomy.any() else
+               f"no plan evaluated keeps it (the lightest needs {float(high.min()) / 2**30:.1f} "
+               f"of {float(result.chip.hbm_bytes) / 2**30:.1f} GiB at that hold)")
+        notes.append("a plan that fits only at the caching allocator's typical hold, not at the "
+                     f"top of its measured range: {why}")
     depth = int(p.pp[b] * p.vpp[b])
     if depth > result.arch.spec.num_layers / 2:
         notes.append(f"{depth} pipeline chunks for {result.arch.spec.num_layers} layers "

@@ -33,7 +33,10 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
         *([("MFU (vs BF16 dense peak; above 1 possible under FP8)", est.mfu_bf16)]
           if est.precision != "bf16" else []),
         ("memory per chip (GiB)", f"{est.memory_gib_per_chip:.1f} of "
-                                  f"{est.memory_capacity_gib:.1f}"),
+                                  f"{est.memory_capacity_gib:.1f}"
+                                  + ("" if est.keeps_headroom or not est.fits_memory else
+                                     f" (tight: {est.memory_gib_high_hold:.1f} at the "
+                                     "allocator's measured high hold)")),
         ("fits memory", est.fits_memory),
         *([("host memory per chip (GiB)", f"{est.memory_gib['host_used']:.1f} of "
                                           f"{est.memory_gib['host_capacity']:.1f}, "
@@ -59,5 +62,14 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     if est.memory_advice:
         footer.append(f"does not fit: {est.memory_advice}")
+    elif not est.keeps_headroom:
+        footer.append(tight_words(est))
     footer += assumed_lines([Assumption(**a) for a in est.assumed])
     return Report(f"{est.model} on {est.num_chips} x {est.chip}", df, payload, footer)
+
+
+def tight_words(est: Estimate) -> str:
+    """Why a fitting plan is tight: what it needs if the allocator holds its measured high."""
+    return (f"tight: the plan fits at the caching allocator's typical hold "
+            f"({est.memory_gib_per_chip:.1f} of {est.memory_capacity_gib:.1f} GiB), not at the "
+            f"top of the stack's measured range ({est.memory_gib_high_hold:.1f} GiB)")

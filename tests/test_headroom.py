@@ -1,0 +1,62 @@
+"""The allocator's measured headroom: a plan that fits at the caching allocator's typical hold
+but not at the top of its measured range is tight; the search prefers plans that keep the
+headroom among ties, and says when it could not (issue 22)."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import stack_of
+
+from moebench.engine.memory import MemoryBreakdown
+from moebench.inputs.hardware import load_chip
+
+GB = 1e9
+
+
+def _breakdown() -> MemoryBreakdown:
+    """40 GB of live tensors, a 4 GB typical hold (x1.1), a 6 GB reserve: 50 GB on the device."""
+    zero = np.zeros(1)
+    ten = np.full(1, 10 * GB)
+    return MemoryBreakdown(weights=ten, gradients=ten, optimizer=ten, activations=ten,
+                           logits=zero, reserve=np.full(1, 6 * GB),
+                           fragmentation=np.full(1, 4 * GB), offloaded_optimizer=zero,
+                           offloaded_activations=zero, host=zero)
+
+
+def test_headroom_is_the_fit_at_the_top_of_the_measured_hold():
+    """At a hold of x1.2 the same plan needs 40 x 1.2 + 6 = 54 GB: it fits a 52 GB device
+    without the headroom, and keeps it on a 55 GB one; a hold range below the typical hold
+    never asks for less than the plan's total."""
+    m = _breakdown()
+    np.testing.assert_allclose(m.with_high_hold(0.2), 54 * GB)
+    np.testing.assert_allclose(m.with_high_hold(0.0), 50 * GB)
+    tight, roomy = (SimpleNamespace(hbm_bytes=c * GB, host_dram=None) for c in (52, 55))
+    assert m.fits(tight)[0] and not m.keeps_headroom(tight, 0.2)[0]
+    assert m.keeps_headroom(roomy, 0.2)[0]
+    assert not m.keeps_headroom(SimpleNamespace(hbm_bytes=49 * GB, host_dram=None), 0.0)[0]
+
+
+def test_the_stack_takes_the_top_of_its_measured_allocator_range():
+    """Megatron-Core's allocator_factor is the median 1.057 of ten published runs, 1.025-1.211
+    (Megatron-Bridge model cards): the headroom is the 1.211 run's hold."""
+    stack = stack_of(load_chip("h100"))
+    assert stack.fragmentation == pytest.approx(0.057)
+    assert stack.fragmentation_high == pytest.approx(0.211)
+
+
+def test_the_default_table_keeps_the_headroom_or_says_it_could_not(cli):
+    """The Ascend 910B's fastest plan for Ling-Plus sits at 58.4 of 59.6 GiB (98%); a plan
+    within the 1% tie band keeps the headroom at 52.3 GiB, and the table takes it. A chip whose
+    plans with the headroom are all slower by more than the band keeps its tight plan, named in
+    the footer with what it would need at the high hold."""
+    out = json.loads(cli("compare", "--format", "json").output)
+    rows = {r["chip"]: r for r in out["rows"]}
+    ascend = rows["ascend-910b"]
+    assert ascend["keeps_headroom"] and ascend["memory_gib_per_chip"] < 0.9 * 59.6
+    tight = [r["chip"] for r in out["rows"] if not r["keeps_headroom"]]
+    text = cli("compare").output
+    for chip in tight:
+        assert rows[chip]["memory_gib_high_hold"] > rows[chip]["memory_gib_per_chip"]
+        assert f"{chip} {rows[chip]['memory_gib_high_hold']:.1f} GiB" in " ".join(text.split())
