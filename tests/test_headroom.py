@@ -60,3 +60,13 @@ def test_the_default_table_keeps_the_headroom_or_says_it_could_not(cli):
     for chip in tight:
         assert rows[chip]["memory_gib_high_hold"] > rows[chip]["memory_gib_per_chip"]
         assert f"{chip} {rows[chip]['memory_gib_high_hold']:.1f} GiB" in " ".join(text.split())
+
+
+def test_a_sweep_marks_its_tight_points(cli):
+    """Each sweep row says whether its plan keeps the headroom; the footer counts those that
+    do not. The H20 on 512 chips fits Ling-Plus only at the typical hold (89.3 of 89.4 GiB)."""
+    args = ("sweep", "--chips", "h20,ascend-910b", "--vary", "num_chips=512")
+    rows = {r["chip"]: r for r in json.loads(cli(*args, "--format", "json").output)["rows"]}
+    assert rows["h20"]["keeps_headroom"] is False and rows["ascend-910b"]["keeps_headroom"]
+    assert rows["h20"]["memory_gib_per_chip"] > 0.99 * 89.4
+    assert "1 of them tight" in cli(*args).output

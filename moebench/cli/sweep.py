@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from moebench.cli.common import (
     show,
 )
 from moebench.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @app.command()
@@ -83,13 +86,21 @@ def sweep(
         plot_sweep(df, next(iter(result.varied)), plot_metric, title, plot)
     report = Report(f"Sweep: {title}", df, {"scenario": result.scenario,
                                            "varied": result.varied, "rows": records(df)},
-                    [f"{len(df)} points; best plan per point; costs in {result.currency}"],
+                    [f"{len(df)} points; best plan per point; costs in {result.currency}",
+                     *_tight_line(df)],
                     hidden=("currency",) + (("model",) if df["model"].nunique() == 1 else ()),
                     labels={"num_chips": "chips", "cost_per_1e12_tokens": "cost/1e12 tok",
                             "tokens_per_s_per_chip": "tok/s/chip", "step_time_s": "step s",
                             "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours"},
-                    optional=("fits_memory", "goodput", "memory_gib_per_chip", "step_time_s",
+                    optional=("fits_memory", "keeps_headroom", "goodput", "memory_gib_per_chip",
+                              "step_time_s",
                               "chip_hours", "tokens_per_s_per_chip", "status", "cost", "mfu"))
     show(report, fmt, output)
 
 
+def _tight_line(df: pd.DataFrame) -> list[str]:
+    """The footer line counting the points whose plan is tight (fits only at the caching
+    allocator's typical hold, not at the top of its measured range)."""
+    tight = int((df["keeps_headroom"] == False).sum())  # noqa: E712 - None where nothing fits
+    return [f"{tight} of them tight: the plan fits at the caching allocator's typical hold, "
+            "not at the top of its measured range (keeps_headroom)"] if tight else []

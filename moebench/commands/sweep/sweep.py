@@ -214,7 +214,8 @@ def evaluate_point(point: Point) -> dict[str, Any]:
     row.update(
         num_chips=r.num_chips, plan=plan_text(r.plan) if r.plan else r.status,
         step_time_s=r.step_time_s, tokens_per_s_per_chip=r.tokens_per_s_per_chip, mfu=r.mfu,
-        memory_gib_per_chip=r.memory_gib_per_chip, fits_memory=r.fits_memory, days=r.days,
+        memory_gib_per_chip=r.memory_gib_per_chip, fits_memory=r.fits_memory,
+        keeps_headroom=r.keeps_headroom if r.plan else None, days=r.days,
         chip_hours=r.chip_hours, goodput=r.goodput, cost=r.cost, currency=r.currency,
         cost_per_1e12_tokens=None if r.cost is None else r.cost / sc.tokens * 1e12,
         status=r.status,
