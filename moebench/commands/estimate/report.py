@@ -62,7 +62,7 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     if est.memory_advice:
         footer.append(f"does not fit: {est.memory_advice}")
-    elif not est.keeps_headroom:
+    elif est.fits_memory and not est.keeps_headroom:
         footer.append(tight_words(est))
     footer += assumed_lines([Assumption(**a) for a in est.assumed])
     return Report(f"{est.model} on {est.num_chips} x {est.chip}", df, payload, footer)
