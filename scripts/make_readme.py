@@ -265,6 +265,8 @@ def memory_validation(f: Facts) -> str:
     kinds = ", ".join(f"{n} {k}" for k, n in m["by_kind"].items())
     fits = ("every measured run in the set fits" if not m["not_fitting"] else
             f"{len(m['not_fitting'])} measured runs are predicted not to fit")
+    fits += (f", {m['tight']} of all {m['all_runs']} only at the typical allocator hold "
+             "(tight, and they ran)")
     return (f"{m['runs']} runs from {m['sources']} sources ({kinds}), mean absolute memory "
             f"error **{100 * m['mae']:.1f}%** ({vendors}), mean {_pct(m['bias'])}; "
             f"{m['beyond']} beyond ±20%, worst {m['worst']} ({_pct(m['worst_error'])}); "

@@ -70,3 +70,43 @@ def test_a_sweep_marks_its_tight_points(cli):
     assert rows["h20"]["keeps_headroom"] is False and rows["ascend-910b"]["keeps_headroom"]
     assert rows["h20"]["memory_gib_per_chip"] > 0.99 * 89.4
     assert "1 of them tight" in cli(*args).output
+
+
+def test_validate_counts_the_measured_runs_that_ran_tight():
+    """The memory summary counts the measured runs that fit only at the typical hold (they
+    ran, so the headroom cannot be a rule), apart from those that do not fit at all."""
+    import math
+    from dataclasses import replace
+
+    from moebench.commands.validation.run_comparison import RunComparison
+    from moebench.commands.validation.summaries import memory_footer, memory_summary
+
+    base = RunComparison(
+        id="a", model="m", chip="c", vendor="V", moe=True, num_chips=8, stack="s@1",
+        source_id="src", published=None, sweep=None, metric="step_time_s", measured=1.0,
+        faster_is_larger=False, tokens_per_step=4096.0, physics_error=0.0,
+        calibrated_error=0.0, loo_error=0.0, loso_error=0.0, split_error=math.nan,
+        param_sd=0.0, fits_memory=True, production=False, source="")
+    runs = [base, replace(base, id="b", keeps_headroom=False),
+            replace(base, id="c", keeps_headroom=False), replace(base, id="d", fits_memory=False,
+                                                                 keeps_headroom=False)]
+    m = memory_summary(runs)
+    assert (m["tight"], m["all_runs"], m["not_fitting"]) == (2, 4, ["d"])
+    assert any(line.startswith("tight: 2 of the 4 measured runs") for line in memory_footer(m))
+
+
+def test_deepseek_v3_ran_tight():
+    """DeepSeek-V3's production plan, as published, fits the H800 at the typical hold
+    (73.4 of 74.5 GiB) but not at the top of its stack's allocator range (hai-llm's estimate,
+    1.05 with 1.15 at the top: 80.0 GiB): it is tight, and ran."""
+    from moebench.commands.validation.fitting import prepare
+    from moebench.commands.validation.measured_runs import load_runs
+    from moebench.engine.step import evaluate
+
+    (run,) = [r for r in load_runs() if r.id == "dsv3-h800-prod"]
+    p = prepare(run, "x")
+    stack = p.stack()
+    m = evaluate(p.arch, p.chip, stack, p.config, p.plan).memory
+    assert m.fits(p.chip)[0] and not m.keeps_headroom(p.chip, stack.fragmentation_high)[0]
+    assert float(m.with_high_hold(stack.fragmentation_high)[0]) / 2**30 == pytest.approx(80.0,
+                                                                                          abs=0.1)

@@ -40,6 +40,9 @@ class RunComparison:
     fits_memory: bool
     production: bool
     source: str
+    keeps_headroom: bool = True
+    """The plan would fit even at the top of the stack's measured allocator hold (else it is
+    tight: it fits only at the typical hold, and ran)."""
     memory_kind: str | None = None
     """What the published peak memory counts (None: not published)."""
     memory_measured_gib: float = float("nan")

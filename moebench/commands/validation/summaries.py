@@ -53,7 +53,10 @@ def memory_summary(comparisons: list[RunComparison]) -> dict[str, Any]:
     lie beyond :data:`MEMORY_RUN_BOUND`, and the measured runs predicted not to fit."""
     with_mem = [c for c in comparisons if c.memory_kind is not None]
     out: dict[str, Any] = {"runs": len(with_mem),
-                           "not_fitting": [c.id for c in comparisons if not c.fits_memory]}
+                           "not_fitting": [c.id for c in comparisons if not c.fits_memory],
+                           "tight": len([c for c in comparisons
+                                         if c.fits_memory and not c.keeps_headroom]),
+                           "all_runs": len(comparisons)}
     if not with_mem:
         return out
     errors = np.array([c.memory_error for c in with_mem])
@@ -86,6 +89,10 @@ def memory_footer(m: dict[str, Any]) -> list[str]:
             f"{100 * m['worst_error']:+.1f}% (largest predicted term: {m['worst_term']})",
             "memory error = predicted / published peak memory - 1, of the kind published: live "
             "tensors (allocated), the allocator's hold (reserved) or the device's (device)"]
+    if m.get("tight"):
+        lines.append(f"tight: {m['tight']} of the {m['all_runs']} measured runs fit at the caching "
+                     "allocator's typical hold but not at the top of its measured range, and "
+                     "ran (the search's headroom is a preference among ties, not a rule)")
     if m["not_fitting"]:
         lines.append(f"measured runs the memory model says do not fit: "
                      f"{', '.join(m['not_fitting'])}")

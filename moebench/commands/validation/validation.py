@@ -81,14 +81,16 @@ def priors(exclude: str) -> dict[str, float]:
 
 
 def _error(p: Prepared) -> tuple[float, bool, dict[str, Any]]:
-    """The calibrated speed error, whether the plan fits, and the memory comparison."""
+    """The calibrated speed error, whether the plan fits, and the memory comparison (with
+    whether the plan keeps the allocator's measured headroom)."""
     from moebench.engine.step import evaluate
 
     stack = p.stack()
     res = evaluate(p.arch, p.chip, stack, p.config, p.plan)
     device = device_level(res.memory, stack.cache_growth, p.chip.hbm_bytes)
+    roomy = bool(res.memory.keeps_headroom(p.chip, stack.fragmentation_high)[0])
     return (float(np.expm1(p.speed_error(stack))[0]), bool(res.fits[0]),
-            _memory(p, res.memory, device))
+            {"keeps_headroom": roomy, **_memory(p, res.memory, device)})
 
 
 def _memory(p: Prepared, m: MemoryBreakdown, device: np.ndarray) -> dict[str, Any]:
