@@ -174,7 +174,9 @@ def dsv3_published(f: Facts) -> str:
             f"activations {m['activations']:.1f}, logits {m['logits']:.1f}), "
             f"{e['memory_gib_per_chip']:.1f} of {e['memory_capacity_gib']:.1f} GiB with the "
             f"allocator's hold ({m['fragmentation']:.1f}) and the runtime's reserve "
-            f"({m['reserve']:.1f})")
+            f"({m['reserve']:.1f})" + ("" if e["keeps_headroom"] else
+                                       f"; tight: {e['memory_gib_high_hold']:.1f} GiB at the "
+                                       "top of the stack's allocator range"))
 
 
 def _stack_fig(name: str, dotted: str) -> float:
