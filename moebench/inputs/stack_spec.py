@@ -108,7 +108,9 @@ class StackMemorySpec(Record):
     reserve_gb: Figure = Field(description="runtime context and communication buffers, outside "
                                            "the framework's allocator")
     allocator_factor: Figure = Field(description="what the caching allocator reserves at the "
-                                                 "peak over the live tensors then (>= 1)")
+                                                 "peak over the live tensors then (>= 1): the "
+                                                 "value decides what fits, the top of its range "
+                                                 "the headroom the search prefers among ties")
     cache_factor: Figure | None = Field(
         default=None,
         description="what the caching allocator grows to over the live tensors when the device "
