@@ -131,11 +131,18 @@ def test_host_time_counts_operations_by_block():
     ops = host.block_ops(ctx, captured=True)
     assert _v(ops.attention) == 10 and _v(ops.dense) == 5 and _v(ops.router) == 31
     assert _v(ops.moe_post) == 5 + 20 + 3 * 4  # shared expert, dispatcher, 4 local experts
-    # Grouped: one call of 3 operations, plus each of the 4 experts' 2 GEMMs issued at 15 us
-    # (half an operation's 30 us): 3 + 4 operations' worth on the host.
+    # Grouped: one call of 3 operations, plus each of the 4 experts' 2 GEMMs issued at 15 us:
+    # 120 us on the host beside the operations, whatever an operation costs (none at all too).
     grouped = replace(ctx, stack=replace(ctx.stack, grouped_gemm=True, expert_gemm_s=15e-6))
-    assert _v(host.block_ops(grouped, captured=True).moe_post) == pytest.approx(5 + 20 + 3 + 4)
+    g_ops = host.block_ops(grouped, captured=True)
+    assert _v(g_ops.moe_post) == 5 + 20 + 3 and _v(g_ops.moe_post_s) == pytest.approx(120e-6)
     assert _v(host.block_ops(grouped, captured=False).moe_post) == 5 + 20 + 3 * 4
+    for op_s in (30e-6, 0.0):
+        free = replace(grouped, stack=replace(grouped.stack, host_op_s=op_s))
+        g_ht = host.host_time(free, host.block_ops(free, captured=True),
+                              host.recompute_ops(free, captured=True))
+        assert _v(g_ht.moe_post) == pytest.approx((5 + 20 + 3) * op_s + 120e-6)
+        assert _v(g_ht.forward) == pytest.approx((15 + 3 * (10 + 31 + 28)) * op_s + 3 * 120e-6)
     ht = host.host_time(ctx, host.block_ops(ctx, captured=True),
                         host.recompute_ops(ctx, captured=True))
     forward_ops = 1 * (10 + 5) + 3 * (10 + 31 + 37)

@@ -49,6 +49,10 @@ class BlockOps:
     dense: Any
     router: Any
     moe_post: Any
+    moe_post_s: Any = 0.0
+    """Host seconds after the sync beyond the operations counted: the expert GEMMs a grouped
+    call issues, the stack's expert_gemm_s each (kept in seconds: they do not scale with the
+    cost of an operation, and stay when that is set to zero)."""
 
 
 def _dispatched(ctx: StepContext, captured: bool, part: str, ops: Any) -> Any:
@@ -85,15 +89,15 @@ def block_ops(ctx: StepContext, captured: bool) -> BlockOps:
     # can be captured only when no count comes from the host.
     eager = not captured or ctx.dropless_sync or s.graphs != "full"
     # The device runs each local expert's GEMMs. A grouped call (the release's grouped_gemm) is
-    # one host operation per block, plus expert_gemm_s for each expert GEMM it issues (counted
-    # here in operations' worth); a Python loop dispatches each expert's block whole.
+    # one host operation per block, plus expert_gemm_s for each expert GEMM it issues (in
+    # seconds, moe_post_s); a Python loop dispatches each expert's block whole.
     grouped = captured and s.grouped_gemm
     per_call = 1.0 if grouped else ctx.local_experts
-    launches = (FFN_GEMMS * ctx.local_experts * s.expert_gemm_s / np.maximum(s.host_op_s, 1e-12)
-                if grouped else 0.0)
-    experts = (s.ops_per_expert + FFN_GEMMS * cast) * per_call + launches
+    launches = FFN_GEMMS * ctx.local_experts * s.expert_gemm_s if grouped and eager else 0.0
+    experts = (s.ops_per_expert + FFN_GEMMS * cast) * per_call
     post = shared + (s.dispatch_ops + experts if eager else 0.0) + zero
-    return BlockOps(attention=attention, dense=dense, router=router, moe_post=post)
+    return BlockOps(attention=attention, dense=dense, router=router, moe_post=post,
+                    moe_post_s=launches + zero)
 
 
 # Forward operations a selectively recomputed module runs again in backward, besides those the
@@ -159,7 +163,8 @@ def host_time(ctx: StepContext, ops: BlockOps, rc: BlockOps) -> HostTime:
     s = ctx.stack
     moe_layers, dense_layers = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
     pre, dense = ops.attention + ops.router, ops.attention + ops.dense
-    forward = (dense_layers * dense + moe_layers * (pre + ops.moe_post)) * s.host_op_s
+    forward = (dense_layers * dense + moe_layers * (pre + ops.moe_post)) * s.host_op_s \
+        + moe_layers * ops.moe_post_s
     full = np.where(ctx.recompute == 2, 1.0, 0.0)
     # The moe module reruns the MoE block's forward, its dispatcher's sync included; the mlp
     # module a dense layer's FFN. Full recompute checkpoints each layer once, the moe and mlp
@@ -169,9 +174,11 @@ def host_time(ctx: StepContext, ops: BlockOps, rc: BlockOps) -> HostTime:
     again = (moe_again * moe_layers * (ops.router + ops.moe_post + s.ops_checkpoint)
              + mlp_again * dense_layers * (ops.dense + s.ops_checkpoint)
              + ctx.layers_per_stage * (rc.attention + full * s.ops_checkpoint)
-             + dense_layers * rc.dense + moe_layers * rc.moe_post) * s.host_op_s
+             + dense_layers * rc.dense + moe_layers * rc.moe_post) * s.host_op_s \
+        + moe_again * moe_layers * ops.moe_post_s
     return HostTime(forward=forward, backward=forward * (s.bwd_ops_ratio + full) + again,
-                    moe_pre=pre * s.host_op_s, moe_post=ops.moe_post * s.host_op_s,
+                    moe_pre=pre * s.host_op_s,
+                    moe_post=ops.moe_post * s.host_op_s + ops.moe_post_s,
                     dense=dense * s.host_op_s, syncs=syncs)
 
 
