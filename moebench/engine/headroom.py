@@ -94,20 +94,3 @@ def headroom_variants(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
         out_plans, out_memory = out_plans.concat(p), out_memory.concat(m)
     return out_plans, evaluate(arch, chip, stack, run, out_plans, out_memory)
 
-
-def concat_steps(a: StepArrays, b: StepArrays) -> StepArrays:
-    """The step results of ``a``'s plans followed by ``b``'s."""
-    def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.broadcast_to(x, np.shape(a.step_time)),
-                               np.broadcast_to(y, np.shape(b.step_time))])
-
-    def cat_all(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: cat(x[k], y[k]) for k in x}
-
-    return StepArrays(
-        step_time=cat(a.step_time, b.step_time), num_micro=cat(a.num_micro, b.num_micro),
-        compute=cat_all(a.compute, b.compute), comm_exposed=cat_all(a.comm_exposed,
-                                                                    b.comm_exposed),
-        comm_total=cat_all(a.comm_total, b.comm_total), host=cat(a.host, b.host),
-        bubble=cat(a.bubble, b.bubble), optimizer=cat(a.optimizer, b.optimizer),
-        memory=a.memory.concat(b.memory), fits=cat(a.fits, b.fits))

@@ -19,12 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from moebench.engine.headroom import (
-    concat_steps,
-    could_keep_headroom,
-    headroom_variants,
-    offload_searched,
-)
+from moebench.engine.headroom import could_keep_headroom, headroom_variants, offload_searched
 from moebench.engine.memory import MemoryBreakdown
 from moebench.engine.plan import PlanArrays, PlanRequest
 from moebench.engine.plan_grid import recompute_group_size
@@ -81,7 +76,7 @@ def search(
     steps = evaluate(arch, chip, stack, run, plans, memory)
     extra = headroom_variants(arch, chip, stack, run, request, plans, steps, TIE_BAND)
     if extra is not None:
-        plans, steps = plans.concat(extra[0]), concat_steps(steps, extra[1])
+        plans, steps = plans.concat(extra[0]), steps.concat(extra[1])
     fitting = np.flatnonzero(steps.fits)
     roomy = steps.memory.keeps_headroom(chip, stack.fragmentation_high)
     best = choose_plan(plans, steps.step_time, fitting, roomy) if fitting.size else None

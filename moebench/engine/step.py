@@ -64,6 +64,26 @@ class StepArrays:
     memory: MemoryBreakdown
     fits: np.ndarray
 
+    def concat(self, other: StepArrays) -> StepArrays:
+        """These plans' results followed by ``other``'s (as :meth:`MemoryBreakdown.concat`)."""
+        n, m = np.shape(self.step_time), np.shape(other.step_time)
+
+        def cat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.concatenate([np.broadcast_to(x, n), np.broadcast_to(y, m)])
+
+        def cat_all(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {k: cat(x[k], y[k]) for k in x}
+
+        return StepArrays(
+            step_time=cat(self.step_time, other.step_time),
+            num_micro=cat(self.num_micro, other.num_micro),
+            compute=cat_all(self.compute, other.compute),
+            comm_exposed=cat_all(self.comm_exposed, other.comm_exposed),
+            comm_total=cat_all(self.comm_total, other.comm_total),
+            host=cat(self.host, other.host), bubble=cat(self.bubble, other.bubble),
+            optimizer=cat(self.optimizer, other.optimizer),
+            memory=self.memory.concat(other.memory), fits=cat(self.fits, other.fits))
+
 
 def evaluate(
     arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig, plans: PlanArrays,

@@ -113,7 +113,8 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
     breakdown["host_overhead"] = float(st.host[i])
     breakdown["pipeline_bubble"] = float(st.bubble[i])
     breakdown["optimizer_step"] = float(st.optimizer[i])
-    high = float(st.memory.with_high_hold(result.stack.fragmentation_high)[i])
+    frag_high = result.stack.fragmentation_high
+    high = float(st.memory.with_high_hold(frag_high)[i])
     return Estimate(
         model=result.arch.name, chip=chip.name, stack=result.stack.name,
         num_chips=result.num_chips,
@@ -128,7 +129,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         memory_gib_per_chip=float(st.memory.total[i]) / GIB,
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
         fits_memory=bool(st.fits[i]), memory_gib_high_hold=high / GIB,
-        keeps_headroom=bool(st.fits[i]) and high <= chip.hbm_bytes,
+        keeps_headroom=bool(st.memory.keeps_headroom(chip, frag_high)[i]),
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={**{k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},

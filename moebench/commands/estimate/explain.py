@@ -133,10 +133,12 @@ def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> st
         return f"the fastest plan {what} is {100 * slower:.1f}% slower"
     tie = f"the fastest plan {what} is {100 * -slower:.2f}% faster, a tie within " \
           f"{100 * TIE_BAND:g}%, passed over because it"
-    high = steps.memory.with_high_hold(result.stack.fragmentation_high)
-    if high[best] <= result.chip.hbm_bytes < high[other]:
+    frag_high = result.stack.fragmentation_high
+    roomy = steps.memory.keeps_headroom(result.chip, frag_high)
+    if roomy[best] and not roomy[other]:
+        high = float(steps.memory.with_high_hold(frag_high)[other])
         return (f"{tie} lacks the caching allocator's measured headroom (it needs "
-                f"{float(high[other]) / 2**30:.1f} GiB at the top of its range)")
+                f"{high / 2**30:.1f} GiB at the top of its range)")
     p = result.plans
     field_, words = next(((f, w) for f, w in CONVENTION
                           if getattr(p, f)[other] != getattr(p, f)[best]), ("", "other choices"))
