@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from moebench.commands.shared.options import (
     chip_entries,
+    graph_scope_choice,
     mix_options,
     modules_choice,
     offload_modules_choice,
@@ -67,7 +68,8 @@ def job(
     seq_len: int | None = None, global_batch: int | None = None, precision: str | None = None,
     ep_overlap: bool | None = None, expert_imbalance: float | None = None,
     dispatcher: str | None = None, graphs: str | None = None,
-    capacity_factor: float | None = None, zero: int | None = None, fsdp: bool = False,
+    graph_scope: str | Sequence[str] | None = None, capacity_factor: float | None = None,
+    zero: int | None = None, fsdp: bool = False,
     shard_group: int | None = None, optimizer_states: str | None = None,
     optimizer_offload: float | None = None, pipeline_layout: str | None = None,
     offload_modules: str | Sequence[str] | None = None, search: str | Sequence[str] | None = None,
@@ -86,6 +88,7 @@ def job(
         overrides=parse_overrides(_pairs(set)), seq_len=seq_len, global_batch=global_batch,
         precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
         dispatcher=dispatcher, graphs=graphs, capacity_factor=capacity_factor,
+        graph_scope=graph_scope_choice(_text(graph_scope)),
         tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch,
         recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,

@@ -74,6 +74,10 @@ def test_a_run_with_its_peak_memory_is_compared_in_kind(cli, tmp_path):
      ["line 2", "column hardware_set", "FIELD=VALUE"]),
     (f"{HEADER}\n{GOOD}{',' * 15}scale_out.no_such=3\n",
      ["my-runs.csv", "line 2 (mine)", "scale_out.no_such"]),
+    (f"{HEADER}\n{GOOD}{',' * 16}lm_head\n",
+     ["line 2", "column graph_scope", "unknown graph scope 'lm_head'", "attention, router"]),
+    (f"{HEADER}\n{GOOD}{',' * 16}mlp\n",
+     ["my-runs.csv", "line 2 (mine)", "does not implement graph_scope mlp"]),
 ])
 def test_bad_runs_files_get_one_line_naming_file_line_and_column(cli, tmp_path, text, needles):
     result = cli("validate", "--data", _csv(tmp_path, text))
@@ -138,3 +142,29 @@ def test_a_run_on_a_cluster_with_shared_nics_gets_its_scale_out():
     assert chip.out_bw == pytest.approx(to_base("bandwidth_gb_per_s", 6.25))
     other = prepare(runs["flagperf-llama3-8b-a100x8-tp8"], "test").chip
     assert other.out_bw == pytest.approx(to_base("bandwidth_gb_per_s", 25.0))
+
+
+def test_recipe_graph_scopes_are_read_from_the_shipped_file():
+    """Megatron-Bridge v0.2.0's Qwen3-30B-A3B B200 recipe captures moe_router and
+    moe_preprocess only; its DeepSeek-V3 GB200 recipe also attention (the release's scope)."""
+    runs = {r.id: r for r in load_runs()}
+    assert runs["mbridge-qwen3-30b-b200-8-mxfp8"].options.graph_scope == ("router",)
+    assert runs["mbridge-dsv3-gb200-256-mxfp8"].options.graph_scope is None
+
+
+def test_a_graph_scope_from_the_command_line(cli):
+    """One MoE micro-batch per step on 8 B200s (Qwen3-30B-A3B, MBS 1): with attention left
+    out of the captured scope its operations are dispatched by the host again, so the step
+    can only grow; a scope without partial graphs is refused in one line."""
+    import json
+
+    args = ("estimate", "--model", "qwen3-30b-a3b", "--chip", "b200", "--num-chips", "8",
+            "--stack", "megatron-core-nvidia@25.11", "--tp", "1", "--pp", "1", "--ep", "8",
+            "--micro-batch", "1", "--recompute", "none", "--precision", "fp8",
+            "--global-batch", "512", "--seq-len", "4096", "--graphs", "partial")
+    wide = json.loads(cli(*args, "--format", "json").output)["step_time_s"]
+    narrow = json.loads(cli(*args, "--graph-scope", "router", "--format", "json").output)
+    assert narrow["step_time_s"] > 1.1 * wide
+    refused = cli(*args[:-2], "--graph-scope", "router")
+    assert refused.exit_code == 2 and "give --graphs partial" in refused.output
+    assert len([ln for ln in refused.output.splitlines() if ln.strip()]) == 1

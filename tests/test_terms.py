@@ -194,6 +194,43 @@ def test_graphs_remove_host_operations_but_not_the_dropless_experts():
         host.block_ops(_tiny_moe_context(graphs="none"), captured=False).moe_post)
 
 
+def test_a_run_graph_scope_captures_only_what_its_recipe_names():
+    """Megatron-Bridge 25.11 captures attention and the router in its DeepSeek recipes, but
+    its Qwen3-30B-A3B recipes name cuda_graph_scope moe_router, moe_preprocess only
+    (scripts/performance/configs/qwen3/workload_base_configs.py at v0.2.0): given that scope,
+    the host dispatches the attention block's 10 operations again, never the router's 31."""
+    b200 = load_chip("b200")
+    release_wide = stack_of(b200, "megatron-core-nvidia@25.11", graphs="partial")
+    assert release_wide.graph_scope == {"attention", "router"}
+    narrow = stack_of(b200, "megatron-core-nvidia@25.11", graphs="partial",
+                      graph_scope=("router",))
+    assert narrow.graph_scope == {"router"}
+    ctx = _tiny_moe_context(graphs="partial", graph_scope=narrow.graph_scope,
+                            ops_attention=10.0, ops_router=31.0)
+    ops = host.block_ops(ctx, captured=True)
+    assert (_v(ops.attention), _v(ops.router)) == (10, 0)
+    wide = _tiny_moe_context(graphs="partial", graph_scope=release_wide.graph_scope,
+                             ops_attention=10.0, ops_router=31.0)
+    assert _v(host.block_ops(wide, captured=True).attention) == 0
+
+
+@pytest.mark.parametrize(("options", "needles"), [
+    (dict(graphs="partial", graph_scope=("mlp",)),
+     ["--graph-scope", "25.11 does not implement graph_scope mlp", "attention, router"]),
+    (dict(graph_scope=("router",)), ["--graph-scope", "graphs none by default",
+                                     "--graphs partial"]),
+])
+def test_a_graph_scope_the_release_cannot_capture_is_refused(options, needles):
+    from moebench.errors import InputError
+    from moebench.inputs.stack import StackOptions, load_stack_spec, stack_from_spec
+
+    spec = load_stack_spec("megatron-core-nvidia@25.11")
+    with pytest.raises(InputError) as err:
+        stack_from_spec(spec, StackOptions(**options))
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
 def test_kernel_overhead_is_kernels_times_the_minimum_kernel_time():
     ctx = _tiny_moe_context(ops_attention=10.0, ops_fp8_cast=1.0)
     kern = host.kernel_overhead(ctx, host.block_ops(ctx, captured=False))

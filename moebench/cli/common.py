@@ -131,6 +131,10 @@ DispatcherOpt = Annotated[str | None, typer.Option(
                          "(default: the stack's).")]
 GraphsOpt = Annotated[str | None, typer.Option(
     "--graphs", help="Graph capture: none, partial or full (default: the stack's).")]
+GraphScopeOpt = Annotated[str | None, typer.Option(
+    "--graph-scope", help="What partial graphs capture, comma-separated: attention, router, "
+                          "dispatch, shared, mlp (default: every scope the stack release "
+                          "captures; a run's recipe may capture fewer, e.g. router).")]
 ZeroOpt = Annotated[int | None, typer.Option(
     "--zero", help="Shard training state over data parallelism: 0 none (DDP), 1 optimizer "
                    "states (Megatron's distributed optimizer), 2 + gradients, 3 + parameters "

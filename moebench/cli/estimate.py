@@ -22,6 +22,7 @@ from moebench.cli.common import (
     FormatOpt,
     FsdpOpt,
     GbOpt,
+    GraphScopeOpt,
     GraphsOpt,
     ImbOpt,
     JobSeqLenOpt,
@@ -89,6 +90,7 @@ def estimate(
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
+    graph_scope: GraphScopeOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
@@ -128,7 +130,8 @@ def estimate(
     if mix_text is not None:
         not_mixed = {"--num-chips": num_chips, "--stack": stack, "--dispatcher": dispatcher,
                      "--search": search,
-                     "--graphs": graphs, "--capacity-factor": capacity_factor,
+                     "--graphs": graphs, "--graph-scope": graph_scope,
+                     "--capacity-factor": capacity_factor,
                      "--allow-oom": allow_oom or None, "--optimizer-states": optimizer_states}
         _refuse(not_mixed, "not with a mixed cluster: a mix gives each type's count "
                            "(CHIP:COUNT) and runs each type on its own default stack")
@@ -151,6 +154,7 @@ def estimate(
         recompute_modules=recompute_modules, schedule=schedule, seq_len=seq_len,
         global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
         expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
+        graph_scope=graph_scope,
         capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
         optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
         pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,
@@ -202,6 +206,7 @@ def explain(
     seq_len: JobSeqLenOpt = None, global_batch: GbOpt = None, precision: PrecOpt = None,
     ep_overlap: OverlapOpt = None, expert_imbalance: ImbOpt = None, allow_oom: OomOpt = False,
     stack: StackOpt = None, dispatcher: DispatcherOpt = None, graphs: GraphsOpt = None,
+    graph_scope: GraphScopeOpt = None,
     capacity_factor: CapacityOpt = None, zero: ZeroOpt = None, fsdp: FsdpOpt = False,
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
@@ -228,6 +233,7 @@ def explain(
         recompute_modules=recompute_modules, schedule=schedule, seq_len=seq_len,
         global_batch=global_batch, precision=precision, ep_overlap=ep_overlap,
         expert_imbalance=expert_imbalance, dispatcher=dispatcher, graphs=graphs,
+        graph_scope=graph_scope,
         capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
         optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
         pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,

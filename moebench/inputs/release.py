@@ -23,6 +23,7 @@ import datetime
 from dataclasses import dataclass, fields
 from typing import Any
 
+from moebench.errors import InputError
 from moebench.inputs.release_spec import Claim, Defaults, Implements, ReleaseSpec
 from moebench.inputs.schema import Figure
 
@@ -60,6 +61,14 @@ SETTINGS: dict[str, str] = {
 }
 
 
+# The flag that gives each setting a stack's StackOptions can hold (named in errors).
+OPTION_FLAGS = {"dispatcher": "--dispatcher", "graphs": "--graphs", "ep_overlap": "--ep-overlap",
+                "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap",
+                "pp_overlap": "pp_overlap", "cross_entropy": "cross_entropy",
+                "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free",
+                "graph_scope": "--graph-scope"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Release:
     """One release, resolved along its ``after`` chain."""
@@ -83,6 +92,8 @@ class Release:
 
     def allows(self, setting: str, value: Any) -> bool:
         """Whether ``value`` of a setting is within what the release implements."""
+        if setting == "graph_scope":
+            return set(value) <= set(self.caps.partial_graph_scope)
         cap = SETTINGS.get(setting, "")
         if not cap:
             return True
@@ -91,9 +102,30 @@ class Release:
             return have or value is False
         return value in have
 
+    def settings(self, given: dict[str, Any]) -> dict[str, Any]:
+        """A run's settings: each given one (checked against what the release implements), else
+        the release's default. An InputError names the setting and what the release offers."""
+        defaults = {**self.defaults, "graph_scope": self.caps.partial_graph_scope}
+        out = {k: given.get(k, defaults[k]) for k in OPTION_FLAGS}
+        for k, v in given.items():
+            if not self.allows(k, v):
+                offers = ", ".join(str(o) for o in self.options(k))
+                shown = ",".join(v) if isinstance(v, tuple) else repr(v)
+                raise InputError(OPTION_FLAGS[k], None,
+                                 f"{self.label} does not implement {k} {shown} (it offers "
+                                 f"{offers}); pick another release (moebench stacks show "
+                                 f"{self.family})")
+        if "graph_scope" in given and "graphs" not in given and out["graphs"] != "partial":
+            raise InputError("--graph-scope", None,
+                             f"a graph scope applies to partial graphs, and {self.label} "
+                             f"runs graphs {out['graphs']} by default; give --graphs partial")
+        return out
+
     def options(self, setting: str) -> tuple[Any, ...]:
         """The values a setting may take in this release (what ``--search`` tries)."""
         cap = SETTINGS.get(setting, "")
+        if setting == "graph_scope":
+            return self.caps.partial_graph_scope
         if setting == "pipeline_layout":
             return ("even", "balanced", "even_where_divisible")
         have = getattr(self.caps, cap)

@@ -5,7 +5,7 @@ chain into :class:`moebench.inputs.release.Release`)."""
 from __future__ import annotations
 
 import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar, get_args
 
 from pydantic import Field
 
@@ -24,6 +24,7 @@ CpKind = Literal["ring", "ulysses"]
 
 
 GraphScope = Literal["attention", "router", "dispatch", "shared", "mlp"]
+GRAPH_SCOPES: tuple[str, ...] = get_args(GraphScope)
 
 
 Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]

@@ -51,15 +51,16 @@ def module_names(mask: int, choices: tuple[str, ...] = RECOMPUTE_MODULES) -> lis
 
 
 def parse_modules(text: str | list[str] | tuple[str, ...], option: str = "--recompute-modules",
-                  choices: tuple[str, ...] = RECOMPUTE_MODULES) -> tuple[str, ...]:
-    """Module names from ``core_attn,moe_act`` (commas, spaces, '+' or ';'), checked."""
+                  choices: tuple[str, ...] = RECOMPUTE_MODULES, what: str = "") -> tuple[str, ...]:
+    """Names from ``core_attn,moe_act`` (commas, spaces, '+' or ';'), checked against
+    ``choices`` (``what`` they are, in errors: recompute or offload module by default)."""
     items = text if isinstance(text, list | tuple) else \
         text.replace("+", ",").replace(";", ",").replace(" ", ",").split(",")
     names = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
     unknown = [n for n in names if n not in choices]
-    what = "offload" if choices is OFFLOAD_MODULES else "recompute"
+    what = what or ("offload module" if choices is OFFLOAD_MODULES else "recompute module")
     if unknown or not names:
-        raise InputError(option, None, f"unknown {what} module {unknown[0]!r}; expected "
+        raise InputError(option, None, f"unknown {what} {unknown[0]!r}; expected "
                          f"{', '.join(choices)}" if unknown else
                          f"give one or more of {', '.join(choices)}")
     return names

@@ -12,6 +12,7 @@ from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.fabric import DEFAULT_FABRIC
 from moebench.inputs.mix import parse_mix
+from moebench.inputs.release_spec import GraphScope
 from moebench.inputs.schema import Currency, Figure, MoneyFigure, Record, validate
 from moebench.inputs.stack import CrossEntropy, Dispatcher, Graphs, StackOptions
 from moebench.inputs.yamlio import load_mapping
@@ -53,6 +54,8 @@ class StackOptionsSpec(Record):
 
     dispatcher: Dispatcher | None = None
     graphs: Graphs | None = None
+    graph_scope: list[GraphScope] | None = Field(
+        default=None, description="what partial graphs capture (omitted: all the release can)")
     dispatch_fp8: bool | None = None
     sync_free: bool | None = None
     tp_overlap: bool | None = None
@@ -60,7 +63,8 @@ class StackOptionsSpec(Record):
     cross_entropy: CrossEntropy | None = None
 
     def options(self) -> StackOptions:
-        return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs,
+        scope = None if self.graph_scope is None else tuple(self.graph_scope)
+        return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs, graph_scope=scope,
                             dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
                             tp_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
                             cross_entropy=self.cross_entropy)

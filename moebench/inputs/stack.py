@@ -11,11 +11,9 @@ its runs do by default; ``NAME@RELEASE`` selects one, the bare name the newest.
 
 ``hardware-limit`` is the ideal stack: no host cost, every kernel at the chip's max-achievable
 rate, every feature implemented. Fitted figures have kind ``calibrated`` (``moebench
-calibrate``) and carry their interval as low/high.
-
-:class:`StackSpec` is the file's shape (one release selected); :class:`Stack` is the record the
-equations read, in base units, after the run's settings (given, else the release's defaults)
-have been applied.
+calibrate``) and carry their interval as low/high. :class:`StackSpec` is the file's shape (one
+release selected); :class:`Stack` is the record the equations read, in base units, with the
+run's settings (given, else the release's defaults) applied.
 """
 
 from __future__ import annotations
@@ -79,6 +77,7 @@ class StackOptions:
     sync-free MoE or a padded per-rank buffer does."""
     cross_entropy: str | None = None
     """unfused, fused or te: the loss implementation the run used."""
+    graph_scope: tuple[str, ...] | None = None  # what partial graphs capture (None: all it can)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -171,34 +170,13 @@ def nominal(fig: Any) -> Num:
     return fig.value
 
 
-OPTION_FLAGS = {"dispatcher": "--dispatcher", "graphs": "--graphs", "ep_overlap": "--ep-overlap",
-                "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap",
-                "pp_overlap": "pp_overlap", "cross_entropy": "cross_entropy",
-                "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free"}
-
-
-def settings_of(release: Release, options: StackOptions | None) -> dict[str, Any]:
-    """The run's settings: each given one (checked against what the release implements), else
-    the release's default. An InputError names the setting and what the release offers."""
-    given = (options or StackOptions()).as_dict()
-    out = {k: given.get(k, release.defaults[k]) for k in OPTION_FLAGS}
-    for k, v in given.items():
-        if not release.allows(k, v):
-            offers = ", ".join(str(o) for o in release.options(k))
-            raise InputError(OPTION_FLAGS[k], None,
-                             f"{release.label} does not implement {k} {v!r} (it offers "
-                             f"{offers}); pick another release (moebench stacks show "
-                             f"{release.family})")
-    return out
-
-
 def stack_from_spec(
     spec: StackSpec, options: StackOptions | None = None,
     value: Callable[[Any], Num] = nominal, where: str = "stack",
 ) -> Stack:
     """Convert a validated spec to base units with the run's settings applied, once."""
     rel = spec.release
-    s = settings_of(rel, options)
+    s = rel.settings((options or StackOptions()).as_dict())
     k, h, m, af = spec.kernels, spec.host, spec.moe, spec.memory.allocator_factor
     d = m.dispatchers[s["dispatcher"]]
     fig = spec.figure
@@ -212,7 +190,7 @@ def stack_from_spec(
         sync_s=to_base("sync_us", value(h.sync_us)),
         expert_gemm_s=to_base("expert_gemm_us", value(h.expert_gemm_us)),
         bwd_ops_ratio=value(h.backward_ops_per_forward_op), graphs=s["graphs"],
-        graph_scope=frozenset(rel.caps.partial_graph_scope),
+        graph_scope=frozenset(s["graph_scope"]),
         ops_attention=h.ops.attention.value, ops_mla_extra=h.ops.mla_extra.value,
         ops_mlp=h.ops.mlp.value, ops_router=h.ops.router.value,
         ops_per_expert=h.ops.per_local_expert.value, ops_fp8_cast=h.ops.fp8_cast_per_gemm.value,

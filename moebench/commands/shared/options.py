@@ -117,6 +117,15 @@ def offload_modules_choice(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else parse_offload_modules(text)
 
 
+def graph_scope_choice(text: str | None, option: str = "--graph-scope"
+                       ) -> tuple[str, ...] | None:
+    """The --graph-scope list, checked (None: not given, the release's whole scope)."""
+    from moebench.inputs.release_spec import GRAPH_SCOPES
+    from moebench.inputs.run import parse_modules
+
+    return None if text is None else parse_modules(text, option, GRAPH_SCOPES, "graph scope")
+
+
 def sharding_choice(zero: int | None, fsdp: bool, shard_group: int | None) -> str | None:
     """The plan's sharding from --zero, --fsdp and --shard-group (None: searched)."""
     from moebench.inputs.run import SHARDING

@@ -180,7 +180,7 @@ def job_from_options(scenario: str | None, *, model: str | None, chip: str,
     check_num_chips(num_chips)
     run = {k: given[k] if given.get(k) is not None else v for k, v in base.items()}
     plan.update({k: given[k] for k in PLAN_FIELDS if given.get(k) is not None})
-    options.update({k: given[k] for k in ("dispatcher", "graphs", "ep_overlap")
+    options.update({k: given[k] for k in ("dispatcher", "graphs", "ep_overlap", "graph_scope")
                     if given.get(k) is not None})
     search = given.get("search")
     if search is None:

@@ -13,9 +13,11 @@ modules, e.g. ``moe_act`` or ``"layernorm,moe_act"``; recompute then selective o
 ``optimizer_offload``, ``offload_modules`` (activation offload: modules, or none; empty is
 none, since a run that offloads activations names the flag), ``dp_overlap`` (false: the
 script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default),
-``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's) and
-``pipeline_layout`` (:mod:`moebench.engine.layout`: even, balanced, a
-Megatron layout string, layers per rank or first=N,last=M; empty: the release's default), and
+``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's),
+``graph_scope`` (what partial graphs captured, e.g. ``router``, as the run's recipe says;
+empty: all the release can) and ``pipeline_layout`` (:mod:`moebench.engine.layout`: even,
+balanced, a Megatron layout string, layers per rank or first=N,last=M; empty: the release's
+default), and
 for validation by source and date: ``source_id`` (one slug per publication or table: its runs are
 left out together; empty: the run's ``source`` text), ``published`` (YYYY-MM-DD, when the figure
 was first published) and ``sweep`` (a slug shared by the runs of one published plan sweep: same
@@ -24,10 +26,8 @@ source, model, chip and cluster size, different plans), and for memory validatio
 reserved or device: :data:`MEMORY_KINDS`), and ``hardware_set``: figures of the cluster the
 source states apart from the chip's profile, ``section.field=value`` pairs separated by ``;``
 as ``--set`` takes them (e.g. ``scale_out.bandwidth_gb_per_s=6.25`` for a node whose NICs are
-shared by its GPUs), with their source in ``notes``.
-
-``stack`` names the framework release the run used, ``family@release`` (``moebench stacks
-list``); a bare family is its newest release, an empty cell the chip's default stack.
+shared by its GPUs), with their source in ``notes``. ``stack`` names the run's framework
+release, ``family@release``; a bare family is its newest release, empty the chip's default.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from moebench.commands.shared.options import graph_scope_choice
 from moebench.commands.shared.setup import split_overrides
 from moebench.commands.validation.measured_run import FASTER_IS_LARGER, MEMORY_KINDS, MeasuredRun
 from moebench.engine.plan import PlanRequest
@@ -65,7 +66,7 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
-            "published", "sweep", "memory_gib", "memory_kind", "hardware_set")
+            "published", "sweep", "memory_gib", "memory_kind", "hardware_set", "graph_scope")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 
 
@@ -166,6 +167,14 @@ def _offload_modules(r: _Row) -> tuple[str, ...] | None:
         raise r._err("offload_modules", exc.message) from None
 
 
+def _graph_scope(r: _Row) -> tuple[str, ...] | None:
+    """The graph_scope column: what the run's partial graphs captured (None: all they can)."""
+    try:
+        return graph_scope_choice(r.text("graph_scope"), "graph_scope")
+    except InputError as exc:
+        raise r._err("graph_scope", exc.message) from None
+
+
 def _layout_text(r: _Row) -> str | None:
     """The pipeline_layout column, its form checked (against the model when it runs)."""
     from moebench.engine.layout import layout_syntax_error
@@ -232,7 +241,8 @@ def _run(r: _Row) -> MeasuredRun:
         global_batch=int(r.integer("global_batch", required=True) or 0),
         stack=r.text("stack"),
         options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
-                             graphs=r.choice("graphs", GRAPHS), sync_free=r.flag("sync_free"),
+                             graphs=r.choice("graphs", GRAPHS), graph_scope=_graph_scope(r),
+                             sync_free=r.flag("sync_free"),
                              tp_overlap=r.flag("tp_overlap"), ep_overlap=r.flag("ep_overlap"),
                              dp_overlap=r.flag("dp_overlap"),
                              cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY)),
