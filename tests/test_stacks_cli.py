@@ -89,3 +89,22 @@ def test_a_stack_file_missing_a_release_default_says_what_to_add(cli, tmp_path):
     assert len(out) == 1 and "Traceback" not in result.output
     for needle in ("old-stack.yaml", "releases", "defaults.cross_entropy", "first release"):
         assert needle in out[0], out[0]
+
+
+def test_a_release_that_adds_a_choice_must_say_its_default(cli, tmp_path):
+    """Primus v0.5.0 adds the 1F1B all-to-all overlap (patch_moe_overlap) that v0.4.0 lacked,
+    so v0.4.0's forced default ('not implemented') no longer explains what v0.5.0 runs do:
+    without its own defaults.ep_overlap (patch_moe_overlap false) the file is refused."""
+    from moebench.inputs.catalog import resolve
+
+    text = resolve("stacks", "primus-amd", "--stack").read_text(encoding="utf-8")
+    claim = next(ln for ln in text.splitlines()
+                 if ln.startswith("      ep_overlap: {value: false") and "module.yaml" in ln)
+    path = tmp_path / "primus.yaml"
+    path.write_text(text.replace("    defaults:\n" + claim + "\n", ""), encoding="utf-8")
+    result = cli("stacks", "show", str(path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    out = [ln for ln in result.output.splitlines() if ln.strip()]
+    for needle in ("primus.yaml", "'0.5.0' implements more ep_overlap options",
+                   "defaults.ep_overlap"):
+        assert needle in out[0], out[0]

@@ -176,8 +176,23 @@ def resolve_releases(family: str, specs: list[ReleaseSpec]) -> dict[str, Release
                      **{f"defaults.{k}": c.source for k, c in default_claims.items()}},
             refit=dict(spec.refit))
         _check_defaults(release)
+        if spec.after is not None:
+            _check_new_choices(out[spec.after], release, spec)
         out[spec.name] = release
     return out
+
+
+def _check_new_choices(base: Release, r: Release, spec: ReleaseSpec) -> None:
+    """A setting that had one option (its default forced: "not implemented") and has more in
+    ``r`` must have its default restated with the source that says what runs of ``r`` do."""
+    stated = {k for k, v in spec.defaults if v is not None}
+    for setting in SETTINGS:
+        if setting != "pipeline_layout" and setting not in stated and \
+                len(base.options(setting)) == 1 < len(r.options(setting)):
+            raise ValueError(f"release {r.name!r} implements more {setting} options than "
+                             f"{base.name!r} ({', '.join(map(str, r.options(setting)))}): "
+                             f"state defaults.{setting}, what its runs do when not told, "
+                             "with its source")
 
 
 def _frozen(value: Any) -> Any:

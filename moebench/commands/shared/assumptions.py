@@ -95,6 +95,11 @@ def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
                               source=release.sources[f"defaults.{name}"],
                               alternative=alt, change=change))
     out.sort(key=lambda a: -abs(a.change or 0.0))
+    if chosen["graphs"] == "partial" and "graph_scope" not in given_opts:
+        # What partial graphs capture is the release's whole scope; a recipe may name less.
+        out.append(Assumption(setting="graph_scope", value=chosen["graph_scope"],
+                              how=f"{release.label} default",
+                              source=release.sources["implements.partial_graph_scope"]))
     for dim in PLAN_DIMENSIONS:
         if getattr(given, dim, None) is None:
             out.append(Assumption(setting=dim, value=plan[dim],
