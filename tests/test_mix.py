@@ -451,3 +451,37 @@ def test_estimate_mix_table_names_every_strategy(cli):
                  "ascend-910b alone", "apart", "(chosen)", "verdict:", "outside the model",
                  "never scale-up links"):
         assert word in r.output, word
+
+
+def test_stage_headroom_by_hand():
+    """An 80 GiB device, 3 GiB reserve, the allocator holding 5.7% over live tensors typically
+    and 21.1% at the top of its measured range: 60 GiB of live tensors would take
+    60 x 1.211 + 3 = 75.7 GiB at the top, and keep the headroom; 65 GiB fit (71.7 GiB at the
+    typical hold) but would take 81.7 GiB at the top: tight."""
+    gib = 2.0 ** 30
+    table = replace(stage_table(load_model("mixtral-8x7b"), mix_types("h800:64")[0], REQUEST),
+                    hbm=80 * gib, reserve=3 * gib, fragmentation=0.057,
+                    fragmentation_high=0.211)
+    assert table.keeps_headroom(60 * gib) and not table.keeps_headroom(65 * gib)
+    assert table.device_bytes(65 * gib) / gib == pytest.approx(65 * 1.057 + 3)
+
+
+def test_the_pipeline_keeps_the_headroom_among_ties(monkeypatch):
+    """Ling-Plus on 256 H800 + 256 H20: the fastest split (68 layers on the H800s) fits their
+    stages only at Megatron-Core's typical allocator hold; one 0.5% slower (72 and 16 layers)
+    keeps the measured headroom on both types, and is taken, as the engine's search takes
+    such a plan among ties (TIE_BAND). With no band, speed alone decides."""
+    import moebench.engine.mix.pipeline as pipeline
+
+    arch, types = load_model("ling-plus"), mix_types("h800:256+h20:256")
+    chosen = search_mix(arch, types, REQUEST, load_fabric()).strategies["hetero-pipeline"]
+    monkeypatch.setattr(pipeline, "TIE_BAND", 0.0)
+    fastest = search_mix(arch, types, REQUEST, load_fabric()).strategies["hetero-pipeline"]
+    assert all(p.keeps_headroom for p in chosen.parts)
+    assert not all(p.keeps_headroom for p in fastest.parts)
+    assert fastest.step_time_s < chosen.step_time_s <= fastest.step_time_s * (1 + TIE_BAND)
+    for s in (chosen, fastest):  # the flag is the memory it reports, at the high hold
+        for p, t in zip(s.parts, types, strict=True):
+            live = (p.memory_bytes - float(t.stack.reserve_bytes)) / (1 + t.stack.fragmentation)
+            high = live * (1 + t.stack.fragmentation_high) + float(t.stack.reserve_bytes)
+            assert p.keeps_headroom == (high <= t.chip.hbm_bytes)

@@ -92,10 +92,12 @@ def _strategy_outcome(arch: ModelArch, sc: ScenarioSpec, mix: LoadedMix, s: Stra
               "layers": p.layers,
               "layer_share": None if p.layers is None else p.layers / arch.spec.num_layers,
               "step_time_s": p.step_time_s, "memory_gib_per_chip": p.memory_bytes / GIB,
-              "idle": p.idle} for p in s.parts]
+              "keeps_headroom": p.keeps_headroom, "idle": p.idle} for p in s.parts]
     notes = [STRATEGY_WORDS[s.strategy]]
     notes += [f"{p.chip} gets no work (the split gives it none): its chips are not used"
               for p in s.parts if p.idle]
+    notes += [f"{p.chip} is tight: it fits at its stack's typical allocator hold, not at the top "
+              "of its measured range" for p in s.parts if not p.idle and not p.keeps_headroom]
     if s.strategy == LOCAL_SGD:
         notes.append(s.details["convergence"])
     if econ["missing_price"]:

@@ -91,7 +91,9 @@ def _part(t: MixType, share: int, res: SearchResult | None) -> PartPlan:
                                             res.arch.spec.num_layers),
                     sequences=share, step_time_s=float(st.step_time[i]),
                     memory_bytes=float(st.memory.total[i]),
-                    checkpoint_bytes=float(st.memory.checkpoint[i]))
+                    checkpoint_bytes=float(st.memory.checkpoint[i]),
+                    keeps_headroom=bool(st.memory.take(np.array([i])).keeps_headroom(
+                        t.chip, t.stack.fragmentation_high)[0]))
 
 
 def split_search(types: list[MixType], exact: ExactShares, cross: Any

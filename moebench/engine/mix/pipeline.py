@@ -25,8 +25,10 @@ which for equal stages is the engine's (m + p - 1) t_mb. The second type's stage
 takes max(ceil(L2/p2) tau2, (L2 tau2 + head)/p2), as the engine balances its head. Cross-type
 traffic per micro-batch: mb x s x h BF16 values each way per replica, sent by min(tp1, tp2)
 chip pairs in parallel. Tied embeddings add a cross-type all-reduce of the embedding gradient.
-Not modelled: virtual stages, context parallelism, DualPipe, and layers split unevenly inside
-one type.
+Among pipelines within TIE_BAND of the fastest, one whose stages would still fit at the top
+of each stack's measured allocator hold is taken, as the engine's search takes such a plan; a
+part without it is reported tight. Not modelled: virtual stages, context parallelism,
+DualPipe, and layers split unevenly inside one type.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from moebench.engine.mix.result import PIPELINE, PartPlan, StrategyResult, unava
 from moebench.engine.mix.shares import MixType
 from moebench.engine.mix.stages import StageTable, stage_table
 from moebench.engine.plan import PlanRequest
+from moebench.engine.search import TIE_BAND
 from moebench.inputs.model import ModelArch
 
 MB_KEY = 64  # larger than any micro-batch size: dp x MB_KEY + mb identifies (dp, mb)
@@ -63,24 +66,37 @@ def _max_layers(room: Any, per_layer: Any) -> Any:
     return np.floor(np.maximum(room, 0.0) / per_layer)
 
 
+Found = dict[str, Any]
+"""One pipeline: the layouts (i, j), the layers on the first type, its step and stages."""
+
+
+def _faster(found: Found | None, best: Found | None) -> Found | None:
+    return found if found is not None and (best is None or found["step"] < best["step"]) \
+        else best
+
+
 def _evaluate_order(arch: ModelArch, a: StageTable, b: StageTable, link: CrossLink,
-                    grad_bytes: float) -> dict[str, Any] | None:
-    """The best pipeline with type ``a`` first and ``b`` last, over every pair of stage layouts
-    with the same (D, micro-batch) and a few layer splits around the balance point; pairs are
-    evaluated in chunks so that memory stays bounded on large clusters."""
+                    grad_bytes: float) -> tuple[Found | None, Found | None]:
+    """The fastest pipeline with type ``a`` first and ``b`` last, over every pair of stage
+    layouts with the same (D, micro-batch) and a few layer splits around the balance point,
+    and the fastest whose stages keep the allocator's measured headroom; pairs are evaluated in
+    chunks so that memory stays bounded on large clusters."""
     ia, ib = _pairs(a.plans.dp * MB_KEY + a.plans.mb, b.plans.dp * MB_KEY + b.plans.mb)
-    best: dict[str, Any] | None = None
+    fast: Found | None = None
+    roomy: Found | None = None
     for lo in range(0, len(ia), PAIR_CHUNK):
-        found = _best_of_pairs(arch, a, b, ia[lo:lo + PAIR_CHUNK], ib[lo:lo + PAIR_CHUNK], link,
-                               grad_bytes)
-        if found is not None and (best is None or found["step"] < best["step"]):
-            best = found
-    return best
+        f, r = _best_of_pairs(arch, a, b, ia[lo:lo + PAIR_CHUNK], ib[lo:lo + PAIR_CHUNK], link,
+                              grad_bytes)
+        fast, roomy = _faster(f, fast), _faster(r, roomy)
+    return fast, roomy
 
 
 def _best_of_pairs(arch: ModelArch, a: StageTable, b: StageTable, ia: np.ndarray,
-                   ib: np.ndarray, link: CrossLink, grad_bytes: float) -> dict[str, Any] | None:
-    """The best of the pipelines pairing layout ``ia[k]`` of ``a`` with ``ib[k]`` of ``b``."""
+                   ib: np.ndarray, link: CrossLink, grad_bytes: float
+                   ) -> tuple[Found | None, Found | None]:
+    """The fastest of the pipelines pairing layout ``ia[k]`` of ``a`` with ``ib[k]`` of ``b``,
+    and the fastest of those whose stages keep the headroom (:meth:`StageTable.keeps_headroom`;
+    None where none does)."""
     num_layers = arch.spec.num_layers
     p1, p2 = a.plans.pp[ia].astype(float), b.plans.pp[ib].astype(float)
     m = a.micro_batches[ia]
@@ -123,17 +139,47 @@ def _best_of_pairs(arch: ModelArch, a: StageTable, b: StageTable, ia: np.ndarray
                                     [int(a.plans.tp.max()), int(b.plans.tp.max())], link)
     step = fill + (m[:, None] - 1) * slowest + tail + tied
     step = np.where((lo <= hi)[:, None], step, np.inf)
-    k = int(np.argmin(step))
-    if not np.isfinite(step.flat[k]):
-        return None
-    row, col = divmod(k, step.shape[1])
-    return {"i": int(ia[row]), "j": int(ib[row]), "l1": int(l1[row, col]),
-            "step": float(step[row, col]), "t1": float(t1[row, col]), "t2": float(t2[row, col]),
-            "link": float(t_link[row, 0]), "micro_batches": float(m[row]),
-            "exposed_cross": float(t_link[row, 0] + (m[row] - 1) * max(
-                0.0, t_link[row, 0] - max(t1[row, col], t2[row, col])) + tied),
-            "cross_bytes": float(m[row] * replicas[row] * msg[row]),
-            "in_flight": (float(in_flight_1[row]), float(in_flight_2[row]))}
+    live1 = _stage_live(a, ia, np.ceil(l1 / p1c), in_flight_1, True)
+    live2 = _stage_live(b, ib, np.ceil(l2 / p2c), in_flight_2, False, p2c)
+    keeps = a.keeps_headroom(live1) & b.keeps_headroom(live2)
+    picks = (int(np.argmin(step)), int(np.argmin(np.where(keeps, step, np.inf))))
+    rows = {"i": ia, "j": ib, "link": t_link[:, 0], "micro_batches": m,
+            "cross_bytes": m * replicas * msg, "in_flight_1": in_flight_1,
+            "in_flight_2": in_flight_2}
+    cells = {"l1": l1, "step": step, "t1": t1, "t2": t2}
+    fast, roomy = (None if not np.isfinite(step.flat[k]) else
+                   _found(k // step.shape[1], k % step.shape[1], rows, cells, tied)
+                   for k in picks)
+    return fast, roomy
+
+
+def _stage_live(t: StageTable, idx: np.ndarray, per_stage: np.ndarray, in_flight: np.ndarray,
+                first: bool, stages: Any = None) -> np.ndarray:
+    """Live bytes per chip on a type's most loaded stage (as :func:`_part` reports them), for
+    layouts ``idx`` and ``per_stage`` layers each (one column per candidate split)."""
+    def col(x: np.ndarray) -> np.ndarray:
+        return x[idx][:, None]
+
+    body = per_stage * (col(t.state_per_layer) + in_flight[:, None] * col(t.act_per_layer)) \
+        + col(t.working)
+    if first:
+        return body + col(t.embed_state)
+    head = col(t.head_state) + col(t.logits)
+    last = per_stage * (col(t.state_per_layer) + col(t.act_per_layer)) + col(t.working) + head
+    return np.maximum(body + np.where(stages == 1, head, 0.0), last)
+
+
+def _found(row: int, col: int, rows: dict[str, np.ndarray], cells: dict[str, np.ndarray],
+           tied: float) -> Found:
+    """The pipeline at layout pair ``row`` and split ``col``."""
+    r = {k: float(v[row]) for k, v in rows.items()}
+    c = {k: float(v[row, col]) for k, v in cells.items()}
+    return {"i": int(r["i"]), "j": int(r["j"]), "l1": int(c["l1"]), "step": c["step"],
+            "t1": c["t1"], "t2": c["t2"], "link": r["link"],
+            "micro_batches": r["micro_batches"],
+            "exposed_cross": r["link"] + (r["micro_batches"] - 1) * max(
+                0.0, r["link"] - max(c["t1"], c["t2"])) + tied,
+            "cross_bytes": r["cross_bytes"], "in_flight": (r["in_flight_1"], r["in_flight_2"])}
 
 
 def _part(t: MixType, table: StageTable, i: int, layers: int, stage_s: float, m: float,
@@ -155,7 +201,8 @@ def _part(t: MixType, table: StageTable, i: int, layers: int, stage_s: float, m:
     return PartPlan(chip=t.chip.name, stack=t.stack.name, count=t.count, plan=plan,
                     sequences=global_batch, layers=layers, step_time_s=stage_s,
                     memory_bytes=float(memory),
-                    checkpoint_bytes=float(per_stage * table.ckpt_per_layer[i]))
+                    checkpoint_bytes=float(per_stage * table.ckpt_per_layer[i]),
+                    keeps_headroom=bool(table.keeps_headroom(live)))
 
 
 def hetero_pipeline(arch: ModelArch, types: list[MixType], request: PlanRequest,
@@ -175,16 +222,20 @@ def hetero_pipeline(arch: ModelArch, types: list[MixType], request: PlanRequest,
     if missing:
         return unavailable(PIPELINE, f"no pipeline stage layout on {', '.join(missing)}")
     grad_bytes = max(t.stack.grad_reduce_bytes for t in types)
-    best: tuple[int, dict[str, Any]] | None = None
+    fast: Found | None = None
+    roomy: Found | None = None
     for first in (0, 1):
         a, b = tables[first], tables[1 - first]
         assert a is not None and b is not None
-        found = _evaluate_order(arch, a, b, link, grad_bytes)
-        if found is not None and (best is None or found["step"] < best[1]["step"]):
-            best = (first, found)
-    if best is None:
+        f, r = _evaluate_order(arch, a, b, link, grad_bytes)
+        fast = _faster(None if f is None else {**f, "first": first}, fast)
+        roomy = _faster(None if r is None else {**r, "first": first}, roomy)
+    if fast is None:
         return unavailable(PIPELINE, "no split of the layers fits both types' memory")
-    first, r = best
+    # As the engine's search: among pipelines within TIE_BAND of the fastest, one whose stages
+    # keep the allocator's measured headroom; beyond the band, speed decides.
+    r = roomy if roomy is not None and roomy["step"] <= fast["step"] * (1 + TIE_BAND) else fast
+    first = r["first"]
     g = types[0].run.global_batch
     ta, tb = tables[first], tables[1 - first]
     assert ta is not None and tb is not None

@@ -40,6 +40,8 @@ class PartPlan:
     """Per chip, on its most loaded stage."""
     checkpoint_bytes: float
     """Per chip: weights and optimizer-state shard it writes to a checkpoint."""
+    keeps_headroom: bool = True
+    """It would still fit at the top of its stack's measured allocator hold (else tight)."""
 
     @property
     def idle(self) -> bool:

@@ -60,6 +60,8 @@ class StageTable:
     hbm: float
     fragmentation: float
     """The stack's allocator hold beyond live tensors, a fraction of them."""
+    fragmentation_high: float
+    """The same at the top of its measured range: the headroom the search prefers."""
     seq_len: int
 
     @property
@@ -71,6 +73,12 @@ class StageTable:
     def device_bytes(self, allocated: Any) -> Any:
         """What live tensors of ``allocated`` bytes take of the device, as the engine counts."""
         return allocated * (1.0 + self.fragmentation) + self.reserve
+
+    def keeps_headroom(self, allocated: Any) -> Any:
+        """Whether live tensors of ``allocated`` bytes still fit at the allocator's high hold
+        (:meth:`moebench.engine.memory.MemoryBreakdown.keeps_headroom`)."""
+        return np.maximum(allocated * (1.0 + self.fragmentation_high) + self.reserve,
+                          self.device_bytes(allocated)) <= self.hbm
 
 
 def _state(dense: np.ndarray, expert: np.ndarray, dense_dp: np.ndarray,
@@ -123,4 +131,5 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
         tail_per_layer=(steps.comm_exposed["dp"] + steps.optimizer) / layers,
         ckpt_per_layer=ckpt, seq_len=t.run.seq_len, hbm=float(t.chip.hbm_bytes),
         fragmentation=float(t.stack.fragmentation),
+        fragmentation_high=float(t.stack.fragmentation_high),
     )
