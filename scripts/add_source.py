@@ -18,7 +18,13 @@ Rows that complete a source already held (another figure of the same publication
 unless ``--join``: their first predictions are recorded all the same, but they are in sample for
 their source's other runs.
 
-Run:  python scripts/add_source.py new-runs.csv [--dry-run] [--join]
+``--plan-only`` predicts each run as a user who has only the plan the source publishes would
+(issue 21's test): chip, count, model, TP/PP/VPP/EP/CP, micro-batch, recompute, schedule,
+pipeline layout, precision, batch, sequence and the dispatcher, every other setting and plan
+field left to the stack release (its recipe on the run's platform) and the search. It records
+nothing.
+
+Run:  python scripts/add_source.py new-runs.csv [--dry-run] [--join] [--plan-only]
 """
 
 from __future__ import annotations
@@ -28,12 +34,15 @@ import datetime
 import io
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from moebench.commands.validation.fitting import prepare
+from moebench.commands.validation.measured_run import MeasuredRun
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
+from moebench.inputs.stack import StackOptions
 
 FIRST = shipped_runs_path().with_name("first-predictions.csv")
 COLUMNS = ("id", "source_id", "recorded", "commit", "stack", "predicted_error")
@@ -47,12 +56,23 @@ def commit() -> str:
         return "unknown"
 
 
+def as_published(run: MeasuredRun) -> MeasuredRun:
+    """``run`` with only what a publication's plan gives (see ``--plan-only``)."""
+    plan = replace(run.plan, etp=None, sharding=None, shard_group=None, cp_kind=None,
+                   optimizer_offload=None, offload_modules=None)
+    return replace(run, plan=plan, optimizer_states=None,
+                   options=StackOptions(dispatcher=run.options.dispatcher))
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(__doc__)
         return 2
     path, dry, join = Path(argv[0]), "--dry-run" in argv, "--join" in argv
+    plan_only = "--plan-only" in argv
     new = load_runs(path)
+    if plan_only:
+        dry, new = True, [as_published(r) for r in new]
     held = load_runs()
     ids = {r.id for r in held}
     sources = {r.source_id for r in held}

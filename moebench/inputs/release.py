@@ -20,11 +20,18 @@ newest.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.inputs.release_spec import Claim, Defaults, Implements, ReleaseSpec
+from moebench.inputs.release_spec import (
+    PLATFORM_SETTINGS,
+    Claim,
+    Defaults,
+    Implements,
+    PlatformDefaults,
+    ReleaseSpec,
+)
 from moebench.inputs.schema import Figure
 
 
@@ -85,10 +92,32 @@ class Release:
     """``implements.X`` / ``defaults.X`` -> the source of that claim (of the release that set
     it)."""
     refit: dict[str, Figure]
+    platforms: tuple[PlatformDefaults, ...] = ()
+    """Defaults of the release's recipes on given chips and precisions (:meth:`on`)."""
+    platform: str = ""
+    """The chip and precision whose recipe defaults were applied ("" none)."""
+    platform_settings: frozenset[str] = frozenset()
+    """The settings that recipe set."""
 
     @property
     def label(self) -> str:
         return f"{self.family}@{self.name}"
+
+    def on(self, chip: str, precision: str, moe: bool) -> Release:
+        """The release as a run of an MoE (or dense) model on ``chip`` at ``precision`` takes
+        it: the first platform entry that covers all three sets its settings' defaults (and
+        their sources)."""
+        for p in self.platforms:
+            if chip in p.chips and precision in p.precision and \
+                    ("moe" if moe else "dense") in p.models:
+                given = {k: getattr(p, k) for k in PLATFORM_SETTINGS
+                         if getattr(p, k) is not None}
+                return replace(self, defaults={**self.defaults, **given},
+                               sources={**self.sources,
+                                        **{f"defaults.{k}": p.source for k in given}},
+                               platform=f"{chip} {precision}",
+                               platform_settings=frozenset(given))
+        return self
 
     def allows(self, setting: str, value: Any) -> bool:
         """Whether ``value`` of a setting is within what the release implements."""
@@ -174,8 +203,12 @@ def resolve_releases(family: str, specs: list[ReleaseSpec]) -> dict[str, Release
             source=spec.source, caps=caps, defaults=defaults,
             sources={**{f"implements.{k}": c.source for k, c in caps_claims.items()},
                      **{f"defaults.{k}": c.source for k, c in default_claims.items()}},
-            refit=dict(spec.refit))
+            refit=dict(spec.refit),
+            platforms=tuple(spec.platforms) if spec.platforms is not None else (
+                () if spec.after is None else out[spec.after].platforms))
         _check_defaults(release)
+        for p in release.platforms:
+            _check_defaults(release.on(p.chips[0], p.precision[0], p.models[0] == "moe"))
         if spec.after is not None:
             _check_new_choices(out[spec.after], release, spec)
         out[spec.name] = release

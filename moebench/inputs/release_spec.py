@@ -152,6 +152,28 @@ class Defaults(Record):
                                   "for the backward")
 
 
+class PlatformDefaults(Record):
+    """What the release's performance recipes run on some chips at some precision: a run on
+    them takes these instead of the release's own defaults (NVIDIA's recipes are per chip and
+    precision: Megatron-Bridge scripts/performance configs, perf_recipes)."""
+
+    chips: list[str] = Field(min_length=1, description="hardware profile names")
+    precision: list[Literal["bf16", "fp8"]] = Field(
+        default=["bf16", "fp8"], min_length=1, description="the run precisions it covers")
+    models: list[Literal["moe", "dense"]] = Field(
+        default=["moe", "dense"], min_length=1, description="the model kinds whose recipes say so")
+    source: str = Field(min_length=3, description="the recipes that say so")
+    dispatcher: Dispatcher | None = None
+    graphs: Graphs | None = None
+    ep_overlap: bool | None = None
+    sync_free: bool | None = None
+
+
+# The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and
+# source).
+PLATFORM_SETTINGS = ("dispatcher", "graphs", "ep_overlap", "sync_free")
+
+
 class ReleaseSpec(Record):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     date: datetime.date = Field(description="release date, YYYY-MM-DD")
@@ -162,6 +184,10 @@ class ReleaseSpec(Record):
     notes: str | None = None
     implements: Implements = Field(default_factory=Implements)
     defaults: Defaults = Field(default_factory=Defaults)
+    platforms: list[PlatformDefaults] | None = Field(
+        default=None, description="defaults of the release's recipes on given chips and "
+                                  "precisions, first match wins (omitted: the previous "
+                                  "release's; [] none)")
     refit: dict[str, Figure] = Field(
         default_factory=dict,
         description="physical figures refitted on this release's own runs, by calibration "

@@ -164,6 +164,7 @@ class StackSpec(Record):
     validation: ValidationSummary | None = None
     _resolved: dict[str, Release] = PrivateAttr(default_factory=dict)
     _selected: str = PrivateAttr(default="")
+    _platform: tuple[str, str, bool] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _releases(self) -> StackSpec:
@@ -187,8 +188,17 @@ class StackSpec(Record):
 
     @property
     def release(self) -> Release:
-        """The selected release (the newest unless ``NAME@RELEASE`` chose one)."""
-        return self._resolved[self._selected]
+        """The selected release (the newest unless ``NAME@RELEASE`` chose one), with its
+        recipe defaults for the platform set by :meth:`for_platform`."""
+        r = self._resolved[self._selected]
+        return r if self._platform is None else r.on(*self._platform)
+
+    def for_platform(self, chip: str, precision: str, moe: bool) -> StackSpec:
+        """This spec as a run of an MoE (``moe``) or dense model on ``chip`` at ``precision``
+        takes it (:meth:`Release.on`)."""
+        out = self.model_copy()
+        out._platform = (chip, precision, moe)
+        return out
 
     @property
     def releases_resolved(self) -> dict[str, Release]:

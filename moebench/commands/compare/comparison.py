@@ -122,8 +122,8 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
         chip = chip_from_spec(spec)
         stack_spec = load_stack_spec(stack_name or chip.default_stack, split.stack)
         check_vendor(stack_spec, chip.vendor, chip.name)
-        run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch,
-                        precision=resolve_precision(sc.precision, chip),
+        precision = resolve_precision(sc.precision, chip)
+        run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=precision,
                         expert_imbalance=sc.expert_imbalance.value,
                         optimizer_states=stack_spec.release.defaults["optimizer_states"])
         entries.append(Entry(name, spec, chip, stack_spec, run))
@@ -171,6 +171,10 @@ def run_comparison(
     search_set = parse_search(",".join(sc.search), "search")
     for arch in _models(sc):
         for e in entries:
+            # The stack release as a run of this model on this chip takes it (its recipe's
+            # defaults on that platform).
+            e = replace(e, stack_spec=e.stack_spec.for_platform(e.chip.name, e.run.precision,
+                                                                arch.is_moe))
             # What the scenario does not give, each chip's stack release decides.
             req = resolve_request(e.stack_spec.release, given, search_set)
             stacks = [stack_from_spec(e.stack_spec, o) for o in

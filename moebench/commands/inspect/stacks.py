@@ -14,6 +14,7 @@ from moebench.commands.validation.validation import calibrated_names
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
 from moebench.inputs.release import Capabilities, Release, cap_values
+from moebench.inputs.release_spec import PLATFORM_SETTINGS
 from moebench.inputs.schema import Figure
 from moebench.inputs.stack import StackSpec, load_stack_spec
 
@@ -122,6 +123,11 @@ def release_rows(release: Release) -> list[dict[str, Any]]:
             rows.append({"field": f"{part}.{key}", "value": text if text != "" else "none",
                          "kind": "setting", "low": None, "high": None,
                          "source": release.sources[f"{part}.{key}"]})
+    for p in release.platforms:  # recipe defaults on given chips, precisions, model kinds
+        where = f"{'+'.join(p.chips)} {'+'.join(p.precision)} {'+'.join(p.models)}"
+        rows += [{"field": f"platform {where}.{k}", "value": getattr(p, k), "kind": "setting",
+                  "low": None, "high": None, "source": p.source}
+                 for k in PLATFORM_SETTINGS if getattr(p, k) is not None]
     rows += [figure_row(f"refit.{k}", fig) for k, fig in release.refit.items()]
     return rows
 

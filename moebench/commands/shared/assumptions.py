@@ -89,7 +89,9 @@ def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
             value = plan["schedule"] if name == "schedule" else _layout_value(given, release)
         else:
             value = chosen[name]
-        how = "searched" if name in search_set else f"{release.label} default"
+        how = "searched" if name in search_set else (
+            f"{release.label} recipe on {release.platform}" if name in release.platform_settings
+            else f"{release.label} default")
         alt, change = _alternative(result, spec, chosen, name, value, base)
         out.append(Assumption(setting=name, value=value, how=how,
                               source=release.sources[f"defaults.{name}"],
@@ -178,7 +180,7 @@ def assumed_payload(items: list[Assumption]) -> list[dict[str, Any]]:
 
 def assumed_lines(items: list[Assumption], limit: int = 4) -> list[str]:
     """The footer: the settings that move the answer most, then what the search filled."""
-    settings = [a for a in items if a.how.endswith("default") or a.how == "searched"]
+    settings = [a for a in items if not a.how.startswith("searched within")]
     searched = [a for a in items if a.how.startswith("searched within")]
     lines = []
     if settings:

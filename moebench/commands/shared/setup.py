@@ -125,13 +125,17 @@ def job_inputs(
     split = split_overrides(overrides or {})
     options = options or StackOptions()
     arch = load_model(model)
-    hw, st = load_chip_and_stack(chip, stack, options, split)
-    spec = load_stack_spec(stack or hw.default_stack, split.stack)
+    hw, _ = load_chip_and_stack(chip, stack, options, split)
+    resolved = resolve_precision(precision, hw)
+    # The release as a run on this chip at this precision takes it (its recipe's defaults).
+    spec = load_stack_spec(stack or hw.default_stack, split.stack).for_platform(
+        hw.name, resolved, arch.is_moe)
+    st = stack_from_spec(spec, options)
     settings: dict[str, Any] = {"seq_len": seq_len, "global_batch": global_batch,
                                 "expert_imbalance": expert_imbalance, **split.run}
     run = RunConfig(
         seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
-        precision=resolve_precision(precision, hw),
+        precision=resolved,
         expert_imbalance=float(settings["expert_imbalance"]),
         capacity_factor=capacity_factor,
         optimizer_states=optimizer_states or spec.release.defaults["optimizer_states"],

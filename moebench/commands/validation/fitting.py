@@ -31,7 +31,6 @@ from moebench.inputs.stack import (
     CALIBRATABLE,
     Stack,
     StackSpec,
-    load_stack_spec,
     stack_from_spec,
     with_calibrated,
 )
@@ -88,7 +87,7 @@ class Prepared:
 
     run: MeasuredRun
     spec: StackSpec
-    """The stack family with the run's release selected."""
+    """The stack family with the run's release selected, on the run's chip and precision."""
     arch: ModelArch
     chip: Chip
     config: RunConfig
@@ -121,12 +120,11 @@ def prepare(run: MeasuredRun, where: str, stack: str | None = None) -> Prepared:
     """Load one run's inputs and fix its plan (open fields searched with its stack)."""
     name = stack or run_stack(run)
     try:
-        spec = load_stack_spec(name)
         job = job_inputs(**{**run_setting(run), "stack": name}, plan=run.plan)
         res = search(job.arch, job.chip, job.stack, job.run, run.num_chips, job.request)
     except InputError as exc:
         raise InputError(where, f"line {run.row} ({run.id})", exc.one_line()) from None
-    return Prepared(run=run, spec=spec, arch=job.arch, chip=job.chip, config=job.run,
+    return Prepared(run=run, spec=job.spec, arch=job.arch, chip=job.chip, config=job.run,
                     plan=res.plans.take(res.shown), vendor=job.chip.vendor)
 
 

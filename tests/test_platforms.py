@@ -1,0 +1,79 @@
+"""A release's recipe defaults per platform: NVIDIA publishes a container's numbers from one
+performance recipe per model, chip and precision, so a run given only its plan takes what the
+recipe for its chip does (Megatron-Bridge v0.5.0 scripts/performance/configs, 26.06)."""
+
+import json
+
+import pytest
+
+from moebench.inputs.stack import load_stack_spec
+
+
+@pytest.mark.parametrize(("chip", "precision", "moe", "expected"), [
+    # MXFP8 MoE recipes on GB200/GB300: HybridEP, full-iteration graphs, EP overlap, paged
+    # stash (no host sync).
+    ("gb200", "fp8", True, ("hybridep", "full", True, True)),
+    ("gb300", "fp8", True, ("hybridep", "full", True, True)),
+    # BF16 MoE recipes there: HybridEP and TE graphs of attention and router.
+    ("gb200", "bf16", True, ("hybridep", "partial", False, False)),
+    # H100 and B200 MoE recipes agree on HybridEP only.
+    ("h100", "fp8", True, ("hybridep", "none", False, False)),
+    # Chips no recipe covers, and dense models, keep the release's own defaults.
+    ("a100", "bf16", True, ("alltoall", "none", False, False)),
+    ("gb200", "fp8", False, ("alltoall", "none", False, False)),
+])
+def test_a_run_takes_its_platforms_recipe_defaults(chip, precision, moe, expected):
+    release = load_stack_spec("megatron-core-nvidia@26.06").for_platform(
+        chip, precision, moe).release
+    got = tuple(release.defaults[k] for k in ("dispatcher", "graphs", "ep_overlap",
+                                              "sync_free"))
+    assert got == expected
+    assert bool(release.platform) == (expected[0] == "hybridep")
+    if release.platform:
+        assert "v0.5.0" in release.sources["defaults.dispatcher"]
+
+
+def test_a_later_release_that_states_platforms_replaces_them():
+    """26.08's recipes (v0.6.0 perf_recipes) disagree on H100 (Qwen3-235B on alltoall), so
+    26.08 states GB200/GB300 only: an H100 run takes the release's alltoall again."""
+    spec = load_stack_spec("megatron-core-nvidia@26.08")
+    assert spec.for_platform("h100", "fp8", True).release.defaults["dispatcher"] == "alltoall"
+    assert spec.for_platform("gb300", "fp8", True).release.defaults["graphs"] == "full"
+
+
+def test_a_platform_setting_the_release_lacks_is_refused(cli, tmp_path):
+    from moebench.inputs.catalog import resolve
+
+    text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
+    path = tmp_path / "mcore.yaml"
+    # 24.07 implements no graph capture: a platform there cannot default to full graphs.
+    first = "    defaults:\n      schedule: {value: 1f1b, source: \"the only pipeline"
+    assert text.count(first) == 1
+    path.write_text(text.replace(first, "    platforms:\n      - chips: [h100]\n        source:"
+                                        " \"test\"\n        graphs: full\n" + first),
+                    encoding="utf-8")
+    result = cli("stacks", "show", str(path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'24.07'" in result.output and "graphs 'full'" in result.output
+
+
+def test_the_assumptions_name_the_recipe(cli):
+    """Qwen3-30B-A3B on 8 GB200s at FP8 with 26.06, given only its plan: the four recipe
+    settings are listed as the recipe's, each with what its alternative would change."""
+    out = json.loads(cli(
+        "estimate", "--model", "qwen3-30b-a3b", "--chip", "gb200", "--num-chips", "8",
+        "--stack", "megatron-core-nvidia@26.06", "--tp", "1", "--pp", "1", "--ep", "8",
+        "--micro-batch", "4", "--recompute", "none", "--precision", "fp8",
+        "--global-batch", "512", "--seq-len", "4096", "--format", "json").output)
+    recipe = {a["setting"]: a for a in out["assumed"] if "recipe on gb200 fp8" in a["how"]}
+    assert set(recipe) == {"dispatcher", "graphs", "ep_overlap", "sync_free"}
+    assert recipe["graphs"]["value"] == "full" and recipe["graphs"]["change"] > 0
+    # Given, a setting is the run's, not the recipe's.
+    given = json.loads(cli(
+        "estimate", "--model", "qwen3-30b-a3b", "--chip", "gb200", "--num-chips", "8",
+        "--stack", "megatron-core-nvidia@26.06", "--tp", "1", "--pp", "1", "--ep", "8",
+        "--micro-batch", "4", "--recompute", "none", "--precision", "fp8",
+        "--global-batch", "512", "--seq-len", "4096", "--graphs", "none",
+        "--format", "json").output)
+    assert given["step_time_s"] > out["step_time_s"]
+    assert "graphs" not in {a["setting"] for a in given["assumed"]}
