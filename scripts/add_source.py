@@ -19,10 +19,7 @@ unless ``--join``: their first predictions are recorded all the same, but they a
 their source's other runs.
 
 ``--plan-only`` predicts each run as a user who has only the plan the source publishes would
-(issue 21's test): chip, count, model, TP/PP/VPP/EP/CP, micro-batch, recompute, schedule,
-pipeline layout, precision, batch, sequence and the dispatcher, every other setting and plan
-field left to the stack release (its recipe on the run's platform) and the search. It records
-nothing.
+(:meth:`MeasuredRun.as_published`). It records nothing.
 
 Run:  python scripts/add_source.py new-runs.csv [--dry-run] [--join] [--plan-only]
 """
@@ -34,15 +31,12 @@ import datetime
 import io
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from moebench.commands.validation.fitting import prepare
-from moebench.commands.validation.measured_run import MeasuredRun
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
-from moebench.inputs.stack import StackOptions
 
 FIRST = shipped_runs_path().with_name("first-predictions.csv")
 COLUMNS = ("id", "source_id", "recorded", "commit", "stack", "predicted_error")
@@ -56,14 +50,6 @@ def commit() -> str:
         return "unknown"
 
 
-def as_published(run: MeasuredRun) -> MeasuredRun:
-    """``run`` with only what a publication's plan gives (see ``--plan-only``)."""
-    plan = replace(run.plan, etp=None, sharding=None, shard_group=None, cp_kind=None,
-                   optimizer_offload=None, offload_modules=None)
-    return replace(run, plan=plan, optimizer_states=None,
-                   options=StackOptions(dispatcher=run.options.dispatcher))
-
-
 def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(__doc__)
@@ -72,7 +58,7 @@ def main(argv: list[str]) -> int:
     plan_only = "--plan-only" in argv
     new = load_runs(path)
     if plan_only:
-        dry, new = True, [as_published(r) for r in new]
+        dry, new = True, [r.as_published() for r in new]
     held = load_runs()
     ids = {r.id for r in held}
     sources = {r.source_id for r in held}

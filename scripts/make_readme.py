@@ -433,6 +433,27 @@ def validation_count(f: Facts) -> str:
         f"{n} {v}" for v, n in sorted(vendors.items(), key=lambda kv: -kv[1])) + ")"
 
 
+def plan_only(f: Facts) -> str:
+    """Every validation run predicted from what its source's plan gives alone
+    (MeasuredRun.as_published), with the stacks as shipped (in sample), by vendor, beside the
+    same runs with their settings columns."""
+    import numpy as np
+
+    from moebench.commands.validation.fitting import prepare
+
+    by: dict[str, list[float]] = {}
+    for run in load_runs():
+        p = prepare(run.as_published(), "plan-only")
+        err = abs(float(np.expm1(p.speed_error(p.stack()))[0]))
+        by.setdefault("all", []).append(err)
+        by.setdefault(p.vendor, []).append(err)
+    full = {s["group"]: s["calibrated_mae"] for s in f.validate["summary"]}
+    parts = ", ".join(f"{v} {_pct(float(np.mean(e)), False)}" for v, e in by.items()
+                      if v != "all")
+    return (f"{_pct(float(np.mean(by['all'])), False)} over the {len(by['all'])} runs ({parts}), "
+            f"against {_pct(full['all'], False)} with their settings columns")
+
+
 def stacks_table(f: Facts) -> str:
     from moebench.inputs.stack import load_stack_spec
 
@@ -606,7 +627,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "stacks-table": stacks_table, "sensitivity": sensitivity, "explain-plan": explain_plan,
     "speed": speed, "mix-example": mix_example, "mix-verdict": mix_verdict,
     "mix-strategies": mix_strategies, "mix-sites": mix_sites, "h800-scaling": h800_scaling,
-    "pooled-memory": pooled_memory,
+    "pooled-memory": pooled_memory, "plan-only": plan_only,
 }
 
 

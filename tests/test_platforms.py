@@ -33,6 +33,19 @@ def test_a_run_takes_its_platforms_recipe_defaults(chip, precision, moe, expecte
         assert "v0.5.0" in release.sources["defaults.dispatcher"]
 
 
+@pytest.mark.parametrize("release", ["25.11", "26.02", "26.04"])
+def test_earlier_releases_run_hybridep_and_te_graphs_on_gb200(release):
+    """v0.2.0 to v0.4.1 (25.11 to 26.04): every DeepSeek-V3 and Qwen3 config on GB200/GB300
+    runs HybridEP with TE graphs and no EP overlap, at every precision; 26.04 inherits 26.02's
+    statement, and H100 keeps the release's alltoall."""
+    spec = load_stack_spec(f"megatron-core-nvidia@{release}")
+    for precision in ("bf16", "fp8"):
+        r = spec.for_platform("gb300", precision, True).release
+        assert (r.defaults["dispatcher"], r.defaults["graphs"], r.defaults["ep_overlap"]) == (
+            "hybridep", "partial", False)
+    assert spec.for_platform("h100", "fp8", True).release.defaults["dispatcher"] == "alltoall"
+
+
 def test_a_later_release_that_states_platforms_replaces_them():
     """26.08's recipes (v0.6.0 perf_recipes) disagree on H100 (Qwen3-235B on alltoall), so
     26.08 states GB200/GB300 only: an H100 run takes the release's alltoall again."""

@@ -5,7 +5,7 @@ its job settings."""
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from moebench.engine.plan import PlanRequest
@@ -60,6 +60,17 @@ class MeasuredRun:
     hardware_set: tuple[tuple[str, str], ...] = ()
     """Figures of the cluster it ran on where the source states them apart from the chip's
     profile (``section.field``, value), as ``--set`` takes them: e.g. the scale-out network."""
+
+    def as_published(self) -> MeasuredRun:
+        """The run as a user who has only the plan its source publishes gives it (issue 21's
+        test): chip, count, model, TP/PP/VPP/EP/CP, micro-batch, recompute, schedule,
+        pipeline layout, precision, batch, sequence and the dispatcher; every other setting
+        and plan field is left to the stack release (its recipe on the run's platform) and
+        to the search."""
+        plan = replace(self.plan, etp=None, sharding=None, shard_group=None, cp_kind=None,
+                       optimizer_offload=None, offload_modules=None)
+        return replace(self, plan=plan, optimizer_states=None,
+                       options=StackOptions(dispatcher=self.options.dispatcher))
 
 
 def run_stack(run: MeasuredRun) -> str:
