@@ -168,3 +168,20 @@ def test_a_graph_scope_from_the_command_line(cli):
     refused = cli(*args[:-2], "--graph-scope", "router")
     assert refused.exit_code == 2 and "give --graphs partial" in refused.output
     assert len([ln for ln in refused.output.splitlines() if ln.strip()]) == 1
+
+
+def test_a_run_as_published_keeps_its_plan_and_leaves_the_settings():
+    """Megatron-Bridge 26.06, DeepSeek-V3 on 256 GB300: the table gives TP1 PP2 VP8 EP32,
+    MBS 1, the layout its recipe names; the dispatcher a source names stays, graphs, overlap
+    and sync-free go back to the release (and its platform), expert TP to the search."""
+    run = {r.id: r for r in load_runs()}["mbridge2606-dsv3-gb300-256-mxfp8"]
+    pub = run.as_published()
+    assert (pub.plan.tp, pub.plan.pp, pub.plan.vpp, pub.plan.ep, pub.plan.micro_batch) == (
+        1, 2, 8, 32, 1)
+    assert pub.plan.pipeline_layout == run.plan.pipeline_layout == "Et*4|(t*4|)*14tmL"
+    assert pub.plan.etp is None and run.plan.etp == 1
+    assert pub.options.dispatcher == "hybridep"
+    assert (pub.options.graphs, pub.options.ep_overlap, pub.options.sync_free) == (
+        None, None, None)
+    assert (run.options.graphs, run.options.ep_overlap, run.options.sync_free) == (
+        "full", True, True)

@@ -286,3 +286,18 @@ def test_validate_with_a_stack_predicts_every_run_with_it(cli, tmp_path, compari
     refused = cli("validate", "--data", str(path), "--stack", "mindspeed-llm")
     assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
     assert "is for Huawei chips" in refused.output
+
+
+def test_given_only_the_plan_is_predicted_out_of_source_too(comparisons):
+    """Given only its published plan a run reads as its row does wherever the settings left
+    out are the ones its release (or platform) would take anyway: most runs, and Megatron-
+    Bridge 26.06's DeepSeek-V3 on GB300, whose HybridEP, full graphs, overlap and sync-free
+    are its platform's recipe. The 25.09 GB200 token-drop runs, whose routing and full
+    per-layer graphs no platform states, read far slower given only their plans."""
+    by = {c.id: c for c in comparisons}
+    same = [c for c in comparisons if abs(c.published_error - c.loso_error) < 1e-9]
+    assert len(same) >= len(comparisons) // 2
+    recipe = by["mbridge2606-dsv3-gb300-256-mxfp8"]
+    assert recipe.published_error == pytest.approx(recipe.loso_error, abs=1e-9)
+    drop = by["mbridge2509-qwen3-235b-gb200-64-mxfp8"]
+    assert drop.published_error < drop.loso_error - 0.3

@@ -102,10 +102,12 @@ def pinned(result: FitResult) -> list[str]:
 
 
 def leave_out(prepared: list[Prepared], full: FitResult, groups: Sequence[Sequence[int]],
-              prior: dict[str, float], exact: bool | None = None) -> np.ndarray:
+              prior: dict[str, float], exact: bool | None = None,
+              predict: Sequence[Prepared] | None = None) -> np.ndarray:
     """Speed errors of the runs of each group, predicted by the parameters fitted without the
     group (the other runs of ``prepared``); one entry per run of ``prepared``, NaN for runs in
-    no group.
+    no group. ``predict`` (aligned with ``prepared``) gives the inputs each left-out run is
+    predicted from, when they differ from those it is fitted with (a run as published).
 
     One Gauss-Newton step from the full fit stands in for refitting a fold when the full fit is
     interior and the fold's runs still support every parameter (on 91 NVIDIA runs, 2026-11-29,
@@ -138,7 +140,7 @@ def leave_out(prepared: list[Prepared], full: FitResult, groups: Sequence[Sequen
             values = {**held, **(fit(rest, fold_names, full.values, held).values
                                  if fold_names else {})}
         for i in idx:
-            p = prepared[i]
+            p = prepared[i] if predict is None else predict[i]
             own = run_values(list(values), list(values.values()), p.release)
             errors[i] = float(np.expm1(p.speed_error(p.stack({**full.fixed, **own})))[0])
     return errors

@@ -35,6 +35,9 @@ class RunComparison:
     loso_error: float
     split_error: float
     """Error when fitted only on runs published before SPLIT_DATE (NaN: not a later run)."""
+    published_error: float = float("nan")
+    """Leave-one-source-out error of the run given only the plan its source publishes
+    (:meth:`MeasuredRun.as_published`): the family fitted without the source, as above."""
     param_sd: float
     """Standard deviation of the log prediction over the family's fitted-figure uncertainty."""
     fits_memory: bool

@@ -40,6 +40,7 @@ def summary(comparisons: list[RunComparison]) -> list[dict[str, Any]]:
             "calibrated_mae": mean_abs([c.calibrated_error for c in group]),
             "loo_mae": mean_abs([c.loo_error for c in group]),
             "loso_mae": mean_abs([c.loso_error for c in group]),
+            "published_mae": mean_abs([c.published_error for c in group]),
             "split_mae": mean_abs(late), "split_runs": len(late),
             "worst_loso": worst.id, "worst_loso_error": worst.loso_error,
             "sources": len({c.source_id for c in group}),

@@ -11,7 +11,9 @@ with no per-run constant, several ways:
   table: its rows share stack, release and authors' habits), the headline figure;
 * ``split``: the families fitted only on runs published before
   :data:`~moebench.commands.validation.run_comparison.SPLIT_DATE`, predicting
-  the later ones (NaN for earlier runs).
+  the later ones (NaN for earlier runs);
+* ``published``: as ``loso``, each left-out run predicted from its published plan alone
+  (:meth:`MeasuredRun.as_published`: no settings columns), as a user predicting it would.
 
 A fold whose remaining runs cannot support a fitted figure (three runs per figure) holds it at a
 prior: the median of the other vendor families' fitted values (:func:`priors`), the value a
@@ -43,6 +45,7 @@ from moebench.commands.validation.measured_run import FASTER_IS_LARGER, Measured
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 from moebench.commands.validation.run_comparison import SPLIT_DATE, RunComparison
 from moebench.engine.memory import MemoryBreakdown, device_level
+from moebench.errors import InputError
 from moebench.inputs import catalog
 from moebench.inputs.stack import StackSpec, load_stack_spec
 from moebench.units import GIB
@@ -114,31 +117,38 @@ class FamilyErrors:
     split: np.ndarray
     param_sd: np.ndarray
     full: FitResult | None
+    published: np.ndarray
+    """Leave-one-source-out, each run predicted from its published plan alone."""
 
 
 def family_errors(own: list[Prepared], helpers: list[Prepared], names: tuple[str, ...],
-            prior: dict[str, float], early_prior: dict[str, float]) -> FamilyErrors:
-    """Out-of-sample errors of a family's runs (``own``; ``helpers`` only help fit)."""
+                  prior: dict[str, float], early_prior: dict[str, float],
+                  published: list[Prepared]) -> FamilyErrors:
+    """Out-of-sample errors of a family's runs (``own``; ``helpers`` only help fit;
+    ``published``: each of ``own`` as its source publishes it, predicted, never fitted)."""
     n = len(own)
     calibrated = np.array([_error(p)[0] for p in own])
+    as_published = np.array([_error(p)[0] for p in published])
     if not names:
         return FamilyErrors(calibrated, calibrated, _split(own, helpers, (), early_prior),
-                            np.zeros(n), None)
+                            np.zeros(n), None, as_published)
     pool = own + helpers
     fold_names = supported(pool, names)
     held = {k: prior[k] for k in names if "@" not in k and k not in fold_names}
     full = fit(pool, fold_names, fixed=held) if fold_names else None
     if full is None:
         return FamilyErrors(calibrated, calibrated, _split(own, helpers, names, early_prior),
-                            np.zeros(n), None)
+                            np.zeros(n), None, as_published)
     loo = leave_out(pool, full, [[i] for i in range(n)], prior)[:n]
     sources: dict[str, list[int]] = {}
     for i, p in enumerate(pool):
         sources.setdefault(p.run.source_id, []).append(i)
     mine = {pool[i].run.source_id for i in range(n)}
-    loso = leave_out(pool, full, [g for s, g in sources.items() if s in mine], prior)[:n]
+    groups = [g for s, g in sources.items() if s in mine]
+    loso = leave_out(pool, full, groups, prior)[:n]
+    as_published = leave_out(pool, full, groups, prior, predict=published + helpers)[:n]
     return FamilyErrors(loo, loso, _split(own, helpers, names, early_prior),
-                        _param_sd(full, n), full)
+                        _param_sd(full, n), full, as_published)
 
 
 def _param_sd(full: FitResult, n: int) -> np.ndarray:
@@ -190,12 +200,22 @@ def early_priors(prepared: dict[str, list[Prepared]]) -> dict[str, dict[str, flo
     return out
 
 
+def _as_published(run: MeasuredRun, fitted: Prepared, where: str) -> Prepared:
+    """``run`` given only its published plan (:meth:`MeasuredRun.as_published`), ready to
+    predict; the run as written where that plan admits none (then nothing was left out)."""
+    try:
+        return prepare(run.as_published(), where)
+    except InputError:
+        return fitted
+
+
 def compare_runs(runs: list[MeasuredRun], where: str,
                  progress: Callable[[int, int], None] | None = None,
                  helpers: list[MeasuredRun] | None = None) -> list[RunComparison]:
     """Every run predicted every way (see the module docstring); ``helpers`` are further runs
     that help refit each family but are not reported (the shipped runs, for a user's file)."""
     own = [prepare(r, where) for r in runs]
+    published = [_as_published(r, p, where) for r, p in zip(runs, own, strict=True)]
     ids = {r.id for r in runs}
     extra = [prepare(r, str(shipped_runs_path())) for r in helpers or [] if r.id not in ids]
     physics = [_error(prepare(r, where, PHYSICS_STACK))[0] for r in runs]
@@ -205,20 +225,22 @@ def compare_runs(runs: list[MeasuredRun], where: str,
     pools = {f: [own[i] for i in idx] + [p for p in extra if family_of(p.run) == f]
              for f, idx in by_family.items()}
     early = early_priors(pools)
-    columns: dict[int, tuple[float, float, float, float]] = {}
+    columns: dict[int, tuple[float, float, float, float, float]] = {}
     for done, (family, idx) in enumerate(by_family.items(), start=1):
         names = calibrated_names(load_stack_spec(family))
         more = [p for p in extra if family_of(p.run) == family]
-        errs = family_errors([own[i] for i in idx], more, names, priors(family), early[family])
+        errs = family_errors([own[i] for i in idx], more, names, priors(family), early[family],
+                             [published[i] for i in idx])
         for k, i in enumerate(idx):
-            columns[i] = (errs.loo[k], errs.loso[k], errs.split[k], errs.param_sd[k])
+            columns[i] = (errs.loo[k], errs.loso[k], errs.split[k], errs.param_sd[k],
+                          errs.published[k])
         if progress:
             progress(done, len(by_family))
     out = []
     for i, p in enumerate(own):
         cal, fits, memory = _error(p)
         r = p.run
-        loo, loso, split, sd = columns[i]
+        loo, loso, split, sd, as_published = columns[i]
         out.append(RunComparison(
             id=r.id, model=r.model, chip=p.chip.name, vendor=p.vendor, moe=p.is_moe,
             num_chips=r.num_chips, stack=p.spec.label, source_id=r.source_id,
@@ -227,7 +249,8 @@ def compare_runs(runs: list[MeasuredRun], where: str,
             faster_is_larger=FASTER_IS_LARGER[r.metric],
             tokens_per_step=float(r.global_batch * r.seq_len), physics_error=physics[i],
             calibrated_error=cal, loo_error=float(loo), loso_error=float(loso),
-            split_error=float(split), param_sd=float(sd), fits_memory=fits,
+            split_error=float(split), published_error=float(as_published),
+            param_sd=float(sd), fits_memory=fits,
             production=r.production, source=r.source, **memory,
         ))
     return out
