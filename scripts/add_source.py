@@ -7,7 +7,8 @@ on every other source). That figure, not the refitted one, says whether the mode
 This script:
 
 1. reads the new runs (the measured-runs CSV format) and refuses ids or sources already held;
-2. predicts every run with its stack release as shipped and appends the speed error to
+2. predicts every run with its stack release as shipped and appends the speed error, and the
+   error given only the run's published plan (``plan_only_error``, from 2026-12-06), to
    ``profiles/validation/first-predictions.csv`` with the date and the commit;
 3. appends the runs to ``profiles/validation/measured-runs.csv``.
 
@@ -39,7 +40,8 @@ from moebench.commands.validation.fitting import prepare
 from moebench.commands.validation.measured_runs import load_runs, shipped_runs_path
 
 FIRST = shipped_runs_path().with_name("first-predictions.csv")
-COLUMNS = ("id", "source_id", "recorded", "commit", "stack", "predicted_error")
+COLUMNS = ("id", "source_id", "recorded", "commit", "stack", "predicted_error",
+           "plan_only_error")
 
 
 def commit() -> str:
@@ -73,11 +75,15 @@ def main(argv: list[str]) -> int:
     for run in new:
         p = prepare(run, str(path))
         err = float(np.expm1(p.speed_error(p.stack()))[0])
+        # The same run given only its published plan (issue 21's test), recorded beside it.
+        q = prepare(run.as_published(), str(path))
+        bare = float(np.expm1(q.speed_error(q.stack()))[0])
         records.append({"id": run.id, "source_id": run.source_id, "recorded": today,
                         "commit": sha, "stack": p.spec.label,
-                        "predicted_error": f"{err:.4f}"})
+                        "predicted_error": f"{err:.4f}", "plan_only_error": f"{bare:.4f}"})
         by_source.setdefault(run.source_id, []).append(err)
-        print(f"{run.id}: {100 * err:+.1f}% ({p.spec.label})")
+        print(f"{run.id}: {100 * err:+.1f}% ({p.spec.label}; given only its plan "
+              f"{100 * bare:+.1f}%)")
     for source, errs in by_source.items():
         print(f"{source}: {len(errs)} runs, mean absolute error {100 * np.mean(np.abs(errs)):.1f}%"
               " before joining the fit")

@@ -296,15 +296,16 @@ def first_prediction_table(f: Facts) -> str:
     """Each source added since first predictions were recorded: how the model predicted it
     before it joined the fit, and out of source now."""
     rows = first_predictions({r["id"]: r["loso_error"] for r in f.validate["runs"]})
-    lines = ["", "| source | runs | stack | recorded | first prediction | leave-one-source-out "
-                 "now |", "|---|---|---|---|---|---|"]
+    lines = ["", "| source | runs | stack | recorded | first prediction | the same, given only "
+                 "the plan | leave-one-source-out now |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        bare = "-" if r["first_plan_only_mae"] is None else _pct(r["first_plan_only_mae"], False)
         lines.append(f"| {r['source_id']} | {r['runs']} | {r['stack']} | {r['recorded']} | "
-                     f"{_pct(r['first_mae'], False)} | {_pct(r['loso_mae'], False)} |")
+                     f"{_pct(r['first_mae'], False)} | {bare} | {_pct(r['loso_mae'], False)} |")
     n = sum(r["runs"] for r in rows)
     first = sum(r["first_mae"] * r["runs"] for r in rows) / n
     now = sum(r["loso_mae"] * r["runs"] for r in rows) / n
-    lines.append(f"| **all {len(rows)} sources** | {n} | | | **{_pct(first, False)}** | "
+    lines.append(f"| **all {len(rows)} sources** | {n} | | | **{_pct(first, False)}** | | "
                  f"{_pct(now, False)} |")
     return "\n".join(lines) + "\n"
 

@@ -181,6 +181,15 @@ def test_first_predictions_are_summarised_per_source(tmp_path):
     (row,) = first_predictions({"a": -0.05, "b": 0.05, "other": 0.9}, path)
     assert row["runs"] == 2 and row["first_mae"] == pytest.approx(0.20)
     assert row["loso_mae"] == pytest.approx(0.05)
+    assert row["first_plan_only_mae"] is None  # a file of before 2026-12-06 has none
+    # Recorded beside them, given only the plan: -40% and +20%, 30%; one missing: none.
+    path.write_text("id,source_id,recorded,commit,stack,predicted_error,plan_only_error\n"
+                    "a,src,2026-12-06,abc1234,s@1,-0.10,-0.40\n"
+                    "b,src,2026-12-06,abc1234,s@1,0.30,0.20\n"
+                    "c,old,2026-12-05,abc1234,s@1,0.30,\n")
+    rows = first_predictions({"a": -0.05, "b": 0.05, "c": 0.1}, path)
+    assert rows[0]["first_plan_only_mae"] == pytest.approx(0.30)
+    assert rows[1]["first_plan_only_mae"] is None
 
 
 def test_pinned_figures_are_flagged():

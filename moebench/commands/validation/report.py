@@ -77,6 +77,9 @@ def first_predictions(loso: Mapping[str, float],
             "source_id": source, "runs": len(held), "recorded": str(held["recorded"].min()),
             "stack": held["stack"].iloc[0],
             "first_mae": float(np.mean(np.abs(held["predicted_error"]))),
+            # Given only the published plan: recorded for sources added from 2026-12-06 on.
+            "first_plan_only_mae": float(np.mean(np.abs(held["plan_only_error"])))
+            if "plan_only_error" in held and held["plan_only_error"].notna().all() else None,
             "loso_mae": float(np.mean([abs(loso[i]) for i in held["id"]])),
         })
     return out
