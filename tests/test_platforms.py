@@ -90,3 +90,19 @@ def test_the_assumptions_name_the_recipe(cli):
         "--format", "json").output)
     assert given["step_time_s"] > out["step_time_s"]
     assert "graphs" not in {a["setting"] for a in given["assumed"]}
+
+
+def test_a_graph_scope_needs_no_graphs_flag_where_the_recipe_runs_partial_graphs(cli):
+    """On GB200 at 25.11 the recipe runs TE graphs, so --graph-scope router alone is accepted
+    (and captures less than the recipe's attention and router: a slower step); on H100, whose
+    default is no graphs, the same flag asks for --graphs partial."""
+    args = ("estimate", "--model", "qwen3-30b-a3b", "--num-chips", "8", "--stack",
+            "megatron-core-nvidia@25.11", "--tp", "1", "--pp", "1", "--ep", "8",
+            "--micro-batch", "1", "--recompute", "none", "--precision", "fp8",
+            "--global-batch", "512", "--seq-len", "4096")
+    wide = json.loads(cli(*args, "--chip", "gb200", "--format", "json").output)
+    narrow = json.loads(cli(*args, "--chip", "gb200", "--graph-scope", "router",
+                            "--format", "json").output)
+    assert narrow["step_time_s"] > wide["step_time_s"]
+    refused = cli(*args, "--chip", "h100", "--graph-scope", "router")
+    assert refused.exit_code == 2 and "give --graphs partial" in refused.output

@@ -95,7 +95,7 @@ class Release:
     platforms: tuple[PlatformDefaults, ...] = ()
     """Defaults of the release's recipes on given chips and precisions (:meth:`on`)."""
     platform: str = ""
-    """The chip and precision whose recipe defaults were applied ("" none)."""
+    """The chip and precision whose recipe defaults were applied ("" none; :meth:`on`)."""
     platform_settings: frozenset[str] = frozenset()
     """The settings that recipe set."""
 
@@ -207,12 +207,21 @@ def resolve_releases(family: str, specs: list[ReleaseSpec]) -> dict[str, Release
             platforms=tuple(spec.platforms) if spec.platforms is not None else (
                 () if spec.after is None else out[spec.after].platforms))
         _check_defaults(release)
-        for p in release.platforms:
-            _check_defaults(release.on(p.chips[0], p.precision[0], p.models[0] == "moe"))
+        _check_platforms(release)
         if spec.after is not None:
             _check_new_choices(out[spec.after], release, spec)
         out[spec.name] = release
     return out
+
+
+def _check_platforms(r: Release) -> None:
+    """Every platform's recipe settings are within what the release implements."""
+    for p in r.platforms:
+        for setting in PLATFORM_SETTINGS:
+            value = getattr(p, setting)
+            if value is not None and not r.allows(setting, value):
+                raise ValueError(f"release {r.name!r}: its platform {'+'.join(p.chips)} sets "
+                                 f"{setting} {value!r}, which the release does not implement")
 
 
 def _check_new_choices(base: Release, r: Release, spec: ReleaseSpec) -> None:

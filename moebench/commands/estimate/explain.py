@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from moebench.commands.estimate.estimate import Estimate, estimate_from
-from moebench.commands.shared.setup import JobInputs, Overrides, load_chip_and_stack
+from moebench.commands.shared.setup import JobInputs, Overrides, load_chip
 from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search_stacks
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
@@ -213,7 +213,7 @@ def sensitivities(job: JobInputs, num_chips: int, base_step: float) -> list[dict
         current = getattr(getattr(spec, section), name).value
         trial = Overrides({**job.overrides.hardware, dotted: repr(current * 1.1)},
                           job.overrides.stack, job.overrides.run)
-        chip, _ = load_chip_and_stack(job.chip_ref, job.stack_ref, job.options, trial)
+        chip = load_chip(job.chip_ref, trial)
         res = search_stacks(job.arch, chip, job.stacks, job.run, num_chips, job.request)
         step = float(res.steps.step_time[res.best]) if res.best is not None else float("nan")
         change = step / base_step - 1 if np.isfinite(step) else None

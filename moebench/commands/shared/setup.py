@@ -22,7 +22,7 @@ from moebench.inputs.stack import (
     Stack,
     StackOptions,
     StackSpec,
-    load_stack,
+    check_vendor,
     load_stack_spec,
     stack_from_spec,
 )
@@ -94,15 +94,10 @@ class JobInputs:
         return self.variants or (self.stack,)
 
 
-def load_chip_and_stack(
-    chip_ref: str, stack_ref: str | None, options: StackOptions, overrides: Overrides,
-) -> tuple[Chip, Stack]:
-    """A chip (with hardware overrides) and the stack it runs (its default unless named)."""
-    spec = load_spec(catalog.resolve("hardware", chip_ref, "--chip"), overrides.hardware)
-    chip = chip_from_spec(spec)
-    stack = load_stack(stack_ref, chip.vendor, chip.name, chip.default_stack, options,
-                       overrides.stack)
-    return chip, stack
+def load_chip(chip_ref: str, overrides: Overrides) -> Chip:
+    """A chip with its hardware overrides (``--set``)."""
+    return chip_from_spec(load_spec(catalog.resolve("hardware", chip_ref, "--chip"),
+                                    overrides.hardware))
 
 
 def resolve_request(release: Release, given: PlanRequest, search: frozenset[str]
@@ -125,11 +120,12 @@ def job_inputs(
     split = split_overrides(overrides or {})
     options = options or StackOptions()
     arch = load_model(model)
-    hw, _ = load_chip_and_stack(chip, stack, options, split)
+    hw = load_chip(chip, split)
     resolved = resolve_precision(precision, hw)
+    spec = load_stack_spec(stack or hw.default_stack, split.stack)
+    check_vendor(spec, hw.vendor, hw.name)
     # The release as a run on this chip at this precision takes it (its recipe's defaults).
-    spec = load_stack_spec(stack or hw.default_stack, split.stack).for_platform(
-        hw.name, resolved, arch.is_moe)
+    spec = spec.for_platform(hw.name, resolved, arch.is_moe)
     st = stack_from_spec(spec, options)
     settings: dict[str, Any] = {"seq_len": seq_len, "global_batch": global_batch,
                                 "expert_imbalance": expert_imbalance, **split.run}
