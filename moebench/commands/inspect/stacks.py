@@ -67,6 +67,9 @@ def stacks_list() -> Report:
                 "implements": _caps_text(release.caps),
                 "dispatcher": d["dispatcher"], "ep_overlap": d["ep_overlap"],
                 "graphs": d["graphs"], "cross_entropy": d["cross_entropy"],
+                "recipes_on": "; ".join(
+                    f"{'+'.join(p.chips)} {'+'.join(p.precision)} {'+'.join(p.models)}"
+                    for p in release.platforms) or None,
                 "fitted": ", ".join(calibrated_names(family) + tuple(
                     f"{k} (this release)" for k in release.refit)) or None,
                 "runs": v.runs if v else 0,
@@ -76,9 +79,11 @@ def stacks_list() -> Report:
                   ["loo_error: the family's mean absolute speed error on its measured runs, "
                    "each predicted by the family fitted without it (moebench validate).",
                    "NAME@RELEASE picks a release (--stack, or CHIP:STACK in compare --chips); "
-                   "the bare name is the newest. Any stack runs on any chip of its vendor."],
+                   "the bare name is the newest. Any stack runs on any chip of its vendor.",
+                   "recipes_on: chips, precisions and model kinds where the release's recipes "
+                   "set other defaults (moebench stacks show NAME@RELEASE lists them)."],
                   optional=("framework", "graphs", "dispatcher", "cross_entropy", "ep_overlap",
-                            "family", "release", "implements"))
+                            "family", "release", "implements", "recipes_on"))
 
 
 def _settings(node: BaseModel, prefix: str = "") -> list[dict[str, Any]]:
