@@ -115,10 +115,8 @@ class MemoryBreakdown:
 
     def with_high_hold(self, fragmentation_high: Any) -> np.ndarray:
         """Device bytes if the caching allocator held the top of its measured range
-        (``fragmentation_high``, the stack's) over the live tensors, never below
-        :attr:`total`."""
-        return np.maximum(self.allocated * (1.0 + fragmentation_high) + self.reserve,
-                          self.total)
+        (``fragmentation_high``, the stack's) over the live tensors (:func:`high_hold`)."""
+        return high_hold(self.allocated, self.reserve, self.total, fragmentation_high)
 
     def keeps_headroom(self, chip: Any, fragmentation_high: Any) -> np.ndarray:
         """Whether each plan fits and would still fit at the allocator's measured high hold:
@@ -131,6 +129,13 @@ class MemoryBreakdown:
                 "optimizer": self.optimizer, "activations": self.activations,
                 "logits": self.logits, "fragmentation": self.fragmentation,
                 "reserve": self.reserve}
+
+
+def high_hold(allocated: Any, reserve: Any, total: Any, fragmentation_high: Any) -> Any:
+    """Device bytes of ``allocated`` live bytes if the caching allocator held the top of its
+    measured range over them, beside ``reserve``; never below ``total``, their typical
+    device figure."""
+    return np.maximum(allocated * (1.0 + fragmentation_high) + reserve, total)
 
 
 def device_level(memory: MemoryBreakdown, cache_growth: Any, hbm_bytes: float) -> np.ndarray:

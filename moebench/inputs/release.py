@@ -25,7 +25,6 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.inputs.release_spec import (
-    PLATFORM_SETTINGS,
     Claim,
     Defaults,
     Implements,
@@ -110,8 +109,7 @@ class Release:
         for p in self.platforms:
             if chip in p.chips and precision in p.precision and \
                     ("moe" if moe else "dense") in p.models:
-                given = {k: getattr(p, k) for k in PLATFORM_SETTINGS
-                         if getattr(p, k) is not None}
+                given = p.settings()
                 return replace(self, defaults={**self.defaults, **given},
                                sources={**self.sources,
                                         **{f"defaults.{k}": p.source for k in given}},
@@ -217,9 +215,8 @@ def resolve_releases(family: str, specs: list[ReleaseSpec]) -> dict[str, Release
 def _check_platforms(r: Release) -> None:
     """Every platform's recipe settings are within what the release implements."""
     for p in r.platforms:
-        for setting in PLATFORM_SETTINGS:
-            value = getattr(p, setting)
-            if value is not None and not r.allows(setting, value):
+        for setting, value in p.settings().items():
+            if not r.allows(setting, value):
                 raise ValueError(f"release {r.name!r}: its platform {'+'.join(p.chips)} sets "
                                  f"{setting} {value!r}, which the release does not implement")
 

@@ -5,7 +5,7 @@ chain into :class:`moebench.inputs.release.Release`)."""
 from __future__ import annotations
 
 import datetime
-from typing import Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import Field
 
@@ -167,6 +167,15 @@ class PlatformDefaults(Record):
     graphs: Graphs | None = None
     ep_overlap: bool | None = None
     sync_free: bool | None = None
+
+    @property
+    def label(self) -> str:
+        """Where the recipes apply: ``gb200+gb300 fp8 moe``."""
+        return f"{'+'.join(self.chips)} {'+'.join(self.precision)} {'+'.join(self.models)}"
+
+    def settings(self) -> dict[str, Any]:
+        """The settings these recipes set (:data:`PLATFORM_SETTINGS` stated), by name."""
+        return {k: getattr(self, k) for k in PLATFORM_SETTINGS if getattr(self, k) is not None}
 
 
 # The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and

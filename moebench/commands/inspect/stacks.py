@@ -14,7 +14,6 @@ from moebench.commands.validation.validation import calibrated_names
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
 from moebench.inputs.release import Capabilities, Release, cap_values
-from moebench.inputs.release_spec import PLATFORM_SETTINGS
 from moebench.inputs.schema import Figure
 from moebench.inputs.stack import StackSpec, load_stack_spec
 
@@ -67,9 +66,7 @@ def stacks_list() -> Report:
                 "implements": _caps_text(release.caps),
                 "dispatcher": d["dispatcher"], "ep_overlap": d["ep_overlap"],
                 "graphs": d["graphs"], "cross_entropy": d["cross_entropy"],
-                "recipes_on": "; ".join(
-                    f"{'+'.join(p.chips)} {'+'.join(p.precision)} {'+'.join(p.models)}"
-                    for p in release.platforms) or None,
+                "recipes_on": "; ".join(p.label for p in release.platforms) or None,
                 "fitted": ", ".join(calibrated_names(family) + tuple(
                     f"{k} (this release)" for k in release.refit)) or None,
                 "runs": v.runs if v else 0,
@@ -129,10 +126,9 @@ def release_rows(release: Release) -> list[dict[str, Any]]:
                          "kind": "setting", "low": None, "high": None,
                          "source": release.sources[f"{part}.{key}"]})
     for p in release.platforms:  # recipe defaults on given chips, precisions, model kinds
-        where = f"{'+'.join(p.chips)} {'+'.join(p.precision)} {'+'.join(p.models)}"
-        rows += [{"field": f"platform {where}.{k}", "value": getattr(p, k), "kind": "setting",
+        rows += [{"field": f"platform {p.label}.{k}", "value": v, "kind": "setting",
                   "low": None, "high": None, "source": p.source}
-                 for k in PLATFORM_SETTINGS if getattr(p, k) is not None]
+                 for k, v in p.settings().items()]
     rows += [figure_row(f"refit.{k}", fig) for k, fig in release.refit.items()]
     return rows
 

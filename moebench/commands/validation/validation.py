@@ -128,17 +128,20 @@ def family_errors(own: list[Prepared], helpers: list[Prepared], names: tuple[str
     ``published``: each of ``own`` as its source publishes it, predicted, never fitted)."""
     n = len(own)
     calibrated = np.array([_error(p)[0] for p in own])
-    as_published = np.array([_error(p)[0] for p in published])
+
+    def unfitted() -> np.ndarray:  # no refit: each run as published, with the shipped stack
+        return np.array([_error(p)[0] for p in published])
+
     if not names:
         return FamilyErrors(calibrated, calibrated, _split(own, helpers, (), early_prior),
-                            np.zeros(n), None, as_published)
+                            np.zeros(n), None, unfitted())
     pool = own + helpers
     fold_names = supported(pool, names)
     held = {k: prior[k] for k in names if "@" not in k and k not in fold_names}
     full = fit(pool, fold_names, fixed=held) if fold_names else None
     if full is None:
         return FamilyErrors(calibrated, calibrated, _split(own, helpers, names, early_prior),
-                            np.zeros(n), None, as_published)
+                            np.zeros(n), None, unfitted())
     loo = leave_out(pool, full, [[i] for i in range(n)], prior)[:n]
     sources: dict[str, list[int]] = {}
     for i, p in enumerate(pool):

@@ -155,8 +155,9 @@ def _best_of_pairs(arch: ModelArch, a: StageTable, b: StageTable, ia: np.ndarray
 
 def _stage_live(t: StageTable, idx: np.ndarray, per_stage: np.ndarray, in_flight: np.ndarray,
                 first: bool, stages: Any = None) -> np.ndarray:
-    """Live bytes per chip on a type's most loaded stage (as :func:`_part` reports them), for
-    layouts ``idx`` and ``per_stage`` layers each (one column per candidate split)."""
+    """Live bytes per chip on a type's most loaded stage, for layouts ``idx`` and
+    ``per_stage`` layers each (one column per candidate split), ``stages`` per pipeline on the
+    last type (whose single stage holds the head beside its in-flight layers)."""
     def col(x: np.ndarray) -> np.ndarray:
         return x[idx][:, None]
 
@@ -186,15 +187,8 @@ def _part(t: MixType, table: StageTable, i: int, layers: int, stage_s: float, m:
           in_flight: float, first: bool, global_batch: int) -> PartPlan:
     stages = int(table.plans.pp[i])
     per_stage = -(-layers // stages)
-    state = per_stage * (table.state_per_layer[i] + in_flight * table.act_per_layer[i]) \
-        + table.working[i]
-    if first:
-        live = state + table.embed_state[i]
-    else:
-        last = per_stage * (table.state_per_layer[i] + table.act_per_layer[i]) \
-            + table.working[i] + table.head_state[i] + table.logits[i]
-        live = max(state + (table.head_state[i] + table.logits[i] if stages == 1 else 0.0),
-                   last)
+    live = float(_stage_live(table, np.array([i]), np.array([[per_stage]]),
+                             np.array([in_flight]), first, np.array([[stages]]))[0, 0])
     memory = table.device_bytes(live)
     plan = table.plans.describe(i, int(round(m)))
     plan.update(layers=layers, layers_per_stage=per_stage)

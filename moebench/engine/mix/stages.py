@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from moebench.engine.context import build_context
-from moebench.engine.memory import activation_bytes_per_layer
+from moebench.engine.memory import activation_bytes_per_layer, high_hold
 from moebench.engine.mix.shares import MixType
 from moebench.engine.plan import PlanArrays, PlanRequest
 from moebench.engine.plan_space import candidate_plans
@@ -77,8 +77,8 @@ class StageTable:
     def keeps_headroom(self, allocated: Any) -> Any:
         """Whether live tensors of ``allocated`` bytes still fit at the allocator's high hold
         (:meth:`moebench.engine.memory.MemoryBreakdown.keeps_headroom`)."""
-        return np.maximum(allocated * (1.0 + self.fragmentation_high) + self.reserve,
-                          self.device_bytes(allocated)) <= self.hbm
+        return high_hold(allocated, self.reserve, self.device_bytes(allocated),
+                         self.fragmentation_high) <= self.hbm
 
 
 def _state(dense: np.ndarray, expert: np.ndarray, dense_dp: np.ndarray,
