@@ -24,7 +24,7 @@ from moebench.inputs.stack import load_stack_spec
 ])
 def test_a_run_takes_its_platforms_recipe_defaults(chip, precision, moe, expected):
     release = load_stack_spec("megatron-core-nvidia@26.06").for_platform(
-        chip, precision, moe).release
+        chip, precision, "mixtral-8x7b" if moe else "llama-3-70b", moe).release
     got = tuple(release.defaults[k] for k in ("dispatcher", "graphs", "ep_overlap",
                                               "sync_free"))
     assert got == expected
@@ -36,22 +36,25 @@ def test_a_run_takes_its_platforms_recipe_defaults(chip, precision, moe, expecte
 @pytest.mark.parametrize("release", ["25.11", "26.02", "26.04"])
 def test_earlier_releases_run_hybridep_and_te_graphs_on_gb200(release):
     """v0.2.0 to v0.4.1 (25.11 to 26.04): every DeepSeek-V3 and Qwen3 config on GB200/GB300
-    runs HybridEP with TE graphs and no EP overlap, at every precision; 26.04 inherits 26.02's
-    statement, and H100 keeps the release's alltoall."""
+    runs HybridEP with TE graphs and no EP overlap, at every precision (an MoE model without
+    its own entry takes that), and H100 keeps the release's alltoall."""
     spec = load_stack_spec(f"megatron-core-nvidia@{release}")
     for precision in ("bf16", "fp8"):
-        r = spec.for_platform("gb300", precision, True).release
+        r = spec.for_platform("gb300", precision, "mixtral-8x7b", True).release
         assert (r.defaults["dispatcher"], r.defaults["graphs"], r.defaults["ep_overlap"]) == (
             "hybridep", "partial", False)
-    assert spec.for_platform("h100", "fp8", True).release.defaults["dispatcher"] == "alltoall"
+    h100 = spec.for_platform("h100", "fp8", "mixtral-8x7b", True).release
+    assert h100.defaults["dispatcher"] == "alltoall"
 
 
 def test_a_later_release_that_states_platforms_replaces_them():
     """26.08's recipes (v0.6.0 perf_recipes) disagree on H100 (Qwen3-235B on alltoall), so
     26.08 states GB200/GB300 only: an H100 run takes the release's alltoall again."""
     spec = load_stack_spec("megatron-core-nvidia@26.08")
-    assert spec.for_platform("h100", "fp8", True).release.defaults["dispatcher"] == "alltoall"
-    assert spec.for_platform("gb300", "fp8", True).release.defaults["graphs"] == "full"
+    h100 = spec.for_platform("h100", "fp8", "mixtral-8x7b", True).release
+    assert h100.defaults["dispatcher"] == "alltoall"
+    gb300 = spec.for_platform("gb300", "fp8", "mixtral-8x7b", True).release
+    assert gb300.defaults["graphs"] == "full"
 
 
 def test_a_platform_setting_the_release_lacks_is_refused(cli, tmp_path):
@@ -93,10 +96,11 @@ def test_the_assumptions_name_the_recipe(cli):
 
 
 def test_a_graph_scope_needs_no_graphs_flag_where_the_recipe_runs_partial_graphs(cli):
-    """On GB200 at 25.11 the recipe runs TE graphs, so --graph-scope router alone is accepted
-    (and captures less than the recipe's attention and router: a slower step); on H100, whose
-    default is no graphs, the same flag asks for --graphs partial."""
-    args = ("estimate", "--model", "qwen3-30b-a3b", "--num-chips", "8", "--stack",
+    """On GB200 at 25.11 the MoE recipes run TE graphs, so --graph-scope router alone is
+    accepted (and captures less than the attention and router the recipes of models without
+    their own entry capture: a slower step); on H100, whose default is no graphs, the same flag
+    asks for --graphs partial."""
+    args = ("estimate", "--model", "mixtral-8x7b", "--num-chips", "8", "--stack",
             "megatron-core-nvidia@25.11", "--tp", "1", "--pp", "1", "--ep", "8",
             "--micro-batch", "1", "--recompute", "none", "--precision", "fp8",
             "--global-batch", "512", "--seq-len", "4096")
@@ -106,3 +110,54 @@ def test_a_graph_scope_needs_no_graphs_flag_where_the_recipe_runs_partial_graphs
     assert narrow["step_time_s"] > wide["step_time_s"]
     refused = cli(*args, "--chip", "h100", "--graph-scope", "router")
     assert refused.exit_code == 2 and "give --graphs partial" in refused.output
+
+
+@pytest.mark.parametrize(("release", "chip", "precision", "model", "expected"), [
+    # 25.09 (Megatron-Bridge r0.1.0 perf_matrix): per-layer graphs for Qwen3 on GB200, none
+    # for DeepSeek-V3 there; DeepSeek-V3 on H100 runs DeepEP with the 1F1B overlap.
+    ("25.09", "gb200", "fp8", "qwen3-235b-a22b", ("alltoall", "full", False, None)),
+    ("25.09", "gb200", "fp8", "deepseek-v3", ("alltoall", "none", False, None)),
+    ("25.09", "b200", "fp8", "qwen3-30b-a3b", ("alltoall", "full", False, None)),
+    ("25.09", "b200", "fp8", "qwen3-235b-a22b", ("alltoall", "none", False, None)),
+    ("25.09", "h100", "fp8", "deepseek-v3", ("deepep", "none", True, None)),
+    # 25.11 (v0.2.0): Qwen3-30B-A3B's MXFP8 recipe on GB200 captures the router only, ahead
+    # of the MoE entry's attention and router.
+    ("25.11", "gb200", "fp8", "qwen3-30b-a3b", ("hybridep", "partial", False, ("router",))),
+    ("25.11", "gb200", "fp8", "qwen3-235b-a22b", ("hybridep", "partial", False, None)),
+    ("25.11", "h100", "fp8", "qwen3-235b-a22b", ("alltoall", "none", True, None)),
+    # 26.02 (v0.3.0) and 26.04 (v0.4.1) differ on Qwen3-30B-A3B on H100: DeepEP with the
+    # overlap, then HybridEP without it.
+    ("26.02", "h100", "fp8", "qwen3-30b-a3b", ("deepep", "none", True, None)),
+    ("26.04", "h100", "fp8", "qwen3-30b-a3b", ("hybridep", "none", False, None)),
+    # The 26.04.01 patch container (v0.4.2) moved DeepSeek-V3 on B200 at MXFP8 to DeepEP with
+    # TE graphs of attention and router and the overlap; 26.04 (v0.4.1) ran HybridEP alone.
+    ("26.04", "b200", "fp8", "deepseek-v3", ("hybridep", "none", False, None)),
+    ("26.04.01", "b200", "fp8", "deepseek-v3", ("deepep", "partial", True,
+                                                ("attention", "router"))),
+    # 26.06 (v0.5.0): Qwen3-235B-A22B on H100 stays on alltoall with the overlap, while the
+    # H100 MoE entry gives DeepSeek-V3 HybridEP.
+    ("26.06", "h100", "fp8", "qwen3-235b-a22b", ("alltoall", "none", True, None)),
+    ("26.06", "h100", "fp8", "deepseek-v3", ("hybridep", "none", False, None)),
+])
+def test_recipes_are_per_model(release, chip, precision, model, expected):
+    """Megatron-Bridge's performance configs are per model, chip and precision: an entry that
+    names the model comes first."""
+    r = load_stack_spec(f"megatron-core-nvidia@{release}").for_platform(
+        chip, precision, model, True).release
+    got = tuple(r.defaults[k] for k in ("dispatcher", "graphs", "ep_overlap"))
+    assert got == expected[:3]
+    assert r.defaults.get("graph_scope") == expected[3]
+
+
+def test_a_platform_naming_an_unknown_model_is_refused(cli, tmp_path):
+    from moebench.inputs.catalog import resolve
+
+    text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
+    one = "models: [qwen3-235b-a22b, qwen3-30b-a3b]"
+    assert one in text
+    path = tmp_path / "mcore.yaml"
+    path.write_text(text.replace(one, "models: [qwen3-235b-a22b, qwen-3-30b]", 1),
+                    encoding="utf-8")
+    result = cli("stacks", "show", str(path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'qwen-3-30b' is neither a model kind" in result.output

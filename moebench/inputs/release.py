@@ -102,13 +102,12 @@ class Release:
     def label(self) -> str:
         return f"{self.family}@{self.name}"
 
-    def on(self, chip: str, precision: str, moe: bool) -> Release:
-        """The release as a run of an MoE (or dense) model on ``chip`` at ``precision`` takes
-        it: the first platform entry that covers all three sets its settings' defaults (and
-        their sources)."""
+    def on(self, chip: str, precision: str, model: str, moe: bool) -> Release:
+        """The release as a run of ``model`` (an MoE one if ``moe``) on ``chip`` at
+        ``precision`` takes it: the first platform entry that covers the run sets its settings'
+        defaults (and their sources)."""
         for p in self.platforms:
-            if chip in p.chips and precision in p.precision and \
-                    ("moe" if moe else "dense") in p.models:
+            if p.covers(chip, precision, model, moe):
                 given = p.settings()
                 return replace(self, defaults={**self.defaults, **given},
                                sources={**self.sources,
@@ -132,7 +131,7 @@ class Release:
     def settings(self, given: dict[str, Any]) -> dict[str, Any]:
         """A run's settings: each given one (checked against what the release implements), else
         the release's default. An InputError names the setting and what the release offers."""
-        defaults = {**self.defaults, "graph_scope": self.caps.partial_graph_scope}
+        defaults = {"graph_scope": self.caps.partial_graph_scope, **self.defaults}
         out = {k: given.get(k, defaults[k]) for k in OPTION_FLAGS}
         for k, v in given.items():
             if not self.allows(k, v):
@@ -219,6 +218,10 @@ def _check_platforms(r: Release) -> None:
             if not r.allows(setting, value):
                 raise ValueError(f"release {r.name!r}: its platform {'+'.join(p.chips)} sets "
                                  f"{setting} {value!r}, which the release does not implement")
+        graphs = p.graphs or r.defaults["graphs"]
+        if p.graph_scope is not None and graphs != "partial":
+            raise ValueError(f"release {r.name!r}: its platform {p.label} sets a graph scope "
+                             f"but runs graphs {graphs}; a scope applies to partial graphs")
 
 
 def _check_new_choices(base: Release, r: Release, spec: ReleaseSpec) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Generic, Literal, TypeVar, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from moebench.inputs.schema import Figure, Record
 
@@ -160,13 +160,34 @@ class PlatformDefaults(Record):
     chips: list[str] = Field(min_length=1, description="hardware profile names")
     precision: list[Literal["bf16", "fp8"]] = Field(
         default=["bf16", "fp8"], min_length=1, description="the run precisions it covers")
-    models: list[Literal["moe", "dense"]] = Field(
-        default=["moe", "dense"], min_length=1, description="the model kinds whose recipes say so")
+    models: list[str] = Field(
+        default=["moe", "dense"], min_length=1,
+        description="the models whose recipes say so: kinds (moe, dense) or model profile "
+                    "names (recipes are per model: Megatron-Bridge's configs name each)")
     source: str = Field(min_length=3, description="the recipes that say so")
     dispatcher: Dispatcher | None = None
     graphs: Graphs | None = None
+    graph_scope: list[GraphScope] | None = None
     ep_overlap: bool | None = None
     sync_free: bool | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: list[str]) -> list[str]:
+        from moebench.inputs.catalog import catalog_names
+
+        known = set(catalog_names("models"))
+        unknown = [m for m in models if m not in MODEL_KINDS and m not in known]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is neither a model kind ({', '.join(MODEL_KINDS)})"
+                             " nor a model profile (moebench models list)")
+        return models
+
+    def covers(self, chip: str, precision: str, model: str, moe: bool) -> bool:
+        """Whether these recipes cover a run of ``model`` (an MoE one if ``moe``) on ``chip``
+        at ``precision``: the model named, or its kind."""
+        return chip in self.chips and precision in self.precision and (
+            model in self.models or ("moe" if moe else "dense") in self.models)
 
     @property
     def label(self) -> str:
@@ -175,12 +196,18 @@ class PlatformDefaults(Record):
 
     def settings(self) -> dict[str, Any]:
         """The settings these recipes set (:data:`PLATFORM_SETTINGS` stated), by name."""
-        return {k: getattr(self, k) for k in PLATFORM_SETTINGS if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in PLATFORM_SETTINGS if getattr(self, k) is not None}
+        if "graph_scope" in out:
+            out["graph_scope"] = tuple(out["graph_scope"])
+        return out
 
 
 # The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and
 # source).
-PLATFORM_SETTINGS = ("dispatcher", "graphs", "ep_overlap", "sync_free")
+PLATFORM_SETTINGS = ("dispatcher", "graphs", "graph_scope", "ep_overlap", "sync_free")
+
+# What a platform's ``models`` may name besides model profiles.
+MODEL_KINDS = ("moe", "dense")
 
 
 class ReleaseSpec(Record):

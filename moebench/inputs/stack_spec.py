@@ -164,7 +164,7 @@ class StackSpec(Record):
     validation: ValidationSummary | None = None
     _resolved: dict[str, Release] = PrivateAttr(default_factory=dict)
     _selected: str = PrivateAttr(default="")
-    _platform: tuple[str, str, bool] | None = PrivateAttr(default=None)
+    _platform: tuple[str, str, str, bool] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _releases(self) -> StackSpec:
@@ -193,11 +193,11 @@ class StackSpec(Record):
         r = self._resolved[self._selected]
         return r if self._platform is None else r.on(*self._platform)
 
-    def for_platform(self, chip: str, precision: str, moe: bool) -> StackSpec:
-        """This spec as a run of an MoE (``moe``) or dense model on ``chip`` at ``precision``
-        takes it (:meth:`Release.on`)."""
+    def for_platform(self, chip: str, precision: str, model: str, moe: bool) -> StackSpec:
+        """This spec as a run of ``model`` (an MoE one if ``moe``) on ``chip`` at
+        ``precision`` takes it (:meth:`Release.on`)."""
         out = self.model_copy()
-        out._platform = (chip, precision, moe)
+        out._platform = (chip, precision, model, moe)
         return out
 
     @property

@@ -174,7 +174,7 @@ def run_comparison(
             # The stack release as a run of this model on this chip takes it (its recipe's
             # defaults on that platform).
             e = replace(e, stack_spec=e.stack_spec.for_platform(e.chip.name, e.run.precision,
-                                                                arch.is_moe))
+                                                                arch.name, arch.is_moe))
             # What the scenario does not give, each chip's stack release decides.
             req = resolve_request(e.stack_spec.release, given, search_set)
             stacks = [stack_from_spec(e.stack_spec, o) for o in

@@ -66,7 +66,7 @@ def stacks_list() -> Report:
                 "implements": _caps_text(release.caps),
                 "dispatcher": d["dispatcher"], "ep_overlap": d["ep_overlap"],
                 "graphs": d["graphs"], "cross_entropy": d["cross_entropy"],
-                "recipes_on": "; ".join(p.label for p in release.platforms) or None,
+                "recipes_on": _recipes_on(release),
                 "fitted": ", ".join(calibrated_names(family) + tuple(
                     f"{k} (this release)" for k in release.refit)) or None,
                 "runs": v.runs if v else 0,
@@ -77,8 +77,9 @@ def stacks_list() -> Report:
                    "each predicted by the family fitted without it (moebench validate).",
                    "NAME@RELEASE picks a release (--stack, or CHIP:STACK in compare --chips); "
                    "the bare name is the newest. Any stack runs on any chip of its vendor.",
-                   "recipes_on: chips, precisions and model kinds where the release's recipes "
-                   "set other defaults (moebench stacks show NAME@RELEASE lists them)."],
+                   "recipes_on: the chips, and the models or model kinds, where the release's "
+                   "recipes set other defaults (moebench stacks show NAME@RELEASE lists each "
+                   "entry with its precisions)."],
                   optional=("framework", "graphs", "dispatcher", "cross_entropy", "ep_overlap",
                             "family", "release", "implements", "recipes_on"))
 
@@ -112,6 +113,21 @@ def _settings(node: BaseModel, prefix: str = "") -> list[dict[str, Any]]:
     return rows
 
 
+def _recipes_on(release: Release) -> str | None:
+    """Where a release's recipes set other defaults, in short: ``h100+b200: deepseek-v3, moe``
+    (every chip, then every model or kind, its platform entries name)."""
+    if not release.platforms:
+        return None
+    chips = dict.fromkeys(c for p in release.platforms for c in p.chips)
+    models = dict.fromkeys(m for p in release.platforms for m in p.models)
+    return f"{'+'.join(chips)}: {', '.join(models)}"
+
+
+def _shown(value: Any) -> Any:
+    """A setting's value as a table shows it: a tuple as a comma-separated list."""
+    return ", ".join(str(v) for v in value) if isinstance(value, tuple) else value
+
+
 def release_rows(release: Release) -> list[dict[str, Any]]:
     """What a release implements, does by default and refits, each with its source."""
     rows: list[dict[str, Any]] = [{
@@ -121,12 +137,12 @@ def release_rows(release: Release) -> list[dict[str, Any]]:
     for part, values in (("implements", cap_values(release.caps)),
                          ("defaults", release.defaults)):
         for key, value in values.items():
-            text = ", ".join(str(v) for v in value) if isinstance(value, tuple) else value
+            text = _shown(value)
             rows.append({"field": f"{part}.{key}", "value": text if text != "" else "none",
                          "kind": "setting", "low": None, "high": None,
                          "source": release.sources[f"{part}.{key}"]})
-    for p in release.platforms:  # recipe defaults on given chips, precisions, model kinds
-        rows += [{"field": f"platform {p.label}.{k}", "value": v, "kind": "setting",
+    for p in release.platforms:  # recipe defaults on given chips, precisions, models
+        rows += [{"field": f"platform {p.label}.{k}", "value": _shown(v), "kind": "setting",
                   "low": None, "high": None, "source": p.source}
                  for k, v in p.settings().items()]
     rows += [figure_row(f"refit.{k}", fig) for k, fig in release.refit.items()]

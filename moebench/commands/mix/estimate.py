@@ -164,7 +164,7 @@ def estimate_mix(sc: ScenarioSpec, mix: str, overrides: dict[str, dict[str, str]
     the types apart, and the chosen strategy, as the scenario's ``mix_options`` say."""
     opts = sc.mix_options
     arch = arch or load_model(sc.models[0])
-    loaded = load_mix(mix, sc, opts.fabric, overrides, option, arch.is_moe)
+    loaded = load_mix(mix, sc, opts.fabric, overrides, option, arch.is_moe, arch.name)
     request = PlanRequest(**sc.plan.model_dump())
     found = search_mix(arch, loaded.types, request, loaded.fabric, opts.placement,
                        opts.sync_every_steps)

@@ -47,7 +47,7 @@ def mix_precision(requested: str, chips: list[tuple[str, bool]], option: str) ->
 
 def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
              overrides: dict[str, dict[str, str]] | None = None, option: str = "--mix",
-             moe: bool = True) -> LoadedMix:
+             moe: bool = True, model: str = "") -> LoadedMix:
     """Every chip type of ``mix`` loaded (``overrides`` by chip name, ``*`` for all), on its
     profile's default stack with the scenario's stack options, and the scenario's run."""
     spec = parse_mix(mix, option) if isinstance(mix, str) else mix
@@ -74,7 +74,8 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
                     expert_imbalance=sc.expert_imbalance.value)
     options = sc.settings()
     # Each type keeps its stack release's optimizer-state precision (FP32 or BF16 moments).
-    types = [MixType(chip=c, stack=stack_from_spec(s.for_platform(c.name, precision, moe), options),
+    types = [MixType(chip=c, stack=stack_from_spec(s.for_platform(c.name, precision, model, moe),
+                                                  options),
                      count=n,
                      run=replace(run, optimizer_states=s.release.defaults["optimizer_states"]))
              for c, (_, s, n) in zip(chips, loaded.values(), strict=True)]
