@@ -48,13 +48,16 @@ def test_earlier_releases_run_hybridep_and_te_graphs_on_gb200(release):
 
 
 def test_a_later_release_that_states_platforms_replaces_them():
-    """26.08's recipes (v0.6.0 perf_recipes) disagree on H100 (Qwen3-235B on alltoall), so
-    26.08 states GB200/GB300 only: an H100 run takes the release's alltoall again."""
+    """26.08's recipes (v0.6.0 perf_recipes) name Qwen3-235B-A22B on H100 and B200 and MoE
+    models on GB200/GB300 only: another MoE model's H100 run takes the release's alltoall
+    again (26.06 gave it HybridEP), while Qwen3-235B-A22B on H100 keeps its 1F1B overlap."""
     spec = load_stack_spec("megatron-core-nvidia@26.08")
     h100 = spec.for_platform("h100", "fp8", "mixtral-8x7b", True).release
     assert h100.defaults["dispatcher"] == "alltoall"
     gb300 = spec.for_platform("gb300", "fp8", "mixtral-8x7b", True).release
     assert gb300.defaults["graphs"] == "full"
+    qwen = spec.for_platform("h100", "fp8", "qwen3-235b-a22b", True).release
+    assert (qwen.defaults["dispatcher"], qwen.defaults["ep_overlap"]) == ("alltoall", True)
 
 
 def test_a_platform_setting_the_release_lacks_is_refused(cli, tmp_path):
