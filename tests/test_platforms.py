@@ -164,3 +164,18 @@ def test_a_platform_naming_an_unknown_model_is_refused(cli, tmp_path):
     result = cli("stacks", "show", str(path))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "'qwen-3-30b' is neither a model kind" in result.output
+
+
+def test_a_model_recipe_is_named_in_the_assumptions(cli):
+    """Qwen3-235B-A22B on 256 H100s at 26.04 given only its plan: the 1F1B overlap is the
+    recipe's for that model (v0.4.1 QWEN3_235B_A22B_H100_FP8_CS_V2), and the step without
+    it is slower."""
+    out = json.loads(cli(
+        "estimate", "--model", "qwen3-235b-a22b", "--chip", "h100", "--num-chips", "256",
+        "--stack", "megatron-core-nvidia@26.04", "--tp", "2", "--pp", "8", "--vpp", "4",
+        "--ep", "32", "--micro-batch", "1", "--recompute", "none", "--precision", "fp8",
+        "--global-batch", "2048", "--seq-len", "4096", "--format", "json").output)
+    overlap = {a["setting"]: a for a in out["assumed"]}["ep_overlap"]
+    assert overlap["value"] is True
+    assert "recipe for qwen3-235b-a22b on h100 fp8" in overlap["how"]
+    assert overlap["change"] > 0

@@ -542,3 +542,61 @@ def test_pipeline_sends_overlap_only_where_the_schedule_leaves_room():
     assert _v(plain.comm_total["pp"]) > 0
     assert _v(plain.comm_exposed["pp"]) == pytest.approx(_v(plain.comm_total["pp"]))
     assert _v(interleaved.comm_exposed["pp"]) < 0.5 * _v(interleaved.comm_total["pp"])
+
+
+def test_mla_head_dims_padded_for_the_attention_kernel_cost_matmul_time_not_model_flops():
+    """DeepSeek-V2-Lite's MLA (qk 128 + 64 = 192, v 128): the value padded to 192 makes the
+    attention matmuls (192 + 192) / (192 + 128) = 1.2 times the model's; all three padded to
+    256, as ModelLink 1.0.RC3 does under its default SBH layout, 512 / 320 = 1.6. A model
+    without MLA pays nothing, and the model's FLOPs (MFU) never change."""
+    from moebench.engine.workload import attention_core_flops, mla_pad_factor
+    from moebench.inputs.model import load_model
+
+    lite = load_model("deepseek-v2-lite")
+    assert mla_pad_factor(lite.spec.attention, "none") == 1.0
+    assert mla_pad_factor(lite.spec.attention, "v") == pytest.approx(1.2)
+    assert mla_pad_factor(lite.spec.attention, "256") == pytest.approx(1.6)
+    llama = load_model("llama-2-7b")
+    assert mla_pad_factor(llama.spec.attention, "256") == 1.0
+    assert attention_core_flops(lite, 8192, "256") == pytest.approx(
+        1.6 * attention_core_flops(lite, 8192))
+
+
+def test_a_release_that_pads_mla_pays_in_the_attention_core_only(cli):
+    """DeepSeek-V2-Lite on 8 910Bs, the same plan on ModelLink 1.0.RC3 (pads to 256) and
+    MindSpeed-LLM 2.0.0 (does not; its DeepSeek-V3 scripts pass --mla-fa-without-pad): the
+    attention core grows by the matmul share of 1.6 (the exponentials do not grow), the
+    model's FLOPs per token stay."""
+    import json
+
+    def run(release):
+        out = cli("estimate", "--model", "deepseek-v2-lite", "--chip", "ascend-910b",
+                  "--num-chips", "8", "--stack", f"mindspeed-llm@{release}", "--tp", "1",
+                  "--pp", "1", "--ep", "8", "--micro-batch", "1", "--recompute", "full",
+                  "--seq-len", "8192", "--global-batch", "8", "--dispatcher", "allgather",
+                  "--format", "json")
+        d = json.loads(out.output)
+        return d["breakdown_s"]["compute_attention_core"], d["model_flops_per_token"]
+
+    (padded, f1), (plain, f2) = run("1.0.rc3"), run("2.0.0")
+    assert f1 == f2
+    assert 1.3 < padded / plain <= 1.6 + 1e-9
+
+
+def test_modellink_pads_as_each_models_script_says():
+    """ModelLink 1.0.RC3: its DeepSeek-V2-Lite script runs the default SBH layout (query, key
+    and value padded to 256); its DeepSeek-V2 60B script, the 16-layer cut of its README
+    table, passes --shape-order BNSD (the value alone padded to 192), a recipe for that
+    model; MindSpeed-LLM 2.0.0's DeepSeek-V3 scripts pass --mla-fa-without-pad."""
+    from moebench.inputs.stack import load_stack_spec
+
+    rc3 = load_stack_spec("mindspeed-llm@1.0.rc3")
+
+    def pad(spec, model):
+        return spec.for_platform("ascend-910b", "bf16", model, True).release.defaults[
+            "mla_attention_pad"]
+
+    assert pad(rc3, "deepseek-v2-lite") == "256"
+    assert pad(rc3, "deepseek-v2-16l-mindspeed") == "v"
+    assert pad(load_stack_spec("mindspeed-llm@2.0.0"), "deepseek-v3") == "none"
+    assert pad(load_stack_spec("megatron-core-nvidia"), "deepseek-v3") == "none"

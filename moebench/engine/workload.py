@@ -121,15 +121,44 @@ def attention_core_exps(arch: ModelArch, seq_len: int) -> float:
     return _per_layer(arch, arch.spec.attention.num_heads * seq_len / 2.0, 0.0)
 
 
-def attention_core_flops(arch: ModelArch, seq_len: int) -> float:
+def attention_core_flops(arch: ModelArch, seq_len: int, mla_pad: str = "none") -> float:
     """Attention FLOPs per token and layer outside the weight GEMMs, forward: the causal term of
     :func:`full_attention_core_flops`, or for a hybrid model the average over its layers of that
     and the linear-attention layers' recurrence (constant in s,
-    :func:`~moebench.engine.linear_attention.linear_attention_core_flops`)."""
+    :func:`~moebench.engine.linear_attention.linear_attention_core_flops`). ``mla_pad`` gives
+    the matmul work the kernel does when the stack pads MLA's head dims
+    (:func:`mla_pad_factor`); the model's FLOPs are those at ``none``."""
     spec = arch.spec
     lin = spec.linear_attention
-    return _per_layer(arch, full_attention_core_flops(spec.attention, seq_len),
-                      0.0 if lin is None else linear_attention_core_flops(lin))
+    full = full_attention_core_flops(spec.attention, seq_len) * mla_pad_factor(
+        spec.attention, mla_pad)
+    return _per_layer(arch, full, 0.0 if lin is None else linear_attention_core_flops(lin))
+
+
+# The head dim MindSpeed-LLM pads MLA's query, key and value to for its fused attention with
+# the default SBH layout (fa_padding_length; 256 fixed through 1.0.0).
+MLA_PAD_DIM = 256
+
+
+def mla_pad_factor(att: MhaAttention | MlaAttention, pad: str) -> float:
+    """Attention matmul work with padded head dims over that without: (d_qk' + d_v') /
+    (d_qk + d_v), the causal FLOPs being 2 n_h (d_qk + d_v) s / 2 per token.
+
+    An attention kernel that needs one head dim for query, key and value gets MLA's value
+    (d_v = 128 in DeepSeek-V2/V3) padded to the query-key dim (192): ``v``, 384 / 320 = 1.2;
+    MindSpeed-LLM's fused attention with its default SBH layout gets all three padded to 256:
+    ``256``, 512 / 320 = 1.6 (Ascend/MindSpeed-LLM v1.0.RC3.0
+    modellink/core/transformer/multi_head_latent_attention.py: F.pad of query and key to
+    256 - q_head_dim and value to 256 - v_head_dim, or value alone to q_head_dim under BNSD).
+    Other attention, and ``none``: 1."""
+    if pad == "none" or not isinstance(att, MlaAttention):
+        return 1.0
+    d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
+    if d_qk == d_v:
+        return 1.0
+    if pad == "v":
+        return 2.0 * d_qk / (d_qk + d_v)
+    return 2.0 * max(MLA_PAD_DIM, d_qk, d_v) / (d_qk + d_v)
 
 
 def harmonic_depth(gemms: list[tuple[int, int]]) -> float:

@@ -94,7 +94,8 @@ class Release:
     platforms: tuple[PlatformDefaults, ...] = ()
     """Defaults of the release's recipes on given chips and precisions (:meth:`on`)."""
     platform: str = ""
-    """The chip and precision whose recipe defaults were applied ("" none; :meth:`on`)."""
+    """Where the recipe defaults applied come from: ``on gb200 fp8``, or ``for MODEL on h100
+    fp8`` where the recipe names the model ("" none; :meth:`on`)."""
     platform_settings: frozenset[str] = frozenset()
     """The settings that recipe set."""
 
@@ -112,7 +113,8 @@ class Release:
                 return replace(self, defaults={**self.defaults, **given},
                                sources={**self.sources,
                                         **{f"defaults.{k}": p.source for k in given}},
-                               platform=f"{chip} {precision}",
+                               platform=(f"for {model} on {chip} {precision}"
+                                         if model in p.models else f"on {chip} {precision}"),
                                platform_settings=frozenset(given))
         return self
 
@@ -282,7 +284,7 @@ def _everything() -> Release:
                 "optimizer_states": "fp32", "probs_in_activation": True,
                 "swiglu_fp8_store": False, "main_grads": "fp32", "sequence_parallel": True,
                 "flash_attention": True, "keeps_stage_outputs": False, "grouped_gemm": True,
-                "fp8_weight_cache": True}
+                "fp8_weight_cache": True, "mla_attention_pad": "none"}
     why = "moebench: the plan space with every feature any framework implements"
     return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),
                    framework="every framework together", source=why, caps=caps,

@@ -30,6 +30,9 @@ GRAPH_SCOPES: tuple[str, ...] = get_args(GraphScope)
 Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
 
 
+MlaPad = Literal["none", "v", "256"]
+
+
 Graphs = Literal["none", "partial", "full"]
 
 
@@ -150,6 +153,11 @@ class Defaults(Record):
     swiglu_fp8_store: Claim[bool] | None = Field(
         default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
                                   "for the backward")
+    mla_attention_pad: Claim[MlaPad] | None = Field(
+        default=None, description="what MLA's attention kernel is handed: none (the query-key "
+                                  "and value head dims as they are), v (the value padded to "
+                                  "the query-key head dim) or 256 (query, key and value padded "
+                                  "to 256): the padded dims cost matmul time, not model FLOPs")
 
 
 class PlatformDefaults(Record):
@@ -170,6 +178,7 @@ class PlatformDefaults(Record):
     graph_scope: list[GraphScope] | None = None
     ep_overlap: bool | None = None
     sync_free: bool | None = None
+    mla_attention_pad: MlaPad | None = None
 
     @field_validator("models")
     @classmethod
@@ -204,7 +213,8 @@ class PlatformDefaults(Record):
 
 # The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and
 # source).
-PLATFORM_SETTINGS = ("dispatcher", "graphs", "graph_scope", "ep_overlap", "sync_free")
+PLATFORM_SETTINGS = ("dispatcher", "graphs", "graph_scope", "ep_overlap", "sync_free",
+                     "mla_attention_pad")
 
 # What a platform's ``models`` may name besides model profiles.
 MODEL_KINDS = ("moe", "dense")

@@ -128,6 +128,9 @@ class Stack:
     default: DeepSpeed's pipeline engine)."""
     grouped_gemm: bool = True  # routed experts' GEMMs as one grouped call (host: once a block)
     flash_attention: bool = True  # a fused attention kernel that keeps no scores (default)
+    mla_attention_pad: str = "none"
+    """MLA head dims as the attention kernel gets them (the release's default): none, v (the
+    value padded to the query-key dim) or 256 (all three padded to 256)."""
     sequence_parallel: bool = True
     """With TP, hidden-size activations split over the tensor-parallel ranks (the release's
     default)."""
@@ -201,6 +204,7 @@ def stack_from_spec(
         dispatch_fp8=s["dispatch_fp8"], ep_1f1b_overlap=s["ep_overlap"],
         probs_in_activation=rel.defaults["probs_in_activation"],
         swiglu_fp8_store=rel.defaults["swiglu_fp8_store"],
+        mla_attention_pad=rel.defaults["mla_attention_pad"],
         main_grads=rel.defaults["main_grads"],
         sequence_parallel=rel.defaults["sequence_parallel"],
         flash_attention=rel.defaults["flash_attention"],

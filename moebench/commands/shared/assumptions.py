@@ -90,7 +90,7 @@ def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
         else:
             value = chosen[name]
         how = "searched" if name in search_set else (
-            f"{release.label} recipe on {release.platform}" if name in release.platform_settings
+            f"{release.label} recipe {release.platform}" if name in release.platform_settings
             else f"{release.label} default")
         alt, change = _alternative(result, spec, chosen, name, value, base)
         out.append(Assumption(setting=name, value=value, how=how,

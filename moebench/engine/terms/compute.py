@@ -192,9 +192,11 @@ def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
     bottleneck NVIDIA's Blackwell Ultra doubles its exp units to relieve (NVIDIA technical blog
     "Making Softmax More Efficient with NVIDIA Blackwell Ultra": about 35% faster FP8 attention
     forward on DeepSeek-V3 over GB200; this sum gives 28-43% for BF16 to FP8). Backward:
-    2.5 x the matmuls, 1 x the exponentials.
+    2.5 x the matmuls, 1 x the exponentials. F is the kernel's work: with MLA head dims the
+    stack pads, more than the model's FLOPs (:func:`~moebench.engine.workload.mla_pad_factor`).
     """
-    tc = attention_core_flops(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.attn_rate
+    tc = (attention_core_flops(ctx.arch, ctx.run.seq_len, ctx.stack.mla_attention_pad)
+          * ctx.tok_sp / ctx.attn_rate)
     sfu = attention_core_exps(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.exp_rate
     fwd = tc + sfu  # > 0: every model has attention work and every rank tokens
     return fwd, (ATTENTION_BWD_FACTOR * tc + ATTENTION_EXP_BWD_FACTOR * sfu) / fwd
