@@ -179,3 +179,20 @@ def test_a_model_recipe_is_named_in_the_assumptions(cli):
     assert overlap["value"] is True
     assert "recipe for qwen3-235b-a22b on h100 fp8" in overlap["how"]
     assert overlap["change"] > 0
+
+
+def test_a_platform_scope_without_partial_graphs_is_refused(cli, tmp_path):
+    """A recipe's graph scope applies to partial graphs: an entry that sets a scope where the
+    release (and the entry) run no graphs is refused at load, naming the release."""
+    from moebench.inputs.catalog import resolve
+
+    text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
+    # 25.11's Qwen3-30B-A3B recipe on H100 at FP8 runs no graphs (QWEN3_30B_A3B_H100_FP8_CS).
+    one = "QWEN3_30B_A3B_H100_FP8_CS: moe_a2a_overlap True, no CUDA graphs\"\n"
+    assert text.count(one) == 1
+    path = tmp_path / "mcore.yaml"
+    path.write_text(text.replace(one, one + "        graph_scope: [router]\n"),
+                    encoding="utf-8")
+    result = cli("stacks", "show", str(path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "sets a graph scope but runs graphs none" in result.output
