@@ -67,7 +67,10 @@ INHERIT: dict[str, tuple[str, tuple[str, ...], str]] = {
     "hai-llm": ("megatron-core-nvidia", FITS["megatron-core-nvidia"], ONE_SOURCE),
     "meta-llama3": ("megatron-core-nvidia", FITS["megatron-core-nvidia"], ONE_SOURCE),
     "megatron-deepspeed": ("megatron-core-nvidia", FITS["megatron-core-nvidia"], ONE_SOURCE),
-    "torchtitan": ("megatron-core-nvidia", FITS["megatron-core-nvidia"],
+    # torchtitan's attention is PyTorch's FlashAttention-2, not Megatron's cuDNN kernels: its
+    # attention_fraction is its own (profiles/stacks/torchtitan.yaml).
+    "torchtitan": ("megatron-core-nvidia",
+                   tuple(n for n in FITS["megatron-core-nvidia"] if n != "attention_fraction"),
                    "runs come from two publications of one team on one chip, too few to fit it "
                    "out of source; the same cuBLAS GEMMs and NCCL collectives on NVIDIA GPUs"),
 }
