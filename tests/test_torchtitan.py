@@ -42,3 +42,16 @@ def test_a_torchtitan_run_on_its_chip(cli):
     assert vanilla["plan"]["sharding"] == "zero-3" and vanilla["plan"]["dp"] == 32
     overlap = {a["setting"]: a for a in vanilla["assumed"]}["tp_overlap"]
     assert overlap["value"] is False and overlap["change"] < 0
+
+
+def test_a_dense_only_release_refuses_an_moe_model(cli):
+    """torchtitan 2024.12 trains dense Llama models only; its 2025.06 release has MoE with
+    expert parallelism (experiments/llama4): Mixtral 8x7B is refused on the first in one line
+    that names the release, and estimated on the second."""
+    args = ("estimate", "--model", "mixtral-8x7b", "--chip", "h100-hbm2e", "--num-chips", "16")
+    refused = cli(*args, "--stack", "torchtitan@2024.12")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "torchtitan@2024.12 trains dense models only" in refused.output
+    assert len([ln for ln in refused.output.splitlines() if ln.strip()]) == 1
+    ok = json.loads(cli(*args, "--stack", "torchtitan@2025.06", "--format", "json").output)
+    assert ok["plan"]["ep"] > 1

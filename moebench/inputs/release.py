@@ -11,10 +11,8 @@ its dated ``releases``. A release states, each item with its source:
   asked to be searched.
 
 A release lists only what changed since the release it comes ``after``; the first lists
-everything. ``refit`` holds the few physical figures refitted on the release's own runs
-(``scripts/calibrate_stacks.py``: at least three of its runs per figure, and only where the
-leave-one-source-out error improves). ``--stack NAME@RELEASE`` picks one; the bare name is the
-newest.
+everything. ``refit``: figures refitted on the release's own runs (scripts/calibrate_stacks.py).
+``--stack NAME@RELEASE`` picks one; the bare name is the newest.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ class Capabilities:
     cross_entropy: tuple[str, ...]
     sync_free: bool
     dispatch_fp8: bool
+    moe: bool
 
 
 # Settings: software choices a run makes within what its release implements. Each has a
@@ -117,6 +116,12 @@ class Release:
                                          if model in p.models else f"on {chip} {precision}"),
                                platform_settings=frozenset(given))
         return self
+
+    def check_model(self, model: str, moe: bool, option: str = "--stack") -> None:
+        """An MoE model on a release that trains dense models only is refused in one line."""
+        if moe and not self.caps.moe:
+            raise InputError(option, None, f"{self.label} trains dense models only, and {model} "
+                             f"is an MoE model; pick another (moebench stacks show {self.family})")
 
     def allows(self, setting: str, value: Any) -> bool:
         """Whether ``value`` of a setting is within what the release implements."""
@@ -239,7 +244,7 @@ def _check_new_choices(base: Release, r: Release, spec: ReleaseSpec) -> None:
                              "with its source")
 
 
-def _frozen(value: Any) -> Any:
+def _frozen(value: Any) -> Any:  # lists as tuples: a resolved release is immutable
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
@@ -253,8 +258,7 @@ def _check_defaults(r: Release) -> None:
         if not r.allows(setting, value):
             raise ValueError(f"release {r.name!r}: its default {setting} {value!r} is not "
                              "among what it implements")
-    extra = set(r.defaults["offload_modules"]) - set(r.caps.activation_offload)
-    if extra:
+    if extra := set(r.defaults["offload_modules"]) - set(r.caps.activation_offload):
         raise ValueError(f"release {r.name!r}: default offload_modules {sorted(extra)} are not "
                          "among the modules it can offload")
 
@@ -276,15 +280,15 @@ def _everything() -> Release:
         graphs=("none", "partial", "full"), partial_graph_scope=("attention", "router", "shared"),
         ep_overlap=True, tp_overlap=True, dp_overlap=True, pp_overlap=True,
         cp_kinds=("ring", "ulysses"), expert_tp=True, cross_entropy=("unfused", "fused", "te"),
-        sync_free=True, dispatch_fp8=True)
+        sync_free=True, dispatch_fp8=True, moe=True)
     defaults = {"schedule": "1f1b", "dispatcher": "alltoall", "ep_overlap": False,
                 "tp_overlap": True, "dp_overlap": True, "pp_overlap": True, "graphs": "none",
                 "cross_entropy": "fused", "pipeline_layout": "balanced", "dispatch_fp8": False,
                 "sync_free": False, "offload_modules": ("core_attn", "attn_proj", "expert_fc1"),
-                "optimizer_states": "fp32", "probs_in_activation": True,
-                "swiglu_fp8_store": False, "main_grads": "fp32", "sequence_parallel": True,
-                "flash_attention": True, "keeps_stage_outputs": False, "grouped_gemm": True,
-                "fp8_weight_cache": True, "mla_attention_pad": "none"}
+                "optimizer_states": "fp32", "probs_in_activation": True, "swiglu_fp8_store": False,
+                "main_grads": "fp32", "sequence_parallel": True, "flash_attention": True,
+                "keeps_stage_outputs": False, "grouped_gemm": True, "fp8_weight_cache": True,
+                "mla_attention_pad": "none"}
     why = "moebench: the plan space with every feature any framework implements"
     return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),
                    framework="every framework together", source=why, caps=caps,

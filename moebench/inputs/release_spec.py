@@ -95,6 +95,9 @@ class Implements(Record):
         default=None, description="dropless MoE without a device-to-host sync")
     dispatch_fp8: Claim[bool] | None = Field(
         default=None, description="MoE dispatch in FP8 under FP8 training")
+    moe: Claim[bool] | None = Field(
+        default=None, description="MoE layers with expert parallelism at all (a dense-only "
+                                  "release is refused an MoE model)")
 
 
 class Defaults(Record):

@@ -73,6 +73,8 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
     run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=precision,
                     expert_imbalance=sc.expert_imbalance.value)
     options = sc.settings()
+    for _, s, _ in loaded.values():
+        s.release.check_model(model or "the model", moe, option)
     # Each type keeps its stack release's optimizer-state precision (FP32 or BF16 moments).
     types = [MixType(chip=c, stack=stack_from_spec(s.for_platform(c.name, precision, model, moe),
                                                   options),
