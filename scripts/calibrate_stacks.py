@@ -156,12 +156,15 @@ def inherit(stack: str, source: str, names: tuple[str, ...], why: str, root: Pat
     path.write_text(text, encoding="utf-8")
 
 
-def validation_line(family: str, comparisons: list, date: datetime.date) -> str:
+def validation_line(family: str, comparisons: list, date: datetime.date) -> str | None:
     """The family's validation summary: its runs' leave-one-source-out error and the 80%
-    interval of a new prediction (its vendor's out-of-source residuals)."""
+    interval of a new prediction (its vendor's out-of-source residuals); None for a family with
+    no runs yet (before its first source joins)."""
     from moebench.commands.validation.report import pinned_figures
 
     mine = [c for c in comparisons if c.stack.partition("@")[0] == family]
+    if not mine:
+        return None
     vendor = [c for c in comparisons if mine and c.vendor == mine[0].vendor]
     pool = np.log1p([c.loso_error for c in (vendor if len(vendor) >= 15 else comparisons)])
     lo, hi = interval_quantiles(np.asarray(pool), 0.0)
@@ -230,10 +233,10 @@ def main(argv: list[str]) -> int:
     print(f"{GENERIC}: spans {', '.join(FITS)}")
     comparisons = compare_runs(load_runs(), str(shipped_runs_path()))
     for family in (*FITS, *INHERIT):
-        if not any(c.stack.partition("@")[0] == family for c in comparisons):
-            continue  # no runs yet: nothing to summarise (a family before its first source)
-        path = root / f"{family}.yaml"
         line = validation_line(family, comparisons, date)
+        if line is None:
+            continue
+        path = root / f"{family}.yaml"
         text = path.read_text(encoding="utf-8")
         text = (re.sub(r"^validation:.*$", line, text, flags=re.MULTILINE)
                 if re.search(r"^validation:", text, flags=re.MULTILINE)

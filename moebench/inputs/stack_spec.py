@@ -193,9 +193,12 @@ class StackSpec(Record):
         r = self._resolved[self._selected]
         return r if self._platform is None else r.on(*self._platform)
 
-    def for_platform(self, chip: str, precision: str, model: str, moe: bool) -> StackSpec:
+    def for_platform(self, chip: str, precision: str, model: str, moe: bool,
+                     option: str = "--stack") -> StackSpec:
         """This spec as a run of ``model`` (an MoE one if ``moe``) on ``chip`` at
-        ``precision`` takes it (:meth:`Release.on`)."""
+        ``precision`` takes it (:meth:`Release.on`); an MoE model on a dense-only release is
+        refused, naming ``option`` (:meth:`Release.check_model`)."""
+        self._resolved[self._selected].check_model(model, moe, option)
         out = self.model_copy()
         out._platform = (chip, precision, model, moe)
         return out

@@ -174,8 +174,7 @@ def run_comparison(
             # The stack release as a run of this model on this chip takes it (its recipe's
             # defaults on that platform).
             e = replace(e, stack_spec=e.stack_spec.for_platform(e.chip.name, e.run.precision,
-                                                                arch.name, arch.is_moe))
-            e.stack_spec.release.check_model(arch.name, arch.is_moe, "--chips")
+                                                                arch.name, arch.is_moe, "--chips"))
             # What the scenario does not give, each chip's stack release decides.
             req = resolve_request(e.stack_spec.release, given, search_set)
             stacks = [stack_from_spec(e.stack_spec, o) for o in

@@ -73,11 +73,10 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
     run = RunConfig(seq_len=sc.seq_len, global_batch=sc.global_batch, precision=precision,
                     expert_imbalance=sc.expert_imbalance.value)
     options = sc.settings()
-    for _, s, _ in loaded.values():
-        s.release.check_model(model or "the model", moe, option)
+    name = model or "the model"  # as the refusal of an MoE model on a dense-only stack says
     # Each type keeps its stack release's optimizer-state precision (FP32 or BF16 moments).
-    types = [MixType(chip=c, stack=stack_from_spec(s.for_platform(c.name, precision, model, moe),
-                                                  options),
+    types = [MixType(chip=c, stack=stack_from_spec(s.for_platform(c.name, precision, name, moe,
+                                                                option), options),
                      count=n,
                      run=replace(run, optimizer_states=s.release.defaults["optimizer_states"]))
              for c, (_, s, n) in zip(chips, loaded.values(), strict=True)]

@@ -126,7 +126,6 @@ def job_inputs(
     check_vendor(spec, hw.vendor, hw.name)
     # The release as a run on this chip at this precision takes it (its recipe's defaults).
     spec = spec.for_platform(hw.name, resolved, arch.name, arch.is_moe)
-    spec.release.check_model(arch.name, arch.is_moe)
     st = stack_from_spec(spec, options)
     settings: dict[str, Any] = {"seq_len": seq_len, "global_batch": global_batch,
                                 "expert_imbalance": expert_imbalance, **split.run}
