@@ -25,6 +25,7 @@ from moebench.commands.shared.options import (
     modules_choice,
     offload_modules_choice,
     search_choice,
+    settings_choice,
     sharding_choice,
 )
 from moebench.errors import InputError
@@ -53,6 +54,10 @@ def _pairs(overrides: Overrides) -> list[str]:
     return list(overrides)
 
 
+Settings = str | Mapping[str, Any] | None
+"""``--settings``: "NAME=VALUE,..." or a mapping (True/False for on/off settings)."""
+
+
 def _text(value: str | Sequence[str] | None) -> str | None:
     """A list option as the CLI takes it: "a,b" (a sequence is joined)."""
     return value if value is None or isinstance(value, str) else ",".join(value)
@@ -73,7 +78,7 @@ def job(
     shard_group: int | None = None, optimizer_states: str | None = None,
     optimizer_offload: float | None = None, pipeline_layout: str | None = None,
     offload_modules: str | Sequence[str] | None = None, search: str | Sequence[str] | None = None,
-    set: Overrides = None,  # noqa: A002 - the option is --set
+    settings: Settings = None, set: Overrides = None,  # noqa: A002 - the option is --set
 ) -> tuple[JobInputs, int]:
     """The job ``estimate`` and ``explain`` run (model, chip, stacks, run, plan request) and its
     cluster size, from their options: what is given, else ``scenario``'s, else the defaults;
@@ -95,7 +100,8 @@ def job(
         recompute_modules=modules_choice(_text(recompute_modules)),
         optimizer_offload=optimizer_offload, pipeline_layout=pipeline_layout,
         offload_modules=offload_modules_choice(_text(offload_modules)),
-        optimizer_states=optimizer_states, search=search_choice(_text(search)))
+        optimizer_states=optimizer_states, search=search_choice(_text(search)),
+        settings=settings_choice(settings))
 
 
 def estimate(model: str | None = None, chip: str | None = None, num_chips: int | None = None,
@@ -122,45 +128,26 @@ def compare(
     mix: Sequence[str] | None = None, fabric: str | None = None, placement: str | None = None,
     sync_every: int | None = None, strategy: str | None = None, choose: str | None = None,
     stack: str | None = None, search: str | Sequence[str] | None = None,
+    settings: Settings = None,
 ) -> Comparison:
     """``moebench compare``: every chip (and mix) of the scenario on its own best plan, priced
     on one basis against the baseline, with break-even prices and, with ``uncertainty``
     samples, intervals."""
     from moebench.commands.compare.comparison import run_comparison
-    from moebench.commands.shared.options import apply_options, check_num_chips, parse_tokens
-    from moebench.commands.shared.pricing import BASES
+    from moebench.commands.shared.options import (
+        apply_options,
+        check_compare_options,
+        parse_tokens,
+    )
     from moebench.commands.shared.setup import split_overrides as by_input
-    from moebench.inputs.hardware_costs import MARKETS
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.overrides import split_chip_overrides
     from moebench.inputs.scenario import load_scenario
 
-    if uncertainty < 0 or uncertainty > 100_000:
-        raise InputError("--uncertainty", None, f"must be 0..100000 samples, got {uncertainty}")
-    for name, value in (("--num-chips", num_chips), ("--seq-len", seq_len),
-                        ("--global-batch", global_batch)):
-        if value is not None and value <= 0:
-            raise InputError(name, None, f"must be a positive whole number, got {value}")
-    check_num_chips(num_chips)
-    if deadline_days is not None and num_chips is not None:
-        raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
-    if currency is not None and currency.upper() not in ("CNY", "USD"):
-        raise InputError("--currency", None, f"expected CNY or USD, got {currency!r}")
-    if price_basis is not None and price_basis not in BASES:
-        raise InputError("--price-basis", None,
-                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
-    if market is not None and market not in MARKETS:
-        raise InputError("--market", None, f"expected one of {', '.join(MARKETS)}, got "
-                                           f"{market!r}")
-    if market is not None and price_basis not in (None, "market"):
-        raise InputError("--market", None, f"prices one buyer's market; drop --price-basis "
-                                           f"{price_basis} (or --market)")
-    if price_basis == "market" and market is None:
-        raise InputError("--price-basis", None, "market needs --market cn or us")
-    if precision is not None and precision not in ("bf16", "fp8", "auto"):
-        raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
-    if fx_rate is not None and not fx_rate > 0:
-        raise InputError("--fx-rate", None, f"must be a positive number, got {fx_rate}")
+    check_compare_options(uncertainty=uncertainty, num_chips=num_chips, seq_len=seq_len,
+                          global_batch=global_batch, deadline_days=deadline_days,
+                          currency=currency, price_basis=price_basis, market=market,
+                          precision=precision, fx_rate=fx_rate)
     chip_list, baseline = chip_entries(_text(chips), baseline, stack, scenario)
     per_chip = split_chip_overrides(_pairs(set))
     everywhere = by_input(per_chip.pop("*", {}))
@@ -180,7 +167,7 @@ def compare(
         basis=None if market else price_basis, market=market, run_changes=everywhere.run,
         mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
-        search=None if searched is None else sorted(searched),
+        search=None if searched is None else sorted(searched), settings=settings_choice(settings),
     )
     return run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
                           overrides=per_chip, include_unavailable=include_unavailable)

@@ -120,6 +120,12 @@ SearchOpt = Annotated[str | None, typer.Option(
                      "comma-separated: schedule, dispatcher, ep_overlap, tp_overlap, dp_overlap, "
                      "pp_overlap, graphs, cross_entropy, layout, dispatch_fp8, sync_free; "
                      "overlaps; all. Only what the release implements is tried.")]
+SettingsOpt = Annotated[str | None, typer.Option(
+    "--settings", help="Settings the run used, NAME=VALUE comma-separated (the rest take the "
+                       "stack release's defaults): tp_overlap, dp_overlap, pp_overlap, "
+                       "ep_overlap, sequence_parallel, sync_free, dispatch_fp8 (on or off); "
+                       "cross_entropy (unfused, fused, te); dispatcher; graphs. E.g. "
+                       "tp_overlap=off,sequence_parallel=on.")]
 StackOpt = Annotated[str | None, typer.Option(
     "--stack", help="Software stack: catalog name or YAML (default: the chip's own).")]
 EveryChipStackOpt = Annotated[str | None, typer.Option(

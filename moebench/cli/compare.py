@@ -16,6 +16,7 @@ from moebench.cli.common import (
     OutputOpt,
     PlacementOpt,
     SearchOpt,
+    SettingsOpt,
     StrategyOpt,
     SyncEveryOpt,
     cli_errors,
@@ -69,7 +70,7 @@ def compare(
                       "h800:512+ascend-910b:1024.")] = None,
     fabric: FabricOpt = None, placement: PlacementOpt = None, sync_every: SyncEveryOpt = None,
     strategy: StrategyOpt = None, choose: ChooseOpt = None,
-    stack: EveryChipStackOpt = None, search: SearchOpt = None,
+    stack: EveryChipStackOpt = None, search: SearchOpt = None, settings: SettingsOpt = None,
     fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Cost and speed of training on each chip, each on its own best plan.
@@ -97,7 +98,7 @@ def compare(
         currency=currency, fx_rate=fx_rate,
         deadline_days=deadline_days, uncertainty=uncertainty, seed=seed, set=set_, mix=mix,
         fabric=fabric, placement=placement, sync_every=sync_every, strategy=strategy,
-        choose=choose, stack=stack, search=search)
+        choose=choose, stack=stack, search=search, settings=settings)
     sc = result.scenario
     tripped = check_guards(result, fail_if or [])
     report = comparison_report(result, uncertainty > 0)

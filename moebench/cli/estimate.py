@@ -44,6 +44,7 @@ from moebench.cli.common import (
     SchedOpt,
     SearchOpt,
     SetOpt,
+    SettingsOpt,
     ShardGroupOpt,
     StackOpt,
     StrategyOpt,
@@ -95,6 +96,7 @@ def estimate(
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
     offload_modules: OffloadModulesOpt = None, search: SearchOpt = None,
+    settings: SettingsOpt = None,
     mix: MixOpt = None, fabric: FabricOpt = None, placement: PlacementOpt = None,
     sync_every: SyncEveryOpt = None, strategy: StrategyOpt = None, choose: ChooseOpt = None,
     price_basis: BasisOpt = None, tokens: TokensOpt = None,
@@ -129,7 +131,7 @@ def estimate(
                 "--tokens": tokens}
     if mix_text is not None:
         not_mixed = {"--num-chips": num_chips, "--stack": stack, "--dispatcher": dispatcher,
-                     "--search": search,
+                     "--search": search, "--settings": settings,
                      "--graphs": graphs, "--graph-scope": graph_scope,
                      "--capacity-factor": capacity_factor,
                      "--allow-oom": allow_oom or None, "--optimizer-states": optimizer_states}
@@ -158,6 +160,7 @@ def estimate(
         capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
         optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
         pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,
+        settings=settings,
         set=set_, allow_oom=allow_oom)
     shown = split_overrides(parse_overrides(set_ or [])).shown
     show(estimate_report(est, shown), fmt, output)
@@ -211,6 +214,7 @@ def explain(
     shard_group: ShardGroupOpt = None, optimizer_states: OptStatesOpt = None,
     optimizer_offload: OptOffloadOpt = None, pipeline_layout: LayoutOpt = None,
     offload_modules: OffloadModulesOpt = None, search: SearchOpt = None,
+    settings: SettingsOpt = None,
     set_: SetOpt = None, fmt: FormatOpt = None, output: OutputOpt = None,
 ) -> None:
     """Why the chosen plan wins and where its time and memory go, with sensitivities.
@@ -237,6 +241,7 @@ def explain(
         capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
         optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
         pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,
+        settings=settings,
         set=set_)
     _, result = run_estimate(job.arch, job.chip, job.stacks, job.run, num_chips, job.request,
                              allow_oom=allow_oom)

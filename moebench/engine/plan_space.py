@@ -26,7 +26,8 @@ from moebench.engine.plan_grid import (
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import MlaAttention, ModelArch
-from moebench.inputs.release import EVERYTHING, Release
+from moebench.inputs.release import Release
+from moebench.inputs.release_everything import EVERYTHING
 from moebench.inputs.run import (
     CP_KINDS,
     DUALPIPEV,
@@ -51,7 +52,8 @@ def candidate_plans(
     """Every valid plan for this cluster that ``release`` implements, and how many
     combinations each rule removed. A fixed field the release does not implement is an
     InputError naming what it offers. The search passes its stack's release; the default,
-    :data:`~moebench.inputs.release.EVERYTHING`, is the plan space itself (tests of it)."""
+    :data:`~moebench.inputs.release_everything.EVERYTHING`, is the plan space itself (tests of
+    it)."""
     if num_chips <= 0:
         raise InputError("--num-chips", None, f"must be a positive whole number, got {num_chips}")
     caps = release.caps

@@ -54,6 +54,7 @@ class Capabilities:
     sync_free: bool
     dispatch_fp8: bool
     moe: bool
+    sequence_parallel: bool
 
 
 # Settings: software choices a run makes within what its release implements. Each has a
@@ -63,15 +64,18 @@ SETTINGS: dict[str, str] = {
     "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap", "pp_overlap": "pp_overlap",
     "graphs": "graphs", "cross_entropy": "cross_entropy", "pipeline_layout": "",
     "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free",
+    "sequence_parallel": "sequence_parallel",
 }
 
 
-# The flag that gives each setting a stack's StackOptions can hold (named in errors).
-OPTION_FLAGS = {"dispatcher": "--dispatcher", "graphs": "--graphs", "ep_overlap": "--ep-overlap",
-                "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap",
-                "pp_overlap": "pp_overlap", "cross_entropy": "cross_entropy",
-                "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free",
-                "graph_scope": "--graph-scope"}
+# The option that gives each setting a stack's StackOptions can hold (named in errors): its own
+# flag, else --settings NAME=VALUE.
+OPTION_FLAGS = {"dispatcher": "--dispatcher or --settings", "graphs": "--graphs or --settings",
+                "ep_overlap": "--ep-overlap or --settings",
+                "tp_overlap": "--settings", "dp_overlap": "--settings",
+                "pp_overlap": "--settings", "cross_entropy": "--settings",
+                "dispatch_fp8": "--settings", "sync_free": "--settings",
+                "sequence_parallel": "--settings", "graph_scope": "--graph-scope"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,8 +146,8 @@ class Release:
         out = {k: given.get(k, defaults[k]) for k in OPTION_FLAGS}
         for k, v in given.items():
             if not self.allows(k, v):
-                offers = ", ".join(str(o) for o in self.options(k))
-                shown = ",".join(v) if isinstance(v, tuple) else repr(v)
+                offers = ", ".join(_word(o) for o in self.options(k))
+                shown = ",".join(v) if isinstance(v, tuple) else _word(v)
                 raise InputError(OPTION_FLAGS[k], None,
                                  f"{self.label} does not implement {k} {shown} (it offers "
                                  f"{offers}); pick another release (moebench stacks show "
@@ -244,6 +248,10 @@ def _check_new_choices(base: Release, r: Release, spec: ReleaseSpec) -> None:
                              "with its source")
 
 
+def _word(value: Any) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
 def _frozen(value: Any) -> Any:  # lists as tuples: a resolved release is immutable
     return tuple(value) if isinstance(value, list | tuple) else value
 
@@ -266,35 +274,3 @@ def _check_defaults(r: Release) -> None:
 def newest(releases: dict[str, Release]) -> Release:
     """The newest release by date (the last listed among equal dates)."""
     return max(enumerate(releases.values()), key=lambda ir: (ir[1].date, ir[0]))[1]
-
-
-def _everything() -> Release:
-    """A release implementing every feature moebench models: the plan space itself, for code
-    that studies the space rather than a stack (every stack's search passes its release)."""
-    caps = Capabilities(
-        schedules=("1f1b", "dualpipe", "zb1p", "dualpipev"), virtual_pipeline=True,
-        dispatchers=("alltoall", "allgather", "deepep", "hybridep"),
-        sharding=("zero-0", "zero-1", "zero-2", "zero-3", "hsdp"), optimizer_offload=True,
-        activation_offload=("attn_norm", "qkv_linear", "core_attn", "attn_proj", "mlp_norm",
-                            "expert_fc1", "moe_act"),
-        graphs=("none", "partial", "full"), partial_graph_scope=("attention", "router", "shared"),
-        ep_overlap=True, tp_overlap=True, dp_overlap=True, pp_overlap=True,
-        cp_kinds=("ring", "ulysses"), expert_tp=True, cross_entropy=("unfused", "fused", "te"),
-        sync_free=True, dispatch_fp8=True, moe=True)
-    defaults = {"schedule": "1f1b", "dispatcher": "alltoall", "ep_overlap": False,
-                "tp_overlap": True, "dp_overlap": True, "pp_overlap": True, "graphs": "none",
-                "cross_entropy": "fused", "pipeline_layout": "balanced", "dispatch_fp8": False,
-                "sync_free": False, "offload_modules": ("core_attn", "attn_proj", "expert_fc1"),
-                "optimizer_states": "fp32", "probs_in_activation": True, "swiglu_fp8_store": False,
-                "main_grads": "fp32", "sequence_parallel": True, "flash_attention": True,
-                "keeps_stage_outputs": False, "grouped_gemm": True, "fp8_weight_cache": True,
-                "mla_attention_pad": "none"}
-    why = "moebench: the plan space with every feature any framework implements"
-    return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),
-                   framework="every framework together", source=why, caps=caps,
-                   defaults=defaults,
-                   sources={**{f"implements.{k}": why for k in cap_values(caps)},
-                            **{f"defaults.{k}": why for k in defaults}}, refit={})
-
-
-EVERYTHING = _everything()

@@ -98,6 +98,10 @@ class Implements(Record):
     moe: Claim[bool] | None = Field(
         default=None, description="MoE layers with expert parallelism at all (a dense-only "
                                   "release is refused an MoE model)")
+    sequence_parallel: Claim[bool] | None = Field(
+        default=None, description="sequence parallelism beside TP (Megatron "
+                                  "--sequence-parallel): the norms, residuals and layer inputs "
+                                  "split along the sequence over the tensor-parallel ranks")
 
 
 class Defaults(Record):
@@ -142,9 +146,10 @@ class Defaults(Record):
         default=None, description="a fused attention kernel that keeps no s x s scores "
                                   "(FlashAttention, cuDNN or TE fused attention); memory only")
     sequence_parallel: Claim[bool] | None = Field(
-        default=None, description="with TP, the norms, residuals and layer inputs split over "
-                                  "the tensor-parallel ranks along the sequence (Megatron "
-                                  "--sequence-parallel), as the release's recipes run")
+        default=None, description="whether a run with TP splits the norms, residuals and layer "
+                                  "inputs over the tensor-parallel ranks along the sequence "
+                                  "(Megatron --sequence-parallel) unless told, as the "
+                                  "release's recipes run")
     main_grads: Claim[Literal["fp32", "half", "half+fp32"]] | None = Field(
         default=None, description="fp32: gradients accumulate in a full-size FP32 buffer "
                                   "(Megatron's main_grad); half: in the model's precision, FP32 "

@@ -60,6 +60,8 @@ class StackOptionsSpec(Record):
     sync_free: bool | None = None
     tp_overlap: bool | None = None
     dp_overlap: bool | None = None
+    pp_overlap: bool | None = None
+    sequence_parallel: bool | None = None
     cross_entropy: CrossEntropy | None = None
 
     def options(self) -> StackOptions:
@@ -67,6 +69,7 @@ class StackOptionsSpec(Record):
         return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs, graph_scope=scope,
                             dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
                             tp_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
+                            pp_overlap=self.pp_overlap, sequence_parallel=self.sequence_parallel,
                             cross_entropy=self.cross_entropy)
 
 

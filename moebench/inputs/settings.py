@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from typing import Any
+from typing import Any, get_args
 
 from moebench.errors import InputError
 from moebench.inputs.release import SETTINGS, Release
+from moebench.inputs.release_spec import CrossEntropy, Dispatcher, Graphs
 from moebench.inputs.stack import StackOptions
 
 PLAN_SETTINGS = ("schedule", "pipeline_layout")
@@ -30,7 +31,7 @@ PLAN_SETTINGS = ("schedule", "pipeline_layout")
 NEVER_SLOWER: dict[str, tuple[Any, ...]] = {
     "graphs": ("full", "partial", "none"), "cross_entropy": ("te", "fused", "unfused"),
     "tp_overlap": (True, False), "dp_overlap": (True, False), "pp_overlap": (True, False),
-    "sync_free": (True, False),
+    "sync_free": (True, False), "sequence_parallel": (True, False),
 }
 SEARCHABLE = tuple(SETTINGS)
 ALIASES = {"layout": "pipeline_layout", "overlaps": "ep_overlap,tp_overlap,dp_overlap,pp_overlap",
@@ -51,6 +52,57 @@ def parse_search(text: str | None, option: str = "--search") -> frozenset[str]:
         raise InputError(option, None, f"unknown setting {unknown[0]!r}; searchable: "
                          f"{', '.join(SEARCHABLE)}, layout, overlaps or all")
     return frozenset(names)
+
+
+# Settings a run gives by name (--settings NAME=VALUE,...): every one but the plan's (schedule
+# and layout have their own options), each with the values it takes (a bool: on or off).
+GIVEN_SETTINGS: dict[str, tuple[str, ...]] = {
+    name: {"dispatcher": get_args(Dispatcher), "graphs": get_args(Graphs),
+           "cross_entropy": get_args(CrossEntropy)}.get(name, ("on", "off"))
+    for name in SETTINGS if name not in PLAN_SETTINGS}
+_BOOLS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+
+
+def parse_settings(text: str | None, option: str = "--settings") -> dict[str, Any]:
+    """``--settings tp_overlap=off,cross_entropy=te`` as {setting: value} (bools for on/off
+    settings). Whether the release implements each value is checked when the stack is built
+    (:meth:`~moebench.inputs.release.Release.settings`)."""
+    out: dict[str, Any] = {}
+    for item in (text or "").replace(" ", ",").split(","):
+        if not item.strip():
+            continue
+        name, sep, value = (part.strip() for part in item.partition("="))
+        name, value = name.replace("-", "_"), value.lower()
+        if not sep or not value:
+            raise InputError(option, None, f"{item.strip()!r}: give NAME=VALUE, e.g. "
+                                           "tp_overlap=off")
+        if name not in GIVEN_SETTINGS:
+            raise InputError(option, None, f"unknown setting {name!r}; settable: "
+                                           f"{', '.join(GIVEN_SETTINGS)}")
+        if name in out:
+            raise InputError(option, None, f"{name} is given twice")
+        allowed = GIVEN_SETTINGS[name]
+        if allowed == ("on", "off"):
+            if value not in _BOOLS:
+                raise InputError(option, None, f"{name}={value}: expected on or off")
+            out[name] = _BOOLS[value]
+        elif value in allowed:
+            out[name] = value
+        else:
+            raise InputError(option, None, f"{name}={value}: expected one of "
+                                           f"{', '.join(allowed)}")
+    return out
+
+
+def merge_settings(flags: dict[str, Any], settings: dict[str, Any],
+                   option: str = "--settings") -> dict[str, Any]:
+    """The settings given by their own flags (--dispatcher, --graphs, --ep-overlap) and by
+    ``--settings``; a setting given both ways must agree."""
+    for name, value in settings.items():
+        if flags.get(name) is not None and flags[name] != value:
+            raise InputError(option, None, f"{name} is given twice, {flags[name]!r} by its own "
+                                           f"flag and {value!r} here; give it once")
+    return {**{k: v for k, v in flags.items() if v is not None}, **settings}
 
 
 def plan_defaults(release: Release, given: dict[str, Any], search: frozenset[str]

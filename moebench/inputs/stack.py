@@ -77,6 +77,8 @@ class StackOptions:
     sync-free MoE or a padded per-rank buffer does."""
     cross_entropy: str | None = None
     """unfused, fused or te: the loss implementation the run used."""
+    sequence_parallel: bool | None = None
+    """Megatron's --sequence-parallel beside TP (a release without it: False only)."""
     graph_scope: tuple[str, ...] | None = None  # what partial graphs capture (None: all it can)
 
     def as_dict(self) -> dict[str, Any]:
@@ -206,7 +208,7 @@ def stack_from_spec(
         swiglu_fp8_store=rel.defaults["swiglu_fp8_store"],
         mla_attention_pad=rel.defaults["mla_attention_pad"],
         main_grads=rel.defaults["main_grads"],
-        sequence_parallel=rel.defaults["sequence_parallel"],
+        sequence_parallel=s["sequence_parallel"],
         flash_attention=rel.defaults["flash_attention"],
         keeps_stage_outputs=rel.defaults["keeps_stage_outputs"],
         grouped_gemm=rel.defaults["grouped_gemm"],

@@ -63,7 +63,8 @@ def stack_settings(stack: Stack) -> dict[str, Any]:
             "tp_overlap": stack.tp_comm_overlap, "dp_overlap": stack.dp_overlap,
             "pp_overlap": stack.pp_overlap, "graphs": stack.graphs,
             "cross_entropy": stack.cross_entropy, "dispatch_fp8": stack.dispatch_fp8,
-            "sync_free": not stack.host_sync, "graph_scope": tuple(sorted(stack.graph_scope))}
+            "sync_free": not stack.host_sync, "sequence_parallel": stack.sequence_parallel,
+            "graph_scope": tuple(sorted(stack.graph_scope))}
 
 
 def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from moebench.errors import InputError
@@ -75,6 +76,13 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
             data["mix_options"].update({k: v for k, v in value.items() if v is not None})
         elif key == "mixes":
             data["mixes"] = list(dict.fromkeys([*data["mixes"], *value]))
+        elif key == "settings":
+            # Given settings win over the scenario's; ep_overlap is a run field of a scenario.
+            for name, v in value.items():
+                if name == "ep_overlap":
+                    data[name] = v
+                else:
+                    data["stack_options"][name] = v
         elif key == "plan":
             data["plan"].update({k: v for k, v in value.items() if v is not None})
         elif key == "run_changes":
@@ -156,3 +164,50 @@ def mix_options(fabric: str | None, placement: str | None, sync_every: int | Non
     """The mix options given on the command line, as scenario ``mix_options`` fields."""
     return {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
             "strategy": strategy, "choose": choose}
+
+
+def settings_choice(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The --settings given, checked: "NAME=VALUE,..." or a mapping (True/False for on/off)."""
+    from moebench.inputs.settings import parse_settings
+
+    if isinstance(value, Mapping):
+        words = {True: "on", False: "off"}
+        value = ",".join(f"{k}={words[v] if isinstance(v, bool) else v}"
+                         for k, v in value.items())
+    return parse_settings(value)
+
+
+def check_compare_options(*, uncertainty: int, num_chips: int | None, seq_len: int | None,
+                          global_batch: int | None, deadline_days: float | None,
+                          currency: str | None, price_basis: str | None, market: str | None,
+                          precision: str | None, fx_rate: float | None) -> None:
+    """compare's options checked together, each bad one an InputError naming it."""
+    from moebench.commands.shared.pricing import BASES
+    from moebench.inputs.hardware_costs import MARKETS
+
+    if uncertainty < 0 or uncertainty > 100_000:
+        raise InputError("--uncertainty", None, f"must be 0..100000 samples, got {uncertainty}")
+    for name, value in (("--num-chips", num_chips), ("--seq-len", seq_len),
+                        ("--global-batch", global_batch)):
+        if value is not None and value <= 0:
+            raise InputError(name, None, f"must be a positive whole number, got {value}")
+    check_num_chips(num_chips)
+    if deadline_days is not None and num_chips is not None:
+        raise InputError("--deadline-days", None, "give --num-chips or --deadline-days, not both")
+    if currency is not None and currency.upper() not in ("CNY", "USD"):
+        raise InputError("--currency", None, f"expected CNY or USD, got {currency!r}")
+    if price_basis is not None and price_basis not in BASES:
+        raise InputError("--price-basis", None,
+                         f"expected one of {', '.join(BASES)}, got {price_basis!r}")
+    if market is not None and market not in MARKETS:
+        raise InputError("--market", None, f"expected one of {', '.join(MARKETS)}, got "
+                                           f"{market!r}")
+    if market is not None and price_basis not in (None, "market"):
+        raise InputError("--market", None, f"prices one buyer's market; drop --price-basis "
+                                           f"{price_basis} (or --market)")
+    if price_basis == "market" and market is None:
+        raise InputError("--price-basis", None, "market needs --market cn or us")
+    if precision is not None and precision not in ("bf16", "fp8", "auto"):
+        raise InputError("--precision", None, f"expected bf16, fp8 or auto, got {precision!r}")
+    if fx_rate is not None and not fx_rate > 0:
+        raise InputError("--fx-rate", None, f"must be a positive number, got {fx_rate}")

@@ -180,8 +180,10 @@ def job_from_options(scenario: str | None, *, model: str | None, chip: str,
     check_num_chips(num_chips)
     run = {k: given[k] if given.get(k) is not None else v for k, v in base.items()}
     plan.update({k: given[k] for k in PLAN_FIELDS if given.get(k) is not None})
-    options.update({k: given[k] for k in ("dispatcher", "graphs", "ep_overlap", "graph_scope")
-                    if given.get(k) is not None})
+    from moebench.inputs.settings import merge_settings
+
+    flags = {k: given.get(k) for k in ("dispatcher", "graphs", "ep_overlap", "graph_scope")}
+    options.update(merge_settings(flags, given.get("settings") or {}))
     search = given.get("search")
     if search is None:
         search = parse_search(",".join(sc.search), "search") if scenario else frozenset()

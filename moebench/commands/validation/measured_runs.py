@@ -15,7 +15,8 @@ none, since a run that offloads activations names the flag), ``dp_overlap`` (fal
 script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default),
 ``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's),
 ``graph_scope`` (what partial graphs captured, e.g. ``router``, as the run's recipe says;
-empty: all the release can) and ``pipeline_layout`` (:mod:`moebench.engine.layout`: even,
+empty: all the release can), ``sequence_parallel`` (Megatron's --sequence-parallel, true or
+false; empty: the release's default) and ``pipeline_layout`` (:mod:`moebench.engine.layout`: even,
 balanced, a Megatron layout string, layers per rank or first=N,last=M; empty: the release's
 default), and
 for validation by source and date: ``source_id`` (one slug per publication or table: its runs are
@@ -66,8 +67,10 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "capacity_factor", "expert_imbalance", "notes", "sharding", "shard_group",
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
-            "published", "sweep", "memory_gib", "memory_kind", "hardware_set", "graph_scope")
+            "published", "sweep", "memory_gib", "memory_kind", "hardware_set", "graph_scope",
+            "sequence_parallel")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
+FLAG_SETTINGS = ("sync_free", "tp_overlap", "ep_overlap", "dp_overlap", "sequence_parallel")
 
 
 class _Row:
@@ -147,8 +150,9 @@ class _Row:
             raise self._err(column, f"expected true or false, got {raw!r}")
         return raw.lower() == "true"
 
-    def choice(self, column: str, allowed: tuple[str, ...]) -> str | None:
-        raw = self.text(column)
+    def choice(self, column: str, allowed: tuple[str, ...], required: bool = False
+               ) -> str | None:
+        raw = self.required(column) if required else self.text(column)
         if raw is not None and raw not in allowed:
             raise self._err(column, f"expected one of {', '.join(allowed)}, got {raw!r}")
         return raw
@@ -205,12 +209,8 @@ def _hardware_set(r: _Row) -> tuple[tuple[str, str], ...]:
 
 
 def _run(r: _Row) -> MeasuredRun:
-    metric = r.choice("metric", tuple(FASTER_IS_LARGER))
-    if metric is None:
-        raise r._err("metric", "is empty; this column is required")
-    precision = r.choice("precision", ("bf16", "fp8"))
-    if precision is None:
-        raise r._err("precision", "is empty; this column is required")
+    metric = r.choice("metric", tuple(FASTER_IS_LARGER), required=True) or ""
+    precision = r.choice("precision", ("bf16", "fp8"), required=True) or ""
     recompute = r.choice("recompute", RECOMPUTE)
     schedule = r.choice("schedule", SCHEDULES)
     ints: dict[str, Any] = {k: r.integer(k) for k in PLAN_INTS}
@@ -242,10 +242,8 @@ def _run(r: _Row) -> MeasuredRun:
         stack=r.text("stack"),
         options=StackOptions(dispatcher=r.choice("dispatcher", DISPATCHERS),
                              graphs=r.choice("graphs", GRAPHS), graph_scope=_graph_scope(r),
-                             sync_free=r.flag("sync_free"),
-                             tp_overlap=r.flag("tp_overlap"), ep_overlap=r.flag("ep_overlap"),
-                             dp_overlap=r.flag("dp_overlap"),
-                             cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY)),
+                             cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY),
+                             **{k: r.flag(k) for k in FLAG_SETTINGS}),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"),
