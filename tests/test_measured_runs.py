@@ -140,7 +140,7 @@ def test_a_run_on_a_cluster_with_shared_nics_gets_its_scale_out():
     assert dict(bloom.hardware_set) == {"scale_out.bandwidth_gb_per_s": "6.25"}
     chip = prepare(bloom, "test").chip
     assert chip.out_bw == pytest.approx(to_base("bandwidth_gb_per_s", 6.25))
-    other = prepare(runs["flagperf-llama3-8b-a100x8-tp8"], "test").chip
+    other = prepare(runs["flagperf-llama3-8b-a800x8-tp8"], "test").chip
     assert other.out_bw == pytest.approx(to_base("bandwidth_gb_per_s", 25.0))
 
 

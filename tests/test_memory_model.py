@@ -186,3 +186,24 @@ def test_cache_factors_are_what_the_script_measures_on_the_other_stacks():
         floor = float(memory.allocator_factor.value)
         assert memory.cache_factor.low == pytest.approx(max(low, floor), abs=0.005), family
         assert memory.cache_factor.high == pytest.approx(high, abs=0.005), family
+
+
+def test_the_plan_flagperf_reports_out_of_memory_does_not_fit(cli):
+    """FlagPerf's A800 ablation (FlagOpen/FlagPerf@1b5a0303 training/nvidia/llama3_8B-megatron/
+    README.md): Llama 3 8B at 8K on one 8 x A800 80 GB node with its script's bare Megatron-LM
+    (distributed optimizer, no recompute flag) runs PP2 DP4 TP1 (76 of 80 GB) but is OOM at PP1
+    DP8 TP1: unsharded weights (15 GiB) and FP32 gradients (30 GiB) beside 32 layers of
+    activations cannot fit, with or without recompute of the norms and activations."""
+    import json
+
+    base = ("estimate", "--model", "llama-3.1-8b", "--chip", "a800", "--num-chips", "8",
+            "--tp", "1", "--vpp", "1", "--cp", "1", "--micro-batch", "1", "--zero", "1",
+            "--global-batch", "512", "--seq-len", "8192", "--offload-modules", "none",
+            "--optimizer-offload", "0", "--stack", "megatron-core-nvidia@core_r0.8.0",
+            "--allow-oom", "--format", "json")
+    for recompute in ("none", "selective"):
+        oom = json.loads(cli(*base, "--pp", "1", "--recompute", recompute).output)
+        ran = json.loads(cli(*base, "--pp", "2", "--recompute", recompute).output)
+        assert not oom["fits_memory"], recompute
+        assert oom["memory_gib"]["weights"] == pytest.approx(8.03e9 * 2 / 2**30, rel=0.01)
+    assert ran["fits_memory"]

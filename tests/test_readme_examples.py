@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "profiles" / "validation" / "measured-runs.csv"
 # Needs a running Dask scheduler at the address it names: not reachable from a test.
 NEEDS_A_CLUSTER = "--dask-scheduler"
-# Six FlagPerf A100 rows: enough for calibrate's three runs per fitted parameter.
-USER_RUNS = ("flagperf-llama3-8b-a100x8-pp2tp1", "flagperf-llama3-8b-a100x8-pp4tp1",
-             "flagperf-llama3-8b-a100x8-pp2tp2", "flagperf-llama3-8b-a100x8-pp2tp4",
-             "flagperf-llama3-8b-a100x8-pp8", "flagperf-llama3-8b-a100x8-tp8")
+# Six FlagPerf A800 rows: enough for calibrate's three runs per fitted parameter.
+USER_RUNS = ("flagperf-llama3-8b-a800x8-pp2tp1", "flagperf-llama3-8b-a800x8-pp4tp1",
+             "flagperf-llama3-8b-a800x8-pp2tp2", "flagperf-llama3-8b-a800x8-pp2tp4",
+             "flagperf-llama3-8b-a800x8-pp8", "flagperf-llama3-8b-a800x8-tp8")
 
 
 def readme_examples() -> list[list[str]]:

@@ -55,6 +55,7 @@ class Capabilities:
     dispatch_fp8: bool
     moe: bool
     sequence_parallel: bool
+    grouped_gemm: bool
 
 
 # Settings: software choices a run makes within what its release implements. Each has a
@@ -64,7 +65,7 @@ SETTINGS: dict[str, str] = {
     "tp_overlap": "tp_overlap", "dp_overlap": "dp_overlap", "pp_overlap": "pp_overlap",
     "graphs": "graphs", "cross_entropy": "cross_entropy", "pipeline_layout": "",
     "dispatch_fp8": "dispatch_fp8", "sync_free": "sync_free",
-    "sequence_parallel": "sequence_parallel",
+    "sequence_parallel": "sequence_parallel", "grouped_gemm": "grouped_gemm",
 }
 
 
@@ -75,7 +76,8 @@ OPTION_FLAGS = {"dispatcher": "--dispatcher or --settings", "graphs": "--graphs 
                 "tp_overlap": "--settings", "dp_overlap": "--settings",
                 "pp_overlap": "--settings", "cross_entropy": "--settings",
                 "dispatch_fp8": "--settings", "sync_free": "--settings",
-                "sequence_parallel": "--settings", "graph_scope": "--graph-scope"}
+                "sequence_parallel": "--settings", "grouped_gemm": "--settings",
+                "graph_scope": "--graph-scope"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +154,14 @@ class Release:
                                  f"{self.label} does not implement {k} {shown} (it offers "
                                  f"{offers}); pick another release (moebench stacks show "
                                  f"{self.family})")
+        if out["tp_overlap"] and not out["sequence_parallel"]:
+            # TP overlap needs sequence parallelism (Megatron-LM arguments.py asserts it): a
+            # run that gives both is refused; a default overlap is dropped, as NeMo drops it.
+            if "tp_overlap" in given:
+                raise InputError("--settings", None, f"{self.label}: TP overlap needs sequence "
+                                 "parallelism (Megatron-LM asserts it); give "
+                                 "sequence_parallel=on, or tp_overlap=off")
+            out["tp_overlap"] = False
         if "graph_scope" in given and "graphs" not in given and out["graphs"] != "partial":
             raise InputError("--graph-scope", None,
                              f"a graph scope applies to partial graphs, and {self.label} "

@@ -20,7 +20,8 @@ def _everything() -> Release:
         graphs=("none", "partial", "full"), partial_graph_scope=("attention", "router", "shared"),
         ep_overlap=True, tp_overlap=True, dp_overlap=True, pp_overlap=True,
         cp_kinds=("ring", "ulysses"), expert_tp=True, cross_entropy=("unfused", "fused", "te"),
-        sync_free=True, dispatch_fp8=True, moe=True, sequence_parallel=True)
+        sync_free=True, dispatch_fp8=True, moe=True, sequence_parallel=True,
+        grouped_gemm=True)
     defaults = {"schedule": "1f1b", "dispatcher": "alltoall", "ep_overlap": False,
                 "tp_overlap": True, "dp_overlap": True, "pp_overlap": True, "graphs": "none",
                 "cross_entropy": "fused", "pipeline_layout": "balanced", "dispatch_fp8": False,

@@ -98,6 +98,9 @@ class Implements(Record):
     moe: Claim[bool] | None = Field(
         default=None, description="MoE layers with expert parallelism at all (a dense-only "
                                   "release is refused an MoE model)")
+    grouped_gemm: Claim[bool] | None = Field(
+        default=None, description="the routed experts' GEMMs as one grouped call per "
+                                  "projection (Megatron --moe-grouped-gemm, MindSpeed npu_gmm)")
     sequence_parallel: Claim[bool] | None = Field(
         default=None, description="sequence parallelism beside TP (Megatron "
                                   "--sequence-parallel): the norms, residuals and layer inputs "

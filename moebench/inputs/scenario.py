@@ -62,6 +62,7 @@ class StackOptionsSpec(Record):
     dp_overlap: bool | None = None
     pp_overlap: bool | None = None
     sequence_parallel: bool | None = None
+    grouped_gemm: bool | None = None
     cross_entropy: CrossEntropy | None = None
 
     def options(self) -> StackOptions:
@@ -70,6 +71,7 @@ class StackOptionsSpec(Record):
                             dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
                             tp_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
                             pp_overlap=self.pp_overlap, sequence_parallel=self.sequence_parallel,
+                            grouped_gemm=self.grouped_gemm,
                             cross_entropy=self.cross_entropy)
 
 

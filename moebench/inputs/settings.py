@@ -32,6 +32,7 @@ NEVER_SLOWER: dict[str, tuple[Any, ...]] = {
     "graphs": ("full", "partial", "none"), "cross_entropy": ("te", "fused", "unfused"),
     "tp_overlap": (True, False), "dp_overlap": (True, False), "pp_overlap": (True, False),
     "sync_free": (True, False), "sequence_parallel": (True, False),
+    "grouped_gemm": (True, False),
 }
 SEARCHABLE = tuple(SETTINGS)
 ALIASES = {"layout": "pipeline_layout", "overlaps": "ep_overlap,tp_overlap,dp_overlap,pp_overlap",

@@ -79,6 +79,8 @@ class StackOptions:
     """unfused, fused or te: the loss implementation the run used."""
     sequence_parallel: bool | None = None
     """Megatron's --sequence-parallel beside TP (a release without it: False only)."""
+    grouped_gemm: bool | None = None
+    """Megatron's --moe-grouped-gemm: the local experts' GEMMs in one call, not a loop."""
     graph_scope: tuple[str, ...] | None = None  # what partial graphs capture (None: all it can)
 
     def as_dict(self) -> dict[str, Any]:
@@ -211,7 +213,7 @@ def stack_from_spec(
         sequence_parallel=s["sequence_parallel"],
         flash_attention=rel.defaults["flash_attention"],
         keeps_stage_outputs=rel.defaults["keeps_stage_outputs"],
-        grouped_gemm=rel.defaults["grouped_gemm"],
+        grouped_gemm=s["grouped_gemm"],
         fp8_weight_cache=rel.defaults["fp8_weight_cache"],
         tp_comm_overlap=s["tp_overlap"], pp_overlap=s["pp_overlap"], dp_overlap=s["dp_overlap"],
         collective_fraction=value(fig("collective_fraction")),

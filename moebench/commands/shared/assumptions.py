@@ -22,7 +22,7 @@ from moebench.inputs.settings import PLAN_SETTINGS
 from moebench.inputs.stack import Stack, StackOptions, StackSpec, stack_from_spec
 
 # Settings that only matter for MoE models.
-MOE_ONLY = ("dispatcher", "ep_overlap", "dispatch_fp8", "sync_free")
+MOE_ONLY = ("dispatcher", "ep_overlap", "dispatch_fp8", "sync_free", "grouped_gemm")
 # Plan dimensions a search fills when the run does not give them.
 PLAN_DIMENSIONS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute",
                    "sharding", "optimizer_offload", "offload_modules")
@@ -64,6 +64,7 @@ def stack_settings(stack: Stack) -> dict[str, Any]:
             "pp_overlap": stack.pp_overlap, "graphs": stack.graphs,
             "cross_entropy": stack.cross_entropy, "dispatch_fp8": stack.dispatch_fp8,
             "sync_free": not stack.host_sync, "sequence_parallel": stack.sequence_parallel,
+            "grouped_gemm": stack.grouped_gemm,
             "graph_scope": tuple(sorted(stack.graph_scope))}
 
 
@@ -167,10 +168,15 @@ def _step_with(result: SearchResult, spec: StackSpec, chosen: dict[str, Any], na
         except InputError:
             return None
         return float(res.steps.step_time[res.shown]) if res.fits else None
-    options = StackOptions(**{k: v for k, v in {**chosen, name: option}.items()
-                              if k != "sync_free"},
-                           sync_free=option if name == "sync_free" else chosen["sync_free"])
-    stack = stack_from_spec(spec.select(result.stack.release.name), options)
+    settings = {**chosen, name: option}
+    if name == "sequence_parallel" and not option:
+        settings["tp_overlap"] = False  # TP overlap needs sequence parallelism
+    options = StackOptions(**{k: v for k, v in settings.items() if k != "sync_free"},
+                           sync_free=settings["sync_free"])
+    try:
+        stack = stack_from_spec(spec.select(result.stack.release.name), options)
+    except InputError:  # e.g. TP overlap without sequence parallelism
+        return None
     steps = evaluate(result.arch, result.chip, stack, result.run, result.plans.take(i))
     return float(steps.step_time[0])
 

@@ -15,8 +15,9 @@ none, since a run that offloads activations names the flag), ``dp_overlap`` (fal
 script lacks --overlap-grad-reduce and --overlap-param-gather; empty: the stack's default),
 ``cross_entropy`` (unfused, fused or te: the loss implementation; empty: the stack's),
 ``graph_scope`` (what partial graphs captured, e.g. ``router``, as the run's recipe says;
-empty: all the release can), ``sequence_parallel`` (Megatron's --sequence-parallel, true or
-false; empty: the release's default) and ``pipeline_layout`` (:mod:`moebench.engine.layout`: even,
+empty: all the release can), ``sequence_parallel`` and ``grouped_gemm`` (Megatron's
+--sequence-parallel and --moe-grouped-gemm, true or false; empty: the release's default) and
+``pipeline_layout`` (:mod:`moebench.engine.layout`: even,
 balanced, a Megatron layout string, layers per rank or first=N,last=M; empty: the release's
 default), and
 for validation by source and date: ``source_id`` (one slug per publication or table: its runs are
@@ -68,9 +69,10 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
             "published", "sweep", "memory_gib", "memory_kind", "hardware_set", "graph_scope",
-            "sequence_parallel")
+            "sequence_parallel", "grouped_gemm")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
-FLAG_SETTINGS = ("sync_free", "tp_overlap", "ep_overlap", "dp_overlap", "sequence_parallel")
+FLAG_SETTINGS = ("sync_free", "tp_overlap", "ep_overlap", "dp_overlap", "sequence_parallel",
+                 "grouped_gemm")
 
 
 class _Row:
