@@ -225,7 +225,8 @@ def sweep(
     vary: Sequence[str] | Mapping[str, Sequence[Any]], *, scenario: str = "ling-plus-1t",
     model: str | Sequence[str] | None = None, chips: str | Sequence[str] | None = None,
     price_basis: str | None = None, workers: int = 1, dask_scheduler: str | None = None,
-    stack: str | None = None, progress: Callable[[int, int], None] | None = None,
+    stack: str | None = None, search: str | Sequence[str] | None = None,
+    settings: Settings = None, progress: Callable[[int, int], None] | None = None,
 ) -> Sweep:
     """``moebench sweep``: ``vary`` as "FIELD=v1,v2" strings or a mapping FIELD -> values."""
     from moebench.commands.shared.options import apply_options
@@ -247,7 +248,8 @@ def sweep(
         load_scenario(scenario), chips=chip_list,
         baseline=chip_list[0] if chip_list else None,
         models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
-        basis=price_basis)
+        basis=price_basis, settings=settings_choice(settings),
+        search=None if (searched := search_choice(_text(search))) is None else sorted(searched))
     df = run_sweep(sc, grid, workers=workers, dask_address=dask_scheduler, progress=progress)
     df.attrs["varied"] = list(grid)
     title = (f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}; "

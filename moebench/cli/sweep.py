@@ -14,6 +14,8 @@ from moebench.cli.common import (
     EveryChipStackOpt,
     FormatOpt,
     OutputOpt,
+    SearchOpt,
+    SettingsOpt,
     cli_errors,
     show,
 )
@@ -47,6 +49,8 @@ def sweep(
         help="cost_per_1e12_tokens, mfu, tokens_per_s_per_chip or days.")]
     = "cost_per_1e12_tokens",
     stack: EveryChipStackOpt = None,
+    search: SearchOpt = None,
+    settings: SettingsOpt = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
 ) -> None:
@@ -75,7 +79,8 @@ def sweep(
     try:
         result = run_sweep(vary, scenario=scenario, model=model, chips=chips,
                            price_basis=price_basis, workers=workers,
-                           dask_scheduler=dask_scheduler, stack=stack, progress=progress_cb)
+                           dask_scheduler=dask_scheduler, stack=stack, search=search,
+                           settings=settings, progress=progress_cb)
     finally:
         if progress is not None:
             progress.stop()
