@@ -119,3 +119,19 @@ def test_sweep_takes_settings_and_search_like_compare(cli):
         assert float(o["step_time_s"]) >= float(b["step_time_s"]) * (1 - 1e-12)
     bad = cli(*args, "--settings", "bogus=1")
     assert bad.exit_code == 2 and "unknown setting 'bogus'" in bad.output
+
+
+def test_modellink_rc3_groups_experts_where_its_scripts_say_so():
+    """ModelLink 1.0.RC3 takes Megatron's --moe-grouped-gemm (store_true): its Mixtral script
+    does not pass it, its DeepSeek-V2 60B (16-layer) and MiniCPM-MoE scripts do; from
+    MindSpeed-LLM 1.0.0 its recipes pass it."""
+    from moebench.inputs.stack import load_stack_spec
+
+    spec = load_stack_spec("mindspeed-llm")
+    rc3 = spec.releases_resolved["1.0.rc3"]
+    assert rc3.caps.grouped_gemm and rc3.defaults["grouped_gemm"] is False
+    assert rc3.on("ascend-910b", "bf16", "mixtral-8x7b", True).defaults["grouped_gemm"] is False
+    for model in ("deepseek-v2-16l-mindspeed", "minicpm-moe-8x2b"):
+        assert rc3.on("ascend-910b", "bf16", model, True).defaults["grouped_gemm"] is True
+    assert not spec.releases_resolved["1.0.rc1"].caps.grouped_gemm
+    assert spec.releases_resolved["1.0.0"].defaults["grouped_gemm"] is True

@@ -190,6 +190,7 @@ class PlatformDefaults(Record):
     ep_overlap: bool | None = None
     sync_free: bool | None = None
     mla_attention_pad: MlaPad | None = None
+    grouped_gemm: bool | None = None
 
     @field_validator("models")
     @classmethod
@@ -225,7 +226,7 @@ class PlatformDefaults(Record):
 # The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and
 # source).
 PLATFORM_SETTINGS = ("dispatcher", "graphs", "graph_scope", "ep_overlap", "sync_free",
-                     "mla_attention_pad")
+                     "mla_attention_pad", "grouped_gemm")
 
 # What a platform's ``models`` may name besides model profiles.
 MODEL_KINDS = ("moe", "dense")
