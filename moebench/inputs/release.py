@@ -143,7 +143,9 @@ class Release:
 
     def settings(self, given: dict[str, Any]) -> dict[str, Any]:
         """A run's settings: each given one (checked against what the release implements), else
-        the release's default. An InputError names the setting and what the release offers."""
+        the release's default. An InputError names the setting and what the release offers.
+        TP overlap needs sequence parallelism: given both on and off it is refused, and a
+        default overlap is dropped when the run turns sequence parallelism off."""
         defaults = {"graph_scope": self.caps.partial_graph_scope, **self.defaults}
         out = {k: given.get(k, defaults[k]) for k in OPTION_FLAGS}
         for k, v in given.items():
