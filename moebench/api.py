@@ -58,6 +58,12 @@ Settings = str | Mapping[str, Any] | None
 """``--settings``: "NAME=VALUE,..." or a mapping (True/False for on/off settings)."""
 
 
+def _searched(search: str | Sequence[str] | None) -> list[str] | None:
+    """``--search`` checked, as a scenario's ``search`` list (None: not given)."""
+    searched = search_choice(_text(search))
+    return None if searched is None else sorted(searched)
+
+
 def _text(value: str | Sequence[str] | None) -> str | None:
     """A list option as the CLI takes it: "a,b" (a sequence is joined)."""
     return value if value is None or isinstance(value, str) else ",".join(value)
@@ -155,7 +161,7 @@ def compare(
     if hw_and_stack:
         per_chip["*"] = hw_and_stack
     models = _text(model)
-    searched = search_choice(_text(search))
+    searched = _searched(search)
     sc = apply_options(
         load_scenario(scenario),
         models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
@@ -167,7 +173,7 @@ def compare(
         basis=None if market else price_basis, market=market, run_changes=everywhere.run,
         mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
-        search=None if searched is None else sorted(searched), settings=settings_choice(settings),
+        search=searched, settings=settings_choice(settings),
     )
     return run_comparison(sc, deadline_days=deadline_days, samples=uncertainty, seed=seed,
                           overrides=per_chip, include_unavailable=include_unavailable)
@@ -248,8 +254,7 @@ def sweep(
         load_scenario(scenario), chips=chip_list,
         baseline=chip_list[0] if chip_list else None,
         models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
-        basis=price_basis, settings=settings_choice(settings),
-        search=None if (searched := search_choice(_text(search))) is None else sorted(searched))
+        basis=price_basis, settings=settings_choice(settings), search=_searched(search))
     df = run_sweep(sc, grid, workers=workers, dask_address=dask_scheduler, progress=progress)
     df.attrs["varied"] = list(grid)
     title = (f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}; "

@@ -123,9 +123,8 @@ SearchOpt = Annotated[str | None, typer.Option(
 SettingsOpt = Annotated[str | None, typer.Option(
     "--settings", help="Settings the run used, NAME=VALUE comma-separated (the rest take the "
                        "stack release's defaults): tp_overlap, dp_overlap, pp_overlap, "
-                       "ep_overlap, sequence_parallel, grouped_gemm, sync_free, dispatch_fp8 (on "
-                       "or off); "
-                       "cross_entropy (unfused, fused, te); dispatcher; graphs. E.g. "
+                       "ep_overlap, sequence_parallel, grouped_gemm, sync_free, dispatch_fp8 "
+                       "(on or off); cross_entropy (unfused, fused, te); dispatcher; graphs. E.g. "
                        "tp_overlap=off,sequence_parallel=on.")]
 StackOpt = Annotated[str | None, typer.Option(
     "--stack", help="Software stack: catalog name or YAML (default: the chip's own).")]

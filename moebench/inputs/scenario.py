@@ -66,13 +66,11 @@ class StackOptionsSpec(Record):
     cross_entropy: CrossEntropy | None = None
 
     def options(self) -> StackOptions:
-        scope = None if self.graph_scope is None else tuple(self.graph_scope)
-        return StackOptions(dispatcher=self.dispatcher, graphs=self.graphs, graph_scope=scope,
-                            dispatch_fp8=self.dispatch_fp8, sync_free=self.sync_free,
-                            tp_overlap=self.tp_overlap, dp_overlap=self.dp_overlap,
-                            pp_overlap=self.pp_overlap, sequence_parallel=self.sequence_parallel,
-                            grouped_gemm=self.grouped_gemm,
-                            cross_entropy=self.cross_entropy)
+        """These settings as a stack's options (each field is a StackOptions field)."""
+        given = self.model_dump()
+        if self.graph_scope is not None:
+            given["graph_scope"] = tuple(self.graph_scope)
+        return StackOptions(**given)
 
 
 class TcoSpec(Record):
