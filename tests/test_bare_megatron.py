@@ -66,6 +66,18 @@ def test_tp_overlap_needs_sequence_parallelism(cli):
     assert ok["step_time_s"] < both_off["step_time_s"]
 
 
+def test_the_sequence_parallel_alternative_drops_the_overlap_with_it(cli):
+    """The assumed list's alternative to a default of sequence parallelism on is the step with
+    it off, and so with TP overlap off too (the same rule as a run that says so)."""
+    container = ("--stack", "megatron-core-nvidia@24.07")
+    base = _estimate(cli, *LLAMA, *container)
+    sp = next(a for a in base["assumed"] if a["setting"] == "sequence_parallel")
+    assert sp["value"] is True and sp["alternative"] is False
+    off = _estimate(cli, *LLAMA, *container, "--settings", "sequence_parallel=off")
+    assert 1 + sp["change"] == pytest.approx(off["step_time_s"] / base["step_time_s"],
+                                             rel=1e-9)
+
+
 def test_bare_moe_runs_loop_over_experts_unless_told(cli):
     """Without --moe-grouped-gemm Megatron-LM runs each local expert's MLP in turn
     (SequentialMLP): the host issues every expert's GEMMs. The assumption names it, and

@@ -80,6 +80,14 @@ OPTION_FLAGS = {"dispatcher": "--dispatcher or --settings", "graphs": "--graphs 
                 "graph_scope": "--graph-scope"}
 
 
+def without_tp_overlap_conflict(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings with TP overlap dropped where sequence parallelism is off: the overlap needs it
+    (Megatron-LM arguments.py asserts it), and NeMo drops a default overlap so."""
+    if settings.get("tp_overlap") and not settings.get("sequence_parallel", True):
+        return {**settings, "tp_overlap": False}
+    return settings
+
+
 @dataclass(frozen=True, kw_only=True)
 class Release:
     """One release, resolved along its ``after`` chain."""
@@ -156,14 +164,11 @@ class Release:
                                  f"{self.label} does not implement {k} {shown} (it offers "
                                  f"{offers}); pick another release (moebench stacks show "
                                  f"{self.family})")
-        if out["tp_overlap"] and not out["sequence_parallel"]:
-            # TP overlap needs sequence parallelism (Megatron-LM arguments.py asserts it): a
-            # run that gives both is refused; a default overlap is dropped, as NeMo drops it.
-            if "tp_overlap" in given:
-                raise InputError("--settings", None, f"{self.label}: TP overlap needs sequence "
-                                 "parallelism (Megatron-LM asserts it); give "
-                                 "sequence_parallel=on, or tp_overlap=off")
-            out["tp_overlap"] = False
+        if out["tp_overlap"] and not out["sequence_parallel"] and "tp_overlap" in given:
+            raise InputError("--settings", None, f"{self.label}: TP overlap needs sequence "
+                             "parallelism (Megatron-LM asserts it); give "
+                             "sequence_parallel=on, or tp_overlap=off")
+        out = without_tp_overlap_conflict(out)
         if "graph_scope" in given and "graphs" not in given and out["graphs"] != "partial":
             raise InputError("--graph-scope", None,
                              f"a graph scope applies to partial graphs, and {self.label} "

@@ -17,7 +17,7 @@ from moebench.engine.plan import PlanRequest
 from moebench.engine.search import SearchResult, search
 from moebench.engine.step import evaluate
 from moebench.errors import InputError
-from moebench.inputs.release import SETTINGS
+from moebench.inputs.release import SETTINGS, without_tp_overlap_conflict
 from moebench.inputs.settings import PLAN_SETTINGS
 from moebench.inputs.stack import Stack, StackOptions, StackSpec, stack_from_spec
 
@@ -168,9 +168,7 @@ def _step_with(result: SearchResult, spec: StackSpec, chosen: dict[str, Any], na
         except InputError:
             return None
         return float(res.steps.step_time[res.shown]) if res.fits else None
-    settings = {**chosen, name: option}
-    if name == "sequence_parallel" and not option:
-        settings["tp_overlap"] = False  # TP overlap needs sequence parallelism
+    settings = without_tp_overlap_conflict({**chosen, name: option})
     options = StackOptions(**{k: v for k, v in settings.items() if k != "sync_free"},
                            sync_free=settings["sync_free"])
     try:
