@@ -185,7 +185,7 @@ def select_refits(family: str, runs: list) -> tuple[str, ...]:
     prior, early = priors(family), early_priors({family: own})[family]
 
     def loso(names: tuple[str, ...]) -> float:
-        return mean_abs(family_errors(own, [], names, prior, early).loso)
+        return mean_abs(family_errors(own, [], names, prior, early, published=own).loso)
     counts: dict[str, int] = {}
     for p in own:
         counts[p.release] = counts.get(p.release, 0) + 1
