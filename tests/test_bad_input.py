@@ -32,7 +32,7 @@ CASES = {
                    ["hbm_capacity_tb", "unknown field"]),
     "negative": (H800.replace("{value: 989.4,", "{value: -989.4,"),
                  ["compute.bf16_dense_tflops.value", "greater than zero"]),
-    "zero": (H800.replace("hbm_capacity_gb: {value: 80,", "hbm_capacity_gb: {value: 0,"),
+    "zero": (H800.replace("hbm_capacity_gb: {value: 85.52,", "hbm_capacity_gb: {value: 0,"),
              ["hbm_capacity_gb.value", "greater than zero"]),
     "nan": (H800.replace("{value: 989.4,", "{value: .nan,"), ["finite"]),
     "string": (H800.replace("{value: 989.4,", "{value: lots,"),

@@ -10,10 +10,11 @@ from moebench.inputs.stack import load_stack_spec
 
 def test_the_grand_teton_h100_is_an_h100_with_hbm2e_at_500_w():
     """pytorch/torchtitan benchmarks: 96 GB HBM2e at 2.4 TB/s, 500 W; the peak lies between
-    the H100 NVL's 835 and the SXM5's 989.4 TFLOPS, taken at the midpoint."""
+    the H100 NVL's 835 and the SXM5's 989.4 TFLOPS, taken at the midpoint. The 96 GB are
+    binary, as every part's whose device total is published (six 16 GiB stacks)."""
     chip, sxm = load_chip("h100-hbm2e"), load_chip("h100")
     assert chip.hbm_bw == pytest.approx(2.4e12)
-    assert chip.hbm_bytes == pytest.approx(96e9) and chip.tdp_w == 500
+    assert chip.hbm_bytes == pytest.approx(96 * 2**30, rel=1e-4) and chip.tdp_w == 500
     assert chip.bf16_flops == pytest.approx(912e12)
     assert chip.bf16_flops < sxm.bf16_flops and chip.hbm_bw < sxm.hbm_bw
 

@@ -50,9 +50,12 @@ MAX_LOO_ALL = 0.145
 # 5.0% with 3 runs beyond 20% (12.1% and 2 before the device-level figures carried the
 # allocator's cache, each stack's cache_factor measured on the other stacks' runs; the first 53
 # read 13.9% as first predicted, before the stage-output term). Issue 22 asks for 10% and none
-# beyond 20%; the bounds record where the model stands.
+# beyond 20%; the bounds record where the model stands. With each device's memory as it
+# reports it (an 80 GB GPU is 80 GiB, not 80e9 bytes): 5.4% and 4 beyond 20%, the FlagPerf PP4
+# run (+30%) and Primus's DeepSeek-V2-Lite DeepEP run (+27%) having read within 20% only because
+# the smaller capacity forced a recompute on the first and cut the device figure of the second.
 MAX_MEMORY_MAE = 0.06
-MAX_MEMORY_BEYOND_20 = 3
+MAX_MEMORY_BEYOND_20 = 4
 
 # The whole validation set predicted every way (a minute of refits) behind every test here.
 pytestmark = pytest.mark.slow
