@@ -10,6 +10,7 @@ import pytest
 from conftest import stack_of
 
 from moebench.engine.memory import MemoryBreakdown
+from moebench.engine.search import TIE_BAND
 from moebench.inputs.hardware import load_chip
 
 GB = 1e9
@@ -62,6 +63,22 @@ def test_the_default_table_keeps_the_headroom_or_says_it_could_not(cli):
     for chip in tight:
         assert rows[chip]["memory_gib_high_hold"] > rows[chip]["memory_gib_per_chip"]
         assert f"{chip} {rows[chip]['memory_gib_high_hold']:.1f} GiB" in " ".join(text.split())
+    assert ascend["headroom_slower_by"] is None
+
+
+def test_a_tight_plan_says_what_the_headroom_would_cost(cli):
+    """The H20's Ling-Plus plan is tight; the fastest plan that keeps the headroom is slower by
+    more than the tie band (else the search would have taken it), the same figure explain gives
+    from its own comparison, and the compare footer and estimate footer print it."""
+    out = json.loads(cli("compare", "--format", "json").output)
+    h20 = next(r for r in out["rows"] if r["chip"] == "h20")
+    assert not h20["keeps_headroom"]
+    cost = h20["headroom_slower_by"]
+    assert TIE_BAND < cost < 0.2
+    why = " ".join(cli("explain", "--scenario", "ling-plus-1t", "--chip", "h20").output.split())
+    assert f"the fastest plan with that headroom is {100 * cost:.1f}% slower" in why
+    footer = " ".join(cli("compare").output.split())
+    assert f"a plan keeping it {100 * cost:.1f}% slower" in footer
 
 
 def test_a_sweep_marks_its_tight_points(cli):

@@ -41,6 +41,8 @@ class CompareRow:
     """Device memory if the caching allocator held the top of its measured range."""
     keeps_headroom: bool = True
     """The plan fits at that hold too (else it is tight: it fits only at the typical hold)."""
+    headroom_slower_by: float | None = None
+    """For a tight plan, how much slower the fastest evaluated plan keeping the headroom is."""
     days: float | None
     chip_hours: float | None
     goodput: float | None

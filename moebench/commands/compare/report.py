@@ -176,12 +176,14 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         footer.append(f"act-offload ({', '.join(act)}): activations wait in host memory "
                       "between forward and backward, copied over the host link behind compute; "
                       "few measured runs offload activations (moebench validate)")
-    tight = [f"{r.entry} {r.memory_gib_high_hold:.1f} GiB" for r in cmp.rows
-             if r.plan and r.memory_gib_high_hold and not r.keeps_headroom]
+    tight = [f"{r.entry} {r.memory_gib_high_hold:.1f} GiB at the high hold"
+             + ("" if r.headroom_slower_by is None else
+                f", a plan keeping it {100 * r.headroom_slower_by:.1f}% slower")
+             for r in cmp.rows if r.plan and r.memory_gib_high_hold and not r.keeps_headroom]
     if tight:
         footer.append("tight (fits at the caching allocator's typical hold, not at the top of "
                       f"its measured range; no plan within {100 * TIE_BAND:g}% of the speed "
-                      f"keeps that headroom): {', '.join(tight)} at the high hold")
+                      f"keeps that headroom): {'; '.join(tight)}")
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:

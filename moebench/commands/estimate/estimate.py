@@ -59,6 +59,10 @@ class Estimate:
     allocator_factor high) instead of its typical hold: what a tight plan risks."""
     keeps_headroom: bool
     """The plan fits even at that hold (the search prefers such plans among ties)."""
+    headroom_slower_by: float | None
+    """For a tight plan, how much slower the fastest evaluated plan that keeps the headroom is
+    (its step time over this one's, less 1; an upper bound: offloading variants beyond the tie
+    band are not built); None when the plan keeps it or no evaluated plan does."""
     chip_hours_per_1e12_tokens: float
     breakdown_s: dict[str, float]
     memory_gib: dict[str, float]
@@ -102,6 +106,16 @@ def speed_metrics(arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
     }
 
 
+def headroom_cost(result: SearchResult, i: int) -> float | None:
+    """How much slower than plan ``i`` the fastest evaluated plan that fits and keeps the
+    allocator's headroom is (None when plan ``i`` keeps it, or no plan does)."""
+    st = result.steps
+    roomy = st.fits & st.memory.keeps_headroom(result.chip, result.stack.fragmentation_high)
+    if roomy[i] or not roomy.any():
+        return None
+    return float(st.step_time[roomy].min() / st.step_time[i] - 1.0)
+
+
 def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
     """The estimate record of one evaluated plan (the chosen one by default)."""
     i = result.shown if index is None else index
@@ -130,6 +144,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
         fits_memory=bool(st.fits[i]), memory_gib_high_hold=high / GIB,
         keeps_headroom=bool(st.memory.keeps_headroom(chip, frag_high)[i]),
+        headroom_slower_by=headroom_cost(result, i),
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={**{k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},

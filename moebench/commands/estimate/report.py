@@ -69,7 +69,10 @@ def estimate_report(est: Estimate, overrides: dict[str, str] | None = None) -> R
 
 
 def tight_words(est: Estimate) -> str:
-    """Why a fitting plan is tight: what it needs if the allocator holds its measured high."""
+    """Why a fitting plan is tight: what it needs if the allocator holds its measured high, and
+    what keeping the headroom would cost."""
+    cost = ("; no plan evaluated keeps that headroom" if est.headroom_slower_by is None else
+            f"; the fastest plan that keeps it is {100 * est.headroom_slower_by:.1f}% slower")
     return (f"tight: the plan fits at the caching allocator's typical hold "
             f"({est.memory_gib_per_chip:.1f} of {est.memory_capacity_gib:.1f} GiB), not at the "
-            f"top of the stack's measured range ({est.memory_gib_high_hold:.1f} GiB)")
+            f"top of the stack's measured range ({est.memory_gib_high_hold:.1f} GiB){cost}")
