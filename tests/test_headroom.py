@@ -90,6 +90,9 @@ def test_a_sweep_marks_its_tight_points(cli):
     assert rows["h20"]["keeps_headroom"] is False and rows["ascend-910b"]["keeps_headroom"]
     assert rows["h20"]["memory_gib_per_chip"] > 0.99 * 97871 / 1024
     assert "1 of them tight" in cli(*args).output
+    cost = rows["h20"]["headroom_slower_by"]
+    assert cost > TIE_BAND and rows["ascend-910b"]["headroom_slower_by"] is None
+    assert f"a plan keeping it is {100 * cost:.1f}% slower" in " ".join(cli(*args).output.split())
 
 
 def test_validate_counts_the_measured_runs_that_ran_tight():

@@ -97,7 +97,8 @@ def sweep(
                     labels={"num_chips": "chips", "cost_per_1e12_tokens": "cost/1e12 tok",
                             "tokens_per_s_per_chip": "tok/s/chip", "step_time_s": "step s",
                             "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours"},
-                    optional=("fits_memory", "keeps_headroom", "goodput", "memory_gib_per_chip",
+                    optional=("fits_memory", "keeps_headroom", "headroom_slower_by", "goodput",
+                              "memory_gib_per_chip",
                               "step_time_s",
                               "chip_hours", "tokens_per_s_per_chip", "status", "cost", "mfu"))
     show(report, fmt, output)
@@ -107,5 +108,9 @@ def _tight_line(df: pd.DataFrame) -> list[str]:
     """The footer line counting the points whose plan is tight (fits only at the caching
     allocator's typical hold, not at the top of its measured range)."""
     tight = int((df["keeps_headroom"] == False).sum())  # noqa: E712 - None where nothing fits
+    costs = df["headroom_slower_by"].dropna()
+    span = (f"{100 * costs.min():.1f}" if len(costs) and costs.min() == costs.max() else
+            f"{100 * costs.min():.1f}-{100 * costs.max():.1f}" if len(costs) else "")
+    cost = f"; a plan keeping it is {span}% slower (headroom_slower_by)" if span else ""
     return [f"{tight} of them tight: the plan fits at the caching allocator's typical hold, "
-            "not at the top of its measured range (keeps_headroom)"] if tight else []
+            f"not at the top of its measured range (keeps_headroom){cost}"] if tight else []
