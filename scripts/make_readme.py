@@ -349,7 +349,10 @@ def targets(f: Facts) -> str:
                  g["all"]["loso_mae"] <= 0.15)]
     for v in ("NVIDIA", "AMD", "Huawei"):
         s = g[f"vendor {v}"]
-        lines.append(row(f"<= 20% on {v}", _pct(s["loso_mae"], False), s["loso_mae"] <= 0.20))
+        # Two decimals where one would print the bar itself (20.0% that misses it).
+        near = round(s["loso_mae"], 3) == 0.20
+        now = f"{100 * s['loso_mae']:.2f}%" if near else _pct(s["loso_mae"], False)
+        lines.append(row(f"<= 20% on {v}", now, s["loso_mae"] <= 0.20))
     lines += [row("no run beyond +-40% out of source", f"{len(far)} runs", not far),
               row(">= 12 sweeps of >= 3 plans, >= 2 on Ascend and on AMD", f"{n} sweeps",
                   n >= 12),
