@@ -80,6 +80,9 @@ def test_profiles_list_and_show(cli):
 
     rows = json.loads(cli("profiles", "list", "--format", "json").output)["hardware"]
     assert {r["name"] for r in rows} >= set(REQUIRED)
+    # the list shows memory in GiB, as nvidia-smi does: an H100's 81559 MiB, an A100's 81920
+    gib = {r["name"]: r["hbm_gib"] for r in rows}
+    assert (gib["h100"], gib["a100"]) == (round(81559 / 1024, 1), 80.0)
     shown = json.loads(cli("profiles", "show", "ascend-910b", "--format", "json").output)
     # torch_npu's 60.96 GiB total capacity of a "64 GB" 910B, in decimal GB
     assert shown["memory"]["hbm_capacity_gb"]["value"] == pytest.approx(60.96 * 2**30 / 1e9,

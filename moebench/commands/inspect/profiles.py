@@ -16,6 +16,7 @@ from moebench.inputs.hardware import HardwareSpec, fp8_consistent, load_spec
 from moebench.inputs.model import ModelArch, ModelSpec
 from moebench.inputs.schema import Figure, ShareFigure, validation_problems
 from moebench.inputs.yamlio import load_mapping
+from moebench.units import GIB, to_base
 
 
 def _val(fig: Any) -> float | None:
@@ -30,7 +31,9 @@ def hardware_list() -> Report:
         rows.append({
             "name": s.name, "chip": s.display_name, "vendor": s.vendor,
             "bf16_tflops": c.bf16_dense_tflops.value, "fp8_tflops": _val(c.fp8_dense_tflops),
-            "hbm_gb": m.hbm_capacity_gb.value, "hbm_tb_per_s": m.hbm_bandwidth_tb_per_s.value,
+            # GiB, as nvidia-smi, torch and every memory figure of moebench's reports show it
+            "hbm_gib": round(to_base("hbm_capacity_gb", m.hbm_capacity_gb.value) / GIB, 1),
+            "hbm_tb_per_s": m.hbm_bandwidth_tb_per_s.value,
             "scale_up_gb_per_s": up.bandwidth_gb_per_s.value, "domain": int(up.domain_size.value),
             "scale_out_gb_per_s": out.bandwidth_gb_per_s.value, "tdp_w": s.power.chip_tdp_w.value,
             "rental_per_hour": price.rental_per_chip_hour.value,
