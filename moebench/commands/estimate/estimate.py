@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from moebench.engine.memory import MemoryBreakdown
 from moebench.engine.model_flops import model_flops_per_token
 from moebench.engine.plan import PlanRequest
@@ -15,6 +17,7 @@ from moebench.engine.search import (
     search_stacks,
     smallest_fitting_cluster,
 )
+from moebench.engine.step import StepArrays
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
 from moebench.inputs.model import ModelArch
@@ -106,14 +109,17 @@ def speed_metrics(arch: ModelArch, chip: Chip, run: RunConfig, num_chips: int,
     }
 
 
-def headroom_cost(result: SearchResult, i: int) -> float | None:
+def fastest_fitting(steps: StepArrays, mask: np.ndarray) -> int | None:
+    """The fastest evaluated plan among ``mask`` that fits (None when none does)."""
+    ok = np.flatnonzero(mask & steps.fits)
+    return int(ok[np.argmin(steps.step_time[ok])]) if ok.size else None
+
+
+def headroom_cost(steps: StepArrays, i: int, roomy: np.ndarray) -> float | None:
     """How much slower than plan ``i`` the fastest evaluated plan that fits and keeps the
-    allocator's headroom is (None when plan ``i`` keeps it, or no plan does)."""
-    st = result.steps
-    roomy = st.fits & st.memory.keeps_headroom(result.chip, result.stack.fragmentation_high)
-    if roomy[i] or not roomy.any():
-        return None
-    return float(st.step_time[roomy].min() / st.step_time[i] - 1.0)
+    allocator's headroom (``roomy``) is (None when plan ``i`` keeps it, or no plan does)."""
+    other = None if roomy[i] else fastest_fitting(steps, roomy)
+    return None if other is None else float(steps.step_time[other] / steps.step_time[i] - 1)
 
 
 def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
@@ -129,6 +135,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
     breakdown["optimizer_step"] = float(st.optimizer[i])
     frag_high = result.stack.fragmentation_high
     high = float(st.memory.with_high_hold(frag_high)[i])
+    roomy = st.memory.keeps_headroom(chip, frag_high)
     return Estimate(
         model=result.arch.name, chip=chip.name, stack=result.stack.name,
         num_chips=result.num_chips,
@@ -143,8 +150,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         memory_gib_per_chip=float(st.memory.total[i]) / GIB,
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
         fits_memory=bool(st.fits[i]), memory_gib_high_hold=high / GIB,
-        keeps_headroom=bool(st.memory.keeps_headroom(chip, frag_high)[i]),
-        headroom_slower_by=headroom_cost(result, i),
+        keeps_headroom=bool(roomy[i]), headroom_slower_by=headroom_cost(st, i, roomy),
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={**{k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from moebench.commands.estimate.estimate import Estimate, estimate_from
+from moebench.commands.estimate.estimate import Estimate, estimate_from, fastest_fitting
 from moebench.commands.shared.setup import JobInputs, Overrides, load_chip
 from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search_stacks
 from moebench.inputs import catalog
@@ -121,13 +121,12 @@ LONG_CONTEXT = 16384
 def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> str:
     """Why the search did not take the fastest fitting plan among ``mask``."""
     steps = result.steps
-    ok = np.flatnonzero(mask & steps.fits)
-    if ok.size == 0:
+    other = fastest_fitting(steps, mask)
+    if other is None:
         need = float(steps.memory.total[mask].min()) / 2**30 if mask.any() else float("nan")
         cap = float(result.chip.hbm_bytes) / 2**30
         return (f"no plan {what} fits memory (the lightest needs {need:.1f} of {cap:.1f} GiB)"
                 if mask.any() else f"no valid plan {what}")
-    other = int(ok[np.argmin(steps.step_time[ok])])
     slower = float(steps.step_time[other] / steps.step_time[best] - 1)
     if slower >= 0:
         return f"the fastest plan {what} is {100 * slower:.1f}% slower"
