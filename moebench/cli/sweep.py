@@ -97,7 +97,8 @@ def sweep(
                     labels={"num_chips": "chips", "cost_per_1e12_tokens": "cost/1e12 tok",
                             "tokens_per_s_per_chip": "tok/s/chip", "step_time_s": "step s",
                             "memory_gib_per_chip": "GiB", "chip_hours": "chip-hours"},
-                    optional=("fits_memory", "keeps_headroom", "headroom_slower_by", "goodput",
+                    optional=("fits_memory", "keeps_headroom", "headroom_slower_by",
+                              "tight_faster_by", "goodput",
                               "memory_gib_per_chip",
                               "step_time_s",
                               "chip_hours", "tokens_per_s_per_chip", "status", "cost", "mfu"))
@@ -105,12 +106,26 @@ def sweep(
 
 
 def _tight_line(df: pd.DataFrame) -> list[str]:
-    """The footer line counting the points whose plan is tight (fits only at the caching
-    allocator's typical hold, not at the top of its measured range)."""
+    """The footer lines counting the points whose plan is tight (fits only at the caching
+    allocator's typical hold, not at the top of its measured range), and those whose plan
+    keeps the headroom though a tight one is faster (by more than the tie band)."""
+    from moebench.engine.search import TIE_BAND
+
     tight = int((df["keeps_headroom"] == False).sum())  # noqa: E712 - None where nothing fits
     costs = df["headroom_slower_by"].dropna()
-    span = (f"{100 * costs.min():.1f}" if len(costs) and costs.min() == costs.max() else
-            f"{100 * costs.min():.1f}-{100 * costs.max():.1f}" if len(costs) else "")
-    cost = f"; a plan keeping it is {span}% slower (headroom_slower_by)" if span else ""
-    return [f"{tight} of them tight: the plan fits at the caching allocator's typical hold, "
-            f"not at the top of its measured range (keeps_headroom){cost}"] if tight else []
+    cost = (f"; a plan keeping it is {_span(costs)}% slower (headroom_slower_by)"
+            if len(costs) else "")
+    lines = [f"{tight} of them tight: the plan fits at the caching allocator's typical hold, "
+             f"not at the top of its measured range (keeps_headroom){cost}"] if tight else []
+    gains = df["tight_faster_by"].dropna()
+    gains = gains[gains > TIE_BAND]
+    if len(gains):
+        lines.append(f"{len(gains)} of them keep the headroom at a cost: a plan that fits only "
+                     f"at the typical hold is {_span(gains)}% faster (tight_faster_by)")
+    return lines
+
+
+def _span(values: pd.Series) -> str:
+    """Percentages as one figure, or their range."""
+    lo, hi = 100 * values.min(), 100 * values.max()
+    return f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}-{hi:.1f}"

@@ -2,14 +2,15 @@
 
 A plan fits when its device memory at the stack's typical allocator hold (``allocator_factor``,
 the median of published runs) does; it keeps the headroom when it would still fit at the top
-of that measured range (:meth:`~moebench.engine.memory.MemoryBreakdown.keeps_headroom`). Among
-plans within the tie band of the fastest the search takes one that keeps it
-(:func:`moebench.engine.search.choose_plan`). Exact pruning keeps every variant that could be
-that plan: heavier variants through the headroom-aware dominance of
-:func:`moebench.engine.pruning.dominated`, and offloading twins here. An offloading twin is never
-faster than its plan, so only the twins of plans that fit without the headroom and lie within
-the tie band of the fastest (known once the survivors are timed) can be chosen: those are built
-and timed in a second, small pass.
+of that measured range (:meth:`~moebench.engine.memory.MemoryBreakdown.keeps_headroom`). Where
+the search chooses the layout it takes the fastest plan that keeps it, where any does; where
+the layout is given, one that keeps it among the plans within the tie band of the fastest
+(:func:`moebench.engine.search.requires_headroom`, :func:`~moebench.engine.search.choose_plan`).
+Exact pruning keeps every variant that could be that plan: heavier variants through the
+headroom-aware dominance of :func:`moebench.engine.pruning.dominated`, and offloading twins
+here. An offloading twin is never faster than its plan, so only the twins of plans that fit
+without the headroom and are fast enough to be chosen (known once the survivors are timed) can
+be: those are built and timed in a second, small pass.
 """
 
 from __future__ import annotations
@@ -54,9 +55,13 @@ def could_keep_headroom(memory: MemoryBreakdown, chip: Chip, stack: Stack, act: 
 
 def headroom_variants(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
                       request: PlanRequest, plans: PlanArrays, steps: StepArrays,
-                      tie_band: float) -> tuple[PlanArrays, StepArrays] | None:
+                      tie_band: float, strict: bool = False
+                      ) -> tuple[PlanArrays, StepArrays] | None:
     """The offloading twins that keep the headroom, of the timed plans that fit without it
-    within ``tie_band`` of the fastest, with their step results (None: there are none).
+    and could be chosen with it, with their step results (None: there are none): those within
+    ``tie_band`` of the fastest, or, where the headroom is required (``strict``,
+    :func:`moebench.engine.search.requires_headroom`), those faster than the fastest plan that
+    keeps it (a twin is never faster than its plan).
     Optimizer offload (each searched fraction) and activation offload, alone and together,
     where the search builds them after pruning and the plan does not offload that way yet."""
     fractions, bound, act = offload_searched(chip, stack, run, request)
@@ -64,8 +69,12 @@ def headroom_variants(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
     if not (bound or act) or fit.size == 0:
         return None
     high = stack.fragmentation_high
+    roomy = steps.memory.keeps_headroom(chip, high)
     limit = steps.step_time[fit].min() * (1 + tie_band)
-    near = steps.fits & ~steps.memory.keeps_headroom(chip, high) & (steps.step_time <= limit)
+    if strict:
+        kept_fit = np.flatnonzero(roomy & steps.fits)
+        limit = float(steps.step_time[kept_fit].min()) if kept_fit.size else np.inf
+    near = steps.fits & ~roomy & (steps.step_time <= limit)
     rows = np.flatnonzero(near)
     if rows.size == 0:
         return None

@@ -120,7 +120,8 @@ class MemoryBreakdown:
 
     def keeps_headroom(self, chip: Any, fragmentation_high: Any) -> np.ndarray:
         """Whether each plan fits and would still fit at the allocator's measured high hold:
-        the headroom real allocators needed (the search prefers such plans among ties)."""
+        the headroom real allocators needed (the search keeps it where it
+        chooses the layout, and prefers it among ties where the layout is given)."""
         return self.fits(chip) & (self.with_high_hold(fragmentation_high) <= chip.hbm_bytes)
 
     def as_dict(self) -> dict[str, np.ndarray]:

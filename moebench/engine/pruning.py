@@ -33,8 +33,8 @@ def dominated(plans: PlanArrays, fits: np.ndarray, offload_slower: bool = False,
     the same order is accepted too (a missing variant beats nothing). ``group``: each row's
     plan when the caller knows it (a subset of rows whose groups were found already).
 
-    ``roomy``: which rows keep the allocator's measured headroom, which the search prefers
-    among ties (:func:`moebench.engine.search.choose_plan`); ``could`` (a superset, default
+    ``roomy``: which rows keep the allocator's measured headroom, which the search keeps
+    or prefers (:func:`moebench.engine.search.requires_headroom`); ``could`` (a superset, default
     ``roomy``): which rows keep it or might with an offloading twin
     (:func:`moebench.engine.headroom.could_keep_headroom`). Then a never-slower variant beats a
     row only if it keeps the headroom itself or the row could not: a plan that keeps it, or

@@ -52,14 +52,24 @@ class SearchResult:
     search_seconds: float
     candidates: int = 0
     """Plans considered (before exact pruning); ``plans`` holds those whose time was needed."""
+    strict: bool = False
+    """The plan had to keep the allocator's measured headroom where any did
+    (:func:`requires_headroom`)."""
 
     @property
     def fits(self) -> bool:
         return self.best is not None
 
     def ranked(self, limit: int = 5) -> np.ndarray:
-        """Indices of the fastest plans, fitting ones first."""
-        order = np.lexsort((self.steps.step_time, ~self.steps.fits))
+        """Indices of the fastest plans: those the search could take first (they fit, and keep
+        the headroom where it was required and any plan does), then other fitting ones."""
+        fits = self.steps.fits
+        allowed = fits
+        if self.strict:
+            roomy = fits & self.steps.memory.keeps_headroom(self.chip,
+                                                             self.stack.fragmentation_high)
+            allowed = roomy if roomy.any() else fits
+        order = np.lexsort((self.steps.step_time, ~fits, ~allowed))
         return order[:limit]
 
 
@@ -74,18 +84,32 @@ def search(
     start = time.perf_counter()
     plans, memory, candidates = plans_worth_timing(arch, chip, stack, run, num_chips, request)
     steps = evaluate(arch, chip, stack, run, plans, memory)
-    extra = headroom_variants(arch, chip, stack, run, request, plans, steps, TIE_BAND)
+    strict = requires_headroom(arch, request)
+    extra = headroom_variants(arch, chip, stack, run, request, plans, steps, TIE_BAND, strict)
     if extra is not None:
         plans, steps = plans.concat(extra[0]), steps.concat(extra[1])
     fitting = np.flatnonzero(steps.fits)
     roomy = steps.memory.keeps_headroom(chip, stack.fragmentation_high)
+    if strict and roomy[fitting].any():
+        fitting = fitting[roomy[fitting]]
     best = choose_plan(plans, steps.step_time, fitting, roomy) if fitting.size else None
     shown = best if best is not None else int(np.argmin(steps.step_time))
     return SearchResult(
         arch=arch, chip=chip, stack=stack, run=run, num_chips=num_chips, plans=plans, steps=steps,
         best=best, shown=shown, search_seconds=time.perf_counter() - start,
-        candidates=candidates,
+        candidates=candidates, strict=strict,
     )
+
+
+def requires_headroom(arch: ModelArch, request: PlanRequest) -> bool:
+    """Whether the plan must keep the allocator's measured headroom where any plan does: when
+    the search chooses the parallel layout (``tp``, ``pp``, and ``ep`` for a model with
+    experts: not all given), as a recommendation no engineer would run at the edge of memory.
+    A layout the user states is the run as it was run (a published run ran): judged by
+    capacity, the headroom preferred only among ties (:func:`choose_plan`), and a tight plan
+    reported as such."""
+    stated = request.tp is not None and request.pp is not None
+    return not (stated and (request.ep is not None or not arch.is_moe))
 
 
 def search_stacks(

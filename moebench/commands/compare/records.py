@@ -43,6 +43,8 @@ class CompareRow:
     """The plan fits at that hold too (else it is tight: it fits only at the typical hold)."""
     headroom_slower_by: float | None = None
     """For a tight plan, how much slower the fastest evaluated plan keeping the headroom is."""
+    tight_faster_by: float | None = None
+    """For a plan keeping the headroom, how much faster the fastest tight plan is."""
     days: float | None
     chip_hours: float | None
     goodput: float | None

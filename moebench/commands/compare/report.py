@@ -176,14 +176,7 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
         footer.append(f"act-offload ({', '.join(act)}): activations wait in host memory "
                       "between forward and backward, copied over the host link behind compute; "
                       "few measured runs offload activations (moebench validate)")
-    tight = [f"{r.entry} {r.memory_gib_high_hold:.1f} GiB at the high hold"
-             + ("" if r.headroom_slower_by is None else
-                f", a plan keeping it {100 * r.headroom_slower_by:.1f}% slower")
-             for r in cmp.rows if r.plan and r.memory_gib_high_hold and not r.keeps_headroom]
-    if tight:
-        footer.append("tight (fits at the caching allocator's typical hold, not at the top of "
-                      f"its measured range; no plan within {100 * TIE_BAND:g}% of the speed "
-                      f"keeps that headroom): {'; '.join(tight)}")
+    footer += headroom_lines(cmp.rows)
     footer += mix_footer(cmp.rows)
     footer += [f"warning: {w}" for w in a.get("warnings", [])]
     if uncertainty:
@@ -220,3 +213,21 @@ def comparison_report(cmp: Comparison, uncertainty: bool) -> Report:
 def _on_off(flag: bool | None) -> str:
     """A setting as given, or each stack release's default when the scenario leaves it."""
     return "each stack release's default" if flag is None else ("on" if flag else "off")
+
+
+def headroom_lines(rows: list[CompareRow]) -> list[str]:
+    """The footer's headroom lines: the tight plans (they fit at the caching allocator's typical
+    hold, not at the top of its measured range), with what keeping the headroom would cost
+    where a plan does; and the plans that keep it though a tight one is faster."""
+    tight = [f"{r.entry} {r.memory_gib_high_hold:.1f} GiB at the high hold"
+             + (", no plan keeps it" if r.headroom_slower_by is None else
+                f", a plan keeping it {100 * r.headroom_slower_by:.1f}% slower")
+             for r in rows if r.plan and r.memory_gib_high_hold and not r.keeps_headroom]
+    kept = [f"{r.entry} (a tight plan {100 * gain:.1f}% faster)" for r in rows
+            if r.plan and r.keeps_headroom and (gain := r.tight_faster_by or 0.0) > TIE_BAND]
+    lines = [("tight (fits at the caching allocator's typical hold, not at the top of its "
+              f"measured range): {'; '.join(tight)}")] if tight else []
+    if kept:
+        lines.append("the headroom kept at a cost (the search chose the layout; a given "
+                     f"layout may run tight): {'; '.join(kept)}")
+    return lines

@@ -61,11 +61,16 @@ class Estimate:
     """Device memory if the caching allocator held the top of its measured range (the stack's
     allocator_factor high) instead of its typical hold: what a tight plan risks."""
     keeps_headroom: bool
-    """The plan fits even at that hold (the search prefers such plans among ties)."""
+    """The plan fits even at that hold (the search keeps it where it chooses the layout, and
+    prefers it among ties where the layout is given)."""
     headroom_slower_by: float | None
     """For a tight plan, how much slower the fastest evaluated plan that keeps the headroom is
     (its step time over this one's, less 1; an upper bound: offloading variants beyond the tie
     band are not built); None when the plan keeps it or no evaluated plan does."""
+    tight_faster_by: float | None
+    """For a plan that keeps the headroom, how much faster the fastest evaluated plan that fits
+    only at the typical hold is (1 less its step time over this one's); None when none is
+    faster. Where the search chose the layout, it took the headroom at this cost."""
     chip_hours_per_1e12_tokens: float
     breakdown_s: dict[str, float]
     memory_gib: dict[str, float]
@@ -122,6 +127,15 @@ def headroom_cost(steps: StepArrays, i: int, roomy: np.ndarray) -> float | None:
     return None if other is None else float(steps.step_time[other] / steps.step_time[i] - 1)
 
 
+def tight_gain(steps: StepArrays, i: int, roomy: np.ndarray) -> float | None:
+    """How much faster than plan ``i``, which keeps the headroom, the fastest evaluated plan
+    that fits without it is (None when plan ``i`` lacks the headroom or no such plan is
+    faster)."""
+    other = fastest_fitting(steps, ~roomy) if roomy[i] else None
+    gain = 0.0 if other is None else float(1 - steps.step_time[other] / steps.step_time[i])
+    return gain if gain > 0 else None
+
+
 def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
     """The estimate record of one evaluated plan (the chosen one by default)."""
     i = result.shown if index is None else index
@@ -151,6 +165,7 @@ def estimate_from(result: SearchResult, index: int | None = None) -> Estimate:
         memory_capacity_gib=float(chip.hbm_bytes) / GIB,
         fits_memory=bool(st.fits[i]), memory_gib_high_hold=high / GIB,
         keeps_headroom=bool(roomy[i]), headroom_slower_by=headroom_cost(st, i, roomy),
+        tight_faster_by=tight_gain(st, i, roomy),
         chip_hours_per_1e12_tokens=speed["chip_hours_per_1e12_tokens"],
         breakdown_s=breakdown,
         memory_gib={**{k: float(v[i]) / GIB for k, v in st.memory.as_dict().items()},

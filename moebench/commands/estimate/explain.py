@@ -86,11 +86,14 @@ def _why_slower(best: Estimate, other: Estimate) -> str:
         return (f"{changes}: does not fit, needs {other.memory_gib_per_chip:.1f} of "
                 f"{other.memory_capacity_gib:.1f} GiB")
     slower = other.step_time_s / best.step_time_s - 1
+    tight = best.keeps_headroom and not other.keeps_headroom
+    lacks = ("its lack of the allocator's measured headroom (it needs "
+             f"{other.memory_gib_high_hold:.1f} GiB at the high hold)")
+    if slower < -TIE_BAND and tight:
+        return (f"{changes}: {100 * -slower:.1f}% faster, passed over for {lacks}, which the "
+                "search keeps where it chooses the layout")
     if slower < 0:
-        why = ("its lack of the allocator's measured headroom (it needs "
-               f"{other.memory_gib_high_hold:.1f} GiB at the high hold)"
-               if best.keeps_headroom and not other.keeps_headroom
-               else _less_conventional(best, other))
+        why = lacks if tight else _less_conventional(best, other)
         return (f"{changes}: {100 * -slower:.2f}% faster, a tie within {100 * TIE_BAND:g}% "
                 f"(the model's error is larger), passed over for {why}")
     if slower < TIE:
@@ -136,8 +139,12 @@ def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> st
     roomy = steps.memory.keeps_headroom(result.chip, frag_high)
     if roomy[best] and not roomy[other]:
         high = float(steps.memory.with_high_hold(frag_high)[other])
-        return (f"{tie} lacks the caching allocator's measured headroom (it needs "
-                f"{high / 2**30:.1f} GiB at the top of its range)")
+        lacks = (f"lacks the caching allocator's measured headroom (it needs {high / 2**30:.1f}"
+                 " GiB at the top of its range)")
+        if -slower <= TIE_BAND:
+            return f"{tie} {lacks}"
+        return (f"the fastest plan {what} is {100 * -slower:.1f}% faster but {lacks}, which "
+                "the search keeps where it chooses the layout")
     p = result.plans
     field_, words = next(((f, w) for f, w in CONVENTION
                           if getattr(p, f)[other] != getattr(p, f)[best]), ("", "other choices"))
@@ -242,6 +249,7 @@ def explain(result: SearchResult, job: JobInputs) -> Explanation:
         other = estimate_from(result, int(i))
         alternatives.append({"plan": other.plan, "step_time_s": other.step_time_s,
                              "fits_memory": other.fits_memory,
+                             "keeps_headroom": other.keeps_headroom,
                              "why_not": _why_slower(best, other)})
     sens = sensitivities(job, result.num_chips, total)
     return Explanation(best, split, mem, alternatives[:ALTERNATIVES], bottleneck_words(best),

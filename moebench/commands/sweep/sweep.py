@@ -216,7 +216,7 @@ def evaluate_point(point: Point) -> dict[str, Any]:
         step_time_s=r.step_time_s, tokens_per_s_per_chip=r.tokens_per_s_per_chip, mfu=r.mfu,
         memory_gib_per_chip=r.memory_gib_per_chip, fits_memory=r.fits_memory,
         keeps_headroom=r.keeps_headroom if r.plan else None,
-        headroom_slower_by=r.headroom_slower_by, days=r.days,
+        headroom_slower_by=r.headroom_slower_by, tight_faster_by=r.tight_faster_by, days=r.days,
         chip_hours=r.chip_hours, goodput=r.goodput, cost=r.cost, currency=r.currency,
         cost_per_1e12_tokens=None if r.cost is None else r.cost / sc.tokens * 1e12,
         status=r.status,

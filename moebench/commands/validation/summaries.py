@@ -93,7 +93,8 @@ def memory_footer(m: dict[str, Any]) -> list[str]:
     if m.get("tight"):
         lines.append(f"tight: {m['tight']} of the {m['all_runs']} measured runs fit at the caching "
                      "allocator's typical hold but not at the top of its measured range, and "
-                     "ran (the search's headroom is a preference among ties, not a rule)")
+                     "ran (the search keeps the headroom only where it chooses the layout; "
+                     "every run's layout is given)")
     if m["not_fitting"]:
         lines.append(f"measured runs the memory model says do not fit: "
                      f"{', '.join(m['not_fitting'])}")

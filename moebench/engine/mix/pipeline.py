@@ -25,10 +25,10 @@ which for equal stages is the engine's (m + p - 1) t_mb. The second type's stage
 takes max(ceil(L2/p2) tau2, (L2 tau2 + head)/p2), as the engine balances its head. Cross-type
 traffic per micro-batch: mb x s x h BF16 values each way per replica, sent by min(tp1, tp2)
 chip pairs in parallel. Tied embeddings add a cross-type all-reduce of the embedding gradient.
-Among pipelines within TIE_BAND of the fastest, one whose stages would still fit at the top
-of each stack's measured allocator hold is taken, as the engine's search takes such a plan; a
-part without it is reported tight. Not modelled: virtual stages, context parallelism,
-DualPipe, and layers split unevenly inside one type.
+The fastest pipeline whose stages would still fit at the top of each stack's measured
+allocator hold is taken where one does, as the engine's search takes such a plan where it
+chooses the layout; a part without it is reported tight. Not modelled: virtual stages,
+context parallelism, DualPipe, and layers split unevenly inside one type.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from moebench.engine.mix.result import PIPELINE, PartPlan, StrategyResult, unava
 from moebench.engine.mix.shares import MixType
 from moebench.engine.mix.stages import StageTable, stage_table
 from moebench.engine.plan import PlanRequest
-from moebench.engine.search import TIE_BAND
 from moebench.inputs.model import ModelArch
 
 MB_KEY = 64  # larger than any micro-batch size: dp x MB_KEY + mb identifies (dp, mb)
@@ -226,9 +225,10 @@ def hetero_pipeline(arch: ModelArch, types: list[MixType], request: PlanRequest,
         roomy = _faster(None if r is None else {**r, "first": first}, roomy)
     if fast is None:
         return unavailable(PIPELINE, "no split of the layers fits both types' memory")
-    # As the engine's search: among pipelines within TIE_BAND of the fastest, one whose stages
-    # keep the allocator's measured headroom; beyond the band, speed decides.
-    r = roomy if roomy is not None and roomy["step"] <= fast["step"] * (1 + TIE_BAND) else fast
+    # As the engine's search where it chooses the layout (a mix's split is always chosen,
+    # :func:`moebench.engine.search.requires_headroom`): the fastest pipeline whose stages keep
+    # the allocator's measured headroom, where one does.
+    r = roomy if roomy is not None else fast
     first = r["first"]
     g = types[0].run.global_batch
     ta, tb = tables[first], tables[1 - first]
