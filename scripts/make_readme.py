@@ -25,6 +25,7 @@ from moebench.commands.shared.plan_text import plan_text
 from moebench.commands.validation.measured_runs import load_runs
 from moebench.commands.validation.ranking import sweep_stats
 from moebench.commands.validation.report import first_predictions
+from moebench.inputs.hardware import load_chip
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -273,6 +274,33 @@ def memory_validation(f: Facts) -> str:
             f"error **{100 * m['mae']:.1f}%** ({vendors}), mean {_pct(m['bias'])}; "
             f"{m['beyond']} beyond ±20%, worst {m['worst']} ({_pct(m['worst_error'])}); "
             f"{fits}.")
+
+
+def memory_targets(f: Facts) -> str:
+    """The bars of issue 22 (memory as measured), each against today's figure."""
+    m = f.validate["memory"]
+    share = {r["chip"]: r["memory_gib_per_chip"] / (load_chip(r["chip"]).hbm_bytes / 2**30)
+             for r in f.compare["rows"] if r.get("plan")}
+    top = max(share, key=share.__getitem__)
+    e = f.dsv3_published
+    hours = f.row(f.dsv3, DSV3_ENTRY)["chip_hours"] / DSV3_PRETRAIN_H800_HOURS - 1
+
+    def row(what: str, now: str, ok: bool) -> str:
+        return f"| {what} | {now} | {'met' if ok else '**missed**'} |"
+    return "\n".join([
+        "", "| target | today | |", "|---|---|---|",
+        row(">= 25 runs with published memory, mean error <= 10%",
+            f"{m['runs']} runs, {100 * m['mae']:.1f}%", m["runs"] >= 25 and m["mae"] <= 0.10),
+        row("no memory error beyond +-20%", f"{m['beyond']} runs", m["beyond"] == 0),
+        row("no measured run predicted not to fit", f"{len(m['not_fitting'])} runs",
+            not m["not_fitting"]),
+        row("default table: no plan above ~95% of capacity",
+            f"highest {100 * share[top]:.1f}% ({top})", share[top] <= 0.95),
+        row("DeepSeek-V3's published plan fits 2,048 H800s",
+            f"{e['memory_gib_per_chip']:.1f} of {e['memory_capacity_gib']:.1f} GiB",
+            bool(e["fits_memory"])),
+        row("DeepSeek-V3 within 10% of 2.664M H800-hours", _pct(hours), abs(hours) <= 0.10),
+    ]) + "\n"
 
 
 def validation_summary(f: Facts) -> str:
@@ -616,7 +644,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "first-predictions": first_prediction_table, "sweep-table": sweep_table,
     "sweep-summary": sweep_summary, "coverage": coverage_line, "targets": targets,
     "physics-range": physics_range, "validation-summary": validation_summary,
-    "memory-validation": memory_validation,
+    "memory-validation": memory_validation, "memory-targets": memory_targets,
     "validation-outliers": validation_outliers, "validation-count": validation_count,
     "validation-bounds": validation_bounds, "megatron-table": megatron_table,
     "baseline-now": baseline_now, "loss-fusion": loss_fusion,
