@@ -96,10 +96,13 @@ def test_a_sweep_marks_its_tight_points_and_the_headroom_it_paid_for(cli):
     args = ("sweep", "--chips", "h20,ascend-910b", "--vary", "num_chips=512")
     rows = {r["chip"]: r for r in json.loads(cli(*args, "--format", "json").output)["rows"]}
     assert rows["h20"]["keeps_headroom"] and rows["ascend-910b"]["keeps_headroom"]
-    gain = rows["h20"]["tight_faster_by"]
-    assert gain > TIE_BAND
-    assert (f"1 of them keep the headroom at a cost: a plan that fits only at the typical hold "
-            f"is {100 * gain:.1f}% faster") in " ".join(cli(*args).output.split())
+    assert rows["h20"]["tight_faster_by"] > TIE_BAND
+    gains = sorted(r["tight_faster_by"] for r in rows.values()
+                   if (r["tight_faster_by"] or 0.0) > TIE_BAND)
+    span = " ".join(f"{100 * g:.1f}" for g in gains) if len(gains) == 1 else \
+        f"{100 * gains[0]:.1f}-{100 * gains[-1]:.1f}"
+    assert (f"{len(gains)} of them keep the headroom at a cost: a plan that fits only at the "
+            f"typical hold is {span}% faster") in " ".join(cli(*args).output.split())
     given = (*args, "--vary", "tp=2", "--vary", "pp=2", "--vary", "ep=8")
     rows = {r["chip"]: r for r in json.loads(cli(*given, "--format", "json").output)["rows"]}
     assert rows["h20"]["keeps_headroom"] is False and rows["ascend-910b"]["keeps_headroom"]
