@@ -154,3 +154,14 @@ def test_sweep_varies_plan_fields(cli):
         assert ("zb1p" in r["plan"]) == (r["schedule"] == "zb1p")
     bad = cli("sweep", "--vary", "cp_kind=spiral")
     assert bad.exit_code == 2 and "ring, ulysses" in bad.output
+
+
+def test_explain_lists_each_runner_up_once(cli):
+    """The H20's Ling-Plus search builds some offloaded plans twice (a tight plan offloaded
+    two ways round, as the headroom requires); explain names each runner-up once, never the
+    chosen plan itself, and still five of them."""
+    out = json.loads(cli("explain", "--scenario", "ling-plus-1t", "--chip", "h20", "--format",
+                         "json").output)
+    plans = [json.dumps(a["plan"], sort_keys=True) for a in out["alternatives"]]
+    assert len(plans) == len(set(plans)) == 5
+    assert json.dumps(out["estimate"]["plan"], sort_keys=True) not in plans
