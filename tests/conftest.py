@@ -115,6 +115,9 @@ def assert_search_equals_brute_force(arch, chip, run, num_chips, request=None, s
     if request.offload_modules is None and chip.has_host and mask:  # activation offload
         every = every.concat(every.with_act_offload(mask))
     assert res.candidates == len(every) > len(res.plans)
+    from moebench.engine.headroom import first_of_each
+
+    assert len(first_of_each(res.plans)) == len(res.plans)  # each plan timed once
     st = evaluate(arch, chip, stack_of(chip, stack, **options), run, every)
     high = res.stack.fragmentation_high
     roomy = st.memory.keeps_headroom(chip, high)

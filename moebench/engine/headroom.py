@@ -101,5 +101,16 @@ def headroom_variants(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
     out_plans, out_memory = kept[0]
     for p, m in kept[1:]:
         out_plans, out_memory = out_plans.concat(p), out_memory.concat(m)
+    first = first_of_each(out_plans)
+    out_plans, out_memory = out_plans.take(first), out_memory.take(first)
     return out_plans, evaluate(arch, chip, stack, run, out_plans, out_memory)
+
+
+def first_of_each(plans: PlanArrays) -> np.ndarray:
+    """The rows of ``plans`` that repeat no earlier row. Twins can meet: a plan offloaded the
+    two ways round (an activation-offloaded plan's optimizer twin and an optimizer-offloaded
+    plan's activation twin) is one plan. None repeats a first-pass plan: those offload only
+    what does not fit without it, and every twin's base fits."""
+    rows = np.column_stack([np.asarray(v, dtype=float) for v in plans.columns().values()])
+    return np.sort(np.unique(rows, axis=0, return_index=True)[1])
 

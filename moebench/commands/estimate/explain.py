@@ -242,15 +242,11 @@ def explain(result: SearchResult, job: JobInputs) -> Explanation:
     mem = [{"item": k, "gib": v, "share_of_capacity": v / cap}
            for k, v in sorted(best.memory_gib.items(), key=lambda kv: -kv[1])
            if k not in HOST_ITEMS]
-    alternatives: list[dict[str, Any]] = []
-    # Twice the rows: an offloading twin can repeat a plan the first pass built (the same
-    # plan offloaded the other way round), and a repeat is not a runner-up.
-    for i in result.ranked(2 * ALTERNATIVES + 1):
-        if int(i) == result.shown or len(alternatives) == ALTERNATIVES:
+    alternatives = []
+    for i in result.ranked(ALTERNATIVES + 1):
+        if int(i) == result.shown:
             continue
         other = estimate_from(result, int(i))
-        if other.plan == best.plan or any(a["plan"] == other.plan for a in alternatives):
-            continue
         alternatives.append({"plan": other.plan, "step_time_s": other.step_time_s,
                              "fits_memory": other.fits_memory,
                              "keeps_headroom": other.keeps_headroom,
