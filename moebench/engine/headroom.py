@@ -78,22 +78,24 @@ def headroom_variants(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig,
     rows = np.flatnonzero(near)
     if rows.size == 0:
         return None
-    src, src_memory = plans.take(rows), steps.memory.take(rows)
+    src = plans.take(rows)
     opt_free = src.optimizer_offload == 0
     act_free = src.act_offload == 0 if src.act_offload is not None else np.ones(len(src), bool)
     parts: list[tuple[PlanArrays, MemoryBreakdown]] = []
-    bases = [(src, src_memory, opt_free)]
+    bases = [(src, opt_free)]
     if act and act_free.any():
         at = np.flatnonzero(act_free)
         act_plans = src.take(at).with_act_offload(act)
         act_memory = memory_of(arch, chip, stack, run, act_plans)
         parts.append((act_plans, act_memory))
-        bases.append((act_plans, act_memory, opt_free[at]))
-    for base, memory, free in bases if bound else ():
+        bases.append((act_plans, opt_free[at]))
+    for base, free in bases if bound else ():
         at = np.flatnonzero(free)
         for f in fractions if at.size else ():
-            parts.append((base.take(at).with_offload(f),
-                          memory.take(at).with_offload(f, run.optimizer_bytes)))
+            # The memory model, not the twin's memory less the states: offloading can make
+            # another rank the fullest (MemoryBreakdown.with_offload is a lower bound).
+            twins = base.take(at).with_offload(f)
+            parts.append((twins, memory_of(arch, chip, stack, run, twins)))
     kept = [(p.take(i), m.take(i)) for p, m in parts
             if (i := np.flatnonzero(m.keeps_headroom(chip, high))).size]
     if not kept:

@@ -91,9 +91,11 @@ class MemoryBreakdown:
     def with_offload(self, fraction: float, optimizer_bytes: float) -> MemoryBreakdown:
         """The breakdown of the same plans, without offload here, with a fraction of their
         optimizer states offloaded (:func:`host_state_bytes`): (1 - F) of the states stay, F of
-        them go to the host with their 4-byte FP32 gradient copies. Equal to
-        :func:`memory_per_chip` of the offloading plans (tested), at the cost of a few products.
-        """
+        them go to the host with their 4-byte FP32 gradient copies, on the rank that was the
+        fullest. Equal to :func:`memory_per_chip` of the offloading plans where that rank stays
+        the fullest, and a lower bound where the offload makes another rank the fullest (one
+        holding fewer states, e.g. rank 0 against the loss's rank): a cheap test that a plan
+        cannot fit, at the cost of a few products (tested)."""
         states = self.optimizer
         before = self.allocated
         after = before - fraction * states

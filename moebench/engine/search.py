@@ -7,8 +7,7 @@ than the device at an Adam update (:func:`offload_never_faster`), so of the vari
 that differ in those, one is dropped whenever a variant that is never slower fits memory
 (:func:`dominated`; offload variants of plans that fit without it are never built,
 :func:`plans_worth_timing`). Memory is computed for every candidate, and step times only for
-the survivors; no plan that could win is dropped (tests
-compare against brute force).
+the survivors; no plan that could win is dropped (tests compare against brute force).
 """
 
 from __future__ import annotations
@@ -147,9 +146,9 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     (:func:`offload_never_faster`: true of every catalog chip), is added exactly where it can
     win: to the plans that do not fit without it. A plan that fits without offload is never
     slower than the same plan with it, so its offloading variant is pruned unbuilt (counted
-    among the candidates considered); the memory of the variants that are built is derived from
-    their twins' (:meth:`MemoryBreakdown.with_offload`). Otherwise every fraction is a grid
-    dimension like any other.
+    among the candidates considered); the memory model is run on the variants their twins'
+    memory (:meth:`MemoryBreakdown.with_offload`) does not rule out. Otherwise every fraction
+    is a grid dimension like any other.
 
     Activation offload (the modules the stack offloads, :attr:`Stack.act_offload_mask`), when
     searched and the chip has a host, only ever adds copy time, so it is built the same way: for the
@@ -186,18 +185,22 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     def with_optimizer_offload(rows: np.ndarray, src: PlanArrays, src_memory: MemoryBreakdown,
                                at: np.ndarray, f: float) -> np.ndarray:
         """Add the optimizer-offloading variants of ``src`` rows ``at`` (plans ``rows`` of the
-        candidates) that fit and no variant beats; whether each fits. Judged from the columns
-        dominance reads; only the survivors are built as plans."""
-        off_memory = src_memory.take(at).with_offload(f, run.optimizer_bytes)
-        off_fits = off_memory.fits(chip)
-        off_roomy = off_memory.keeps_headroom(chip, stack.fragmentation_high)
-        off_could = could_keep_headroom(off_memory, chip, stack, bool(act), False)
+        candidates) that fit and no variant beats; whether each fits. The twins' memory (a lower
+        bound, :meth:`MemoryBreakdown.with_offload`) rules out some; the model runs on the rest."""
+        maybe = np.flatnonzero(src_memory.take(at).with_offload(f, run.optimizer_bytes)
+                               .fits(chip))
+        off_memory = memory_of(arch, chip, stack, run, src.take(at[maybe]).with_offload(f))
+        off_fits, off_roomy, off_could = (np.zeros(len(rows), dtype=bool) for _ in range(3))
+        off_fits[maybe] = off_memory.fits(chip)
+        off_roomy[maybe] = off_memory.keeps_headroom(chip, stack.fragmentation_high)
+        off_could[maybe] = could_keep_headroom(off_memory, chip, stack, bool(act), False)
         off_beaten, _, _ = variants_dominated(group[rows], plans.sharding[rows],
                                               np.full(len(rows), f), level[rows], off_fits,
                                               roomy=off_roomy, could=off_could)
         take = np.flatnonzero(off_fits & ~off_beaten)
         any_fit[group[rows[take]]] = True
-        parts.append((src.take(at[take]).with_offload(f), off_memory.take(take)))
+        parts.append((src.take(at[take]).with_offload(f),
+                      off_memory.take(np.searchsorted(maybe, take))))
         return off_fits
 
     no_opt_fit = np.ones(len(need), dtype=bool)
