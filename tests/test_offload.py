@@ -131,6 +131,23 @@ def test_derived_offload_memory_equals_the_memory_model():
         np.testing.assert_allclose(getattr(derived, field), getattr(direct, field))
 
 
+def test_derived_offload_memory_is_a_lower_bound_where_the_fullest_rank_changes():
+    """DeepSeek-V2-Lite at 16K on 2 H100s: under PP2 the loss's rank (more parameters with the
+    LM head) is the fullest until its optimizer states leave; then rank 0 (more activations
+    in flight) is. The twins' memory keeps the first rank, so it is a lower bound there, and
+    the search runs the memory model on the variants it keeps (search equals brute force,
+    test_activation_offload)."""
+    arch, chip = load_model("deepseek-v2-lite"), load_chip("h100")
+    run = RunConfig(seq_len=16384, global_batch=16)
+    plans, _ = candidate_plans(arch, chip, run, 2, PlanRequest(optimizer_offload=0.0))
+    stack = stack_of(chip)
+    derived = memory_of(arch, chip, stack, run, plans).with_offload(1.0, run.optimizer_bytes)
+    direct = memory_of(arch, chip, stack, run, plans.with_offload(1.0))
+    assert np.all(derived.total <= direct.total * (1 + 1e-12))
+    changed = derived.total < direct.total * (1 - 1e-9)
+    assert changed.any() and np.all(plans.pp[changed] > 1)
+
+
 def test_offload_pipeline_exposure_by_hand():
     """Three stages over 4 buckets: the slowest paces, the other two cost a bucket each."""
     t = OffloadTimes(d2h=1.0, cpu=3.0, h2d=0.5, buckets=4.0)
@@ -257,6 +274,10 @@ def test_explain_names_offload_as_an_unusual_choice():
     res = search(arch, hw, stack_of(hw), RunConfig(seq_len=4096, global_batch=8), 1)
     (note,) = [n for n in unusual_choices(res) if "offload" in n]
     assert "no plan without offload fits memory" in note
+    # An offload the user gave is no choice of the search's.
+    (note,) = [n for n in unusual_choices(res, PlanRequest(optimizer_offload=1.0))
+               if "offload" in n]
+    assert note.endswith(": as given")
 
 
 def test_a_profile_without_host_searches_no_offload(tiny):

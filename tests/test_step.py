@@ -31,16 +31,30 @@ def test_memory_of_a_single_chip_plan_by_hand(tiny):
     assert float(st.memory.weights[0]) == 2 * total
     assert float(st.memory.gradients[0]) == 4 * total
     assert float(st.memory.optimizer[0]) == 12 * total
-    assert float(st.memory.logits[0]) == 128 * 1000 * 4.0
+    # The release's Transformer Engine loss saves the BF16 logits, the gradient written in place.
+    assert float(st.memory.logits[0]) == 128 * 1000 * 2.0
     # megatron-core-nvidia: a 3 GB runtime reserve, and the allocator holding its measured
     # factor of the live tensors.
     from moebench.inputs.stack import load_stack_spec
     factor = float(load_stack_spec("megatron-core-nvidia").memory.allocator_factor.value)
     assert float(st.memory.reserve[0]) == pytest.approx(3e9)
     live = float(st.memory.allocated[0])
-    assert live == pytest.approx(18 * total + float(st.memory.activations[0]) + 128 * 4000.0)
+    assert live == pytest.approx(18 * total + float(st.memory.activations[0]) + 128 * 1000 * 2.0)
     assert float(st.memory.total[0]) == pytest.approx(factor * live + 3e9)
 
+
+
+@pytest.mark.parametrize(("loss", "bytes_per_logit"), [("unfused", 4.0), ("fused", 4.0),
+                                                       ("te", 2.0)])
+def test_logits_held_by_loss_implementation(tiny, loss, bytes_per_logit):
+    """Megatron-Core's eager and jit-fused losses save an FP32 softmax (4 bytes per logit);
+    Transformer Engine's saves its BF16 input holding the gradient (2): 128 tokens x 1,000."""
+    chip = load_chip("h100")
+    run = RunConfig(seq_len=128, global_batch=4)
+    plans = _plans(tiny, chip, run, 1, tp=1, pp=1, vpp=1, ep=1, cp=1, micro_batch=1,
+                   recompute="none", schedule="1f1b")
+    st = evaluate(tiny, chip, stack_of(chip, cross_entropy=loss), run, plans)
+    assert float(st.memory.logits[0]) == 128 * 1000 * bytes_per_logit
 
 def test_optimizer_states_shard_over_data_parallel(tiny):
     chip = load_chip("h100")

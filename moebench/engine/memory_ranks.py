@@ -56,6 +56,15 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
     return _fullest_rank(ctx, params, acts, logits, host, repeat=k)
 
 
+# Bytes per logit the loss holds from its forward to its backward, by implementation (the
+# names of terms.compute.CROSS_ENTROPY_BYTES): Megatron-Core's eager and jit-fused
+# vocab-parallel cross-entropies cast the BF16 logits to FP32 and save the FP32 softmax
+# (tensor_parallel/cross_entropy.py, fusions/fused_cross_entropy.py): 4. Transformer Engine's
+# Triton loss writes the gradient into its BF16 input in place and saves that input
+# (transformer_engine/pytorch/cross_entropy.py, CrossEntropyFunction.forward,
+# save_for_backward(_input)): 2.
+LOGIT_HELD_BYTES = {"unfused": 4.0, "fused": 4.0, "te": 2.0}
+
 def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
                       offloaded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(activations, logits, activations on the host) bytes of each candidate rank of
@@ -111,7 +120,8 @@ def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
         flights = ranks(np.where(dual, pp + 1, in_flight), 0.0,
                         n_full / np.maximum(st.fullest, 1), 0.0)[r]
         held = held + ranks(outputs)[0] * flights * (share > 0)
-    logits = (1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * 4.0  # FP32
+    logits = ((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size
+              * LOGIT_HELD_BYTES[ctx.stack.cross_entropy])
     on_logits = ranks(ends * logits, (1.0 - ends) * logits, 0.0, 0.0)[r]
     zero = np.zeros_like(held)
     host = (np.maximum(counts - 2.0, 0.0) * off * ranks(1.0, 1.0 - ends, 1.0, 1.0)[r]

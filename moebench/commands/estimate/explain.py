@@ -9,6 +9,7 @@ import numpy as np
 
 from moebench.commands.estimate.estimate import Estimate, estimate_from, fastest_fitting
 from moebench.commands.shared.setup import JobInputs, Overrides, load_chip
+from moebench.engine.plan import PlanRequest
 from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search_stacks
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
@@ -121,15 +122,18 @@ def _less_conventional(best: Estimate, other: Estimate) -> str:
 LONG_CONTEXT = 16384
 
 
-def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> str:
-    """Why the search did not take the fastest fitting plan among ``mask``."""
+def _against(result: SearchResult, best: int, mask: np.ndarray, what: str,
+             unkept: str | None = None) -> str:
+    """Why the search did not take the fastest fitting plan among ``mask``; ``unkept``: why,
+    when the search kept no such plan to time (else: none is valid)."""
     steps = result.steps
     other = fastest_fitting(steps, mask)
     if other is None:
-        need = float(steps.memory.total[mask].min()) / 2**30 if mask.any() else float("nan")
+        if not mask.any():
+            return unkept or f"no valid plan {what}"
+        need = float(steps.memory.total[mask].min()) / 2**30
         cap = float(result.chip.hbm_bytes) / 2**30
-        return (f"no plan {what} fits memory (the lightest needs {need:.1f} of {cap:.1f} GiB)"
-                if mask.any() else f"no valid plan {what}")
+        return f"no plan {what} fits memory (the lightest needs {need:.1f} of {cap:.1f} GiB)"
     slower = float(steps.step_time[other] / steps.step_time[best] - 1)
     if slower >= 0:
         return f"the fastest plan {what} is {100 * slower:.1f}% slower"
@@ -153,8 +157,9 @@ def _against(result: SearchResult, best: int, mask: np.ndarray, what: str) -> st
     return f"{tie} needs {words}{uses}"
 
 
-def unusual_choices(result: SearchResult) -> list[str]:
-    """The chosen plan's departures from common practice, with the search's reason for each."""
+def unusual_choices(result: SearchResult, given: PlanRequest | None = None) -> list[str]:
+    """The chosen plan's departures from common practice, with the search's reason for each
+    (``given``: the plan fields the user fixed, which are no choice of the search's)."""
     if result.best is None:
         return []
     b, p = result.best, result.plans
@@ -172,9 +177,13 @@ def unusual_choices(result: SearchResult) -> list[str]:
                      + _against(result, b, p.ep > 1, "with EP > 1"))
     if p.optimizer_offload[b] > 0:
         f = float(p.optimizer_offload[b])
+        # The search offloads only plans that fit neither without it nor beside a fitting
+        # variant (search.plans_worth_timing): none kept without it means none fits.
+        why = ("as given" if given is not None and given.optimizer_offload is not None
+               else _against(result, b, p.optimizer_offload == 0, "without offload",
+                             unkept="no plan without offload fits memory"))
         notes.append(f"optimizer states offloaded to host memory ({f:g} of them), stepped on the "
-                     "CPU over the host link: "
-                     + _against(result, b, p.optimizer_offload == 0, "without offload"))
+                     f"CPU over the host link: {why}")
     roomy = result.steps.memory.keeps_headroom(result.chip, result.stack.fragmentation_high)
     if not roomy[b]:
         high = result.steps.memory.with_high_hold(result.stack.fragmentation_high)
@@ -253,4 +262,4 @@ def explain(result: SearchResult, job: JobInputs) -> Explanation:
                              "why_not": _why_slower(best, other)})
     sens = sensitivities(job, result.num_chips, total)
     return Explanation(best, split, mem, alternatives[:ALTERNATIVES], bottleneck_words(best),
-                       sens, job.overrides.shown, unusual_choices(result))
+                       sens, job.overrides.shown, unusual_choices(result, job.given))

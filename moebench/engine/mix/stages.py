@@ -21,6 +21,7 @@ import numpy as np
 
 from moebench.engine.context import build_context
 from moebench.engine.memory import activation_bytes_per_layer, high_hold
+from moebench.engine.memory_ranks import LOGIT_HELD_BYTES
 from moebench.engine.mix.shares import MixType
 from moebench.engine.plan import PlanArrays, PlanRequest
 from moebench.engine.plan_space import candidate_plans
@@ -29,8 +30,6 @@ from moebench.engine.terms import compute
 from moebench.errors import InputError
 from moebench.inputs.model import ModelArch
 from moebench.inputs.run import GRAD_BYTES, OPTIMIZER_BYTES, WEIGHT_BYTES
-
-LOGIT_BYTES = 4.0  # FP32 logits, vocab-parallel (as the engine's memory model)
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,8 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
         head_s=f.head_train + f.mtp_train + zero,
         state_per_layer=state, act_per_layer=stored, working=working, embed_state=embed,
         head_state=head,
-        logits=(1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size * LOGIT_BYTES,
+        logits=(1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size
+        * LOGIT_HELD_BYTES[ctx.stack.cross_entropy],
         reserve=float(t.stack.reserve_bytes),
         tail_per_layer=(steps.comm_exposed["dp"] + steps.optimizer) / layers,
         ckpt_per_layer=ckpt, seq_len=t.run.seq_len, hbm=float(t.chip.hbm_bytes),
