@@ -41,7 +41,7 @@ def test_explain_json(cli):
         assert "->" in changes
         assert (reason.startswith(("slower by", "does not fit", "as fast"))
                 or "% faster, a tie within" in reason  # a faster tie passed over, named
-                or "faster, passed over for its lack of the allocator's measured headroom"
+                or "faster, passed over for its lack of the caching allocator's measured headroom"
                 in reason)
     assert "bound" in out["bottleneck"]
 

@@ -80,6 +80,16 @@ def plan_changes(best: dict[str, Any], other: dict[str, Any]) -> str:
     return ", ".join(changes) or "the same plan"
 
 
+# Why a faster plan lost where the search chose the layout (search.requires_headroom).
+KEPT = "which the search keeps where it chooses the layout"
+
+
+def _headroom_words(need_gib: float) -> str:
+    """The headroom a plan lacks, in the words every explanation uses."""
+    return (f"the caching allocator's measured headroom (it needs {need_gib:.1f} GiB at the "
+            "top of its range)")
+
+
 def _why_slower(best: Estimate, other: Estimate) -> str:
     """Why a runner-up lost: memory, or the items of the step that its plan makes longer."""
     changes = plan_changes(best.plan, other.plan)
@@ -88,11 +98,9 @@ def _why_slower(best: Estimate, other: Estimate) -> str:
                 f"{other.memory_capacity_gib:.1f} GiB")
     slower = other.step_time_s / best.step_time_s - 1
     tight = best.keeps_headroom and not other.keeps_headroom
-    lacks = ("its lack of the allocator's measured headroom (it needs "
-             f"{other.memory_gib_high_hold:.1f} GiB at the high hold)")
+    lacks = f"its lack of {_headroom_words(other.memory_gib_high_hold)}"
     if slower < -TIE_BAND and tight:
-        return (f"{changes}: {100 * -slower:.1f}% faster, passed over for {lacks}, which the "
-                "search keeps where it chooses the layout")
+        return f"{changes}: {100 * -slower:.1f}% faster, passed over for {lacks}, {KEPT}"
     if slower < 0:
         why = lacks if tight else _less_conventional(best, other)
         return (f"{changes}: {100 * -slower:.2f}% faster, a tie within {100 * TIE_BAND:g}% "
@@ -143,12 +151,10 @@ def _against(result: SearchResult, best: int, mask: np.ndarray, what: str,
     roomy = steps.memory.keeps_headroom(result.chip, frag_high)
     if roomy[best] and not roomy[other]:
         high = float(steps.memory.with_high_hold(frag_high)[other])
-        lacks = (f"lacks the caching allocator's measured headroom (it needs {high / 2**30:.1f}"
-                 " GiB at the top of its range)")
+        lacks = f"lacks {_headroom_words(high / 2**30)}"
         if -slower <= TIE_BAND:
             return f"{tie} {lacks}"
-        return (f"the fastest plan {what} is {100 * -slower:.1f}% faster but {lacks}, which "
-                "the search keeps where it chooses the layout")
+        return f"the fastest plan {what} is {100 * -slower:.1f}% faster but {lacks}, {KEPT}"
     p = result.plans
     field_, words = next(((f, w) for f, w in CONVENTION
                           if getattr(p, f)[other] != getattr(p, f)[best]), ("", "other choices"))
