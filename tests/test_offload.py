@@ -117,15 +117,21 @@ def test_bf16_states_offload_eight_bytes(tiny):
     assert float(mem.host[0]) == pytest.approx(owned * (8 + 4))
 
 
-def test_derived_offload_memory_equals_the_memory_model():
-    """The search builds offloading variants' memory from their twins' (with_offload): equal to
-    the memory model run on them."""
-    arch, chip = load_model("mixtral-8x7b"), load_chip("h100")
-    run = RunConfig(seq_len=4096, global_batch=64)
-    plans, _ = candidate_plans(arch, chip, run, 8, PlanRequest(optimizer_offload=0.0))
+def _derived_and_direct(model, n, seq_len, global_batch):
+    """(plans without offload, their twins' memory less the offloaded states, the memory model
+    run on the offloading plans)."""
+    arch, chip = load_model(model), load_chip("h100")
+    run = RunConfig(seq_len=seq_len, global_batch=global_batch)
+    plans, _ = candidate_plans(arch, chip, run, n, PlanRequest(optimizer_offload=0.0))
     stack = stack_of(chip)
     derived = memory_of(arch, chip, stack, run, plans).with_offload(1.0, run.optimizer_bytes)
-    direct = memory_of(arch, chip, stack, run, plans.with_offload(1.0))
+    return plans, derived, memory_of(arch, chip, stack, run, plans.with_offload(1.0))
+
+
+def test_derived_offload_memory_equals_the_memory_model():
+    """Where offloading leaves the fullest rank the fullest (Mixtral 8x7B on 8 H100s, every
+    plan), the twins' memory less the offloaded states is the memory model's."""
+    _, derived, direct = _derived_and_direct("mixtral-8x7b", 8, 4096, 64)
     for field in ("weights", "gradients", "optimizer", "activations", "logits",
                   "offloaded_optimizer", "host"):
         np.testing.assert_allclose(getattr(derived, field), getattr(direct, field))
@@ -137,12 +143,7 @@ def test_derived_offload_memory_is_a_lower_bound_where_the_fullest_rank_changes(
     in flight) is. The twins' memory keeps the first rank, so it is a lower bound there, and
     the search runs the memory model on the variants it keeps (search equals brute force,
     test_activation_offload)."""
-    arch, chip = load_model("deepseek-v2-lite"), load_chip("h100")
-    run = RunConfig(seq_len=16384, global_batch=16)
-    plans, _ = candidate_plans(arch, chip, run, 2, PlanRequest(optimizer_offload=0.0))
-    stack = stack_of(chip)
-    derived = memory_of(arch, chip, stack, run, plans).with_offload(1.0, run.optimizer_bytes)
-    direct = memory_of(arch, chip, stack, run, plans.with_offload(1.0))
+    plans, derived, direct = _derived_and_direct("deepseek-v2-lite", 2, 16384, 16)
     assert np.all(derived.total <= direct.total * (1 + 1e-12))
     changed = derived.total < direct.total * (1 - 1e-9)
     assert changed.any() and np.all(plans.pp[changed] > 1)
