@@ -95,7 +95,8 @@ class MemoryBreakdown:
         fullest. Equal to :func:`memory_per_chip` of the offloading plans where that rank stays
         the fullest, and a lower bound where the offload makes another rank the fullest (one
         holding fewer states, e.g. rank 0 against the loss's rank): a cheap test that a plan
-        cannot fit, at the cost of a few products (tested)."""
+        cannot fit the device, at the cost of a few products (tested). Its host figure is then
+        the first rank's, which holds more states than the new fullest rank."""
         states = self.optimizer
         before = self.allocated
         after = before - fraction * states

@@ -185,10 +185,10 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
     def with_optimizer_offload(rows: np.ndarray, src: PlanArrays, src_memory: MemoryBreakdown,
                                at: np.ndarray, f: float) -> np.ndarray:
         """Add the optimizer-offloading variants of ``src`` rows ``at`` (plans ``rows`` of the
-        candidates) that fit and no variant beats; whether each fits. The twins' memory (a lower
-        bound, :meth:`MemoryBreakdown.with_offload`) rules out some; the model runs on the rest."""
-        maybe = np.flatnonzero(src_memory.take(at).with_offload(f, run.optimizer_bytes)
-                               .fits(chip))
+        candidates) that fit and no variant beats; whether each fits. The memory model judges
+        those their twins' device bytes (a lower bound, MemoryBreakdown.with_offload) let fit."""
+        maybe = np.flatnonzero(src_memory.take(at).with_offload(f, run.optimizer_bytes).total
+                               <= chip.hbm_bytes)
         off_memory = memory_of(arch, chip, stack, run, src.take(at[maybe]).with_offload(f))
         off_fits, off_roomy, off_could = (np.zeros(len(rows), dtype=bool) for _ in range(3))
         off_fits[maybe] = off_memory.fits(chip)
