@@ -43,7 +43,6 @@ def test_memory_of_a_single_chip_plan_by_hand(tiny):
     assert float(st.memory.total[0]) == pytest.approx(factor * live + 3e9)
 
 
-
 @pytest.mark.parametrize(("loss", "bytes_per_logit"), [("unfused", 4.0), ("fused", 4.0),
                                                        ("te", 2.0)])
 def test_logits_held_by_loss_implementation(tiny, loss, bytes_per_logit):
@@ -55,6 +54,7 @@ def test_logits_held_by_loss_implementation(tiny, loss, bytes_per_logit):
                    recompute="none", schedule="1f1b")
     st = evaluate(tiny, chip, stack_of(chip, cross_entropy=loss), run, plans)
     assert float(st.memory.logits[0]) == 128 * 1000 * bytes_per_logit
+
 
 def test_optimizer_states_shard_over_data_parallel(tiny):
     chip = load_chip("h100")

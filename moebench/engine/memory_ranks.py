@@ -65,6 +65,15 @@ def memory_over_recompute(ctx: StepContext, params: tuple[np.ndarray, np.ndarray
 # save_for_backward(_input)): 2.
 LOGIT_HELD_BYTES = {"unfused": 4.0, "fused": 4.0, "te": 2.0}
 
+
+def logits_held(ctx: StepContext) -> Any:
+    """Bytes the loss holds for one micro-batch on the loss's rank: a logit per token, vocabulary
+    entry and prediction head (the main one and MTP's), at :data:`LOGIT_HELD_BYTES`."""
+    spec = ctx.arch.spec
+    return ((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size
+            * LOGIT_HELD_BYTES[ctx.stack.cross_entropy])
+
+
 def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
                       offloaded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(activations, logits, activations on the host) bytes of each candidate rank of
@@ -120,8 +129,7 @@ def _rank_activations(ctx: StepContext, stored: np.ndarray, working: np.ndarray,
         flights = ranks(np.where(dual, pp + 1, in_flight), 0.0,
                         n_full / np.maximum(st.fullest, 1), 0.0)[r]
         held = held + ranks(outputs)[0] * flights * (share > 0)
-    logits = ((1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size
-              * LOGIT_HELD_BYTES[ctx.stack.cross_entropy])
+    logits = logits_held(ctx)
     on_logits = ranks(ends * logits, (1.0 - ends) * logits, 0.0, 0.0)[r]
     zero = np.zeros_like(held)
     host = (np.maximum(counts - 2.0, 0.0) * off * ranks(1.0, 1.0 - ends, 1.0, 1.0)[r]

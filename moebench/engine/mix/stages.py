@@ -21,7 +21,7 @@ import numpy as np
 
 from moebench.engine.context import build_context
 from moebench.engine.memory import activation_bytes_per_layer, high_hold
-from moebench.engine.memory_ranks import LOGIT_HELD_BYTES
+from moebench.engine.memory_ranks import logits_held
 from moebench.engine.mix.shares import MixType
 from moebench.engine.plan import PlanArrays, PlanRequest
 from moebench.engine.plan_space import candidate_plans
@@ -125,8 +125,7 @@ def stage_table(arch: ModelArch, t: MixType, request: PlanRequest) -> StageTable
         head_s=f.head_train + f.mtp_train + zero,
         state_per_layer=state, act_per_layer=stored, working=working, embed_state=embed,
         head_state=head,
-        logits=(1 + spec.mtp_depth) * ctx.tok_sp * spec.vocab_size
-        * LOGIT_HELD_BYTES[ctx.stack.cross_entropy],
+        logits=logits_held(ctx),
         reserve=float(t.stack.reserve_bytes),
         tail_per_layer=(steps.comm_exposed["dp"] + steps.optimizer) / layers,
         ckpt_per_layer=ckpt, seq_len=t.run.seq_len, hbm=float(t.chip.hbm_bytes),
