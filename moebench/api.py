@@ -89,11 +89,13 @@ def job(
     """The job ``estimate`` and ``explain`` run (model, chip, stacks, run, plan request) and its
     cluster size, from their options: what is given, else ``scenario``'s, else the defaults;
     plan fields not given are searched inside the stack release's capabilities."""
+    from moebench.commands.shared.options import chip_with_stack
     from moebench.commands.shared.setup import job_from_options
     from moebench.inputs.overrides import parse_overrides
 
     if chip is None:
         raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
+    chip, stack = chip_with_stack(chip, stack)
     return job_from_options(
         scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
         overrides=parse_overrides(_pairs(set)), seq_len=seq_len, global_batch=global_batch,

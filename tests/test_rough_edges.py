@@ -150,3 +150,28 @@ def test_mix_tables_print_chip_counts_as_integers(cli):
              "-f", "markdown").output
     assert "| h800 alone | 512 |" in md and "| ascend-910b alone | 1,024 |" in md
     assert "| apart | 1,536 |" in md and ".0 |" not in md.split("| apart |")[1].split("|")[1]
+
+
+def test_estimate_takes_a_chip_on_a_named_stack_as_compare_does(cli):
+    """``--chip CHIP:STACK`` is compare's ``--chips`` form: the plan and step of ``--chip CHIP
+    --stack STACK``, where it was read as a mix and refused ``--num-chips``. A count after the
+    colon is still a mix; a stack named both ways is refused in one line."""
+    import json
+
+    from moebench.inputs.mix import looks_like_mix
+
+    args = ("estimate", "-m", "llama-3.1-8b", "-n", "8", "--tp", "1", "--pp", "2", "--cp", "1",
+            "--micro-batch", "1", "--seq-len", "8192", "--global-batch", "512",
+            "--precision", "bf16")
+    named = cli(*args, "-c", "a800:megatron-core-nvidia@core_r0.8.0", "-f", "json")
+    apart = cli(*args, "-c", "a800", "--stack", "megatron-core-nvidia@core_r0.8.0", "-f", "json")
+    assert named.exit_code == apart.exit_code == 0, named.output
+    a, b = json.loads(named.stdout), json.loads(apart.stdout)
+    assert a["chip"] == b["chip"] == "a800"
+    assert a["stack"] == b["stack"] == "megatron-core-nvidia@core_r0.8.0"
+    assert a["plan"] == b["plan"] and a["step_time_s"] == b["step_time_s"]
+    _one_line_error(cli(*args, "-c", "a800:megatron-core-nvidia@core_r0.8.0",
+                        "--stack", "megatron-core-nvidia@25.04"), "--stack", "give the stack once")
+    _one_line_error(cli(*args, "-c", "a800:"), "--chip", "CHIP:STACK")
+    assert looks_like_mix("h800:512") and looks_like_mix("h800:512+ascend-910b:1024")
+    assert not looks_like_mix("ascend-910b:mindspeed-llm@2.1.0") and not looks_like_mix("h800")

@@ -63,7 +63,9 @@ def show(report: Report, fmt: OutputFormat | None, output: Path | None = None) -
 SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Tokens per sequence.")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", "-m", help="Catalog name or path (default: the --scenario's).")]
-ChipOpt = Annotated[str, typer.Option("--chip", "-c", help="Catalog name or hardware YAML.")]
+ChipOpt = Annotated[str, typer.Option(
+    "--chip", "-c", help="Catalog name or hardware YAML; CHIP:STACK for the chip on a named "
+                         "stack release.")]
 ChipsOpt = Annotated[int | None, typer.Option(
     "--num-chips", "-n", help="Chips in the cluster (default: the --scenario's).")]
 JobSeqLenOpt = Annotated[int | None, typer.Option(

@@ -67,7 +67,8 @@ from moebench.errors import InputError
 
 EstimateChipOpt = Annotated[str | None, typer.Option(
     "--chip", "--chips", "-c",
-    help="Catalog name or hardware YAML; or a mixed cluster CHIP:COUNT+CHIP:COUNT (as --mix).")]
+    help="Catalog name or hardware YAML; CHIP:STACK for the chip on a named stack release (as "
+         "compare's --chips); or a mixed cluster CHIP:COUNT+CHIP:COUNT (as --mix).")]
 MixOpt = Annotated[str | None, typer.Option(
     "--mix", help="A mixed cluster, CHIP:COUNT+CHIP:COUNT (e.g. h800:512+ascend-910b:1024): "
                   "every strategy, each type alone and apart. What is not given comes from "

@@ -38,8 +38,12 @@ class MixSpec:
 
 
 def looks_like_mix(text: str) -> bool:
-    """Whether a chip option holds a mix (``CHIP:COUNT[+CHIP:COUNT...]``) rather than a chip."""
-    return COUNT_SEPARATOR in text or PART_SEPARATOR in text
+    """Whether a chip option holds a mix (``CHIP:COUNT[+CHIP:COUNT...]``) rather than a chip or a
+    chip on a named stack release (``CHIP:STACK``, whose part after the colon is no count)."""
+    if PART_SEPARATOR in text:
+        return True
+    _, sep, after = text.rpartition(COUNT_SEPARATOR)
+    return bool(sep) and after.strip().isdigit()
 
 
 def _count(raw: str, part: str, option: str) -> int:

@@ -18,6 +18,7 @@ from moebench.commands.compare.sampling import (
 from moebench.commands.estimate.estimate import estimate_from
 from moebench.commands.shared.assumptions import assumed_payload
 from moebench.commands.shared.assumptions import assumptions as settings_assumed
+from moebench.commands.shared.options import split_chip_stack
 from moebench.commands.shared.pricing import (
     BASIS_WORDS,
     check_price_overrides,
@@ -36,14 +37,6 @@ from moebench.inputs.run import RunConfig, resolve_precision
 from moebench.inputs.scenario import ScenarioSpec
 from moebench.inputs.settings import option_variants, parse_search
 from moebench.inputs.stack import check_vendor, load_stack_spec, stack_from_spec
-
-
-def parse_entry(entry: str) -> tuple[str, str | None]:
-    """A compare entry ``CHIP`` or ``CHIP:STACK`` as (chip, stack or None for the default)."""
-    chip, sep, stack = entry.partition(":")
-    if not chip or (sep and not stack):
-        raise InputError("--chips", None, f"expected CHIP or CHIP:STACK, got {entry!r}")
-    return chip, stack or None
 
 
 def _row(arch: ModelArch, e: Entry, sc: ScenarioSpec, n: int, res: SearchResult,
@@ -104,14 +97,14 @@ def _entries(sc: ScenarioSpec, overrides: dict[str, dict[str, str]],
     warnings: list[str] = []
     from moebench.inputs.mix import parse_mix
 
-    known_chips = {parse_entry(e)[0] for e in sc.chips} | set(sc.chips) | {
+    known_chips = {split_chip_stack(e)[0] for e in sc.chips} | set(sc.chips) | {
         p.chip for text in sc.mixes for p in parse_mix(text, "mixes").parts}
     for key in overrides:
         if key != "*" and key not in known_chips:
             raise InputError("--set", key, f"chip {key!r} is not in the comparison "
                              f"({', '.join(sc.chips)})")
     for name in dict.fromkeys(sc.chips):
-        chip_name, stack_name = parse_entry(name)
+        chip_name, stack_name = split_chip_stack(name)
         split = split_overrides({**overrides.get("*", {}), **overrides.get(chip_name, {}),
                                  **overrides.get(name, {})})
         check_price_overrides(split.hardware, sc.pricing.basis, chip_name)

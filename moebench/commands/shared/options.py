@@ -14,6 +14,25 @@ from moebench.inputs.schema import validate
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
 
 
+def split_chip_stack(entry: str, option: str = "--chips") -> tuple[str, str | None]:
+    """A chip entry ``CHIP`` or ``CHIP:STACK`` (the chip on a named stack release, e.g.
+    ``ascend-910b:mindspeed-llm@2.1.0``) as (chip, stack or None for the chip's default)."""
+    chip, sep, stack = entry.partition(":")
+    if not chip or (sep and not stack):
+        raise InputError(option, None, f"expected CHIP or CHIP:STACK, got {entry!r}")
+    return chip, stack or None
+
+
+def chip_with_stack(chip: str, stack: str | None) -> tuple[str, str | None]:
+    """``--chip`` as compare's ``--chips`` entries take it, ``CHIP:STACK`` included, with
+    ``--stack``: (chip, stack); a stack named both ways must be the same one."""
+    name, named = split_chip_stack(chip, "--chip")
+    if named is not None and stack is not None and named != stack:
+        raise InputError("--stack", None, f"--chip {chip} already names stack {named}; "
+                                          f"give the stack once")
+    return name, named or stack
+
+
 def parse_tokens(text: str, option: str = "--tokens") -> float:
     """'1T', '500B', '1.5e12', '800M' as a number of tokens."""
     raw = text.strip().upper().replace("_", "").replace(",", "")
