@@ -73,6 +73,12 @@ INHERIT: dict[str, tuple[str, tuple[str, ...], str]] = {
                    tuple(n for n in FITS["megatron-core-nvidia"] if n != "attention_fraction"),
                    "runs come from two publications of one team on one chip, too few to fit it "
                    "out of source; the same cuBLAS GEMMs and NCCL collectives on NVIDIA GPUs"),
+    # NeMo AutoModel runs Transformer Engine's GEMMs and cuDNN attention, NCCL and DeepEP, as
+    # Megatron-Core does: every fitted figure is inherited.
+    "nemo-automodel": ("megatron-core-nvidia", FITS["megatron-core-nvidia"],
+                       "runs come from one publication, too few to fit it out of source; the "
+                       "same Transformer Engine GEMMs and attention, NCCL collectives and DeepEP "
+                       "on NVIDIA GPUs"),
 }
 # A release's own figure must lower its family's leave-one-source-out error by this much (one
 # point of mean absolute error) to be kept: less is within what refitting noise moves.

@@ -13,7 +13,8 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     assert result.exit_code == 0, result.output
     df = pd.read_csv(io.StringIO(result.output)).set_index("name")
     families = {"generic", "hai-llm", "hardware-limit", "megatron-core-nvidia",
-                "megatron-deepspeed", "meta-llama3", "mindspeed-llm", "primus-amd", "torchtitan"}
+                "megatron-deepspeed", "meta-llama3", "mindspeed-llm", "nemo-automodel",
+                "primus-amd", "torchtitan"}
     assert set(df["family"]) == families
     # One row per release, named family@release, dated.
     for family in families:
