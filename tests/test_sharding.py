@@ -90,6 +90,23 @@ def test_bf16_optimizer_states_take_eight_bytes(tiny):
     assert optimizer_step_bytes(12.0) == 30 and optimizer_step_bytes(8.0) == 22
 
 
+@pytest.mark.parametrize("sharding", ["zero-1", "zero-3"])
+def test_pure_bf16_keeps_no_fp32_master_and_bf16_gradients(tiny, sharding):
+    """A model built in BF16 and stepped in place (NeMo AutoModel's MoE models): weights 2P
+    as ever, gradients 2P (zero-1) or 2 (O + one layer) (zero-3), Adam m and v 4 bytes per
+    owned parameter; the Adam step reads and writes weight, m and v and reads the gradient,
+    2 x 4 + 2 + 2 = 12 bytes."""
+    run = RunConfig(seq_len=128, global_batch=64, optimizer_states="pure-bf16")
+    mem, plans = _memory(tiny, 8, run=run, sharding=sharding)
+    chip = load_chip("h100")
+    big_l = float(layer_params(build_context(tiny, chip, stack_of(chip), run, plans))[0])
+    p = float(tiny.params.total)
+    grads = 2 * p if sharding == "zero-1" else 2 * (p / 8 + big_l)
+    assert float(mem.gradients[0]) == pytest.approx(grads)
+    assert float(mem.optimizer[0]) == pytest.approx(4 * p / 8)
+    assert optimizer_step_bytes(4.0, 2.0) == 12
+
+
 def test_exposed_data_parallel_time_by_hand():
     t = DpTraffic(reduce_step=1.0, gather_step=2.0, reduce_micro=0.5, gather_micro=0.3)
     # Per micro-batch: 0.3 - 0.2 before the forward and 0.3 + 0.5 - 0.6 in the backward = 0.3,

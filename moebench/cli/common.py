@@ -164,7 +164,9 @@ LayoutOpt = Annotated[str | None, typer.Option(
                               "split), a Megatron layout string such as 'Et*3|(tt|)*29m|L', "
                               "layers per rank '4,8,8,6', or first=N,last=M.")]
 OptStatesOpt = Annotated[str | None, typer.Option(
-    "--optimizer-states", help="Adam moment precision: fp32 (default) or bf16.")]
+    "--optimizer-states",
+    help="Adam moment precision: fp32 (default), bf16 (BF16 moments, FP32 master) or pure-bf16 "
+         "(BF16 weights stepped in place: no FP32 master, BF16 gradients).")]
 
 
 CapacityOpt = Annotated[float | None, typer.Option(

@@ -93,7 +93,9 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     release that caches FP8 weights adds 2 bytes per parameter held whole (weights). A release that
     keeps half-precision gradients (DeepSpeed ZeRO, main_grads half) holds 2P of them, or from
     zero-2 on one layer's half bucket, plus 4O, the FP32 copy of its shard the optimizer reads;
-    DeepSpeed's BF16 optimizer (half+fp32) keeps 2P beside a full FP32 accumulation, 6P."""
+    DeepSpeed's BF16 optimizer (half+fp32) keeps 2P beside a full FP32 accumulation, 6P. Pure
+    BF16 training (optimizer states pure-bf16: the BF16 weights are the master) keeps BF16
+    gradients alone: 2P, or from zero-2 on 2 (O + one layer), and 4 bytes of BF16 moments."""
     dense, expert = params
     full = dense + expert
     owned = dense / ctx.shard + expert / ctx.expert_shard
@@ -106,14 +108,19 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
         # and the input gradient's layouts), across micro-batches: 2 bytes per parameter it
         # holds whole (under zero-3/hsdp, the two gathered layers).
         weights = weights + np.where(gathered, 2 * layer, full) * FP8_WEIGHT_COPIES_BYTES
-    grads = np.where(s >= 2, owned + layer, full) * GRAD_BYTES
-    if ctx.stack.main_grads == "half":
+    if ctx.run.pure_bf16:
+        # No FP32 copy anywhere: the gradients stay in the weights' BF16 (FSDP2 reduces them in
+        # FP32 on the wire and writes BF16 shards).
+        grads = np.where(s >= 2, owned + layer, full) * WEIGHT_BYTES
+    elif ctx.stack.main_grads == "half":
         # DeepSpeed ZeRO: half-precision gradients (all of them, or one bucket from zero-2
         # on) and an FP32 copy of the owned shard for the optimizer.
         grads = np.where(s >= 2, layer, full) * WEIGHT_BYTES + owned * GRAD_BYTES
     elif ctx.stack.main_grads == "half+fp32":
         # DeepSpeed's BF16 optimizer: the half gradients beside a full FP32 accumulation.
         grads = full * (WEIGHT_BYTES + GRAD_BYTES)
+    else:
+        grads = np.where(s >= 2, owned + layer, full) * GRAD_BYTES
     optimizer = np.where(s == 0, full, owned) * ctx.run.optimizer_bytes
     return weights, grads, (1.0 - ctx.optimizer_offload) * optimizer
 

@@ -127,9 +127,10 @@ class Defaults(Record):
     offload_modules: Claim[list[OffloadModule]] | None = Field(
         default=None, description="the modules a plan offloads when it needs activation "
                                   "offload to fit")
-    optimizer_states: Claim[Literal["fp32", "bf16"]] | None = Field(
+    optimizer_states: Claim[Literal["fp32", "bf16", "pure-bf16"]] | None = Field(
         default=None, description="Adam moment precision its runs use unless told (FP32 "
-                                  "master weights either way)")
+                                  "master weights beside them), or pure-bf16 (the BF16 "
+                                  "weights stepped in place, BF16 moments and gradients)")
     probs_in_activation: Claim[bool] | None = Field(
         default=None, description="router probabilities applied inside the expert's "
                                   "activation, so no expert output is kept for their gradient")

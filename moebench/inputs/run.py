@@ -84,7 +84,7 @@ DUALPIPEV = SCHEDULES.index("dualpipev")
 # the parameters (FSDP's full shard); hsdp is zero-3 within a shard group, replicated across
 # groups (FSDP's hybrid shard).
 SHARDING = ("zero-0", "zero-1", "zero-2", "zero-3", "hsdp")
-OPTIMIZER_STATES = ("fp32", "bf16")
+OPTIMIZER_STATES = ("fp32", "bf16", "pure-bf16")
 # Context parallelism: a ring passing K/V chunks (Megatron's, overlapped with attention), or
 # Ulysses all-to-alls that regroup the sequence by heads (DeepSpeed-Ulysses, arXiv 2309.14509).
 CP_KINDS = ("ring", "ulysses")
@@ -100,6 +100,10 @@ OPTIMIZER_BYTES = 12.0
 # --exp-avg-sq-dtype bf16; TorchTitan/torchao low-precision optimizers) keep the FP32 master:
 # 4 + 2 + 2 bytes.
 OPTIMIZER_BYTES_BF16_STATES = 8.0
+# Pure-BF16 training (a model built in BF16 and stepped as it is, as PyTorch-native trainers run
+# it: NeMo AutoModel's MoE models, torch.optim.Adam on FSDP2's BF16 shards): the BF16 weights
+# are the master, Adam m and v BF16, 2 + 2 bytes, and the gradients stay BF16 (2 bytes).
+OPTIMIZER_BYTES_PURE_BF16 = 4.0
 # Parameters are all-gathered in BF16 (Megatron default); the gradient reduction's precision is
 # the stack's (collectives.grad_reduce).
 PARAM_GATHER_BYTES = 2.0
@@ -124,12 +128,20 @@ class RunConfig:
     beyond it are dropped, slots below it padded), so the dispatcher needs no host sync.
     None: dropless routing (the load imbalance applies)."""
     optimizer_states: str = "fp32"
-    """Adam moment precision: fp32 (12 bytes of optimizer state per parameter) or bf16 (8)."""
+    """Adam moment precision: fp32 (12 bytes of optimizer state per parameter), bf16 (8: BF16
+    moments beside the FP32 master) or pure-bf16 (4: no FP32 master, BF16 gradients)."""
 
     @property
     def optimizer_bytes(self) -> float:
-        """Optimizer-state bytes per parameter: FP32 master weight plus Adam m and v."""
-        return OPTIMIZER_BYTES_BF16_STATES if self.optimizer_states == "bf16" else OPTIMIZER_BYTES
+        """Optimizer-state bytes per parameter: FP32 master weight plus Adam m and v (the
+        moments alone under pure BF16)."""
+        return {"bf16": OPTIMIZER_BYTES_BF16_STATES,
+                "pure-bf16": OPTIMIZER_BYTES_PURE_BF16}.get(self.optimizer_states, OPTIMIZER_BYTES)
+
+    @property
+    def pure_bf16(self) -> bool:
+        """BF16 weights stepped in place: no FP32 master, BF16 gradients."""
+        return self.optimizer_states == "pure-bf16"
 
     def __post_init__(self) -> None:
         if self.seq_len <= 0:
@@ -137,7 +149,7 @@ class RunConfig:
                 "--seq-len", None, f"must be a positive whole number, got {self.seq_len}"
             )
         if self.optimizer_states not in OPTIMIZER_STATES:
-            raise InputError("--optimizer-states", None, f"expected fp32 or bf16, got "
+            raise InputError("--optimizer-states", None, f"expected fp32, bf16 or pure-bf16, got "
                                                           f"{self.optimizer_states!r}")
         if self.global_batch <= 0:
             raise InputError(

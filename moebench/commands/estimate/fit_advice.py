@@ -59,7 +59,7 @@ def fit_changes(arch: ModelArch, chip: Chip, stacks: list[Stack], run: RunConfig
         if any(getattr(request, n) is not None for n in names):
             freed = replace(request, **dict.fromkeys(names))
             tries.append((words, freed, run))
-    if run.optimizer_states != "bf16":
+    if run.optimizer_states == "fp32":
         tries.append((BF16_MOMENTS, request, replace(run, optimizer_states="bf16")))
     out = []
     for words, req, r in tries:

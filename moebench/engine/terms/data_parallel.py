@@ -104,11 +104,12 @@ def dp_exposed(t: DpTraffic, num_micro: Any, mb_forward: Any, mb_backward: Any,
     return num_micro * (fwd + bwd) + first + last
 
 
-def optimizer_step_bytes(optimizer_bytes: float) -> float:
+def optimizer_step_bytes(optimizer_bytes: float, grad_bytes: float = GRAD_BYTES) -> float:
     """HBM bytes per owned parameter in one Adam step: read master, m, v and the gradient,
     write master, m, v and the BF16 weight: 2 x optimizer state + 4 + 2 (30 with FP32 moments,
-    22 with BF16 moments)."""
-    return 2 * optimizer_bytes + GRAD_BYTES + WEIGHT_BYTES
+    22 with BF16 moments). Pure BF16 reads and writes the BF16 weight itself, m and v, and reads
+    a BF16 gradient: 2 x 4 + 2 + 2 = 12 (``optimizer_bytes`` 4, ``grad_bytes`` 2)."""
+    return 2 * optimizer_bytes + grad_bytes + WEIGHT_BYTES
 
 
 # HBM bytes per parameter to add one micro-batch's gradients into the accumulated ones, by
@@ -202,7 +203,8 @@ def optimizer_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
     steps the CPU optimizers while they run). With F = 0 this is the device step alone."""
     owned = owned_params(ctx, params)
     f = ctx.optimizer_offload
-    device = (1.0 - f) * owned * optimizer_step_bytes(ctx.run.optimizer_bytes) / ctx.mem_bw
+    grad = WEIGHT_BYTES if ctx.run.pure_bf16 else GRAD_BYTES
+    device = (1.0 - f) * owned * optimizer_step_bytes(ctx.run.optimizer_bytes, grad) / ctx.mem_bw
     return np.maximum(device, offload_times(ctx, f * owned).exposed)
 
 
