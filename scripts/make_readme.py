@@ -338,6 +338,15 @@ def first_prediction_table(f: Facts) -> str:
     return "\n".join(lines) + "\n"
 
 
+def automodel_now(f: Facts) -> str:
+    """NeMo AutoModel's four runs out of source now, in the order its summary lists them."""
+    order = ("automodel-2510-deepseek-v3-h100-1024", "automodel-2510-deepseek-v3-h100-256",
+             "automodel-2510-kimi-k2-h100-256", "automodel-2510-qwen3-30b-a3b-h100-8")
+    err = {r["id"]: r["loso_error"] for r in f.validate["runs"]}
+    parts = [_pct(err[i]) for i in order]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def sweep_table(f: Facts) -> str:
     lines = ["", "| sweep | plans | chips | stack | Spearman | regret |",
              "|---|---|---|---|---|---|"]
@@ -642,6 +651,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
     "ascend-break-even": ascend_break_even,
     "first-predictions": first_prediction_table, "sweep-table": sweep_table,
+    "automodel-now": automodel_now,
     "sweep-summary": sweep_summary, "coverage": coverage_line, "targets": targets,
     "physics-range": physics_range, "validation-summary": validation_summary,
     "memory-validation": memory_validation, "memory-targets": memory_targets,

@@ -2,13 +2,16 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from moebench.engine.collectives import (
     Links,
     allreduce_time,
     alltoall_time,
+    contiguous_units,
     distinct_remote_domains,
+    distinct_remote_ranks,
     gather_time,
     p2p_time,
     ranks_per_domain,
@@ -45,6 +48,42 @@ def test_distinct_remote_domains_and_node_limit():
     assert float(distinct_remote_domains(n, k, None)) == pytest.approx(
         n * (1 - (1 - 1 / n) ** k) * (n - 1) / n)
     assert float(distinct_remote_domains(n, k, 4)) == pytest.approx(4 * 7 / 8)
+
+
+def test_distinct_remote_ranks_by_hand():
+    """A per-rank dispatcher (DeepEP) sends a token once to each other rank holding any of
+    its experts. Top-8 of 128 experts on 8 ranks (16 each): a rank holds none with
+    probability prod_{i<8} (112 - i) / (128 - i); 8 (1 - that) ranks, 7/8 of them another's.
+    Top-2 of 8 experts, one per rank: exactly 2 ranks, 2 x 7/8 remote (as one copy per
+    expert). Node-limited to 4 of 8 domains of 8 ranks, 256 experts: the pool is 32 ranks."""
+    none = np.prod([(112 - i) / (128 - i) for i in range(8)])
+    assert float(distinct_remote_ranks(8, 8, 8, 128, None)) == pytest.approx(
+        8 * (1 - none) * 7 / 8)
+    assert float(distinct_remote_ranks(8, 8, 8, 128, None)) == pytest.approx(4.672, abs=1e-3)
+    assert float(distinct_remote_ranks(8, 8, 2, 8, None)) == pytest.approx(2 * 7 / 8)
+    pooled = np.prod([(124 - i) / (128 - i) for i in range(8)])
+    assert float(distinct_remote_ranks(64, 8, 8, 256, 4)) == pytest.approx(
+        32 * (1 - pooled) * 63 / 64)
+    # Inside one domain a per-rank dispatch moves 4.67 copies per token, not 7.
+    links = Links(up_bw=100e9, up_lat=0.0, out_bw=10e9, out_lat=0.0, domain=8)
+    per_expert = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links))
+    per_rank = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links, num_experts=128))
+    assert per_expert == pytest.approx(1000 * 7 * 1e3 / 100e9)
+    assert per_rank == pytest.approx(1000 * 8 * (1 - none) * 7 / 8 * 1e3 / 100e9)
+
+
+def test_contiguous_routing_spans_the_fewest_ranks():
+    """A fake balanced gate giving token t experts t k .. t k + k - 1 (mod E): top-8 of 128
+    experts over 8 ranks of 16 lands on one rank; of 256 over 64 ranks of 4, on two; of 384
+    over 32 ranks of 12 the starts 0, 8, 16 (mod 24) span 1, 2 and 1 ranks: 4/3. A per-rank
+    dispatcher then sends each token 7/8 of a copy inside one domain of 8, not 4.67."""
+    assert float(contiguous_units(128, 8, 8)) == 1.0
+    assert float(contiguous_units(256, 8, 64)) == 2.0
+    assert float(contiguous_units(384, 8, 32)) == pytest.approx(4 / 3)
+    assert float(contiguous_units(256, 8, 8)) == 1.0
+    links = Links(up_bw=100e9, up_lat=0.0, out_bw=10e9, out_lat=0.0, domain=8)
+    t = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links, num_experts=128, contiguous=True))
+    assert t == pytest.approx(1000 * 7 / 8 * 1e3 / 100e9)
 
 
 def test_alltoall_inside_and_across_domains():

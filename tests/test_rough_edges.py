@@ -175,3 +175,27 @@ def test_estimate_takes_a_chip_on_a_named_stack_as_compare_does(cli):
     _one_line_error(cli(*args, "-c", "a800:"), "--chip", "CHIP:STACK")
     assert looks_like_mix("h800:512") and looks_like_mix("h800:512+ascend-910b:1024")
     assert not looks_like_mix("ascend-910b:mindspeed-llm@2.1.0") and not looks_like_mix("h800")
+
+
+def test_a_benchmarks_fake_gate_and_accumulation_loop_are_set_as_run_fields(cli):
+    """``--set run.routing=contiguous`` (a fake balanced gate's consecutive experts) sends each
+    token to fewer ranks, so a per-rank dispatcher moves less and the step is shorter;
+    ``--set run.pipeline_flushes=N`` runs the schedule N times a step, adding bubbles.
+    Unknown values, and either on compare (whose scenarios run trained routers), are refused
+    in one line."""
+    import json
+
+    args = ("estimate", "-m", "qwen3-30b-a3b", "-c", "h100:nemo-automodel", "-n", "16",
+            "--tp", "1", "--pp", "2", "--vpp", "1", "--ep", "8", "--cp", "1",
+            "--micro-batch", "1", "--recompute", "full", "--global-batch", "512",
+            "-f", "json")
+    base = json.loads(cli(*args).stdout)
+    fake = json.loads(cli(*args, "--set", "run.routing=contiguous").stdout)
+    flushed = json.loads(cli(*args, "--set", "run.pipeline_flushes=4").stdout)
+    assert fake["step_time_s"] < base["step_time_s"] < flushed["step_time_s"]
+    _one_line_error(cli(*args, "--set", "run.routing=diagonal"), "run.routing",
+                    "random or contiguous")
+    _one_line_error(cli(*args, "--set", "run.pipeline_flushes=0"), "run.pipeline_flushes",
+                    "at least 1")
+    _one_line_error(cli("compare", "--set", "run.routing=contiguous"), "run.routing",
+                    "estimate and explain")

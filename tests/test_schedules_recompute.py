@@ -362,11 +362,12 @@ def test_measured_runs_take_a_recompute_modules_column(tmp_path):
     header = shipped_runs_path().read_text().splitlines()[0]
     assert header.endswith(",recompute_modules,pipeline_layout,offload_modules,dp_overlap,"
                            "cross_entropy,source_id,published,sweep,memory_gib,memory_kind,"
-                           "hardware_set,graph_scope,sequence_parallel,grouped_gemm")
+                           "hardware_set,graph_scope,sequence_parallel,grouped_gemm,routing,"
+                           "pipeline_flushes")
     row = ("mine,qwen3-30b-a3b,b200,8,fp8,1,1,1,8,1,1,1,selective,1f1b,false,4096,512,"
            "tokens_per_s_per_chip,9299,false,,alltoall,partial,,,,1.0,my log,")
     path = tmp_path / "runs.csv"
-    path.write_text(f'{header}\n{row},,,,,"moe_act,layernorm",,,,,,,,,,,\n')
+    path.write_text(f'{header}\n{row},,,,,"moe_act,layernorm",,,,,,,,,,,,,\n')
     assert load_runs(path)[0].plan.recompute_modules == ("moe_act", "layernorm")
     path.write_text(f"{header}\n{row},,,,,attention,,,,,,,,,,,\n")
     with pytest.raises(InputError, match="column recompute_modules"):

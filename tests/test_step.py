@@ -92,6 +92,30 @@ def test_1f1b_bubble_is_p_minus_1_over_vpp_micro_batches():
         assert float(st.bubble[0]) == pytest.approx(3 / vpp * float(t_mb[0]))
 
 
+def test_pipeline_flushes_repeat_the_bubble_and_the_once_a_run_exchange():
+    """A trainer that accumulates gradients by running the schedule f times a step (NeMo
+    AutoModel's benchmark loop) fills and drains the pipeline f times and, FSDP2 under torch
+    pipelining, gathers and reduces its data-parallel state once per run: f bubbles and, in
+    all, (f - 1) more once-a-step gathers and reduce-scatters; the micro-batches are the same.
+    Without pipelining a run has no bubble and keeps one exchange."""
+    arch, chip = load_model("ling-lite"), load_chip("h100")
+    fixed = dict(tp=1, pp=4, vpp=2, ep=8, cp=1, micro_batch=1, recompute="none",
+                 schedule="1f1b", sharding="zero-1")
+    one = evaluate(arch, chip, stack_of(chip), RUN, _plans(arch, chip, RUN, 64, **fixed))
+    four_run = RunConfig(seq_len=4096, global_batch=512, pipeline_flushes=4)
+    four = evaluate(arch, chip, stack_of(chip), four_run,
+                    _plans(arch, chip, four_run, 64, **fixed))
+    assert float(four.num_micro[0]) == float(one.num_micro[0]) == 32
+    assert float(four.bubble[0]) == pytest.approx(4 * float(one.bubble[0]))
+    once = float(one.comm_total["dp"][0])
+    assert float(four.comm_total["dp"][0]) > once
+    flat = dict(fixed, pp=1, vpp=1)
+    plain = evaluate(arch, chip, stack_of(chip), RUN, _plans(arch, chip, RUN, 64, **flat))
+    again = evaluate(arch, chip, stack_of(chip), four_run,
+                     _plans(arch, chip, four_run, 64, **flat))
+    assert float(again.step_time[0]) == pytest.approx(float(plain.step_time[0]))
+
+
 def test_dualpipe_bubble_is_smaller_but_memory_larger():
     arch, chip = load_model("deepseek-v3"), load_chip("h800")
     run = RunConfig(seq_len=4096, global_batch=15360, precision="fp8")

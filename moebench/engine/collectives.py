@@ -21,6 +21,7 @@ and Megatron for multi-node groups.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,16 +118,61 @@ def distinct_remote_domains(n_domains: Num, top_k: int, node_limit: int | None) 
     return used * (n - 1.0) / n
 
 
+def distinct_remote_ranks(ep: Num, ep_in: Num, top_k: int, num_experts: int,
+                          node_limit: int | None) -> np.ndarray:
+    """Expected number of other ranks holding at least one of a token's top-k experts.
+
+    With E experts, E/ep on each rank, and k distinct experts per token picked uniformly, a
+    rank holds none of them with probability C(E - E/ep, k) / C(E, k) = prod_{i<k} (E - E/ep -
+    i) / (E - i). Node-limited routing (DeepSeek-V3 sec. 2.1.2) draws the k among the experts of
+    the M domains it picks, a pool of M x ep_in ranks, when the group spans more than M domains.
+    Of the ranks used, (ep-1)/ep are another's. Few experts per rank make it k (ep-1)/ep: one
+    copy per expert; many make it smaller (top-8 of 128 experts over 8 ranks: 4.7, not 7)."""
+    ep = np.asarray(ep, dtype=float)
+    ep_in = np.asarray(ep_in, dtype=float)
+    limited = node_limit is not None
+    pool = np.where(limited & (ep / ep_in > (node_limit or 0)), (node_limit or 0) * ep_in, ep)
+    per_rank = num_experts / ep
+    experts = pool * per_rank
+    none = np.ones_like(pool)
+    for i in range(top_k):
+        none = none * np.maximum(experts - per_rank - i, 0.0) / np.maximum(experts - i, 1.0)
+    return pool * (1.0 - none) * (ep - 1.0) / ep
+
+
+def contiguous_units(num_experts: int, top_k: int, units: Num) -> np.ndarray:
+    """Expected number of units (ranks, or scale-up domains) a token's experts span when the
+    router gives it k consecutive experts, token t taking experts t k .. t k + k - 1 (mod E),
+    as NeMo AutoModel's FakeBalancedGate does: the starts t k mod E run over the multiples of
+    g = gcd(k, E), and a start s spans floor((s + k - 1) / u) - floor(s / u) + 1 units of
+    u = E / units experts each. With u a multiple of k that is one unit: every token to one
+    rank and one domain."""
+    units = np.asarray(units, dtype=float)
+    out = np.empty_like(units)
+    g = math.gcd(top_k, num_experts)
+    starts = np.arange(0, num_experts, g, dtype=float)
+    for n in np.unique(units):
+        u = num_experts / n
+        span = np.floor((starts + top_k - 1) / u) - np.floor(starts / u) + 1
+        out[units == n] = float(np.mean(np.minimum(span, n)))
+    return out
+
+
 def alltoall_time(
     token_bytes: Num, tokens: Num, top_k: int, ep: Num, ep_in: Num,
     node_limit: int | None, links: Links, deduplicate: bool = True,
+    num_experts: int | None = None, contiguous: bool = False,
 ) -> np.ndarray:
     """One MoE dispatch (or combine) all-to-all for ``tokens`` tokens sent by each rank.
 
     Of a token's k copies, (ep-1)/ep go to other ranks. A deduplicating dispatcher (DeepEP,
     HybridEP) sends one copy per distinct remote domain over scale-out and forwards it inside
-    that domain over scale-up, so every remote copy crosses scale-up once:
-    intra = k (ep-1)/ep copies, inter = distinct remote domains. A plain all-to-all (NCCL,
+    that domain, once to each rank that holds any of the token's experts (DeepEP's
+    is_token_in_rank layout), so every remote copy crosses scale-up once: intra = distinct
+    remote ranks (:func:`distinct_remote_ranks`; k (ep-1)/ep when ``num_experts`` is not given),
+    inter = distinct remote domains. Under ``contiguous`` routing (a benchmark's fake gate) the
+    ranks and domains a token reaches are those its k consecutive experts span
+    (:func:`contiguous_units`), (n-1)/n of them another's. A plain all-to-all (NCCL,
     HCCL) sends every copy straight to its rank: the copies for ranks in other domains,
     k (ep - ep_in)/ep, cross scale-out, and those inside the domain, k (ep_in - 1)/ep, scale-up.
     The two levels run at once, so the slower sets the time: max(intra/B_up, inter/B_out) + lat.
@@ -134,8 +180,13 @@ def alltoall_time(
     ep = np.asarray(ep, dtype=float)
     ep_in = np.asarray(ep_in, dtype=float)
     n_domains = ep / ep_in
-    if deduplicate:
-        intra_copies = top_k * (ep - 1.0) / ep
+    if deduplicate and contiguous and num_experts is not None:
+        intra_copies = contiguous_units(num_experts, top_k, ep) * (ep - 1.0) / ep
+        remote = np.where(n_domains > 1, contiguous_units(num_experts, top_k, n_domains)
+                          * (n_domains - 1.0) / n_domains, 0.0)
+    elif deduplicate:
+        intra_copies = (top_k * (ep - 1.0) / ep if num_experts is None
+                        else distinct_remote_ranks(ep, ep_in, top_k, num_experts, node_limit))
         remote = np.where(n_domains > 1, distinct_remote_domains(n_domains, top_k, node_limit),
                           0.0)
     else:

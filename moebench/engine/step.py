@@ -1,6 +1,8 @@
 """Step time and memory per chip for many plans at once: the composition of the named terms.
 
     step = t_mb x (m + bubble) + exposed DP communication + optimizer step
+    (bubble and the once-a-run DP exchange counted per pipeline schedule run, where a trainer
+    runs the schedule more than once a step)
 
 t_mb is one micro-batch on the slowest pipeline stage. Each block of a layer (attention, MoE,
 dense FFN) has a device time: its compute (:mod:`terms.compute`) plus the communication that
@@ -238,11 +240,14 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     host_wait = t_core - dev_total
 
     m = ctx.num_micro
-    bubble = pipeline.bubble(ctx, t_mb)
+    # Gradient accumulation outside the schedule: f runs of m / f micro-batches, each with its
+    # own fill and drain and its own once-a-run data-parallel exchange (one run without PP).
+    runs = np.minimum(np.where(ctx.pp > 1, ctx.run.pipeline_flushes, 1), m)
+    bubble = runs * pipeline.bubble(ctx, t_mb)
     dp = data_parallel.dp_traffic(ctx, params)
-    dp_x = data_parallel.dp_exposed(dp, m, t_mb * FORWARD_SHARE, t_mb * (1 - FORWARD_SHARE),
-                                    ctx.stack.dp_overlap)
-    dp_total = dp.total(m)
+    dp_x = runs * data_parallel.dp_exposed(dp, m / runs, t_mb * FORWARD_SHARE,
+                                           t_mb * (1 - FORWARD_SHARE), ctx.stack.dp_overlap)
+    dp_total = dp.total(m) + (runs - 1) * (dp.reduce_step + dp.gather_step)
     dp_x = dp_x + overlap.contention(dp_total - dp_x, share)
     t_opt = data_parallel.optimizer_time(ctx, params)
     step_time = t_mb * m + bubble + dp_x + t_opt

@@ -85,6 +85,11 @@ DUALPIPEV = SCHEDULES.index("dualpipev")
 # groups (FSDP's hybrid shard).
 SHARDING = ("zero-0", "zero-1", "zero-2", "zero-3", "hsdp")
 OPTIMIZER_STATES = ("fp32", "bf16", "pure-bf16")
+# How a run's router places a token's top-k experts: "random", each drawn apart (a trained
+# router; Megatron-Core's --moe-router-force-load-balancing draws random logits), or
+# "contiguous", k consecutive experts, token t taking experts t k to t k + k - 1 (mod E):
+# NeMo AutoModel's FakeBalancedGate, which its benchmarks run (components/moe/layers.py).
+ROUTINGS = ("random", "contiguous")
 # Context parallelism: a ring passing K/V chunks (Megatron's, overlapped with attention), or
 # Ulysses all-to-alls that regroup the sequence by heads (DeepSpeed-Ulysses, arXiv 2309.14509).
 CP_KINDS = ("ring", "ulysses")
@@ -127,6 +132,14 @@ class RunConfig:
     """Drop-and-pad routing: every expert takes exactly this many times its mean load (tokens
     beyond it are dropped, slots below it padded), so the dispatcher needs no host sync.
     None: dropless routing (the load imbalance applies)."""
+    routing: str = "random"
+    """How the router places a token's experts (:data:`ROUTINGS`): random, or contiguous (a
+    benchmark's fake balanced gate), which sends each token to the fewest ranks and domains."""
+    pipeline_flushes: int = 1
+    """Pipeline schedule runs per optimizer step: 1 (Megatron-Core: every micro-batch of the
+    step in one schedule), or more where a trainer accumulates gradients by running the
+    schedule again (NeMo AutoModel's benchmark: global batch / (local batch x DP)), each run
+    filling and draining the pipeline and exchanging its data-parallel state anew."""
     optimizer_states: str = "fp32"
     """Adam moment precision: fp32 (12 bytes of optimizer state per parameter), bf16 (8: BF16
     moments beside the FP32 master) or pure-bf16 (4: no FP32 master, BF16 gradients)."""
@@ -148,6 +161,12 @@ class RunConfig:
             raise InputError(
                 "--seq-len", None, f"must be a positive whole number, got {self.seq_len}"
             )
+        if self.pipeline_flushes < 1:
+            raise InputError("--set", "run.pipeline_flushes",
+                             f"must be a whole number of at least 1, got {self.pipeline_flushes}")
+        if self.routing not in ROUTINGS:
+            raise InputError("--set", "run.routing",
+                             f"expected random or contiguous, got {self.routing!r}")
         if self.optimizer_states not in OPTIMIZER_STATES:
             raise InputError("--optimizer-states", None, f"expected fp32, bf16 or pure-bf16, got "
                                                           f"{self.optimizer_states!r}")
@@ -185,4 +204,5 @@ def resolve_precision(requested: str, chip: Chip) -> Precision:
     return requested  # type: ignore[return-value]
 
 
-RUN_SET_FIELDS = {"seq_len": int, "global_batch": int, "expert_imbalance": float}
+RUN_SET_FIELDS = {"seq_len": int, "global_batch": int, "expert_imbalance": float,
+                  "routing": str, "pipeline_flushes": int}

@@ -118,6 +118,8 @@ class Stack:
     dispatch_ops: float
     copy_passes: Num
     deduplicates: bool
+    per_rank: bool
+    """The dispatcher sends a token once per destination rank, not once per expert."""
     host_sync: bool
     comm_sm_share: Num
     dispatch_fp8: bool
@@ -203,7 +205,7 @@ def stack_from_spec(
         ops_per_expert=h.ops.per_local_expert.value, ops_fp8_cast=h.ops.fp8_cast_per_gemm.value,
         ops_checkpoint=h.ops.checkpoint.value,
         dispatcher=s["dispatcher"], dispatch_ops=d.host_ops.value,
-        copy_passes=value(d.copy_passes), deduplicates=d.deduplicates,
+        copy_passes=value(d.copy_passes), deduplicates=d.deduplicates, per_rank=d.per_rank,
         host_sync=d.host_sync and not s["sync_free"], comm_sm_share=value(d.comm_sm_share),
         dispatch_fp8=s["dispatch_fp8"], ep_1f1b_overlap=s["ep_overlap"],
         probs_in_activation=rel.defaults["probs_in_activation"],

@@ -85,6 +85,10 @@ class DispatcherSpec(Record):
                     "sort by expert, send/receive buffers), each pass a read or a write")
     deduplicates: bool = Field(
         description="sends one copy per remote scale-up domain and forwards inside it")
+    per_rank: bool = Field(
+        default=False,
+        description="sends a token once to each rank holding any of its experts (DeepEP's "
+                    "is_token_in_rank layout), not once per expert")
     host_sync: bool = Field(description="copies token counts to the host every forward (dropless)")
     comm_sm_share: ShareFigure = Field(
         description="share of compute lost while its kernels run beside compute")

@@ -90,7 +90,7 @@ def load_mix(mix: str | MixSpec, sc: ScenarioSpec, fabric: str,
 
 def mix_scenario(scenario: str | None, *, model: str | None, tokens: str | None,
                  price_basis: str | None, run: dict[str, Any], plan: dict[str, Any],
-                 mix_options: dict[str, Any], run_changes: dict[str, float]) -> ScenarioSpec:
+                 mix_options: dict[str, Any], run_changes: dict[str, float | str]) -> ScenarioSpec:
     """The scenario a mix estimate runs in: ``scenario`` with the command line's model, run,
     plan, price basis and mix options applied, so that ``estimate --scenario S --mix M`` shows
     a mixed ``compare`` row in full. Without one, each type alone runs what ``estimate --chip``

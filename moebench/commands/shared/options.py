@@ -106,6 +106,10 @@ def apply_options(sc: ScenarioSpec, **opts: Any) -> ScenarioSpec:
             data["plan"].update({k: v for k, v in value.items() if v is not None})
         elif key == "run_changes":
             for name, v in value.items():
+                if name in ("routing", "pipeline_flushes"):
+                    raise InputError("--set", f"run.{name}", "is for estimate and explain (how "
+                                     "a benchmark ran); a scenario routes as a trained router "
+                                     "does and runs one pipeline schedule per step")
                 if name == "expert_imbalance":
                     data[name] = {**data[name], "value": v, "low": v, "high": v,
                                   "source": f"command line --set run.{name}"}

@@ -34,7 +34,7 @@ class Overrides:
 
     hardware: dict[str, str] = field(default_factory=dict)
     stack: dict[str, str] = field(default_factory=dict)
-    run: dict[str, float] = field(default_factory=dict)
+    run: dict[str, float | str] = field(default_factory=dict)
 
     @property
     def shown(self) -> dict[str, str]:
@@ -47,7 +47,7 @@ def split_overrides(overrides: dict[str, str]) -> Overrides:
     """Route ``FIELD=VALUE`` overrides to hardware, stack (``stack.``) or run (``run.``)."""
     hardware: dict[str, str] = {}
     stack: dict[str, str] = {}
-    run: dict[str, float] = {}
+    run: dict[str, float | str] = {}
     for key, raw in overrides.items():
         if key.startswith("stack."):
             stack[key.removeprefix("stack.")] = raw
@@ -112,6 +112,7 @@ def job_inputs(
     options: StackOptions | None = None, overrides: dict[str, str] | None = None,
     seq_len: int, global_batch: int, precision: str = "bf16",
     expert_imbalance: float = 1.0, capacity_factor: float | None = None,
+    routing: str = "random", pipeline_flushes: int = 1,
     optimizer_states: str | None = None, plan: dict[str, Any] | PlanRequest | None = None,
     search: frozenset[str] = frozenset(),
 ) -> JobInputs:
@@ -133,6 +134,8 @@ def job_inputs(
         seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
         precision=resolved,
         expert_imbalance=float(settings["expert_imbalance"]),
+        routing=str(settings.get("routing", routing)),
+        pipeline_flushes=int(settings.get("pipeline_flushes", pipeline_flushes)),
         capacity_factor=capacity_factor,
         optimizer_states=optimizer_states or spec.release.defaults["optimizer_states"],
     )

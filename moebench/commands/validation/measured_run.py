@@ -39,6 +39,10 @@ class MeasuredRun:
     options: StackOptions
     capacity_factor: float | None
     expert_imbalance: float
+    routing: str
+    """How its router placed a token's experts (random, or a fake gate's contiguous)."""
+    pipeline_flushes: int
+    """Pipeline schedule runs per optimizer step (gradient accumulation outside the schedule)."""
     optimizer_states: str | None
     metric: str
     measured: float
@@ -86,7 +90,8 @@ def run_setting(run: MeasuredRun) -> dict[str, Any]:
     return {
         "model": run.model, "chip": run.chip, "stack": run.stack, "options": run.options,
         "seq_len": run.seq_len, "global_batch": run.global_batch, "precision": run.precision,
-        "expert_imbalance": run.expert_imbalance,
+        "expert_imbalance": run.expert_imbalance, "routing": run.routing,
+        "pipeline_flushes": run.pipeline_flushes,
         "capacity_factor": run.capacity_factor, "optimizer_states": run.optimizer_states,
         "overrides": dict(run.hardware_set),
     }

@@ -25,7 +25,9 @@ left out together; empty: the run's ``source`` text), ``published`` (YYYY-MM-DD,
 was first published) and ``sweep`` (a slug shared by the runs of one published plan sweep: same
 source, model, chip and cluster size, different plans), and for memory validation
 ``memory_gib`` (the published peak memory per device, GiB) with ``memory_kind`` (allocated,
-reserved or device: :data:`MEMORY_KINDS`), and ``hardware_set``: figures of the cluster the
+reserved or device: :data:`MEMORY_KINDS`), ``routing`` (contiguous: a benchmark's fake gate
+giving each token consecutive experts; empty: random), ``pipeline_flushes`` (pipeline schedule
+runs per step; empty: one), and ``hardware_set``: figures of the cluster the
 source states apart from the chip's profile, ``section.field=value`` pairs separated by ``;``
 as ``--set`` takes them (e.g. ``scale_out.bandwidth_gb_per_s=6.25`` for a node whose NICs are
 shared by its GPUs), with their source in ``notes``. ``stack`` names the run's framework
@@ -35,14 +37,13 @@ release, ``family@release``; a bare family is its newest release, empty the chip
 from __future__ import annotations
 
 import csv
-import datetime
 import io
-import math
 from pathlib import Path
 from typing import Any
 
 from moebench.commands.shared.options import graph_scope_choice
 from moebench.commands.shared.setup import split_overrides
+from moebench.commands.validation.csv_row import CsvRow
 from moebench.commands.validation.measured_run import FASTER_IS_LARGER, MEMORY_KINDS, MeasuredRun
 from moebench.engine.plan import PlanRequest
 from moebench.errors import InputError
@@ -52,6 +53,7 @@ from moebench.inputs.run import (
     CP_KINDS,
     OPTIMIZER_STATES,
     RECOMPUTE,
+    ROUTINGS,
     SCHEDULES,
     SHARDING,
     parse_modules,
@@ -69,98 +71,13 @@ OPTIONAL = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "recompute", "s
             "optimizer_states", "cp_kind", "recompute_modules", "optimizer_offload",
             "pipeline_layout", "offload_modules", "dp_overlap", "cross_entropy", "source_id",
             "published", "sweep", "memory_gib", "memory_kind", "hardware_set", "graph_scope",
-            "sequence_parallel", "grouped_gemm")
+            "sequence_parallel", "grouped_gemm", "routing", "pipeline_flushes")
 PLAN_INTS = ("tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch")
 FLAG_SETTINGS = ("sync_free", "tp_overlap", "ep_overlap", "dp_overlap", "sequence_parallel",
                  "grouped_gemm")
 
 
-class _Row:
-    """Typed access to one CSV row with errors naming file, line and column."""
-
-    def __init__(self, cells: dict[str, str], where: str, line: int) -> None:
-        self.cells, self.where, self.line = cells, where, line
-
-    def _err(self, column: str, message: str) -> InputError:
-        return InputError(self.where, f"line {self.line}, column {column}", message)
-
-    def text(self, column: str) -> str | None:
-        value = (self.cells.get(column) or "").strip()
-        return value or None
-
-    def required(self, column: str) -> str:
-        value = self.text(column)
-        if value is None:
-            raise self._err(column, "is empty; this column is required")
-        return value
-
-    def _float(self, column: str, required: bool, noun: str) -> tuple[str, float] | None:
-        """The cell as written and as a float (None when empty and not required)."""
-        raw = self.required(column) if required else self.text(column)
-        if raw is None:
-            return None
-        try:
-            return raw, float(raw)
-        except ValueError:
-            raise self._err(column, f"expected a {noun}, got {raw!r}") from None
-
-    def integer(self, column: str, required: bool = False) -> int | None:
-        cell = self._float(column, required, "whole number")
-        if cell is None:
-            return None
-        raw, value = cell
-        if not value.is_integer() or value <= 0:
-            raise self._err(column, f"expected a positive whole number, got {raw!r}")
-        return int(value)
-
-    def number(self, column: str, required: bool = False) -> float | None:
-        cell = self._float(column, required, "number")
-        if cell is None:
-            return None
-        raw, value = cell
-        if not (math.isfinite(value) and value > 0):
-            raise self._err(column, f"expected a positive number, got {raw!r}")
-        return value
-
-    def fraction(self, column: str) -> float:
-        """A fraction from 0 to 1; an empty cell is 0 (published runs keep state on device)."""
-        raw = self.text(column)
-        if raw is None:
-            return 0.0
-        try:
-            value = float(raw)
-        except ValueError:
-            raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise self._err(column, f"expected a fraction from 0 to 1, got {raw!r}")
-        return value
-
-    def date(self, column: str) -> datetime.date | None:
-        raw = self.text(column)
-        if raw is None:
-            return None
-        try:
-            return datetime.date.fromisoformat(raw)
-        except ValueError:
-            raise self._err(column, f"expected a date YYYY-MM-DD, got {raw!r}") from None
-
-    def flag(self, column: str) -> bool | None:
-        raw = self.text(column)
-        if raw is None:
-            return None
-        if raw.lower() not in ("true", "false"):
-            raise self._err(column, f"expected true or false, got {raw!r}")
-        return raw.lower() == "true"
-
-    def choice(self, column: str, allowed: tuple[str, ...], required: bool = False
-               ) -> str | None:
-        raw = self.required(column) if required else self.text(column)
-        if raw is not None and raw not in allowed:
-            raise self._err(column, f"expected one of {', '.join(allowed)}, got {raw!r}")
-        return raw
-
-
-def _offload_modules(r: _Row) -> tuple[str, ...] | None:
+def _offload_modules(r: CsvRow) -> tuple[str, ...] | None:
     """The offload_modules column: modules, or none. Empty is none, not searched: activation
     offload is a flag a run's published settings name (--fine-grained-activation-offloading),
     and a run that does not name it did not offload."""
@@ -173,7 +90,7 @@ def _offload_modules(r: _Row) -> tuple[str, ...] | None:
         raise r._err("offload_modules", exc.message) from None
 
 
-def _graph_scope(r: _Row) -> tuple[str, ...] | None:
+def _graph_scope(r: CsvRow) -> tuple[str, ...] | None:
     """The graph_scope column: what the run's partial graphs captured (None: all they can)."""
     try:
         return graph_scope_choice(r.text("graph_scope"), "graph_scope")
@@ -181,7 +98,7 @@ def _graph_scope(r: _Row) -> tuple[str, ...] | None:
         raise r._err("graph_scope", exc.message) from None
 
 
-def _layout_text(r: _Row) -> str | None:
+def _layout_text(r: CsvRow) -> str | None:
     """The pipeline_layout column, its form checked (against the model when it runs)."""
     from moebench.engine.layout import layout_syntax_error
 
@@ -192,7 +109,7 @@ def _layout_text(r: _Row) -> str | None:
     return text
 
 
-def _hardware_set(r: _Row) -> tuple[tuple[str, str], ...]:
+def _hardware_set(r: CsvRow) -> tuple[tuple[str, str], ...]:
     """The hardware_set column: hardware figures only (a stack or run figure set per run would
     be a knob, not a fact about the cluster): ``--set``'s own routing decides which is which."""
     text = r.text("hardware_set")
@@ -210,7 +127,7 @@ def _hardware_set(r: _Row) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
-def _run(r: _Row) -> MeasuredRun:
+def _run(r: CsvRow) -> MeasuredRun:
     metric = r.choice("metric", tuple(FASTER_IS_LARGER), required=True) or ""
     precision = r.choice("precision", ("bf16", "fp8"), required=True) or ""
     recompute = r.choice("recompute", RECOMPUTE)
@@ -247,6 +164,8 @@ def _run(r: _Row) -> MeasuredRun:
                              cross_entropy=r.choice("cross_entropy", CROSS_ENTROPY),
                              **{k: r.flag(k) for k in FLAG_SETTINGS}),
         capacity_factor=r.number("capacity_factor"), expert_imbalance=imbalance,
+        routing=r.choice("routing", ROUTINGS) or "random",
+        pipeline_flushes=int(r.integer("pipeline_flushes") or 1),
         metric=metric, measured=float(r.number("measured", required=True) or 0.0),
         production=bool(r.flag("production")), source=r.required("source"),
         source_id=r.text("source_id") or r.required("source"), published=r.date("published"),
@@ -254,7 +173,7 @@ def _run(r: _Row) -> MeasuredRun:
     )
 
 
-def _memory(r: _Row) -> dict[str, Any]:
+def _memory(r: CsvRow) -> dict[str, Any]:
     """The published peak memory (GiB to bytes) and what it counts, given together."""
     gib, kind = r.number("memory_gib"), r.choice("memory_kind", MEMORY_KINDS)
     if (gib is None) != (kind is None):
@@ -289,7 +208,7 @@ def load_runs(path: Path | None = None) -> list[MeasuredRun]:
     for i, cells in enumerate(reader, start=2):
         if None in cells:
             raise InputError(where, f"line {i}", "has more cells than the header")
-        run = _run(_Row(cells, where, i))
+        run = _run(CsvRow(cells, where, i))
         if run.id in seen:
             raise InputError(where, f"line {i}, column id", f"duplicate id {run.id!r}")
         seen.add(run.id)
