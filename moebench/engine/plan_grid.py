@@ -15,6 +15,7 @@ from moebench.engine.layout import (
 from moebench.engine.plan import HSDP, PlanRequest
 from moebench.errors import InputError
 from moebench.inputs.hardware import Chip
+from moebench.inputs.release import Release
 from moebench.inputs.run import (
     DUALPIPEV,
     OFFLOAD_MODULES,
@@ -142,13 +143,15 @@ def _layout(g: _Grid, req: PlanRequest, num_layers: int, mtp_depth: int
     return written
 
 
-def recompute_group_size(req: PlanRequest) -> int:
-    """How many recompute options :func:`candidate_plans` gives each plan (adjacent rows)."""
-    return len(_recompute_options(req))
+def recompute_group_size(req: PlanRequest, release: Release) -> int:
+    """How many recompute options :func:`candidate_plans` gives each plan (adjacent rows),
+    within the levels the release implements."""
+    return len(_recompute_options(req, release.caps.recompute))
 
 
-def _recompute_options(req: PlanRequest) -> np.ndarray:
-    """(recompute, module mask) rows to expand: the searched chain, or what was given."""
+def _recompute_options(req: PlanRequest, allowed: tuple[str, ...] = RECOMPUTE) -> np.ndarray:
+    """(recompute, module mask) rows to expand: the searched chain within the levels the
+    release implements (``allowed``), or what was given."""
     if req.recompute_modules is not None:
         if req.recompute not in (None, "selective"):
             raise InputError("--recompute-modules", None, "recompute modules are selective "
@@ -156,7 +159,8 @@ def _recompute_options(req: PlanRequest) -> np.ndarray:
         names = parse_modules(list(req.recompute_modules))
         return np.array([(1, module_mask(names))])
     if req.recompute is None:
-        return np.array(RECOMPUTE_SEARCHED)
+        levels = [RECOMPUTE.index(a) for a in allowed]
+        return np.array([row for row in RECOMPUTE_SEARCHED if row[0] in levels])
     level = int(_named(req.recompute, RECOMPUTE, "--recompute")[0])
     return np.array([(level, SELECTIVE_MASK if level == 1 else 0)])
 

@@ -57,13 +57,15 @@ def candidate_plans(
     if num_chips <= 0:
         raise InputError("--num-chips", None, f"must be a positive whole number, got {num_chips}")
     caps = release.caps
-    _check_given(req, release, chip.vendor)
+    _check_given(req, release, chip.vendor, arch.is_moe)
     spec = arch.spec
     experts = spec.moe.num_experts if spec.moe else 1
     att = spec.attention
     kv_heads = att.num_heads if isinstance(att, MlaAttention) else att.num_kv_heads
     g = _Grid()
-    g.expand("tp", _choices(req.tp, POW2, "--tp"))
+    # A release without TP and CP for MoE models (NeMo AutoModel) searches neither for them.
+    one = arch.is_moe and not caps.moe_tp_cp
+    g.expand("tp", _choices(req.tp, (1,) if one else POW2, "--tp"))
     lin = spec.linear_attention
     heads = [att.num_heads, kv_heads]
     if lin:  # Gated DeltaNet splits its key and value heads over tp too
@@ -74,7 +76,7 @@ def candidate_plans(
            | ((att.num_heads % g["tp"] == 0) & (g["tp"] % kv_heads == 0) & (lin is None)))
     g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
     cp_grid = CP_CHOICES + (CP_LONG_CHOICES if run.seq_len >= LONG_SEQUENCE else ())
-    g.expand("cp", _choices(req.cp, cp_grid if caps.cp_kinds else (1,), "--cp"))
+    g.expand("cp", _choices(req.cp, cp_grid if caps.cp_kinds and not one else (1,), "--cp"))
     g.rule("cp needs seq_len divisible by 2*cp",
            (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
     # Ulysses is searched at long context, like CP beyond 8; it may always be given.
@@ -141,7 +143,7 @@ def candidate_plans(
     _offload(g, req, chip, caps.optimizer_offload)
     # Recompute last, and no rule after it: a plan's recompute variants are adjacent rows,
     # which the search's exact pruning relies on.
-    options = _recompute_options(req)
+    options = _recompute_options(req, caps.recompute)
     g.expand("_rc", np.arange(len(options)))
     g.cols["recompute"] = options[g["_rc"], 0]
     g.cols["rc_modules"] = options[g["_rc"], 1]
@@ -156,7 +158,7 @@ def candidate_plans(
     return plans, g.removed
 
 
-def _check_given(req: PlanRequest, release: Release, vendor: str) -> None:
+def _check_given(req: PlanRequest, release: Release, vendor: str, moe: bool) -> None:
     """A fixed plan field the release does not implement: one line naming what it offers
     and, for a schedule, the shipped stacks that implement it."""
     caps = release.caps
@@ -177,6 +179,13 @@ def _check_given(req: PlanRequest, release: Release, vendor: str) -> None:
         refuse("--cp", "context parallelism", "cp 1")
     if req.cp_kind is not None and req.cp_kind not in caps.cp_kinds:
         refuse("--cp-kind", req.cp_kind, ", ".join(caps.cp_kinds) or "no context parallelism")
+    if req.recompute is not None and req.recompute not in caps.recompute:
+        refuse("--recompute", f"{req.recompute} recompute", ", ".join(caps.recompute))
+    if req.recompute_modules is not None and "selective" not in caps.recompute:
+        refuse("--recompute-modules", "selective recompute", ", ".join(caps.recompute))
+    for option, size in (("--tp", req.tp), ("--cp", req.cp)):
+        if moe and size is not None and size > 1 and not caps.moe_tp_cp:
+            refuse(option, f"{option[2:].upper()} for MoE models", f"{option[2:]} 1")
     if req.sharding is not None and req.sharding not in caps.sharding:
         refuse("--zero/--fsdp", req.sharding, ", ".join(caps.sharding))
     if req.optimizer_offload and not caps.optimizer_offload:

@@ -165,7 +165,7 @@ def plans_worth_timing(arch: ModelArch, chip: Chip, stack: Stack, run: RunConfig
             f"{what} for {arch.name} on {num_chips} x {chip.name}: {first_violation(removed)}",
         )
     # candidate_plans expands recompute last, with no rule after it: whole groups of k rows.
-    memory = memory_of(arch, chip, stack, run, plans, recompute_group_size(req))
+    memory = memory_of(arch, chip, stack, run, plans, recompute_group_size(req, stack.release))
     fits = memory.fits(chip)
     roomy = memory.keeps_headroom(chip, stack.fragmentation_high)
     could = could_keep_headroom(memory, chip, stack, bool(act), bound)

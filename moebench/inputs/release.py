@@ -56,6 +56,8 @@ class Capabilities:
     moe: bool
     sequence_parallel: bool
     grouped_gemm: bool
+    recompute: tuple[str, ...]
+    moe_tp_cp: bool
 
 
 # Settings: software choices a run makes within what its release implements. Each has a

@@ -21,7 +21,7 @@ def _everything() -> Release:
         ep_overlap=True, tp_overlap=True, dp_overlap=True, pp_overlap=True,
         cp_kinds=("ring", "ulysses"), expert_tp=True, cross_entropy=("unfused", "fused", "te"),
         sync_free=True, dispatch_fp8=True, moe=True, sequence_parallel=True,
-        grouped_gemm=True)
+        grouped_gemm=True, recompute=("none", "selective", "full"), moe_tp_cp=True)
     defaults = {"schedule": "1f1b", "dispatcher": "alltoall", "ep_overlap": False,
                 "tp_overlap": True, "dp_overlap": True, "pp_overlap": True, "graphs": "none",
                 "cross_entropy": "fused", "pipeline_layout": "balanced", "dispatch_fp8": False,

@@ -98,6 +98,12 @@ class Implements(Record):
     moe: Claim[bool] | None = Field(
         default=None, description="MoE layers with expert parallelism at all (a dense-only "
                                   "release is refused an MoE model)")
+    recompute: Claim[list[Literal["none", "selective", "full"]]] | None = Field(
+        default=None, description="activation recompute it implements: none, selective "
+                                  "(Megatron's per-module set) and full (whole layers)")
+    moe_tp_cp: Claim[bool] | None = Field(
+        default=None, description="tensor and context parallelism of MoE models (NeMo "
+                                  "AutoModel's MoE parallelizer has neither)")
     grouped_gemm: Claim[bool] | None = Field(
         default=None, description="the routed experts' GEMMs as one grouped call per "
                                   "projection (Megatron --moe-grouped-gemm, MindSpeed npu_gmm)")
