@@ -67,7 +67,8 @@ def test_distinct_remote_ranks_by_hand():
     # Inside one domain a per-rank dispatch moves 4.67 copies per token, not 7.
     links = Links(up_bw=100e9, up_lat=0.0, out_bw=10e9, out_lat=0.0, domain=8)
     per_expert = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links))
-    per_rank = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links, num_experts=128))
+    per_rank = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links, num_experts=128,
+                                    per_rank=True))
     assert per_expert == pytest.approx(1000 * 7 * 1e3 / 100e9)
     assert per_rank == pytest.approx(1000 * 8 * (1 - none) * 7 / 8 * 1e3 / 100e9)
 
@@ -82,7 +83,8 @@ def test_contiguous_routing_spans_the_fewest_ranks():
     assert float(contiguous_units(384, 8, 32)) == pytest.approx(4 / 3)
     assert float(contiguous_units(256, 8, 8)) == 1.0
     links = Links(up_bw=100e9, up_lat=0.0, out_bw=10e9, out_lat=0.0, domain=8)
-    t = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links, num_experts=128, contiguous=True))
+    t = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links, num_experts=128, per_rank=True,
+                            contiguous=True))
     assert t == pytest.approx(1000 * 7 / 8 * 1e3 / 100e9)
 
 

@@ -130,8 +130,7 @@ def distinct_remote_ranks(ep: Num, ep_in: Num, top_k: int, num_experts: int,
     copy per expert; many make it smaller (top-8 of 128 experts over 8 ranks: 4.7, not 7)."""
     ep = np.asarray(ep, dtype=float)
     ep_in = np.asarray(ep_in, dtype=float)
-    limited = node_limit is not None
-    pool = np.where(limited & (ep / ep_in > (node_limit or 0)), (node_limit or 0) * ep_in, ep)
+    pool = ep if node_limit is None else np.where(ep / ep_in > node_limit, node_limit * ep_in, ep)
     per_rank = num_experts / ep
     experts = pool * per_rank
     none = np.ones_like(pool)
@@ -161,34 +160,37 @@ def contiguous_units(num_experts: int, top_k: int, units: Num) -> np.ndarray:
 def alltoall_time(
     token_bytes: Num, tokens: Num, top_k: int, ep: Num, ep_in: Num,
     node_limit: int | None, links: Links, deduplicate: bool = True,
-    num_experts: int | None = None, contiguous: bool = False,
+    num_experts: int | None = None, per_rank: bool = False, contiguous: bool = False,
 ) -> np.ndarray:
     """One MoE dispatch (or combine) all-to-all for ``tokens`` tokens sent by each rank.
 
     Of a token's k copies, (ep-1)/ep go to other ranks. A deduplicating dispatcher (DeepEP,
     HybridEP) sends one copy per distinct remote domain over scale-out and forwards it inside
     that domain, once to each rank that holds any of the token's experts (DeepEP's
-    is_token_in_rank layout), so every remote copy crosses scale-up once: intra = distinct
-    remote ranks (:func:`distinct_remote_ranks`; k (ep-1)/ep when ``num_experts`` is not given),
+    is_token_in_rank layout, ``per_rank``; else once per expert), so every remote copy crosses
+    scale-up once: intra = distinct remote ranks (:func:`distinct_remote_ranks`) or k (ep-1)/ep,
     inter = distinct remote domains. Under ``contiguous`` routing (a benchmark's fake gate) the
     ranks and domains a token reaches are those its k consecutive experts span
-    (:func:`contiguous_units`), (n-1)/n of them another's. A plain all-to-all (NCCL,
-    HCCL) sends every copy straight to its rank: the copies for ranks in other domains,
-    k (ep - ep_in)/ep, cross scale-out, and those inside the domain, k (ep_in - 1)/ep, scale-up.
+    (:func:`contiguous_units`), (n-1)/n of them another's. Both need ``num_experts``. A plain
+    all-to-all (NCCL, HCCL) sends every copy straight to its rank: the copies for ranks in other
+    domains, k (ep - ep_in)/ep, cross scale-out, and those inside the domain, k (ep_in - 1)/ep,
+    scale-up.
     The two levels run at once, so the slower sets the time: max(intra/B_up, inter/B_out) + lat.
     """
     ep = np.asarray(ep, dtype=float)
     ep_in = np.asarray(ep_in, dtype=float)
     n_domains = ep / ep_in
-    if deduplicate and contiguous and num_experts is not None:
-        intra_copies = contiguous_units(num_experts, top_k, ep) * (ep - 1.0) / ep
-        remote = np.where(n_domains > 1, contiguous_units(num_experts, top_k, n_domains)
-                          * (n_domains - 1.0) / n_domains, 0.0)
-    elif deduplicate:
-        intra_copies = (top_k * (ep - 1.0) / ep if num_experts is None
-                        else distinct_remote_ranks(ep, ep_in, top_k, num_experts, node_limit))
-        remote = np.where(n_domains > 1, distinct_remote_domains(n_domains, top_k, node_limit),
-                          0.0)
+    if deduplicate:
+        per_expert = top_k * (ep - 1.0) / ep
+        if num_experts is not None and contiguous:
+            ranks = contiguous_units(num_experts, top_k, ep) * (ep - 1.0) / ep
+            domains = contiguous_units(num_experts, top_k, n_domains) * (n_domains - 1) / n_domains
+        else:
+            ranks = (per_expert if num_experts is None or not per_rank
+                     else distinct_remote_ranks(ep, ep_in, top_k, num_experts, node_limit))
+            domains = distinct_remote_domains(n_domains, top_k, node_limit)
+        intra_copies = ranks if per_rank else per_expert
+        remote = np.where(n_domains > 1, domains, 0.0)
     else:
         intra_copies = top_k * (ep_in - 1.0) / ep
         remote = top_k * (ep - ep_in) / ep

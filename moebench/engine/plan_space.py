@@ -64,8 +64,8 @@ def candidate_plans(
     kv_heads = att.num_heads if isinstance(att, MlaAttention) else att.num_kv_heads
     g = _Grid()
     # A release without TP and CP for MoE models (NeMo AutoModel) searches neither for them.
-    one = arch.is_moe and not caps.moe_tp_cp
-    g.expand("tp", _choices(req.tp, (1,) if one else POW2, "--tp"))
+    no_tp_cp = arch.is_moe and not caps.moe_tp_cp
+    g.expand("tp", _choices(req.tp, (1,) if no_tp_cp else POW2, "--tp"))
     lin = spec.linear_attention
     heads = [att.num_heads, kv_heads]
     if lin:  # Gated DeltaNet splits its key and value heads over tp too
@@ -76,7 +76,7 @@ def candidate_plans(
            | ((att.num_heads % g["tp"] == 0) & (g["tp"] % kv_heads == 0) & (lin is None)))
     g.rule("tp beyond the scale-up domain", (g["tp"] <= chip.up_domain) | run.tp_across_domains)
     cp_grid = CP_CHOICES + (CP_LONG_CHOICES if run.seq_len >= LONG_SEQUENCE else ())
-    g.expand("cp", _choices(req.cp, cp_grid if caps.cp_kinds and not one else (1,), "--cp"))
+    g.expand("cp", _choices(req.cp, cp_grid if caps.cp_kinds and not no_tp_cp else (1,), "--cp"))
     g.rule("cp needs seq_len divisible by 2*cp",
            (g["cp"] == 1) | (run.seq_len % (2 * g["cp"]) == 0))
     # Ulysses is searched at long context, like CP beyond 8; it may always be given.

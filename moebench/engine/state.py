@@ -111,7 +111,7 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     if ctx.run.pure_bf16:
         # No FP32 copy anywhere: the gradients stay in the weights' BF16 (FSDP2 reduces them in
         # FP32 on the wire and writes BF16 shards).
-        grads = np.where(s >= 2, owned + layer, full) * WEIGHT_BYTES
+        grads = np.where(s >= 2, owned + layer, full) * ctx.run.grad_bytes
     elif ctx.stack.main_grads == "half":
         # DeepSpeed ZeRO: half-precision gradients (all of them, or one bucket from zero-2
         # on) and an FP32 copy of the owned shard for the optimizer.

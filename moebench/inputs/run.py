@@ -156,6 +156,11 @@ class RunConfig:
         """BF16 weights stepped in place: no FP32 master, BF16 gradients."""
         return self.optimizer_states == "pure-bf16"
 
+    @property
+    def grad_bytes(self) -> float:
+        """Bytes of the gradient the optimizer reads per parameter: FP32, BF16 under pure BF16."""
+        return WEIGHT_BYTES if self.pure_bf16 else GRAD_BYTES
+
     def __post_init__(self) -> None:
         if self.seq_len <= 0:
             raise InputError(

@@ -129,13 +129,14 @@ def job_inputs(
     spec = spec.for_platform(hw.name, resolved, arch.name, arch.is_moe)
     st = stack_from_spec(spec, options)
     settings: dict[str, Any] = {"seq_len": seq_len, "global_batch": global_batch,
-                                "expert_imbalance": expert_imbalance, **split.run}
+                                "expert_imbalance": expert_imbalance, "routing": routing,
+                                "pipeline_flushes": pipeline_flushes, **split.run}
     run = RunConfig(
         seq_len=int(settings["seq_len"]), global_batch=int(settings["global_batch"]),
         precision=resolved,
         expert_imbalance=float(settings["expert_imbalance"]),
-        routing=str(settings.get("routing", routing)),
-        pipeline_flushes=int(settings.get("pipeline_flushes", pipeline_flushes)),
+        routing=str(settings["routing"]),
+        pipeline_flushes=int(settings["pipeline_flushes"]),
         capacity_factor=capacity_factor,
         optimizer_states=optimizer_states or spec.release.defaults["optimizer_states"],
     )

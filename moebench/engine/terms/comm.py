@@ -91,9 +91,8 @@ def ep_phases(ctx: StepContext) -> EpPhases:
 
     def a2a(token_bytes: float) -> Any:
         return alltoall_time(token_bytes, ctx.tok_sp * load, sh.top_k, ctx.ep, ep_in,
-                             node_limit, ctx.links, stack.deduplicates,
-                             sh.num_experts if stack.per_rank else None,
-                             ctx.run.routing == "contiguous")
+                             node_limit, ctx.links, stack.deduplicates, sh.num_experts,
+                             stack.per_rank, ctx.run.routing == "contiguous")
 
     bf16 = a2a(h * BF16)
     return EpPhases(fwd_dispatch=a2a(dispatch_bytes), fwd_combine=bf16,

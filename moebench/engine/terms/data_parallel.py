@@ -203,8 +203,8 @@ def optimizer_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
     steps the CPU optimizers while they run). With F = 0 this is the device step alone."""
     owned = owned_params(ctx, params)
     f = ctx.optimizer_offload
-    grad = WEIGHT_BYTES if ctx.run.pure_bf16 else GRAD_BYTES
-    device = (1.0 - f) * owned * optimizer_step_bytes(ctx.run.optimizer_bytes, grad) / ctx.mem_bw
+    step_bytes = optimizer_step_bytes(ctx.run.optimizer_bytes, ctx.run.grad_bytes)
+    device = (1.0 - f) * owned * step_bytes / ctx.mem_bw
     return np.maximum(device, offload_times(ctx, f * owned).exposed)
 
 
