@@ -41,7 +41,7 @@ CONFIGS = {
     "gpt_oss": {"model_type": "gpt_oss", "num_hidden_layers": 36, "hidden_size": 2880,
                 "vocab_size": 201088, "num_attention_heads": 64, "num_key_value_heads": 8,
                 "head_dim": 64, "intermediate_size": 2880, "num_local_experts": 128,
-                "num_experts_per_tok": 4},
+                "num_experts_per_tok": 4, "sliding_window": 128},
 }
 
 
@@ -77,6 +77,29 @@ def test_gpt_oss_120b_count(tmp_path):
     # OpenAI gpt-oss model card: 117B total, 5.1B active parameters.
     p = load_model(_write(tmp_path, CONFIGS["gpt_oss"])).params
     assert p.total == pytest.approx(117e9, rel=0.02)
+
+
+def test_gpt_oss_sliding_window_layers(tmp_path):
+    # Without layer_types, transformers' GptOssConfig alternates from a sliding layer: 18 of 36.
+    att = load_model(_write(tmp_path, CONFIGS["gpt_oss"])).spec.attention
+    assert (att.sliding_window, att.sliding_window_layers) == (128, 18)
+    # layer_types, when given, says which: here the first 30 of 36.
+    kinds = ["sliding_attention"] * 30 + ["full_attention"] * 6
+    data = {**CONFIGS["gpt_oss"], "layer_types": kinds}
+    assert load_model(_write(tmp_path, data)).spec.attention.sliding_window_layers == 30
+    # Every layer full: no window at all.
+    data = {**CONFIGS["gpt_oss"], "layer_types": ["full_attention"] * 36}
+    assert load_model(_write(tmp_path, data)).spec.attention.sliding_window is None
+
+
+def test_gpt_oss_bad_layer_types_and_missing_window_are_named(tmp_path, cli):
+    data = {**CONFIGS["gpt_oss"], "layer_types": ["sliding_attention", "chunked"] * 18}
+    result = cli("models", "show", _write(tmp_path, data))
+    assert result.exit_code == 2
+    assert "layer_types" in result.output and "chunked" in result.output
+    data = {k: v for k, v in CONFIGS["gpt_oss"].items() if k != "sliding_window"}
+    result = cli("models", "show", _write(tmp_path, data))
+    assert result.exit_code == 2 and "sliding_window" in result.output
 
 
 def test_unsupported_type_names_the_supported_ones(tmp_path, cli):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from moebench.engine.attention_core import attention_core_flops
 from moebench.engine.context import build_context
 from moebench.engine.linear_attention import (
     delta_rule_flops,
@@ -20,7 +21,7 @@ from moebench.engine.memory import activation_bytes_per_layer
 from moebench.engine.model_flops import model_flops_per_token
 from moebench.engine.plan import PlanRequest
 from moebench.engine.plan_space import candidate_plans
-from moebench.engine.workload import attention_core_flops, layer_shapes
+from moebench.engine.workload import layer_shapes
 from moebench.inputs.hardware import load_chip
 from moebench.inputs.linear_attention import LinearAttention, gated_deltanet_params
 from moebench.inputs.model import arch_from_spec, load_model

@@ -1,9 +1,11 @@
 """Parameter and FLOP counts: hand-computed cases and published figures."""
 
+from pathlib import Path
+
 import pytest
 
+from moebench.engine.attention_core import attention_core_flops
 from moebench.engine.model_flops import model_flops_per_token
-from moebench.engine.workload import attention_core_flops
 from moebench.inputs.model import load_model
 
 # (model, published total, published active, which embeddings the published active count
@@ -24,6 +26,8 @@ PUBLISHED = [
     ("qwen3-8b", 8.2e9, 8.2e9, "both"),
     ("glm-4.5", 355e9, 32e9, "neither"),  # total without MTP; see the profile's source
     ("qwen3-next-80b-a3b", 80e9, 3.9e9, "both"),
+    ("gpt-oss-120b", 116.83e9, 5.13e9, "head"),  # model card Table 1: unembedding counted
+    ("gpt-oss-20b", 20.91e9, 3.61e9, "head"),
 ]
 
 
@@ -34,6 +38,26 @@ def test_counts_match_published_within_one_percent(name, total, active, embeddin
     ours_active = p.active - left_out
     assert p.total == pytest.approx(total, rel=0.01)
     assert ours_active == pytest.approx(active, rel=0.01)
+
+
+def test_sliding_window_keys_by_hand():
+    from moebench.engine.attention_core import causal_keys
+
+    # Query i of 8 sees min(i, 4) keys: 1+2+3+4+4+4+4+4 = 26 exactly; the continuous count
+    # w - w^2 / (2 s) gives 4 - 16/16 = 3 (as s/2 = 4 stands for the exact 4.5).
+    assert causal_keys(8, 4) == 3.0
+    assert causal_keys(4096, 128) == 128 - 128 * 128 / 8192  # 126
+    assert causal_keys(4096) == causal_keys(4096, 4096) == causal_keys(4096, 10_000) == 2048
+
+
+def test_gpt_oss_attention_flops_by_hand():
+    # 18 full layers at s/2 = 2,048 keys, 18 sliding layers at 126, per token and layer
+    # forward 2 x 64 heads x (64 + 64) x keys, averaged over the 36 layers.
+    arch = load_model("gpt-oss-120b")
+    per_key = 2 * 64 * (64 + 64)
+    assert attention_core_flops(arch, 4096) == per_key * (2048 + 126) / 2
+    # Model FLOPs: 3 x 36 layers of it, the sliding half 16x cheaper than causal attention.
+    assert model_flops_per_token(arch, 4096).attention_core == 3 * 36 * per_key * 1087
 
 
 def test_deepseek_v3_headline_and_mtp():
@@ -93,3 +117,19 @@ def test_models_show_json(cli):
     assert {"deepseek-v3", "deepseek-v2", "deepseek-v2-lite", "ling-plus", "ling-lite",
             "mixtral-8x7b", "mixtral-8x22b", "qwen3-235b-a22b", "qwen3-30b-a3b",
             "llama-3-70b", "deepseek-llm-67b", "glm-4.5", "qwen3-next-80b-a3b"} <= names
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    ({"sliding_window_layers": 0}, "sliding_window and sliding_window_layers go together"),
+    ({"sliding_window_layers": 37}, "sliding_window_layers 37 exceeds the 36 attention layers"),
+])
+def test_sliding_window_fields_checked_at_load(tmp_path, cli, change, named):
+    import yaml
+
+    data = yaml.safe_load(Path("profiles/models/gpt-oss-120b.yaml").read_text())
+    data["attention"].update(change)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = cli("models", "show", str(path))
+    assert result.exit_code == 2
+    assert named in result.output and "Traceback" not in result.output

@@ -549,7 +549,7 @@ def test_mla_head_dims_padded_for_the_attention_kernel_cost_matmul_time_not_mode
     attention matmuls (192 + 192) / (192 + 128) = 1.2 times the model's; all three padded to
     256, as ModelLink 1.0.RC3 does under its default SBH layout, 512 / 320 = 1.6. A model
     without MLA pays nothing, and the model's FLOPs (MFU) never change."""
-    from moebench.engine.workload import attention_core_flops, mla_pad_factor
+    from moebench.engine.attention_core import attention_core_flops, mla_pad_factor
     from moebench.inputs.model import load_model
 
     lite = load_model("deepseek-v2-lite")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from moebench.engine.attention_core import causal_keys, full_attention_core_flops, softmax_keys
 from moebench.engine.linear_attention import linear_attention_core_flops
-from moebench.engine.workload import full_attention_core_flops, layer_shapes
+from moebench.engine.workload import layer_shapes
 from moebench.inputs.linear_attention import gated_deltanet_projections
 from moebench.inputs.model import ModelArch, attention_params
 
@@ -63,13 +64,15 @@ def model_flops_per_token(arch: ModelArch, seq_len: int, include_mtp: bool = Tru
     n_dense = spec.dense_layers.count
     h, vocab = spec.hidden_size, spec.vocab_size
     proj = 2.0 * attention_params(spec.attention, h)
-    core = full_attention_core_flops(spec.attention, seq_len)
+    core = full_attention_core_flops(spec.attention, softmax_keys(spec, seq_len))
     lin = spec.linear_attention
     lin_fwd = lin.count * (2.0 * sum(w for w, _ in gated_deltanet_projections(lin, h))
                            + linear_attention_core_flops(lin)) if lin else 0.0
     mtp_layers = spec.mtp_depth if include_mtp else 0
     moe_fwd = 2.0 * (sh.router_params + sh.top_k * sh.expert_params + sh.shared_params)
-    mtp_fwd = mtp_layers * (proj + core + moe_fwd + 2.0 * (2 * h * h) + 2.0 * h * vocab)
+    # An MTP module's attention layer attends to the whole context.
+    mtp_core = full_attention_core_flops(spec.attention, causal_keys(seq_len))
+    mtp_fwd = mtp_layers * (proj + mtp_core + moe_fwd + 2.0 * (2 * h * h) + 2.0 * h * vocab)
     return ModelFlops(
         attention_proj=3 * n_full * proj,
         attention_core=3 * n_full * core,

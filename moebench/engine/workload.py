@@ -12,7 +12,8 @@ Hybrid models (Qwen3-Next) have linear-attention layers beside their full-attent
 attention figures of :class:`LayerShapes` are then the average over all layers (weighted by the
 count of each kind), so that layers x figure is the model's total, and each stage's share of
 layers carries its share of both kinds (their interleaving is regular: one full-attention layer
-in every four in Qwen3-Next).
+in every four in Qwen3-Next). Attention's score and context work, which grows with the keys
+each query sees, is in :mod:`moebench.engine.attention_core`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 
 from moebench.engine.linear_attention import (
     linear_attention_activations,
-    linear_attention_core_flops,
     recurrent_state_elements,
 )
 from moebench.inputs.linear_attention import LinearAttention, gated_deltanet_projections
@@ -89,76 +89,6 @@ class LayerShapes:
     """Width of Q per token over all heads (what Ulysses moves beside K and V)."""
     o_width: float = 0.0
     """Width of the attention output per token over all heads, before the output projection."""
-
-
-def full_attention_core_flops(att: MhaAttention | MlaAttention, seq_len: int) -> float:
-    """Causal attention FLOPs per token, forward: 2 n_h (d_qk + d_v) s / 2.
-
-    Each query attends on average to s/2 keys under a causal mask; QK^T costs 2 n_h d_qk per
-    key and AV 2 n_h d_v per key. (Matches the ~2.49e11 FLOP/token that Megatron-style counting
-    gives DeepSeek-V3 at s = 4096 without MTP once multiplied by 3 for training.)
-    """
-    if isinstance(att, MlaAttention):
-        d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
-    else:
-        d_qk = d_v = att.head_dim
-    return 2.0 * att.num_heads * (d_qk + d_v) * seq_len / 2.0
-
-
-def _per_layer(arch: ModelArch, full: float, linear: float) -> float:
-    """A per-layer figure of the softmax-attention layers, averaged with the linear-attention
-    layers' figure over a hybrid model's layers (the softmax figure alone otherwise)."""
-    spec = arch.spec
-    if spec.linear_attention is None:
-        return full
-    return (spec.num_full_attention_layers * full
-            + spec.linear_attention.count * linear) / spec.num_layers
-
-
-def attention_core_exps(arch: ModelArch, seq_len: int) -> float:
-    """Exponentials per token and layer in the attention forward: one per causal score element,
-    n_h s / 2, averaged over the layers of a hybrid model (linear attention has no softmax)."""
-    return _per_layer(arch, arch.spec.attention.num_heads * seq_len / 2.0, 0.0)
-
-
-def attention_core_flops(arch: ModelArch, seq_len: int, mla_pad: str = "none") -> float:
-    """Attention FLOPs per token and layer outside the weight GEMMs, forward: the causal term of
-    :func:`full_attention_core_flops`, or for a hybrid model the average over its layers of that
-    and the linear-attention layers' recurrence (constant in s,
-    :func:`~moebench.engine.linear_attention.linear_attention_core_flops`). ``mla_pad`` gives
-    the matmul work the kernel does when the stack pads MLA's head dims
-    (:func:`mla_pad_factor`); the model's FLOPs are those at ``none``."""
-    spec = arch.spec
-    lin = spec.linear_attention
-    full = full_attention_core_flops(spec.attention, seq_len) * mla_pad_factor(
-        spec.attention, mla_pad)
-    return _per_layer(arch, full, 0.0 if lin is None else linear_attention_core_flops(lin))
-
-
-# The head dim MindSpeed-LLM pads MLA's query, key and value to for its fused attention with
-# the default SBH layout (fa_padding_length; 256 fixed through 1.0.0).
-MLA_PAD_DIM = 256
-
-
-def mla_pad_factor(att: MhaAttention | MlaAttention, pad: str) -> float:
-    """Attention matmul work with padded head dims over that without: (d_qk' + d_v') /
-    (d_qk + d_v), the causal FLOPs being 2 n_h (d_qk + d_v) s / 2 per token.
-
-    An attention kernel that needs one head dim for query, key and value gets MLA's value
-    (d_v = 128 in DeepSeek-V2/V3) padded to the query-key dim (192): ``v``, 384 / 320 = 1.2;
-    MindSpeed-LLM's fused attention with its default SBH layout gets all three padded to 256:
-    ``256``, 512 / 320 = 1.6 (Ascend/MindSpeed-LLM v1.0.RC3.0
-    modellink/core/transformer/multi_head_latent_attention.py: F.pad of query and key to
-    256 - q_head_dim and value to 256 - v_head_dim, or value alone to q_head_dim under BNSD).
-    Other attention, and ``none``: 1."""
-    if pad == "none" or not isinstance(att, MlaAttention):
-        return 1.0
-    d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
-    if d_qk == d_v:
-        return 1.0
-    if pad == "v":
-        return 2.0 * d_qk / (d_qk + d_v)
-    return 2.0 * max(MLA_PAD_DIM, d_qk, d_v) / (d_qk + d_v)
 
 
 def harmonic_depth(gemms: list[tuple[int, int]]) -> float:

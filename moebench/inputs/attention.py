@@ -31,6 +31,12 @@ class MhaAttention(Record):
     output_gate: bool = Field(
         False, description="sigmoid gate on the attention output, projected with the queries "
                            "(Qwen3-Next gated attention)")
+    sliding_window: PosInt | None = Field(
+        None, description="keys a query of a sliding-window layer sees, itself included "
+                          "(gpt-oss: 128); null when every layer attends to the whole context")
+    sliding_window_layers: NonNegInt = Field(
+        0, description="how many of the attention layers use the sliding window (gpt-oss: "
+                       "every other one); the others attend causally to the whole context")
 
     @model_validator(mode="after")
     def _kv(self) -> MhaAttention:
@@ -40,6 +46,9 @@ class MhaAttention(Record):
             )
         if self.kind == "mha" and self.num_kv_heads != self.num_heads:
             raise ValueError("kind mha needs num_kv_heads == num_heads; use kind gqa otherwise")
+        if (self.sliding_window is None) != (self.sliding_window_layers == 0):
+            raise ValueError("sliding_window and sliding_window_layers go together: give the "
+                             "window's keys and how many layers use it, or neither")
         return self
 
 

@@ -102,6 +102,10 @@ class ModelSpec(Record):
         if lin is not None and lin.count > self.num_layers:
             raise ValueError(
                 f"linear_attention.count {lin.count} exceeds num_layers {self.num_layers}")
+        windowed = self.sliding_window[1]
+        if windowed > self.num_full_attention_layers:
+            raise ValueError(f"attention.sliding_window_layers {windowed} exceeds the "
+                             f"{self.num_full_attention_layers} attention layers")
         return self
 
     @property
@@ -111,6 +115,15 @@ class ModelSpec(Record):
     @property
     def num_full_attention_layers(self) -> int:
         return self.num_layers - self.num_linear_attention_layers
+
+    @property
+    def sliding_window(self) -> tuple[int | None, int]:
+        """Keys of the attention's sliding window and how many layers use it ((None, 0):
+        every attention layer sees the whole context)."""
+        att = self.attention
+        if isinstance(att, MhaAttention):
+            return att.sliding_window, att.sliding_window_layers
+        return None, 0
 
 
 # ---------------------------------------------------------------------------------------------

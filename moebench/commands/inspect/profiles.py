@@ -215,6 +215,11 @@ def model_show(arch: ModelArch, seq_len: int) -> Report:
         f"training FLOPs per token at seq {seq_len}: {fl.total:.4g} (3 x forward, MTP included)",
         COUNTING_NOTE,
     ]
+    window, windowed = s.sliding_window
+    if window:
+        footer.append(f"sliding window: {window} keys in {windowed} of "
+                      f"{s.num_full_attention_layers} attention layers (attention_core above is "
+                      f"the layers' average)")
     if pub:
         footer.append(f"published: {pub.total_params_b}B total, "
                       f"{pub.active_params_b}B active ({pub.source})")

@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from moebench.engine.attention_core import attention_core_exps, attention_core_flops
 from moebench.engine.context import BF16, StepContext
 from moebench.engine.workload import (
     ATTENTION_BWD_FACTOR,
     ATTENTION_EXP_BWD_FACTOR,
     GEMM_BWD_FACTOR,
-    attention_core_exps,
-    attention_core_flops,
 )
 
 # Elementwise traffic per token and layer, in units of h elements: RMSNorm reads and writes h,
@@ -186,14 +185,15 @@ def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
     """Forward seconds of the attention core per layer, and its backward over forward factor.
 
     t = F s_r / R + E s_r / X, with F and E the FLOPs and exponentials per token
-    (:func:`~moebench.engine.workload.attention_core_flops`, ``attention_core_exps``), s_r the
+    (:func:`~moebench.engine.attention_core.attention_core_flops`, ``attention_core_exps``), s_r the
     rank's tokens, R the attention kernel's matmul rate and X the special-function units' exp
     rate. The two add rather than overlap: the second matmul waits for the softmax, the
     bottleneck NVIDIA's Blackwell Ultra doubles its exp units to relieve (NVIDIA technical blog
     "Making Softmax More Efficient with NVIDIA Blackwell Ultra": about 35% faster FP8 attention
     forward on DeepSeek-V3 over GB200; this sum gives 28-43% for BF16 to FP8). Backward:
     2.5 x the matmuls, 1 x the exponentials. F is the kernel's work: with MLA head dims the
-    stack pads, more than the model's FLOPs (:func:`~moebench.engine.workload.mla_pad_factor`).
+    stack pads, more than the model's FLOPs
+    (:func:`~moebench.engine.attention_core.mla_pad_factor`).
     """
     tc = (attention_core_flops(ctx.arch, ctx.run.seq_len, ctx.stack.mla_attention_pad)
           * ctx.tok_sp / ctx.attn_rate)

@@ -57,8 +57,23 @@ def _mixtral(c: _Config) -> dict[str, Any]:
 
 
 def _gpt_oss(c: _Config) -> dict[str, Any]:
+    """gpt-oss: q, k and v biases, a sliding window of ``sliding_window`` keys in the layers
+    ``layer_types`` marks sliding_attention (transformers GptOssConfig's default when absent:
+    every other layer, from the first). Not counted, under 0.04% of the weights: the output
+    projection's bias, the per-head attention sinks, and the experts' and router's biases."""
     d = _base(c, "Hugging Face config.json (gpt_oss)")
     d["attention"] = _gqa(c, qkv_bias=True)
+    layers = d["num_layers"]
+    kinds = c.strings("layer_types") or [
+        "sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
+    unknown = sorted(set(kinds) - {"sliding_attention", "full_attention"})
+    if unknown or len(kinds) != layers:
+        raise c.error("layer_types", f"expected {layers} entries of sliding_attention or "
+                                     f"full_attention, got {unknown or len(kinds)}")
+    windowed = kinds.count("sliding_attention")
+    if windowed:
+        d["attention"].update(sliding_window=c.integer("sliding_window"),
+                              sliding_window_layers=windowed)
     d["dense_layers"] = {"count": 0, "ffn_width": 0}
     d["moe"] = _moe(c, "num_local_experts", "intermediate_size", 0, 0)
     return d
