@@ -347,6 +347,37 @@ def automodel_now(f: Facts) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def gptoss_runs(f: Facts) -> str:
+    """The gpt-oss runs by chip, as first predicted (before they joined the fit) and out of
+    source now: mean absolute error and the range of signed errors."""
+    import csv
+
+    from moebench.commands.validation.report import first_predictions_path
+
+    runs = {r.id: r for r in load_runs()}
+    with first_predictions_path().open(encoding="utf-8") as fh:
+        first = {r["id"]: float(r["predicted_error"]) for r in csv.DictReader(fh)
+                 if r["id"] in runs and runs[r["id"]].model.startswith("gpt-oss")}
+    now = {r["id"]: r["loso_error"] for r in f.validate["runs"] if r["id"] in first}
+
+    def group(run_id: str) -> str:
+        run = runs[run_id]
+        return "AutoModel H100" if run.stack and run.stack.startswith("nemo-automodel") \
+            else run.chip.upper()
+
+    def summary(errs: dict[str, float]) -> str:
+        mean = sum(abs(e) for e in errs.values()) / len(errs)
+        parts = []
+        for name in dict.fromkeys(group(i) for i in errs):
+            e = sorted(v for i, v in errs.items() if group(i) == name)
+            span = _pct(e[0]) if len(e) == 1 else f"{_pct(e[0])} to {_pct(e[-1])}"
+            parts.append(f"{name} {span}")
+        return f"{_pct(mean, False)} ({'; '.join(parts)})"
+
+    return (f"{len(first)} runs, first predicted at {summary(first)}; out of source now "
+            f"{summary(now)}")
+
+
 def sweep_table(f: Facts) -> str:
     lines = ["", "| sweep | plans | chips | stack | Spearman | regret |",
              "|---|---|---|---|---|---|"]
@@ -651,7 +682,7 @@ GENERATORS: dict[str, Callable[[Facts], str]] = {
     "huawei-error": vendor_error("vendor Huawei"), "savings": savings,
     "ascend-break-even": ascend_break_even,
     "first-predictions": first_prediction_table, "sweep-table": sweep_table,
-    "automodel-now": automodel_now,
+    "automodel-now": automodel_now, "gptoss-runs": gptoss_runs,
     "sweep-summary": sweep_summary, "coverage": coverage_line, "targets": targets,
     "physics-range": physics_range, "validation-summary": validation_summary,
     "memory-validation": memory_validation, "memory-targets": memory_targets,

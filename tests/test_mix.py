@@ -168,9 +168,19 @@ def test_the_split_is_whole_micro_batches_and_balances_the_types():
         assert p.plan["num_micro_batches"] * p.plan["dp"] * p.plan["micro_batch"] == p.sequences
     steps = [p.step_time_s for p in dp.parts]
     # The faster type gets more of the batch, balanced within what whole micro-batches allow
-    # (a part with 1,024-way data parallelism and micro-batch 4 moves 4,096 sequences at once).
-    assert max(steps) / min(steps) < 1.06
+    # (a part with 1,024-way data parallelism and micro-batch 4 moves 4,096 sequences at once,
+    # and its plan can change with its share): no split nearby has a shorter slowest part.
+    assert max(steps) / min(steps) < 1.10
     assert dp.parts[0].sequences > dp.parts[1].sequences  # H800s are faster in total
+    from moebench.engine.mix.search import ExactShares
+
+    types = mix_types("h800:512+ascend-910b:1024")
+    exact = ExactShares(load_model("ling-plus"), types, REQUEST)
+    g, chosen = types[0].run.global_batch, dp.parts[0].sequences
+    for b in range(chosen - 256, chosen + 257, 16):
+        s0, s1 = exact.step(0, b), exact.step(1, g - b)
+        if s0 is not None and s1 is not None:
+            assert max(s0, s1) >= max(steps) - 1e-9
 
 
 # --- the share curves and the split -------------------------------------------------------------
