@@ -48,10 +48,10 @@ def test_calibration_recovers_the_share_overlapped_collectives_take(tmp_path):
     from dataclasses import replace
 
     rows = shipped_rows(SYNTHETIC_IDS)
-    spec = load_stack_spec("megatron-core-nvidia")
     for run, r in zip(load_runs(write_runs(tmp_path, rows)), rows, strict=True):
-        stack = replace(stack_from_spec(spec, run.options), overlap_sm_share=0.2)
-        factor = float(np.exp(prepare(run, "synthetic").speed_error(stack))[0])
+        prepared = prepare(run, "synthetic")  # the run's stack, its platform's defaults applied
+        stack = replace(prepared.stack(), overlap_sm_share=0.2)
+        factor = float(np.exp(prepared.speed_error(stack))[0])
         slower = r["metric"] in ("step_time_s", "chip_hours_per_1e12_tokens")
         r["measured"] = repr(float(r["measured"]) / factor if slower
                              else float(r["measured"]) * factor)

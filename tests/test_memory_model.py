@@ -72,10 +72,11 @@ def test_without_fused_attention_the_scores_are_kept_unless_core_attn_recomputes
 
 
 @pytest.mark.parametrize(("main_grads", "per_full", "per_owned"),
-                         [("fp32", 4.0, 0.0), ("half", 2.0, 4.0), ("half+fp32", 6.0, 0.0)])
+                         [("fp32", 4.0, 0.0), ("bf16", 2.0, 0.0), ("half", 2.0, 4.0),
+                          ("half+fp32", 6.0, 0.0)])
 def test_gradient_buffers_as_each_release_keeps_them(main_grads, per_full, per_owned):
-    """ZeRO-1 over 8 ranks: Megatron's FP32 main_grad 4P; DeepSpeed ZeRO half gradients 2P
-    plus the owned shard's FP32 copy 4P/8; DeepSpeed's BF16 optimizer 2P + 4P."""
+    """ZeRO-1 over 8 ranks: Megatron's FP32 main_grad 4P, its BF16 one 2P; DeepSpeed ZeRO half
+    gradients 2P plus the owned shard's FP32 copy 4P/8; DeepSpeed's BF16 optimizer 2P + 4P."""
     ctx = _ctx()
     ctx = replace(ctx, stack=replace(ctx.stack, main_grads=main_grads))
     dense, expert = rank_params(ctx)
@@ -137,6 +138,14 @@ def test_releases_state_their_memory_defaults():
     assert bloom["main_grads"] == "half"
     later = load_stack_spec("megatron-deepspeed@bigscience-2022.02.28").release.defaults
     assert later["main_grads"] == "half+fp32"
+    # Megatron-Bridge's recipes keep an FP32 main_grad buffer; its performance configs turn
+    # grad_reduce_in_fp32 off (25.09 on), for the models they name, on every chip.
+    spec = load_stack_spec("megatron-core-nvidia@26.04")
+    assert spec.release.defaults["main_grads"] == "fp32"
+    perf = spec.for_platform("b200", "bf16", "gpt-oss-120b", True).release
+    assert perf.defaults["main_grads"] == "bf16"
+    other = spec.for_platform("h100", "bf16", "moonlight-16b-a3b", True).release
+    assert other.defaults["main_grads"] == "fp32"
 
 
 def test_a_plan_that_does_not_fit_says_by_how_much_and_the_cheapest_change(cli):
@@ -207,3 +216,16 @@ def test_the_plan_flagperf_reports_out_of_memory_does_not_fit(cli):
         assert not oom["fits_memory"], recompute
         assert oom["memory_gib"]["weights"] == pytest.approx(8.03e9 * 2 / 2**30, rel=0.01)
     assert ran["fits_memory"]
+
+
+def test_a_bf16_main_grad_buffer_is_reduced_in_bf16():
+    """Megatron reduces the main_grad buffer as it keeps it: 2 bytes per gradient on the wire
+    with grad_reduce_in_fp32 off (Megatron-Bridge's performance configs), 4 with the FP32
+    buffer of its recipes' default."""
+    from moebench.inputs.stack import stack_from_spec
+
+    spec = load_stack_spec("megatron-core-nvidia@26.04")
+    perf = stack_from_spec(spec.for_platform("b200", "bf16", "gpt-oss-120b", True))
+    bare = stack_from_spec(spec)
+    assert (perf.main_grads, perf.grad_reduce_bytes) == ("bf16", 2.0)
+    assert (bare.main_grads, bare.grad_reduce_bytes) == ("fp32", 4.0)

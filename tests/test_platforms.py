@@ -28,9 +28,11 @@ def test_a_run_takes_its_platforms_recipe_defaults(chip, precision, moe, expecte
     got = tuple(release.defaults[k] for k in ("dispatcher", "graphs", "ep_overlap",
                                               "sync_free"))
     assert got == expected
-    assert bool(release.platform) == (expected[0] == "hybridep")
-    if release.platform:
+    # The dense run of llama-3-70b takes only its BF16 gradients from the recipes.
+    assert ("dispatcher" in release.platform_settings) == (expected[0] == "hybridep")
+    if "dispatcher" in release.platform_settings:
         assert "v0.5.0" in release.sources["defaults.dispatcher"]
+    assert release.defaults["main_grads"] == ("fp32" if chip == "a100" else "bf16")
 
 
 @pytest.mark.parametrize("release", ["25.11", "26.02", "26.04"])

@@ -31,11 +31,12 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     ascend = load_stack_spec("mindspeed-llm@1.0.rc3")
     assert df.loc[ascend.label, "cross_entropy"] == "unfused"
     assert pd.isna(df.loc[load_stack_spec("hardware-limit").label, "fitted"])
-    # Where a release's recipes set other defaults: 26.06 names three models on H100 and B200
-    # and covers MoE models on all four chips.
+    # Where a release's recipes set other defaults: 26.06 names three models on H100 and B200,
+    # covers MoE models on all four chips, and keeps BF16 gradients for every model its
+    # performance configs name, on H200 too.
     assert df.loc["megatron-core-nvidia@26.06", "recipes_on"] == (
-        "h100+b200+gb200+gb300: qwen3-235b-a22b, deepseek-v3, deepseek-v3-no-mtp, "
-        "qwen3-30b-a3b, moe")
+        "h100+b200+gb200+gb300+h200: qwen3-235b-a22b, deepseek-v3, deepseek-v3-no-mtp, "
+        "qwen3-30b-a3b, moe, llama-3.1-8b, llama-3-70b, llama-3-405b, gpt-oss-120b, kimi-k2")
     assert pd.isna(df.loc["megatron-core-nvidia@24.07", "recipes_on"])
 
 

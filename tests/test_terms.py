@@ -525,7 +525,7 @@ def test_gradients_added_up_outside_the_gemms_cost_a_pass_per_micro_batch():
     m = _v(ctx.num_micro)
     params = sum(_v(p) for p in heaviest(rank_params(ctx)))
     assert m == 16 and params > 8e9  # 70B over tp 4 x pp 2, the embedding's stage
-    for grads, per_param in (("half", 6.0), ("half+fp32", 10.0), ("fp32", 0.0)):
+    for grads, per_param in (("half", 6.0), ("half+fp32", 10.0), ("fp32", 0.0), ("bf16", 0.0)):
         r = evaluate(arch, chip, replace(stack, main_grads=grads), run, plans)
         assert _v(r.compute["grad_accumulation"]) == pytest.approx(
             15 * per_param * params / _v(ctx.mem_bw))

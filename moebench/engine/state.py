@@ -93,7 +93,8 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
     release that caches FP8 weights adds 2 bytes per parameter held whole (weights). A release that
     keeps half-precision gradients (DeepSpeed ZeRO, main_grads half) holds 2P of them, or from
     zero-2 on one layer's half bucket, plus 4O, the FP32 copy of its shard the optimizer reads;
-    DeepSpeed's BF16 optimizer (half+fp32) keeps 2P beside a full FP32 accumulation, 6P. Pure
+    DeepSpeed's BF16 optimizer (half+fp32) keeps 2P beside a full FP32 accumulation, 6P;
+    Megatron's BF16 main_grad buffer (bf16) 2P, or from zero-2 on 2 (O + one layer). Pure
     BF16 training (optimizer states pure-bf16: the BF16 weights are the master) keeps BF16
     gradients alone: 2P, or from zero-2 on 2 (O + one layer), and 4 bytes of BF16 moments."""
     dense, expert = params
@@ -112,6 +113,13 @@ def state_bytes(ctx: StepContext, params: tuple[np.ndarray, np.ndarray]
         # No FP32 copy anywhere: the gradients stay in the weights' BF16 (FSDP2 reduces them in
         # FP32 on the wire and writes BF16 shards).
         grads = np.where(s >= 2, owned + layer, full) * ctx.run.grad_bytes
+    elif ctx.stack.main_grads == "bf16":
+        # Megatron with grad_reduce_in_fp32 off: the main_grad buffer itself in BF16 (all of
+        # it, or the owned shard and one layer's bucket from zero-2 on). The distributed
+        # optimizer casts the owned shard's gradients to FP32 only inside the optimizer step
+        # (distrib_optimizer.py _copy_model_grads_to_main_grads), when the activations are
+        # gone: not at the peak.
+        grads = np.where(s >= 2, owned + layer, full) * WEIGHT_BYTES
     elif ctx.stack.main_grads == "half":
         # DeepSpeed ZeRO: half-precision gradients (all of them, or one bucket from zero-2
         # on) and an FP32 copy of the owned shard for the optimizer.

@@ -31,6 +31,8 @@ Dispatcher = Literal["alltoall", "allgather", "deepep", "hybridep"]
 
 
 MlaPad = Literal["none", "v", "256"]
+# Where gradients accumulate (Defaults.main_grads).
+MainGrads = Literal["fp32", "bf16", "half", "half+fp32"]
 
 
 Graphs = Literal["none", "partial", "full"]
@@ -160,14 +162,17 @@ class Defaults(Record):
                                   "inputs over the tensor-parallel ranks along the sequence "
                                   "(Megatron --sequence-parallel) unless told, as the "
                                   "release's recipes run")
-    main_grads: Claim[Literal["fp32", "half", "half+fp32"]] | None = Field(
+    main_grads: Claim[MainGrads] | None = Field(
         default=None, description="fp32: gradients accumulate in a full-size FP32 buffer "
-                                  "(Megatron's main_grad); half: in the model's precision, FP32 "
-                                  "only for the rank's optimizer shard (DeepSpeed ZeRO); "
-                                  "half+fp32: half-precision gradients beside a full FP32 "
-                                  "accumulation buffer (DeepSpeed's BF16 optimizer). Memory, "
-                                  "and the HBM pass per micro-batch that half and half+fp32 "
-                                  "spend adding gradients up (fp32: inside the GEMM)")
+                                  "(Megatron's main_grad); bf16: that buffer in BF16, reduced "
+                                  "in BF16 (Megatron with grad_reduce_in_fp32 off); half: in "
+                                  "the model's precision, FP32 only for the rank's optimizer "
+                                  "shard (DeepSpeed ZeRO); half+fp32: half-precision gradients "
+                                  "beside a full FP32 accumulation buffer (DeepSpeed's BF16 "
+                                  "optimizer). Memory, the data-parallel bytes (bf16: 2 per "
+                                  "gradient), and the HBM pass per micro-batch that half and "
+                                  "half+fp32 spend adding gradients up (fp32, bf16: inside "
+                                  "the GEMM)")
     swiglu_fp8_store: Claim[bool] | None = Field(
         default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
                                   "for the backward")
@@ -198,6 +203,7 @@ class PlatformDefaults(Record):
     sync_free: bool | None = None
     mla_attention_pad: MlaPad | None = None
     grouped_gemm: bool | None = None
+    main_grads: MainGrads | None = None
 
     @field_validator("models")
     @classmethod
@@ -233,7 +239,7 @@ class PlatformDefaults(Record):
 # The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and
 # source).
 PLATFORM_SETTINGS = ("dispatcher", "graphs", "graph_scope", "ep_overlap", "sync_free",
-                     "mla_attention_pad", "grouped_gemm")
+                     "mla_attention_pad", "grouped_gemm", "main_grads")
 
 # What a platform's ``models`` may name besides model profiles.
 MODEL_KINDS = ("moe", "dense")

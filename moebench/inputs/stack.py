@@ -141,7 +141,7 @@ class Stack:
     """With TP, hidden-size activations split over the tensor-parallel ranks (the release's
     default)."""
     main_grads: str = "fp32"
-    """Where gradients accumulate (the release's default): fp32, half or half+fp32
+    """Where gradients accumulate (the release's default): fp32, bf16, half or half+fp32
     (:class:`moebench.inputs.release_spec.Defaults`)."""
     swiglu_fp8_store: bool = False
     """Under FP8, the SwiGLU input is kept in FP8 for the backward (the release's default)."""
@@ -221,7 +221,9 @@ def stack_from_spec(
         collective_fraction=value(fig("collective_fraction")),
         overlap_sm_share=value(fig("overlap_sm_share")),
         act_offload_mask=module_mask(tuple(rel.defaults["offload_modules"]), OFFLOAD_MODULES),
-        grad_reduce_bytes=4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
+        # A BF16 main-gradient buffer is reduced as it is kept, whatever the stack's habit.
+        grad_reduce_bytes=2.0 if rel.defaults["main_grads"] == "bf16" else
+        4.0 if spec.collectives.grad_reduce == "fp32" else 2.0,
         reserve_bytes=to_base("reserve_gb", value(spec.memory.reserve_gb)),
         fragmentation=value(af) - 1.0, fragmentation_high=(af.high or af.value) - 1.0,
         cache_growth=0.0 if spec.memory.cache_factor is None else np.maximum(

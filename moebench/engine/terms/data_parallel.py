@@ -115,11 +115,12 @@ def optimizer_step_bytes(optimizer_bytes: float, grad_bytes: float = GRAD_BYTES)
 # HBM bytes per parameter to add one micro-batch's gradients into the accumulated ones, by
 # where the stack keeps them (``main_grads``). fp32: Megatron's main_grad, which the weight-
 # gradient GEMM accumulates into in place (gradient_accumulation_fusion, Megatron's default),
-# no pass of its own. half: DeepSpeed ZeRO-1/2 under its pipeline engine, autograd's
+# no pass of its own; bf16 the same buffer in BF16 (Transformer Engine's fused weight-gradient
+# accumulation takes either dtype). half: DeepSpeed ZeRO-1/2 under its pipeline engine, autograd's
 # AccumulateGrad adds each new half-precision gradient into param.grad (read 2 + 2, write 2).
 # half+fp32: DeepSpeed's BF16 optimizer adds param.grad into its FP32 buffer after every
 # micro-batch (deepspeed/runtime/bf16_optimizer.py, update_hp_grads: read 2 + 4, write 4).
-ACCUMULATION_BYTES = {"fp32": 0.0, "half": 6.0, "half+fp32": 10.0}
+ACCUMULATION_BYTES = {"fp32": 0.0, "bf16": 0.0, "half": 6.0, "half+fp32": 10.0}
 
 
 def accumulation_time(ctx: StepContext, params: tuple[Any, Any]) -> Any:
