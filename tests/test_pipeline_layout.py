@@ -194,3 +194,30 @@ def test_measured_runs_csv_checks_the_layout_column(tmp_path):
     with pytest.raises(InputError) as err:
         load_runs(path)
     assert "pipeline_layout" in str(err.value.field) and "cannot read" in err.value.message
+
+
+def test_the_loss_rank_gives_up_whole_layers_with_their_communication():
+    """Qwen3-30B-A3B (48 layers) on pp 3 with expert parallelism over 2, written '15,17,16':
+    the loss's rank holds one layer fewer than the fullest, and that layer is worth its whole
+    device time, the exposed all-to-all included, not its compute alone: lm_head_mtp =
+    max(0, H - t), t the fullest rank's device time per layer, H the head's (the even layout's
+    lm_head_mtp, where the loss's rank holds as many layers as any)."""
+    arch, chip = load_model("qwen3-30b-a3b"), load_chip("h100")
+
+    def one(layout: str):
+        req = PlanRequest(**{**PLAN, "pp": 3, "ep": 2}, pipeline_layout=layout)
+        plans, _ = candidate_plans(arch, chip, RUN, 6, req)
+        assert len(plans) == 1
+        return evaluate(arch, chip, stack_of(chip), RUN, plans)
+
+    even, written = one("even"), one("15,17,16")
+    head = even.compute["lm_head_mtp"][0]
+    per_step = sum(v[0] for k, v in written.compute.items()
+                   if k not in ("lm_head_mtp", "grad_accumulation"))
+    exposed = sum(written.comm_exposed[k][0] for k in ("tp_scale_up", "tp_scale_out",
+                                                       "ep_scale_up", "ep_scale_out", "cp"))
+    t = (per_step + exposed) / 17  # the fullest rank's 17 layers
+    compute_only = (per_step - written.compute["kernel_overhead"][0]) / 17
+    assert written.comm_exposed["ep_scale_up"][0] > 0.05 * per_step  # the all-to-all matters
+    assert head - t > 0 and t > compute_only  # not the compute-only answer, and not zero
+    assert written.compute["lm_head_mtp"][0] == pytest.approx(head - t, rel=1e-6)

@@ -199,6 +199,10 @@ def compose(ctx: StepContext, memory: MemoryBreakdown | None = None) -> StepArra
     moe_b = lp.moe_bwd + moe_xb + moe_kern * (kb + moe_again) + rc_kern.moe_post
     den_f = lp.dense_fwd + den_x + kern.dense
     den_b = lp.dense_bwd + den_xb + kern.dense * (kb + mlp_again) + rc_kern.dense
+    # The loss's rank against the fullest, each layer at its whole device time.
+    per_layer = (layers * (att_f + att_b) + moe_layers * (moe_f + moe_b + ep_x.per_micro_batch)
+                 + dense_layers * (den_f + den_b)) / np.maximum(layers, 1.0)
+    stage = passes.place_head(ctx, stage, f, per_layer)
     base_fwd = layers * att_f + moe_layers * moe_f + dense_layers * den_f + stage.head_fwd
     base_bwd = layers * att_b + moe_layers * moe_b + dense_layers * den_b + stage.head_bwd
     ht = host.host_time(ctx, host_ops, host.recompute_ops(ctx, captured=True))

@@ -8,7 +8,7 @@ the forward of the modules a plan names (Megatron-Core's ``recompute_modules``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -153,6 +153,18 @@ def stage_compute(ctx: StepContext, f: LayerForward) -> StageCompute:
     return StageCompute(layer=lp, head_fwd=head_part / 3.0, head_bwd=head_part * 2.0 / 3.0,
                         components={**layers, "lm_head_mtp": head_part},
                         layers_fwd=fwd, layers_bwd=bwd)
+
+
+def place_head(ctx: StepContext, stage: StageCompute, f: LayerForward, per_layer: Any
+               ) -> StageCompute:
+    """``stage`` with the head's excess over the fullest rank weighed against ``per_layer``,
+    the whole device time of one of the stage's layers per micro-batch (compute, exposed TP,
+    CP and all-to-all, kernel overhead): the loss's rank gives up whole layers, with their
+    communication, for the head (:func:`head_beyond_layers`)."""
+    head_part = head_beyond_layers(ctx, per_layer * ctx.arch.spec.num_layers, f.head_train,
+                                   f.mtp_train)
+    return replace(stage, head_fwd=head_part / 3.0, head_bwd=head_part * 2.0 / 3.0,
+                   components={**stage.components, "lm_head_mtp": head_part})
 
 
 def head_beyond_layers(ctx: StepContext, all_layers: Any, head: Any, mtp: Any) -> Any:
