@@ -139,19 +139,19 @@ class StageCompute:
 
 
 def stage_compute(ctx: StepContext, f: LayerForward) -> StageCompute:
-    """The slowest stage: its layers, and the head's work where it does not fit beside them
-    (:func:`head_beyond_layers`)."""
+    """The slowest stage's layers; the head's work where it does not fit beside them is placed
+    by :func:`place_head`, once a layer's whole device time is known (zero until then)."""
     comp = training_components(ctx, f)
     comp.pop("lm_head_mtp")
     scale = ctx.layers_per_stage / ctx.arch.spec.num_layers  # the stage's share of layers
     layers = {k: v * scale for k, v in comp.items()}
-    head_part = head_beyond_layers(ctx, sum(comp.values()), f.head_train, f.mtp_train)
     lp = layer_pass(ctx, f)
     moe, dense = ctx.moe_layers_per_stage, ctx.dense_layers_per_stage
     fwd = ctx.layers_per_stage * lp.attention_fwd + moe * lp.moe_fwd + dense * lp.dense_fwd
     bwd = ctx.layers_per_stage * lp.attention_bwd + moe * lp.moe_bwd + dense * lp.dense_bwd
-    return StageCompute(layer=lp, head_fwd=head_part / 3.0, head_bwd=head_part * 2.0 / 3.0,
-                        components={**layers, "lm_head_mtp": head_part},
+    zero = 0.0 * fwd
+    return StageCompute(layer=lp, head_fwd=zero, head_bwd=zero,
+                        components={**layers, "lm_head_mtp": zero},
                         layers_fwd=fwd, layers_bwd=bwd)
 
 
