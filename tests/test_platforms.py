@@ -68,10 +68,10 @@ def test_a_platform_setting_the_release_lacks_is_refused(cli, tmp_path):
     text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
     path = tmp_path / "mcore.yaml"
     # 24.07 implements no graph capture: a platform there cannot default to full graphs.
-    first = "    defaults:\n      schedule: {value: 1f1b, source: \"the only pipeline"
+    first = "    platforms:\n      - chips: [h100]\n        models: [llama-2-7b, llama-2-13b,"
     assert text.count(first) == 1
     path.write_text(text.replace(first, "    platforms:\n      - chips: [h100]\n        source:"
-                                        " \"test\"\n        graphs: full\n" + first),
+                                        " \"test\"\n        graphs: full\n" + first[15:]),
                     encoding="utf-8")
     result = cli("stacks", "show", str(path))
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -190,11 +190,47 @@ def test_a_platform_scope_without_partial_graphs_is_refused(cli, tmp_path):
 
     text = resolve("stacks", "megatron-core-nvidia", "--stack").read_text(encoding="utf-8")
     # 25.11's Qwen3-30B-A3B recipe on H100 at FP8 runs no graphs (QWEN3_30B_A3B_H100_FP8_CS).
-    one = "QWEN3_30B_A3B_H100_FP8_CS: moe_a2a_overlap True, no CUDA graphs\"\n"
-    assert text.count(one) == 1
+    lines = text.split("\n")
+    at = [i for i, line in enumerate(lines)
+          if "QWEN3_30B_A3B_H100_FP8_CS: moe_a2a_overlap True, no CUDA graphs" in line]
+    assert len(at) == 1
+    lines.insert(at[0] + 1, "        graph_scope: [router]")
     path = tmp_path / "mcore.yaml"
-    path.write_text(text.replace(one, one + "        graph_scope: [router]\n"),
-                    encoding="utf-8")
+    path.write_text("\n".join(lines), encoding="utf-8")
     result = cli("stacks", "show", str(path))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "sets a graph scope but runs graphs none" in result.output
+
+
+@pytest.mark.parametrize(("release", "model", "expected"), [
+    # NeMo-Framework-Launcher's H100 Llama scripts of the 24.07 table: BF16 gradient sync into
+    # a contiguous BF16 grad buffer, the loss fused (fee1762f).
+    ("24.07", "llama-3.1-8b", ("bf16", "fused")),
+    ("24.07", "llama-2-70b", ("bf16", "fused")),
+    # A model the launcher scripts here do not name keeps the release's own defaults.
+    ("24.07", "mixtral-8x7b", ("fp32", "unfused")),
+    # NeMo 2.0 (25.04) replaced the launcher's recipes: nothing carries over.
+    ("25.04", "llama-3.1-8b", ("fp32", "fused")),
+])
+def test_the_24_07_launcher_recipes(release, model, expected):
+    r = load_stack_spec(f"megatron-core-nvidia@{release}").for_platform(
+        "h100", "fp8", model, model.startswith("mixtral")).release
+    assert (r.defaults["main_grads"], r.defaults["cross_entropy"]) == expected
+
+
+def test_nemo_24_07_llama3_8b_fits_with_its_bf16_gradients(cli):
+    """The NeMo 24.07 table's Llama 3 8B on 8 H100s (TP1 PP1 CP2, GBS 128, FP8) ran: with the
+    launcher's BF16 grad buffer its gradients take 2 bytes x 8.03B parameters (model card) =
+    14.96 GiB, not the 29.9 GiB of an FP32 buffer, and the plan fits in 80 GB."""
+    args = ["estimate", "--model", "llama-3.1-8b", "--chip", "h100", "--num-chips", "8",
+            "--precision", "fp8", "--tp", "1", "--pp", "1", "--cp", "2", "--vpp", "1",
+            "--micro-batch", "1", "--seq-len", "8192", "--global-batch", "128", "--zero", "1",
+            "-f", "json"]
+    got = {}
+    for release in ("24.07", "25.04"):
+        result = cli(*args, "--stack", f"megatron-core-nvidia@{release}", "--allow-oom")
+        assert result.exit_code == 0, result.output
+        got[release] = json.loads(result.output)
+    assert got["24.07"]["memory_gib"]["gradients"] == pytest.approx(2 * 8.03e9 / 2**30, rel=5e-3)
+    assert got["25.04"]["memory_gib"]["gradients"] == pytest.approx(4 * 8.03e9 / 2**30, rel=5e-3)
+    assert got["24.07"]["fits_memory"]

@@ -37,7 +37,10 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     assert df.loc["megatron-core-nvidia@26.06", "recipes_on"] == (
         "h100+b200+gb200+gb300+h200: qwen3-235b-a22b, deepseek-v3, deepseek-v3-no-mtp, "
         "qwen3-30b-a3b, moe, llama-3.1-8b, llama-3-70b, llama-3-405b, gpt-oss-120b, kimi-k2")
-    assert pd.isna(df.loc["megatron-core-nvidia@24.07", "recipes_on"])
+    # 24.07's launcher scripts name five Llama models on H100; 25.04 (NeMo 2.0) none.
+    assert df.loc["megatron-core-nvidia@24.07", "recipes_on"] == (
+        "h100: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3-70b")
+    assert pd.isna(df.loc["megatron-core-nvidia@25.04", "recipes_on"])
 
 
 def test_stacks_show_gives_every_figure_and_the_release_with_its_source(cli):

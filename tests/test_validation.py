@@ -56,15 +56,6 @@ MAX_LOO_ALL = 0.145
 # the smaller capacity forced a recompute on the first and cut the device figure of the second.
 MAX_MEMORY_MAE = 0.06
 MAX_MEMORY_BEYOND_20 = 4
-# Measured runs predicted not to fit, each with why (README, Known gaps); any other is a
-# regression. Issue 22 asks for none.
-KNOWN_NOT_FITTING = {
-    # 2026-12-07, joined at a first prediction of +8.5%: 94 of 79.6 GiB under the 24.07
-    # release's Megatron-LM defaults (FP32 gradient buffer, a cached FP8 copy of each weight);
-    # NeMo 24.07's own FP8 parameter and optimizer settings are in no source at hand.
-    "nemo2407-llama3-8b-h100-8-fp8",
-}
-
 # The whole validation set predicted every way (a minute of refits) behind every test here.
 pytestmark = pytest.mark.slow
 
@@ -94,7 +85,8 @@ def test_memory_is_validated_and_every_measured_run_fits(comparisons):
     assert set(m["by_vendor"]) == {"NVIDIA", "AMD", "Huawei"}
     assert m["mae"] <= MAX_MEMORY_MAE
     assert m["beyond"] <= MAX_MEMORY_BEYOND_20
-    assert set(m["not_fitting"]) <= KNOWN_NOT_FITTING, m["not_fitting"]
+    # Issue 22: no measured run is predicted not to fit.
+    assert not m["not_fitting"], m["not_fitting"]
 
 
 def test_out_of_source_error_within_the_stated_bounds(comparisons):

@@ -204,6 +204,7 @@ class PlatformDefaults(Record):
     mla_attention_pad: MlaPad | None = None
     grouped_gemm: bool | None = None
     main_grads: MainGrads | None = None
+    cross_entropy: CrossEntropy | None = None
 
     @field_validator("models")
     @classmethod
@@ -239,7 +240,7 @@ class PlatformDefaults(Record):
 # The settings a platform may set (the fields of PlatformDefaults beyond chips, precision and
 # source).
 PLATFORM_SETTINGS = ("dispatcher", "graphs", "graph_scope", "ep_overlap", "sync_free",
-                     "mla_attention_pad", "grouped_gemm", "main_grads")
+                     "mla_attention_pad", "grouped_gemm", "main_grads", "cross_entropy")
 
 # What a platform's ``models`` may name besides model profiles.
 MODEL_KINDS = ("moe", "dense")
