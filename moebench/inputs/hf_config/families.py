@@ -64,12 +64,8 @@ def _gpt_oss(c: _Config) -> dict[str, Any]:
     d = _base(c, "Hugging Face config.json (gpt_oss)")
     d["attention"] = _gqa(c, qkv_bias=True)
     layers = d["num_layers"]
-    kinds = c.strings("layer_types") or [
-        "sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
-    unknown = sorted(set(kinds) - {"sliding_attention", "full_attention"})
-    if unknown or len(kinds) != layers:
-        raise c.error("layer_types", f"expected {layers} entries of sliding_attention or "
-                                     f"full_attention, got {unknown or len(kinds)}")
+    kinds = c.layer_kinds(layers, ("sliding_attention", "full_attention"),
+                          lambda i: "sliding_attention" if i % 2 == 0 else "full_attention")
     windowed = kinds.count("sliding_attention")
     if windowed:
         d["attention"].update(sliding_window=c.integer("sliding_window"),

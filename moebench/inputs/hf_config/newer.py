@@ -125,15 +125,13 @@ def _hunyuan_v1_moe(c: _Config) -> dict[str, Any]:
 def _linear_layers(c: _Config, layers: int) -> int:
     """How many layers use linear attention: from layer_types, or every layer but each
     full_attention_interval-th (Qwen3NextConfig builds layer_types so)."""
-    types = c.strings("layer_types")
-    if types is None:
+    def every_interval(i: int) -> str:
         interval = c.integer("full_attention_interval", 4)
         if interval < 1:
             raise c.error("full_attention_interval", f"must be at least 1, got {interval}")
-        return layers - layers // interval
-    if len(types) != layers or not set(types) <= set(LAYER_TYPES):
-        raise c.error("layer_types", f"expected {layers} entries, each one of {LAYER_TYPES}")
-    return types.count("linear_attention")
+        return "full_attention" if (i + 1) % interval == 0 else "linear_attention"
+
+    return c.layer_kinds(layers, LAYER_TYPES, every_interval).count("linear_attention")
 
 
 def _qwen3_next(c: _Config) -> dict[str, Any]:

@@ -6,6 +6,7 @@ key is missing or malformed, so a bad config gives one line, like a bad YAML pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,19 @@ class _Config:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(key, f"expected a list of strings, got {value!r}")
         return value
+
+    def layer_kinds(self, layers: int, kinds: tuple[str, ...],
+                    default: Callable[[int], str]) -> list[str]:
+        """``layer_types``: one of ``kinds`` per layer; absent, ``default(i)`` for each layer i,
+        the pattern the model's transformers config builds when it is not given."""
+        types = self.strings("layer_types")
+        if types is None:
+            return [default(i) for i in range(layers)]
+        unknown = sorted(set(types) - set(kinds))
+        if unknown or len(types) != layers:
+            raise self.error("layer_types", f"expected {layers} entries, each one of "
+                                            f"{', '.join(kinds)}; got {unknown or len(types)}")
+        return types
 
     def sub(self, key: str) -> _Config:
         """A nested section (DBRX's ``attn_config``), read with the same errors."""
