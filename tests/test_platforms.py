@@ -239,3 +239,38 @@ def test_nemo_24_07_llama3_8b_fits_with_its_bf16_gradients(cli):
     assert got["core_v0.12.0"]["memory_gib"]["gradients"] == pytest.approx(4 * 8.03e9 / 2**30,
                                                                           rel=5e-3)
     assert got["24.07"]["fits_memory"]
+
+
+@pytest.mark.parametrize(("release", "chip", "precision", "model", "main_grads"), [
+    # NeMo 2.0's performance scripts: 25.02 (v2.2.0 pretrain_*.py) and 25.04 (v2.3.0
+    # utils.py:351) turn FP32 gradient reduction off under FP8 only, 25.07 (v2.4.0
+    # helpers.py:224) at every precision.
+    ("25.02", "b200", "fp8", "mixtral-8x7b", "bf16"),
+    ("25.02", "b200", "bf16", "mixtral-8x7b", "fp32"),
+    ("25.04", "gb200", "fp8", "deepseek-v3", "bf16"),
+    ("25.04", "gb200", "bf16", "deepseek-v3", "fp32"),
+    ("25.07", "gb200", "bf16", "qwen3-235b-a22b", "bf16"),
+    # A model the scripts do not name keeps the recipes' FP32.
+    ("25.07", "gb200", "bf16", "moonlight-16b-a3b", "fp32"),
+])
+def test_nemo_2_performance_scripts_reduce_gradients_in_bf16(release, chip, precision, model,
+                                                             main_grads):
+    r = load_stack_spec(f"megatron-core-nvidia@{release}").for_platform(
+        chip, precision, model, True).release
+    assert r.defaults["main_grads"] == main_grads
+
+
+def test_nemo_2_releases_as_their_megatron_core_commits_implement_them():
+    """25.02 pins Megatron-Core 0.11.0rc1 (791b70e0): whole-layer CUDA graphs, no attention
+    scope, no DeepEP; 25.07 pins 0.13.0rc1 (03f77931): both scopes, the probabilities in the
+    expert activation (!2668), still no 1F1B all-to-all overlap (core_v0.14.0). NeMo 2.0's FP8
+    plugins gather FP8 parameters; a bare Megatron-LM run of the same container does not."""
+    releases = load_stack_spec("megatron-core-nvidia").releases_resolved
+    r2502, r2507 = releases["25.02"], releases["25.07"]
+    assert tuple(r2502.caps.graphs) == ("none", "full")
+    assert "deepep" not in r2502.caps.dispatchers and not r2502.defaults["probs_in_activation"]
+    assert tuple(r2507.caps.graphs) == ("none", "partial", "full")
+    assert r2507.defaults["probs_in_activation"] and not r2507.caps.ep_overlap
+    assert not r2502.defaults["fp8_weight_cache"] and not releases["25.04"].defaults[
+        "fp8_weight_cache"]
+    assert releases["core_v0.12.0"].defaults["fp8_weight_cache"]
