@@ -38,14 +38,15 @@ from moebench.inputs.scenario import load_scenario
 from moebench.inputs.stack import load_stack_spec
 from tests.conftest import shipped_rows, write_runs
 
-# Leave-one-source-out, on 2026-12-06 (247 runs from 38 sources): all 15.5%, NVIDIA 13.5%,
-# AMD 16.4%, Huawei 24.7% (FlagPerf, the newest source, reads 18.0% out of source).
-MAX_LOSO_ALL = 0.165
-MAX_LOSO_NVIDIA = 0.145
-MAX_LOSO_AMD = 0.175
-MAX_LOSO_HUAWEI = 0.26
-# Leave-one-run-out, beside it: 13.8% over all runs on 2026-12-06.
-MAX_LOO_ALL = 0.145
+# Leave-one-source-out, on 2026-12-07 (355 runs from 48 sources): all 13.0%, NVIDIA 11.9%,
+# AMD 15.1%, Huawei 18.7% (2026-12-06, 247 runs: 15.5%, 13.5%, 16.4%, 24.7%). The bounds keep
+# a point of room; Huawei's is issue 21's 20% per vendor.
+MAX_LOSO_ALL = 0.14
+MAX_LOSO_NVIDIA = 0.13
+MAX_LOSO_AMD = 0.165
+MAX_LOSO_HUAWEI = 0.20
+# Leave-one-run-out, beside it: 12.4% over all runs on 2026-12-07 (13.8% on 2026-12-06).
+MAX_LOO_ALL = 0.135
 # Memory, 2026-12-06: 66 runs from 6 sources publish their peak memory; mean absolute error
 # 5.0% with 3 runs beyond 20% (12.1% and 2 before the device-level figures carried the
 # allocator's cache, each stack's cache_factor measured on the other stacks' runs; the first 53
