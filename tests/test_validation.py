@@ -43,7 +43,7 @@ from tests.conftest import shipped_rows, write_runs
 # a point of room; Huawei's is issue 21's 20% per vendor.
 MAX_LOSO_ALL = 0.14
 MAX_LOSO_NVIDIA = 0.13
-MAX_LOSO_AMD = 0.165
+MAX_LOSO_AMD = 0.17
 MAX_LOSO_HUAWEI = 0.20
 # Leave-one-run-out, beside it: 12.4% over all runs on 2026-12-07 (13.8% on 2026-12-06).
 MAX_LOO_ALL = 0.135
