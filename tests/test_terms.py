@@ -402,7 +402,8 @@ def test_attention_core_adds_the_softmax_exponentials_at_the_sfu_rate():
     """Llama 3.1 8B (32 heads of 128) at 8K tokens on one H100: per token and layer the
     forward runs 2 x 32 x 256 x 8192 / 2 FLOPs of attention matmuls and 32 x 8192 / 2
     exponentials; the core takes F T / R + E T / 3.9e12 and its backward 2.5x the matmuls'
-    share and 1x the exponentials'. A chip with no SFU figure has no exp term."""
+    FLOPs at 0.83 of the forward's rate (DeepSeek's H800 trace: 550 TFLOPS forward, 455
+    backward) and 1x the exponentials'. A chip with no SFU figure has no exp term."""
     arch = load_model("llama-3.1-8b")
     chip = load_chip("h100")
     run = RunConfig(seq_len=8192, global_batch=8, precision="bf16")
@@ -412,11 +413,11 @@ def test_attention_core_adds_the_softmax_exponentials_at_the_sfu_rate():
     sfu = 32 * 8192 / 2 * tokens / 3.9e12
     fwd, bwd = compute.attention_core_time(ctx)
     assert _v(fwd) == pytest.approx(tc + sfu)
-    assert _v(bwd) == pytest.approx((2.5 * tc + sfu) / (tc + sfu))
+    assert _v(bwd) == pytest.approx((2.5 / 0.83 * tc + sfu) / (tc + sfu))
     assert 0.15 < sfu / (tc + sfu) < 0.45  # a fifth to a third of the core on Hopper
     no_sfu = replace(ctx, exp_rate=np.inf)
     fwd0, bwd0 = compute.attention_core_time(no_sfu)
-    assert _v(fwd0) == pytest.approx(tc) and _v(bwd0) == pytest.approx(2.5)
+    assert _v(fwd0) == pytest.approx(tc) and _v(bwd0) == pytest.approx(2.5 / 0.83)
 
 
 def test_blackwell_ultra_attention_forward_gains_about_a_third_over_blackwell():

@@ -38,6 +38,12 @@ from moebench.inputs.model import (
 # FlashAttention backward runs five matmuls against the forward's two (Dao et al., FlashAttention,
 # arXiv 2205.14135, sec. 3.1 and appendix B): 2.5x the forward FLOPs, not the 2x of a plain GEMM.
 ATTENTION_BWD_FACTOR = 2.5
+# Its kernel runs those FLOPs more slowly than the forward's: DeepSeek's H800 trace
+# (deepseek-ai/profile-data train.json; ../shared/reference/component-measurements.md) times the
+# attention forward at 1.20-1.28 ms a layer and its backward at 3.58-3.86 ms, 550 against 455
+# TFLOPS: the backward at 0.83 of the forward's rate (FlashAttention-2 on A100, arXiv 2307.08691
+# sec. 4.1: up to 73% of peak forward, 63% backward, 0.86).
+ATTENTION_BWD_RATE = 0.83
 # The softmax's exponentials: one per score element in the forward, and one again in the
 # backward, which recomputes the probabilities from the saved row statistics (FlashAttention-2,
 # arXiv 2307.08691, algorithm 2); so 1x the forward's, against the matmuls' 2.5x.

@@ -27,6 +27,7 @@ from moebench.engine.attention_core import attention_core_exps, attention_core_f
 from moebench.engine.context import BF16, StepContext
 from moebench.engine.workload import (
     ATTENTION_BWD_FACTOR,
+    ATTENTION_BWD_RATE,
     ATTENTION_EXP_BWD_FACTOR,
     GEMM_BWD_FACTOR,
 )
@@ -191,7 +192,8 @@ def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
     bottleneck NVIDIA's Blackwell Ultra doubles its exp units to relieve (NVIDIA technical blog
     "Making Softmax More Efficient with NVIDIA Blackwell Ultra": about 35% faster FP8 attention
     forward on DeepSeek-V3 over GB200; this sum gives 28-43% for BF16 to FP8). Backward:
-    2.5 x the matmuls, 1 x the exponentials. F is the kernel's work: with MLA head dims the
+    2.5 x the matmuls' FLOPs at ``ATTENTION_BWD_RATE`` of the forward's rate, 1 x the
+    exponentials. F is the kernel's work: with MLA head dims the
     stack pads, more than the model's FLOPs
     (:func:`~moebench.engine.attention_core.mla_pad_factor`).
     """
@@ -199,7 +201,8 @@ def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
           * ctx.tok_sp / ctx.attn_rate)
     sfu = attention_core_exps(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.exp_rate
     fwd = tc + sfu  # > 0: every model has attention work and every rank tokens
-    return fwd, (ATTENTION_BWD_FACTOR * tc + ATTENTION_EXP_BWD_FACTOR * sfu) / fwd
+    bwd = ATTENTION_BWD_FACTOR / ATTENTION_BWD_RATE * tc + ATTENTION_EXP_BWD_FACTOR * sfu
+    return fwd, bwd / fwd
 
 
 def layer_forward(ctx: StepContext) -> LayerForward:
