@@ -42,7 +42,8 @@ ATTENTION_BWD_FACTOR = 2.5
 # (deepseek-ai/profile-data train.json; ../shared/reference/component-measurements.md) times the
 # attention forward at 1.20-1.28 ms a layer and its backward at 3.58-3.86 ms, 550 against 455
 # TFLOPS: the backward at 0.83 of the forward's rate (FlashAttention-2 on A100, arXiv 2307.08691
-# sec. 4.1: up to 73% of peak forward, 63% backward, 0.86).
+# sec. 1: "up to 73% of the theoretical max throughput in the forward pass, and up to 63% ... in
+# the backward pass", 0.86).
 ATTENTION_BWD_RATE = 0.83
 # The softmax's exponentials: one per score element in the forward, and one again in the
 # backward, which recomputes the probabilities from the saved row statistics (FlashAttention-2,
