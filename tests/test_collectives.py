@@ -102,3 +102,23 @@ def test_p2p_picks_the_link():
     assert float(p2p_time(1e6, False, LINKS)) == pytest.approx(1e-5 + 1e-6)
     assert float(p2p_time(1e6, True, LINKS)) == pytest.approx(1e-4 + 5e-6)
     assert math.isfinite(float(p2p_time(0.0, True, LINKS)))
+
+
+def test_alltoall_runs_at_the_chips_alltoall_efficiency():
+    """An all-to-all's remote bytes reach the chip's all-to-all bus efficiency, not the copy
+    rate the other collectives use: on an H100 (NVLink 4, 450 GB/s a direction) NCCL-tests
+    measure 320 GB/s of all-to-all bus bandwidth (0.71) against 376 GB/s point to point
+    (0.836). 1000 tokens x 7 remote copies x 1 KB over 450e9 x 0.71 x the stack's share; the
+    gather keeps 0.836."""
+    from moebench.inputs.hardware import load_chip
+
+    h100 = load_chip("h100")
+    assert h100.up_eff == pytest.approx(0.836) and h100.up_a2a_eff == pytest.approx(0.71)
+    links = Links.of(h100, 0.5)
+    t = float(alltoall_time(1e3, 1000, 8, 8, 8, None, links))
+    assert t == pytest.approx(1000 * 7 * 1e3 / (450e9 * 0.71 * 0.5) + 3e-6)
+    assert float(gather_time(1e9, 8, 8, links)) == pytest.approx(
+        7 / 8 * 1e9 / (450e9 * 0.836 * 0.5) + 7 * 3e-6)
+    # A chip with no all-to-all measurement runs it at its one scale-up efficiency.
+    mi300x = load_chip("mi300x")
+    assert mi300x.up_a2a_eff == mi300x.up_eff

@@ -57,6 +57,10 @@ class ScaleUpSpec(LinkSpec):
                     "peer, so a group of g chips uses g-1 of the links")
     links: CountFigure | None = Field(
         default=None, description="direct links per chip in a full mesh (bandwidth / links each)")
+    alltoall_efficiency: FractionFigure | None = Field(
+        default=None,
+        description="share of the link an all-to-all's remote bytes reach (bus bandwidth), where "
+                    "measured apart from the other collectives; efficiency when absent")
 
     @model_validator(mode="after")
     def _mesh_links(self) -> ScaleUpSpec:
@@ -139,6 +143,8 @@ class Chip:
     up_bw: Num
     """Scale-up bandwidth per chip, one direction, byte/s."""
     up_eff: Num
+    up_a2a_eff: Num
+    """Share of the scale-up link an all-to-all's remote bytes reach."""
     up_latency: Num
     out_bw: Num
     """Scale-out bandwidth per chip, one direction, byte/s."""
@@ -215,6 +221,7 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         up_mesh_links=int(up.links.value) if up.topology == "full_mesh" and up.links else None,
         up_bw=_v(up, "bandwidth_gb_per_s"),
         up_eff=value(up.efficiency),
+        up_a2a_eff=value(up.alltoall_efficiency or up.efficiency),
         up_latency=_v(up, "latency_us"),
         out_bw=_v(out, "bandwidth_gb_per_s"),
         out_eff=value(out.efficiency),
