@@ -38,15 +38,16 @@ from moebench.inputs.scenario import load_scenario
 from moebench.inputs.stack import load_stack_spec
 from tests.conftest import shipped_rows, write_runs
 
-# Leave-one-source-out, on 2026-12-07 (355 runs from 48 sources): all 13.0%, NVIDIA 11.9%,
-# AMD 15.1%, Huawei 18.7% (2026-12-06, 247 runs: 15.5%, 13.5%, 16.4%, 24.7%). The bounds keep
-# a point of room; Huawei's is issue 21's 20% per vendor.
-MAX_LOSO_ALL = 0.14
-MAX_LOSO_NVIDIA = 0.13
-MAX_LOSO_AMD = 0.17
+# Leave-one-source-out, on 2026-12-07 after the attention backward rate and the measured
+# all-to-all efficiencies (355 runs from 48 sources): all 12.8%, NVIDIA 11.6%, AMD 14.9%,
+# Huawei 18.8% (earlier that day 13.0%, 11.9%, 15.1%, 18.7%; 2026-12-06, 247 runs: 15.5%, 13.5%,
+# 16.4%, 24.7%). The bounds keep a point of room; Huawei's is issue 21's 20% per vendor.
+MAX_LOSO_ALL = 0.138
+MAX_LOSO_NVIDIA = 0.126
+MAX_LOSO_AMD = 0.16
 MAX_LOSO_HUAWEI = 0.20
-# Leave-one-run-out, beside it: 12.4% over all runs on 2026-12-07 (13.8% on 2026-12-06).
-MAX_LOO_ALL = 0.135
+# Leave-one-run-out, beside it: 12.1% over all runs on 2026-12-07 (13.8% on 2026-12-06).
+MAX_LOO_ALL = 0.131
 # Memory, 2026-12-06: 66 runs from 6 sources publish their peak memory; mean absolute error
 # 5.0% with 3 runs beyond 20% (12.1% and 2 before the device-level figures carried the
 # allocator's cache, each stack's cache_factor measured on the other stacks' runs; the first 53
