@@ -271,6 +271,10 @@ def test_simulated_accelerator_profile_carries_the_measured_figures(simulated):
     up = hw["scale_up"]
     assert up["efficiency"]["value"] == pytest.approx(370 / 450, rel=0.01)
     assert up["latency_us"]["value"] == pytest.approx(30 / 14, rel=0.05)
+    # No all-to-all was timed: the base's all-to-all figure is carried, and says so.
+    assert up["alltoall_efficiency"]["value"] == pytest.approx(0.71)
+    assert up["alltoall_efficiency"]["kind"] == "estimate"
+    assert up["alltoall_efficiency"]["source"].startswith("from --base h200, not measured")
     assert hw["price"]["rental_per_chip_hour"]["value"] == 3.5
     assert hw["default_stack"] == "megatron-core-nvidia"
     assert "ling_device" not in hw
@@ -288,6 +292,28 @@ def test_simulated_accelerator_profile_carries_the_measured_figures(simulated):
         if "source: 'moebench probe" in line or 'source: "moebench probe' in line:
             assert "kind: measured" in line
             assert "NVIDIA H200 (driver 550.00; fake 1.0)" in line and "2026-01-01" in line
+
+
+def test_a_timed_all_to_all_gives_its_own_efficiency(simulated):
+    """All-to-all points (8 devices, 30 us, 320 GB/s of bus bandwidth as NCCL-tests measure
+    on H100s) beside the all-reduce's 370: the profile's all-to-all efficiency is 320/450,
+    measured, and the scale-up efficiency stays the all-reduce's 370/450."""
+    from moebench.probe.profile import build_hardware
+    from moebench.probe.results import fit_measurements
+
+    backend = FakeAccelerator()
+    sizes = [2 ** p for p in range(20, 31, 2)]
+    a2a = [CollectivePoint("all_to_all", s, 8,
+                           summarize([30e-6 + bus_bytes("all_to_all", s, 8) / 320e9]))
+           for s in sizes]
+    meas = replace(run_probe(backend, FAST, budget_s=1.0), devices=8,
+                   collectives=simulated_links() + a2a)
+    base = load_spec(catalog_dir("hardware") / "h200.yaml")
+    hw = build_hardware(base, meas, fit_measurements(meas), "h200-sim", "2026-01-01")
+    up = hw["scale_up"]
+    assert up["alltoall_efficiency"]["value"] == pytest.approx(320 / 450, rel=0.01)
+    assert up["alltoall_efficiency"]["kind"] == "measured"
+    assert up["efficiency"]["value"] == pytest.approx(370 / 450, rel=0.01)
 
 
 def test_check_compares_a_measured_profile_with_the_catalog(cli, simulated):

@@ -143,23 +143,31 @@ def build_hardware(base: HardwareSpec, meas: Measurements, fit: Fitted, name: st
                  f"({meas.copy.runs} runs, spread {meas.copy.spread:.1%}){over}")
 
     scale_up = up.model_dump(mode="json")
-    for key in ("domain_size", "bandwidth_gb_per_s", "efficiency", "latency_us", "links"):
+    for key in ("domain_size", "bandwidth_gb_per_s", "efficiency", "latency_us", "links",
+                "alltoall_efficiency"):
         scale_up[key] = src.inherited(getattr(up, key))
-    if scale_up["links"] is None:
-        del scale_up["links"]
-    link = fit.links.get("all_reduce")
-    if link is not None:
-        ranks = meas.devices
-        mesh = int(up.links.value) if up.topology == "full_mesh" and up.links else None
+    for key in ("links", "alltoall_efficiency"):
+        if scale_up[key] is None:
+            del scale_up[key]
+    ranks = meas.devices
+    mesh = int(up.links.value) if up.topology == "full_mesh" and up.links else None
+    # Each collective's bus bandwidth over the base's link: the all-reduce gives the scale-up
+    # efficiency and latency, the all-to-all its own efficiency (MoE dispatch and combine).
+    for op, key, label in (("all_reduce", "efficiency", "all-reduce"),
+                           ("all_to_all", "alltoall_efficiency", "all-to-all")):
+        link = fit.links.get(op)
+        if link is None:
+            continue
         eff, over = _fraction(link_efficiency(link.bus_bw, up.bandwidth_gb_per_s.value * 1e9,
                                               ranks, mesh), "--base scale-up bandwidth")
-        scale_up["efficiency"] = src.measured(
-            eff, f"all-reduce over {ranks} devices, alpha-beta fit over message sizes: bus "
+        scale_up[key] = src.measured(
+            eff, f"{label} over {ranks} devices, alpha-beta fit over message sizes: bus "
                  f"bandwidth {link.bus_bw / 1e9:.1f} GB/s (best point {link.peak_bus_bw / 1e9:.1f})"
                  f" over the {up.bandwidth_gb_per_s.value:g} GB/s of --base{over}")
-        scale_up["latency_us"] = src.measured(
-            max(per_step_latency_s("all_reduce", link.alpha_s, ranks) * 1e6, 1e-3),
-            f"all-reduce alpha {link.alpha_s * 1e6:.1f} us over its 2(n-1) ring steps")
+        if op == "all_reduce":
+            scale_up["latency_us"] = src.measured(
+                max(per_step_latency_s(op, link.alpha_s, ranks) * 1e6, 1e-3),
+                f"all-reduce alpha {link.alpha_s * 1e6:.1f} us over its 2(n-1) ring steps")
 
     sections = ("scale_out", "power", "price", "reliability")
     data: dict[str, Any] = {
