@@ -40,9 +40,9 @@ class Links:
     domain: int
     mesh_links: int | None = None
     """Direct links per chip when the scale-up domain is a full mesh; None when switched."""
-    up_a2a_share: Num = 1.0
-    """What an all-to-all reaches of ``up_bw``: the chip's all-to-all bus efficiency over its
-    other collectives' (1 where no all-to-all was measured apart)."""
+    up_a2a_bw: Num | None = None
+    """Scale-up bandwidth of an all-to-all, at the chip's all-to-all bus efficiency; None runs
+    it at ``up_bw`` (no all-to-all measured apart)."""
 
     @classmethod
     def of(cls, chip: Chip, share: Num = 1.0) -> Links:
@@ -51,16 +51,19 @@ class Links:
             up_bw=chip.up_bw * chip.up_eff * share, up_lat=chip.up_latency,
             out_bw=chip.out_bw * chip.out_eff * share, out_lat=chip.out_latency,
             domain=chip.up_domain, mesh_links=chip.up_mesh_links,
-            up_a2a_share=chip.up_a2a_eff / chip.up_eff,
+            up_a2a_bw=chip.up_bw * chip.up_a2a_eff * share,
         )
 
-    def up_group_bw(self, n_in: Num) -> np.ndarray:
-        """Scale-up bandwidth one rank gets in a collective among ``n_in`` ranks of a domain."""
+    def up_group_bw(self, n_in: Num, bw: Num | None = None) -> np.ndarray:
+        """Scale-up bandwidth one rank gets in a collective among ``n_in`` ranks of a domain,
+        of a domain-wide bandwidth ``bw`` (``up_bw`` unless given): a full mesh uses only the
+        links to the other n_in - 1 members."""
         n_in = np.asarray(n_in, dtype=float)
+        full = self.up_bw if bw is None else bw
         if self.mesh_links is None:
-            return self.up_bw * np.ones_like(n_in)
+            return full * np.ones_like(n_in)
         used = np.clip(n_in - 1.0, 1.0, self.mesh_links)
-        return self.up_bw * used / self.mesh_links
+        return full * used / self.mesh_links
 
     def up_pair_bw(self) -> Num:
         """Scale-up bandwidth of one point-to-point transfer between two chips of a domain."""
@@ -200,7 +203,7 @@ def alltoall_time(
     else:
         intra_copies = top_k * (ep_in - 1.0) / ep
         remote = top_k * (ep - ep_in) / ep
-    up_bw = links.up_group_bw(ep_in) * links.up_a2a_share
+    up_bw = links.up_group_bw(ep_in, links.up_a2a_bw)
     t_intra = tokens * intra_copies * token_bytes / up_bw
     t_inter = tokens * remote * token_bytes / links.out_bw
     lat = np.where(n_domains > 1, links.out_lat, links.up_lat)

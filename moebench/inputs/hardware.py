@@ -221,7 +221,8 @@ def chip_from_spec(spec: HardwareSpec, value: Callable[[Any], Num] = nominal) ->
         up_mesh_links=int(up.links.value) if up.topology == "full_mesh" and up.links else None,
         up_bw=_v(up, "bandwidth_gb_per_s"),
         up_eff=value(up.efficiency),
-        up_a2a_eff=value(up.alltoall_efficiency or up.efficiency),
+        up_a2a_eff=value(up.efficiency if up.alltoall_efficiency is None
+                         else up.alltoall_efficiency),
         up_latency=_v(up, "latency_us"),
         out_bw=_v(out, "bandwidth_gb_per_s"),
         out_eff=value(out.efficiency),

@@ -164,10 +164,11 @@ def build_hardware(base: HardwareSpec, meas: Measurements, fit: Fitted, name: st
             eff, f"{label} over {ranks} devices, alpha-beta fit over message sizes: bus "
                  f"bandwidth {link.bus_bw / 1e9:.1f} GB/s (best point {link.peak_bus_bw / 1e9:.1f})"
                  f" over the {up.bandwidth_gb_per_s.value:g} GB/s of --base{over}")
-        if op == "all_reduce":
-            scale_up["latency_us"] = src.measured(
-                max(per_step_latency_s(op, link.alpha_s, ranks) * 1e6, 1e-3),
-                f"all-reduce alpha {link.alpha_s * 1e6:.1f} us over its 2(n-1) ring steps")
+    reduce = fit.links.get("all_reduce")
+    if reduce is not None:
+        scale_up["latency_us"] = src.measured(
+            max(per_step_latency_s("all_reduce", reduce.alpha_s, ranks) * 1e6, 1e-3),
+            f"all-reduce alpha {reduce.alpha_s * 1e6:.1f} us over its 2(n-1) ring steps")
 
     sections = ("scale_out", "power", "price", "reliability")
     data: dict[str, Any] = {
