@@ -102,6 +102,16 @@ def test_compare_options(cli):
     assert all(r["currency"] == "USD" for r in out["rows"])
 
 
+
+def test_compare_takes_estimates_short_options(cli):
+    """-c and -n mean in compare what they mean in estimate: the chips and the cluster size."""
+    short = json.loads(cli("compare", "-c", "a100,h800", "-n", "512", "-f", "json").output)
+    long_ = json.loads(cli("compare", "--chips", "a100,h800", "--num-chips", "512",
+                           "-f", "json").output)
+    assert [r["chip"] for r in short["rows"]] == ["a100", "h800"]
+    assert {r["num_chips"] for r in short["rows"]} == {512}
+    assert short["rows"] == long_["rows"]
+
 def test_compare_deadline_mode(cli):
     out = json.loads(cli("compare", "--chips", "h800,h20", "--deadline-days", "30",
                          "--format", "json").output)

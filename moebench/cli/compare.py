@@ -32,10 +32,12 @@ def compare(
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="Model(s), comma-separated: one table answers MoE vs dense.")]
     = None,
-    chips: Annotated[str | None, typer.Option(help="Chips, comma-separated.")] = None,
+    chips: Annotated[str | None, typer.Option(
+        "--chips", "--chip", "-c", help="Chips, comma-separated.")] = None,
     tokens: Annotated[str | None, typer.Option(help="Tokens to train: 1T, 500B, 1.5e12.")]
     = None,
-    num_chips: Annotated[int | None, typer.Option(help="Chips of each type.")] = None,
+    num_chips: Annotated[int | None, typer.Option(
+        "--num-chips", "-n", help="Chips of each type.")] = None,
     deadline_days: Annotated[float | None, typer.Option(
         help="Instead of --num-chips: the fewest chips of each type that finish in time.")]
     = None,
