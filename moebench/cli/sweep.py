@@ -37,7 +37,8 @@ def sweep(
     = "ling-plus-1t",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Models, comma-separated.")]
     = None,
-    chips: Annotated[str | None, typer.Option(help="Chips, comma-separated.")] = None,
+    chips: Annotated[str | None, typer.Option(
+        "--chips", "--chip", "-c", help="Chips, comma-separated.")] = None,
     price_basis: Annotated[str | None, typer.Option(
         "--price-basis", help="ling, rental or ownership (default: the scenario's).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
