@@ -117,6 +117,17 @@ def test_bad_numbers_on_the_command_line(cli):
     _assert_one_line_error(cli("models", "show", "ling-lite", "--seq-len", "0"), "--seq-len")
 
 
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--strategy", "foo", "'hetero-dp'"), ("--choose", "x", "'cheapest'"),
+    ("--placement", "x", "'separate-sites'"), ("--sync-every", "0", "1")])
+def test_a_bad_mix_option_is_named_by_its_option(cli, option, value, needle):
+    """Mix options are named as typed, not as the scenario field they fill
+    (mix_options.strategy)."""
+    result = cli("estimate", "-m", "ling-lite", "--mix", "h800:8+ascend-910b:8", option, value)
+    _assert_one_line_error(result, f"error: {option}: ", needle)
+    assert "mix_options" not in result.output
+
 def test_a_file_that_cannot_be_read(cli):
     # /proc/self/mem exists but reading it fails with an I/O error, even for root.
     _assert_one_line_error(cli("profiles", "show", "/proc/self/mem"), "cannot be read")

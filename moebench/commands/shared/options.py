@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from moebench.errors import InputError
-from moebench.inputs.scenario import MAX_CHIPS, MAX_TOKENS, ScenarioSpec
-from moebench.inputs.schema import validate
+from moebench.inputs.scenario import MAX_CHIPS, MAX_TOKENS, MixOptionsSpec, ScenarioSpec
+from moebench.inputs.schema import validate, validation_problems
 
 _SUFFIX = {"K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
 
@@ -184,9 +184,21 @@ def search_choice(text: str | None) -> frozenset[str] | None:
 
 def mix_options(fabric: str | None, placement: str | None, sync_every: int | None,
                 strategy: str | None, choose: str | None) -> dict[str, Any]:
-    """The mix options given on the command line, as scenario ``mix_options`` fields."""
-    return {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
-            "strategy": strategy, "choose": choose}
+    """The mix options given on the command line, as scenario ``mix_options`` fields, checked
+    here so that a bad one is named by its option (--strategy), not its scenario field."""
+    given = {"fabric": fabric, "placement": placement, "sync_every_steps": sync_every,
+             "strategy": strategy, "choose": choose}
+    found = validation_problems(MixOptionsSpec, {k: v for k, v in given.items() if v is not None})
+    if found:
+        field, message = found[0]
+        raise InputError(MIX_OPTION_FLAGS.get(field, field), None, message)
+    return given
+
+
+# The command-line option of each scenario mix_options field.
+MIX_OPTION_FLAGS = {"fabric": "--fabric", "placement": "--placement",
+                    "sync_every_steps": "--sync-every", "strategy": "--strategy",
+                    "choose": "--choose"}
 
 
 def settings_choice(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
