@@ -210,7 +210,10 @@ def validate(data: str | Path | None = None, *, stack: str | None = None,
     """``moebench validate``: the runs of ``data`` (default: the shipped measured runs)
     predicted every way; ``stack`` replaces the stack each run names."""
     from moebench.commands.validation.validation import validate as predict_runs
+    from moebench.inputs.stack import load_stack_spec
 
+    if stack is not None:
+        load_stack_spec(stack)  # a bad --stack is named as such, not as a runs-file line
     path = None if data is None else Path(data)
     return Validation(predict_runs(path, progress=progress, stack=stack), path, stack)
 

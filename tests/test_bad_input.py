@@ -128,6 +128,13 @@ def test_a_bad_mix_option_is_named_by_its_option(cli, option, value, needle):
     _assert_one_line_error(result, f"error: {option}: ", needle)
     assert "mix_options" not in result.output
 
+
+def test_validate_names_a_bad_stack_as_the_option(cli):
+    """An unknown --stack is the option's fault, not line 2 of the runs file."""
+    result = cli("validate", "--stack", "nonexist")
+    _assert_one_line_error(result, "error: --stack: unknown stacks profile 'nonexist'")
+    assert "measured-runs.csv" not in result.output
+
 def test_a_file_that_cannot_be_read(cli):
     # /proc/self/mem exists but reading it fails with an I/O error, even for root.
     _assert_one_line_error(cli("profiles", "show", "/proc/self/mem"), "cannot be read")
