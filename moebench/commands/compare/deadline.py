@@ -20,9 +20,9 @@ from typing import Any
 
 from moebench.engine.search import SearchResult
 from moebench.errors import InputError
+from moebench.inputs.scenario import MAX_CHIPS  # the --num-chips range, 2^20
 
-MAX_DOMAINS = 4096  # clusters of up to 4,096 scale-up domains...
-MAX_CHIPS = 2**20  # ...and of at most 2^20 chips (the --num-chips range)
+MAX_DOMAINS = 4096  # clusters of up to 4,096 scale-up domains, and at most MAX_CHIPS chips
 STEPS_PER_OCTAVE = 4
 
 
