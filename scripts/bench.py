@@ -46,13 +46,13 @@ _WRAPPER = (
 )
 
 
-def run_measured(cmd: list[str]) -> float:
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> float:
     """Run a command to completion (output discarded) and return its peak resident memory in
     MiB: its own or its largest worker's (Linux ru_maxrss of that child alone)."""
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], check=True,
-                         capture_output=True, text=True).stdout.split()
+                         capture_output=True, text=True, env=env).stdout.split()
     if int(out[1]):
         raise SystemExit(f"{' '.join(cmd)} exited {out[1]}")
     return int(out[0]) / 1024
@@ -78,21 +78,34 @@ def main() -> None:
           f"{timed:,} left): {t_full * 1e3:.1f} ms -> {rate:,.0f} candidates/s")
     print(f"step model alone timing every candidate, unpruned: {t_eval * 1e3:.1f} ms -> "
           f"{timed_rate:,.0f} timed plans/s")
-    # Issue 10 target: the whole command, start-up included, under 2 s.
+    # The whole command, start-up included: under 1 s (issue 10), under 2 s (issue 21). Timed
+    # as an installed package runs, its modules' bytecode cached after a first run, and with no
+    # bytecode at all (every module compiled at each start, as where PYTHONDONTWRITEBYTECODE is
+    # set and nothing was cached: this machine's environment sets it), each in a cache folder
+    # of its own so that the checkout gains no __pycache__.
+    import tempfile
 
     cli = [sys.executable, "-m", "moebench.cli", "estimate", "--model", "deepseek-v3", "--chip",
            "h800", "--num-chips", "2048", "--global-batch", "15360", "--precision", "fp8",
            "--format", "json"]
-    # The median of five runs: one start-up on a shared 2-core machine varies by +-20%.
-    walls = []
-    for _ in range(5):
-        start = time.perf_counter()
-        rss["estimate"] = max(rss.get("estimate", 0.0), run_measured(cli))
-        walls.append(time.perf_counter() - start)
-    wall = sorted(walls)[len(walls) // 2]
-    figures["estimate_cli_s"] = wall
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for key, extra in (("estimate_cli_s", {}), ("estimate_cli_nocache_s",
+                                                {"PYTHONDONTWRITEBYTECODE": "1"})):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**base, **extra, "PYTHONPYCACHEPREFIX": cache}
+            run_measured(cli, env)  # fills the cache (nothing to fill without bytecode)
+            # The median of five runs: one start-up on a shared 2-core machine varies by +-20%.
+            walls = []
+            for _ in range(5):
+                start = time.perf_counter()
+                rss["estimate"] = max(rss.get("estimate", 0.0), run_measured(cli, env))
+                walls.append(time.perf_counter() - start)
+        figures[key] = sorted(walls)[len(walls) // 2]
+    wall = figures["estimate_cli_s"]
     print(f"moebench estimate, full DeepSeek-V3 search on 2048 x H800, whole command (median "
-          f"of 5): {wall:.2f} s ({'meets' if wall < 1 else 'MISSES'} the 1 s target)")
+          f"of 5): {wall:.2f} s with its bytecode cached ({'meets' if wall < 1 else 'MISSES'} "
+          f"the 1 s target, {'meets' if wall < 2 else 'MISSES'} the 2 s one), "
+          f"{figures['estimate_cli_nocache_s']:.2f} s compiling every module")
     from moebench.commands.compare.comparison import run_comparison
     from moebench.inputs.scenario import load_scenario
 
@@ -120,8 +133,6 @@ def main() -> None:
           f"{t_mix:.2f} s ({'meets' if t_mix < 5 else 'MISSES'} the 5 s target), whole command "
           f"{mix_cli:.2f} s")
     # Issue 5 target: a sweep of at least 1,000 points over 4 chips within a minute on 2 cores.
-    import tempfile
-
     out = tempfile.mktemp(suffix=".csv")
     cmd = [sys.executable, "-m", "moebench.cli", "sweep", "--chips", "h800,ascend-910b,mi300x,h20",
            "--vary", "num_chips=128,256,512,1024,2048,4096,8192,16384",
