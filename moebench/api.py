@@ -147,9 +147,8 @@ def compare(
         check_compare_options,
         parse_tokens,
     )
-    from moebench.commands.shared.setup import split_overrides as by_input
+    from moebench.commands.shared.setup import per_chip_overrides
     from moebench.inputs.mix import parse_mix
-    from moebench.inputs.overrides import split_chip_overrides
     from moebench.inputs.scenario import load_scenario
 
     check_compare_options(uncertainty=uncertainty, num_chips=num_chips, seq_len=seq_len,
@@ -157,11 +156,7 @@ def compare(
                           currency=currency, price_basis=price_basis, market=market,
                           precision=precision, fx_rate=fx_rate)
     chip_list, baseline = chip_entries(_text(chips), baseline, stack, scenario)
-    per_chip = split_chip_overrides(_pairs(set))
-    everywhere = by_input(per_chip.pop("*", {}))
-    hw_and_stack = {**everywhere.hardware, **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
-    if hw_and_stack:
-        per_chip["*"] = hw_and_stack
+    per_chip, run_changes = per_chip_overrides(_pairs(set))
     models = _text(model)
     searched = _searched(search)
     sc = apply_options(
@@ -172,7 +167,7 @@ def compare(
         num_chips=num_chips, seq_len=seq_len, global_batch=global_batch, precision=precision,
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
-        basis=None if market else price_basis, market=market, run_changes=everywhere.run,
+        basis=None if market else price_basis, market=market, run_changes=run_changes,
         mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
         search=searched, settings=settings_choice(settings),

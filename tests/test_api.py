@@ -55,6 +55,24 @@ def test_compare_is_the_cli_compare(cli):
         assert r["plan.tp"] == row["plan"]["tp"]
 
 
+
+def test_estimate_mix_is_the_cli_mix_estimate(cli):
+    """moebench.estimate_mix is `estimate --mix`: the same configurations and step times, one
+    frame row each (the chosen strategy marked), and a bad mix option named as the option."""
+    est = moebench.estimate_mix("h800:8+ascend-910b:8", model="ling-lite", tp=1)
+    out = json.loads(cli("estimate", "--model", "ling-lite", "--mix", "h800:8+ascend-910b:8",
+                         "--tp", "1", "-f", "json").output)
+    listed = [*out["strategies"], *out["alone"], *([out["apart"]] if out["apart"] else [])]
+    df = est.to_frame()
+    assert [c.removesuffix(" (chosen)") for c in df["configuration"]] == \
+        [o["configuration"] for o in listed]
+    assert df["step_time_s"].tolist() == pytest.approx([o["step_time_s"] for o in listed])
+    assert (df["configuration"] == f"{est.chosen} (chosen)").sum() == 1
+    assert {t["chip"] for t in out["types"]} == {"h800", "ascend-910b"}
+    with pytest.raises(InputError) as err:
+        moebench.estimate_mix("h800:8+ascend-910b:8", model="ling-lite", strategy="foo")
+    assert err.value.where == "--strategy"
+
 @pytest.mark.slow
 def test_validate_and_its_frame(tmp_path):
     path = tmp_path / "my-runs.csv"

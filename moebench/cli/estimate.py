@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -55,12 +55,6 @@ from moebench.cli.common import (
     cli_errors,
     console,
     show,
-)
-from moebench.commands.shared.options import (
-    mix_options,
-    modules_choice,
-    offload_modules_choice,
-    sharding_choice,
 )
 from moebench.commands.shared.report import OutputFormat
 from moebench.errors import InputError
@@ -119,14 +113,6 @@ def estimate(
     if mix is not None and chip is not None:
         raise InputError("--mix", None, "give --chip or --mix, not both")
     mix_text = mix if mix is not None else (chip if chip and looks_like_mix(chip) else None)
-    run = {"seq_len": seq_len, "global_batch": global_batch, "precision": precision,
-           "ep_overlap": ep_overlap, "expert_imbalance": expert_imbalance}
-    plan = {"tp": tp, "pp": pp, "vpp": vpp, "ep": ep, "etp": etp, "cp": cp,
-            "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
-            "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
-            "cp_kind": cp_kind, "recompute_modules": modules_choice(recompute_modules),
-            "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout,
-            "offload_modules": offload_modules_choice(offload_modules)}
     mix_only = {"--fabric": fabric, "--placement": placement, "--sync-every": sync_every,
                 "--strategy": strategy, "--choose": choose, "--price-basis": price_basis,
                 "--tokens": tokens}
@@ -138,10 +124,21 @@ def estimate(
                      "--allow-oom": allow_oom or None, "--optimizer-states": optimizer_states}
         _refuse(not_mixed, "not with a mixed cluster: a mix gives each type's count "
                            "(CHIP:COUNT) and runs each type on its own default stack")
-        _estimate_mix(mix_text, "--mix" if mix is not None else "--chip", scenario, model, run,
-                      plan, set_, fmt, output,
-                      mix_options(fabric, placement, sync_every, strategy, choose), tokens,
-                      price_basis)
+        from moebench.api_mix import estimate_mix
+        from moebench.commands.mix.report import mix_report
+
+        est_mix = estimate_mix(
+            mix_text, model, scenario=scenario, tokens=tokens, price_basis=price_basis,
+            fabric=fabric, placement=placement, sync_every=sync_every, strategy=strategy,
+            choose=choose, seq_len=seq_len, global_batch=global_batch, precision=precision,
+            ep_overlap=ep_overlap, expert_imbalance=expert_imbalance, tp=tp, pp=pp, vpp=vpp,
+            ep=ep, etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch,
+            recompute=recompute, recompute_modules=recompute_modules, schedule=schedule,
+            zero=zero, fsdp=fsdp, shard_group=shard_group,
+            optimizer_offload=optimizer_offload, pipeline_layout=pipeline_layout,
+            offload_modules=offload_modules, set=set_,
+            option="--mix" if mix is not None else "--chip")
+        show(mix_report(est_mix), fmt, output)
         return
     _refuse(mix_only, "only with a mixed cluster (--mix)")
     if chip is None:
@@ -171,31 +168,6 @@ def _refuse(given: Mapping[str, object], why: str) -> None:
     for option, value in given.items():
         if value is not None:
             raise InputError(option, None, why)
-
-
-def _estimate_mix(mix: str, option: str, scenario: str | None, model: str | None,
-                  run: dict[str, Any],
-                  plan: dict[str, Any], set_: list[str] | None, fmt: Any, output: Any,
-                  options: dict[str, Any], tokens: str | None, basis: str | None) -> None:
-    """Parse, load, one library call, render: the mixed-cluster estimate."""
-    from moebench.commands.mix.estimate import estimate_mix
-    from moebench.commands.mix.inputs import mix_scenario
-    from moebench.commands.mix.report import mix_report
-    from moebench.commands.shared.setup import split_overrides as by_input
-    from moebench.inputs.mix import parse_mix
-    from moebench.inputs.overrides import split_chip_overrides as split_overrides
-
-    label = parse_mix(mix, option).label
-    per_chip = split_overrides(set_ or [])
-    everywhere = by_input(per_chip.pop("*", {}))
-    if everywhere.hardware or everywhere.stack:
-        per_chip["*"] = {**everywhere.hardware,
-                         **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
-    sc = mix_scenario(scenario, model=model, tokens=tokens, price_basis=basis,
-                      run={k: v for k, v in run.items() if v is not None},
-                      plan={k: v for k, v in plan.items() if v is not None},
-                      mix_options=options, run_changes=everywhere.run)
-    show(mix_report(estimate_mix(sc, label, per_chip, option=option)), fmt, output)
 
 
 @app.command()

@@ -5,7 +5,7 @@ and what a mixed row of ``moebench compare`` carries)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moebench.commands.mix.choice import SYNCHRONOUS, choose, flag_superlinear, verdict
 from moebench.commands.mix.cost import PaidType, apart_economics, mixed_economics
@@ -25,6 +25,9 @@ from moebench.inputs.hardware import nominal
 from moebench.inputs.model import ModelArch, load_model
 from moebench.inputs.scenario import MixOptionsSpec, ScenarioSpec
 from moebench.units import GIB, GIGA
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +59,24 @@ class MixEstimate:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def outcomes(self) -> list[Outcome]:
+        """Every configuration as the table lists them: each strategy, each type alone, and
+        the types apart."""
+        return [*self.strategies, *self.alone, *([self.apart] if self.apart else [])]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per configuration (:meth:`outcomes`; the chosen strategy marked), its
+        figures as columns."""
+        import pandas as pd
+
+        return pd.DataFrame([{
+            "configuration": o.configuration + (" (chosen)" if o.configuration == self.chosen
+                                                else ""),
+            "num_chips": o.num_chips or None, "step_time_s": o.step_time_s,
+            "tokens_per_s": o.tokens_per_s, "tokens_per_s_per_chip": o.tokens_per_s_per_chip,
+            "mfu": o.mfu, "days": o.days, "cost": o.cost, "energy_mwh": o.energy_mwh,
+            "goodput": o.goodput, "status": o.status} for o in self.outcomes()])
 
 
 def _speed(arch: ModelArch, sc: ScenarioSpec, mix: LoadedMix, step: float,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from moebench.commands.mix.estimate import MixEstimate
 from moebench.commands.mix.outcome import Outcome
 from moebench.commands.shared.caveats import caveats_for, stacks_line
@@ -50,16 +48,8 @@ def outcome_text(o: Outcome) -> str:
 
 def mix_report(est: MixEstimate) -> Report:
     cur = est.currency
-    rows = []
-    for o in [*est.strategies, *est.alone, *([est.apart] if est.apart else [])]:
-        name = o.configuration + (" (chosen)" if o.configuration == est.chosen else "")
-        rows.append({
-            "configuration": name, "num_chips": o.num_chips or None,
-            "step_time_s": o.step_time_s, "tokens_per_s": o.tokens_per_s,
-            "tokens_per_s_per_chip": o.tokens_per_s_per_chip, "mfu": o.mfu, "days": o.days,
-            "cost": o.cost, "energy_mwh": o.energy_mwh, "goodput": o.goodput,
-            "plan": outcome_text(o), "status": o.status})
-    df = pd.DataFrame(rows)
+    df = est.to_frame()
+    df.insert(int(df.columns.get_loc("status")), "plan", [outcome_text(o) for o in est.outcomes()])
     v, a = est.verdict, est.assumptions
     total = sum(t["count"] for t in est.types)
     footer = [

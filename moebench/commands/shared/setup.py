@@ -65,6 +65,21 @@ def split_overrides(overrides: dict[str, str]) -> Overrides:
     return Overrides(hardware, stack, run)
 
 
+def per_chip_overrides(pairs: list[str]
+                       ) -> tuple[dict[str, dict[str, str]], dict[str, float | str]]:
+    """``--set`` over several chip types (compare, mixes): CHIP:FIELD=VALUE for one chip,
+    hardware and stack fields without a chip for every chip (key "*"), the run fields
+    (run.FIELD) apart."""
+    from moebench.inputs.overrides import split_chip_overrides
+
+    per_chip = split_chip_overrides(pairs)
+    everywhere = split_overrides(per_chip.pop("*", {}))
+    shared = {**everywhere.hardware, **{f"stack.{k}": v for k, v in everywhere.stack.items()}}
+    if shared:
+        per_chip["*"] = shared
+    return per_chip, everywhere.run
+
+
 @dataclass(frozen=True)
 class JobInputs:
     """Everything one estimate needs, resolved and validated."""

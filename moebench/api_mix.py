@@ -1,0 +1,65 @@
+"""``moebench estimate --mix`` as a library call (re-exported as ``moebench.estimate_mix``):
+one model on a mixed cluster, every mixed strategy beside each chip type alone and the types
+as separate jobs, with cost and energy. Keyword arguments are the command's options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from moebench.api import Overrides, _pairs, _text
+from moebench.commands.shared.options import (
+    mix_options,
+    modules_choice,
+    offload_modules_choice,
+    sharding_choice,
+)
+
+if TYPE_CHECKING:
+    from moebench.commands.mix.estimate import MixEstimate
+
+
+def estimate_mix(
+    mix: str, model: str | None = None, *, scenario: str | None = None,
+    tokens: str | float | None = None, price_basis: str | None = None,
+    fabric: str | None = None, placement: str | None = None, sync_every: int | None = None,
+    strategy: str | None = None, choose: str | None = None,
+    seq_len: int | None = None, global_batch: int | None = None, precision: str | None = None,
+    ep_overlap: bool | None = None, expert_imbalance: float | None = None,
+    tp: int | None = None, pp: int | None = None, vpp: int | None = None, ep: int | None = None,
+    etp: int | None = None, cp: int | None = None, cp_kind: str | None = None,
+    micro_batch: int | None = None, recompute: str | None = None,
+    recompute_modules: str | Sequence[str] | None = None, schedule: str | None = None,
+    zero: int | None = None, fsdp: bool = False, shard_group: int | None = None,
+    optimizer_offload: float | None = None, pipeline_layout: str | None = None,
+    offload_modules: str | Sequence[str] | None = None,
+    set: Overrides = None,  # noqa: A002 - the option is --set
+    option: str = "--mix",
+) -> MixEstimate:
+    """``mix`` (CHIP:COUNT+CHIP:COUNT) training ``model``: each strategy, each type alone and
+    apart, the chosen one marked (``.to_frame()``: one row per configuration). Plan fields
+    given hold for every type; ``set`` takes CHIP:FIELD=VALUE for one type. ``option`` is the
+    option errors about the mix name (the CLI's --chip when the mix came there)."""
+    from moebench.commands.mix.estimate import estimate_mix as run_mix
+    from moebench.commands.mix.inputs import mix_scenario
+    from moebench.commands.shared.setup import per_chip_overrides
+    from moebench.inputs.mix import parse_mix
+
+    label = parse_mix(mix, option).label
+    per_chip, run_changes = per_chip_overrides(_pairs(set))
+    run = {"seq_len": seq_len, "global_batch": global_batch, "precision": precision,
+           "ep_overlap": ep_overlap, "expert_imbalance": expert_imbalance}
+    plan: dict[str, Any] = {
+        "tp": tp, "pp": pp, "vpp": vpp, "ep": ep, "etp": etp, "cp": cp,
+        "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
+        "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
+        "cp_kind": cp_kind, "recompute_modules": modules_choice(_text(recompute_modules)),
+        "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout,
+        "offload_modules": offload_modules_choice(_text(offload_modules))}
+    sc = mix_scenario(scenario, model=model, tokens=None if tokens is None else str(tokens),
+                      price_basis=price_basis,
+                      run={k: v for k, v in run.items() if v is not None},
+                      plan={k: v for k, v in plan.items() if v is not None},
+                      mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
+                      run_changes=run_changes)
+    return run_mix(sc, label, per_chip, option=option)
