@@ -73,6 +73,22 @@ def test_estimate_mix_is_the_cli_mix_estimate(cli):
         moebench.estimate_mix("h800:8+ascend-910b:8", model="ling-lite", strategy="foo")
     assert err.value.where == "--strategy"
 
+
+def test_explain_is_the_cli_explain(cli):
+    """moebench.explain is `explain`: the same plan and time split; its frame one row per
+    item, the time rows' shares adding up to the step."""
+    ex = moebench.explain(model="ling-lite", chip="h800", num_chips=64)
+    out = json.loads(cli("explain", "--model", "ling-lite", "--chip", "h800", "--num-chips",
+                         "64", "-f", "json").output)
+    assert ex.estimate.plan == out["estimate"]["plan"]
+    assert [r["seconds"] for r in ex.time_split] == \
+        pytest.approx([r["seconds"] for r in out["time_split"]])
+    df = ex.to_frame()
+    time = df[df["section"] == "time"]
+    assert len(time) == len(out["time_split"])
+    assert time["share"].sum() == pytest.approx(1.0, abs=1e-6)
+    assert set(df["section"]) == {"time", "memory", "sensitivity +10%"}
+
 @pytest.mark.slow
 def test_validate_and_its_frame(tmp_path):
     path = tmp_path / "my-runs.csv"

@@ -124,7 +124,7 @@ def estimate(
                      "--allow-oom": allow_oom or None, "--optimizer-states": optimizer_states}
         _refuse(not_mixed, "not with a mixed cluster: a mix gives each type's count "
                            "(CHIP:COUNT) and runs each type on its own default stack")
-        from moebench.api_mix import estimate_mix
+        from moebench.api_estimate import estimate_mix
         from moebench.commands.mix.report import mix_report
 
         est_mix = estimate_mix(
@@ -199,12 +199,10 @@ def explain(
     Example: moebench explain --model ling-plus --chip h800 --num-chips 1024
     --set scale_out.bandwidth_gb_per_s=100
     """
-    from moebench.api import job as build_job
-    from moebench.commands.estimate.estimate import estimate as run_estimate
-    from moebench.commands.estimate.explain import explain as build
+    from moebench.api_estimate import explain as run_explain
     from moebench.commands.estimate.explain_report import explanation_report, rich_view
 
-    job, num_chips = build_job(
+    ex = run_explain(
         model, chip, num_chips, scenario=scenario, stack=stack, tp=tp, pp=pp, vpp=vpp, ep=ep,
         etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch, recompute=recompute,
         recompute_modules=recompute_modules, schedule=schedule, seq_len=seq_len,
@@ -214,11 +212,7 @@ def explain(
         capacity_factor=capacity_factor, zero=zero, fsdp=fsdp, shard_group=shard_group,
         optimizer_states=optimizer_states, optimizer_offload=optimizer_offload,
         pipeline_layout=pipeline_layout, offload_modules=offload_modules, search=search,
-        settings=settings,
-        set=set_)
-    _, result = run_estimate(job.arch, job.chip, job.stacks, job.run, num_chips, job.request,
-                             allow_oom=allow_oom)
-    ex = build(result, job)
+        settings=settings, set=set_, allow_oom=allow_oom)
     if fmt in (None, OutputFormat.table) and output is None:
         console().print(rich_view(ex))
     else:

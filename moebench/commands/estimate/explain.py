@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from moebench.engine.search import CONVENTION, TIE_BAND, SearchResult, search_st
 from moebench.inputs import catalog
 from moebench.inputs.hardware import load_spec
 from moebench.inputs.run import SHARDING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Hardware figures whose 10% improvement is tried, by profile field name.
 SENSITIVITY_FIELDS = {
@@ -61,6 +64,19 @@ class Explanation:
     overrides: dict[str, str] = field(default_factory=dict)
     unusual: list[str] = field(default_factory=list)
     """Choices that differ from common practice, each with the reason the search made it."""
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per item: where the step's time goes (seconds, share of the step), the
+        memory terms (share of capacity), and each +10% figure's step-time change."""
+        import pandas as pd
+
+        rows = [{"section": "time", "item": r["label"], "seconds": r["seconds"],
+                 "share": r["share"]} for r in self.time_split]
+        rows += [{"section": "memory", "item": r["item"], "seconds": None,
+                  "share": r["share_of_capacity"]} for r in self.memory_split]
+        rows += [{"section": "sensitivity +10%", "item": s["figure"], "seconds": None,
+                  "share": s["step_time_change"]} for s in self.sensitivities]
+        return pd.DataFrame(rows)
 
 
 PLAN_LABELS = {"tp": "TP", "pp": "PP", "vpp": "VPP", "ep": "EP", "etp": "ETP", "cp": "CP",

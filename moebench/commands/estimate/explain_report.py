@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -22,12 +21,6 @@ def _bar(share: float) -> str:
 
 def explanation_report(ex: Explanation) -> Report:
     est = ex.estimate
-    rows = [{"section": "time", "item": r["label"], "seconds": r["seconds"],
-             "share": r["share"]} for r in ex.time_split]
-    rows += [{"section": "memory", "item": r["item"], "seconds": None,
-              "share": r["share_of_capacity"]} for r in ex.memory_split]
-    rows += [{"section": "sensitivity +10%", "item": s["figure"], "seconds": None,
-              "share": s["step_time_change"]} for s in ex.sensitivities]
     payload = {"estimate": est.as_dict(), "time_split": ex.time_split,
                "memory_split": ex.memory_split, "alternatives": ex.alternatives,
                "bottleneck": ex.bottleneck, "sensitivities": ex.sensitivities,
@@ -40,7 +33,7 @@ def explanation_report(ex: Explanation) -> Report:
         footer.append("overridden: " + ", ".join(f"{k}={v}" for k, v in ex.overrides.items()))
     footer += assumed_lines([Assumption(**a) for a in est.assumed])
     return Report(f"Why {est.model} on {est.num_chips} x {est.chip} runs as it does",
-                  pd.DataFrame(rows), payload, footer)
+                  ex.to_frame(), payload, footer)
 
 
 def rich_view(ex: Explanation) -> Group:

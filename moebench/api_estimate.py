@@ -1,6 +1,7 @@
-"""``moebench estimate --mix`` as a library call (re-exported as ``moebench.estimate_mix``):
-one model on a mixed cluster, every mixed strategy beside each chip type alone and the types
-as separate jobs, with cost and energy. Keyword arguments are the command's options."""
+"""The estimate family's other library calls, re-exported by ``moebench``: ``explain`` (why
+the plan wins, where its time and memory go) and ``estimate_mix`` (``estimate --mix``: one
+model on a mixed cluster, every mixed strategy beside each chip type alone and the types as
+separate jobs, with cost and energy). Keyword arguments are the commands' options."""
 
 from __future__ import annotations
 
@@ -16,7 +17,23 @@ from moebench.commands.shared.options import (
 )
 
 if TYPE_CHECKING:
+    from moebench.commands.estimate.explain import Explanation
     from moebench.commands.mix.estimate import MixEstimate
+
+
+def explain(model: str | None = None, chip: str | None = None, num_chips: int | None = None,
+            *, allow_oom: bool = False, **options: Any) -> Explanation:
+    """``moebench explain``: the estimate's plan with where its time and memory go, the
+    runners-up and why they lose, and what a 10% better figure of the chip would buy
+    (``.to_frame()``: one row per item). ``options`` are :func:`moebench.api.job`'s."""
+    from moebench.api import job
+    from moebench.commands.estimate.estimate import estimate as run_estimate
+    from moebench.commands.estimate.explain import explain as build
+
+    inputs, n = job(model, chip, num_chips, **options)
+    _, result = run_estimate(inputs.arch, inputs.chip, inputs.stacks, inputs.run, n,
+                             inputs.request, allow_oom=allow_oom)
+    return build(result, inputs)
 
 
 def estimate_mix(
