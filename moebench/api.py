@@ -89,10 +89,11 @@ def job(
     """The job ``estimate`` and ``explain`` run (model, chip, stacks, run, plan request) and its
     cluster size, from their options: what is given, else ``scenario``'s, else the defaults;
     plan fields not given are searched inside the stack release's capabilities."""
-    from moebench.commands.shared.options import chip_with_stack
+    from moebench.commands.shared.options import check_option_types, chip_with_stack
     from moebench.commands.shared.setup import job_from_options
     from moebench.inputs.overrides import parse_overrides
 
+    check_option_types(locals())
     if chip is None:
         raise InputError("--chip", None, "give a chip (or a mixed cluster with --mix)")
     chip, stack = chip_with_stack(chip, stack)
@@ -145,12 +146,15 @@ def compare(
     from moebench.commands.shared.options import (
         apply_options,
         check_compare_options,
+        check_option_types,
         parse_tokens,
     )
     from moebench.commands.shared.setup import per_chip_overrides
     from moebench.inputs.mix import parse_mix
     from moebench.inputs.scenario import load_scenario
 
+    check_option_types({k: v for k, v in locals().items()
+                        if k not in ("model", "chips", "mix")})  # lists there
     check_compare_options(uncertainty=uncertainty, num_chips=num_chips, seq_len=seq_len,
                           global_batch=global_batch, deadline_days=deadline_days,
                           currency=currency, price_basis=price_basis, market=market,
@@ -235,11 +239,13 @@ def sweep(
     settings: Settings = None, progress: Callable[[int, int], None] | None = None,
 ) -> Sweep:
     """``moebench sweep``: ``vary`` as "FIELD=v1,v2" strings or a mapping FIELD -> values."""
-    from moebench.commands.shared.options import apply_options
+    from moebench.commands.shared.options import apply_options, check_option_types
     from moebench.commands.shared.pricing import BASES
     from moebench.commands.sweep.sweep import parse_vary, run_sweep, typed_grid
     from moebench.inputs.scenario import load_scenario
 
+    check_option_types({"scenario": scenario, "price_basis": price_basis, "workers": workers,
+                        "stack": stack})
     if price_basis is not None and price_basis not in BASES:
         raise InputError("--price-basis", None,
                          f"expected one of {', '.join(BASES)}, got {price_basis!r}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from moebench.api import Overrides, _pairs, _text
 from moebench.commands.shared.options import (
+    check_option_types,
     mix_options,
     modules_choice,
     offload_modules_choice,
@@ -62,6 +63,7 @@ def estimate_mix(
     from moebench.commands.shared.setup import per_chip_overrides
     from moebench.inputs.mix import parse_mix
 
+    check_option_types(locals())
     label = parse_mix(mix, option).label
     per_chip, run_changes = per_chip_overrides(_pairs(set))
     run = {"seq_len": seq_len, "global_batch": global_batch, "precision": precision,

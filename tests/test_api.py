@@ -43,6 +43,27 @@ def test_bad_input_raises_input_error_naming_the_option():
         moebench.compare(price_basis="barter")
 
 
+
+@pytest.mark.parametrize("call, option", [
+    (lambda: moebench.estimate(model="ling-lite", chip="h800", num_chips="8"), "--num-chips"),
+    (lambda: moebench.estimate(model="ling-lite", chip="h800", num_chips=8, seq_len=4096.5),
+     "--seq-len"),
+    (lambda: moebench.estimate(model="ling-lite", chip=["h800"], num_chips=8), "--chip"),
+    (lambda: moebench.estimate(model="ling-lite", chip="h800", num_chips=8, fsdp=1), "--fsdp"),
+    (lambda: moebench.explain(model="ling-lite", chip="h800", num_chips=8, tp="2"), "--tp"),
+    (lambda: moebench.compare(num_chips=True), "--num-chips"),
+    (lambda: moebench.compare(fx_rate="7"), "--fx-rate"),
+    (lambda: moebench.sweep({"num_chips": [8]}, workers=1.5), "--workers"),
+    (lambda: moebench.estimate_mix("h800:8+ascend-910b:8", model="ling-lite", sync_every="9"),
+     "--sync-every"),
+])
+def test_a_value_of_the_wrong_type_is_named_by_its_option(call, option):
+    """The API checks its scalar options' types as the CLI's parser does: a string for a count
+    (or 4096.5 tokens, or a list for a chip) is an InputError naming the option."""
+    with pytest.raises(InputError) as err:
+        call()
+    assert err.value.where == option
+
 def test_compare_is_the_cli_compare(cli):
     cmp = moebench.compare(chips=["h800", "ascend-910b"], tokens="500B")
     out = json.loads(cli("compare", "--chips", "h800,ascend-910b", "--tokens", "500B",

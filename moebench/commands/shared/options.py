@@ -49,6 +49,39 @@ def parse_tokens(text: str, option: str = "--tokens") -> float:
     return value
 
 
+# The Python API's scalar options by type (the CLI's parser types them already): each given
+# value is checked before use, so that moebench.estimate(num_chips="8") is an InputError
+# naming --num-chips, not a TypeError deep inside.
+WHOLE_OPTIONS = ("num_chips", "tp", "pp", "vpp", "ep", "etp", "cp", "micro_batch", "seq_len",
+                 "global_batch", "zero", "shard_group", "uncertainty", "seed", "sync_every",
+                 "workers")
+NUMBER_OPTIONS = ("expert_imbalance", "capacity_factor", "optimizer_offload", "fx_rate",
+                  "deadline_days")
+TEXT_OPTIONS = ("model", "chip", "scenario", "stack", "cp_kind", "recompute", "schedule",
+                "precision", "dispatcher", "graphs", "optimizer_states", "pipeline_layout",
+                "baseline", "price_basis", "market", "currency", "fabric", "placement",
+                "strategy", "choose", "mix")
+FLAG_OPTIONS = ("ep_overlap", "fsdp", "allow_oom", "include_unavailable")
+
+
+def check_option_types(given: Mapping[str, Any]) -> None:
+    """Each value of ``given`` (option name to value, None for not given) of its option's type,
+    or an InputError naming the option (--num-chips for num_chips)."""
+    for name, value in given.items():
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in WHOLE_OPTIONS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InputError(flag, None, f"expected a whole number, got {value!r}")
+        if name in NUMBER_OPTIONS and (isinstance(value, bool)
+                                       or not isinstance(value, int | float)):
+            raise InputError(flag, None, f"expected a number, got {value!r}")
+        if name in TEXT_OPTIONS and not isinstance(value, str):
+            raise InputError(flag, None, f"expected text, got {value!r}")
+        if name in FLAG_OPTIONS and not isinstance(value, bool):
+            raise InputError(flag, None, f"expected True or False, got {value!r}")
+
+
 def check_num_chips(num_chips: int | None, option: str = "--num-chips") -> int | None:
     """A cluster size within 1 and :data:`MAX_CHIPS`, or an InputError naming the range."""
     if num_chips is not None and not 1 <= num_chips <= MAX_CHIPS:
