@@ -464,6 +464,18 @@ def test_estimate_mix_table_names_every_strategy(cli):
         assert word in r.output, word
 
 
+
+def test_chip_counts_print_whole_beside_unavailable_strategies(cli):
+    """One chip type given twice merges (h800:16): the two-type strategies are unavailable,
+    and the chips column still prints 16, right-aligned like the other numbers, not 16.0."""
+    r = cli("estimate", "--model", "ling-lite", "--mix", "h800:8+h800:8")
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in r.output.splitlines() if ln.startswith("│")]
+    chips = {ln.split("│")[1].strip(): ln.split("│")[2] for ln in rows}
+    assert chips["hetero-dp (chosen)"].strip() == "16" and chips["h800 alone"].strip() == "16"
+    assert chips["h800 alone"].endswith("16 ")  # right-aligned in its cell
+    assert chips["hetero-pipeline"].strip() == "-"
+
 def test_stage_headroom_by_hand():
     """An 80 GiB device, 3 GiB reserve, the allocator holding 5.7% over live tensors typically
     and 21.1% at the top of its measured range: 60 GiB of live tensors would take

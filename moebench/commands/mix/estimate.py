@@ -70,13 +70,18 @@ class MixEstimate:
         figures as columns."""
         import pandas as pd
 
-        return pd.DataFrame([{
+        df = pd.DataFrame([{
             "configuration": o.configuration + (" (chosen)" if o.configuration == self.chosen
                                                 else ""),
             "num_chips": o.num_chips or None, "step_time_s": o.step_time_s,
             "tokens_per_s": o.tokens_per_s, "tokens_per_s_per_chip": o.tokens_per_s_per_chip,
             "mfu": o.mfu, "days": o.days, "cost": o.cost, "energy_mwh": o.energy_mwh,
             "goodput": o.goodput, "status": o.status} for o in self.outcomes()])
+        # Whole chip counts, or none where a strategy is unavailable: not a float column that
+        # prints 16 chips as "16.0".
+        df["num_chips"] = pd.Series([o.num_chips or None for o in self.outcomes()],
+                                    dtype=object)
+        return df
 
 
 def _speed(arch: ModelArch, sc: ScenarioSpec, mix: LoadedMix, step: float,

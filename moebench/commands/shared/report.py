@@ -168,13 +168,20 @@ def _grid(report: Report, shown: pd.DataFrame, caption: list[str]) -> Table:
     table = Table(title=report.title, caption="\n".join(caption) or None,
                   caption_justify="left")
     for col in shown.columns:
-        numeric = is_numeric_dtype(shown[col])
+        numeric = is_numeric_dtype(shown[col]) or _whole_numbers(shown[col])
         words = not numeric and shown[col].astype(str).str.contains(" ").any()
         table.add_column(str(col), justify="right" if numeric else "left",
                          no_wrap=not words, overflow="fold")
     for row in shown.itertuples(index=False):
         table.add_row(*(format_cell(v) for v in row))
     return table
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    """Whole numbers with gaps (None), kept as objects not to print as "16.0": numbers too."""
+    given = [v for v in column if v is not None]
+    return bool(given) and all(isinstance(v, int | np.integer) and not isinstance(v, bool)
+                               for v in given)
 
 
 def _vertical(report: Report) -> Table:
