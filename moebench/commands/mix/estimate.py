@@ -70,17 +70,18 @@ class MixEstimate:
         figures as columns."""
         import pandas as pd
 
+        outcomes = self.outcomes()
         df = pd.DataFrame([{
             "configuration": o.configuration + (" (chosen)" if o.configuration == self.chosen
                                                 else ""),
-            "num_chips": o.num_chips or None, "step_time_s": o.step_time_s,
+            "step_time_s": o.step_time_s,
             "tokens_per_s": o.tokens_per_s, "tokens_per_s_per_chip": o.tokens_per_s_per_chip,
             "mfu": o.mfu, "days": o.days, "cost": o.cost, "energy_mwh": o.energy_mwh,
-            "goodput": o.goodput, "status": o.status} for o in self.outcomes()])
-        # Whole chip counts, or none where a strategy is unavailable: not a float column that
-        # prints 16 chips as "16.0".
-        df["num_chips"] = pd.Series([o.num_chips or None for o in self.outcomes()],
-                                    dtype=object)
+            "goodput": o.goodput, "status": o.status} for o in outcomes])
+        # Whole chip counts, or none where a strategy is unavailable: kept as objects, not a
+        # float column that prints 16 chips as "16.0".
+        df.insert(1, "num_chips", pd.Series([o.num_chips or None for o in outcomes],
+                                            dtype=object))
         return df
 
 
