@@ -44,14 +44,26 @@ Overrides = Sequence[str] | Mapping[str, Any] | None
 """``--set``: "FIELD=VALUE" strings (compare also "CHIP:FIELD=VALUE"), or a mapping of them."""
 
 
-def _pairs(overrides: Overrides) -> list[str]:
+def _pairs(overrides: Overrides, option: str = "--set") -> list[str]:
+    """``--set``-style "KEY=VALUE" items from text, a list of text or a mapping; anything else
+    an InputError naming ``option``."""
     if overrides is None:
         return []
     if isinstance(overrides, str):
         return [overrides]
     if isinstance(overrides, Mapping):
+        if not all(isinstance(k, str) for k in overrides):
+            raise InputError(option, None, f"expected text keys, got {list(overrides)!r}")
         return [f"{k}={v}" for k, v in overrides.items()]
-    return list(overrides)
+    if _texts(overrides):
+        return list(overrides)
+    raise InputError(option, None, "expected 'KEY=VALUE' text, a list of them or a mapping, "
+                                   f"got {overrides!r}")
+
+
+def _texts(value: Any) -> bool:
+    """Whether ``value`` is a list or tuple of text (a string itself is not)."""
+    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
 
 
 Settings = str | Mapping[str, Any] | None
@@ -60,13 +72,46 @@ Settings = str | Mapping[str, Any] | None
 
 def _searched(search: str | Sequence[str] | None) -> list[str] | None:
     """``--search`` checked, as a scenario's ``search`` list (None: not given)."""
-    searched = search_choice(_text(search))
+    searched = search_choice(_text(search, "--search"))
     return None if searched is None else sorted(searched)
 
 
-def _text(value: str | Sequence[str] | None) -> str | None:
-    """A list option as the CLI takes it: "a,b" (a sequence is joined)."""
-    return value if value is None or isinstance(value, str) else ",".join(value)
+def _text(value: str | Sequence[str] | None, option: str) -> str | None:
+    """A list option as the CLI takes it: "a,b" (a list of text is joined); anything else an
+    InputError naming ``option``."""
+    if value is None or isinstance(value, str):
+        return value
+    if _texts(value):
+        return ",".join(value)
+    raise InputError(option, None, f"expected text or a list of text, got {value!r}")
+
+
+def _items(value: str | Sequence[str], option: str) -> list[str]:
+    """A repeatable option's values: one text, or a list of them; anything else an InputError
+    naming ``option``."""
+    if isinstance(value, str):
+        return [value]
+    if _texts(value):
+        return list(value)
+    raise InputError(option, None, f"expected text or a list of text, got {value!r}")
+
+
+def _vary_text(vary: Mapping[str, Any]) -> dict[str, str]:
+    """``sweep``'s grid given as a mapping, FIELD to its values as --vary writes them: "v1,v2"
+    text, one number, or a list of values."""
+    out = {}
+    for key, values in vary.items():
+        if isinstance(values, str):
+            out[key] = values
+        elif isinstance(values, int | float) and not isinstance(values, bool):
+            out[key] = str(values)
+        elif isinstance(values, list | tuple) and all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+            out[key] = ",".join(map(str, values))
+        else:
+            raise InputError("--vary", key, "expected its values as 'v1,v2' text, a number or a "
+                                            f"list of them, got {values!r}")
+    return out
 
 
 def job(
@@ -102,14 +147,14 @@ def job(
         overrides=parse_overrides(_pairs(set)), seq_len=seq_len, global_batch=global_batch,
         precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
         dispatcher=dispatcher, graphs=graphs, capacity_factor=capacity_factor,
-        graph_scope=graph_scope_choice(_text(graph_scope)),
+        graph_scope=graph_scope_choice(_text(graph_scope, "--graph-scope")),
         tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch,
         recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        recompute_modules=modules_choice(_text(recompute_modules)),
+        recompute_modules=modules_choice(_text(recompute_modules, "--recompute-modules")),
         optimizer_offload=optimizer_offload, pipeline_layout=pipeline_layout,
-        offload_modules=offload_modules_choice(_text(offload_modules)),
-        optimizer_states=optimizer_states, search=search_choice(_text(search)),
+        offload_modules=offload_modules_choice(_text(offload_modules, "--offload-modules")),
+        optimizer_states=optimizer_states, search=search_choice(_text(search, "--search")),
         settings=settings_choice(settings))
 
 
@@ -134,7 +179,7 @@ def compare(
     currency: str | None = None, fx_rate: float | None = None,
     deadline_days: float | None = None, uncertainty: int = 0, seed: int = 0,
     set: Overrides = None,  # noqa: A002 - the option is --set
-    mix: Sequence[str] | None = None, fabric: str | None = None, placement: str | None = None,
+    mix: str | Sequence[str] | None = None, fabric: str | None = None, placement: str | None = None,
     sync_every: int | None = None, strategy: str | None = None, choose: str | None = None,
     stack: str | None = None, search: str | Sequence[str] | None = None,
     settings: Settings = None,
@@ -154,14 +199,14 @@ def compare(
     from moebench.inputs.scenario import load_scenario
 
     check_option_types({k: v for k, v in locals().items()
-                        if k not in ("model", "chips", "mix")})  # lists there
+                        if k not in ("model", "chips", "mix")})  # text or lists: _text
     check_compare_options(uncertainty=uncertainty, num_chips=num_chips, seq_len=seq_len,
                           global_batch=global_batch, deadline_days=deadline_days,
                           currency=currency, price_basis=price_basis, market=market,
                           precision=precision, fx_rate=fx_rate)
-    chip_list, baseline = chip_entries(_text(chips), baseline, stack, scenario)
+    chip_list, baseline = chip_entries(_text(chips, "--chips"), baseline, stack, scenario)
     per_chip, run_changes = per_chip_overrides(_pairs(set))
-    models = _text(model)
+    models = _text(model, "--model")
     searched = _searched(search)
     sc = apply_options(
         load_scenario(scenario),
@@ -172,7 +217,7 @@ def compare(
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
         basis=None if market else price_basis, market=market, run_changes=run_changes,
-        mixes=[parse_mix(m, "--mix").label for m in mix] if mix else None,
+        mixes=[parse_mix(m, "--mix").label for m in _items(mix, "--mix")] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
         search=searched, settings=settings_choice(settings),
     )
@@ -251,11 +296,11 @@ def sweep(
                          f"expected one of {', '.join(BASES)}, got {price_basis!r}")
     if workers < 1 or workers > 256:
         raise InputError("--workers", None, f"must be 1..256, got {workers}")
-    grid = parse_vary(_pairs({k: ",".join(map(str, v)) for k, v in vary.items()}
-                             if isinstance(vary, Mapping) else vary))
+    grid = parse_vary(_pairs(_vary_text(vary) if isinstance(vary, Mapping) else vary,
+                             "--vary"))
     # The baseline is the first entry given (with --stack, the first entry on that stack).
-    chip_list, _ = chip_entries(_text(chips), None, stack, scenario)
-    models = _text(model)
+    chip_list, _ = chip_entries(_text(chips, "--chips"), None, stack, scenario)
+    models = _text(model, "--model")
     sc = apply_options(
         load_scenario(scenario), chips=chip_list,
         baseline=chip_list[0] if chip_list else None,
@@ -292,6 +337,6 @@ def calibrate(runs: str | Path, *, stack: str,
     from moebench.commands.validation.calibrate import calibrate as fit_stack
     from moebench.commands.validation.measured_runs import load_runs
 
-    names = tuple(n.strip() for n in (_text(fit) or "").split(",") if n.strip())
+    names = tuple(n.strip() for n in (_text(fit, "--fit") or "").split(",") if n.strip())
     spec, result = fit_stack(load_runs(Path(runs)), stack, names, str(runs), exact_loo or None)
     return Fitted(spec, result)

@@ -72,9 +72,10 @@ def estimate_mix(
         "tp": tp, "pp": pp, "vpp": vpp, "ep": ep, "etp": etp, "cp": cp,
         "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
         "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
-        "cp_kind": cp_kind, "recompute_modules": modules_choice(_text(recompute_modules)),
+        "cp_kind": cp_kind,
+        "recompute_modules": modules_choice(_text(recompute_modules, "--recompute-modules")),
         "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout,
-        "offload_modules": offload_modules_choice(_text(offload_modules))}
+        "offload_modules": offload_modules_choice(_text(offload_modules, "--offload-modules"))}
     sc = mix_scenario(scenario, model=model, tokens=None if tokens is None else str(tokens),
                       price_basis=price_basis,
                       run={k: v for k, v in run.items() if v is not None},

@@ -64,6 +64,31 @@ def test_a_value_of_the_wrong_type_is_named_by_its_option(call, option):
         call()
     assert err.value.where == option
 
+
+@pytest.mark.parametrize("call, option", [
+    (lambda: moebench.compare(chips=5), "--chips"),
+    (lambda: moebench.compare(chips=["h800", 5]), "--chips"),
+    (lambda: moebench.compare(model=3), "--model"),
+    (lambda: moebench.compare(mix=7), "--mix"),
+    (lambda: moebench.compare(set=5), "--set"),
+    (lambda: moebench.compare(set={1: 2}), "--set"),
+    (lambda: moebench.compare(search=5), "--search"),
+    (lambda: moebench.compare(settings=5), "--settings"),
+    (lambda: moebench.sweep(5), "--vary"),
+    (lambda: moebench.sweep({"seq_len": True}), "--vary"),
+    (lambda: moebench.sweep(["seq_len=4096"], model=[1]), "--model"),
+    (lambda: moebench.estimate(model="ling-lite", chip="h800", num_chips=8,
+                               recompute_modules=5), "--recompute-modules"),
+    (lambda: moebench.explain(model="ling-lite", chip="h800", num_chips=8, graph_scope=[1]),
+     "--graph-scope"),
+])
+def test_a_list_option_of_the_wrong_type_is_named_by_its_option(call, option):
+    """Options that take text or a list of text (chips, models, mixes, --set, --search, ...)
+    name themselves when given anything else: each of these was a TypeError from inside."""
+    with pytest.raises(InputError) as err:
+        call()
+    assert err.value.where == option
+
 def test_compare_is_the_cli_compare(cli):
     cmp = moebench.compare(chips=["h800", "ascend-910b"], tokens="500B")
     out = json.loads(cli("compare", "--chips", "h800,ascend-910b", "--tokens", "500B",
@@ -75,6 +100,17 @@ def test_compare_is_the_cli_compare(cli):
         assert r["break_even_price_ratio"] == pytest.approx(row["break_even_price_ratio"])
         assert r["plan.tp"] == row["plan"]["tp"]
 
+
+
+def test_compare_takes_one_mix_as_text_or_a_list():
+    """mix="A:n+B:m" is one mixed cluster, as a one-item list is (the text was read as a list
+    of its characters: "--mix: expected CHIP:COUNT ..., got 'h'")."""
+    one = moebench.compare(mix="h800:8+ascend-910b:8", model="ling-lite", num_chips=16,
+                           chips="h800")
+    listed = moebench.compare(mix=["h800:8+ascend-910b:8"], model="ling-lite", num_chips=16,
+                              chips="h800")
+    assert list(one.to_frame()["entry"]) == ["h800", "h800:8+ascend-910b:8"]
+    assert list(one.to_frame()["days"]) == list(listed.to_frame()["days"])
 
 
 def test_estimate_mix_is_the_cli_mix_estimate(cli):
@@ -126,6 +162,13 @@ def test_sweep_takes_a_mapping_and_returns_its_frame(cli):
     s = moebench.sweep({"num_chips": [256, 512]}, chips="h800", model="qwen3-30b-a3b")
     df = s.to_frame()
     assert list(df["num_chips"]) == [256, 512] and s.varied == {"num_chips": [256, 512]}
+    # A value as --vary writes it, or one number, is the same grid (text was split into its
+    # characters before: "256,512" swept 2, 5, 6, 5, 1 and 2 chips).
+    text = moebench.sweep({"num_chips": "256,512"}, chips="h800", model="qwen3-30b-a3b")
+    assert text.varied == s.varied
+    assert list(text.to_frame()["step_time_s"]) == list(df["step_time_s"])
+    one = moebench.sweep({"num_chips": 512}, chips="h800", model="qwen3-30b-a3b")
+    assert one.varied == {"num_chips": [512]}
     out = json.loads(cli("sweep", "--chips", "h800", "--model", "qwen3-30b-a3b", "--vary",
                          "num_chips=256,512", "-f", "json").output)
     assert [r["step_time_s"] for r in out["rows"]] == pytest.approx(list(df["step_time_s"]))

@@ -242,6 +242,9 @@ def settings_choice(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
         words = {True: "on", False: "off"}
         value = ",".join(f"{k}={words[v] if isinstance(v, bool) else v}"
                          for k, v in value.items())
+    elif value is not None and not isinstance(value, str):
+        raise InputError("--settings", None,
+                         f"expected 'NAME=VALUE,...' text or a mapping, got {value!r}")
     return parse_settings(value)
 
 
