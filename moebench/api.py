@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from moebench import api_args as args
+from moebench.api_args import Overrides, Settings
 from moebench.commands.shared.options import (
     chip_entries,
     graph_scope_choice,
@@ -39,79 +41,6 @@ if TYPE_CHECKING:
     from moebench.commands.validation.calibrate import Calibration
     from moebench.commands.validation.run_comparison import RunComparison
     from moebench.inputs.stack import StackSpec
-
-Overrides = Sequence[str] | Mapping[str, Any] | None
-"""``--set``: "FIELD=VALUE" strings (compare also "CHIP:FIELD=VALUE"), or a mapping of them."""
-
-
-def _pairs(overrides: Overrides, option: str = "--set") -> list[str]:
-    """``--set``-style "KEY=VALUE" items from text, a list of text or a mapping; anything else
-    an InputError naming ``option``."""
-    if overrides is None:
-        return []
-    if isinstance(overrides, str):
-        return [overrides]
-    if isinstance(overrides, Mapping):
-        if not all(isinstance(k, str) for k in overrides):
-            raise InputError(option, None, f"expected text keys, got {list(overrides)!r}")
-        return [f"{k}={v}" for k, v in overrides.items()]
-    if _texts(overrides):
-        return list(overrides)
-    raise InputError(option, None, "expected 'KEY=VALUE' text, a list of them or a mapping, "
-                                   f"got {overrides!r}")
-
-
-def _texts(value: Any) -> bool:
-    """Whether ``value`` is a list or tuple of text (a string itself is not)."""
-    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-
-
-Settings = str | Mapping[str, Any] | None
-"""``--settings``: "NAME=VALUE,..." or a mapping (True/False for on/off settings)."""
-
-
-def _searched(search: str | Sequence[str] | None) -> list[str] | None:
-    """``--search`` checked, as a scenario's ``search`` list (None: not given)."""
-    searched = search_choice(_text(search, "--search"))
-    return None if searched is None else sorted(searched)
-
-
-def _text(value: str | Sequence[str] | None, option: str) -> str | None:
-    """A list option as the CLI takes it: "a,b" (a list of text is joined); anything else an
-    InputError naming ``option``."""
-    if value is None or isinstance(value, str):
-        return value
-    if _texts(value):
-        return ",".join(value)
-    raise InputError(option, None, f"expected text or a list of text, got {value!r}")
-
-
-def _items(value: str | Sequence[str], option: str) -> list[str]:
-    """A repeatable option's values: one text, or a list of them; anything else an InputError
-    naming ``option``."""
-    if isinstance(value, str):
-        return [value]
-    if _texts(value):
-        return list(value)
-    raise InputError(option, None, f"expected text or a list of text, got {value!r}")
-
-
-def _vary_text(vary: Mapping[str, Any]) -> dict[str, str]:
-    """``sweep``'s grid given as a mapping, FIELD to its values as --vary writes them: "v1,v2"
-    text, one number, or a list of values."""
-    out = {}
-    for key, values in vary.items():
-        if isinstance(values, str):
-            out[key] = values
-        elif isinstance(values, int | float) and not isinstance(values, bool):
-            out[key] = str(values)
-        elif isinstance(values, list | tuple) and all(
-                isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
-            out[key] = ",".join(map(str, values))
-        else:
-            raise InputError("--vary", key, "expected its values as 'v1,v2' text, a number or a "
-                                            f"list of them, got {values!r}")
-    return out
 
 
 def job(
@@ -144,17 +73,17 @@ def job(
     chip, stack = chip_with_stack(chip, stack)
     return job_from_options(
         scenario, model=model, chip=chip, num_chips=num_chips, stack=stack,
-        overrides=parse_overrides(_pairs(set)), seq_len=seq_len, global_batch=global_batch,
+        overrides=parse_overrides(args.pairs(set)), seq_len=seq_len, global_batch=global_batch,
         precision=precision, ep_overlap=ep_overlap, expert_imbalance=expert_imbalance,
         dispatcher=dispatcher, graphs=graphs, capacity_factor=capacity_factor,
-        graph_scope=graph_scope_choice(_text(graph_scope, "--graph-scope")),
+        graph_scope=graph_scope_choice(args.text(graph_scope, "--graph-scope")),
         tp=tp, pp=pp, vpp=vpp, ep=ep, etp=etp, cp=cp, cp_kind=cp_kind, micro_batch=micro_batch,
         recompute=recompute, schedule=schedule,
         sharding=sharding_choice(zero, fsdp, shard_group), shard_group=shard_group,
-        recompute_modules=modules_choice(_text(recompute_modules, "--recompute-modules")),
+        recompute_modules=modules_choice(args.text(recompute_modules, "--recompute-modules")),
         optimizer_offload=optimizer_offload, pipeline_layout=pipeline_layout,
-        offload_modules=offload_modules_choice(_text(offload_modules, "--offload-modules")),
-        optimizer_states=optimizer_states, search=search_choice(_text(search, "--search")),
+        offload_modules=offload_modules_choice(args.text(offload_modules, "--offload-modules")),
+        optimizer_states=optimizer_states, search=search_choice(args.text(search, "--search")),
         settings=settings_choice(settings))
 
 
@@ -204,10 +133,10 @@ def compare(
                           global_batch=global_batch, deadline_days=deadline_days,
                           currency=currency, price_basis=price_basis, market=market,
                           precision=precision, fx_rate=fx_rate)
-    chip_list, baseline = chip_entries(_text(chips, "--chips"), baseline, stack, scenario)
-    per_chip, run_changes = per_chip_overrides(_pairs(set))
-    models = _text(model, "--model")
-    searched = _searched(search)
+    chip_list, baseline = chip_entries(args.text(chips, "--chips"), baseline, stack, scenario)
+    per_chip, run_changes = per_chip_overrides(args.pairs(set))
+    models = args.text(model, "--model")
+    searched = args.searched(search)
     sc = apply_options(
         load_scenario(scenario),
         models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
@@ -217,7 +146,7 @@ def compare(
         baseline=baseline or (chip_list[0] if chip_list else None),
         currency=None if currency is None else currency.upper(), cny_per_usd=fx_rate,
         basis=None if market else price_basis, market=market, run_changes=run_changes,
-        mixes=[parse_mix(m, "--mix").label for m in _items(mix, "--mix")] if mix else None,
+        mixes=[parse_mix(m, "--mix").label for m in args.items(mix, "--mix")] if mix else None,
         mix_options=mix_options(fabric, placement, sync_every, strategy, choose),
         search=searched, settings=settings_choice(settings),
     )
@@ -296,16 +225,16 @@ def sweep(
                          f"expected one of {', '.join(BASES)}, got {price_basis!r}")
     if workers < 1 or workers > 256:
         raise InputError("--workers", None, f"must be 1..256, got {workers}")
-    grid = parse_vary(_pairs(_vary_text(vary) if isinstance(vary, Mapping) else vary,
+    grid = parse_vary(args.pairs(args.vary_text(vary) if isinstance(vary, Mapping) else vary,
                              "--vary"))
     # The baseline is the first entry given (with --stack, the first entry on that stack).
-    chip_list, _ = chip_entries(_text(chips, "--chips"), None, stack, scenario)
-    models = _text(model, "--model")
+    chip_list, _ = chip_entries(args.text(chips, "--chips"), None, stack, scenario)
+    models = args.text(model, "--model")
     sc = apply_options(
         load_scenario(scenario), chips=chip_list,
         baseline=chip_list[0] if chip_list else None,
         models=None if models is None else [m.strip() for m in models.split(",") if m.strip()],
-        basis=price_basis, settings=settings_choice(settings), search=_searched(search))
+        basis=price_basis, settings=settings_choice(settings), search=args.searched(search))
     df = run_sweep(sc, grid, workers=workers, dask_address=dask_scheduler, progress=progress)
     df.attrs["varied"] = list(grid)
     title = (f"{sc.name}: {', '.join(sc.models)}; varying {', '.join(grid)}; "
@@ -337,6 +266,6 @@ def calibrate(runs: str | Path, *, stack: str,
     from moebench.commands.validation.calibrate import calibrate as fit_stack
     from moebench.commands.validation.measured_runs import load_runs
 
-    names = tuple(n.strip() for n in (_text(fit, "--fit") or "").split(",") if n.strip())
+    names = tuple(n.strip() for n in (args.text(fit, "--fit") or "").split(",") if n.strip())
     spec, result = fit_stack(load_runs(Path(runs)), stack, names, str(runs), exact_loo or None)
     return Fitted(spec, result)

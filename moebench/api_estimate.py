@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from moebench.api import Overrides, _pairs, _text
+from moebench import api_args as args
+from moebench.api_args import Overrides
 from moebench.commands.shared.options import (
     check_option_types,
     mix_options,
@@ -65,7 +66,7 @@ def estimate_mix(
 
     check_option_types(locals())
     label = parse_mix(mix, option).label
-    per_chip, run_changes = per_chip_overrides(_pairs(set))
+    per_chip, run_changes = per_chip_overrides(args.pairs(set))
     run = {"seq_len": seq_len, "global_batch": global_batch, "precision": precision,
            "ep_overlap": ep_overlap, "expert_imbalance": expert_imbalance}
     plan: dict[str, Any] = {
@@ -73,9 +74,9 @@ def estimate_mix(
         "micro_batch": micro_batch, "recompute": recompute, "schedule": schedule,
         "sharding": sharding_choice(zero, fsdp, shard_group), "shard_group": shard_group,
         "cp_kind": cp_kind,
-        "recompute_modules": modules_choice(_text(recompute_modules, "--recompute-modules")),
+        "recompute_modules": modules_choice(args.text(recompute_modules, "--recompute-modules")),
         "optimizer_offload": optimizer_offload, "pipeline_layout": pipeline_layout,
-        "offload_modules": offload_modules_choice(_text(offload_modules, "--offload-modules"))}
+        "offload_modules": offload_modules_choice(args.text(offload_modules, "--offload-modules"))}
     sc = mix_scenario(scenario, model=model, tokens=None if tokens is None else str(tokens),
                       price_basis=price_basis,
                       run={k: v for k, v in run.items() if v is not None},
