@@ -15,6 +15,7 @@ import pytest
 from moebench.inputs.hf_config import MAPPERS
 from moebench.inputs.model import load_model
 from tests.test_hf_config import CONFIGS
+from tests.test_hf_latest_types import LATEST
 
 # zai-org/GLM-4.5 config.json, as NVIDIA Megatron-Bridge's GLM 4.5 page and THUDM slime's
 # scripts/models/glm4.5-355B-A32B.sh reproduce it; keys as in transformers' Glm4MoeConfig.
@@ -108,8 +109,10 @@ def _params(tmp_path, data):
 
 
 def test_every_supported_type_has_a_config_under_test():
-    # DSV3 has its own; llama4_text is tested below (LLAMA4_MAVERICK).
-    assert set(MAPPERS) == set(CONFIGS) | set(NEWER) | {"deepseek_v3", "llama4_text"}
+    # DSV3 has its own; llama4_text is tested below (LLAMA4_MAVERICK); the last added in
+    # tests/test_hf_latest_types.py.
+    assert set(MAPPERS) == set(CONFIGS) | set(NEWER) | set(LATEST) | {"deepseek_v3",
+                                                                       "llama4_text"}
 
 
 def test_glm4_moe_glm_4_5(tmp_path):

@@ -2,7 +2,8 @@
 
 Each supported ``model_type`` maps its own key names onto
 :class:`moebench.inputs.model.ModelSpec` (:mod:`.families` for the first families,
-:mod:`.newer` for the MoE types released since); the result is validated like a YAML profile, so
+:mod:`.newer` for the MoE types released since, :mod:`.latest` for the dense Qwen and Mistral
+families and MiniMax-M2 and dots.llm1); the result is validated like a YAML profile, so
 a missing or malformed key gets the same one-line error, naming the file and the config key.
 """
 
@@ -13,10 +14,11 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.inputs.hf_config.families import FAMILIES
+from moebench.inputs.hf_config.latest import LATEST
 from moebench.inputs.hf_config.newer import NEWER
 from moebench.inputs.hf_config.reader import _Config
 
-MAPPERS: dict[str, Callable[[_Config], dict[str, Any]]] = {**FAMILIES, **NEWER}
+MAPPERS: dict[str, Callable[[_Config], dict[str, Any]]] = {**FAMILIES, **NEWER, **LATEST}
 
 
 def hf_mapping(data: dict[str, Any], where: str) -> dict[str, Any]:

@@ -108,10 +108,13 @@ def _base(c: _Config, source: str, layers: str = "num_hidden_layers",
 
 
 def _gqa(c: _Config, qkv_bias: bool = False, qk_norm: bool = False,
-         head_dim_key: str = "head_dim") -> dict[str, Any]:
+         head_dim_key: str = "head_dim", head_dim_default: int | None = None) -> dict[str, Any]:
+    """Multi-head or grouped-query attention; ``head_dim`` absent or null is
+    ``head_dim_default``, else hidden_size / num_attention_heads (transformers' default)."""
     heads = c.integer("num_attention_heads")
     kv = c.integer("num_key_value_heads", heads)
-    head_dim = c.integer(head_dim_key, c.integer("hidden_size") // heads)
+    head_dim = c.opt_integer(head_dim_key) or head_dim_default or \
+        c.integer("hidden_size") // heads
     return {
         "kind": "mha" if kv == heads else "gqa", "num_heads": heads, "num_kv_heads": kv,
         "head_dim": head_dim, "qkv_bias": qkv_bias, "qk_norm": qk_norm,
