@@ -58,6 +58,17 @@ def test_deepseek_v3_config_counts_like_the_profile(tmp_path):
     assert from_hf.mtp == load_model("deepseek-v3").params.mtp
 
 
+def test_deepseek_v3_2_imports_as_v3(tmp_path):
+    # deepseek-ai/DeepSeek-V3.2-Exp config.json (as transformers' deepseek_v32 folder keeps it):
+    # V3's shapes plus the indexer keys, which are not modelled (dense attention, indexer
+    # weights left out): the same counts as the V3 profile.
+    v32 = dict(DSV3, model_type="deepseek_v32", index_head_dim=128, index_n_heads=64,
+               index_topk=2048)
+    from_hf = load_model(_write(tmp_path, v32)).params
+    assert (from_hf.total, from_hf.mtp) == (load_model("deepseek-v3").params.total,
+                                            load_model("deepseek-v3").params.mtp)
+
+
 @pytest.mark.parametrize("model_type", sorted(CONFIGS))
 def test_every_supported_type_loads(tmp_path, model_type):
     arch = load_model(_write(tmp_path, CONFIGS[model_type]))

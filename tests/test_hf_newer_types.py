@@ -109,10 +109,10 @@ def _params(tmp_path, data):
 
 
 def test_every_supported_type_has_a_config_under_test():
-    # DSV3 has its own; llama4_text is tested below (LLAMA4_MAVERICK); the last added in
+    # DSV3 and V3.2 have their own; llama4_text is tested below (LLAMA4_MAVERICK); the last added in
     # tests/test_hf_latest_types.py.
-    assert set(MAPPERS) == set(CONFIGS) | set(NEWER) | set(LATEST) | {"deepseek_v3",
-                                                                       "llama4_text"}
+    assert set(MAPPERS) == set(CONFIGS) | set(NEWER) | set(LATEST) | {
+        "deepseek_v3", "deepseek_v32", "llama4_text"}
 
 
 def test_glm4_moe_glm_4_5(tmp_path):

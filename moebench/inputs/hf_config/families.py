@@ -1,5 +1,5 @@
 """Hugging Face ``config.json`` mappers of the families moebench first supported: DeepSeek-V2/V3
-and Kimi K2, Qwen2/Qwen3 MoE, Mixtral, gpt-oss, Ling (bailing_moe) and dense Llama."""
+(and V3.2) and Kimi K2, Qwen2/Qwen3 MoE, Mixtral, gpt-oss, Ling (bailing_moe) and dense Llama."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ from moebench.inputs.hf_config.reader import (
 
 
 def _deepseek(c: _Config) -> dict[str, Any]:
+    """DeepSeek-V2, V3, V3.2 and Kimi K2: MLA, the first first_k_dense_replace layers dense,
+    n_shared_experts shared experts, routing limited to topk_group of n_group groups, MTP.
+    DeepSeek-V3.2's sparse attention is not modelled: its lightning indexer (index_n_heads x
+    index_head_dim, about 0.1% of the weights) is not counted, and every layer attends to the
+    whole causal context, as V3 does: the same work up to index_topk keys per query, an upper
+    bound on the attention beyond."""
     d = _base(c, "Hugging Face config.json (DeepSeek-V2/V3 family)")
     width = c.integer("moe_intermediate_size")
     n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
@@ -97,6 +103,7 @@ def _llama(c: _Config) -> dict[str, Any]:
 FAMILIES: dict[str, Callable[[_Config], dict[str, Any]]] = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "deepseek_v32": _deepseek,
     "kimi_k2": _deepseek,
     "qwen2_moe": lambda c: _qwen_moe(c, qwen3=False),
     "qwen3_moe": lambda c: _qwen_moe(c, qwen3=True),
