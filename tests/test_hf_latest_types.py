@@ -1,5 +1,5 @@
 """Hugging Face config.json import of the types added last: dense Qwen2/Qwen2.5, Qwen3 and
-Mistral, and the MoE models MiniMax-M2 and dots.llm1.
+Mistral, and the MoE models MiniMax-M2, dots.llm1 and Ling 2.0.
 
 Each config carries the released checkpoint's architecture keys (source named per config), and
 each count is checked against the figure its publisher gives, within 1% (or, where the
@@ -59,8 +59,20 @@ DOTS1 = {
     "num_experts_per_tok": 6, "norm_topk_prob": True, "routed_scaling_factor": 2.5,
     "scoring_func": "sigmoid", "attention_bias": False, "tie_word_embeddings": False,
 }
+# inclusionAI/Ling-mini-2.0: the defaults of Megatron-Bridge's BailingMoeV2Config
+# (src/megatron/bridge/models/bailing/configuration_bailing_moe_v2.py), which its Ling 2.0 page
+# lists as this model's architecture (256 experts top-8, QK norm, sigmoid group routing).
+LING_MINI_2 = {
+    "model_type": "bailing_moe_v2", "_name_or_path": "inclusionAI/Ling-mini-2.0",
+    "vocab_size": 157184, "hidden_size": 2048, "intermediate_size": 5120,
+    "num_hidden_layers": 20, "num_attention_heads": 16, "num_key_value_heads": 4,
+    "head_dim": 128, "use_qkv_bias": False, "use_bias": False, "tie_word_embeddings": False,
+    "num_experts": 256, "num_shared_experts": 1, "num_experts_per_tok": 8, "n_group": 8,
+    "topk_group": 4, "moe_intermediate_size": 512, "first_k_dense_replace": 1,
+    "use_qk_norm": True, "num_nextn_predict_layers": 0,
+}
 LATEST = {"qwen3": QWEN3_8B, "qwen2": QWEN25_7B, "mistral": MISTRAL_7B,
-          "minimax_m2": MINIMAX_M2, "dots1": DOTS1}
+          "minimax_m2": MINIMAX_M2, "dots1": DOTS1, "bailing_moe_v2": LING_MINI_2}
 
 
 def _load(tmp_path, data):
@@ -144,6 +156,18 @@ def test_dots1_dots_llm1(tmp_path):
     assert p.active == pytest.approx(14e9, rel=0.01)
     assert arch.spec.dense_layers.count == 1 and arch.spec.moe.num_shared_experts == 2
     assert arch.spec.attention.head_dim == 128
+
+
+def test_bailing_moe_v2_ling_mini_2(tmp_path):
+    # inclusionAI's model card (as LobeHub's model list quotes it): Ling-mini-2.0 has 16B
+    # total, 1.4B active, 789M non-embedding. moebench: 16.26B (rounds to 16B), 1.43B active,
+    # 0.79B active without the embeddings (+0.1%). Routing limited to 4 of 8 groups.
+    arch = _load(tmp_path, LING_MINI_2)
+    p = arch.params
+    assert round(p.total / 1e9) == 16
+    assert round(p.active / 1e8) == 14
+    assert p.active - p.embedding - p.lm_head == pytest.approx(789e6, rel=0.01)
+    assert arch.spec.moe.max_nodes_per_token == 4 and arch.spec.dense_layers.count == 1
 
 
 @pytest.mark.parametrize("model_type", sorted(LATEST))

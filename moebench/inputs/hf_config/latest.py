@@ -1,6 +1,6 @@
 """Hugging Face ``config.json`` mappers added last: the dense Qwen2/Qwen2.5, Qwen3 and Mistral
 families that published training runs use beside the MoE models, and the MoE types MiniMax-M2
-(minimax_m2) and dots.llm1 (dots1).
+(minimax_m2), dots.llm1 (dots1) and Ling 2.0 (bailing_moe_v2).
 
 Key names and their defaults follow Hugging Face transformers'
 ``models/<type>/configuration_<type>.py`` and ``modeling_<type>.py``; a key whose default there
@@ -103,10 +103,33 @@ def _dots1(c: _Config) -> dict[str, Any]:
     return d
 
 
+def _bailing_moe_v2(c: _Config) -> dict[str, Any]:
+    """Ling 2.0 (bailing_moe_v2, remote code; keys and defaults from Megatron-Bridge's
+    ``models/bailing/configuration_bailing_moe_v2.py``): per-head QK norm (use_qk_norm), q, k
+    and v biases only under use_qkv_bias, the first first_k_dense_replace layers dense,
+    num_shared_experts shared experts of moe_intermediate_size, sigmoid routing limited to
+    topk_group of n_group groups, MTP layers. Partial RoPE changes no weights."""
+    d = _base(c, "Hugging Face config.json (bailing_moe_v2, Ling 2.0)")
+    if c.flag("use_bias", False):
+        raise c.error("use_bias", "biases in every projection are not modelled; use a model YAML")
+    d["attention"] = _gqa(c, qkv_bias=c.flag("use_qkv_bias", False),
+                          qk_norm=c.flag("use_qk_norm", True))
+    n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
+    width = c.integer("moe_intermediate_size")
+    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 1),
+                         "ffn_width": c.integer("intermediate_size")}
+    d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
+                    c.integer("num_shared_experts", 1), width,
+                    topk_group if n_group and n_group > 1 and topk_group else None)
+    d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
+    return d
+
+
 LATEST: dict[str, Callable[[_Config], dict[str, Any]]] = {
     "qwen2": _qwen2,
     "qwen3": _qwen3,
     "mistral": _mistral,
     "minimax_m2": _minimax_m2,
     "dots1": _dots1,
+    "bailing_moe_v2": _bailing_moe_v2,
 }
