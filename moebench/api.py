@@ -128,7 +128,7 @@ def compare(
     from moebench.inputs.scenario import load_scenario
 
     check_option_types({k: v for k, v in locals().items()
-                        if k not in ("model", "chips", "mix")})  # text or lists: _text
+                        if k not in ("model", "chips", "mix")})  # text or lists: args.text
     check_compare_options(uncertainty=uncertainty, num_chips=num_chips, seq_len=seq_len,
                           global_batch=global_batch, deadline_days=deadline_days,
                           currency=currency, price_basis=price_basis, market=market,
