@@ -10,7 +10,9 @@ from moebench.inputs.hf_config.reader import (
     _base,
     _Config,
     _dense_layers,
+    _first_dense_moe,
     _gqa,
+    _group_limit,
     _moe,
     _sparse_step_layers,
 )
@@ -24,9 +26,6 @@ def _deepseek(c: _Config) -> dict[str, Any]:
     whole causal context, as V3 does: the same work up to index_topk keys per query, an upper
     bound on the attention beyond."""
     d = _base(c, "Hugging Face config.json (DeepSeek-V2/V3 family)")
-    width = c.integer("moe_intermediate_size")
-    n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
-    node_limit = topk_group if n_group and n_group > 1 and topk_group else None
     d["attention"] = {
         "kind": "mla", "num_heads": c.integer("num_attention_heads"),
         # V2-Lite's config has q_lora_rank null: queries are not compressed.
@@ -35,10 +34,8 @@ def _deepseek(c: _Config) -> dict[str, Any]:
         "qk_nope_head_dim": c.integer("qk_nope_head_dim"),
         "qk_rope_head_dim": c.integer("qk_rope_head_dim"), "v_head_dim": c.integer("v_head_dim"),
     }
-    first_dense = c.integer("first_k_dense_replace", 0)
-    d["dense_layers"] = {"count": first_dense, "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = _moe(c, "n_routed_experts", "moe_intermediate_size",
-                    c.integer("n_shared_experts", 0), width, node_limit)
+    d["dense_layers"], d["moe"] = _first_dense_moe(c, "n_routed_experts", "n_shared_experts", 0,
+                                                   0, _group_limit(c))
     d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
     return d
 
@@ -84,11 +81,7 @@ def _gpt_oss(c: _Config) -> dict[str, Any]:
 def _bailing(c: _Config) -> dict[str, Any]:
     d = _base(c, "Hugging Face config.json (bailing_moe, Ling)")
     d["attention"] = _gqa(c)
-    width = c.integer("moe_intermediate_size")
-    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 0),
-                         "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
-                    c.integer("num_shared_experts", 0), width)
+    d["dense_layers"], d["moe"] = _first_dense_moe(c, "num_experts", "num_shared_experts", 0, 0)
     return d
 
 

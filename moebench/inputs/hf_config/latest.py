@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from moebench.inputs.hf_config.reader import _base, _Config, _gqa, _moe
+from moebench.inputs.hf_config.reader import (
+    _base,
+    _Config,
+    _first_dense_moe,
+    _gqa,
+    _group_limit,
+    _moe,
+)
 
 WINDOW_TYPES = ("sliding_attention", "full_attention")
 
@@ -95,11 +102,8 @@ def _dots1(c: _Config) -> dict[str, Any]:
     first = c.integer("max_window_layers", d["num_layers"])
     d["attention"] = _windowed(c, attention, d["num_layers"], c.opt_integer("sliding_window"),
                                lambda i: "sliding_attention" if i >= first else "full_attention")
-    width = c.integer("moe_intermediate_size")
-    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 0),
-                         "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = _moe(c, "n_routed_experts", "moe_intermediate_size",
-                    c.integer("n_shared_experts", 0), width)
+    d["dense_layers"], d["moe"] = _first_dense_moe(c, "n_routed_experts", "n_shared_experts", 0,
+                                                   0)
     return d
 
 
@@ -114,13 +118,8 @@ def _bailing_moe_v2(c: _Config) -> dict[str, Any]:
         raise c.error("use_bias", "biases in every projection are not modelled; use a model YAML")
     d["attention"] = _gqa(c, qkv_bias=c.flag("use_qkv_bias", False),
                           qk_norm=c.flag("use_qk_norm", True))
-    n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
-    width = c.integer("moe_intermediate_size")
-    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 1),
-                         "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = _moe(c, "num_experts", "moe_intermediate_size",
-                    c.integer("num_shared_experts", 1), width,
-                    topk_group if n_group and n_group > 1 and topk_group else None)
+    d["dense_layers"], d["moe"] = _first_dense_moe(c, "num_experts", "num_shared_experts", 1, 1,
+                                                   _group_limit(c))
     d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
     return d
 

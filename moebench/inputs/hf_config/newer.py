@@ -17,6 +17,7 @@ from moebench.inputs.hf_config.reader import (
     _base,
     _Config,
     _dense_layers,
+    _first_dense_moe,
     _gqa,
     _moe,
     _sparse_step_layers,
@@ -32,11 +33,8 @@ def _glm4_moe(c: _Config) -> dict[str, Any]:
     d = _base(c, "Hugging Face config.json (glm4_moe)")
     d["attention"] = _gqa(c, qkv_bias=c.flag("attention_bias", False),
                           qk_norm=c.flag("use_qk_norm", False))
-    width = c.integer("moe_intermediate_size")
-    d["dense_layers"] = {"count": c.integer("first_k_dense_replace", 1),
-                         "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = _moe(c, "n_routed_experts", "moe_intermediate_size",
-                    c.integer("n_shared_experts", 1), width)
+    d["dense_layers"], d["moe"] = _first_dense_moe(c, "n_routed_experts", "n_shared_experts", 1,
+                                                   1)
     d["mtp_depth"] = c.integer("num_nextn_predict_layers", 0)
     return d
 

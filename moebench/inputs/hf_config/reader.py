@@ -130,6 +130,25 @@ def _moe(c: _Config, experts: str, width: str, shared: int, shared_width: int,
     }
 
 
+def _first_dense_moe(c: _Config, experts: str, shared: str, shared_default: int,
+                     dense_default: int, node_limit: int | None = None
+                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dense_layers and moe records of DeepSeek's layout: the first first_k_dense_replace
+    layers dense with intermediate_size, then MoE layers of ``experts`` routed experts of
+    moe_intermediate_size beside ``shared`` shared experts of that width."""
+    width = c.integer("moe_intermediate_size")
+    dense = {"count": c.integer("first_k_dense_replace", dense_default),
+             "ffn_width": c.integer("intermediate_size")}
+    return dense, _moe(c, experts, "moe_intermediate_size", c.integer(shared, shared_default),
+                       width, node_limit)
+
+
+def _group_limit(c: _Config) -> int | None:
+    """Groups a token may route to (topk_group of n_group), None when routing is not grouped."""
+    n_group, topk_group = c.opt_integer("n_group"), c.opt_integer("topk_group")
+    return topk_group if n_group and n_group > 1 and topk_group else None
+
+
 def _sparse_step_layers(c: _Config) -> list[int]:
     """The MoE layers of a Qwen2/Qwen3-MoE-style config: layer i is sparse unless it is in
     ``mlp_only_layers``, and only when (i + 1) is a multiple of ``decoder_sparse_step``
