@@ -37,10 +37,11 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     assert df.loc["megatron-core-nvidia@26.06", "recipes_on"] == (
         "h100+b200+gb200+gb300+h200: qwen3-235b-a22b, deepseek-v3, deepseek-v3-no-mtp, "
         "qwen3-30b-a3b, moe, llama-3.1-8b, llama-3-70b, llama-3-405b, gpt-oss-120b, kimi-k2")
-    # 24.07's launcher scripts name five Llama models on H100; 25.04's NeMo 2.0 performance
-    # scripts the models they name on three chips; a bare Megatron-LM release none.
+    # 24.07's launcher configs name six Llama models on H100 (405B's from dgxc-benchmarking's
+    # copy of them); 25.04's NeMo 2.0 performance scripts the models they name on three chips;
+    # a bare Megatron-LM release none.
     assert df.loc["megatron-core-nvidia@24.07", "recipes_on"] == (
-        "h100: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3-70b")
+        "h100: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3-70b, llama-3-405b")
     assert df.loc["megatron-core-nvidia@25.04", "recipes_on"].startswith(
         "h100+b200+gb200: llama-3.1-8b, llama-3-70b, llama-3-405b, mixtral-8x7b")
     assert pd.isna(df.loc["megatron-core-nvidia@core_v0.12.0", "recipes_on"])
