@@ -37,11 +37,12 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     assert df.loc["megatron-core-nvidia@26.06", "recipes_on"] == (
         "h100+b200+gb200+gb300+h200: qwen3-235b-a22b, deepseek-v3, deepseek-v3-no-mtp, "
         "qwen3-30b-a3b, moe, llama-3.1-8b, llama-3-70b, llama-3-405b, gpt-oss-120b, kimi-k2")
-    # 24.07's launcher configs name six Llama models on H100 (405B's from dgxc-benchmarking's
-    # copy of them); 25.04's NeMo 2.0 performance scripts the models they name on three chips;
-    # a bare Megatron-LM release none.
+    # 24.07's launcher configs name six Llama models, Grok-1 and GPT-3 on H100 (405B's, Grok-1's
+    # and GPT-3's from dgxc-benchmarking's copies of them); 25.04's NeMo 2.0 performance
+    # scripts the models they name on three chips; a bare Megatron-LM release none.
     assert df.loc["megatron-core-nvidia@24.07", "recipes_on"] == (
-        "h100: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3-70b, llama-3-405b")
+        "h100: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3-70b, llama-3-405b, "
+        "grok-1, gpt3-175b")
     assert df.loc["megatron-core-nvidia@25.04", "recipes_on"].startswith(
         "h100+b200+gb200: llama-3.1-8b, llama-3-70b, llama-3-405b, mixtral-8x7b")
     assert pd.isna(df.loc["megatron-core-nvidia@core_v0.12.0", "recipes_on"])
@@ -123,3 +124,18 @@ def test_a_release_that_adds_a_choice_must_say_its_default(cli, tmp_path):
     for needle in ("primus.yaml", "'0.5.0' implements more ep_overlap options",
                    "defaults.ep_overlap"):
         assert needle in out[0], out[0]
+
+
+def test_an_unknown_release_suggests_the_newest_not_newer(cli):
+    """A run on a container newer than moebench knows (NeMo 26.10) is told which release to
+    name, as one line; a name that is not a version number is told the list only."""
+    result = cli("estimate", "--model", "ling-lite", "--chip", "h800", "--num-chips", "64",
+                 "--stack", "megatron-core-nvidia@26.10")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the newest not newer than 26.10 is 26.08: megatron-core-nvidia@26.08" in \
+        result.output
+    from moebench.inputs.stack_spec import nearest_release
+
+    assert nearest_release("2.2.5", ["1.0.rc3", "2.1.0", "2.2.0", "26.1.0"]) == "2.2.0"
+    assert nearest_release("0.9", ["1.0.0", "2.1.0"]) is None
+    assert nearest_release("next", ["26.08"]) is None

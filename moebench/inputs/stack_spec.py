@@ -220,8 +220,11 @@ class StackSpec(Record):
         """This family with ``release`` selected (None: the newest)."""
         name = release or newest(self._resolved).name
         if name not in self._resolved:
+            hint = nearest_release(name, list(self._resolved))
             raise InputError(option, None, f"stack {self.name} has no release {name!r}; its "
-                             f"releases: {', '.join(self._resolved)}")
+                             f"releases: {', '.join(self._resolved)}"
+                             + (f"; the newest not newer than {name} is {hint}: "
+                                f"{self.name}@{hint}" if hint else ""))
         out = self.model_copy()
         out._selected = name
         return out
@@ -234,3 +237,19 @@ class StackSpec(Record):
     def figure(self, param: str) -> Figure:
         """A calibratable figure for the selected release: its refit, else the family's."""
         return self.release.refit.get(param) or self.family_figure(param)
+
+
+def nearest_release(name: str, releases: list[str]) -> str | None:
+    """Of the releases numbered like ``name`` (dotted whole numbers: NeMo's 26.08, MindSpeed's
+    2.1.0), the newest not newer than it, to suggest for a release moebench does not know (a
+    container newer than its last); None when ``name`` is not such a number or none is older.
+    """
+    def number(text: str) -> tuple[int, ...] | None:
+        parts = text.split(".")
+        return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+
+    wanted = number(name)
+    older = [r for r in releases if (n := number(r)) is not None and wanted is not None
+             and n <= wanted]
+    return max(older, key=lambda r: number(r) or ()) if older else None
+
