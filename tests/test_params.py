@@ -145,3 +145,16 @@ def test_sliding_window_fields_checked_at_load(tmp_path, cli, change, named):
     result = cli("models", "show", str(path))
     assert result.exit_code == 2
     assert named in result.output and "Traceback" not in result.output
+
+
+def test_squared_relu_counts_as_a_two_matrix_ffn(tmp_path):
+    # Nemotron-4's relu(x)^2 FFN: up and down projections only, as GELU's (not SwiGLU's three).
+    from moebench.inputs.catalog import resolve
+
+    text = resolve("models", "gpt3-175b", "--model").read_text(encoding="utf-8")
+    path = tmp_path / "relu2.yaml"
+    path.write_text(text.replace("name: gpt3-175b", "name: relu2").replace(
+        "ffn_activation: gelu", "ffn_activation: squared_relu"), encoding="utf-8")
+    relu2, gelu = load_model(str(path)), load_model("gpt3-175b")
+    assert not relu2.gated and relu2.params.total == gelu.params.total
+    assert relu2.params.dense_ffn == 96 * 2 * 12288 * 49152

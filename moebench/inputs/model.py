@@ -79,7 +79,9 @@ class ModelSpec(Record):
     hidden_size: PosInt
     vocab_size: PosInt
     tied_embeddings: bool
-    ffn_activation: Literal["swiglu", "gelu"]
+    ffn_activation: Literal["swiglu", "gelu", "squared_relu"] = Field(
+        description="swiglu: gated, three matrices per FFN; gelu and squared_relu (Nemotron-4's "
+                    "relu(x)^2): two, the activation's input kept for its backward")
     attention: MhaAttention | MlaAttention = Field(discriminator="kind")
     linear_attention: LinearAttention | None = Field(
         None, description="linear-attention layers of a hybrid model; the others use attention")
