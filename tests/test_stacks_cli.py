@@ -37,12 +37,12 @@ def test_stacks_list_names_every_release_with_its_chips_and_error(cli):
     assert df.loc["megatron-core-nvidia@26.06", "recipes_on"] == (
         "h100+b200+gb200+gb300+h200: qwen3-235b-a22b, deepseek-v3, deepseek-v3-no-mtp, "
         "qwen3-30b-a3b, moe, llama-3.1-8b, llama-3-70b, llama-3-405b, gpt-oss-120b, kimi-k2")
-    # 24.07's launcher configs name six Llama models, Grok-1 and GPT-3 on H100 (405B's, Grok-1's
-    # and GPT-3's from dgxc-benchmarking's copies of them); 25.04's NeMo 2.0 performance
+    # 24.07's launcher configs name six Llama models, Grok-1, GPT-3 and Nemotron-4 340B on H100
+    # (the last four from dgxc-benchmarking's copies of them); 25.04's NeMo 2.0 performance
     # scripts the models they name on three chips; a bare Megatron-LM release none.
     assert df.loc["megatron-core-nvidia@24.07", "recipes_on"] == (
         "h100: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3-70b, llama-3-405b, "
-        "grok-1, gpt3-175b")
+        "grok-1, gpt3-175b, nemotron-4-340b")
     assert df.loc["megatron-core-nvidia@25.04", "recipes_on"].startswith(
         "h100+b200+gb200: llama-3.1-8b, llama-3-70b, llama-3-405b, mixtral-8x7b")
     assert pd.isna(df.loc["megatron-core-nvidia@core_v0.12.0", "recipes_on"])
