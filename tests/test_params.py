@@ -29,6 +29,8 @@ PUBLISHED = [
     ("gpt-oss-120b", 116.83e9, 5.13e9, "head"),  # model card Table 1: unembedding counted
     ("gpt-oss-20b", 20.91e9, 3.61e9, "head"),
     ("gpt3-175b", 175.0e9, 175.0e9, "both"),  # Brown et al. Table 2.1; tied embeddings
+    ("nemotron-4-340b", 341.0e9, 341.0e9, "both"),  # arXiv 2406.11704: 9.4B + 331.6B
+    ("nemotron-4-15b", 15.7e9, 15.7e9, "both"),  # arXiv 2402.16819: 3.2B + 12.5B
 ]
 
 
