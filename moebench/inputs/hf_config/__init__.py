@@ -3,7 +3,7 @@
 Each supported ``model_type`` maps its own key names onto
 :class:`moebench.inputs.model.ModelSpec` (:mod:`.families` for the first families,
 :mod:`.newer` for the MoE types released since, :mod:`.latest` for the dense Qwen and Mistral
-families and MiniMax-M2 and dots.llm1); the result is validated like a YAML profile, so
+families, MiniMax-M2, dots.llm1 and Ling 2.0); the result is validated like a YAML profile, so
 a missing or malformed key gets the same one-line error, naming the file and the config key.
 """
 
