@@ -9,6 +9,8 @@ the average over the model's layers, as :mod:`moebench.engine.workload`'s are.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from moebench.engine.linear_attention import linear_attention_core_flops
 from moebench.inputs.model import MhaAttention, MlaAttention, ModelArch, ModelSpec
 
@@ -47,10 +49,7 @@ def full_attention_core_flops(att: MhaAttention | MlaAttention, keys: float) -> 
     that Megatron-style counting gives DeepSeek-V3 at s = 4096 without MTP once multiplied by
     3 for training.)
     """
-    if isinstance(att, MlaAttention):
-        d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
-    else:
-        d_qk = d_v = att.head_dim
+    d_qk, d_v = head_dims(att)
     return 2.0 * att.num_heads * (d_qk + d_v) * keys
 
 
@@ -87,6 +86,59 @@ def attention_core_flops(arch: ModelArch, seq_len: int, mla_pad: str = "none") -
     return _per_layer(arch, full, 0.0 if lin is None else linear_attention_core_flops(lin))
 
 
+def head_dims(att: MhaAttention | MlaAttention) -> tuple[int, int]:
+    """(query-key, value) head dims: MLA's d_nope + d_rope and d_v, else the head dim twice."""
+    if isinstance(att, MlaAttention):
+        return att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
+    return att.head_dim, att.head_dim
+
+
+def fused_attention(arch: ModelArch, flash: bool, head_dim_limit: int | None) -> bool:
+    """Whether the attention runs as a fused kernel that keeps no scores: the stack has one
+    (``flash``) and it takes the model's head dims on the chip (``head_dim_limit``, the
+    largest query-key or value head dim it takes there; None: no limit). Transformer Engine
+    before 2.5 gives Blackwell cuDNN attention only up to 128 and flash-attn no MLA at all,
+    so DeepSeek-V3's 192/128 falls back to unfused attention there
+    (:func:`unfused_attention_work`)."""
+    return flash and (head_dim_limit is None
+                      or max(head_dims(arch.spec.attention)) <= head_dim_limit)
+
+
+@dataclass(frozen=True)
+class ScoreOp:
+    """One operation of unfused attention, per token and layer: matmul FLOPs, the depth its
+    reduction runs over (0: no matmul) and the HBM bytes of score-sized tensors it moves."""
+
+    flops: float
+    depth: float
+    bytes: float
+
+
+def unfused_attention_ops(arch: ModelArch, seq_len: int
+                          ) -> tuple[tuple[ScoreOp, ...], tuple[ScoreOp, ...]]:
+    """Unfused attention (Transformer Engine's UnfusedDotProductAttention) per token and layer,
+    as (forward ops, backward ops). Every query scores all s keys (the causal or window mask is
+    applied to a full s x s matrix): n = n_h s BF16 score elements per token over the softmax
+    layers (averaged with a hybrid model's linear layers, which have none).
+
+    Forward: QK^T (2 n d_qk FLOPs over d_qk, the scores written: 2n bytes), the fused masked
+    softmax (read and write: 4n), PV (2 n d_v over the keys, P read: 2n). Backward: dP = dO V^T
+    (2 n d_v over d_v, written: 2n), dV = P^T dO (2 n d_v over the queries, P read: 2n), the
+    softmax backward (P and dP read, dS written: 6n), dQ = dS K and dK = dS^T Q (2 n d_qk each,
+    dS read: 2n each). Korthikanti et al. (arXiv 2205.05198 sec. 4.1) count the same score and
+    softmax tensors for memory."""
+    att = arch.spec.attention
+    d_qk, d_v = (float(d) for d in head_dims(att))
+    s = float(seq_len)
+    n = _per_layer(arch, att.num_heads * s, 0.0)
+    fwd = (ScoreOp(2 * n * d_qk, d_qk, 2 * n), ScoreOp(0.0, 0.0, 4 * n),
+           ScoreOp(2 * n * d_v, s, 2 * n))
+    bwd = (ScoreOp(2 * n * d_v, d_v, 2 * n), ScoreOp(2 * n * d_v, s, 2 * n),
+           ScoreOp(0.0, 0.0, 6 * n), ScoreOp(2 * n * d_qk, s, 2 * n),
+           ScoreOp(2 * n * d_qk, s, 2 * n))
+    return fwd, bwd
+
+
 # The head dim MindSpeed-LLM pads MLA's query, key and value to for its fused attention with
 # the default SBH layout (fa_padding_length; 256 fixed through 1.0.0).
 MLA_PAD_DIM = 256
@@ -105,7 +157,7 @@ def mla_pad_factor(att: MhaAttention | MlaAttention, pad: str) -> float:
     Other attention, and ``none``: 1."""
     if pad == "none" or not isinstance(att, MlaAttention):
         return 1.0
-    d_qk, d_v = att.qk_nope_head_dim + att.qk_rope_head_dim, att.v_head_dim
+    d_qk, d_v = head_dims(att)
     if d_qk == d_v:
         return 1.0
     if pad == "v":

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from moebench.engine.attention_core import fused_attention
 from moebench.engine.collectives import Links
 from moebench.engine.layout import StageCounts
 from moebench.engine.plan import PlanArrays
@@ -101,6 +102,9 @@ class StepContext:
     than the KV heads (Megatron-Core replicates them), else 1."""
     act_offload: np.ndarray | int
     """Bit mask of the modules whose saved inputs go to host memory (0: none)."""
+    fused_attention: bool = True
+    """The attention runs as a fused kernel that keeps no scores
+    (:func:`~moebench.engine.attention_core.fused_attention`); else unfused."""
 
     @property
     def kv_extra(self) -> np.ndarray:
@@ -191,6 +195,8 @@ def build_context(
         optimizer_offload=plans.optimizer_offload.astype(float),
         kv_copies=np.maximum(1.0, tp / sh.kv_heads) if sh.kv_heads else np.ones_like(tp),
         act_offload=0 if plans.act_offload is None else plans.act_offload,
+        fused_attention=fused_attention(arch, stack.flash_attention,
+                                        stack.attention_head_dim_limit),
     )
 
 

@@ -211,7 +211,7 @@ def activation_bytes_per_layer(ctx: StepContext) -> tuple[np.ndarray, np.ndarray
     kv_more = sh.kv_proj_params / h * (ctx.kv_copies - 1)
     attn = block(sh.attn_act_gemm_in, sh.attn_act_other + kv_more, norm * h,
                  up * (sh.attn_act_recomputable - h)) * tok_sp
-    if not ctx.stack.flash_attention:
+    if not ctx.fused_attention:
         # Without a fused attention kernel the scores are kept: softmax output (2 B), its
         # dropout mask (1 B) and the scores (2 B) for each head and key, 5 a s / t bytes per
         # token (Korthikanti et al. eq. 1), unless core_attn recomputes them.

@@ -82,6 +82,13 @@ OPTION_FLAGS = {"dispatcher": "--dispatcher or --settings", "graphs": "--graphs 
                 "graph_scope": "--graph-scope"}
 
 
+# Defaults a family may leave unsaid, with what that means (limits moebench knows of only
+# where a release states them).
+OPTIONAL_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "fused_attention_head_dim": ({}, "not stated by the family: no head-dim limit known"),
+}
+
+
 def without_tp_overlap_conflict(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings with TP overlap dropped where sequence parallelism is off: the overlap needs it
     (Megatron-LM arguments.py asserts it), and NeMo drops a default overlap so."""
@@ -218,6 +225,8 @@ def resolve_releases(family: str, specs: list[ReleaseSpec]) -> dict[str, Release
                                  f"{base.name!r} ({base.date}), which it comes after")
         caps_claims.update({k: v for k, v in spec.implements if v is not None})
         default_claims.update({k: v for k, v in spec.defaults if v is not None})
+        for k, (value, why) in OPTIONAL_DEFAULTS.items():
+            default_claims.setdefault(k, Claim[Any](value=value, source=why))
         missing = [f"implements.{k}" for k in Implements.model_fields if k not in caps_claims]
         missing += [f"defaults.{k}" for k in Defaults.model_fields if k not in default_claims]
         if missing:

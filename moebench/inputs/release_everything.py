@@ -29,7 +29,7 @@ def _everything() -> Release:
                 "optimizer_states": "fp32", "probs_in_activation": True, "swiglu_fp8_store": False,
                 "main_grads": "fp32", "sequence_parallel": True, "flash_attention": True,
                 "keeps_stage_outputs": False, "grouped_gemm": True, "fp8_weight_cache": True,
-                "mla_attention_pad": "none"}
+                "mla_attention_pad": "none", "fused_attention_head_dim": {}}
     why = "moebench: the plan space with every feature any framework implements"
     return Release(family="any", name="everything", date=datetime.date(2026, 12, 1),
                    framework="every framework together", source=why, caps=caps,

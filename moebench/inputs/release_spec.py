@@ -176,6 +176,12 @@ class Defaults(Record):
     swiglu_fp8_store: Claim[bool] | None = Field(
         default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
                                   "for the backward")
+    fused_attention_head_dim: Claim[dict[str, int]] | None = Field(
+        default=None, description="chip profile name -> the largest query-key or value head "
+                                  "dim the release's fused attention kernels take on that "
+                                  "chip; a model with a larger one runs unfused attention "
+                                  "there (every score written, read and kept). Chips not "
+                                  "listed, and releases that never say: no limit known")
     mla_attention_pad: Claim[MlaPad] | None = Field(
         default=None, description="what MLA's attention kernel is handed: none (the query-key "
                                   "and value head dims as they are), v (the value padded to "

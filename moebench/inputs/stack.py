@@ -134,6 +134,9 @@ class Stack:
     default: DeepSpeed's pipeline engine)."""
     grouped_gemm: bool = True  # routed experts' GEMMs as one grouped call (host: once a block)
     flash_attention: bool = True  # a fused attention kernel that keeps no scores (default)
+    attention_head_dim_limit: int | None = None
+    """The largest query-key or value head dim the fused attention takes on the run's chip
+    (the release's ``fused_attention_head_dim``; None: no limit): beyond it, unfused."""
     mla_attention_pad: str = "none"
     """MLA head dims as the attention kernel gets them (the release's default): none, v (the
     value padded to the query-key dim) or 256 (all three padded to 256)."""
@@ -214,6 +217,8 @@ def stack_from_spec(
         main_grads=rel.defaults["main_grads"],
         sequence_parallel=s["sequence_parallel"],
         flash_attention=rel.defaults["flash_attention"],
+        attention_head_dim_limit=rel.defaults["fused_attention_head_dim"].get(
+            spec.platform_chip),
         keeps_stage_outputs=rel.defaults["keeps_stage_outputs"],
         grouped_gemm=s["grouped_gemm"],
         fp8_weight_cache=rel.defaults["fp8_weight_cache"],

@@ -208,6 +208,11 @@ class StackSpec(Record):
         return out
 
     @property
+    def platform_chip(self) -> str | None:
+        """The chip :meth:`for_platform` set (None before)."""
+        return None if self._platform is None else self._platform[0]
+
+    @property
     def releases_resolved(self) -> dict[str, Release]:
         return dict(self._resolved)
 

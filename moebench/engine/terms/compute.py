@@ -23,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from moebench.engine.attention_core import attention_core_exps, attention_core_flops
+from moebench.engine.attention_core import (
+    ScoreOp,
+    attention_core_exps,
+    attention_core_flops,
+    unfused_attention_ops,
+)
 from moebench.engine.context import BF16, StepContext
 from moebench.engine.workload import (
     ATTENTION_BWD_FACTOR,
@@ -197,12 +202,33 @@ def attention_core_time(ctx: StepContext) -> tuple[Any, Any]:
     stack pads, more than the model's FLOPs
     (:func:`~moebench.engine.attention_core.mla_pad_factor`).
     """
+    if not ctx.fused_attention:
+        return unfused_attention_time(ctx)
     tc = (attention_core_flops(ctx.arch, ctx.run.seq_len, ctx.stack.mla_attention_pad)
           * ctx.tok_sp / ctx.attn_rate)
     sfu = attention_core_exps(ctx.arch, ctx.run.seq_len) * ctx.tok_sp / ctx.exp_rate
     fwd = tc + sfu  # > 0: every model has attention work and every rank tokens
     bwd = ATTENTION_BWD_FACTOR / ATTENTION_BWD_RATE * tc + ATTENTION_EXP_BWD_FACTOR * sfu
     return fwd, bwd / fwd
+
+
+def unfused_attention_time(ctx: StepContext) -> tuple[Any, Any]:
+    """Forward seconds of unfused attention per layer, and its backward over forward factor:
+    each operation of :func:`~moebench.engine.attention_core.unfused_attention_ops` a roofline,
+    its batched BF16 GEMM at the stack's BF16 GEMM rate slowed by its reduction depth (QK^T and
+    dP reduce over a head dim), its score traffic at the achievable HBM bandwidth. The
+    softmax's exponentials hide under its memory traffic (one per 4-6 bytes)."""
+    fwd_ops, bwd_ops = unfused_attention_ops(ctx.arch, ctx.run.seq_len)
+    rate = ctx.attn_rate * ctx.stack.gemm_fraction / ctx.stack.attention_fraction
+    half = ctx.stack.gemm_half_depth
+
+    def seconds(ops: tuple[ScoreOp, ...]) -> Any:
+        return sum(roofline(op.flops * ctx.tok_sp,
+                            op.bytes * ctx.tok_sp, rate * depth_factor(max(op.depth, 1.0), half),
+                            ctx.mem_bw) for op in ops)
+
+    fwd = seconds(fwd_ops)
+    return fwd, seconds(bwd_ops) / fwd
 
 
 def layer_forward(ctx: StepContext) -> LayerForward:
