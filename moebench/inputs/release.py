@@ -23,6 +23,7 @@ from typing import Any
 
 from moebench.errors import InputError
 from moebench.inputs.release_spec import (
+    OPTIONAL_DEFAULTS,
     Claim,
     Defaults,
     Implements,
@@ -80,13 +81,6 @@ OPTION_FLAGS = {"dispatcher": "--dispatcher or --settings", "graphs": "--graphs 
                 "dispatch_fp8": "--settings", "sync_free": "--settings",
                 "sequence_parallel": "--settings", "grouped_gemm": "--settings",
                 "graph_scope": "--graph-scope"}
-
-
-# Defaults a family may leave unsaid, with what that means (limits moebench knows of only
-# where a release states them).
-OPTIONAL_DEFAULTS: dict[str, tuple[Any, str]] = {
-    "fused_attention_head_dim": ({}, "not stated by the family: no head-dim limit known"),
-}
 
 
 def without_tp_overlap_conflict(settings: dict[str, Any]) -> dict[str, Any]:

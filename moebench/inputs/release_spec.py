@@ -189,6 +189,13 @@ class Defaults(Record):
                                   "to 256): the padded dims cost matmul time, not model FLOPs")
 
 
+# Defaults a family may leave unsaid, with what that means (limits moebench knows of only
+# where a release states them).
+OPTIONAL_DEFAULTS: dict[str, tuple[Any, str]] = {
+    "fused_attention_head_dim": ({}, "not stated by the family: no head-dim limit known"),
+}
+
+
 class PlatformDefaults(Record):
     """What the release's performance recipes run on some chips at some precision: a run on
     them takes these instead of the release's own defaults (NVIDIA's recipes are per chip and
