@@ -61,7 +61,7 @@ def test_without_fused_attention_the_scores_are_kept_unless_core_attn_recomputes
     ctx = _ctx()
     heads = ctx.arch.spec.attention.num_heads
     flash, _ = activation_bytes_per_layer(ctx)
-    plain = replace(ctx, stack=replace(ctx.stack, flash_attention=False))
+    plain = replace(ctx, fused_attention=False)  # as build_context resolves a stack without one
     scores, _ = activation_bytes_per_layer(plain)
     assert float(scores[0] - flash[0]) / 4096 == pytest.approx(5.0 * heads * 4096)
     core = module_mask(("core_attn",))
