@@ -98,6 +98,7 @@ def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
         out.append(Assumption(setting=name, value=value, how=how,
                               source=release.sources[f"defaults.{name}"],
                               alternative=alt, change=change))
+    out += _unfused_attention(result, base)
     out.sort(key=lambda a: -abs(a.change or 0.0))
     if chosen["graphs"] == "partial" and "graph_scope" not in given_opts:
         # What partial graphs capture is the release's whole scope; a recipe may name less.
@@ -111,6 +112,27 @@ def assumptions(result: SearchResult, spec: StackSpec, options: StackOptions,
                                   source=f"{release.label} implements "
                                          f"{_capability(release, dim)}"))
     return out
+
+
+def _unfused_attention(result: SearchResult, base: float) -> list[Assumption]:
+    """Where the release's fused attention does not take the model's head dims on this chip,
+    that the attention runs unfused, and what a fused kernel would change."""
+    from dataclasses import replace
+
+    from moebench.engine.attention_core import fused_attention
+
+    stack, arch = result.stack, result.arch
+    if fused_attention(arch, stack.flash_attention, stack.attention_head_dim_limit) or \
+            not stack.flash_attention:
+        return []
+    fused = evaluate(arch, result.chip, replace(stack, attention_head_dim_limit=None),
+                     result.run, result.plans.take(result.best)).step_time
+    release = stack.release
+    return [Assumption(setting="attention", value="unfused",
+                       how=f"{release.label} on {result.chip.name}: fused up to head dim "
+                           f"{stack.attention_head_dim_limit}",
+                       source=release.sources["defaults.fused_attention_head_dim"],
+                       alternative="fused", change=float(fused[0]) / base - 1.0)]
 
 
 def _layout_value(given: PlanRequest, release: Any) -> str:
