@@ -121,12 +121,12 @@ def _unfused_attention(result: SearchResult, base: float) -> list[Assumption]:
 
     from moebench.engine.attention_core import fused_attention
 
-    stack, arch = result.stack, result.arch
-    if fused_attention(arch, stack.flash_attention, stack.attention_head_dim_limit) or \
-            not stack.flash_attention:
+    stack, arch, best = result.stack, result.arch, result.best
+    if best is None or not stack.flash_attention or \
+            fused_attention(arch, stack.flash_attention, stack.attention_head_dim_limit):
         return []
     fused = evaluate(arch, result.chip, replace(stack, attention_head_dim_limit=None),
-                     result.run, result.plans.take(result.best)).step_time
+                     result.run, result.plans.take(best)).step_time
     release = stack.release
     return [Assumption(setting="attention", value="unfused",
                        how=f"{release.label} on {result.chip.name}: fused up to head dim "

@@ -9,6 +9,7 @@ from typing import Any
 from moebench.inputs.hf_config.reader import (
     _base,
     _Config,
+    _dense,
     _dense_layers,
     _first_dense_moe,
     _gqa,
@@ -86,11 +87,8 @@ def _bailing(c: _Config) -> dict[str, Any]:
 
 
 def _llama(c: _Config) -> dict[str, Any]:
-    d = _base(c, "Hugging Face config.json (llama)")
-    d["attention"] = _gqa(c, qkv_bias=c.flag("attention_bias", False))
-    d["dense_layers"] = {"count": d["num_layers"], "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = None
-    return d
+    return _dense(c, "Hugging Face config.json (llama)",
+                  _gqa(c, qkv_bias=c.flag("attention_bias", False)))
 
 
 FAMILIES: dict[str, Callable[[_Config], dict[str, Any]]] = {

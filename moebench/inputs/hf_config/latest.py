@@ -15,24 +15,13 @@ from typing import Any
 from moebench.inputs.hf_config.reader import (
     _base,
     _Config,
+    _dense,
     _first_dense_moe,
     _gqa,
     _group_limit,
     _moe,
+    _windowed,
 )
-
-WINDOW_TYPES = ("sliding_attention", "full_attention")
-
-
-def _windowed(c: _Config, attention: dict[str, Any], layers: int, window: int | None,
-              default: Callable[[int], str]) -> dict[str, Any]:
-    """``attention`` with its sliding window: ``window`` keys in the layers ``layer_types``
-    marks sliding_attention (``default(i)`` per layer when the key is absent)."""
-    if window is None:
-        return attention
-    count = c.layer_kinds(layers, WINDOW_TYPES, default).count("sliding_attention")
-    return {**attention, "sliding_window": window, "sliding_window_layers": count} if count \
-        else attention
 
 
 def _qwen_window(c: _Config) -> tuple[int | None, Callable[[int], str]]:
@@ -41,17 +30,6 @@ def _qwen_window(c: _Config) -> tuple[int | None, Callable[[int], str]]:
     window = c.opt_integer("sliding_window") if c.flag("use_sliding_window", False) else None
     first = c.integer("max_window_layers", 28)
     return window, lambda i: "sliding_attention" if i >= first else "full_attention"
-
-
-def _dense(c: _Config, source: str, attention: dict[str, Any], window: int | None = None,
-           default: Callable[[int], str] = lambda i: "full_attention") -> dict[str, Any]:
-    """A dense model: every layer an FFN of intermediate_size, and its attention with the
-    sliding window of :func:`_windowed`."""
-    d = _base(c, source)
-    d["attention"] = _windowed(c, attention, d["num_layers"], window, default)
-    d["dense_layers"] = {"count": d["num_layers"], "ffn_width": c.integer("intermediate_size")}
-    d["moe"] = None
-    return d
 
 
 def _qwen2(c: _Config) -> dict[str, Any]:

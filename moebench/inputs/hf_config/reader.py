@@ -171,3 +171,28 @@ def _dense_layers(c: _Config, moe_layers: list[int], width: int) -> dict[str, An
     first = dense == list(range(len(dense)))
     return {"count": len(dense), "ffn_width": width,
             "placement": "first" if first else "interleaved"}
+
+
+WINDOW_TYPES = ("sliding_attention", "full_attention")
+
+
+def _windowed(c: _Config, attention: dict[str, Any], layers: int, window: int | None,
+              default: Callable[[int], str]) -> dict[str, Any]:
+    """``attention`` with its sliding window: ``window`` keys in the layers ``layer_types``
+    marks sliding_attention (``default(i)`` per layer when the key is absent)."""
+    if window is None:
+        return attention
+    count = c.layer_kinds(layers, WINDOW_TYPES, default).count("sliding_attention")
+    return {**attention, "sliding_window": window, "sliding_window_layers": count} if count \
+        else attention
+
+
+def _dense(c: _Config, source: str, attention: dict[str, Any], window: int | None = None,
+           default: Callable[[int], str] = lambda i: "full_attention") -> dict[str, Any]:
+    """A dense model: every layer an FFN of intermediate_size, and its attention with the
+    sliding window of :func:`_windowed`."""
+    d = _base(c, source)
+    d["attention"] = _windowed(c, attention, d["num_layers"], window, default)
+    d["dense_layers"] = {"count": d["num_layers"], "ffn_width": c.integer("intermediate_size")}
+    d["moe"] = None
+    return d
