@@ -49,11 +49,7 @@ def searched(search: str | Sequence[str] | None) -> list[str] | None:
 def text(value: str | Sequence[str] | None, option: str) -> str | None:
     """A list option as the CLI takes it: "a,b" (a list of text is joined); anything else an
     InputError naming ``option``."""
-    if value is None or isinstance(value, str):
-        return value
-    if texts(value):
-        return ",".join(value)
-    raise InputError(option, None, f"expected text or a list of text, got {value!r}")
+    return value if value is None or isinstance(value, str) else ",".join(items(value, option))
 
 
 def items(value: str | Sequence[str], option: str) -> list[str]:
