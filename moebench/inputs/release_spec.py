@@ -5,7 +5,7 @@ chain into :class:`moebench.inputs.release.Release`)."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import Field, field_validator
 
@@ -176,7 +176,7 @@ class Defaults(Record):
     swiglu_fp8_store: Claim[bool] | None = Field(
         default=None, description="under FP8, the SwiGLU input (gate/up output) kept in FP8 "
                                   "for the backward")
-    fused_attention_head_dim: Claim[dict[str, int]] | None = Field(
+    fused_attention_head_dim: Claim[dict[str, Annotated[int, Field(gt=0)]]] | None = Field(
         default=None, description="chip profile name -> the largest query-key or value head "
                                   "dim the release's fused attention kernels take on that "
                                   "chip; a model with a larger one runs unfused attention "
