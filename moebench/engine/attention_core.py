@@ -99,7 +99,7 @@ def fused_attention(arch: ModelArch, flash: bool, head_dim_limit: int | None) ->
     largest query-key or value head dim it takes there; None: no limit). Transformer Engine
     before 2.5 gives Blackwell cuDNN attention only up to 128 and flash-attn no MLA at all,
     so DeepSeek-V3's 192/128 falls back to unfused attention there
-    (:func:`unfused_attention_work`)."""
+    (:func:`unfused_attention_ops`)."""
     return flash and (head_dim_limit is None
                       or max(head_dims(arch.spec.attention)) <= head_dim_limit)
 
